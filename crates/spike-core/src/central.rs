@@ -1,0 +1,73 @@
+//! The contract of central stock: the single source of truth for how many
+//! seats are sold and to whom. Implemented by Redis (`spike-redis`) and by the
+//! in-process [`crate::MemoryCentral`]; both pass the same conformance suite.
+
+use std::future::Future;
+
+use crate::ids::{EventId, OrderId, RequestId};
+use crate::purchase::{CentralReply, Purchase};
+use crate::sale::{SaleConfig, SaleSnapshot};
+
+/// Why central stock could not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CentralError {
+    /// The request was never delivered (connection refused, not connected):
+    /// nothing happened.
+    #[error("central stock unavailable: {0}")]
+    Unavailable(String),
+    /// The request may have been delivered but no answer came back in time:
+    /// the outcome must be resolved by request id, never guessed.
+    #[error("central stock outcome unknown: {0}")]
+    OutcomeUnknown(String),
+    /// Central stock answered something this code does not understand.
+    #[error("central stock protocol error: {0}")]
+    Protocol(String),
+}
+
+/// Why a sale could not be created.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CreateSaleError {
+    /// The event already has a sale; pass `force` to replace it.
+    #[error("event {0} already has a sale (use --force to replace it and lose its orders)")]
+    AlreadyExists(EventId),
+    /// Central stock failed.
+    #[error(transparent)]
+    Central(#[from] CentralError),
+}
+
+/// Central stock: atomic, shared by every node of a sale.
+///
+/// Every method is atomic with respect to every other call on the same event.
+pub trait CentralStock: Send + Sync + 'static {
+    /// Creates a sale. Refused if one exists, unless `force`, which wipes the old one.
+    fn create_sale(
+        &self,
+        event: &EventId,
+        config: &SaleConfig,
+        force: bool,
+    ) -> impl Future<Output = Result<(), CreateSaleError>> + Send;
+
+    /// Tries to sell one seat: checks the sale is open, the user's limit, and
+    /// `sold < total`; on success records the buyer, the request id and
+    /// appends the order to the order stream, all in one step.
+    fn buy(
+        &self,
+        purchase: &Purchase,
+    ) -> impl Future<Output = Result<CentralReply, CentralError>> + Send;
+
+    /// The sale's current state, or `None` if there is no such sale.
+    fn snapshot(
+        &self,
+        event: &EventId,
+    ) -> impl Future<Output = Result<Option<SaleSnapshot>, CentralError>> + Send;
+
+    /// The order a request id bought, if it bought one (resolves unknown outcomes).
+    fn order_for_request(
+        &self,
+        event: &EventId,
+        request: &RequestId,
+    ) -> impl Future<Output = Result<Option<OrderId>, CentralError>> + Send;
+
+    /// Every event that has a sale.
+    fn events(&self) -> impl Future<Output = Result<Vec<EventId>, CentralError>> + Send;
+}

@@ -1,0 +1,158 @@
+//! Validated identifiers. Each type can only hold a value that is safe to put
+//! in a Redis key, a log line and a JSON string without escaping.
+
+use std::fmt;
+
+/// Longest accepted identifier, in bytes.
+pub const MAX_ID_LEN: usize = 64;
+
+/// Why an identifier was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// The value is empty.
+    #[error("{what} is empty")]
+    Empty {
+        /// Which identifier.
+        what: &'static str,
+    },
+    /// The value is longer than [`MAX_ID_LEN`] bytes.
+    #[error("{what} is longer than {MAX_ID_LEN} bytes")]
+    TooLong {
+        /// Which identifier.
+        what: &'static str,
+    },
+    /// The value contains a character outside the allowed set.
+    #[error("{what} contains a forbidden character (allowed: {allowed})")]
+    BadChar {
+        /// Which identifier.
+        what: &'static str,
+        /// Human description of the allowed characters.
+        allowed: &'static str,
+    },
+}
+
+fn check(
+    value: &str,
+    what: &'static str,
+    allowed: &'static str,
+    ok: impl Fn(char) -> bool,
+) -> Result<(), IdError> {
+    if value.is_empty() {
+        return Err(IdError::Empty { what });
+    }
+    if value.len() > MAX_ID_LEN {
+        return Err(IdError::TooLong { what });
+    }
+    if !value.chars().all(ok) {
+        return Err(IdError::BadChar { what, allowed });
+    }
+    Ok(())
+}
+
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $allowed:literal, $ok:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates and wraps `value`.
+            pub fn parse(value: impl Into<String>) -> Result<Self, IdError> {
+                let value = value.into();
+                check(&value, $what, $allowed, $ok)?;
+                Ok(Self(value))
+            }
+
+            /// The identifier as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                Self::parse(s)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A sale (a train, a concert, a drop): `[A-Za-z0-9_.-]{1,64}`.
+    EventId, "event", "A-Z a-z 0-9 _ . -", is_token_char
+);
+id_type!(
+    /// A client-chosen idempotency key for one purchase: `[A-Za-z0-9_.:-]{1,64}`.
+    RequestId, "request_id", "A-Z a-z 0-9 _ . : -", |c| is_token_char(c) || c == ':'
+);
+id_type!(
+    /// An order, as assigned by central stock (`<event>-<sequence>`).
+    OrderId, "order_id", "A-Z a-z 0-9 _ . -", is_token_char
+);
+id_type!(
+    /// A node's name, reported in the `X-Spike-Node` header and the stat log.
+    NodeId, "node id", "A-Z a-z 0-9 _ . -", is_token_char
+);
+id_type!(
+    /// A buyer: any printable UTF-8 without whitespace, `,`, `"` or `\`, 1–64 bytes.
+    UserId,
+    "user_id",
+    "printable UTF-8 except whitespace , \" \\",
+    |c: char| !c.is_control() && !c.is_whitespace() && !matches!(c, ',' | '"' | '\\')
+);
+
+impl OrderId {
+    /// The order id central stock gives the `sequence`-th order of `event`.
+    pub fn for_sequence(event: &EventId, sequence: u64) -> Self {
+        Self(format!("{event}-{sequence}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_accept_tokens_and_refuse_the_rest() {
+        assert!(EventId::parse("G1234-2026.01_01").is_ok());
+        assert_eq!(EventId::parse(""), Err(IdError::Empty { what: "event" }));
+        assert!(matches!(EventId::parse("a b"), Err(IdError::BadChar { .. })));
+        assert!(matches!(EventId::parse("a{b}"), Err(IdError::BadChar { .. })));
+        assert!(matches!(EventId::parse("x".repeat(65)), Err(IdError::TooLong { .. })));
+        assert!(EventId::parse("x".repeat(64)).is_ok());
+    }
+
+    #[test]
+    fn user_ids_allow_unicode_but_not_separators() {
+        assert!(UserId::parse("张三@example.com").is_ok());
+        for bad in ["a b", "a,b", "a\"b", "a\\b", "a\nb", "\u{7f}"] {
+            assert!(UserId::parse(bad).is_err(), "{bad:?} must be refused");
+        }
+        // 64 bytes of multi-byte characters is the limit, counted in bytes.
+        assert!(UserId::parse("é".repeat(32)).is_ok());
+        assert!(UserId::parse("é".repeat(33)).is_err());
+    }
+
+    #[test]
+    fn order_ids_are_event_and_sequence() {
+        let event = EventId::parse("G1").unwrap();
+        assert_eq!(OrderId::for_sequence(&event, 42).as_str(), "G1-42");
+    }
+}

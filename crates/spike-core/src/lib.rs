@@ -1,0 +1,21 @@
+//! Spike's domain logic: what a sale is, who may buy, how a node's local stock
+//! gates requests, and the contract every central stock (Redis or embedded)
+//! must honour. Nothing in this crate performs I/O.
+
+pub mod central;
+pub mod ids;
+pub mod local_stock;
+pub mod memory;
+pub mod purchase;
+pub mod sale;
+pub mod stat;
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+
+pub use central::{CentralError, CentralStock, CreateSaleError};
+pub use ids::{EventId, IdError, NodeId, OrderId, RequestId, UserId};
+pub use local_stock::{LocalStock, Reservation};
+pub use memory::MemoryCentral;
+pub use purchase::{CentralReply, Purchase, Verdict};
+pub use sale::{BuyerPolicy, SaleConfig, SaleSnapshot};

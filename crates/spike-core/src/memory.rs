@@ -1,0 +1,228 @@
+//! Embedded central stock: the same contract as the Redis scripts, held in
+//! this process. One mutex per event plays the part of Redis's single
+//! thread, so every purchase is atomic exactly as a Lua script is.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::SystemTime;
+
+use crate::central::{CentralError, CentralStock, CreateSaleError};
+use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
+use crate::purchase::{CentralReply, Purchase, Verdict};
+use crate::sale::{unix_millis, BuyerPolicy, SaleConfig, SaleSnapshot};
+
+/// One order appended to the embedded order stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderEntry {
+    /// The order.
+    pub order: OrderId,
+    /// Its buyer (none in anonymous sales without a user id).
+    pub user: Option<UserId>,
+    /// The request that bought it.
+    pub request: RequestId,
+    /// The node that sold it.
+    pub node: NodeId,
+    /// When it was sold, Unix milliseconds.
+    pub sold_at_ms: u64,
+}
+
+#[derive(Debug)]
+struct Book {
+    config: SaleConfig,
+    sold: u64,
+    order_seq: u64,
+    buyers: HashMap<UserId, Vec<OrderId>>,
+    requests: HashMap<RequestId, OrderId>,
+    stream: Vec<OrderEntry>,
+}
+
+impl Book {
+    fn new(config: SaleConfig) -> Self {
+        Self {
+            config,
+            sold: 0,
+            order_seq: 0,
+            buyers: HashMap::new(),
+            requests: HashMap::new(),
+            stream: Vec::new(),
+        }
+    }
+
+    fn remaining(&self) -> u64 {
+        self.config.total().saturating_sub(self.sold)
+    }
+
+    /// The same steps, in the same order, as `lua/buy.lua`.
+    fn buy(&mut self, event: &EventId, purchase: &Purchase, now: SystemTime) -> CentralReply {
+        let reply = |verdict, remaining| CentralReply { verdict, remaining };
+        if let Some(order) = self.requests.get(&purchase.request) {
+            let verdict = Verdict::Sold {
+                order: order.clone(),
+                replayed: true,
+            };
+            return reply(verdict, self.remaining());
+        }
+        if !self.config.is_open_at(now) {
+            return reply(Verdict::NotOpen, self.remaining());
+        }
+        if let BuyerPolicy::Identified { per_user_limit } = self.config.policy() {
+            let Some(user) = &purchase.user else {
+                return reply(Verdict::UserRequired, self.remaining());
+            };
+            if let Some(held) = self.buyers.get(user) {
+                let limit = usize::try_from(per_user_limit.get()).unwrap_or(usize::MAX);
+                if let (true, Some(last)) = (held.len() >= limit, held.last()) {
+                    let verdict = Verdict::AlreadyPurchased {
+                        order: last.clone(),
+                    };
+                    return reply(verdict, self.remaining());
+                }
+            }
+        }
+        if self.sold >= self.config.total() {
+            return reply(Verdict::SoldOut, 0);
+        }
+        self.order_seq += 1;
+        self.sold += 1;
+        let order = OrderId::for_sequence(event, self.order_seq);
+        if let (BuyerPolicy::Identified { .. }, Some(user)) = (self.config.policy(), &purchase.user)
+        {
+            self.buyers
+                .entry(user.clone())
+                .or_default()
+                .push(order.clone());
+        }
+        self.requests
+            .insert(purchase.request.clone(), order.clone());
+        self.stream.push(OrderEntry {
+            order: order.clone(),
+            user: purchase.user.clone(),
+            request: purchase.request.clone(),
+            node: purchase.node.clone(),
+            sold_at_ms: unix_millis(now),
+        });
+        let verdict = Verdict::Sold {
+            order,
+            replayed: false,
+        };
+        reply(verdict, self.remaining())
+    }
+}
+
+/// In-process central stock for the embedded mode (no external servers).
+#[derive(Debug, Default, Clone)]
+pub struct MemoryCentral {
+    books: Arc<RwLock<HashMap<EventId, Arc<Mutex<Book>>>>>,
+}
+
+fn lock(book: &Mutex<Book>) -> MutexGuard<'_, Book> {
+    // A panic while holding the lock cannot leave a half-applied purchase:
+    // every mutation above happens after the last early return.
+    book.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl MemoryCentral {
+    /// An empty central stock.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn book(&self, event: &EventId) -> Option<Arc<Mutex<Book>>> {
+        let books = self.books.read().unwrap_or_else(|p| p.into_inner());
+        books.get(event).cloned()
+    }
+
+    /// The orders appended to an event's stream, oldest first.
+    pub fn stream(&self, event: &EventId) -> Vec<OrderEntry> {
+        self.book(event)
+            .map(|book| lock(&book).stream.clone())
+            .unwrap_or_default()
+    }
+}
+
+impl CentralStock for MemoryCentral {
+    async fn create_sale(
+        &self,
+        event: &EventId,
+        config: &SaleConfig,
+        force: bool,
+    ) -> Result<(), CreateSaleError> {
+        let mut books = self.books.write().unwrap_or_else(|p| p.into_inner());
+        if books.contains_key(event) && !force {
+            return Err(CreateSaleError::AlreadyExists(event.clone()));
+        }
+        books.insert(event.clone(), Arc::new(Mutex::new(Book::new(config.clone()))));
+        Ok(())
+    }
+
+    async fn buy(&self, purchase: &Purchase) -> Result<CentralReply, CentralError> {
+        let Some(book) = self.book(&purchase.event) else {
+            return Ok(CentralReply {
+                verdict: Verdict::NoSuchSale,
+                remaining: 0,
+            });
+        };
+        let reply = lock(&book).buy(&purchase.event, purchase, SystemTime::now());
+        Ok(reply)
+    }
+
+    async fn snapshot(&self, event: &EventId) -> Result<Option<SaleSnapshot>, CentralError> {
+        Ok(self.book(event).map(|book| {
+            let book = lock(&book);
+            SaleSnapshot {
+                config: book.config.clone(),
+                sold: book.sold,
+                buyers: book.buyers.len() as u64,
+                orders_in_stream: book.stream.len() as u64,
+            }
+        }))
+    }
+
+    async fn order_for_request(
+        &self,
+        event: &EventId,
+        request: &RequestId,
+    ) -> Result<Option<OrderId>, CentralError> {
+        Ok(self
+            .book(event)
+            .and_then(|book| lock(&book).requests.get(request).cloned()))
+    }
+
+    async fn events(&self) -> Result<Vec<EventId>, CentralError> {
+        let books = self.books.read().unwrap_or_else(|p| p.into_inner());
+        let mut events: Vec<_> = books.keys().cloned().collect();
+        events.sort();
+        Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_central_passes_the_conformance_suite() {
+        crate::conformance::run_all(MemoryCentral::new(), "mem").await;
+    }
+
+    #[tokio::test]
+    async fn stream_records_each_sale_once() {
+        let central = MemoryCentral::new();
+        let event = EventId::parse("mem-stream").unwrap();
+        central
+            .create_sale(&event, &SaleConfig::new(2).unwrap(), false)
+            .await
+            .unwrap();
+        for i in 0..5 {
+            let purchase = Purchase {
+                event: event.clone(),
+                user: Some(UserId::parse(format!("u{i}")).unwrap()),
+                request: RequestId::parse(format!("r{i}")).unwrap(),
+                node: NodeId::parse("n").unwrap(),
+            };
+            central.buy(&purchase).await.unwrap();
+        }
+        let orders: Vec<_> = central.stream(&event).into_iter().map(|e| e.order).collect();
+        assert_eq!(orders, ["mem-stream-1", "mem-stream-2"].map(|o| OrderId::parse(o).unwrap()));
+    }
+}

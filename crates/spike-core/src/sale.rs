@@ -1,0 +1,191 @@
+//! What a sale is: its stock, who may buy and how much, when it opens, and how
+//! long a buyer has to pay. A [`SaleConfig`] can only be built valid.
+
+use std::num::NonZeroU32;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Largest stock a sale may have: Lua numbers are doubles, exact up to 2^53.
+pub const MAX_STOCK: u64 = 1_000_000_000_000;
+
+/// Payment window used when none is given (12306 gives buyers 30 minutes; we
+/// default to the articles' 15).
+pub const DEFAULT_PAYMENT_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Who may buy, and how often.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuyerPolicy {
+    /// Every request names a user; each user may hold at most `per_user_limit` orders.
+    Identified {
+        /// Orders one user may hold.
+        per_user_limit: NonZeroU32,
+    },
+    /// The articles' mode: no user id needed, no per-user limit.
+    Anonymous,
+}
+
+impl BuyerPolicy {
+    /// One order per user, the default.
+    pub const ONE_PER_USER: Self = Self::Identified {
+        per_user_limit: NonZeroU32::MIN,
+    };
+
+    /// The per-user limit, or `None` for anonymous sales.
+    pub fn per_user_limit(self) -> Option<NonZeroU32> {
+        match self {
+            Self::Identified { per_user_limit } => Some(per_user_limit),
+            Self::Anonymous => None,
+        }
+    }
+}
+
+/// Why a sale configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SaleConfigError {
+    /// Stock must be at least one seat.
+    #[error("stock must be at least 1")]
+    NoStock,
+    /// Stock beyond [`MAX_STOCK`].
+    #[error("stock must be at most {MAX_STOCK}")]
+    TooMuchStock,
+    /// The payment window must be positive.
+    #[error("payment window must be longer than zero")]
+    NoPaymentWindow,
+}
+
+/// A valid sale configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaleConfig {
+    total: u64,
+    policy: BuyerPolicy,
+    opens_at: Option<SystemTime>,
+    payment_window: Duration,
+}
+
+impl SaleConfig {
+    /// A sale of `total` seats, one per user, open now, default payment window.
+    pub fn new(total: u64) -> Result<Self, SaleConfigError> {
+        match total {
+            0 => Err(SaleConfigError::NoStock),
+            t if t > MAX_STOCK => Err(SaleConfigError::TooMuchStock),
+            _ => Ok(Self {
+                total,
+                policy: BuyerPolicy::ONE_PER_USER,
+                opens_at: None,
+                payment_window: DEFAULT_PAYMENT_WINDOW,
+            }),
+        }
+    }
+
+    /// Sets who may buy.
+    pub fn with_policy(mut self, policy: BuyerPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets when the sale opens; before that every purchase is answered "not open".
+    pub fn opening_at(mut self, opens_at: Option<SystemTime>) -> Self {
+        self.opens_at = opens_at;
+        self
+    }
+
+    /// Sets how long a buyer has to pay before the order expires.
+    pub fn with_payment_window(mut self, window: Duration) -> Result<Self, SaleConfigError> {
+        if window.is_zero() {
+            return Err(SaleConfigError::NoPaymentWindow);
+        }
+        self.payment_window = window;
+        Ok(self)
+    }
+
+    /// Seats for sale.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Who may buy.
+    pub fn policy(&self) -> BuyerPolicy {
+        self.policy
+    }
+
+    /// When the sale opens (`None`: open from creation).
+    pub fn opens_at(&self) -> Option<SystemTime> {
+        self.opens_at
+    }
+
+    /// How long a buyer has to pay.
+    pub fn payment_window(&self) -> Duration {
+        self.payment_window
+    }
+
+    /// Opening time in Unix milliseconds, 0 when open from creation.
+    pub fn opens_at_millis(&self) -> u64 {
+        self.opens_at.map_or(0, unix_millis)
+    }
+
+    /// Whether the sale is open at `now`.
+    pub fn is_open_at(&self, now: SystemTime) -> bool {
+        self.opens_at.is_none_or(|at| now >= at)
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 for times before it).
+pub fn unix_millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The time `millis` Unix milliseconds describe.
+pub fn from_unix_millis(millis: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(millis)
+}
+
+/// A sale as central stock sees it right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaleSnapshot {
+    /// The sale's configuration.
+    pub config: SaleConfig,
+    /// Seats sold (reserved or paid).
+    pub sold: u64,
+    /// Distinct users holding at least one order.
+    pub buyers: u64,
+    /// Orders appended to the order stream.
+    pub orders_in_stream: u64,
+}
+
+impl SaleSnapshot {
+    /// Seats still for sale.
+    pub fn remaining(&self) -> u64 {
+        self.config.total().saturating_sub(self.sold)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stock_bounds_are_enforced() {
+        assert_eq!(SaleConfig::new(0), Err(SaleConfigError::NoStock));
+        assert_eq!(SaleConfig::new(MAX_STOCK + 1), Err(SaleConfigError::TooMuchStock));
+        assert_eq!(SaleConfig::new(MAX_STOCK).map(|c| c.total()), Ok(MAX_STOCK));
+    }
+
+    #[test]
+    fn opening_time_gates_the_sale() {
+        let at = from_unix_millis(1_000_000);
+        let sale = SaleConfig::new(1).unwrap().opening_at(Some(at));
+        assert!(!sale.is_open_at(from_unix_millis(999_999)));
+        assert!(sale.is_open_at(at));
+        assert_eq!(sale.opens_at_millis(), 1_000_000);
+        assert!(SaleConfig::new(1).unwrap().is_open_at(UNIX_EPOCH));
+    }
+
+    #[test]
+    fn zero_payment_window_is_refused() {
+        let sale = SaleConfig::new(1).unwrap();
+        assert_eq!(
+            sale.with_payment_window(Duration::ZERO),
+            Err(SaleConfigError::NoPaymentWindow)
+        );
+    }
+}

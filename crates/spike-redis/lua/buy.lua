@@ -1,0 +1,73 @@
+-- buy.lua: sell one seat of one event, atomically. The single source of truth
+-- for "sold < total"; the articles' version compared `total >= sold` and
+-- sold one seat too many.
+--
+-- KEYS[1] spike:{E}:sale      hash: total, sold, order_seq, per_user_limit (0 = anonymous), opens_at_ms, event
+-- KEYS[2] spike:{E}:buyers    hash: user -> space-separated order ids
+-- KEYS[3] spike:{E}:requests  hash: request id -> order id
+-- KEYS[4] spike:{E}:orders    stream: one entry per sold seat
+-- ARGV[1] user id ('' when none), ARGV[2] request id, ARGV[3] node id
+--
+-- Returns {code, order_id, remaining}:
+--   1 sold (order) | 2 replay of an earlier success (order) | -1 sold out
+--   -2 user limit reached (their latest order) | -3 not open yet
+--   -4 user id required | -6 no such sale
+local sale = redis.call('HMGET', KEYS[1], 'total', 'sold', 'per_user_limit', 'opens_at_ms', 'event')
+if not sale[1] then
+  return {-6, '', 0}
+end
+local total = tonumber(sale[1])
+local sold = tonumber(sale[2])
+local limit = tonumber(sale[3])
+local opens_at = tonumber(sale[4])
+local remaining = total - sold
+if remaining < 0 then remaining = 0 end
+local user, request, node = ARGV[1], ARGV[2], ARGV[3]
+
+local earlier = redis.call('HGET', KEYS[3], request)
+if earlier then
+  return {2, earlier, remaining}
+end
+
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+if now_ms < opens_at then
+  return {-3, '', remaining}
+end
+
+local held = nil
+if limit > 0 then
+  if user == '' then
+    return {-4, '', remaining}
+  end
+  held = redis.call('HGET', KEYS[2], user)
+  if held then
+    local count, last = 0, ''
+    for id in string.gmatch(held, '%S+') do
+      count = count + 1
+      last = id
+    end
+    if count >= limit then
+      return {-2, last, remaining}
+    end
+  end
+end
+
+if sold >= total then
+  return {-1, '', 0}
+end
+
+local seq = redis.call('HINCRBY', KEYS[1], 'order_seq', 1)
+redis.call('HINCRBY', KEYS[1], 'sold', 1)
+local order = sale[5] .. '-' .. seq
+if limit > 0 then
+  if held then
+    redis.call('HSET', KEYS[2], user, held .. ' ' .. order)
+  else
+    redis.call('HSET', KEYS[2], user, order)
+  end
+end
+redis.call('HSET', KEYS[3], request, order)
+redis.call('XADD', KEYS[4], '*', 'order', order, 'user', user, 'request', request,
+  'node', node, 'sold_at_ms', now_ms)
+return {1, order, remaining - 1}

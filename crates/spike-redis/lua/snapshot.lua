@@ -1,0 +1,13 @@
+-- snapshot.lua: one consistent view of an event's sale.
+--
+-- KEYS[1..4] as in buy.lua (sale, buyers, requests, orders)
+-- Returns {} when there is no such sale, else
+-- {total, sold, per_user_limit, opens_at_ms, payment_window_ms, buyers, stream_length}.
+local sale = redis.call('HMGET', KEYS[1], 'total', 'sold', 'per_user_limit', 'opens_at_ms', 'payment_window_ms')
+if not sale[1] then
+  return {}
+end
+return {
+  tonumber(sale[1]), tonumber(sale[2]), tonumber(sale[3]), tonumber(sale[4]), tonumber(sale[5]),
+  redis.call('HLEN', KEYS[2]), redis.call('XLEN', KEYS[4])
+}

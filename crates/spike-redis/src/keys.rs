@@ -1,0 +1,50 @@
+//! Key names. All of one event's keys carry the hash tag `{event}`, so a
+//! script touching them runs on one Redis Cluster slot.
+
+use spike_core::EventId;
+
+/// The set of every event that has a sale (outside any hash tag).
+pub const EVENTS_KEY: &str = "spike:events";
+
+/// The Redis keys of one event's sale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventKeys {
+    /// Hash: total, sold, order_seq, per_user_limit, opens_at_ms, payment_window_ms, event.
+    pub sale: String,
+    /// Hash: user id → space-separated order ids.
+    pub buyers: String,
+    /// Hash: request id → order id.
+    pub requests: String,
+    /// Stream: one entry per sold seat, read by the order pipeline.
+    pub orders: String,
+}
+
+impl EventKeys {
+    /// The keys of `event`'s sale.
+    pub fn new(event: &EventId) -> Self {
+        let key = |suffix: &str| format!("spike:{{{event}}}:{suffix}");
+        Self {
+            sale: key("sale"),
+            buyers: key("buyers"),
+            requests: key("requests"),
+            orders: key("orders"),
+        }
+    }
+
+    /// The four keys in the order every script expects them.
+    pub fn all(&self) -> [&str; 4] {
+        [&self.sale, &self.buyers, &self.requests, &self.orders]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_one_hash_tag() {
+        let keys = EventKeys::new(&EventId::parse("G1").unwrap());
+        assert_eq!(keys.sale, "spike:{G1}:sale");
+        assert!(keys.all().iter().all(|k| k.contains("{G1}")));
+    }
+}

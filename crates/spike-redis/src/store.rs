@@ -1,0 +1,255 @@
+//! [`RedisCentral`]: the [`CentralStock`] contract over one multiplexed,
+//! self-reconnecting Redis connection. Concurrent calls are pipelined on it.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, RedisError, Script};
+use spike_core::sale::{from_unix_millis, SaleConfig, SaleSnapshot};
+use spike_core::{
+    BuyerPolicy, CentralError, CentralReply, CentralStock, CreateSaleError, EventId, OrderId,
+    Purchase, RequestId, Verdict,
+};
+
+use crate::keys::{EventKeys, EVENTS_KEY};
+
+/// How to reach Redis and how long to wait for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// `redis://host:port[/db]`.
+    pub url: String,
+    /// Longest wait for a (re)connection.
+    pub connect_timeout: Duration,
+    /// Longest wait for one answer; past it the outcome is unknown.
+    pub response_timeout: Duration,
+}
+
+impl RedisSettings {
+    /// Settings for `url` with timeouts that answer a client within a second.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            connect_timeout: Duration::from_millis(300),
+            response_timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+struct Scripts {
+    buy: Script,
+    create: Script,
+    snapshot: Script,
+}
+
+impl Scripts {
+    fn load() -> Self {
+        Self {
+            buy: Script::new(include_str!("../lua/buy.lua")),
+            create: Script::new(include_str!("../lua/create.lua")),
+            snapshot: Script::new(include_str!("../lua/snapshot.lua")),
+        }
+    }
+}
+
+/// Central stock in Redis.
+#[derive(Clone)]
+pub struct RedisCentral {
+    connection: ConnectionManager,
+    scripts: Arc<Scripts>,
+    response_timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisCentral {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisCentral").finish_non_exhaustive()
+    }
+}
+
+/// Maps a Redis failure onto what it means for a purchase in flight.
+fn classify(error: RedisError) -> CentralError {
+    if error.is_connection_refusal() {
+        CentralError::Unavailable(error.to_string())
+    } else if error.is_timeout() || error.is_io_error() || error.is_connection_dropped() {
+        CentralError::OutcomeUnknown(error.to_string())
+    } else {
+        CentralError::Protocol(error.to_string())
+    }
+}
+
+impl RedisCentral {
+    /// Connects to Redis; fails if it cannot be reached now. Once connected,
+    /// the connection re-establishes itself after Redis restarts.
+    pub async fn connect(settings: &RedisSettings) -> Result<Self, CentralError> {
+        let client = redis::Client::open(settings.url.as_str())
+            .map_err(|e| CentralError::Unavailable(format!("bad Redis URL: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.connect_timeout))
+            .set_response_timeout(Some(settings.response_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200));
+        let connection = tokio::time::timeout(
+            settings.connect_timeout * 3,
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        .map_err(|_| CentralError::Unavailable(format!("no answer from {}", settings.url)))?
+        .map_err(|e| CentralError::Unavailable(format!("{}: {e}", settings.url)))?;
+        Ok(Self {
+            connection,
+            scripts: Arc::new(Scripts::load()),
+            response_timeout: settings.response_timeout,
+        })
+    }
+
+    /// Runs `call` on the shared connection with the response deadline.
+    async fn with_deadline<T, F>(&self, call: F) -> Result<T, CentralError>
+    where
+        F: std::future::Future<Output = Result<T, RedisError>>,
+    {
+        match tokio::time::timeout(self.response_timeout, call).await {
+            Ok(result) => result.map_err(classify),
+            Err(_) => Err(CentralError::OutcomeUnknown(format!(
+                "no answer within {:?}",
+                self.response_timeout
+            ))),
+        }
+    }
+}
+
+fn parse_order(event: &EventId, raw: String) -> Result<OrderId, CentralError> {
+    OrderId::parse(raw)
+        .map_err(|e| CentralError::Protocol(format!("bad order id for {event}: {e}")))
+}
+
+impl CentralStock for RedisCentral {
+    async fn create_sale(
+        &self,
+        event: &EventId,
+        config: &SaleConfig,
+        force: bool,
+    ) -> Result<(), CreateSaleError> {
+        let keys = EventKeys::new(event);
+        let limit = config.policy().per_user_limit().map_or(0, NonZeroU32::get);
+        let window_ms = u64::try_from(config.payment_window().as_millis()).unwrap_or(u64::MAX);
+        let mut invocation = self.scripts.create.prepare_invoke();
+        invocation
+            .key(keys.all().as_slice())
+            .arg(if force { "1" } else { "0" })
+            .arg(config.total())
+            .arg(limit)
+            .arg(config.opens_at_millis())
+            .arg(window_ms)
+            .arg(event.as_str());
+        let mut connection = self.connection.clone();
+        let created: i64 = self
+            .with_deadline(invocation.invoke_async(&mut connection))
+            .await?;
+        if created != 1 {
+            return Err(CreateSaleError::AlreadyExists(event.clone()));
+        }
+        let _: i64 = self
+            .with_deadline(connection.sadd(EVENTS_KEY, event.as_str()))
+            .await?;
+        Ok(())
+    }
+
+    async fn buy(&self, purchase: &Purchase) -> Result<CentralReply, CentralError> {
+        let keys = EventKeys::new(&purchase.event);
+        let mut invocation = self.scripts.buy.prepare_invoke();
+        invocation
+            .key(keys.all().as_slice())
+            .arg(purchase.user.as_ref().map_or("", |u| u.as_str()))
+            .arg(purchase.request.as_str())
+            .arg(purchase.node.as_str());
+        let mut connection = self.connection.clone();
+        let (code, order, remaining): (i64, String, u64) = self
+            .with_deadline(invocation.invoke_async(&mut connection))
+            .await?;
+        let event = &purchase.event;
+        let verdict = match code {
+            1 => Verdict::Sold {
+                order: parse_order(event, order)?,
+                replayed: false,
+            },
+            2 => Verdict::Sold {
+                order: parse_order(event, order)?,
+                replayed: true,
+            },
+            -1 => Verdict::SoldOut,
+            -2 => Verdict::AlreadyPurchased {
+                order: parse_order(event, order)?,
+            },
+            -3 => Verdict::NotOpen,
+            -4 => Verdict::UserRequired,
+            -6 => Verdict::NoSuchSale,
+            other => {
+                return Err(CentralError::Protocol(format!(
+                    "buy.lua answered unknown code {other}"
+                )))
+            }
+        };
+        Ok(CentralReply { verdict, remaining })
+    }
+
+    async fn snapshot(&self, event: &EventId) -> Result<Option<SaleSnapshot>, CentralError> {
+        let keys = EventKeys::new(event);
+        let mut invocation = self.scripts.snapshot.prepare_invoke();
+        invocation.key(keys.all().as_slice());
+        let mut connection = self.connection.clone();
+        let fields: Vec<u64> = self
+            .with_deadline(invocation.invoke_async(&mut connection))
+            .await?;
+        let [total, sold, limit, opens_at_ms, window_ms, buyers, stream] = fields[..] else {
+            if fields.is_empty() {
+                return Ok(None);
+            }
+            return Err(CentralError::Protocol(format!(
+                "snapshot.lua answered {} fields",
+                fields.len()
+            )));
+        };
+        let bad = |e: &dyn std::fmt::Display| CentralError::Protocol(format!("sale {event}: {e}"));
+        let policy = match u32::try_from(limit).ok().and_then(NonZeroU32::new) {
+            Some(per_user_limit) => BuyerPolicy::Identified { per_user_limit },
+            None => BuyerPolicy::Anonymous,
+        };
+        let config = SaleConfig::new(total)
+            .map_err(|e| bad(&e))?
+            .with_policy(policy)
+            .opening_at((opens_at_ms > 0).then(|| from_unix_millis(opens_at_ms)))
+            .with_payment_window(Duration::from_millis(window_ms))
+            .map_err(|e| bad(&e))?;
+        Ok(Some(SaleSnapshot {
+            config,
+            sold,
+            buyers,
+            orders_in_stream: stream,
+        }))
+    }
+
+    async fn order_for_request(
+        &self,
+        event: &EventId,
+        request: &RequestId,
+    ) -> Result<Option<OrderId>, CentralError> {
+        let keys = EventKeys::new(event);
+        let mut connection = self.connection.clone();
+        let order: Option<String> = self
+            .with_deadline(connection.hget(&keys.requests, request.as_str()))
+            .await?;
+        order.map(|o| parse_order(event, o)).transpose()
+    }
+
+    async fn events(&self) -> Result<Vec<EventId>, CentralError> {
+        let mut connection = self.connection.clone();
+        let names: Vec<String> = self.with_deadline(connection.smembers(EVENTS_KEY)).await?;
+        let mut events: Vec<_> = names
+            .into_iter()
+            .filter_map(|n| EventId::parse(n).ok())
+            .collect();
+        events.sort();
+        Ok(events)
+    }
+}
