@@ -1,0 +1,86 @@
+//! The Redis central stock against a real `redis-server`: the shared
+//! conformance suite, plus what only Redis can get wrong (script cache,
+//! restarts, keys).
+
+use spike_core::{CentralStock, EventId, NodeId, Purchase, RequestId, SaleConfig, UserId, Verdict};
+use spike_redis::{EventKeys, RedisCentral, RedisSettings};
+use spike_testkit::{unique, TestRedis};
+
+async fn central(redis: &TestRedis) -> RedisCentral {
+    RedisCentral::connect(&RedisSettings::new(redis.url()))
+        .await
+        .expect("connect to Redis")
+}
+
+fn purchase(event: &EventId, user: &str) -> Purchase {
+    Purchase {
+        event: event.clone(),
+        user: Some(UserId::parse(user).unwrap()),
+        request: RequestId::parse(format!("req-{user}")).unwrap(),
+        node: NodeId::parse("test").unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn redis_central_passes_the_conformance_suite() {
+    let redis = TestRedis::shared_or_spawn();
+    spike_core::conformance::run_all(central(&redis).await, &unique("conf")).await;
+}
+
+#[tokio::test]
+async fn buy_survives_a_flushed_script_cache() {
+    let redis = TestRedis::shared_or_spawn();
+    let central = central(&redis).await;
+    let event = EventId::parse(unique("noscript")).unwrap();
+    central
+        .create_sale(&event, &SaleConfig::new(5).unwrap(), false)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut redis.connection()).unwrap();
+    let reply = central.buy(&purchase(&event, "after-flush")).await.unwrap();
+    assert!(matches!(reply.verdict, Verdict::Sold { .. }), "{reply:?}");
+}
+
+#[tokio::test]
+async fn sale_keys_and_stream_hold_what_was_sold() {
+    let redis = TestRedis::shared_or_spawn();
+    let central = central(&redis).await;
+    let event = EventId::parse(unique("keys")).unwrap();
+    central
+        .create_sale(&event, &SaleConfig::new(3).unwrap(), false)
+        .await
+        .unwrap();
+    for user in ["a", "b", "c", "d"] {
+        central.buy(&purchase(&event, user)).await.unwrap();
+    }
+    let keys = EventKeys::new(&event);
+    let mut connection = redis.connection();
+    let sold: u64 = redis::cmd("HGET").arg(&keys.sale).arg("sold").query(&mut connection).unwrap();
+    let stream: u64 = redis::cmd("XLEN").arg(&keys.orders).query(&mut connection).unwrap();
+    let buyers: u64 = redis::cmd("HLEN").arg(&keys.buyers).query(&mut connection).unwrap();
+    assert_eq!((sold, stream, buyers), (3, 3, 3));
+    // Redis Cluster hashes only the part between the first `{` and the next `}`.
+    let hash_tag = |key: &str| -> String {
+        let open = key.find('{').expect("hash tag opens");
+        let close = key[open..].find('}').expect("hash tag closes") + open;
+        key[open + 1..close].to_string()
+    };
+    let slots: std::collections::HashSet<String> = keys.all().iter().map(|k| hash_tag(k)).collect();
+    assert_eq!(slots.len(), 1, "one event's keys must share a cluster slot");
+}
+
+#[tokio::test]
+async fn unreachable_redis_is_unavailable_not_a_verdict() {
+    let mut redis = TestRedis::spawn();
+    let central = central(&redis).await;
+    let event = EventId::parse(unique("down")).unwrap();
+    central
+        .create_sale(&event, &SaleConfig::new(5).unwrap(), false)
+        .await
+        .unwrap();
+    redis.kill();
+    let started = std::time::Instant::now();
+    let result = central.buy(&purchase(&event, "during-outage")).await;
+    assert!(result.is_err(), "no verdict without Redis: {result:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "bounded wait");
+}

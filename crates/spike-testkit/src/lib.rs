@@ -1,0 +1,149 @@
+//! Test support shared by the workspace's integration tests: real Redis
+//! servers, either the one `scripts/test` started (`SPIKE_TEST_REDIS_URL`) or
+//! a throwaway `redis-server` this process starts on a free loopback port.
+//! Nothing here is a mock; a missing `redis-server` fails the test loudly.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Environment variable naming the suite's shared Redis.
+pub const SHARED_REDIS_ENV: &str = "SPIKE_TEST_REDIS_URL";
+
+/// A Redis server for one test: shared (not owned) or spawned (owned, killed on drop).
+#[derive(Debug)]
+pub struct TestRedis {
+    url: String,
+    port: u16,
+    child: Option<Child>,
+    dir: Option<PathBuf>,
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// A unique name for this test run (`<tag>-<pid>-<nanos>`), for event ids.
+pub fn unique(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{tag}-{}-{nanos}", std::process::id())
+}
+
+impl TestRedis {
+    /// The suite's shared Redis if `scripts/test` started one, else a new one.
+    pub fn shared_or_spawn() -> Self {
+        match std::env::var(SHARED_REDIS_ENV) {
+            Ok(url) if !url.is_empty() => {
+                let port = url
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.trim_end_matches('/').parse().ok())
+                    .unwrap_or(6379);
+                Self {
+                    url,
+                    port,
+                    child: None,
+                    dir: None,
+                }
+            }
+            _ => Self::spawn(),
+        }
+    }
+
+    /// A new `redis-server` owned by this test, on a free port.
+    pub fn spawn() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(unique("spike-redis"));
+        std::fs::create_dir_all(&dir).expect("create Redis dir");
+        let mut redis = Self {
+            url: format!("redis://127.0.0.1:{port}"),
+            port,
+            child: None,
+            dir: Some(dir),
+        };
+        redis.start();
+        redis
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Starts (or restarts) an owned server on the same port, empty.
+    pub fn start(&mut self) {
+        let dir = self.dir.clone().expect("only an owned Redis can be started");
+        let binary = std::env::var("SPIKE_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let child = Command::new(&binary)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {binary} ({e}); run scripts/test, which installs it")
+            });
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// Kills an owned server (as a crash would) and waits for it to exit.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut connection) =
+                redis::Client::open(self.url.as_str()).and_then(|c| c.get_connection())
+            {
+                if redis::cmd("PING").query::<String>(&mut connection).is_ok() {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "Redis at {} did not start", self.url);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A blocking connection, for inspecting state from a test.
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url.as_str())
+            .and_then(|c| c.get_connection())
+            .expect("connect to test Redis")
+    }
+
+    /// How many times Redis has run `command` (from `INFO commandstats`).
+    pub fn command_calls(&self, command: &str) -> u64 {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut self.connection())
+            .expect("INFO commandstats");
+        let prefix = format!("cmdstat_{}:calls=", command.to_lowercase());
+        info.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        self.kill();
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
