@@ -1,0 +1,14 @@
+//! A Spike node over HTTP: `/buy/ticket`, `/buy/result`, `/healthz`, the
+//! stat log, and the baseline server used by the benchmarks.
+
+pub mod answer;
+pub mod baseline;
+pub mod node;
+pub mod query;
+pub mod server;
+pub mod stat_log;
+
+pub use answer::{Answer, RetryReason};
+pub use node::{EventState, Node, NodeConfig, NodeError, NodeStats};
+pub use server::{serve, RunningServer, NODE_HEADER};
+pub use stat_log::StatLog;

@@ -1,0 +1,106 @@
+//! Reading a purchase's parameters from the query string, with every way it
+//! can be wrong turned into a clear message (answered as 4xx).
+
+use percent_encoding::percent_decode_str;
+use spike_core::{EventId, IdError, RequestId, UserId};
+
+/// Longest query string accepted; longer ones get 414.
+pub const MAX_QUERY_LEN: usize = 2048;
+
+/// What is wrong with a request's parameters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamError {
+    /// The query string is longer than [`MAX_QUERY_LEN`].
+    #[error("query string is longer than {MAX_QUERY_LEN} bytes")]
+    QueryTooLong,
+    /// A parameter is not valid UTF-8 once percent-decoded.
+    #[error("{0} is not valid UTF-8")]
+    NotUtf8(&'static str),
+    /// A parameter appears twice.
+    #[error("{0} is given more than once")]
+    Repeated(&'static str),
+    /// A parameter is present but invalid.
+    #[error(transparent)]
+    Invalid(#[from] IdError),
+}
+
+/// The parameters of `/buy/ticket` and `/buy/result`, validated but not yet
+/// checked against the sale (that needs the event).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BuyParams {
+    /// `user_id`, if given.
+    pub user: Option<UserId>,
+    /// `event`, if given.
+    pub event: Option<EventId>,
+    /// `request_id`, if given.
+    pub request: Option<RequestId>,
+}
+
+fn decode(raw: &str, name: &'static str) -> Result<String, ParamError> {
+    let spaced = raw.replace('+', " ");
+    percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| ParamError::NotUtf8(name))
+}
+
+fn set<T>(
+    slot: &mut Option<T>,
+    name: &'static str,
+    raw: &str,
+    parse: impl Fn(String) -> Result<T, IdError>,
+) -> Result<(), ParamError> {
+    if slot.is_some() {
+        return Err(ParamError::Repeated(name));
+    }
+    *slot = Some(parse(decode(raw, name)?)?);
+    Ok(())
+}
+
+impl BuyParams {
+    /// Parses a query string (without the `?`). Unknown parameters are ignored.
+    pub fn parse(query: Option<&str>) -> Result<Self, ParamError> {
+        let mut params = Self::default();
+        let Some(query) = query else {
+            return Ok(params);
+        };
+        if query.len() > MAX_QUERY_LEN {
+            return Err(ParamError::QueryTooLong);
+        }
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "user_id" => set(&mut params.user, "user_id", value, UserId::parse)?,
+                "event" => set(&mut params.event, "event", value, EventId::parse)?,
+                "request_id" => set(&mut params.request, "request_id", value, RequestId::parse)?,
+                _ => {}
+            }
+        }
+        Ok(params)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_decoded_parameters_and_ignores_unknown_ones() {
+        let params = BuyParams::parse(Some("user_id=%E5%BC%A0&event=G1&x=1&request_id=r-1")).unwrap();
+        assert_eq!(params.user.unwrap().as_str(), "张");
+        assert_eq!(params.event.unwrap().as_str(), "G1");
+        assert_eq!(params.request.unwrap().as_str(), "r-1");
+        assert_eq!(BuyParams::parse(None).unwrap(), BuyParams::default());
+    }
+
+    #[test]
+    fn refuses_what_is_wrong_with_a_reason() {
+        let err = |q: &str| BuyParams::parse(Some(q)).unwrap_err().to_string();
+        assert_eq!(err("user_id="), "user_id is empty");
+        assert_eq!(err("user_id=%FF%FE"), "user_id is not valid UTF-8");
+        assert_eq!(err("user_id=a+b"), "user_id contains a forbidden character (allowed: printable UTF-8 except whitespace , \" \\)");
+        assert_eq!(err(&format!("user_id={}", "u".repeat(65))), "user_id is longer than 64 bytes");
+        assert_eq!(err("event=a&event=b"), "event is given more than once");
+        assert_eq!(err(&"a".repeat(MAX_QUERY_LEN + 1)), "query string is longer than 2048 bytes");
+    }
+}
