@@ -1,0 +1,5 @@
+//! The `spike` command line: argument types and what each subcommand does.
+//! `main.rs` only parses arguments, builds the runtime and reports errors.
+
+pub mod cli;
+pub mod commands;

@@ -1,1 +1,56 @@
-fn main(){}
+//! The `spike` binary: parses arguments, sets up logging and the runtime,
+//! runs one subcommand, and turns its error into a message and exit code 1.
+
+use std::num::NonZeroUsize;
+use std::process::ExitCode;
+
+use clap::Parser;
+use spike::cli::{Cli, Command, SaleCommand};
+use spike::commands;
+
+fn runtime(threads: Option<NonZeroUsize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let threads = threads
+        .or_else(|| std::thread::available_parallelism().ok())
+        .map_or(1, NonZeroUsize::get);
+    if threads == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let threads = match &cli.command {
+        Command::Node(args) => args.threads,
+        Command::Baseline(args) => args.threads,
+        Command::Sale(_) => NonZeroUsize::new(1),
+    };
+    let result = runtime(threads).map_err(anyhow::Error::from).and_then(|rt| {
+        rt.block_on(async {
+            match cli.command {
+                Command::Sale(SaleCommand::Create(args)) => commands::sale_create(args).await,
+                Command::Sale(SaleCommand::Show(args)) => commands::sale_show(args).await,
+                Command::Node(args) => commands::run_node(args).await,
+                Command::Baseline(args) => commands::run_baseline(args).await,
+            }
+        })
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("spike: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! Command-line arguments, as types. Every flag documented here is a
+//! contract users script against.
+
+use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use spike_core::sale::DEFAULT_PAYMENT_WINDOW;
+use spike_core::{BuyerPolicy, EventId, NodeId, SaleConfig};
+
+/// Spike: a flash-sale ticketing engine that sells exactly its stock.
+#[derive(Debug, Parser)]
+#[command(name = "spike", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or inspect a sale in Redis.
+    #[command(subcommand)]
+    Sale(SaleCommand),
+    /// Run a node serving GET|POST /buy/ticket.
+    Node(NodeArgs),
+    /// Run the benchmark baseline: a bare hyper server answering the sold-out bytes.
+    Baseline(BaselineArgs),
+}
+
+/// `spike sale …`
+#[derive(Debug, Subcommand)]
+pub enum SaleCommand {
+    /// Create a sale (refused if the event exists, unless --force).
+    Create(SaleCreateArgs),
+    /// Print a sale's state: total, sold, remaining, buyers, orders.
+    Show(SaleShowArgs),
+}
+
+/// The rules of a sale, shared by `sale create` and the embedded `node`.
+#[derive(Debug, Clone, Args)]
+pub struct SaleRules {
+    /// Seats for sale.
+    #[arg(long)]
+    pub stock: Option<u64>,
+    /// Orders one user may hold.
+    #[arg(long, default_value = "1")]
+    pub per_user_limit: NonZeroU32,
+    /// When the sale opens (RFC 3339, e.g. 2026-12-01T08:00:00Z); open now if absent.
+    #[arg(long, value_parser = parse_rfc3339)]
+    pub opens_at: Option<SystemTime>,
+    /// How long a buyer has to pay (e.g. 15m, 3s).
+    #[arg(long, value_parser = parse_duration, default_value = "15m")]
+    pub payment_window: Duration,
+    /// The articles' mode: no user id needed, no per-user limit.
+    #[arg(long)]
+    pub anonymous: bool,
+}
+
+impl SaleRules {
+    /// The sale these flags describe; `--stock` is required.
+    pub fn to_config(&self) -> anyhow::Result<SaleConfig> {
+        let stock = self.stock.context("--stock is required")?;
+        let policy = if self.anonymous {
+            BuyerPolicy::Anonymous
+        } else {
+            BuyerPolicy::Identified {
+                per_user_limit: self.per_user_limit,
+            }
+        };
+        Ok(SaleConfig::new(stock)?
+            .with_policy(policy)
+            .opening_at(self.opens_at)
+            .with_payment_window(self.payment_window)?)
+    }
+
+    /// Whether any rule flag was given (they only make sense for a new sale).
+    pub fn any_given(&self) -> bool {
+        self.stock.is_some()
+            || self.anonymous
+            || self.opens_at.is_some()
+            || self.per_user_limit != NonZeroU32::MIN
+            || self.payment_window != DEFAULT_PAYMENT_WINDOW
+    }
+}
+
+/// `spike sale create`
+#[derive(Debug, Args)]
+pub struct SaleCreateArgs {
+    /// Redis URL, e.g. redis://127.0.0.1:6379.
+    #[arg(long, env = "SPIKE_REDIS")]
+    pub redis: String,
+    /// The event (train, concert, drop): [A-Za-z0-9_.-]{1,64}.
+    #[arg(long)]
+    pub event: EventId,
+    /// The sale's rules.
+    #[command(flatten)]
+    pub rules: SaleRules,
+    /// Replace an existing sale, deleting its buyers and orders.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `spike sale show`
+#[derive(Debug, Args)]
+pub struct SaleShowArgs {
+    /// Redis URL.
+    #[arg(long, env = "SPIKE_REDIS")]
+    pub redis: String,
+    /// The event.
+    #[arg(long)]
+    pub event: EventId,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `spike node`
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3005")]
+    pub listen: SocketAddr,
+    /// Central stock in Redis. Without it the node runs embedded, with the
+    /// sale given by --event and --stock.
+    #[arg(long, env = "SPIKE_REDIS")]
+    pub redis: Option<String>,
+    /// Events to serve (repeatable; the first is the default). With Redis and
+    /// none given: every event in Redis.
+    #[arg(long = "event")]
+    pub events: Vec<EventId>,
+    /// This node's name (X-Spike-Node header, stat log); default node-PORT.
+    #[arg(long)]
+    pub node_id: Option<NodeId>,
+    /// Where to append one line per answered purchase.
+    #[arg(long, default_value = "stat.log")]
+    pub stat_log: PathBuf,
+    /// Don't write a stat log.
+    #[arg(long, conflicts_with = "stat_log")]
+    pub no_stat_log: bool,
+    /// Worker threads (default: the CPUs this process may run on).
+    #[arg(long)]
+    pub threads: Option<NonZeroUsize>,
+    /// The embedded sale's rules (only without --redis).
+    #[command(flatten)]
+    pub rules: SaleRules,
+}
+
+/// `spike baseline`
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+    /// Worker threads (default: the CPUs this process may run on).
+    #[arg(long)]
+    pub threads: Option<NonZeroUsize>,
+}
+
+fn parse_rfc3339(text: &str) -> Result<SystemTime, humantime::TimestampError> {
+    humantime::parse_rfc3339_weak(text)
+}
+
+fn parse_duration(text: &str) -> Result<Duration, humantime::DurationError> {
+    humantime::parse_duration(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sale_flags_become_a_config() {
+        let cli = Cli::try_parse_from([
+            "spike", "sale", "create", "--redis", "redis://x", "--event", "G1", "--stock", "10",
+            "--per-user-limit", "2", "--payment-window", "3s", "--opens-at", "2026-12-01T08:00:00Z",
+        ])
+        .unwrap();
+        let Command::Sale(SaleCommand::Create(args)) = cli.command else {
+            panic!("parsed as another command");
+        };
+        let config = args.rules.to_config().unwrap();
+        assert_eq!(config.total(), 10);
+        assert_eq!(config.payment_window(), Duration::from_secs(3));
+        assert_eq!(config.policy().per_user_limit().map(NonZeroU32::get), Some(2));
+        assert!(config.opens_at().is_some());
+    }
+
+    #[test]
+    fn bad_flags_are_refused_by_the_parser() {
+        for args in [
+            vec!["spike", "sale", "create", "--redis", "r", "--event", "a b", "--stock", "1"],
+            vec!["spike", "sale", "create", "--redis", "r", "--event", "e", "--per-user-limit", "0"],
+            vec!["spike", "node", "--payment-window", "soon"],
+        ] {
+            assert!(Cli::try_parse_from(&args).is_err(), "{args:?}");
+        }
+    }
+}
