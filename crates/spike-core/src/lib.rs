@@ -15,7 +15,7 @@ pub mod conformance;
 
 pub use central::{CentralError, CentralStock, CreateSaleError};
 pub use ids::{EventId, IdError, NodeId, OrderId, RequestId, UserId};
-pub use local_stock::{LocalStock, Reservation};
+pub use local_stock::{Admission, LocalStock, Reservation};
 pub use memory::MemoryCentral;
 pub use purchase::{CentralReply, Purchase, Verdict};
 pub use sale::{BuyerPolicy, SaleConfig, SaleSnapshot};

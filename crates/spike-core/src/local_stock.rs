@@ -1,30 +1,45 @@
 //! A node's local stock: a lock-free gate in front of central stock.
 //!
 //! **Sizing rule.** Every node's local stock starts at central stock's
-//! *remaining* seats, i.e. each node holds the whole remainder as its buffer.
-//! A request must first take one seat from local stock (pre-deduction, one
-//! compare-and-swap) before it may ask central stock; when local stock is
-//! zero the request is answered "sold out" from memory, with no round trip.
-//! Every central reply lowers local stock to central's remaining count, and a
-//! request that central refused gives its seat back.
+//! *remaining* seats: each node holds the whole remainder as its buffer, and
+//! no node owns a share. A request first takes one seat from local stock
+//! (pre-deduction, one compare-and-swap) and then asks central stock, which
+//! alone sells. Every central reply lowers local stock to central's remaining
+//! count; a request that central refused gives its seat back.
 //!
-//! Invariant: `local + in_flight >= central_remaining`. Central remaining
-//! only falls (between returns of unpaid seats), every reply carries a value
-//! no smaller than the current truth, and every refused pre-deduction is given
-//! back. So once no request is in flight, local stock is never below central's:
-//! no seat is left unsold while a node is alive and buyers keep coming, and
-//! losing a node strands nothing, because no node owns a share. Oversell is
-//! impossible by construction: central stock is the only one that sells.
-//! Seats that come back to central (expired orders) are picked up by
-//! [`LocalStock::raise_to`], which a node calls from a once-a-second refresh.
+//! When local stock is at zero there are two cases. If central stock has
+//! *said* the sale is sold out (a reply carried `remaining = 0`), the request
+//! is answered "sold out" from memory with no round trip. Otherwise the seats
+//! are only held by requests in flight, which may still be refused and give
+//! them back, so the request asks central stock unreserved: a buyer is never
+//! told "sold out" on a guess.
+//!
+//! Invariant: `local + in_flight >= central_remaining`, since central
+//! remaining only falls (between returns of unpaid seats), every reply
+//! carries a value no smaller than the current truth, and every refused
+//! pre-deduction is given back. So no seat is left unsold while any node is
+//! alive and buyers keep coming, and losing a node strands nothing. Oversell
+//! is impossible by construction: only central stock sells. Seats that come
+//! back to central (expired orders) are picked up by [`LocalStock::raise_to`],
+//! which a node calls from a once-a-second refresh.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// A node's lock-free view of the seats it may still try to sell.
 #[derive(Debug, Default)]
 pub struct LocalStock {
     remaining: AtomicU64,
+    sold_out: AtomicBool,
     sales: AtomicU64,
+}
+
+/// What local stock says about one request.
+#[derive(Debug)]
+pub enum Admission<'a> {
+    /// Ask central stock, holding this reservation until it answers.
+    Ask(Reservation<'a>),
+    /// Central stock has said there is nothing left: answer from memory.
+    SoldOut,
 }
 
 impl LocalStock {
@@ -32,22 +47,28 @@ impl LocalStock {
     pub fn new(remaining: u64) -> Self {
         Self {
             remaining: AtomicU64::new(remaining),
+            sold_out: AtomicBool::new(remaining == 0),
             sales: AtomicU64::new(0),
         }
     }
 
-    /// Takes one seat for a request about to ask central stock, or `None`
-    /// if this node believes the sale is sold out.
-    pub fn try_reserve(&self) -> Option<Reservation<'_>> {
-        self.remaining
+    /// Admits one request: takes a seat if one is free locally; with none
+    /// free, answers sold out only if central stock has said so.
+    pub fn admit(&self) -> Admission<'_> {
+        let backed = self
+            .remaining
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
                 left.checked_sub(1)
             })
-            .ok()
-            .map(|_| Reservation {
-                stock: self,
-                settled: false,
-            })
+            .is_ok();
+        if !backed && self.sold_out.load(Ordering::Acquire) {
+            return Admission::SoldOut;
+        }
+        Admission::Ask(Reservation {
+            stock: self,
+            backed,
+            settled: false,
+        })
     }
 
     /// Seats this node may still try to sell.
@@ -55,9 +76,10 @@ impl LocalStock {
         self.remaining.load(Ordering::Acquire)
     }
 
-    /// Whether requests are being answered "sold out" from memory.
+    /// Whether central stock has said the sale is sold out, so that
+    /// requests are answered from memory.
     pub fn is_sold_out(&self) -> bool {
-        self.remaining() == 0
+        self.sold_out.load(Ordering::Acquire)
     }
 
     /// Sales this node has made (the articles' `localSales`).
@@ -68,17 +90,25 @@ impl LocalStock {
     /// Lowers local stock to what central stock just reported.
     pub fn lower_to(&self, central_remaining: u64) {
         self.remaining.fetch_min(central_remaining, Ordering::AcqRel);
+        if central_remaining == 0 {
+            self.sold_out.store(true, Ordering::Release);
+        }
     }
 
     /// Raises local stock to central's count, for seats that came back
     /// (expired orders) or a sale that was re-created larger.
     pub fn raise_to(&self, central_remaining: u64) {
         self.remaining.fetch_max(central_remaining, Ordering::AcqRel);
+        if central_remaining > 0 {
+            self.sold_out.store(false, Ordering::Release);
+        }
     }
 
     /// Sets local stock outright (a sale re-created with `--force`).
     pub fn reset(&self, central_remaining: u64) {
         self.remaining.store(central_remaining, Ordering::Release);
+        self.sold_out
+            .store(central_remaining == 0, Ordering::Release);
     }
 
     fn give_back(&self) {
@@ -86,13 +116,23 @@ impl LocalStock {
     }
 }
 
-/// One seat taken from local stock for a request in flight. Dropping it
-/// unsettled (an error, a cancelled request) gives the seat back.
+/// A request in flight to central stock, usually holding one local seat
+/// (`backed`). Dropping it unsettled (an error, a cancelled request) gives
+/// the seat back.
 #[derive(Debug)]
 #[must_use = "a reservation gives its seat back when dropped"]
 pub struct Reservation<'a> {
     stock: &'a LocalStock,
+    backed: bool,
     settled: bool,
+}
+
+impl Reservation<'_> {
+    /// Whether this request holds a local seat (false: every local seat was
+    /// held by requests in flight, and this one asks central unreserved).
+    pub fn is_backed(&self) -> bool {
+        self.backed
+    }
 }
 
 impl Reservation<'_> {
@@ -107,7 +147,9 @@ impl Reservation<'_> {
     /// (limit reached, not open, replay): the seat goes back.
     pub fn refused(mut self, central_remaining: u64) {
         self.settled = true;
-        self.stock.give_back();
+        if self.backed {
+            self.stock.give_back();
+        }
         self.stock.lower_to(central_remaining);
     }
 
@@ -120,7 +162,7 @@ impl Reservation<'_> {
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        if !self.settled {
+        if self.backed && !self.settled {
             self.stock.give_back();
         }
     }
@@ -131,39 +173,51 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
+    fn ask(stock: &LocalStock) -> Reservation<'_> {
+        match stock.admit() {
+            Admission::Ask(reservation) => reservation,
+            Admission::SoldOut => panic!("unexpectedly sold out"),
+        }
+    }
+
     #[test]
-    fn reserves_until_empty_then_refuses() {
+    fn reserves_until_empty_then_asks_unbacked_until_central_says_sold_out() {
         let stock = LocalStock::new(2);
-        let a = stock.try_reserve().expect("first");
-        let b = stock.try_reserve().expect("second");
-        assert!(stock.try_reserve().is_none());
-        assert!(stock.is_sold_out());
+        let a = ask(&stock);
+        let b = ask(&stock);
+        assert!(a.is_backed() && b.is_backed());
+        let c = ask(&stock);
+        assert!(!c.is_backed(), "seats held in flight: ask central, don't guess");
+        assert!(!stock.is_sold_out());
         drop(a); // an error: the seat goes back
         assert_eq!(stock.remaining(), 1);
         assert_eq!(b.sold(1), 1);
-        assert_eq!(stock.local_sales(), 1);
+        assert_eq!(c.sold(0), 2);
+        assert!(stock.is_sold_out());
+        assert!(matches!(stock.admit(), Admission::SoldOut));
+        assert_eq!(stock.local_sales(), 2);
     }
 
     #[test]
     fn refusal_gives_back_but_respects_central() {
         let stock = LocalStock::new(10);
-        let r = stock.try_reserve().expect("seat");
-        r.refused(4); // other nodes sold meanwhile
+        ask(&stock).refused(4); // other nodes sold meanwhile
         assert_eq!(stock.remaining(), 4);
-        let r = stock.try_reserve().expect("seat");
-        r.refused(9); // a stale reply never raises local stock
+        ask(&stock).refused(9); // a stale reply never raises local stock
         assert_eq!(stock.remaining(), 4);
     }
 
     #[test]
     fn sold_out_empties_and_raise_refills() {
         let stock = LocalStock::new(10);
-        stock.try_reserve().expect("seat").sold_out();
+        ask(&stock).sold_out();
         assert!(stock.is_sold_out());
         stock.raise_to(3);
         assert_eq!(stock.remaining(), 3);
+        assert!(!stock.is_sold_out());
         stock.raise_to(1);
         assert_eq!(stock.remaining(), 3);
+        assert!(matches!(LocalStock::new(0).admit(), Admission::SoldOut));
     }
 
     #[test]
@@ -173,18 +227,24 @@ mod tests {
             .map(|_| {
                 let stock = Arc::clone(&stock);
                 std::thread::spawn(move || {
-                    let mut won = 0u64;
-                    while let Some(r) = stock.try_reserve() {
-                        r.sold(u64::MAX);
-                        won += 1;
+                    let mut backed = 0u64;
+                    loop {
+                        match stock.admit() {
+                            Admission::Ask(r) if r.is_backed() => {
+                                r.sold(u64::MAX);
+                                backed += 1;
+                            }
+                            Admission::Ask(r) => {
+                                r.sold_out();
+                            }
+                            Admission::SoldOut => return backed,
+                        }
                     }
-                    won
                 })
             })
             .collect();
         let total: u64 = threads.into_iter().map(|t| t.join().expect("thread")).sum();
         assert_eq!(total, 1000);
-        assert_eq!(stock.local_sales(), 1000);
         assert_eq!(stock.remaining(), 0);
     }
 }

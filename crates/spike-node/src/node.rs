@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 use hyper::{Method, StatusCode};
 use spike_core::stat::StatRecord;
 use spike_core::{
-    BuyerPolicy, CentralError, CentralStock, EventId, LocalStock, NodeId, Purchase, RequestId,
+    Admission, BuyerPolicy, CentralError, CentralStock, EventId, LocalStock, NodeId, Purchase, RequestId,
     SaleConfig, UserId, Verdict,
 };
 
@@ -270,8 +270,9 @@ impl<C: CentralStock> Node<C> {
         if !state.config.is_open_at(SystemTime::now()) {
             return (Answer::NotOpen, Some(event), user);
         }
-        let Some(seat) = state.stock.try_reserve() else {
-            return (Answer::SoldOut, Some(event), user);
+        let seat = match state.stock.admit() {
+            Admission::Ask(seat) => seat,
+            Admission::SoldOut => return (Answer::SoldOut, Some(event), user),
         };
         let request = params.request.unwrap_or_else(|| self.next_request_id());
         let purchase = Purchase {

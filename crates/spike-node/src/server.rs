@@ -60,7 +60,9 @@ pub fn serve<C: CentralStock>(listener: TcpListener, node: Arc<Node<C>>, grace: 
     let task = tokio::spawn(async move {
         let graceful = GracefulShutdown::new();
         let mut http = http1::Builder::new();
-        http.keep_alive(true).max_buf_size(16 * 1024);
+        // Heads up to 64 KiB reach the node (an over-long query gets a JSON 414);
+        // hyper answers 431 on its own for anything larger.
+        http.keep_alive(true).max_buf_size(64 * 1024);
         loop {
             tokio::select! {
                 accepted = listener.accept() => {

@@ -18,6 +18,7 @@ pub struct TestRedis {
     port: u16,
     child: Option<Child>,
     dir: Option<PathBuf>,
+    extra_args: Vec<String>,
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
@@ -49,6 +50,7 @@ impl TestRedis {
                     port,
                     child: None,
                     dir: None,
+                    extra_args: Vec::new(),
                 }
             }
             _ => Self::spawn(),
@@ -57,6 +59,12 @@ impl TestRedis {
 
     /// A new `redis-server` owned by this test, on a free port.
     pub fn spawn() -> Self {
+        Self::spawn_with(&[])
+    }
+
+    /// Like [`TestRedis::spawn`], with extra `redis-server` arguments
+    /// (e.g. `--appendonly yes` so that a restart keeps the data).
+    pub fn spawn_with(extra_args: &[&str]) -> Self {
         let port = free_port();
         let dir = std::env::temp_dir().join(unique("spike-redis"));
         std::fs::create_dir_all(&dir).expect("create Redis dir");
@@ -65,6 +73,7 @@ impl TestRedis {
             port,
             child: None,
             dir: Some(dir),
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
         redis.start();
         redis
@@ -82,6 +91,7 @@ impl TestRedis {
         let child = Command::new(&binary)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args(&self.extra_args)
             .arg("--dir")
             .arg(&dir)
             .stdout(Stdio::null())
