@@ -67,11 +67,26 @@ async fn duplicate_sale_is_refused_unless_forced<C: CentralStock>(central: &C, p
     let again = central
         .create_sale(&event, &SaleConfig::new(7).expect("config"), false)
         .await;
-    assert!(matches!(again, Err(CreateSaleError::AlreadyExists(_))), "{again:?}");
-    let snapshot = central.snapshot(&event).await.expect("snapshot").expect("exists");
-    assert_eq!(snapshot.config.total(), 5, "a refused create changes nothing");
+    assert!(
+        matches!(again, Err(CreateSaleError::AlreadyExists(_))),
+        "{again:?}"
+    );
+    let snapshot = central
+        .snapshot(&event)
+        .await
+        .expect("snapshot")
+        .expect("exists");
+    assert_eq!(
+        snapshot.config.total(),
+        5,
+        "a refused create changes nothing"
+    );
     create(central, &event, SaleConfig::new(7).expect("config")).await;
-    let snapshot = central.snapshot(&event).await.expect("snapshot").expect("exists");
+    let snapshot = central
+        .snapshot(&event)
+        .await
+        .expect("snapshot")
+        .expect("exists");
     assert_eq!((snapshot.config.total(), snapshot.sold), (7, 0));
     assert!(central.events().await.expect("events").contains(&event));
 }
@@ -85,33 +100,69 @@ async fn sells_exactly_the_stock_never_one_more<C: CentralStock>(central: &C, pr
             .buy(&purchase(&event, Some(&format!("u{i}")), &format!("r{i}")))
             .await
             .expect("buy");
-        assert!(matches!(reply.verdict, Verdict::Sold { replayed: false, .. }), "{reply:?}");
+        assert!(
+            matches!(
+                reply.verdict,
+                Verdict::Sold {
+                    replayed: false,
+                    ..
+                }
+            ),
+            "{reply:?}"
+        );
         assert_eq!(reply.remaining, 100 - i);
     }
     let reply = central
         .buy(&purchase(&event, Some("u101"), "r101"))
         .await
         .expect("buy");
-    assert_eq!(reply.verdict, Verdict::SoldOut, "the 101st buyer must be refused");
+    assert_eq!(
+        reply.verdict,
+        Verdict::SoldOut,
+        "the 101st buyer must be refused"
+    );
     assert_eq!(reply.remaining, 0);
-    let snapshot = central.snapshot(&event).await.expect("snapshot").expect("exists");
-    assert_eq!((snapshot.sold, snapshot.buyers, snapshot.orders_in_stream), (100, 100, 100));
+    let snapshot = central
+        .snapshot(&event)
+        .await
+        .expect("snapshot")
+        .expect("exists");
+    assert_eq!(
+        (snapshot.sold, snapshot.buyers, snapshot.orders_in_stream),
+        (100, 100, 100)
+    );
     assert_eq!(snapshot.remaining(), 0);
 }
 
 async fn per_user_limit_returns_the_held_order<C: CentralStock>(central: &C, prefix: &str) {
     let event = event(prefix, "limit1");
     create(central, &event, SaleConfig::new(10).expect("config")).await;
-    let first = central.buy(&purchase(&event, Some("alice"), "a1")).await.expect("buy");
-    let again = central.buy(&purchase(&event, Some("alice"), "a2")).await.expect("buy");
-    assert_eq!(again.verdict, Verdict::AlreadyPurchased { order: order_of(&first.verdict) });
+    let first = central
+        .buy(&purchase(&event, Some("alice"), "a1"))
+        .await
+        .expect("buy");
+    let again = central
+        .buy(&purchase(&event, Some("alice"), "a2"))
+        .await
+        .expect("buy");
+    assert_eq!(
+        again.verdict,
+        Verdict::AlreadyPurchased {
+            order: order_of(&first.verdict)
+        }
+    );
     assert_eq!(sold(central, &event).await, 1);
 
     let event = crate::conformance::event(prefix, "limit3");
     let three = BuyerPolicy::Identified {
         per_user_limit: NonZeroU32::new(3).expect("non-zero"),
     };
-    create(central, &event, SaleConfig::new(10).expect("config").with_policy(three)).await;
+    create(
+        central,
+        &event,
+        SaleConfig::new(10).expect("config").with_policy(three),
+    )
+    .await;
     let mut last = None;
     for i in 0..3 {
         let reply = central
@@ -121,68 +172,144 @@ async fn per_user_limit_returns_the_held_order<C: CentralStock>(central: &C, pre
         assert!(matches!(reply.verdict, Verdict::Sold { .. }), "{reply:?}");
         last = Some(order_of(&reply.verdict));
     }
-    let fourth = central.buy(&purchase(&event, Some("bob"), "b3")).await.expect("buy");
-    assert_eq!(fourth.verdict, Verdict::AlreadyPurchased { order: last.expect("three orders") });
-    let snapshot = central.snapshot(&event).await.expect("snapshot").expect("exists");
+    let fourth = central
+        .buy(&purchase(&event, Some("bob"), "b3"))
+        .await
+        .expect("buy");
+    assert_eq!(
+        fourth.verdict,
+        Verdict::AlreadyPurchased {
+            order: last.expect("three orders")
+        }
+    );
+    let snapshot = central
+        .snapshot(&event)
+        .await
+        .expect("snapshot")
+        .expect("exists");
     assert_eq!((snapshot.sold, snapshot.buyers), (3, 1));
 }
 
 async fn same_request_id_replays_the_same_order<C: CentralStock>(central: &C, prefix: &str) {
     let event = event(prefix, "replay");
-    let anonymous = SaleConfig::new(10).expect("config").with_policy(BuyerPolicy::Anonymous);
+    let anonymous = SaleConfig::new(10)
+        .expect("config")
+        .with_policy(BuyerPolicy::Anonymous);
     create(central, &event, anonymous).await;
-    let first = central.buy(&purchase(&event, None, "req-1")).await.expect("buy");
-    let replay = central.buy(&purchase(&event, None, "req-1")).await.expect("buy");
+    let first = central
+        .buy(&purchase(&event, None, "req-1"))
+        .await
+        .expect("buy");
+    let replay = central
+        .buy(&purchase(&event, None, "req-1"))
+        .await
+        .expect("buy");
     let order = order_of(&first.verdict);
-    assert_eq!(replay.verdict, Verdict::Sold { order: order.clone(), replayed: true });
+    assert_eq!(
+        replay.verdict,
+        Verdict::Sold {
+            order: order.clone(),
+            replayed: true
+        }
+    );
     assert_eq!(sold(central, &event).await, 1, "a replay sells nothing");
     let request = RequestId::parse("req-1").expect("id");
-    assert_eq!(central.order_for_request(&event, &request).await.expect("lookup"), Some(order));
+    assert_eq!(
+        central
+            .order_for_request(&event, &request)
+            .await
+            .expect("lookup"),
+        Some(order)
+    );
     let unknown = RequestId::parse("never-sent").expect("id");
-    assert_eq!(central.order_for_request(&event, &unknown).await.expect("lookup"), None);
+    assert_eq!(
+        central
+            .order_for_request(&event, &unknown)
+            .await
+            .expect("lookup"),
+        None
+    );
 }
 
 async fn nothing_sells_before_opening<C: CentralStock>(central: &C, prefix: &str) {
     let event = event(prefix, "notopen");
     let later = SystemTime::now() + Duration::from_secs(3600);
-    create(central, &event, SaleConfig::new(10).expect("config").opening_at(Some(later))).await;
-    let reply = central.buy(&purchase(&event, Some("early"), "e1")).await.expect("buy");
+    create(
+        central,
+        &event,
+        SaleConfig::new(10).expect("config").opening_at(Some(later)),
+    )
+    .await;
+    let reply = central
+        .buy(&purchase(&event, Some("early"), "e1"))
+        .await
+        .expect("buy");
     assert_eq!((reply.verdict, reply.remaining), (Verdict::NotOpen, 10));
     assert_eq!(sold(central, &event).await, 0);
 }
 
-async fn anonymous_sales_need_no_user_and_have_no_limit<C: CentralStock>(central: &C, prefix: &str) {
+async fn anonymous_sales_need_no_user_and_have_no_limit<C: CentralStock>(
+    central: &C,
+    prefix: &str,
+) {
     let event = event(prefix, "anon");
-    let anonymous = SaleConfig::new(3).expect("config").with_policy(BuyerPolicy::Anonymous);
+    let anonymous = SaleConfig::new(3)
+        .expect("config")
+        .with_policy(BuyerPolicy::Anonymous);
     create(central, &event, anonymous).await;
     for request in ["x1", "x2"] {
-        let reply = central.buy(&purchase(&event, Some("same"), request)).await.expect("buy");
+        let reply = central
+            .buy(&purchase(&event, Some("same"), request))
+            .await
+            .expect("buy");
         assert!(matches!(reply.verdict, Verdict::Sold { .. }), "{reply:?}");
     }
-    let reply = central.buy(&purchase(&event, None, "x3")).await.expect("buy");
+    let reply = central
+        .buy(&purchase(&event, None, "x3"))
+        .await
+        .expect("buy");
     assert!(matches!(reply.verdict, Verdict::Sold { .. }), "{reply:?}");
-    let reply = central.buy(&purchase(&event, None, "x4")).await.expect("buy");
+    let reply = central
+        .buy(&purchase(&event, None, "x4"))
+        .await
+        .expect("buy");
     assert_eq!(reply.verdict, Verdict::SoldOut);
-    let snapshot = central.snapshot(&event).await.expect("snapshot").expect("exists");
-    assert_eq!((snapshot.sold, snapshot.buyers, snapshot.orders_in_stream), (3, 0, 3));
+    let snapshot = central
+        .snapshot(&event)
+        .await
+        .expect("snapshot")
+        .expect("exists");
+    assert_eq!(
+        (snapshot.sold, snapshot.buyers, snapshot.orders_in_stream),
+        (3, 0, 3)
+    );
 }
 
 async fn identified_sales_require_a_user<C: CentralStock>(central: &C, prefix: &str) {
     let event = event(prefix, "needuser");
     create(central, &event, SaleConfig::new(3).expect("config")).await;
-    let reply = central.buy(&purchase(&event, None, "n1")).await.expect("buy");
+    let reply = central
+        .buy(&purchase(&event, None, "n1"))
+        .await
+        .expect("buy");
     assert_eq!(reply.verdict, Verdict::UserRequired);
     assert_eq!(sold(central, &event).await, 0);
 }
 
 async fn unknown_sale_is_reported<C: CentralStock>(central: &C, prefix: &str) {
     let event = event(prefix, "missing");
-    let reply = central.buy(&purchase(&event, Some("u"), "m1")).await.expect("buy");
+    let reply = central
+        .buy(&purchase(&event, Some("u"), "m1"))
+        .await
+        .expect("buy");
     assert_eq!(reply.verdict, Verdict::NoSuchSale);
     assert_eq!(central.snapshot(&event).await.expect("snapshot"), None);
 }
 
-async fn concurrent_buyers_get_exactly_the_stock<C: CentralStock + Clone>(central: &C, prefix: &str) {
+async fn concurrent_buyers_get_exactly_the_stock<C: CentralStock + Clone>(
+    central: &C,
+    prefix: &str,
+) {
     let event = event(prefix, "race");
     create(central, &event, SaleConfig::new(100).expect("config")).await;
     let mut tasks = tokio::task::JoinSet::new();
@@ -220,12 +347,19 @@ async fn concurrent_retries_of_one_user_get_one_order<C: CentralStock + Clone>(
     while let Some(verdict) = tasks.join_next().await {
         verdicts.push(verdict.expect("task"));
     }
-    let sold: Vec<_> = verdicts.iter().filter(|v| matches!(v, Verdict::Sold { .. })).collect();
+    let sold: Vec<_> = verdicts
+        .iter()
+        .filter(|v| matches!(v, Verdict::Sold { .. }))
+        .collect();
     assert_eq!(sold.len(), 1);
     let order = order_of(sold[0]);
     let held = verdicts
         .iter()
-        .filter(|v| **v == Verdict::AlreadyPurchased { order: order.clone() })
+        .filter(|v| {
+            **v == Verdict::AlreadyPurchased {
+                order: order.clone(),
+            }
+        })
         .count();
     assert_eq!(held, 49);
 }

@@ -133,9 +133,18 @@ mod tests {
     fn event_ids_accept_tokens_and_refuse_the_rest() {
         assert!(EventId::parse("G1234-2026.01_01").is_ok());
         assert_eq!(EventId::parse(""), Err(IdError::Empty { what: "event" }));
-        assert!(matches!(EventId::parse("a b"), Err(IdError::BadChar { .. })));
-        assert!(matches!(EventId::parse("a{b}"), Err(IdError::BadChar { .. })));
-        assert!(matches!(EventId::parse("x".repeat(65)), Err(IdError::TooLong { .. })));
+        assert!(matches!(
+            EventId::parse("a b"),
+            Err(IdError::BadChar { .. })
+        ));
+        assert!(matches!(
+            EventId::parse("a{b}"),
+            Err(IdError::BadChar { .. })
+        ));
+        assert!(matches!(
+            EventId::parse("x".repeat(65)),
+            Err(IdError::TooLong { .. })
+        ));
         assert!(EventId::parse("x".repeat(64)).is_ok());
     }
 

@@ -89,7 +89,8 @@ impl LocalStock {
 
     /// Lowers local stock to what central stock just reported.
     pub fn lower_to(&self, central_remaining: u64) {
-        self.remaining.fetch_min(central_remaining, Ordering::AcqRel);
+        self.remaining
+            .fetch_min(central_remaining, Ordering::AcqRel);
         if central_remaining == 0 {
             self.sold_out.store(true, Ordering::Release);
         }
@@ -98,7 +99,8 @@ impl LocalStock {
     /// Raises local stock to central's count, for seats that came back
     /// (expired orders) or a sale that was re-created larger.
     pub fn raise_to(&self, central_remaining: u64) {
-        self.remaining.fetch_max(central_remaining, Ordering::AcqRel);
+        self.remaining
+            .fetch_max(central_remaining, Ordering::AcqRel);
         if central_remaining > 0 {
             self.sold_out.store(false, Ordering::Release);
         }
@@ -187,7 +189,10 @@ mod tests {
         let b = ask(&stock);
         assert!(a.is_backed() && b.is_backed());
         let c = ask(&stock);
-        assert!(!c.is_backed(), "seats held in flight: ask central, don't guess");
+        assert!(
+            !c.is_backed(),
+            "seats held in flight: ask central, don't guess"
+        );
         assert!(!stock.is_sold_out());
         drop(a); // an error: the seat goes back
         assert_eq!(stock.remaining(), 1);

@@ -151,7 +151,10 @@ impl CentralStock for MemoryCentral {
         if books.contains_key(event) && !force {
             return Err(CreateSaleError::AlreadyExists(event.clone()));
         }
-        books.insert(event.clone(), Arc::new(Mutex::new(Book::new(config.clone()))));
+        books.insert(
+            event.clone(),
+            Arc::new(Mutex::new(Book::new(config.clone()))),
+        );
         Ok(())
     }
 
@@ -222,7 +225,14 @@ mod tests {
             };
             central.buy(&purchase).await.unwrap();
         }
-        let orders: Vec<_> = central.stream(&event).into_iter().map(|e| e.order).collect();
-        assert_eq!(orders, ["mem-stream-1", "mem-stream-2"].map(|o| OrderId::parse(o).unwrap()));
+        let orders: Vec<_> = central
+            .stream(&event)
+            .into_iter()
+            .map(|e| e.order)
+            .collect();
+        assert_eq!(
+            orders,
+            ["mem-stream-1", "mem-stream-2"].map(|o| OrderId::parse(o).unwrap())
+        );
     }
 }

@@ -166,7 +166,10 @@ mod tests {
     #[test]
     fn stock_bounds_are_enforced() {
         assert_eq!(SaleConfig::new(0), Err(SaleConfigError::NoStock));
-        assert_eq!(SaleConfig::new(MAX_STOCK + 1), Err(SaleConfigError::TooMuchStock));
+        assert_eq!(
+            SaleConfig::new(MAX_STOCK + 1),
+            Err(SaleConfigError::TooMuchStock)
+        );
         assert_eq!(SaleConfig::new(MAX_STOCK).map(|c| c.total()), Ok(MAX_STOCK));
     }
 

@@ -103,7 +103,10 @@ mod tests {
             "2025-11-21T22:55:57.123Z result:1,localSales:42,code:1,node:n1,event:G1,user:u7,order:G1-7"
         );
         let parsed = parse_line(&line).unwrap();
-        assert_eq!((parsed.code, parsed.node, parsed.order), (1, "n1", Some("G1-7")));
+        assert_eq!(
+            (parsed.code, parsed.node, parsed.order),
+            (1, "n1", Some("G1-7"))
+        );
     }
 
     #[test]

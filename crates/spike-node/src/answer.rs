@@ -153,12 +153,18 @@ mod tests {
     fn bodies_are_the_documented_json() {
         let event = EventId::parse("G1").unwrap();
         let order = OrderId::parse("G1-9").unwrap();
-        let sold = Answer::Sold { event, order: order.clone() };
+        let sold = Answer::Sold {
+            event,
+            order: order.clone(),
+        };
         assert_eq!(
             parsed(&sold),
             serde_json::json!({"code":1,"msg":"success","data":{"order_id":"G1-9","event":"G1"}})
         );
-        assert_eq!(parsed(&Answer::SoldOut), serde_json::json!({"code":-1,"msg":"sold out"}));
+        assert_eq!(
+            parsed(&Answer::SoldOut),
+            serde_json::json!({"code":-1,"msg":"sold out"})
+        );
         assert_eq!(
             parsed(&Answer::AlreadyPurchased { order }),
             serde_json::json!({"code":-2,"msg":"already purchased","data":{"order_id":"G1-9"}})

@@ -11,8 +11,8 @@ use arc_swap::ArcSwap;
 use hyper::{Method, StatusCode};
 use spike_core::stat::StatRecord;
 use spike_core::{
-    Admission, BuyerPolicy, CentralError, CentralStock, EventId, LocalStock, NodeId, Purchase, RequestId,
-    SaleConfig, UserId, Verdict,
+    Admission, BuyerPolicy, CentralError, CentralStock, EventId, LocalStock, NodeId, Purchase,
+    RequestId, SaleConfig, UserId, Verdict,
 };
 
 use crate::answer::{Answer, RetryReason};
@@ -76,7 +76,11 @@ pub struct NodeStats {
 
 impl NodeStats {
     fn count(&self, code: i8) {
-        let index = if code == 1 { 0 } else { usize::from(code.unsigned_abs()) };
+        let index = if code == 1 {
+            0
+        } else {
+            usize::from(code.unsigned_abs())
+        };
         if let Some(counter) = self.answers.get(index) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
@@ -84,8 +88,14 @@ impl NodeStats {
 
     /// How many `/buy/ticket` answers carried `code` (1, -1 … -5).
     pub fn answers_with(&self, code: i8) -> u64 {
-        let index = if code == 1 { 0 } else { usize::from(code.unsigned_abs()) };
-        self.answers.get(index).map_or(0, |c| c.load(Ordering::Relaxed))
+        let index = if code == 1 {
+            0
+        } else {
+            usize::from(code.unsigned_abs())
+        };
+        self.answers
+            .get(index)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 }
 
@@ -251,7 +261,11 @@ impl<C: CentralStock> Node<C> {
         };
         let user = params.user;
         if state.config.policy() != BuyerPolicy::Anonymous && user.is_none() {
-            return (Answer::bad_request("user_id is required"), Some(event), None);
+            return (
+                Answer::bad_request("user_id is required"),
+                Some(event),
+                None,
+            );
         }
         if self.shutting_down.load(Ordering::Acquire) {
             let answer = Answer::TryAgain {

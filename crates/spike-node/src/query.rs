@@ -86,7 +86,8 @@ mod tests {
 
     #[test]
     fn reads_decoded_parameters_and_ignores_unknown_ones() {
-        let params = BuyParams::parse(Some("user_id=%E5%BC%A0&event=G1&x=1&request_id=r-1")).unwrap();
+        let params =
+            BuyParams::parse(Some("user_id=%E5%BC%A0&event=G1&x=1&request_id=r-1")).unwrap();
         assert_eq!(params.user.unwrap().as_str(), "张");
         assert_eq!(params.event.unwrap().as_str(), "G1");
         assert_eq!(params.request.unwrap().as_str(), "r-1");
@@ -99,8 +100,14 @@ mod tests {
         assert_eq!(err("user_id="), "user_id is empty");
         assert_eq!(err("user_id=%FF%FE"), "user_id is not valid UTF-8");
         assert_eq!(err("user_id=a+b"), "user_id contains a forbidden character (allowed: printable UTF-8 except whitespace , \" \\)");
-        assert_eq!(err(&format!("user_id={}", "u".repeat(65))), "user_id is longer than 64 bytes");
+        assert_eq!(
+            err(&format!("user_id={}", "u".repeat(65))),
+            "user_id is longer than 64 bytes"
+        );
         assert_eq!(err("event=a&event=b"), "event is given more than once");
-        assert_eq!(err(&"a".repeat(MAX_QUERY_LEN + 1)), "query string is longer than 2048 bytes");
+        assert_eq!(
+            err(&"a".repeat(MAX_QUERY_LEN + 1)),
+            "query string is longer than 2048 bytes"
+        );
     }
 }

@@ -50,7 +50,11 @@ impl RunningServer {
 }
 
 /// Serves `node` on `listener` until shut down.
-pub fn serve<C: CentralStock>(listener: TcpListener, node: Arc<Node<C>>, grace: Duration) -> RunningServer {
+pub fn serve<C: CentralStock>(
+    listener: TcpListener,
+    node: Arc<Node<C>>,
+    grace: Duration,
+) -> RunningServer {
     let addr = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -91,7 +95,10 @@ pub fn serve<C: CentralStock>(listener: TcpListener, node: Arc<Node<C>>, grace: 
             }
         }
         drop(listener);
-        if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
             tracing::warn!("connections still open after {grace:?}; closing anyway");
         }
         node.close();

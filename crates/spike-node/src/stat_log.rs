@@ -95,11 +95,7 @@ impl StatLog {
     /// Writes every queued line, flushes, and stops the writer. Lines recorded
     /// afterwards are counted as dropped.
     pub fn close(&self) {
-        let writer = self
-            .writer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(writer) = writer {
             let _ = self.sender.send(Message::Close);
             let _ = writer.join();
@@ -184,11 +180,18 @@ mod tests {
         log.close();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 20_000);
-        assert_eq!(text.lines().filter(|l| l.contains(" result:1,")).count(), 2_000);
+        assert_eq!(
+            text.lines().filter(|l| l.contains(" result:1,")).count(),
+            2_000
+        );
         assert_eq!(log.counters().written.load(Ordering::Relaxed), 20_000);
         assert_eq!(log.counters().dropped.load(Ordering::Relaxed), 0);
         log.record(record(1));
-        assert_eq!(log.counters().dropped.load(Ordering::Relaxed), 1, "late lines are counted");
+        assert_eq!(
+            log.counters().dropped.load(Ordering::Relaxed),
+            1,
+            "late lines are counted"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -36,7 +36,10 @@ async fn buy_survives_a_flushed_script_cache() {
         .create_sale(&event, &SaleConfig::new(5).unwrap(), false)
         .await
         .unwrap();
-    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut redis.connection()).unwrap();
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut redis.connection())
+        .unwrap();
     let reply = central.buy(&purchase(&event, "after-flush")).await.unwrap();
     assert!(matches!(reply.verdict, Verdict::Sold { .. }), "{reply:?}");
 }
@@ -55,9 +58,19 @@ async fn sale_keys_and_stream_hold_what_was_sold() {
     }
     let keys = EventKeys::new(&event);
     let mut connection = redis.connection();
-    let sold: u64 = redis::cmd("HGET").arg(&keys.sale).arg("sold").query(&mut connection).unwrap();
-    let stream: u64 = redis::cmd("XLEN").arg(&keys.orders).query(&mut connection).unwrap();
-    let buyers: u64 = redis::cmd("HLEN").arg(&keys.buyers).query(&mut connection).unwrap();
+    let sold: u64 = redis::cmd("HGET")
+        .arg(&keys.sale)
+        .arg("sold")
+        .query(&mut connection)
+        .unwrap();
+    let stream: u64 = redis::cmd("XLEN")
+        .arg(&keys.orders)
+        .query(&mut connection)
+        .unwrap();
+    let buyers: u64 = redis::cmd("HLEN")
+        .arg(&keys.buyers)
+        .query(&mut connection)
+        .unwrap();
     assert_eq!((sold, stream, buyers), (3, 3, 3));
     // Redis Cluster hashes only the part between the first `{` and the next `}`.
     let hash_tag = |key: &str| -> String {
@@ -82,5 +95,8 @@ async fn unreachable_redis_is_unavailable_not_a_verdict() {
     let started = std::time::Instant::now();
     let result = central.buy(&purchase(&event, "during-outage")).await;
     assert!(result.is_err(), "no verdict without Redis: {result:?}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(2), "bounded wait");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "bounded wait"
+    );
 }

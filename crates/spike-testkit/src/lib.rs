@@ -86,7 +86,10 @@ impl TestRedis {
 
     /// Starts (or restarts) an owned server on the same port, empty.
     pub fn start(&mut self) {
-        let dir = self.dir.clone().expect("only an owned Redis can be started");
+        let dir = self
+            .dir
+            .clone()
+            .expect("only an owned Redis can be started");
         let binary = std::env::var("SPIKE_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
         let child = Command::new(&binary)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
@@ -122,7 +125,11 @@ impl TestRedis {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "Redis at {} did not start", self.url);
+            assert!(
+                Instant::now() < deadline,
+                "Redis at {} did not start",
+                self.url
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

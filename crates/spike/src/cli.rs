@@ -176,8 +176,21 @@ mod tests {
     #[test]
     fn sale_flags_become_a_config() {
         let cli = Cli::try_parse_from([
-            "spike", "sale", "create", "--redis", "redis://x", "--event", "G1", "--stock", "10",
-            "--per-user-limit", "2", "--payment-window", "3s", "--opens-at", "2026-12-01T08:00:00Z",
+            "spike",
+            "sale",
+            "create",
+            "--redis",
+            "redis://x",
+            "--event",
+            "G1",
+            "--stock",
+            "10",
+            "--per-user-limit",
+            "2",
+            "--payment-window",
+            "3s",
+            "--opens-at",
+            "2026-12-01T08:00:00Z",
         ])
         .unwrap();
         let Command::Sale(SaleCommand::Create(args)) = cli.command else {
@@ -186,15 +199,30 @@ mod tests {
         let config = args.rules.to_config().unwrap();
         assert_eq!(config.total(), 10);
         assert_eq!(config.payment_window(), Duration::from_secs(3));
-        assert_eq!(config.policy().per_user_limit().map(NonZeroU32::get), Some(2));
+        assert_eq!(
+            config.policy().per_user_limit().map(NonZeroU32::get),
+            Some(2)
+        );
         assert!(config.opens_at().is_some());
     }
 
     #[test]
     fn bad_flags_are_refused_by_the_parser() {
         for args in [
-            vec!["spike", "sale", "create", "--redis", "r", "--event", "a b", "--stock", "1"],
-            vec!["spike", "sale", "create", "--redis", "r", "--event", "e", "--per-user-limit", "0"],
+            vec![
+                "spike", "sale", "create", "--redis", "r", "--event", "a b", "--stock", "1",
+            ],
+            vec![
+                "spike",
+                "sale",
+                "create",
+                "--redis",
+                "r",
+                "--event",
+                "e",
+                "--per-user-limit",
+                "0",
+            ],
             vec!["spike", "node", "--payment-window", "soon"],
         ] {
             assert!(Cli::try_parse_from(&args).is_err(), "{args:?}");

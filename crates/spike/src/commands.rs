@@ -25,7 +25,9 @@ async fn redis(url: &str) -> anyhow::Result<RedisCentral> {
 pub async fn sale_create(args: SaleCreateArgs) -> anyhow::Result<()> {
     let config = args.rules.to_config()?;
     let central = redis(&args.redis).await?;
-    central.create_sale(&args.event, &config, args.force).await?;
+    central
+        .create_sale(&args.event, &config, args.force)
+        .await?;
     println!(
         "created sale {}: {} seats, {}",
         args.event,
@@ -72,10 +74,9 @@ fn snapshot_table(event: &str, s: &SaleSnapshot) -> String {
         .policy()
         .per_user_limit()
         .map_or("anonymous".to_string(), |l| l.to_string());
-    let opens = s
-        .config
-        .opens_at()
-        .map_or("open".to_string(), |t| humantime::format_rfc3339(t).to_string());
+    let opens = s.config.opens_at().map_or("open".to_string(), |t| {
+        humantime::format_rfc3339(t).to_string()
+    });
     format!(
         "event            {event}\ntotal            {}\nsold             {}\nremaining        {}\n\
          buyers           {}\norders in stream {}\nper-user limit   {limit}\nopens at         {opens}\n\

@@ -13,7 +13,9 @@ fn runtime(threads: Option<NonZeroUsize>) -> std::io::Result<tokio::runtime::Run
         .or_else(|| std::thread::available_parallelism().ok())
         .map_or(1, NonZeroUsize::get);
     if threads == 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
@@ -36,16 +38,18 @@ fn main() -> ExitCode {
         Command::Baseline(args) => args.threads,
         Command::Sale(_) => NonZeroUsize::new(1),
     };
-    let result = runtime(threads).map_err(anyhow::Error::from).and_then(|rt| {
-        rt.block_on(async {
-            match cli.command {
-                Command::Sale(SaleCommand::Create(args)) => commands::sale_create(args).await,
-                Command::Sale(SaleCommand::Show(args)) => commands::sale_show(args).await,
-                Command::Node(args) => commands::run_node(args).await,
-                Command::Baseline(args) => commands::run_baseline(args).await,
-            }
-        })
-    });
+    let result = runtime(threads)
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| {
+            rt.block_on(async {
+                match cli.command {
+                    Command::Sale(SaleCommand::Create(args)) => commands::sale_create(args).await,
+                    Command::Sale(SaleCommand::Show(args)) => commands::sale_show(args).await,
+                    Command::Node(args) => commands::run_node(args).await,
+                    Command::Baseline(args) => commands::run_baseline(args).await,
+                }
+            })
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

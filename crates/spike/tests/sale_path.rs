@@ -29,13 +29,19 @@ async fn two_thousand_users_scenario<C: CentralStock + Clone>(central: C) {
     let event = event("conc");
     create_sale(&central, &event, SaleConfig::new(500).unwrap()).await;
     let node = start_node(central.clone(), "n1", vec![event.clone()], None, QUIET).await;
-    let urls = (0..2000).map(|u| node.url(&format!("/buy/ticket?user_id=user{u}"))).collect();
+    let urls = (0..2000)
+        .map(|u| node.url(&format!("/buy/ticket?user_id=user{u}")))
+        .collect();
     let replies = get_all(&Http::new(), urls, 200).await;
     assert_eq!(count(&replies, 1), 500, "exactly the stock is sold");
     assert_eq!(count(&replies, -1), 1500, "everyone else hears sold out");
     let orders: HashSet<_> = replies.iter().filter_map(Reply::order).collect();
     assert_eq!(orders.len(), 500, "no order twice, so no user twice");
-    assert_eq!(sold(&central, &event).await, (500, 500), "central sold and stream length");
+    assert_eq!(
+        sold(&central, &event).await,
+        (500, 500),
+        "central sold and stream length"
+    );
     let snapshot = central.snapshot(&event).await.unwrap().unwrap();
     assert_eq!(snapshot.buyers, 500, "500 distinct buyers");
 }
@@ -86,11 +92,17 @@ async fn oversell_regression_scenario<C: CentralStock + Clone>(central: C) {
     let node = start_node(central.clone(), "n1", vec![event.clone()], None, QUIET).await;
     let http = Http::new();
     for u in 1..=100 {
-        let reply = http.get(&node.url(&format!("/buy/ticket?user_id=u{u}"))).await;
+        let reply = http
+            .get(&node.url(&format!("/buy/ticket?user_id=u{u}")))
+            .await;
         assert_eq!(reply.code(), 1, "buyer {u}: {:?}", reply.body);
     }
     let reply = http.get(&node.url("/buy/ticket?user_id=u101")).await;
-    assert_eq!(reply.code(), -1, "the 101st buyer must be refused (the articles' `>=` sells it)");
+    assert_eq!(
+        reply.code(),
+        -1,
+        "the 101st buyer must be refused (the articles' `>=` sells it)"
+    );
     assert_eq!(sold(&central, &event).await, (100, 100));
 }
 
@@ -109,13 +121,22 @@ async fn one_user_fifty_times_scenario<C: CentralStock + Clone>(central: C) {
     let event = event("limit");
     create_sale(&central, &event, SaleConfig::new(10).unwrap()).await;
     let node = start_node(central.clone(), "n1", vec![event.clone()], None, QUIET).await;
-    let urls = (0..50).map(|_| node.url("/buy/ticket?user_id=eager")).collect();
+    let urls = (0..50)
+        .map(|_| node.url("/buy/ticket?user_id=eager"))
+        .collect();
     let replies = get_all(&Http::new(), urls, 50).await;
     assert_eq!(count(&replies, 1), 1, "one order");
-    let order = replies.iter().find(|r| r.code() == 1).and_then(Reply::order).unwrap();
+    let order = replies
+        .iter()
+        .find(|r| r.code() == 1)
+        .and_then(Reply::order)
+        .unwrap();
     let held: Vec<_> = replies.iter().filter(|r| r.code() == -2).collect();
     assert_eq!(held.len(), 49);
-    assert!(held.iter().all(|r| r.order().as_ref() == Some(&order)), "-2 carries the order id");
+    assert!(
+        held.iter().all(|r| r.order().as_ref() == Some(&order)),
+        "-2 carries the order id"
+    );
     assert_eq!(sold(&central, &event).await, (1, 1));
 }
 
@@ -139,20 +160,90 @@ async fn bad_input_scenario<C: CentralStock + Clone>(central: C) {
     let long_user = "u".repeat(65);
     let huge = "x".repeat(16 * 1024);
     let cases: Vec<(Method, String, StatusCode, &str)> = vec![
-        (Method::GET, "/buy/ticket".into(), StatusCode::BAD_REQUEST, "user_id is required"),
-        (Method::GET, "/buy/ticket?user_id=".into(), StatusCode::BAD_REQUEST, "user_id is empty"),
-        (Method::GET, format!("/buy/ticket?user_id={long_user}"), StatusCode::BAD_REQUEST, "longer than 64"),
-        (Method::GET, "/buy/ticket?user_id=%C3%28".into(), StatusCode::BAD_REQUEST, "not valid UTF-8"),
-        (Method::GET, "/buy/ticket?user_id=a%20b".into(), StatusCode::BAD_REQUEST, "forbidden character"),
-        (Method::GET, "/buy/ticket?user_id=u&event=nope".into(), StatusCode::BAD_REQUEST, "unknown event nope"),
-        (Method::GET, "/buy/ticket?user_id=u&event=a%7Bb".into(), StatusCode::BAD_REQUEST, "event contains"),
-        (Method::GET, "/buy/ticket?user_id=u&user_id=v".into(), StatusCode::BAD_REQUEST, "more than once"),
-        (Method::GET, "/buy/ticket?user_id=u&request_id=%00".into(), StatusCode::BAD_REQUEST, "request_id contains"),
-        (Method::GET, format!("/buy/ticket?user_id=u&pad={huge}"), StatusCode::URI_TOO_LONG, "longer than 2048"),
-        (Method::PUT, "/buy/ticket?user_id=u".into(), StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
-        (Method::DELETE, "/buy/ticket?user_id=u".into(), StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
-        (Method::GET, "/buy/tickets?user_id=u".into(), StatusCode::NOT_FOUND, "no such path"),
-        (Method::GET, "/buy/result?request_id=never".into(), StatusCode::NOT_FOUND, "no order for request_id"),
+        (
+            Method::GET,
+            "/buy/ticket".into(),
+            StatusCode::BAD_REQUEST,
+            "user_id is required",
+        ),
+        (
+            Method::GET,
+            "/buy/ticket?user_id=".into(),
+            StatusCode::BAD_REQUEST,
+            "user_id is empty",
+        ),
+        (
+            Method::GET,
+            format!("/buy/ticket?user_id={long_user}"),
+            StatusCode::BAD_REQUEST,
+            "longer than 64",
+        ),
+        (
+            Method::GET,
+            "/buy/ticket?user_id=%C3%28".into(),
+            StatusCode::BAD_REQUEST,
+            "not valid UTF-8",
+        ),
+        (
+            Method::GET,
+            "/buy/ticket?user_id=a%20b".into(),
+            StatusCode::BAD_REQUEST,
+            "forbidden character",
+        ),
+        (
+            Method::GET,
+            "/buy/ticket?user_id=u&event=nope".into(),
+            StatusCode::BAD_REQUEST,
+            "unknown event nope",
+        ),
+        (
+            Method::GET,
+            "/buy/ticket?user_id=u&event=a%7Bb".into(),
+            StatusCode::BAD_REQUEST,
+            "event contains",
+        ),
+        (
+            Method::GET,
+            "/buy/ticket?user_id=u&user_id=v".into(),
+            StatusCode::BAD_REQUEST,
+            "more than once",
+        ),
+        (
+            Method::GET,
+            "/buy/ticket?user_id=u&request_id=%00".into(),
+            StatusCode::BAD_REQUEST,
+            "request_id contains",
+        ),
+        (
+            Method::GET,
+            format!("/buy/ticket?user_id=u&pad={huge}"),
+            StatusCode::URI_TOO_LONG,
+            "longer than 2048",
+        ),
+        (
+            Method::PUT,
+            "/buy/ticket?user_id=u".into(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed",
+        ),
+        (
+            Method::DELETE,
+            "/buy/ticket?user_id=u".into(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed",
+        ),
+        (
+            Method::GET,
+            "/buy/tickets?user_id=u".into(),
+            StatusCode::NOT_FOUND,
+            "no such path",
+        ),
+        (
+            Method::GET,
+            "/buy/result?request_id=never".into(),
+            StatusCode::NOT_FOUND,
+            "no order for request_id",
+        ),
     ];
     for (method, path, status, message) in cases {
         let reply = http.send(method.clone(), &node.url(&path)).await;
@@ -160,14 +251,25 @@ async fn bad_input_scenario<C: CentralStock + Clone>(central: C) {
         assert_eq!(reply.status, status, "{method} {shown}: {:?}", reply.body);
         assert_eq!(reply.code(), -4, "{method} {shown}");
         let text = reply.body["msg"].as_str().unwrap_or_default();
-        assert!(text.contains(message), "{method} {shown}: {text:?} should say {message:?}");
+        assert!(
+            text.contains(message),
+            "{method} {shown}: {text:?} should say {message:?}"
+        );
     }
     let enormous = "x".repeat(200 * 1024);
     let request = format!("GET /buy/ticket?user_id=u&pad={enormous} HTTP/1.1\r\nHost: t\r\n\r\n");
     let status = raw_status(node.addr(), request.as_bytes()).await;
     assert_eq!(status, 431, "hyper refuses a 200 KiB request head");
-    assert_eq!(central.snapshot(&event).await.unwrap(), before, "bad input changed nothing");
-    assert_eq!(node.central_calls(), 0, "bad input never reached central stock");
+    assert_eq!(
+        central.snapshot(&event).await.unwrap(),
+        before,
+        "bad input changed nothing"
+    );
+    assert_eq!(
+        node.central_calls(),
+        0,
+        "bad input never reached central stock"
+    );
 }
 
 #[tokio::test]
@@ -193,23 +295,42 @@ async fn after_sell_out_rejections_make_zero_redis_calls() {
     create_sale(&central, &event, SaleConfig::new(20).unwrap()).await;
     let node = start_node(central, "n1", vec![event.clone()], None, QUIET).await;
     let http = Http::new();
-    let urls = (0..40).map(|u| node.url(&format!("/buy/ticket?user_id=u{u}"))).collect();
+    let urls = (0..40)
+        .map(|u| node.url(&format!("/buy/ticket?user_id=u{u}")))
+        .collect();
     let replies = get_all(&http, urls, 8).await;
     assert_eq!(count(&replies, 1), 20);
     let calls_at_sell_out = node.central_calls();
     let evalsha_at_sell_out = redis.command_calls("evalsha");
     let total_at_sell_out = total_commands(&redis);
-    let urls = (0..1000).map(|u| node.url(&format!("/buy/ticket?user_id=late{u}"))).collect();
+    let urls = (0..1000)
+        .map(|u| node.url(&format!("/buy/ticket?user_id=late{u}")))
+        .collect();
     let replies = get_all(&http, urls, 50).await;
     assert_eq!(count(&replies, -1), 1000);
-    assert_eq!(node.central_calls(), calls_at_sell_out, "node made no central call");
-    assert_eq!(redis.command_calls("evalsha"), evalsha_at_sell_out, "Redis ran no script");
+    assert_eq!(
+        node.central_calls(),
+        calls_at_sell_out,
+        "node made no central call"
+    );
+    assert_eq!(
+        redis.command_calls("evalsha"),
+        evalsha_at_sell_out,
+        "Redis ran no script"
+    );
     // INFO itself is counted once per call; nothing else may have run.
-    assert_eq!(total_commands(&redis), total_at_sell_out + 2, "Redis saw no command");
+    assert_eq!(
+        total_commands(&redis),
+        total_at_sell_out + 2,
+        "Redis saw no command"
+    );
 }
 
 fn total_commands(redis: &TestRedis) -> u64 {
-    let info: String = redis::cmd("INFO").arg("stats").query(&mut redis.connection()).unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query(&mut redis.connection())
+        .unwrap();
     info.lines()
         .find_map(|l| l.strip_prefix("total_commands_processed:"))
         .and_then(|n| n.trim().parse().ok())
@@ -230,17 +351,33 @@ async fn redis_down_means_quick_503s_and_the_node_recovers_without_restart() {
     redis.kill();
     for u in 0..20 {
         let started = Instant::now();
-        let reply = http.get(&node.url(&format!("/buy/ticket?user_id=during{u}"))).await;
-        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", reply.body);
+        let reply = http
+            .get(&node.url(&format!("/buy/ticket?user_id=during{u}")))
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{:?}",
+            reply.body
+        );
         assert_eq!(reply.code(), -5);
-        assert!(reply.body["data"]["request_id"].is_string(), "503 names the request id to retry");
-        assert!(started.elapsed() < Duration::from_secs(2), "answered in {:?}", started.elapsed());
+        assert!(
+            reply.body["data"]["request_id"].is_string(),
+            "503 names the request id to retry"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "answered in {:?}",
+            started.elapsed()
+        );
     }
 
     redis.start(); // same port, same data (append-only file)
     let mut recovered = None;
     for attempt in 0..50 {
-        let reply = http.get(&node.url(&format!("/buy/ticket?user_id=after{attempt}"))).await;
+        let reply = http
+            .get(&node.url(&format!("/buy/ticket?user_id=after{attempt}")))
+            .await;
         if reply.code() == 1 {
             recovered = Some(reply);
             break;
@@ -248,7 +385,11 @@ async fn redis_down_means_quick_503s_and_the_node_recovers_without_restart() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(recovered.is_some(), "node sells again once Redis is back");
-    assert_eq!(sold(&central, &event).await, (2, 2), "nothing was sold during the outage");
+    assert_eq!(
+        sold(&central, &event).await,
+        (2, 2),
+        "nothing was sold during the outage"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,7 +403,9 @@ async fn stat_log_has_one_line_per_answer_and_the_same_successes() {
     let path = dir.join("stat.log");
     let log = StatLog::open(&path).unwrap();
     let node = start_node(central, "n1", vec![event.clone()], Some(log), QUIET).await;
-    let mut urls: Vec<String> = (0..600).map(|u| node.url(&format!("/buy/ticket?user_id=s{u}"))).collect();
+    let mut urls: Vec<String> = (0..600)
+        .map(|u| node.url(&format!("/buy/ticket?user_id=s{u}")))
+        .collect();
     urls.extend((0..20).map(|_| node.url("/buy/ticket?user_id=")));
     let replies = get_all(&Http::new(), urls, 100).await;
     let answered_successes = count(&replies, 1);
@@ -271,30 +414,72 @@ async fn stat_log_has_one_line_per_answer_and_the_same_successes() {
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<_> = text.lines().collect();
     assert_eq!(lines.len(), replies.len(), "one line per answered request");
-    let parsed: Vec<_> = lines.iter().map(|l| spike_core::stat::parse_line(l).expect("parses")).collect();
-    assert_eq!(parsed.iter().filter(|p| p.code == 1).count(), answered_successes);
-    assert_eq!(lines.iter().filter(|l| l.contains(" result:1,localSales:")).count(), 150);
-    let logged: HashSet<_> = parsed.iter().filter_map(|p| p.order).map(str::to_string).collect();
-    let answered: HashSet<_> = replies.iter().filter(|r| r.code() == 1).filter_map(Reply::order).collect();
-    assert_eq!(logged, answered, "the log names exactly the orders answered");
+    let parsed: Vec<_> = lines
+        .iter()
+        .map(|l| spike_core::stat::parse_line(l).expect("parses"))
+        .collect();
+    assert_eq!(
+        parsed.iter().filter(|p| p.code == 1).count(),
+        answered_successes
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains(" result:1,localSales:"))
+            .count(),
+        150
+    );
+    let logged: HashSet<_> = parsed
+        .iter()
+        .filter_map(|p| p.order)
+        .map(str::to_string)
+        .collect();
+    let answered: HashSet<_> = replies
+        .iter()
+        .filter(|r| r.code() == 1)
+        .filter_map(Reply::order)
+        .collect();
+    assert_eq!(
+        logged, answered,
+        "the log names exactly the orders answered"
+    );
     let counters = node.stat_log().unwrap().counters();
-    assert_eq!(counters.dropped.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(
+        counters.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 async fn retry_scenario<C: CentralStock + Clone>(central: C) {
     let event = event("retry");
-    let anonymous = SaleConfig::new(5).unwrap().with_policy(BuyerPolicy::Anonymous);
+    let anonymous = SaleConfig::new(5)
+        .unwrap()
+        .with_policy(BuyerPolicy::Anonymous);
     create_sale(&central, &event, anonymous).await;
     let node = start_node(central.clone(), "n1", vec![event.clone()], None, QUIET).await;
     let http = Http::new();
-    let first = http.get(&node.url("/buy/ticket?request_id=client-42")).await;
-    let again = http.get(&node.url("/buy/ticket?request_id=client-42")).await;
+    let first = http
+        .get(&node.url("/buy/ticket?request_id=client-42"))
+        .await;
+    let again = http
+        .get(&node.url("/buy/ticket?request_id=client-42"))
+        .await;
     assert_eq!((first.code(), again.code()), (1, 1));
-    assert_eq!(first.order(), again.order(), "a retry returns the same order");
-    let result = http.get(&node.url("/buy/result?request_id=client-42")).await;
+    assert_eq!(
+        first.order(),
+        again.order(),
+        "a retry returns the same order"
+    );
+    let result = http
+        .get(&node.url("/buy/result?request_id=client-42"))
+        .await;
     assert_eq!(result.order(), first.order());
-    assert_eq!(sold(&central, &event).await, (1, 1), "the retry sold nothing");
+    assert_eq!(
+        sold(&central, &event).await,
+        (1, 1),
+        "the retry sold nothing"
+    );
 }
 
 #[tokio::test]
@@ -314,9 +499,16 @@ async fn before_opening_the_node_answers_not_open_from_memory() {
     let central = redis_central(redis.url()).await;
     let event = event("early");
     let later = std::time::SystemTime::now() + Duration::from_secs(3600);
-    create_sale(&central, &event, SaleConfig::new(5).unwrap().opening_at(Some(later))).await;
+    create_sale(
+        &central,
+        &event,
+        SaleConfig::new(5).unwrap().opening_at(Some(later)),
+    )
+    .await;
     let node = start_node(central.clone(), "n1", vec![event.clone()], None, QUIET).await;
-    let reply = Http::new().get(&node.url("/buy/ticket?user_id=early")).await;
+    let reply = Http::new()
+        .get(&node.url("/buy/ticket?user_id=early"))
+        .await;
     assert_eq!((reply.status, reply.code()), (StatusCode::OK, -3));
     assert_eq!(node.central_calls(), 0);
     assert_eq!(sold(&central, &event).await, (0, 0));

@@ -56,7 +56,9 @@ pub async fn start_node<C: CentralStock>(
 ) -> TestNode<C> {
     let mut config = NodeConfig::new(NodeId::parse(name).unwrap(), events);
     config.refresh_interval = refresh;
-    let node = Node::start(config, central, stat_log).await.expect("node starts");
+    let node = Node::start(config, central, stat_log)
+        .await
+        .expect("node starts");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = serve(listener, Arc::clone(&node), Duration::from_secs(2));
     TestNode { node, server }
@@ -71,7 +73,10 @@ pub async fn redis_central(url: &str) -> RedisCentral {
 
 /// Creates `event` with `config` on `central`.
 pub async fn create_sale<C: CentralStock>(central: &C, event: &EventId, config: SaleConfig) {
-    central.create_sale(event, &config, false).await.expect("create sale");
+    central
+        .create_sale(event, &config, false)
+        .await
+        .expect("create sale");
 }
 
 /// An HTTP answer: status, JSON body, and the node header.
@@ -122,7 +127,12 @@ impl Http {
             .get("x-spike-node")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
         // Null when the body is not JSON (hyper's own 431 has no body).
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Reply { status, body, node }
@@ -172,5 +182,8 @@ pub async fn raw_status(addr: SocketAddr, request: &[u8]) -> u16 {
         .expect("answer within 5 s")
         .expect("read status line");
     let line = String::from_utf8_lossy(&head[..read]);
-    line.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+    line.split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
 }

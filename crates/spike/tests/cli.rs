@@ -1,0 +1,155 @@
+//! The `spike` binary as users run it: sale setup against real Redis, and a
+//! node process that flushes every stat-log line when told to stop.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{get_all, Http};
+use spike_testkit::{free_port, unique, TestRedis};
+
+const SPIKE: &str = env!("CARGO_BIN_EXE_spike");
+
+fn spike(args: &[&str]) -> std::process::Output {
+    Command::new(SPIKE).args(args).output().expect("run spike")
+}
+
+#[test]
+fn sale_create_refuses_an_existing_event_unless_forced() {
+    let redis = TestRedis::shared_or_spawn();
+    let event = unique("cli");
+    let create = |extra: &[&str]| {
+        let mut args = vec!["sale", "create", "--redis", redis.url(), "--event", &event];
+        args.extend_from_slice(extra);
+        spike(&args)
+    };
+    let first = create(&["--stock", "10"]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let again = create(&["--stock", "20"]);
+    assert!(!again.status.success(), "re-creating must be refused");
+    let message = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        message.contains("already has a sale") && message.contains("--force"),
+        "{message}"
+    );
+    let forced = create(&["--stock", "20", "--force", "--anonymous"]);
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+
+    let show = spike(&[
+        "sale",
+        "show",
+        "--redis",
+        redis.url(),
+        "--event",
+        &event,
+        "--json",
+    ]);
+    assert!(show.status.success());
+    let state: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
+    assert_eq!(state["total"], 20);
+    assert_eq!(state["sold"], 0);
+    assert_eq!(
+        state["per_user_limit"],
+        serde_json::Value::Null,
+        "anonymous"
+    );
+
+    let missing = spike(&[
+        "sale",
+        "show",
+        "--redis",
+        redis.url(),
+        "--event",
+        "no-such-event-x",
+    ]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("has no sale"));
+}
+
+#[test]
+fn invalid_sale_flags_fail_with_a_message() {
+    let bad = spike(&[
+        "sale",
+        "create",
+        "--redis",
+        "redis://127.0.0.1:1",
+        "--event",
+        "e",
+        "--stock",
+        "0",
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("stock must be at least 1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_process_flushes_every_stat_line_on_sigterm() {
+    let dir = std::env::temp_dir().join(unique("node-cli"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stat_log = dir.join("stat.log");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = tokio::process::Command::new(SPIKE)
+        .args([
+            "node",
+            "--listen",
+            &listen,
+            "--event",
+            "G1",
+            "--stock",
+            "300",
+            "--anonymous",
+        ])
+        .arg("--stat-log")
+        .arg(&stat_log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start spike node");
+    let http = Http::new();
+    let base = format!("http://{listen}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(&listen).await.is_err() {
+        assert!(Instant::now() < deadline, "node did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let health = http.get(&format!("{base}/healthz")).await;
+    assert_eq!(health.body["events"][0]["total"], 300);
+
+    let urls = (0..2000).map(|_| format!("{base}/buy/ticket")).collect();
+    let replies = get_all(&http, urls, 100).await;
+    assert_eq!(common::count(&replies, 1), 300);
+
+    let pid = child.id().expect("pid").to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("node stops within 10 s")
+        .expect("exit status");
+    assert!(status.success(), "graceful stop exits 0: {status:?}");
+    let text = std::fs::read_to_string(&stat_log).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        2000,
+        "every answered request has its line"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.contains(" result:1,")).count(),
+        300
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
