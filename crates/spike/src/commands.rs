@@ -47,9 +47,9 @@ pub async fn sale_show(args: SaleShowArgs) -> anyhow::Result<()> {
         bail!("event {} has no sale in {}", args.event, args.redis);
     };
     if args.json {
-        println!("{}", snapshot_json(&args.event.to_string(), &snapshot));
+        println!("{}", snapshot_json(args.event.as_str(), &snapshot));
     } else {
-        print!("{}", snapshot_table(&args.event.to_string(), &snapshot));
+        print!("{}", snapshot_table(args.event.as_str(), &snapshot));
     }
     Ok(())
 }
