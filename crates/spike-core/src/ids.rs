@@ -2,6 +2,7 @@
 //! in a Redis key, a log line and a JSON string without escaping.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Longest accepted identifier, in bytes.
 pub const MAX_ID_LEN: usize = 64;
@@ -56,15 +57,16 @@ fn is_token_char(c: char) -> bool {
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $what:literal, $allowed:literal, $ok:expr) => {
         $(#[$doc])*
+        /// Cheap to clone: the text is shared.
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(String);
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Validates and wraps `value`.
             pub fn parse(value: impl Into<String>) -> Result<Self, IdError> {
                 let value = value.into();
                 check(&value, $what, $allowed, $ok)?;
-                Ok(Self(value))
+                Ok(Self(value.into()))
             }
 
             /// The identifier as text.
@@ -121,7 +123,7 @@ id_type!(
 impl OrderId {
     /// The order id central stock gives the `sequence`-th order of `event`.
     pub fn for_sequence(event: &EventId, sequence: u64) -> Self {
-        Self(format!("{event}-{sequence}"))
+        Self(format!("{event}-{sequence}").into())
     }
 }
 

@@ -15,8 +15,6 @@ pub struct StatRecord {
     pub code: i8,
     /// The node's sales so far (the articles' `localSales`).
     pub local_sales: u64,
-    /// The node that answered.
-    pub node: NodeId,
     /// The event, when the request named a valid one.
     pub event: Option<EventId>,
     /// The user, when the request named a valid one.
@@ -25,26 +23,74 @@ pub struct StatRecord {
     pub order: Option<OrderId>,
 }
 
-impl fmt::Display for StatRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fn or_dash<T: fmt::Display>(v: &Option<T>) -> &dyn fmt::Display {
-            match v {
-                Some(v) => v,
-                None => &"-",
-            }
-        }
-        write!(
-            f,
-            "{} result:{},localSales:{},code:{},node:{},event:{},user:{},order:{}",
-            humantime::format_rfc3339_millis(self.at),
-            u8::from(self.code == 1),
-            self.local_sales,
-            self.code,
+/// A [`StatRecord`] as written by one node: the record plus the node's name.
+#[derive(Debug, Clone, Copy)]
+pub struct StatLine<'a> {
+    /// The node that answered.
+    pub node: &'a NodeId,
+    /// What it answered.
+    pub record: &'a StatRecord,
+}
+
+impl StatLine<'_> {
+    /// Writes the line, reusing `clock`'s text for the timestamp when the
+    /// millisecond is the one it last formatted (the writer's fast path).
+    pub fn write_to(&self, out: &mut Vec<u8>, clock: &mut MillisClock) {
+        out.extend_from_slice(clock.format(self.record.at).as_bytes());
+        self.write_fields(out);
+    }
+
+    fn write_fields(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        let record = self.record;
+        // Writing into a Vec cannot fail.
+        let _ = writeln!(
+            out,
+            " result:{},localSales:{},code:{},node:{},event:{},user:{},order:{}",
+            u8::from(record.code == 1),
+            record.local_sales,
+            record.code,
             self.node,
-            or_dash(&self.event),
-            or_dash(&self.user),
-            or_dash(&self.order),
-        )
+            or_dash(&record.event),
+            or_dash(&record.user),
+            or_dash(&record.order),
+        );
+    }
+}
+
+fn or_dash<T: fmt::Display>(value: &Option<T>) -> &dyn fmt::Display {
+    match value {
+        Some(value) => value,
+        None => &"-",
+    }
+}
+
+impl fmt::Display for StatLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut line = Vec::with_capacity(128);
+        self.write_to(&mut line, &mut MillisClock::default());
+        line.pop(); // the newline
+        f.write_str(&String::from_utf8_lossy(&line))
+    }
+}
+
+/// Formats RFC 3339 timestamps at millisecond precision, formatting each
+/// distinct millisecond once.
+#[derive(Debug, Default)]
+pub struct MillisClock {
+    millis: Option<u64>,
+    text: String,
+}
+
+impl MillisClock {
+    /// The RFC 3339 text of `at`, e.g. `2026-11-21T22:55:57.123Z`.
+    pub fn format(&mut self, at: SystemTime) -> &str {
+        let millis = crate::sale::unix_millis(at);
+        if self.millis != Some(millis) {
+            self.text = humantime::format_rfc3339_millis(at).to_string();
+            self.millis = Some(millis);
+        }
+        &self.text
     }
 }
 
@@ -59,7 +105,7 @@ pub struct ParsedStatLine<'a> {
     pub order: Option<&'a str>,
 }
 
-/// Reads back a line written by [`StatRecord`]'s `Display`.
+/// Reads back a line written by [`StatLine`]'s `Display`.
 pub fn parse_line(line: &str) -> Option<ParsedStatLine<'_>> {
     let (_time, fields) = line.split_once(' ')?;
     let mut code = None;
@@ -92,12 +138,16 @@ mod tests {
             at: from_unix_millis(1_763_765_757_123),
             code: 1,
             local_sales: 42,
-            node: NodeId::parse("n1").unwrap(),
             event: Some(EventId::parse("G1").unwrap()),
             user: Some(UserId::parse("u7").unwrap()),
             order: Some(OrderId::parse("G1-7").unwrap()),
         };
-        let line = record.to_string();
+        let node = NodeId::parse("n1").unwrap();
+        let line = StatLine {
+            node: &node,
+            record: &record,
+        }
+        .to_string();
         assert_eq!(
             line,
             "2025-11-21T22:55:57.123Z result:1,localSales:42,code:1,node:n1,event:G1,user:u7,order:G1-7"
@@ -115,12 +165,16 @@ mod tests {
             at: from_unix_millis(0),
             code: -4,
             local_sales: 0,
-            node: NodeId::parse("n1").unwrap(),
             event: None,
             user: None,
             order: None,
         };
-        let line = record.to_string();
+        let node = NodeId::parse("n1").unwrap();
+        let line = StatLine {
+            node: &node,
+            record: &record,
+        }
+        .to_string();
         assert!(line.contains("result:0,localSales:0,code:-4"), "{line}");
         assert_eq!(parse_line(&line).unwrap().order, None);
     }

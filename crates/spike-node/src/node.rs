@@ -99,6 +99,30 @@ impl NodeStats {
     }
 }
 
+/// What a `/buy/ticket` request produced, for the answer and the stat log.
+struct Outcome {
+    answer: Answer,
+    event: Option<EventId>,
+    user: Option<UserId>,
+    local_sales: u64,
+}
+
+impl Outcome {
+    fn new(answer: Answer, event: Option<EventId>, user: Option<UserId>) -> Self {
+        Self {
+            answer,
+            event,
+            user,
+            local_sales: 0,
+        }
+    }
+
+    fn counting(mut self, state: &EventState) -> Self {
+        self.local_sales = state.stock.local_sales();
+        self
+    }
+}
+
 /// A node serving purchases in front of central stock `C`.
 #[derive(Debug)]
 pub struct Node<C> {
@@ -187,14 +211,13 @@ impl<C: CentralStock> Node<C> {
     pub async fn answer(&self, method: &Method, path: &str, query: Option<&str>) -> Answer {
         match path {
             "/buy/ticket" => {
-                let (answer, event, user) = if matches!(*method, Method::GET | Method::POST) {
+                let outcome = if matches!(*method, Method::GET | Method::POST) {
                     self.buy(query).await
                 } else {
-                    (method_not_allowed("GET, POST"), None, None)
+                    Outcome::new(method_not_allowed("GET, POST"), None, None)
                 };
-                self.stats.count(answer.code());
-                self.log(&answer, event, user);
-                answer
+                self.stats.count(outcome.answer.code());
+                self.log(outcome)
             }
             "/buy/result" if *method == Method::GET => self.result(query).await,
             "/healthz" if *method == Method::GET => self.health(),
@@ -206,21 +229,19 @@ impl<C: CentralStock> Node<C> {
         }
     }
 
-    fn log(&self, answer: &Answer, event: Option<EventId>, user: Option<UserId>) {
-        let Some(log) = &self.stat_log else { return };
-        let local_sales = event
-            .as_ref()
-            .and_then(|e| self.event(e))
-            .map_or(0, |state| state.stock.local_sales());
-        log.record(StatRecord {
-            at: SystemTime::now(),
-            code: answer.code(),
-            local_sales,
-            node: self.config.node_id.clone(),
-            event,
-            user,
-            order: answer.order().cloned(),
-        });
+    /// Records the outcome in the stat log and returns its answer.
+    fn log(&self, outcome: Outcome) -> Answer {
+        if let Some(log) = &self.stat_log {
+            log.record(StatRecord {
+                at: SystemTime::now(),
+                code: outcome.answer.code(),
+                local_sales: outcome.local_sales,
+                event: outcome.event,
+                user: outcome.user,
+                order: outcome.answer.order().cloned(),
+            });
+        }
+        outcome.answer
     }
 
     /// The event a request is about: its `event` parameter, else the node's default.
@@ -250,43 +271,45 @@ impl<C: CentralStock> Node<C> {
         RequestId::parse(id).unwrap_or_else(|e| unreachable!("generated request id: {e}"))
     }
 
-    async fn buy(&self, query: Option<&str>) -> (Answer, Option<EventId>, Option<UserId>) {
+    async fn buy(&self, query: Option<&str>) -> Outcome {
         let params = match BuyParams::parse(query) {
             Ok(params) => params,
-            Err(error) => return (param_error(&error), None, None),
+            Err(error) => return Outcome::new(param_error(&error), None, None),
         };
         let (event, state) = match self.resolve_event(params.event) {
             Ok(found) => found,
-            Err(answer) => return (answer, None, params.user),
+            Err(answer) => return Outcome::new(answer, None, params.user),
         };
         let user = params.user;
+        let refuse =
+            |answer, user| Outcome::new(answer, Some(event.clone()), user).counting(&state);
         if state.config.policy() != BuyerPolicy::Anonymous && user.is_none() {
-            return (
-                Answer::bad_request("user_id is required"),
-                Some(event),
-                None,
-            );
+            return refuse(Answer::bad_request("user_id is required"), None);
         }
         if self.shutting_down.load(Ordering::Acquire) {
             let answer = Answer::TryAgain {
                 reason: RetryReason::ShuttingDown,
                 request: None,
             };
-            return (answer, Some(event), user);
+            return refuse(answer, user);
         }
         if state.missing.load(Ordering::Acquire) {
             let answer = Answer::TryAgain {
                 reason: RetryReason::SaleStateMissing,
                 request: None,
             };
-            return (answer, Some(event), user);
+            return refuse(answer, user);
         }
-        if !state.config.is_open_at(SystemTime::now()) {
-            return (Answer::NotOpen, Some(event), user);
+        let not_yet_open = state
+            .config
+            .opens_at()
+            .is_some_and(|opens_at| SystemTime::now() < opens_at);
+        if not_yet_open {
+            return refuse(Answer::NotOpen, user);
         }
         let seat = match state.stock.admit() {
             Admission::Ask(seat) => seat,
-            Admission::SoldOut => return (Answer::SoldOut, Some(event), user),
+            Admission::SoldOut => return refuse(Answer::SoldOut, user),
         };
         let request = params.request.unwrap_or_else(|| self.next_request_id());
         let purchase = Purchase {
@@ -296,7 +319,9 @@ impl<C: CentralStock> Node<C> {
             node: self.config.node_id.clone(),
         };
         self.stats.central_calls.fetch_add(1, Ordering::Relaxed);
-        let answer = match self.central.buy(&purchase).await {
+        // Boxed so that the (large) central future is only paid for by requests
+        // that reach central stock, not by every sold-out answer.
+        let answer = match Box::pin(self.central.buy(&purchase)).await {
             Ok(reply) => match reply.verdict {
                 Verdict::Sold { order, replayed } => {
                     if replayed {
@@ -350,7 +375,7 @@ impl<C: CentralStock> Node<C> {
                 }
             }
         };
-        (answer, Some(event), purchase.user)
+        Outcome::new(answer, Some(event), purchase.user).counting(&state)
     }
 
     async fn result(&self, query: Option<&str>) -> Answer {

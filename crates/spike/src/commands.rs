@@ -103,7 +103,7 @@ pub async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     let stat_log = if args.no_stat_log {
         None
     } else {
-        Some(StatLog::open(&args.stat_log)?)
+        Some(StatLog::open(&args.stat_log, node_id.clone())?)
     };
     let config = NodeConfig::new(node_id, args.events.clone());
     match &args.redis {

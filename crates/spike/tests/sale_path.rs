@@ -401,7 +401,7 @@ async fn stat_log_has_one_line_per_answer_and_the_same_successes() {
     let dir = std::env::temp_dir().join(unique("stat"));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("stat.log");
-    let log = StatLog::open(&path).unwrap();
+    let log = StatLog::open(&path, spike_core::NodeId::parse("n1").unwrap()).unwrap();
     let node = start_node(central, "n1", vec![event.clone()], Some(log), QUIET).await;
     let mut urls: Vec<String> = (0..600)
         .map(|u| node.url(&format!("/buy/ticket?user_id=s{u}")))
