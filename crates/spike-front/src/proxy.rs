@@ -1,0 +1,251 @@
+//! The embedded front door (`spike front`): an HTTP/1.1 proxy doing smooth
+//! weighted round robin over keep-alive connection pools to the nodes, with
+//! passive health checks. Like the nginx configuration, it retries a request
+//! on the next live node when a node refuses the connection (any method) or
+//! fails mid-request (GET only, which purchases make safe to repeat).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, HOST};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::upstream::Upstream;
+use crate::weighted::Balancer;
+
+/// Largest request body forwarded.
+const MAX_BODY: usize = 64 * 1024;
+
+/// How the embedded front door behaves.
+#[derive(Debug, Clone)]
+pub struct FrontConfig {
+    /// The nodes and their weights.
+    pub upstreams: Vec<Upstream>,
+    /// How long a node that refused a connection is skipped.
+    pub retry_after: Duration,
+    /// Longest wait for a node's answer.
+    pub upstream_timeout: Duration,
+    /// Tries per request (first node plus fail-overs).
+    pub tries: usize,
+}
+
+impl FrontConfig {
+    /// Defaults like the nginx configuration's: skip a failed node for 2 s,
+    /// 5 s answer timeout, 3 tries.
+    pub fn new(upstreams: Vec<Upstream>) -> Self {
+        Self {
+            upstreams,
+            retry_after: Duration::from_secs(2),
+            upstream_timeout: Duration::from_secs(5),
+            tries: 3,
+        }
+    }
+}
+
+struct Front {
+    config: FrontConfig,
+    balancer: Balancer,
+    client: Client<HttpConnector, Full<Bytes>>,
+    authorities: Vec<hyper::http::uri::Authority>,
+}
+
+/// A running front door.
+#[derive(Debug)]
+pub struct RunningFront {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl RunningFront {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting and ends open connections.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Why the front door could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum FrontError {
+    /// No upstream given.
+    #[error("the front door needs at least one upstream")]
+    NoUpstreams,
+    /// An upstream address is not usable in a URI.
+    #[error("upstream {0} is not a valid URI authority")]
+    BadAuthority(String),
+}
+
+/// Serves the front door on `listener` until shut down.
+pub fn serve_front(listener: TcpListener, config: FrontConfig) -> Result<RunningFront, FrontError> {
+    if config.upstreams.is_empty() {
+        return Err(FrontError::NoUpstreams);
+    }
+    let authorities = config
+        .upstreams
+        .iter()
+        .map(|u| {
+            u.address
+                .parse()
+                .map_err(|_| FrontError::BadAuthority(u.address.clone()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(1)));
+    let client = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(1024)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build(connector);
+    let front = Arc::new(Front {
+        balancer: Balancer::new(&config.upstreams),
+        config,
+        client,
+        authorities,
+    });
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let (stop, mut stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let front = Arc::clone(&front);
+                    let service = service_fn(move |request| {
+                        let front = Arc::clone(&front);
+                        async move { Ok::<_, Infallible>(front.forward(request).await) }
+                    });
+                    connections.spawn(async move {
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                _ = stopped.changed() => break,
+            }
+        }
+        connections.shutdown().await;
+    });
+    Ok(RunningFront { addr, stop, task })
+}
+
+impl Front {
+    async fn forward(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        let (parts, body) = request.into_parts();
+        let body = match Limited::new(body, MAX_BODY).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => {
+                return answer(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    -4,
+                    "request body over 64 KiB",
+                )
+            }
+        };
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| hyper::http::uri::PathAndQuery::from_static("/"));
+        let mut tried = Vec::with_capacity(self.config.tries);
+        while tried.len() < self.config.tries {
+            let Some(index) = self.balancer.pick(&tried) else {
+                break;
+            };
+            tried.push(index);
+            let uri = Uri::builder()
+                .scheme("http")
+                .authority(self.authorities[index].clone())
+                .path_and_query(path.clone())
+                .build();
+            let Ok(uri) = uri else {
+                return answer(StatusCode::BAD_REQUEST, -4, "bad request URI");
+            };
+            let mut upstream = Request::new(Full::new(body.clone()));
+            *upstream.method_mut() = parts.method.clone();
+            *upstream.uri_mut() = uri;
+            *upstream.headers_mut() = parts.headers.clone();
+            upstream.headers_mut().remove(CONNECTION);
+            upstream.headers_mut().remove(HOST);
+            let sent =
+                tokio::time::timeout(self.config.upstream_timeout, self.client.request(upstream));
+            match sent.await {
+                Ok(Ok(response)) => {
+                    let (head, body) = response.into_parts();
+                    match body.collect().await {
+                        Ok(collected) => {
+                            return Response::from_parts(head, Full::new(collected.to_bytes()))
+                        }
+                        Err(error) => {
+                            tracing::debug!(%error, upstream = index, "upstream broke mid-answer");
+                            if parts.method != Method::GET {
+                                break;
+                            }
+                        }
+                    }
+                }
+                Ok(Err(error)) if error.is_connect() => {
+                    tracing::warn!(upstream = %self.config.upstreams[index].address, "node refused the connection; skipping it");
+                    self.balancer.mark_down(index, self.config.retry_after);
+                }
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, upstream = index, "upstream failed mid-request");
+                    self.balancer.mark_down(index, self.config.retry_after);
+                    if parts.method != Method::GET {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    if parts.method != Method::GET {
+                        break;
+                    }
+                }
+            }
+        }
+        answer(
+            StatusCode::BAD_GATEWAY,
+            -5,
+            "no node could answer; try again",
+        )
+    }
+}
+
+/// The front door's own answers (static texts, so no escaping is needed).
+fn answer(status: StatusCode, code: i8, message: &'static str) -> Response<Full<Bytes>> {
+    let body = if code == -5 {
+        format!(r#"{{"code":-5,"msg":"try again","data":{{"reason":"{message}"}}}}"#)
+    } else {
+        format!(r#"{{"code":{code},"msg":"{message}"}}"#)
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
