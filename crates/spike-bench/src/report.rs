@@ -228,12 +228,14 @@ impl fmt::Display for Report {
             }
         }
         if let Some(c) = &self.central {
+            let buyers = c
+                .buyers
+                .map_or(String::new(), |b| format!("  buyers {}", thousands(b)));
             writeln!(
                 f,
-                "central stock    total {}  sold {}  buyers {}",
+                "central stock    total {}  sold {}{buyers}",
                 thousands(c.total),
                 thousands(c.sold),
-                thousands(c.buyers)
             )?;
         }
         writeln!(f, "invariants")?;

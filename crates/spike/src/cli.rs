@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use spike_core::sale::DEFAULT_PAYMENT_WINDOW;
 use spike_core::{BuyerPolicy, EventId, NodeId, SaleConfig};
+use spike_front::Upstream;
 
 /// Spike: a flash-sale ticketing engine that sells exactly its stock.
 #[derive(Debug, Parser)]
@@ -30,6 +31,14 @@ pub enum Command {
     Node(NodeArgs),
     /// Run the benchmark baseline: a bare hyper server answering the sold-out bytes.
     Baseline(BaselineArgs),
+    /// Print an nginx configuration for weighted round robin over nodes.
+    NginxConf(NginxConfArgs),
+    /// Run the embedded front door: weighted round robin over nodes.
+    Front(FrontArgs),
+    /// Simulate many users buying through a URL, then report and check invariants.
+    Bench(BenchArgs),
+    /// The articles' scenario in one process: 4 nodes (1:2:3:4), front door, 1M users, 10k tickets.
+    Demo(DemoArgs),
 }
 
 /// `spike sale …`
@@ -159,6 +168,109 @@ pub struct BaselineArgs {
     /// Worker threads (default: the CPUs this process may run on).
     #[arg(long)]
     pub threads: Option<NonZeroUsize>,
+}
+
+/// `spike nginx-conf`
+#[derive(Debug, Args)]
+pub struct NginxConfArgs {
+    /// nginx `listen` value, e.g. 127.0.0.1:8080 or 80.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// A node and its weight, HOST:PORT=WEIGHT (repeatable).
+    #[arg(long = "upstream", required = true)]
+    pub upstreams: Vec<Upstream>,
+    /// nginx worker_processes: auto or a number (1 makes the split exact request by request).
+    #[arg(long, default_value = "auto")]
+    pub workers: String,
+    /// Write an access log (off by default).
+    #[arg(long)]
+    pub access_log: bool,
+}
+
+/// `spike front`
+#[derive(Debug, Args)]
+pub struct FrontArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// A node and its weight, HOST:PORT=WEIGHT (repeatable).
+    #[arg(long = "upstream", required = true)]
+    pub upstreams: Vec<Upstream>,
+    /// Worker threads (default: the CPUs this process may run on).
+    #[arg(long)]
+    pub threads: Option<NonZeroUsize>,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Print the report as JSON (on stdout) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Draw throughput and latency over time to this SVG file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// `spike bench`
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Where to buy, e.g. http://127.0.0.1:8080/buy/ticket (a fixed query such as ?event=G1 is kept).
+    #[arg(long)]
+    pub url: String,
+    /// Simulated users; each sends one request (user ids 1..N).
+    #[arg(long, default_value = "10000")]
+    pub users: u64,
+    /// Draw user ids at random from 1..N with this seed instead (some users retry).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Keep-alive connections.
+    #[arg(long, default_value = "100")]
+    pub connections: usize,
+    /// Fixed total request rate per second (default: as fast as possible).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Longest wait for one answer.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub timeout: Duration,
+    /// Check the run against central stock in this Redis (needs --event).
+    #[arg(long, env = "SPIKE_REDIS", requires = "event")]
+    pub redis: Option<String>,
+    /// The event, for the central check.
+    #[arg(long)]
+    pub event: Option<EventId>,
+    /// Fail unless every seat was sold (buyers outnumbered seats).
+    #[arg(long)]
+    pub expect_sell_out: bool,
+    /// Output.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `spike demo`
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Simulated users, each buying once.
+    #[arg(long, default_value = "1000000")]
+    pub users: u64,
+    /// Tickets for sale.
+    #[arg(long, default_value = "10000")]
+    pub stock: u64,
+    /// Nodes; node i gets weight i (1:2:3:4 for four).
+    #[arg(long, default_value = "4")]
+    pub nodes: NonZeroU32,
+    /// Keep-alive connections of the simulated users.
+    #[arg(long, default_value = "100")]
+    pub connections: usize,
+    /// Run on real Redis instead of the embedded central stock.
+    #[arg(long)]
+    pub redis: Option<String>,
+    /// Output.
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 fn parse_rfc3339(text: &str) -> Result<SystemTime, humantime::TimestampError> {

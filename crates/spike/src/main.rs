@@ -24,6 +24,16 @@ fn runtime(threads: Option<NonZeroUsize>) -> std::io::Result<tokio::runtime::Run
     }
 }
 
+/// Turns "an invariant failed" into an error, so that the exit code says it.
+fn invariants(held: anyhow::Result<bool>) -> anyhow::Result<()> {
+    match held? {
+        true => Ok(()),
+        false => Err(anyhow::anyhow!(
+            "an invariant failed (see the report above)"
+        )),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -36,7 +46,9 @@ fn main() -> ExitCode {
     let threads = match &cli.command {
         Command::Node(args) => args.threads,
         Command::Baseline(args) => args.threads,
-        Command::Sale(_) => NonZeroUsize::new(1),
+        Command::Front(args) => args.threads,
+        Command::Sale(_) | Command::NginxConf(_) => NonZeroUsize::new(1),
+        Command::Bench(_) | Command::Demo(_) => None,
     };
     let result = runtime(threads)
         .map_err(anyhow::Error::from)
@@ -47,6 +59,10 @@ fn main() -> ExitCode {
                     Command::Sale(SaleCommand::Show(args)) => commands::sale_show(args).await,
                     Command::Node(args) => commands::run_node(args).await,
                     Command::Baseline(args) => commands::run_baseline(args).await,
+                    Command::NginxConf(args) => commands::print_nginx_conf(args),
+                    Command::Front(args) => commands::run_front(args).await,
+                    Command::Bench(args) => invariants(commands::run_bench(args).await),
+                    Command::Demo(args) => invariants(commands::run_demo(args).await),
                 }
             })
         });

@@ -1,0 +1,150 @@
+//! `spike demo`: the articles' scenario in one process. Nodes with weights
+//! 1:2:…:N on one central stock (embedded, or Redis with `--redis`), the
+//! embedded front door before them, and simulated users buying through it;
+//! then the report, the split over nodes, and every invariant.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use spike_bench::report::thousands;
+use spike_bench::{BenchConfig, Report, Target};
+use spike_core::{CentralStock, EventId, MemoryCentral, NodeId, SaleConfig};
+use spike_front::{serve_front, FrontConfig, Upstream};
+use spike_node::{serve, Node, NodeConfig};
+use tokio::net::TcpListener;
+
+use super::bench::{central_view, print_report};
+use super::redis;
+use crate::cli::DemoArgs;
+
+/// The demo's result: the load report plus what each node sold.
+#[derive(Debug, Serialize)]
+struct DemoReport {
+    central: &'static str,
+    event: String,
+    report: Report,
+    sales_per_node: BTreeMap<String, u64>,
+    all_invariants_held: bool,
+}
+
+/// Runs the demo; `Ok(false)` when an invariant failed.
+pub async fn run_demo(args: DemoArgs) -> anyhow::Result<bool> {
+    let sale = SaleConfig::new(args.stock)?;
+    match &args.redis {
+        None => {
+            let central = MemoryCentral::new();
+            let event = EventId::parse("G1")?;
+            central.create_sale(&event, &sale, false).await?;
+            let nodes = (0..args.nodes.get()).map(|_| central.clone()).collect();
+            demo(&args, "embedded", &event, &central, nodes).await
+        }
+        Some(url) => {
+            let millis = spike_core::sale::unix_millis(std::time::SystemTime::now());
+            let event = EventId::parse(format!("demo-{millis}"))?;
+            let central = redis(url).await?;
+            central.create_sale(&event, &sale, false).await?;
+            let mut nodes = Vec::new();
+            for _ in 0..args.nodes.get() {
+                // One connection per node, as separate processes would have.
+                nodes.push(redis(url).await?);
+            }
+            demo(&args, "redis", &event, &central, nodes).await
+        }
+    }
+}
+
+async fn demo<C: CentralStock>(
+    args: &DemoArgs,
+    central_kind: &'static str,
+    event: &EventId,
+    central: &C,
+    node_centrals: Vec<C>,
+) -> anyhow::Result<bool> {
+    let mut nodes = Vec::new();
+    let mut servers = Vec::new();
+    let mut upstreams = Vec::new();
+    for (i, node_central) in node_centrals.into_iter().enumerate() {
+        let name = NodeId::parse(format!("n{}", i + 1))?;
+        let node = Node::start(
+            NodeConfig::new(name, vec![event.clone()]),
+            node_central,
+            None,
+        )
+        .await?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let weight = NonZeroU32::new(u32::try_from(i + 1)?).unwrap_or(NonZeroU32::MIN);
+        upstreams.push(Upstream {
+            address: listener.local_addr()?.to_string(),
+            weight,
+        });
+        servers.push(serve(listener, Arc::clone(&node), Duration::from_secs(1)));
+        nodes.push(node);
+    }
+    let front_listener = TcpListener::bind("127.0.0.1:0").await?;
+    let front_addr = front_listener.local_addr()?;
+    let front = serve_front(front_listener, FrontConfig::new(upstreams))?;
+    let weights: Vec<String> = (1..=nodes.len()).map(|w| w.to_string()).collect();
+    if !args.output.json {
+        println!(
+            "Spike demo: {} users buying {} tickets through the front door at {front_addr},\n\
+             {} nodes with weights {}, {central_kind} central stock (event {event})\n",
+            thousands(args.users),
+            thousands(args.stock),
+            nodes.len(),
+            weights.join(":"),
+        );
+    }
+
+    let target: Target = format!("http://{front_addr}/buy/ticket").parse()?;
+    let mut config = BenchConfig::new(target, args.users, args.connections);
+    config.progress = !args.output.no_progress;
+    let data = spike_bench::run(&config).await?;
+    let view = central_view(central, event).await?;
+    let report = Report::new(&config, &data, Some(view), args.users >= args.stock);
+
+    let sales_per_node: BTreeMap<String, u64> = nodes
+        .iter()
+        .map(|node| {
+            let sold = node
+                .event(event)
+                .map_or(0, |state| state.stock.local_sales());
+            (node.id().to_string(), sold)
+        })
+        .collect();
+    let all_invariants_held =
+        report.all_checks_passed() && sales_per_node.values().sum::<u64>() == view.sold;
+    if args.output.json {
+        let demo = DemoReport {
+            central: central_kind,
+            event: event.to_string(),
+            report,
+            sales_per_node,
+            all_invariants_held,
+        };
+        println!("{}", serde_json::to_string_pretty(&demo)?);
+    } else {
+        print_report(&report, &args.output)?;
+        println!("sales per node");
+        for (node, sold) in &sales_per_node {
+            println!("  {node:<12} {:>12}", thousands(*sold));
+        }
+        let verdict = if all_invariants_held {
+            "every invariant held"
+        } else {
+            "AN INVARIANT FAILED"
+        };
+        println!(
+            "\n{verdict}: {} of {} tickets sold.",
+            thousands(view.sold),
+            thousands(view.total)
+        );
+    }
+    front.shutdown().await;
+    for server in servers {
+        server.shutdown(Duration::from_secs(1)).await;
+    }
+    Ok(all_invariants_held)
+}

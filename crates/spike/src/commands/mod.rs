@@ -1,0 +1,34 @@
+//! What each subcommand does, once its arguments are parsed.
+
+mod bench;
+mod demo;
+mod front;
+mod node;
+mod sale;
+
+pub use bench::run_bench;
+pub use demo::run_demo;
+pub use front::{print_nginx_conf, run_front};
+pub use node::{run_baseline, run_node};
+pub use sale::{sale_create, sale_show};
+
+use anyhow::Context;
+use spike_redis::{RedisCentral, RedisSettings};
+
+/// Connects to Redis, saying which URL failed.
+async fn redis(url: &str) -> anyhow::Result<RedisCentral> {
+    RedisCentral::connect(&RedisSettings::new(url))
+        .await
+        .with_context(|| format!("cannot reach Redis at {url}"))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}
