@@ -8,7 +8,7 @@ SPIKE_PIDS=()
 # ensure_command COMMAND PACKAGE: apt-get install PACKAGE unless COMMAND exists.
 ensure_command() {
   local command="$1" package="$2"
-  if command -v "$command" >/dev/null 2>&1; then return 0; fi
+  if command -v "$command" >/dev/null 2>&1 || [ -x "/usr/sbin/$command" ]; then return 0; fi
   echo "== installing $package (for $command) from Debian's packages"
   local sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
@@ -17,7 +17,8 @@ ensure_command() {
     SPIKE_APT_UPDATED=1
   fi
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
-  command -v "$command" >/dev/null 2>&1 || { echo "could not install $package" >&2; return 1; }
+  command -v "$command" >/dev/null 2>&1 || [ -x "/usr/sbin/$command" ] \
+    || { echo "could not install $package" >&2; return 1; }
 }
 
 # free_port: prints a TCP port nothing listens on right now.

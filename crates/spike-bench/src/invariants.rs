@@ -105,7 +105,7 @@ mod tests {
         let central = CentralView {
             total: 2,
             sold: 2,
-            buyers: 2,
+            buyers: Some(2),
         };
         let checks = check_all(&sales(&[(1, "a"), (2, "b")]), Some(central), true);
         assert!(checks.iter().all(|c| c.passed), "{checks:?}");
@@ -134,7 +134,7 @@ mod tests {
         let oversold = CentralView {
             total: 1,
             sold: 2,
-            buyers: 2,
+            buyers: Some(2),
         };
         let found = failed(check_all(
             &sales(&[(1, "a"), (2, "b")]),
@@ -148,7 +148,7 @@ mod tests {
         let undersold = CentralView {
             total: 3,
             sold: 2,
-            buyers: 2,
+            buyers: Some(2),
         };
         let found = failed(check_all(
             &sales(&[(1, "a"), (2, "b")]),
@@ -159,7 +159,7 @@ mod tests {
         let unconfirmed = CentralView {
             total: 3,
             sold: 1,
-            buyers: 1,
+            buyers: Some(1),
         };
         let found = failed(check_all(
             &sales(&[(1, "a"), (2, "b")]),

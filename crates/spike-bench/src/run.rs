@@ -85,6 +85,8 @@ pub struct BenchConfig {
     pub users: u64,
     /// How user ids are chosen.
     pub user_ids: Users,
+    /// Added to every user id (to run a second wave of new users).
+    pub user_offset: u64,
     /// Keep-alive connections.
     pub connections: usize,
     /// Fixed total request rate (requests per second), or as fast as possible.
@@ -102,6 +104,7 @@ impl BenchConfig {
             target,
             users,
             user_ids: Users::Distinct,
+            user_offset: 0,
             connections,
             rate: None,
             timeout: Duration::from_secs(5),
@@ -111,12 +114,13 @@ impl BenchConfig {
 
     /// The user id of request `index` (0-based).
     pub fn user_of(&self, index: u64) -> u64 {
-        match self.user_ids {
+        let user = match self.user_ids {
             Users::Distinct => index + 1,
             Users::Seeded(seed) => {
                 splitmix64(seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15)) % self.users + 1
             }
-        }
+        };
+        user + self.user_offset
     }
 }
 

@@ -164,3 +164,64 @@ impl Drop for TestRedis {
         }
     }
 }
+
+/// A real nginx for one test, started from a configuration text under a
+/// private prefix directory, on the port the configuration names; killed on drop.
+#[derive(Debug)]
+pub struct TestNginx {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl TestNginx {
+    /// Starts `nginx -p DIR -c DIR/nginx.conf` in the foreground and waits
+    /// until `port` accepts connections.
+    pub fn start(config: &str, port: u16) -> Self {
+        let dir = std::env::temp_dir().join(unique("spike-nginx"));
+        for sub in ["logs", "temp"] {
+            std::fs::create_dir_all(dir.join(sub)).expect("create nginx dirs");
+        }
+        let conf = dir.join("nginx.conf");
+        std::fs::write(&conf, config).expect("write nginx.conf");
+        let binary = std::env::var("SPIKE_NGINX").unwrap_or_else(|_| {
+            if std::path::Path::new("/usr/sbin/nginx").exists() {
+                "/usr/sbin/nginx".into()
+            } else {
+                "nginx".into()
+            }
+        });
+        let child = Command::new(&binary)
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(&conf)
+            .arg("-e")
+            .arg(dir.join("logs/error.log"))
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {binary} ({e}); run scripts/test, which installs it")
+            });
+        let nginx = Self { child, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let log = std::fs::read_to_string(nginx.dir.join("logs/error.log")).unwrap_or_default();
+            assert!(Instant::now() < deadline, "nginx did not start:\n{log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        nginx
+    }
+}
+
+impl Drop for TestNginx {
+    fn drop(&mut self) {
+        // SIGTERM: the master stops its workers, then exits (SIGKILL would orphan them).
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
