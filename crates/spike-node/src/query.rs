@@ -37,6 +37,10 @@ pub struct BuyParams {
 }
 
 fn decode(raw: &str, name: &'static str) -> Result<String, ParamError> {
+    if !raw.contains(['%', '+']) {
+        // The common case (user_id=12345): nothing to decode.
+        return Ok(raw.to_owned());
+    }
     let spaced = raw.replace('+', " ");
     percent_decode_str(&spaced)
         .decode_utf8()
