@@ -153,3 +153,111 @@ async fn node_process_flushes_every_stat_line_on_sigterm() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A child process killed (and reaped) on drop.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(args: &[&str]) -> Running {
+    let child = Command::new(SPIKE)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start spike");
+    Running(child)
+}
+
+async fn wait_for(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "port {port} never opened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spike_front_process_splits_by_weight_over_node_processes() {
+    let (a, b, front) = (free_port(), free_port(), free_port());
+    let node = |port: u16, name: &str| {
+        spawn(&[
+            "node",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--event",
+            "G1",
+            "--stock",
+            "1000",
+            "--node-id",
+            name,
+            "--no-stat-log",
+        ])
+    };
+    let _a = node(a, "left");
+    let _b = node(b, "right");
+    let _front = spawn(&[
+        "front",
+        "--listen",
+        &format!("127.0.0.1:{front}"),
+        "--upstream",
+        &format!("127.0.0.1:{a}=1"),
+        "--upstream",
+        &format!("127.0.0.1:{b}=2"),
+    ]);
+    for port in [a, b, front] {
+        wait_for(port).await;
+    }
+    let http = Http::new();
+    let urls = (0..30)
+        .map(|u| format!("http://127.0.0.1:{front}/buy/ticket?user_id=u{u}"))
+        .collect();
+    let replies = get_all(&http, urls, 1).await;
+    let on = |name: &str| {
+        replies
+            .iter()
+            .filter(|r| r.node.as_deref() == Some(name))
+            .count()
+    };
+    assert_eq!((on("left"), on("right")), (10, 20));
+    assert_eq!(
+        common::count(&replies, 1),
+        15,
+        "each embedded node sells its own sale"
+    );
+}
+
+#[test]
+fn nginx_conf_prints_every_upstream_with_keepalive() {
+    let output = spike(&[
+        "nginx-conf",
+        "--listen",
+        "127.0.0.1:8080",
+        "--upstream",
+        "127.0.0.1:3001=1",
+        "--upstream",
+        "127.0.0.1:3002=2",
+        "--workers",
+        "1",
+    ]);
+    assert!(output.status.success());
+    let conf = String::from_utf8_lossy(&output.stdout);
+    for needed in [
+        "server 127.0.0.1:3001 weight=1",
+        "server 127.0.0.1:3002 weight=2",
+        "keepalive",
+        "worker_processes 1;",
+    ] {
+        assert!(conf.contains(needed), "missing {needed:?}");
+    }
+    let bad = spike(&["nginx-conf", "--upstream", "127.0.0.1:3001=0"]);
+    assert!(!bad.status.success(), "weight 0 is refused");
+}
