@@ -59,6 +59,26 @@ struct Front {
     balancer: Balancer,
     client: Client<HttpConnector, Full<Bytes>>,
     authorities: Vec<hyper::http::uri::Authority>,
+    metrics: Vec<UpstreamMetrics>,
+    retries: metrics::Counter,
+}
+
+/// Per-upstream counters, created once.
+struct UpstreamMetrics {
+    answered: metrics::Counter,
+    refused: metrics::Counter,
+    failed: metrics::Counter,
+}
+
+impl UpstreamMetrics {
+    fn new(upstream: &Upstream) -> Self {
+        let outcome = |outcome: &'static str| metrics::counter!("spike_front_requests_total", "upstream" => upstream.address.clone(), "outcome" => outcome);
+        Self {
+            answered: outcome("answered"),
+            refused: outcome("refused"),
+            failed: outcome("failed"),
+        }
+    }
 }
 
 /// A running front door.
@@ -114,7 +134,10 @@ pub fn serve_front(listener: TcpListener, config: FrontConfig) -> Result<Running
         .pool_max_idle_per_host(1024)
         .pool_idle_timeout(Duration::from_secs(60))
         .build(connector);
+    let _ = spike_telemetry::prometheus();
     let front = Arc::new(Front {
+        metrics: config.upstreams.iter().map(UpstreamMetrics::new).collect(),
+        retries: metrics::counter!("spike_front_retries_total"),
         balancer: Balancer::new(&config.upstreams),
         config,
         client,
@@ -156,6 +179,14 @@ pub fn serve_front(listener: TcpListener, config: FrontConfig) -> Result<Running
 
 impl Front {
     async fn forward(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        if request.method() == Method::GET && request.uri().path() == "/metrics" {
+            let mut response = Response::new(Full::new(Bytes::from(spike_telemetry::render())));
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            return response;
+        }
         let (parts, body) = request.into_parts();
         let body = match Limited::new(body, MAX_BODY).collect().await {
             Ok(collected) => collected.to_bytes(),
@@ -177,7 +208,11 @@ impl Front {
             let Some(index) = self.balancer.pick(&tried) else {
                 break;
             };
+            if !tried.is_empty() {
+                self.retries.increment(1);
+            }
             tried.push(index);
+            let counters = &self.metrics[index];
             let uri = Uri::builder()
                 .scheme("http")
                 .authority(self.authorities[index].clone())
@@ -199,9 +234,11 @@ impl Front {
                     let (head, body) = response.into_parts();
                     match body.collect().await {
                         Ok(collected) => {
-                            return Response::from_parts(head, Full::new(collected.to_bytes()))
+                            counters.answered.increment(1);
+                            return Response::from_parts(head, Full::new(collected.to_bytes()));
                         }
                         Err(error) => {
+                            counters.failed.increment(1);
                             tracing::debug!(%error, upstream = index, "upstream broke mid-answer");
                             if parts.method != Method::GET {
                                 break;
@@ -210,10 +247,12 @@ impl Front {
                     }
                 }
                 Ok(Err(error)) if error.is_connect() => {
+                    counters.refused.increment(1);
                     tracing::warn!(upstream = %self.config.upstreams[index].address, "node refused the connection; skipping it");
                     self.balancer.mark_down(index, self.config.retry_after);
                 }
                 Ok(Err(error)) => {
+                    counters.failed.increment(1);
                     tracing::debug!(%error, upstream = index, "upstream failed mid-request");
                     self.balancer.mark_down(index, self.config.retry_after);
                     if parts.method != Method::GET {
@@ -221,6 +260,7 @@ impl Front {
                     }
                 }
                 Err(_) => {
+                    counters.failed.increment(1);
                     if parts.method != Method::GET {
                         break;
                     }

@@ -72,6 +72,8 @@ pub enum Answer {
     },
     /// 200: `/healthz` and other informational JSON.
     Info(serde_json::Value),
+    /// 200: the Prometheus text exposition.
+    Metrics(String),
 }
 
 impl Answer {
@@ -92,7 +94,7 @@ impl Answer {
             Self::NotOpen => -3,
             Self::BadRequest { .. } => -4,
             Self::TryAgain { .. } => -5,
-            Self::Info(_) => 0,
+            Self::Info(_) | Self::Metrics(_) => 0,
         }
     }
 
@@ -101,6 +103,14 @@ impl Answer {
         match self {
             Self::Sold { order, .. } | Self::AlreadyPurchased { order } => Some(order),
             _ => None,
+        }
+    }
+
+    /// The `Content-Type` of the body.
+    pub fn content_type(&self) -> &'static str {
+        match self {
+            Self::Metrics(_) => "text/plain; version=0.0.4",
+            _ => "application/json",
         }
     }
 
@@ -133,6 +143,7 @@ impl Answer {
                 "data": { "reason": reason.text(), "request_id": request.as_ref().map(RequestId::as_str) },
             })),
             Self::Info(value) => json(value),
+            Self::Metrics(text) => Bytes::from(text.clone()),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod node;
 pub mod query;
 pub mod server;
 pub mod stat_log;
+pub mod telemetry;
 
 pub use answer::{Answer, RetryReason};
 pub use node::{EventState, Node, NodeConfig, NodeError, NodeStats};

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use hyper::{Method, StatusCode};
@@ -18,6 +18,7 @@ use spike_core::{
 use crate::answer::{Answer, RetryReason};
 use crate::query::{BuyParams, ParamError};
 use crate::stat_log::StatLog;
+use crate::telemetry::{LatencyBuckets, NodeMetrics, LATENCY_BUCKETS};
 
 /// What a node serves and how it behaves.
 #[derive(Debug, Clone)]
@@ -134,6 +135,8 @@ pub struct Node<C> {
     request_prefix: String,
     request_seq: AtomicU64,
     shutting_down: AtomicBool,
+    metrics: NodeMetrics,
+    latency: LatencyBuckets,
 }
 
 impl<C: CentralStock> Node<C> {
@@ -163,6 +166,7 @@ impl<C: CentralStock> Node<C> {
             events.insert(event, Arc::new(state));
         }
         let boot = spike_core::sale::unix_millis(SystemTime::now());
+        let config_node_name = config.node_id.clone();
         let short_name: String = config.node_id.as_str().chars().take(24).collect();
         let node = Arc::new(Self {
             request_prefix: format!("{short_name}:{boot:x}:"),
@@ -173,6 +177,8 @@ impl<C: CentralStock> Node<C> {
             stats: NodeStats::default(),
             request_seq: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
+            metrics: NodeMetrics::new(config_node_name.as_str()),
+            latency: LatencyBuckets::default(),
         });
         tokio::spawn(refresh_forever(Arc::downgrade(&node)));
         Ok(node)
@@ -209,22 +215,120 @@ impl<C: CentralStock> Node<C> {
 
     /// Answers one HTTP request.
     pub async fn answer(&self, method: &Method, path: &str, query: Option<&str>) -> Answer {
-        match path {
+        let started = Instant::now();
+        let (route, answer) = match path {
             "/buy/ticket" => {
                 let outcome = if matches!(*method, Method::GET | Method::POST) {
                     self.buy(query).await
                 } else {
                     Outcome::new(method_not_allowed("GET, POST"), None, None)
                 };
-                self.stats.count(outcome.answer.code());
-                self.log(outcome)
+                let code = outcome.answer.code();
+                self.stats.count(code);
+                let answer = self.log(outcome);
+                let took = started.elapsed();
+                self.metrics.buy_answered(code, took);
+                self.latency.record(took);
+                return answer;
             }
-            "/buy/result" if *method == Method::GET => self.result(query).await,
-            "/healthz" if *method == Method::GET => self.health(),
-            "/buy/result" | "/healthz" => method_not_allowed("GET"),
-            _ => Answer::BadRequest {
-                status: StatusCode::NOT_FOUND,
-                message: format!("no such path {path}; see /buy/ticket, /buy/result, /healthz"),
+            _ if *method != Method::GET => ("other", method_not_allowed("GET")),
+            "/buy/result" => ("result", self.result(query).await),
+            "/healthz" => ("healthz", self.health()),
+            "/metrics" => ("metrics", Answer::Metrics(self.metrics_text())),
+            "/stats" => ("stats", self.stats_json()),
+            "/sale" => ("sale", self.sale(query).await),
+            _ => (
+                "other",
+                Answer::BadRequest {
+                    status: StatusCode::NOT_FOUND,
+                    message: format!(
+                        "no such path {path}; see /buy/ticket, /buy/result, /sale, /healthz, /stats, /metrics"
+                    ),
+                },
+            ),
+        };
+        self.metrics
+            .other_answered(route, answer.code(), started.elapsed());
+        answer
+    }
+
+    /// The Prometheus exposition, with gauges brought up to date first.
+    fn metrics_text(&self) -> String {
+        for (event, state) in self.events.load().iter() {
+            let gauge = |name| self.metrics.event_gauge(name, event.as_str());
+            gauge("spike_local_stock").set(state.stock.remaining() as f64);
+            gauge("spike_local_sales").set(state.stock.local_sales() as f64);
+            gauge("spike_sold_out").set(if state.stock.is_sold_out() { 1.0 } else { 0.0 });
+        }
+        if let Some(log) = &self.stat_log {
+            let counters = log.counters();
+            self.metrics
+                .node_counter("spike_stat_log_lines_written_total")
+                .absolute(counters.written.load(Ordering::Relaxed));
+            self.metrics
+                .node_counter("spike_stat_log_lines_dropped_total")
+                .absolute(counters.dropped.load(Ordering::Relaxed));
+        }
+        crate::telemetry::render()
+    }
+
+    /// Cumulative counters for the dashboard, which turns them into rates.
+    fn stats_json(&self) -> Answer {
+        let answers: serde_json::Map<String, serde_json::Value> = [1i8, -1, -2, -3, -4, -5]
+            .iter()
+            .map(|code| (code.to_string(), self.stats.answers_with(*code).into()))
+            .collect();
+        let mut events: Vec<_> = self
+            .events
+            .load()
+            .iter()
+            .map(|(event, state)| {
+                serde_json::json!({
+                    "event": event.as_str(),
+                    "total": state.config.total(),
+                    "local_stock": state.stock.remaining(),
+                    "local_sales": state.stock.local_sales(),
+                    "sold_out": state.stock.is_sold_out(),
+                })
+            })
+            .collect();
+        events.sort_by(|a, b| a["event"].as_str().cmp(&b["event"].as_str()));
+        Answer::Info(serde_json::json!({
+            "node": self.config.node_id.as_str(),
+            "answers": answers,
+            "central_calls": self.stats.central_calls.load(Ordering::Relaxed),
+            "latency_bounds_seconds": LATENCY_BUCKETS,
+            "latency_counts": self.latency.snapshot(),
+            "events": events,
+        }))
+    }
+
+    /// Central stock's view of a sale (one read).
+    async fn sale(&self, query: Option<&str>) -> Answer {
+        let params = match BuyParams::parse(query) {
+            Ok(params) => params,
+            Err(error) => return param_error(&error),
+        };
+        let (event, _) = match self.resolve_event(params.event) {
+            Ok(found) => found,
+            Err(answer) => return answer,
+        };
+        match self.central.snapshot(&event).await {
+            Ok(Some(snapshot)) => Answer::Info(serde_json::json!({
+                "event": event.as_str(),
+                "total": snapshot.config.total(),
+                "sold": snapshot.sold,
+                "remaining": snapshot.remaining(),
+                "buyers": snapshot.buyers,
+                "orders_in_stream": snapshot.orders_in_stream,
+            })),
+            Ok(None) => Answer::TryAgain {
+                reason: RetryReason::SaleStateMissing,
+                request: None,
+            },
+            Err(_) => Answer::TryAgain {
+                reason: RetryReason::Unavailable,
+                request: None,
             },
         }
     }
@@ -319,9 +423,15 @@ impl<C: CentralStock> Node<C> {
             node: self.config.node_id.clone(),
         };
         self.stats.central_calls.fetch_add(1, Ordering::Relaxed);
+        self.metrics.central_calls.increment(1);
+        let asked = Instant::now();
         // Boxed so that the (large) central future is only paid for by requests
         // that reach central stock, not by every sold-out answer.
-        let answer = match Box::pin(self.central.buy(&purchase)).await {
+        let reply = Box::pin(self.central.buy(&purchase)).await;
+        self.metrics
+            .central_duration
+            .record(asked.elapsed().as_secs_f64());
+        let answer = match reply {
             Ok(reply) => match reply.verdict {
                 Verdict::Sold { order, replayed } => {
                     if replayed {
@@ -364,8 +474,12 @@ impl<C: CentralStock> Node<C> {
                 drop(seat);
                 tracing::warn!(%error, %event, request = %purchase.request, "purchase not decided");
                 let reason = match error {
-                    CentralError::Unavailable(_) => RetryReason::Unavailable,
+                    CentralError::Unavailable(_) => {
+                        self.metrics.central_unavailable.increment(1);
+                        RetryReason::Unavailable
+                    }
                     CentralError::OutcomeUnknown(_) | CentralError::Protocol(_) => {
+                        self.metrics.central_unknown.increment(1);
                         RetryReason::OutcomeUnknown
                     }
                 };

@@ -121,7 +121,10 @@ pub fn to_response(answer: &Answer, node_header: HeaderValue) -> Response<Full<B
     let mut response = Response::new(Full::new(answer.body()));
     *response.status_mut() = answer.status();
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(answer.content_type()),
+    );
     headers.insert(NODE_HEADER, node_header);
     if answer.status() == StatusCode::METHOD_NOT_ALLOWED {
         headers.insert(ALLOW, HeaderValue::from_static("GET, POST"));

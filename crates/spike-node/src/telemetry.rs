@@ -1,0 +1,73 @@
+//! The metric handles a node records into on its hot path, created once so
+//! that recording is an atomic add, not a registry lookup.
+
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, Histogram};
+
+pub use spike_telemetry::{render, LatencyBuckets, LATENCY_BUCKETS};
+
+/// The handles one node records into.
+#[derive(Debug, Clone)]
+pub struct NodeMetrics {
+    buy_answers: [Counter; 6],
+    buy_duration: Histogram,
+    /// Purchases sent to central stock.
+    pub central_calls: Counter,
+    /// Time central stock took.
+    pub central_duration: Histogram,
+    /// Central stock unreachable.
+    pub central_unavailable: Counter,
+    /// Central stock outcome unknown.
+    pub central_unknown: Counter,
+    node: String,
+}
+
+impl NodeMetrics {
+    /// Handles for node `node`.
+    pub fn new(node: &str) -> Self {
+        let _ = spike_telemetry::prometheus();
+        let node = node.to_string();
+        let answer = |code: &'static str| metrics::counter!("spike_requests_total", "node" => node.clone(), "route" => "buy", "code" => code);
+        Self {
+            buy_answers: ["1", "-1", "-2", "-3", "-4", "-5"].map(answer),
+            buy_duration: metrics::histogram!("spike_request_duration_seconds", "node" => node.clone(), "route" => "buy"),
+            central_calls: metrics::counter!("spike_central_calls_total", "node" => node.clone()),
+            central_duration: metrics::histogram!("spike_central_call_duration_seconds", "node" => node.clone()),
+            central_unavailable: metrics::counter!("spike_central_errors_total", "node" => node.clone(), "kind" => "unavailable"),
+            central_unknown: metrics::counter!("spike_central_errors_total", "node" => node.clone(), "kind" => "unknown"),
+            node,
+        }
+    }
+
+    /// Records one `/buy/ticket` answer.
+    pub fn buy_answered(&self, code: i8, took: Duration) {
+        let index = if code == 1 {
+            0
+        } else {
+            usize::from(code.unsigned_abs())
+        };
+        if let Some(counter) = self.buy_answers.get(index) {
+            counter.increment(1);
+        }
+        self.buy_duration.record(took.as_secs_f64());
+    }
+
+    /// Records an answer on another route (not on the hot path).
+    pub fn other_answered(&self, route: &'static str, code: i8, took: Duration) {
+        metrics::counter!("spike_requests_total", "node" => self.node.clone(), "route" => route, "code" => code.to_string())
+            .increment(1);
+        metrics::histogram!("spike_request_duration_seconds", "node" => self.node.clone(), "route" => route)
+            .record(took.as_secs_f64());
+    }
+
+    /// A gauge for this node and `event`.
+    pub fn event_gauge(&self, name: &'static str, event: &str) -> Gauge {
+        metrics::gauge!(name, "node" => self.node.clone(), "event" => event.to_string())
+    }
+
+    /// A counter for this node, set to an absolute value at scrape time.
+    pub fn node_counter(&self, name: &'static str) -> Counter {
+        metrics::counter!(name, "node" => self.node.clone())
+    }
+}

@@ -1,0 +1,169 @@
+//! What a node tells its operator: `/metrics` is valid Prometheus exposition
+//! (read with a real parser) whose counters match the answers given, and
+//! `/stats` and `/sale` feed the dashboard.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::{create_sale, get_all, start_node, Http};
+use prometheus_parse::{Scrape, Value};
+use spike_core::{EventId, MemoryCentral, SaleConfig};
+use spike_testkit::unique;
+
+async fn scrape(url: &str) -> Scrape {
+    let response = get_text(url).await;
+    Scrape::parse(response.lines().map(|l| Ok(l.to_string()))).expect("valid Prometheus exposition")
+}
+
+/// GET returning the raw body (the metrics are text, not JSON).
+async fn get_text(url: &str) -> String {
+    use http_body_util::{BodyExt, Empty};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<bytes::Bytes>>();
+    let response = client.get(url.parse().expect("uri")).await.expect("GET");
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/plain; version=0.0.4")
+    );
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    String::from_utf8(bytes.to_vec()).expect("UTF-8")
+}
+
+fn counter(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match &s.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
+            other => panic!("{name} is not a counter or gauge: {other:?}"),
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_and_count_exactly_the_answers_given() {
+    let central = MemoryCentral::new();
+    let event = EventId::parse(unique("metrics")).unwrap();
+    create_sale(&central, &event, SaleConfig::new(5).unwrap()).await;
+    let name = unique("m");
+    let node = start_node(
+        central,
+        &name,
+        vec![event.clone()],
+        None,
+        Duration::from_secs(3600),
+    )
+    .await;
+    let mut urls: Vec<String> = (0..12)
+        .map(|u| node.url(&format!("/buy/ticket?user_id=u{u}")))
+        .collect();
+    urls.push(node.url("/buy/ticket?user_id="));
+    urls.push(node.url("/buy/ticket"));
+    let replies = get_all(&Http::new(), urls, 4).await;
+    let answered: HashMap<i64, usize> = replies.iter().fold(HashMap::new(), |mut m, r| {
+        *m.entry(r.code()).or_default() += 1;
+        m
+    });
+    assert_eq!((answered[&1], answered[&-1], answered[&-4]), (5, 7, 2));
+
+    let scrape = scrape(&node.url("/metrics")).await;
+    for (code, count) in &answered {
+        let code = code.to_string();
+        let labels = [
+            ("node", name.as_str()),
+            ("route", "buy"),
+            ("code", code.as_str()),
+        ];
+        assert_eq!(
+            counter(&scrape, "spike_requests_total", &labels),
+            *count as f64,
+            "code {code}"
+        );
+    }
+    // Real histogram buckets (a summary could not be summed across nodes).
+    let histogram = scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "spike_request_duration_seconds"
+                && s.labels.get("node") == Some(name.as_str())
+        })
+        .expect("latency histogram");
+    let Value::Histogram(buckets) = &histogram.value else {
+        panic!("latency must be a histogram, got {:?}", histogram.value);
+    };
+    let total = buckets.iter().map(|b| b.count).fold(0.0, f64::max);
+    assert_eq!(total, 14.0, "every answer has a latency");
+    assert!(
+        buckets.len() >= 10,
+        "configured buckets, not the exporter's defaults"
+    );
+    let labels = [("node", name.as_str()), ("event", event.as_str())];
+    assert_eq!(counter(&scrape, "spike_local_stock", &labels), 0.0);
+    assert_eq!(counter(&scrape, "spike_sold_out", &labels), 1.0);
+    assert_eq!(counter(&scrape, "spike_local_sales", &labels), 5.0);
+    assert_eq!(
+        counter(
+            &scrape,
+            "spike_central_calls_total",
+            &[("node", name.as_str())]
+        ),
+        5.0,
+        "the fifth sale's reply said nothing is left: no central call after it"
+    );
+    assert!(
+        scrape.docs.contains_key("spike_requests_total"),
+        "metrics carry HELP text"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_and_sale_feed_the_dashboard() {
+    let central = MemoryCentral::new();
+    let event = EventId::parse(unique("stats")).unwrap();
+    create_sale(&central, &event, SaleConfig::new(3).unwrap()).await;
+    let node = start_node(
+        central,
+        "dash",
+        vec![event.clone()],
+        None,
+        Duration::from_secs(3600),
+    )
+    .await;
+    let urls = (0..5)
+        .map(|u| node.url(&format!("/buy/ticket?user_id=u{u}")))
+        .collect();
+    get_all(&Http::new(), urls, 1).await;
+    let http = Http::new();
+    let stats = http.get(&node.url("/stats")).await.body;
+    assert_eq!(stats["answers"]["1"], 3);
+    assert_eq!(stats["answers"]["-1"], 2);
+    let latency: u64 = stats["latency_counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_u64())
+        .sum();
+    assert_eq!(latency, 5);
+    let sale = http.get(&node.url("/sale")).await.body;
+    assert_eq!(
+        (
+            sale["total"].as_u64(),
+            sale["sold"].as_u64(),
+            sale["remaining"].as_u64()
+        ),
+        (Some(3), Some(3), Some(0))
+    );
+}
