@@ -16,9 +16,21 @@ use spike_front::Upstream;
 #[derive(Debug, Parser)]
 #[command(name = "spike", version, about)]
 pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "human")]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
 }
 
 /// The subcommands.
@@ -39,6 +51,22 @@ pub enum Command {
     Bench(BenchArgs),
     /// The articles' scenario in one process: 4 nodes (1:2:3:4), front door, 1M users, 10k tickets.
     Demo(DemoArgs),
+    /// Serve the live sale dashboard for a set of nodes.
+    Dashboard(DashboardArgs),
+}
+
+/// `spike dashboard`
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Address to listen on; the page is at /dashboard.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub listen: SocketAddr,
+    /// A node to watch, HOST:PORT (repeatable).
+    #[arg(long = "node", required = true)]
+    pub nodes: Vec<String>,
+    /// The event whose progress is shown (default: the nodes' default event).
+    #[arg(long)]
+    pub event: Option<EventId>,
 }
 
 /// `spike sale …`
@@ -268,6 +296,18 @@ pub struct DemoArgs {
     /// Run on real Redis instead of the embedded central stock.
     #[arg(long)]
     pub redis: Option<String>,
+    /// Fixed total request rate per second (default: as fast as possible).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Serve the live dashboard while the demo runs, and print its address.
+    #[arg(long)]
+    pub dashboard: bool,
+    /// Where the dashboard listens.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub dashboard_listen: SocketAddr,
+    /// Keep the nodes and the dashboard up this long after the sale (e.g. 30s).
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    pub linger: Duration,
     /// Output.
     #[command(flatten)]
     pub output: OutputArgs,

@@ -5,7 +5,7 @@ use std::num::NonZeroUsize;
 use std::process::ExitCode;
 
 use clap::Parser;
-use spike::cli::{Cli, Command, SaleCommand};
+use spike::cli::{Cli, Command, LogFormat, SaleCommand};
 use spike::commands;
 
 fn runtime(threads: Option<NonZeroUsize>) -> std::io::Result<tokio::runtime::Runtime> {
@@ -36,19 +36,21 @@ fn invariants(held: anyhow::Result<bool>) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Human => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let threads = match &cli.command {
         Command::Node(args) => args.threads,
         Command::Baseline(args) => args.threads,
         Command::Front(args) => args.threads,
         Command::Sale(_) | Command::NginxConf(_) => NonZeroUsize::new(1),
-        Command::Bench(_) | Command::Demo(_) => None,
+        Command::Bench(_) | Command::Demo(_) | Command::Dashboard(_) => None,
     };
     let result = runtime(threads)
         .map_err(anyhow::Error::from)
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
                     Command::Front(args) => commands::run_front(args).await,
                     Command::Bench(args) => invariants(commands::run_bench(args).await),
                     Command::Demo(args) => invariants(commands::run_demo(args).await),
+                    Command::Dashboard(args) => commands::run_dashboard(args).await,
                 }
             })
         });

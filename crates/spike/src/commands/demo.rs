@@ -12,6 +12,7 @@ use serde::Serialize;
 use spike_bench::report::thousands;
 use spike_bench::{BenchConfig, Report, Target};
 use spike_core::{CentralStock, EventId, MemoryCentral, NodeId, SaleConfig};
+use spike_dashboard::{serve_dashboard, DashboardConfig};
 use spike_front::{serve_front, FrontConfig, Upstream};
 use spike_node::{serve, Node, NodeConfig};
 use tokio::net::TcpListener;
@@ -83,6 +84,15 @@ async fn demo<C: CentralStock>(
         servers.push(serve(listener, Arc::clone(&node), Duration::from_secs(1)));
         nodes.push(node);
     }
+    let dashboard = if args.dashboard {
+        let listener = TcpListener::bind(args.dashboard_listen).await?;
+        let nodes = servers.iter().map(|s| s.addr().to_string()).collect();
+        let dashboard = serve_dashboard(listener, DashboardConfig::new(nodes));
+        eprintln!("dashboard: http://{}/dashboard", dashboard.addr());
+        Some(dashboard)
+    } else {
+        None
+    };
     let front_listener = TcpListener::bind("127.0.0.1:0").await?;
     let front_addr = front_listener.local_addr()?;
     let front = serve_front(front_listener, FrontConfig::new(upstreams))?;
@@ -101,6 +111,7 @@ async fn demo<C: CentralStock>(
     let target: Target = format!("http://{front_addr}/buy/ticket").parse()?;
     let mut config = BenchConfig::new(target, args.users, args.connections);
     config.progress = !args.output.no_progress;
+    config.rate = args.rate;
     let data = spike_bench::run(&config).await?;
     let view = central_view(central, event).await?;
     let report = Report::new(&config, &data, Some(view), args.users >= args.stock);
@@ -141,6 +152,16 @@ async fn demo<C: CentralStock>(
             thousands(view.sold),
             thousands(view.total)
         );
+    }
+    if !args.linger.is_zero() {
+        eprintln!(
+            "keeping the nodes and the dashboard up for {:?}",
+            args.linger
+        );
+        tokio::time::sleep(args.linger).await;
+    }
+    if let Some(dashboard) = dashboard {
+        dashboard.shutdown().await;
     }
     front.shutdown().await;
     for server in servers {

@@ -1,12 +1,14 @@
 //! What each subcommand does, once its arguments are parsed.
 
 mod bench;
+mod dashboard;
 mod demo;
 mod front;
 mod node;
 mod sale;
 
 pub use bench::run_bench;
+pub use dashboard::run_dashboard;
 pub use demo::run_demo;
 pub use front::{print_nginx_conf, run_front};
 pub use node::{run_baseline, run_node};

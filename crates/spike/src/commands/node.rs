@@ -38,7 +38,7 @@ pub async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             }
             let central = redis(url).await?;
             let node = Node::start(config, central, stat_log).await?;
-            tracing::info!(node = %node.id(), %addr, central = %url, events = ?args.events, "node listening");
+            tracing::info!(node = %node.id(), %addr, central = %redact(url), events = ?args.events, "node listening");
             serve_until_signal(listener, node).await
         }
         None => {
@@ -63,16 +63,37 @@ async fn serve_until_signal<C: CentralStock>(
     shutdown_signal().await?;
     tracing::info!(node = %node.id(), "stopping: draining connections, flushing the stat log");
     server.shutdown(SHUTDOWN_GRACE).await;
-    if let Some(log) = node.stat_log() {
+    let (lines, dropped) = node.stat_log().map_or((0, 0), |log| {
         let counters = log.counters();
-        tracing::info!(
-            node = %node.id(),
-            lines = counters.written.load(Ordering::Relaxed),
-            dropped = counters.dropped.load(Ordering::Relaxed),
-            "node stopped"
-        );
-    }
+        (
+            counters.written.load(Ordering::Relaxed),
+            counters.dropped.load(Ordering::Relaxed),
+        )
+    });
+    tracing::info!(node = %node.id(), stat_lines = lines, stat_lines_dropped = dropped, "node stopped");
     Ok(())
+}
+
+/// `redis://user:secret@host:6379` → `redis://***@host:6379`: logs carry no secrets.
+fn redact(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://***{}", &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_reach_the_log() {
+        assert_eq!(
+            redact("redis://:hunter2@10.0.0.1:6379/0"),
+            "redis://***@10.0.0.1:6379/0"
+        );
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
 }
 
 /// `spike baseline`: the bare hyper server benchmarks compare against.

@@ -1,0 +1,22 @@
+//! `spike dashboard`: the live sale page for a set of running nodes.
+
+use anyhow::Context;
+use spike_dashboard::{serve_dashboard, DashboardConfig};
+use tokio::net::TcpListener;
+
+use super::shutdown_signal;
+use crate::cli::DashboardArgs;
+
+/// Serves the dashboard until SIGINT/SIGTERM.
+pub async fn run_dashboard(args: DashboardArgs) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let mut config = DashboardConfig::new(args.nodes);
+    config.event = args.event.map(|e| e.to_string());
+    let dashboard = serve_dashboard(listener, config);
+    tracing::info!(url = %format!("http://{}/dashboard", dashboard.addr()), "dashboard listening");
+    shutdown_signal().await?;
+    dashboard.shutdown().await;
+    Ok(())
+}
