@@ -31,6 +31,8 @@ pub struct NodeConfig {
     pub events: Vec<EventId>,
     /// How often sold-out events ask central stock for returned seats.
     pub refresh_interval: Duration,
+    /// Export Prometheus metrics (installs the process's recorder).
+    pub metrics: bool,
 }
 
 impl NodeConfig {
@@ -40,6 +42,7 @@ impl NodeConfig {
             node_id,
             events,
             refresh_interval: Duration::from_secs(1),
+            metrics: true,
         }
     }
 }
@@ -164,6 +167,9 @@ impl<C: CentralStock> Node<C> {
                 missing: AtomicBool::new(false),
             };
             events.insert(event, Arc::new(state));
+        }
+        if config.metrics {
+            let _ = spike_telemetry::prometheus();
         }
         let boot = spike_core::sale::unix_millis(SystemTime::now());
         let config_node_name = config.node_id.clone();

@@ -182,6 +182,9 @@ pub struct NodeArgs {
     /// Worker threads (default: the CPUs this process may run on).
     #[arg(long)]
     pub threads: Option<NonZeroUsize>,
+    /// Don't record Prometheus metrics (/metrics answers empty; for measuring their cost).
+    #[arg(long)]
+    pub no_metrics: bool,
     /// The embedded sale's rules (only without --redis).
     #[command(flatten)]
     pub rules: SaleRules,

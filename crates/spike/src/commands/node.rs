@@ -30,7 +30,8 @@ pub async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     } else {
         Some(StatLog::open(&args.stat_log, node_id.clone())?)
     };
-    let config = NodeConfig::new(node_id, args.events.clone());
+    let mut config = NodeConfig::new(node_id, args.events.clone());
+    config.metrics = !args.no_metrics;
     match &args.redis {
         Some(url) => {
             if args.rules.any_given() {

@@ -1,0 +1,59 @@
+//! The dashboard in a real browser: headless Chromium (Debian's `chromium`,
+//! driven by `playwright-core` from tests/browser) opens the page during a
+//! small `spike demo --dashboard`, waits until the sold counter reaches the
+//! stock, and saves a screenshot to target/test-artifacts/dashboard.png.
+//! `scripts/test` installs Chromium and the npm package.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use spike_testkit::free_port;
+
+const SPIKE: &str = env!("CARGO_BIN_EXE_spike");
+
+#[test]
+fn dashboard_shows_the_sale_selling_out_in_chromium() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let script = root.join("tests/browser/dashboard.mjs");
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core").exists(),
+        "playwright-core missing: run scripts/test (it runs npm install in tests/browser)"
+    );
+    let artifacts = root.join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).expect("artifact dir");
+    let screenshot = artifacts.join("dashboard.png");
+    let _ = std::fs::remove_file(&screenshot);
+
+    let port = free_port();
+    let mut demo = Command::new(SPIKE)
+        .args(["demo", "--users", "40000", "--stock", "500", "--rate", "4000", "--connections", "20"])
+        .args(["--dashboard", "--dashboard-listen", &format!("127.0.0.1:{port}")])
+        .args(["--linger", "30s", "--no-progress"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start spike demo");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "dashboard did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let browser = Command::new("node")
+        .arg(&script)
+        .arg(format!("http://127.0.0.1:{port}/dashboard"))
+        .arg("500")
+        .arg(&screenshot)
+        .output();
+    let _ = demo.kill();
+    let _ = demo.wait();
+    let browser = browser.expect("run node (scripts/test installs what it needs)");
+    assert!(
+        browser.status.success(),
+        "browser check failed:\n{}\n{}",
+        String::from_utf8_lossy(&browser.stdout),
+        String::from_utf8_lossy(&browser.stderr)
+    );
+    let size = std::fs::metadata(&screenshot).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 10_000, "screenshot written ({size} bytes)");
+}
