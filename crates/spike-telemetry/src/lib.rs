@@ -28,6 +28,15 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
             describe();
+            // Histogram samples queue up until drained into their buckets;
+            // drain them every second so memory stays flat between scrapes.
+            let upkeep = handle.clone();
+            let _ = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                    upkeep.run_upkeep();
+                });
             Some(handle)
         })
         .as_ref()

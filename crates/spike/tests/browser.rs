@@ -17,7 +17,8 @@ fn dashboard_shows_the_sale_selling_out_in_chromium() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let script = root.join("tests/browser/dashboard.mjs");
     assert!(
-        root.join("tests/browser/node_modules/playwright-core").exists(),
+        root.join("tests/browser/node_modules/playwright-core")
+            .exists(),
         "playwright-core missing: run scripts/test (it runs npm install in tests/browser)"
     );
     let artifacts = root.join("target/test-artifacts");
@@ -27,8 +28,22 @@ fn dashboard_shows_the_sale_selling_out_in_chromium() {
 
     let port = free_port();
     let mut demo = Command::new(SPIKE)
-        .args(["demo", "--users", "40000", "--stock", "500", "--rate", "4000", "--connections", "20"])
-        .args(["--dashboard", "--dashboard-listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "demo",
+            "--users",
+            "40000",
+            "--stock",
+            "500",
+            "--rate",
+            "4000",
+            "--connections",
+            "20",
+        ])
+        .args([
+            "--dashboard",
+            "--dashboard-listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .args(["--linger", "30s", "--no-progress"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
