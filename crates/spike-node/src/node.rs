@@ -240,7 +240,7 @@ impl<C: CentralStock> Node<C> {
             _ if *method != Method::GET => ("other", method_not_allowed("GET")),
             "/buy/result" => ("result", self.result(query).await),
             "/healthz" => ("healthz", self.health()),
-            "/metrics" => ("metrics", Answer::Metrics(self.metrics_text())),
+            "/metrics" => ("metrics", Answer::Metrics(self.metrics_text().await)),
             "/stats" => ("stats", self.stats_json()),
             "/sale" => ("sale", self.sale(query).await),
             _ => (
@@ -258,13 +258,19 @@ impl<C: CentralStock> Node<C> {
         answer
     }
 
-    /// The Prometheus exposition, with gauges brought up to date first.
-    fn metrics_text(&self) -> String {
-        for (event, state) in self.events.load().iter() {
+    /// The Prometheus exposition, with gauges brought up to date first
+    /// (including one central read per event for the order stream's length).
+    async fn metrics_text(&self) -> String {
+        let events = self.events.load_full();
+        for (event, state) in events.iter() {
             let gauge = |name| self.metrics.event_gauge(name, event.as_str());
             gauge("spike_local_stock").set(state.stock.remaining() as f64);
             gauge("spike_local_sales").set(state.stock.local_sales() as f64);
             gauge("spike_sold_out").set(if state.stock.is_sold_out() { 1.0 } else { 0.0 });
+            if let Ok(Some(snapshot)) = self.central.snapshot(event).await {
+                gauge("spike_order_stream_entries").set(snapshot.orders_in_stream as f64);
+                gauge("spike_central_sold").set(snapshot.sold as f64);
+            }
         }
         if let Some(log) = &self.stat_log {
             let counters = log.counters();

@@ -114,6 +114,8 @@ async fn metrics_parse_and_count_exactly_the_answers_given() {
     assert_eq!(counter(&scrape, "spike_local_stock", &labels), 0.0);
     assert_eq!(counter(&scrape, "spike_sold_out", &labels), 1.0);
     assert_eq!(counter(&scrape, "spike_local_sales", &labels), 5.0);
+    assert_eq!(counter(&scrape, "spike_order_stream_entries", &labels), 5.0);
+    assert_eq!(counter(&scrape, "spike_central_sold", &labels), 5.0);
     let calls = counter(
         &scrape,
         "spike_central_calls_total",
