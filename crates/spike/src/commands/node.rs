@@ -83,6 +83,19 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// `spike baseline`: the bare hyper server benchmarks compare against.
+pub async fn run_baseline(args: BaselineArgs) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "baseline listening");
+    tokio::select! {
+        result = spike_node::baseline::serve_baseline(listener) => result?,
+        result = shutdown_signal() => result?,
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::redact;
@@ -95,17 +108,4 @@ mod tests {
         );
         assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
     }
-}
-
-/// `spike baseline`: the bare hyper server benchmarks compare against.
-pub async fn run_baseline(args: BaselineArgs) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    tracing::info!(addr = %listener.local_addr()?, "baseline listening");
-    tokio::select! {
-        result = spike_node::baseline::serve_baseline(listener) => result?,
-        result = shutdown_signal() => result?,
-    }
-    Ok(())
 }
