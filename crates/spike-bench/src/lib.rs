@@ -4,6 +4,8 @@
 //! the run ends with throughput, an HDR latency histogram, answers by code,
 //! the split over nodes, invariant checks, and optionally a plot.
 
+#![warn(missing_docs)]
+
 pub mod client;
 pub mod invariants;
 pub mod plot;

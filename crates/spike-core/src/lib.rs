@@ -2,6 +2,8 @@
 //! gates requests, and the contract every central stock (Redis or embedded)
 //! must honour. Nothing in this crate performs I/O.
 
+#![warn(missing_docs)]
+
 pub mod central;
 pub mod ids;
 pub mod local_stock;

@@ -3,6 +3,8 @@
 //! server serves the page (`/dashboard`, one HTML file embedded in the
 //! binary: no build step) and the data it polls (`/dashboard/data`).
 
+#![warn(missing_docs)]
+
 pub mod history;
 pub mod server;
 

@@ -3,6 +3,8 @@
 //! mode (and the demo) uses [`proxy`], the same smooth weighted round robin
 //! in this process.
 
+#![warn(missing_docs)]
+
 pub mod nginx;
 pub mod proxy;
 pub mod upstream;

@@ -1,6 +1,8 @@
 //! A Spike node over HTTP: `/buy/ticket`, `/buy/result`, `/healthz`, the
 //! stat log, and the baseline server used by the benchmarks.
 
+#![warn(missing_docs)]
+
 pub mod answer;
 pub mod baseline;
 pub mod node;

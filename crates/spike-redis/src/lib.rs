@@ -2,6 +2,8 @@
 //! `{event}` (one Redis Cluster slot); every change is one Lua script from
 //! `lua/`, run with `EVALSHA` and reloaded on `NOSCRIPT`.
 
+#![warn(missing_docs)]
+
 mod keys;
 mod store;
 

@@ -3,6 +3,8 @@
 //! latency can be aggregated across nodes; the metric descriptions; and a
 //! lock-free latency histogram the dashboard reads.
 
+#![warn(missing_docs)]
+
 use std::sync::OnceLock;
 use std::time::Duration;
 

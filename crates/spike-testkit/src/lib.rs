@@ -3,6 +3,8 @@
 //! a throwaway `redis-server` this process starts on a free loopback port.
 //! Nothing here is a mock; a missing `redis-server` fails the test loudly.
 
+#![warn(missing_docs)]
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
