@@ -290,21 +290,7 @@ impl<C: CentralStock> Node<C> {
             .iter()
             .map(|code| (code.to_string(), self.stats.answers_with(*code).into()))
             .collect();
-        let mut events: Vec<_> = self
-            .events
-            .load()
-            .iter()
-            .map(|(event, state)| {
-                serde_json::json!({
-                    "event": event.as_str(),
-                    "total": state.config.total(),
-                    "local_stock": state.stock.remaining(),
-                    "local_sales": state.stock.local_sales(),
-                    "sold_out": state.stock.is_sold_out(),
-                })
-            })
-            .collect();
-        events.sort_by(|a, b| a["event"].as_str().cmp(&b["event"].as_str()));
+        let events = self.events_json();
         Answer::Info(serde_json::json!({
             "node": self.config.node_id.as_str(),
             "answers": answers,
@@ -317,11 +303,7 @@ impl<C: CentralStock> Node<C> {
 
     /// Central stock's view of a sale (one read).
     async fn sale(&self, query: Option<&str>) -> Answer {
-        let params = match BuyParams::parse(query) {
-            Ok(params) => params,
-            Err(error) => return param_error(&error),
-        };
-        let (event, _) = match self.resolve_event(params.event) {
+        let (event, _) = match self.read_params(query) {
             Ok(found) => found,
             Err(answer) => return answer,
         };
@@ -504,16 +486,19 @@ impl<C: CentralStock> Node<C> {
         Outcome::new(answer, Some(event), purchase.user).counting(&state)
     }
 
+    /// Parses a read-only request's parameters: its event and request id.
+    fn read_params(&self, query: Option<&str>) -> Result<(EventId, Option<RequestId>), Answer> {
+        let params = BuyParams::parse(query).map_err(|error| param_error(&error))?;
+        let (event, _) = self.resolve_event(params.event)?;
+        Ok((event, params.request))
+    }
+
     async fn result(&self, query: Option<&str>) -> Answer {
-        let params = match BuyParams::parse(query) {
-            Ok(params) => params,
-            Err(error) => return param_error(&error),
-        };
-        let (event, _) = match self.resolve_event(params.event) {
+        let (event, request) = match self.read_params(query) {
             Ok(found) => found,
             Err(answer) => return answer,
         };
-        let Some(request) = params.request else {
+        let Some(request) = request else {
             return Answer::bad_request("request_id is required");
         };
         match self.central.order_for_request(&event, &request).await {
@@ -529,9 +514,11 @@ impl<C: CentralStock> Node<C> {
         }
     }
 
-    fn health(&self) -> Answer {
-        let events = self.events.load();
-        let mut list: Vec<_> = events
+    /// Every served event's local state, sorted by event.
+    fn events_json(&self) -> Vec<serde_json::Value> {
+        let mut events: Vec<_> = self
+            .events
+            .load()
             .iter()
             .map(|(event, state)| {
                 serde_json::json!({
@@ -544,7 +531,12 @@ impl<C: CentralStock> Node<C> {
                 })
             })
             .collect();
-        list.sort_by(|a, b| a["event"].as_str().cmp(&b["event"].as_str()));
+        events.sort_by(|a, b| a["event"].as_str().cmp(&b["event"].as_str()));
+        events
+    }
+
+    fn health(&self) -> Answer {
+        let list = self.events_json();
         Answer::Info(serde_json::json!({
             "status": "ok",
             "node": self.config.node_id.as_str(),

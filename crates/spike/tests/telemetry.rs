@@ -13,30 +13,8 @@ use spike_core::{EventId, MemoryCentral, SaleConfig};
 use spike_testkit::unique;
 
 async fn scrape(url: &str) -> Scrape {
-    let response = get_text(url).await;
+    let response = common::get_prometheus_text(url).await;
     Scrape::parse(response.lines().map(|l| Ok(l.to_string()))).expect("valid Prometheus exposition")
-}
-
-/// GET returning the raw body (the metrics are text, not JSON).
-async fn get_text(url: &str) -> String {
-    use http_body_util::{BodyExt, Empty};
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Empty<bytes::Bytes>>();
-    let response = client.get(url.parse().expect("uri")).await.expect("GET");
-    assert_eq!(
-        response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
-        Some("text/plain; version=0.0.4")
-    );
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    String::from_utf8(bytes.to_vec()).expect("UTF-8")
 }
 
 fn counter(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
