@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use crate::ids::{EventId, OrderId, RequestId};
+use crate::ids::{EventId, OrderId, RequestId, UserId};
 use crate::purchase::{CentralReply, Purchase};
 use crate::sale::{SaleConfig, SaleSnapshot};
 
@@ -33,6 +33,22 @@ pub enum CreateSaleError {
     /// Central stock failed.
     #[error(transparent)]
     Central(#[from] CentralError),
+}
+
+/// What giving a seat back did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// The seat is for sale again; `remaining` seats are left.
+    Released {
+        /// Seats for sale after the release.
+        remaining: u64,
+    },
+    /// This order's seat had already been given back: nothing changed.
+    AlreadyReleased,
+    /// The sale never sold this order to this request: nothing changed.
+    NotSold,
+    /// Central stock has no such sale.
+    NoSuchSale,
 }
 
 /// Central stock: atomic, shared by every node of a sale.
@@ -67,6 +83,17 @@ pub trait CentralStock: Send + Sync + 'static {
         event: &EventId,
         request: &RequestId,
     ) -> impl Future<Output = Result<Option<OrderId>, CentralError>> + Send;
+
+    /// Gives the seat of `order` (bought by `request`, for `user`) back to
+    /// the sale, exactly once: the buyer may buy again, and a second release
+    /// of the same order changes nothing.
+    fn release(
+        &self,
+        event: &EventId,
+        order: &OrderId,
+        user: Option<&UserId>,
+        request: &RequestId,
+    ) -> impl Future<Output = Result<Release, CentralError>> + Send;
 
     /// Every event that has a sale.
     fn events(&self) -> impl Future<Output = Result<Vec<EventId>, CentralError>> + Send;

@@ -6,7 +6,7 @@
 use std::num::NonZeroU32;
 use std::time::{Duration, SystemTime};
 
-use crate::central::{CentralStock, CreateSaleError};
+use crate::central::{CentralStock, CreateSaleError, Release};
 use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
 use crate::purchase::{Purchase, Verdict};
 use crate::sale::{BuyerPolicy, SaleConfig};
@@ -23,6 +23,8 @@ pub async fn run_all<C: CentralStock + Clone>(central: C, prefix: &str) {
     unknown_sale_is_reported(&central, prefix).await;
     concurrent_buyers_get_exactly_the_stock(&central, prefix).await;
     concurrent_retries_of_one_user_get_one_order(&central, prefix).await;
+    a_released_seat_is_sold_again_exactly_once(&central, prefix).await;
+    release_refuses_what_was_not_sold(&central, prefix).await;
 }
 
 fn event(prefix: &str, case: &str) -> EventId {
@@ -362,4 +364,98 @@ async fn concurrent_retries_of_one_user_get_one_order<C: CentralStock + Clone>(
         })
         .count();
     assert_eq!(held, 49);
+}
+
+async fn a_released_seat_is_sold_again_exactly_once<C: CentralStock>(central: &C, prefix: &str) {
+    let event = event(prefix, "release");
+    create(central, &event, SaleConfig::new(2).expect("config")).await;
+    let first = central
+        .buy(&purchase(&event, Some("ann"), "ra"))
+        .await
+        .expect("buy");
+    central
+        .buy(&purchase(&event, Some("ben"), "rb"))
+        .await
+        .expect("buy");
+    let order = order_of(&first.verdict);
+    let ann = UserId::parse("ann").expect("id");
+    let ra = RequestId::parse("ra").expect("id");
+    let released = central
+        .release(&event, &order, Some(&ann), &ra)
+        .await
+        .expect("release");
+    assert_eq!(released, Release::Released { remaining: 1 });
+    let again = central
+        .release(&event, &order, Some(&ann), &ra)
+        .await
+        .expect("release");
+    assert_eq!(again, Release::AlreadyReleased, "a seat goes back once");
+    let snapshot = central
+        .snapshot(&event)
+        .await
+        .expect("snapshot")
+        .expect("exists");
+    assert_eq!((snapshot.sold, snapshot.buyers), (1, 1));
+    // The buyer whose order was released may buy again, and gets a new order.
+    let rebuy = central
+        .buy(&purchase(&event, Some("ann"), "ra2"))
+        .await
+        .expect("buy");
+    let new_order = order_of(&rebuy.verdict);
+    assert!(
+        matches!(
+            rebuy.verdict,
+            Verdict::Sold {
+                replayed: false,
+                ..
+            }
+        ),
+        "{rebuy:?}"
+    );
+    assert_ne!(new_order, order);
+    let late = central
+        .buy(&purchase(&event, Some("cat"), "rc"))
+        .await
+        .expect("buy");
+    assert_eq!(
+        late.verdict,
+        Verdict::SoldOut,
+        "still never more than the stock"
+    );
+    assert_eq!(sold(central, &event).await, 2);
+}
+
+async fn release_refuses_what_was_not_sold<C: CentralStock>(central: &C, prefix: &str) {
+    let event = event(prefix, "norelease");
+    create(central, &event, SaleConfig::new(2).expect("config")).await;
+    let bought = central
+        .buy(&purchase(&event, Some("dan"), "rd"))
+        .await
+        .expect("buy");
+    let order = order_of(&bought.verdict);
+    let dan = UserId::parse("dan").expect("id");
+    let wrong_request = RequestId::parse("not-rd").expect("id");
+    let refused = central
+        .release(&event, &order, Some(&dan), &wrong_request)
+        .await
+        .expect("release");
+    assert_eq!(refused, Release::NotSold);
+    let unknown = OrderId::parse("never-sold-9").expect("id");
+    let rd = RequestId::parse("rd").expect("id");
+    let refused = central
+        .release(&event, &unknown, Some(&dan), &rd)
+        .await
+        .expect("release");
+    assert_eq!(refused, Release::NotSold);
+    assert_eq!(
+        sold(central, &event).await,
+        1,
+        "refused releases change nothing"
+    );
+    let missing = crate::conformance::event(prefix, "norelease-missing");
+    let refused = central
+        .release(&missing, &order, Some(&dan), &rd)
+        .await
+        .expect("release");
+    assert_eq!(refused, Release::NoSuchSale);
 }

@@ -15,7 +15,7 @@ pub mod stat;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
-pub use central::{CentralError, CentralStock, CreateSaleError};
+pub use central::{CentralError, CentralStock, CreateSaleError, Release};
 pub use ids::{EventId, IdError, NodeId, OrderId, RequestId, UserId};
 pub use local_stock::{Admission, LocalStock, Reservation};
 pub use memory::MemoryCentral;

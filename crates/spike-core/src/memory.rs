@@ -2,11 +2,11 @@
 //! this process. One mutex per event plays the part of Redis's single
 //! thread, so every purchase is atomic exactly as a Lua script is.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::SystemTime;
 
-use crate::central::{CentralError, CentralStock, CreateSaleError};
+use crate::central::{CentralError, CentralStock, CreateSaleError, Release};
 use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
 use crate::purchase::{CentralReply, Purchase, Verdict};
 use crate::sale::{unix_millis, BuyerPolicy, SaleConfig, SaleSnapshot};
@@ -34,6 +34,7 @@ struct Book {
     buyers: HashMap<UserId, Vec<OrderId>>,
     requests: HashMap<RequestId, OrderId>,
     stream: Vec<OrderEntry>,
+    released: HashSet<OrderId>,
 }
 
 impl Book {
@@ -45,11 +46,36 @@ impl Book {
             buyers: HashMap::new(),
             requests: HashMap::new(),
             stream: Vec::new(),
+            released: HashSet::new(),
         }
     }
 
     fn remaining(&self) -> u64 {
         self.config.total().saturating_sub(self.sold)
+    }
+
+    /// The same steps, in the same order, as `lua/release.lua`.
+    fn release(&mut self, order: &OrderId, user: Option<&UserId>, request: &RequestId) -> Release {
+        if self.released.contains(order) {
+            return Release::AlreadyReleased;
+        }
+        if self.requests.get(request) != Some(order) {
+            return Release::NotSold;
+        }
+        if let Some(user) = user {
+            if let Some(held) = self.buyers.get_mut(user) {
+                held.retain(|o| o != order);
+                if held.is_empty() {
+                    self.buyers.remove(user);
+                }
+            }
+        }
+        self.requests.remove(request);
+        self.released.insert(order.clone());
+        self.sold = self.sold.saturating_sub(1);
+        Release::Released {
+            remaining: self.remaining(),
+        }
     }
 
     /// The same steps, in the same order, as `lua/buy.lua`.
@@ -189,6 +215,19 @@ impl CentralStock for MemoryCentral {
         Ok(self
             .book(event)
             .and_then(|book| lock(&book).requests.get(request).cloned()))
+    }
+
+    async fn release(
+        &self,
+        event: &EventId,
+        order: &OrderId,
+        user: Option<&UserId>,
+        request: &RequestId,
+    ) -> Result<Release, CentralError> {
+        Ok(match self.book(event) {
+            Some(book) => lock(&book).release(order, user, request),
+            None => Release::NoSuchSale,
+        })
     }
 
     async fn events(&self) -> Result<Vec<EventId>, CentralError> {

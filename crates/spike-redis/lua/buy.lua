@@ -6,6 +6,7 @@
 -- KEYS[2] spike:{E}:buyers    hash: user -> space-separated order ids
 -- KEYS[3] spike:{E}:requests  hash: request id -> order id
 -- KEYS[4] spike:{E}:orders    stream: one entry per sold seat
+-- KEYS[5] spike:{E}:released  (unused here; see release.lua)
 -- ARGV[1] user id ('' when none), ARGV[2] request id, ARGV[3] node id
 --
 -- Returns {code, order_id, remaining}:

@@ -1,6 +1,6 @@
 -- create.lua: create (or, forced, replace) one event's sale.
 --
--- KEYS[1..4] as in buy.lua (sale, buyers, requests, orders)
+-- KEYS[1..5] as in release.lua (sale, buyers, requests, orders, released)
 -- ARGV[1] '1' to replace an existing sale, ARGV[2] total, ARGV[3] per-user
 -- limit (0 = anonymous), ARGV[4] opens_at_ms (0 = open now),
 -- ARGV[5] payment_window_ms, ARGV[6] event id
@@ -9,7 +9,7 @@
 if redis.call('EXISTS', KEYS[1]) == 1 and ARGV[1] ~= '1' then
   return 0
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 redis.call('HSET', KEYS[1],
   'total', ARGV[2], 'sold', 0, 'order_seq', 0, 'per_user_limit', ARGV[3],
   'opens_at_ms', ARGV[4], 'payment_window_ms', ARGV[5], 'event', ARGV[6])

@@ -1,6 +1,6 @@
 -- snapshot.lua: one consistent view of an event's sale.
 --
--- KEYS[1..4] as in buy.lua (sale, buyers, requests, orders)
+-- KEYS[1..5] as in release.lua (sale, buyers, requests, orders, released)
 -- Returns {} when there is no such sale, else
 -- {total, sold, per_user_limit, opens_at_ms, payment_window_ms, buyers, stream_length}.
 local sale = redis.call('HMGET', KEYS[1], 'total', 'sold', 'per_user_limit', 'opens_at_ms', 'payment_window_ms')

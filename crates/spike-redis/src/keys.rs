@@ -17,6 +17,8 @@ pub struct EventKeys {
     pub requests: String,
     /// Stream: one entry per sold seat, read by the order pipeline.
     pub orders: String,
+    /// Set: orders whose seat went back to the sale (expired, cancelled).
+    pub released: String,
 }
 
 impl EventKeys {
@@ -28,12 +30,19 @@ impl EventKeys {
             buyers: key("buyers"),
             requests: key("requests"),
             orders: key("orders"),
+            released: key("released"),
         }
     }
 
-    /// The four keys in the order every script expects them.
-    pub fn all(&self) -> [&str; 4] {
-        [&self.sale, &self.buyers, &self.requests, &self.orders]
+    /// The sale's keys in the order every script expects them.
+    pub fn all(&self) -> [&str; 5] {
+        [
+            &self.sale,
+            &self.buyers,
+            &self.requests,
+            &self.orders,
+            &self.released,
+        ]
     }
 }
 

@@ -10,7 +10,7 @@ use redis::{AsyncCommands, RedisError, Script};
 use spike_core::sale::{from_unix_millis, SaleConfig, SaleSnapshot};
 use spike_core::{
     BuyerPolicy, CentralError, CentralReply, CentralStock, CreateSaleError, EventId, OrderId,
-    Purchase, RequestId, Verdict,
+    Purchase, Release, RequestId, UserId, Verdict,
 };
 
 use crate::keys::{EventKeys, EVENTS_KEY};
@@ -41,6 +41,7 @@ struct Scripts {
     buy: Script,
     create: Script,
     snapshot: Script,
+    release: Script,
 }
 
 impl Scripts {
@@ -49,6 +50,7 @@ impl Scripts {
             buy: Script::new(include_str!("../lua/buy.lua")),
             create: Script::new(include_str!("../lua/create.lua")),
             snapshot: Script::new(include_str!("../lua/snapshot.lua")),
+            release: Script::new(include_str!("../lua/release.lua")),
         }
     }
 }
@@ -240,6 +242,35 @@ impl CentralStock for RedisCentral {
             .with_deadline(connection.hget(&keys.requests, request.as_str()))
             .await?;
         order.map(|o| parse_order(event, o)).transpose()
+    }
+
+    async fn release(
+        &self,
+        event: &EventId,
+        order: &OrderId,
+        user: Option<&UserId>,
+        request: &RequestId,
+    ) -> Result<Release, CentralError> {
+        let keys = EventKeys::new(event);
+        let mut invocation = self.scripts.release.prepare_invoke();
+        invocation
+            .key(keys.all().as_slice())
+            .arg(order.as_str())
+            .arg(user.map_or("", |u| u.as_str()))
+            .arg(request.as_str());
+        let mut connection = self.connection.clone();
+        let (code, remaining): (i64, u64) = self
+            .with_deadline(invocation.invoke_async(&mut connection))
+            .await?;
+        match code {
+            1 => Ok(Release::Released { remaining }),
+            0 => Ok(Release::AlreadyReleased),
+            -1 => Ok(Release::NotSold),
+            -6 => Ok(Release::NoSuchSale),
+            other => Err(CentralError::Protocol(format!(
+                "release.lua answered unknown code {other}"
+            ))),
+        }
     }
 
     async fn events(&self) -> Result<Vec<EventId>, CentralError> {

@@ -513,3 +513,73 @@ async fn before_opening_the_node_answers_not_open_from_memory() {
     assert_eq!(node.central_calls(), 0);
     assert_eq!(sold(&central, &event).await, (0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sold_out_node_sells_a_released_seat_after_its_next_refresh() {
+    let redis = TestRedis::shared_or_spawn();
+    let central = redis_central(redis.url()).await;
+    let event = event("returned");
+    create_sale(&central, &event, SaleConfig::new(2).unwrap()).await;
+    // The refresh runs once a second (the default): the "within a second".
+    let node = start_node(
+        central.clone(),
+        "n1",
+        vec![event.clone()],
+        None,
+        Duration::from_secs(1),
+    )
+    .await;
+    let http = Http::new();
+    let first = http
+        .get(&node.url("/buy/ticket?user_id=first&request_id=req-first"))
+        .await;
+    http.get(&node.url("/buy/ticket?user_id=second")).await;
+    assert_eq!(
+        http.get(&node.url("/buy/ticket?user_id=third"))
+            .await
+            .code(),
+        -1
+    );
+    let calls = node.central_calls();
+    assert_eq!(
+        http.get(&node.url("/buy/ticket?user_id=fourth"))
+            .await
+            .code(),
+        -1
+    );
+    assert_eq!(
+        node.central_calls(),
+        calls,
+        "sold out: answered from memory"
+    );
+
+    let order = spike_core::OrderId::parse(first.order().unwrap()).unwrap();
+    let user = spike_core::UserId::parse("first").unwrap();
+    let request = spike_core::RequestId::parse("req-first").unwrap();
+    let released = central
+        .release(&event, &order, Some(&user), &request)
+        .await
+        .unwrap();
+    assert_eq!(released, spike_core::Release::Released { remaining: 1 });
+
+    let released_at = Instant::now();
+    let mut resold = None;
+    for attempt in 0..40 {
+        let reply = http
+            .get(&node.url(&format!("/buy/ticket?user_id=late{attempt}")))
+            .await;
+        if reply.code() == 1 {
+            resold = Some(released_at.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let resold = resold.expect("the returned seat is sold again");
+    // One refresh period plus polling; generous so that a slow machine does not fail it.
+    assert!(resold < Duration::from_secs(3), "resold after {resold:?}");
+    assert_eq!(
+        sold(&central, &event).await,
+        (2, 3),
+        "2 sold, 3 orders ever appended"
+    );
+}

@@ -1,0 +1,42 @@
+-- release.lua: give one sold seat back to central stock (an order expired or
+-- was cancelled), exactly once: a second release of the same order changes
+-- nothing, so a pipeline that crashed between its database update and this
+-- call can simply call it again.
+--
+-- KEYS[1..4] as in buy.lua (sale, buyers, requests, orders)
+-- KEYS[5] spike:{E}:released  set: order ids already given back
+-- ARGV[1] order id, ARGV[2] its user ('' when none), ARGV[3] its request id
+--
+-- Returns {code, remaining}:
+--   1 released | 0 already released | -1 no such sold order | -6 no such sale
+local sale = redis.call('HMGET', KEYS[1], 'total', 'sold')
+if not sale[1] then
+  return {-6, 0}
+end
+local total, sold = tonumber(sale[1]), tonumber(sale[2])
+local order, user, request = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('SISMEMBER', KEYS[5], order) == 1 then
+  return {0, total - sold}
+end
+-- The order must be one this sale sold to this request.
+if redis.call('HGET', KEYS[3], request) ~= order then
+  return {-1, total - sold}
+end
+if user ~= '' then
+  local held = redis.call('HGET', KEYS[2], user)
+  if held then
+    local kept = {}
+    for id in string.gmatch(held, '%S+') do
+      if id ~= order then table.insert(kept, id) end
+    end
+    if #kept == 0 then
+      redis.call('HDEL', KEYS[2], user)
+    else
+      redis.call('HSET', KEYS[2], user, table.concat(kept, ' '))
+    end
+  end
+end
+redis.call('HDEL', KEYS[3], request)
+redis.call('SADD', KEYS[5], order)
+redis.call('HINCRBY', KEYS[1], 'sold', -1)
+return {1, total - sold + 1}
