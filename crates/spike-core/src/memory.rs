@@ -32,7 +32,8 @@ struct Book {
     sold: u64,
     order_seq: u64,
     buyers: HashMap<UserId, Vec<OrderId>>,
-    requests: HashMap<RequestId, OrderId>,
+    /// Request id → the order it bought and for whom.
+    requests: HashMap<RequestId, (OrderId, Option<UserId>)>,
     stream: Vec<OrderEntry>,
     released: HashSet<OrderId>,
 }
@@ -59,8 +60,9 @@ impl Book {
         if self.released.contains(order) {
             return Release::AlreadyReleased;
         }
-        if self.requests.get(request) != Some(order) {
-            return Release::NotSold;
+        match self.requests.get(request) {
+            Some((sold, buyer)) if sold == order && buyer.as_ref() == user => {}
+            _ => return Release::NotSold,
         }
         if let Some(user) = user {
             if let Some(held) = self.buyers.get_mut(user) {
@@ -81,10 +83,14 @@ impl Book {
     /// The same steps, in the same order, as `lua/buy.lua`.
     fn buy(&mut self, event: &EventId, purchase: &Purchase, now: SystemTime) -> CentralReply {
         let reply = |verdict, remaining| CentralReply { verdict, remaining };
-        if let Some(order) = self.requests.get(&purchase.request) {
-            let verdict = Verdict::Sold {
-                order: order.clone(),
-                replayed: true,
+        if let Some((order, buyer)) = self.requests.get(&purchase.request) {
+            let verdict = if *buyer == purchase.user {
+                Verdict::Sold {
+                    order: order.clone(),
+                    replayed: true,
+                }
+            } else {
+                Verdict::RequestIdTaken
             };
             return reply(verdict, self.remaining());
         }
@@ -118,8 +124,10 @@ impl Book {
                 .or_default()
                 .push(order.clone());
         }
-        self.requests
-            .insert(purchase.request.clone(), order.clone());
+        self.requests.insert(
+            purchase.request.clone(),
+            (order.clone(), purchase.user.clone()),
+        );
         self.stream.push(OrderEntry {
             order: order.clone(),
             user: purchase.user.clone(),
@@ -212,9 +220,12 @@ impl CentralStock for MemoryCentral {
         event: &EventId,
         request: &RequestId,
     ) -> Result<Option<OrderId>, CentralError> {
-        Ok(self
-            .book(event)
-            .and_then(|book| lock(&book).requests.get(request).cloned()))
+        Ok(self.book(event).and_then(|book| {
+            lock(&book)
+                .requests
+                .get(request)
+                .map(|(order, _)| order.clone())
+        }))
     }
 
     async fn release(

@@ -39,6 +39,8 @@ pub enum Verdict {
     UserRequired,
     /// Central stock has no such sale (never created, or lost: see `spike sale recover`).
     NoSuchSale,
+    /// This request id already bought a seat for another buyer: nothing changed.
+    RequestIdTaken,
 }
 
 impl Verdict {
@@ -49,7 +51,7 @@ impl Verdict {
             Self::SoldOut => -1,
             Self::AlreadyPurchased { .. } => -2,
             Self::NotOpen => -3,
-            Self::UserRequired | Self::NoSuchSale => -4,
+            Self::UserRequired | Self::NoSuchSale | Self::RequestIdTaken => -4,
         }
     }
 }

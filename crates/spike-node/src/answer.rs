@@ -58,7 +58,7 @@ pub enum Answer {
     NotOpen,
     /// 4xx, code -4: the request is wrong; nothing changed.
     BadRequest {
-        /// 400, 404, 405 or 414.
+        /// 400, 404, 405, 409 or 414.
         status: StatusCode,
         /// What is wrong.
         message: String,

@@ -454,6 +454,15 @@ impl<C: CentralStock> Node<C> {
                     seat.refused(reply.remaining);
                     Answer::bad_request("user_id is required")
                 }
+                Verdict::RequestIdTaken => {
+                    seat.refused(reply.remaining);
+                    Answer::BadRequest {
+                        status: StatusCode::CONFLICT,
+                        message:
+                            "request_id already bought a seat for another buyer; use a new one"
+                                .to_string(),
+                    }
+                }
                 Verdict::NoSuchSale => {
                     drop(seat);
                     state.missing.store(true, Ordering::Release);

@@ -4,7 +4,7 @@
 --
 -- KEYS[1] spike:{E}:sale      hash: total, sold, order_seq, per_user_limit (0 = anonymous), opens_at_ms, event
 -- KEYS[2] spike:{E}:buyers    hash: user -> space-separated order ids
--- KEYS[3] spike:{E}:requests  hash: request id -> order id
+-- KEYS[3] spike:{E}:requests  hash: request id -> "order_id user_id" (user '' when none)
 -- KEYS[4] spike:{E}:orders    stream: one entry per sold seat
 -- KEYS[5] spike:{E}:released  (unused here; see release.lua)
 -- ARGV[1] user id ('' when none), ARGV[2] request id, ARGV[3] node id
@@ -13,6 +13,7 @@
 --   1 sold (order) | 2 replay of an earlier success (order) | -1 sold out
 --   -2 user limit reached (their latest order) | -3 not open yet
 --   -4 user id required | -6 no such sale
+--   -7 this request id already bought for another buyer
 local sale = redis.call('HMGET', KEYS[1], 'total', 'sold', 'per_user_limit', 'opens_at_ms', 'event')
 if not sale[1] then
   return {-6, '', 0}
@@ -27,7 +28,11 @@ local user, request, node = ARGV[1], ARGV[2], ARGV[3]
 
 local earlier = redis.call('HGET', KEYS[3], request)
 if earlier then
-  return {2, earlier, remaining}
+  local earlier_order, earlier_user = string.match(earlier, '^(%S+) ?(.*)$')
+  if earlier_user ~= user then
+    return {-7, '', remaining}
+  end
+  return {2, earlier_order, remaining}
 end
 
 local now = redis.call('TIME')
@@ -68,7 +73,7 @@ if limit > 0 then
     redis.call('HSET', KEYS[2], user, order)
   end
 end
-redis.call('HSET', KEYS[3], request, order)
+redis.call('HSET', KEYS[3], request, order .. ' ' .. user)
 redis.call('XADD', KEYS[4], '*', 'order', order, 'user', user, 'request', request,
   'node', node, 'sold_at_ms', now_ms)
 return {1, order, remaining - 1}

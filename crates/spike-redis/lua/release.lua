@@ -18,8 +18,8 @@ local order, user, request = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('SISMEMBER', KEYS[5], order) == 1 then
   return {0, total - sold}
 end
--- The order must be one this sale sold to this request.
-if redis.call('HGET', KEYS[3], request) ~= order then
+-- The order must be one this sale sold to this request, for this user.
+if redis.call('HGET', KEYS[3], request) ~= order .. ' ' .. user then
   return {-1, total - sold}
 end
 if user ~= '' then

@@ -186,6 +186,7 @@ impl CentralStock for RedisCentral {
             -3 => Verdict::NotOpen,
             -4 => Verdict::UserRequired,
             -6 => Verdict::NoSuchSale,
+            -7 => Verdict::RequestIdTaken,
             other => {
                 return Err(CentralError::Protocol(format!(
                     "buy.lua answered unknown code {other}"
@@ -238,10 +239,13 @@ impl CentralStock for RedisCentral {
     ) -> Result<Option<OrderId>, CentralError> {
         let keys = EventKeys::new(event);
         let mut connection = self.connection.clone();
-        let order: Option<String> = self
+        let entry: Option<String> = self
             .with_deadline(connection.hget(&keys.requests, request.as_str()))
             .await?;
-        order.map(|o| parse_order(event, o)).transpose()
+        // The entry is "order_id user_id".
+        entry
+            .map(|e| parse_order(event, e.split(' ').next().unwrap_or_default().to_string()))
+            .transpose()
     }
 
     async fn release(

@@ -475,6 +475,19 @@ async fn retry_scenario<C: CentralStock + Clone>(central: C) {
         .get(&node.url("/buy/result?request_id=client-42"))
         .await;
     assert_eq!(result.order(), first.order());
+    let reused = http
+        .get(&node.url("/buy/ticket?user_id=someone-else&request_id=client-42"))
+        .await;
+    assert_eq!(
+        (reused.status, reused.code()),
+        (StatusCode::CONFLICT, -4),
+        "{:?}",
+        reused.body
+    );
+    assert!(
+        reused.order().is_none(),
+        "another buyer never learns the order"
+    );
     assert_eq!(
         sold(&central, &event).await,
         (1, 1),
