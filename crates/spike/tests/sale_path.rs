@@ -596,3 +596,57 @@ async fn a_sold_out_node_sells_a_released_seat_after_its_next_refresh() {
         "2 sold, 3 orders ever appended"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_empty_makes_nodes_refuse_instead_of_selling_from_zero() {
+    let mut redis = TestRedis::spawn(); // no persistence: a restart loses everything
+    let central = redis_central(redis.url()).await;
+    let event = event("lost");
+    create_sale(&central, &event, SaleConfig::new(10).unwrap()).await;
+    let node = start_node(
+        central.clone(),
+        "n1",
+        vec![event.clone()],
+        None,
+        Duration::from_secs(1),
+    )
+    .await;
+    let http = Http::new();
+    for u in 0..3 {
+        assert_eq!(
+            http.get(&node.url(&format!("/buy/ticket?user_id=early{u}")))
+                .await
+                .code(),
+            1
+        );
+    }
+    redis.kill();
+    redis.start(); // same port, empty
+    let mut refused = 0;
+    for u in 0..30 {
+        let reply = http
+            .get(&node.url(&format!("/buy/ticket?user_id=after{u}")))
+            .await;
+        assert_ne!(
+            reply.code(),
+            1,
+            "never sell from a central stock that forgot the sale"
+        );
+        if reply.status == StatusCode::SERVICE_UNAVAILABLE {
+            refused += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(refused, 30, "every request is told to try again");
+    let reply = http.get(&node.url("/buy/ticket?user_id=last")).await;
+    let reason = reply.body["data"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(reason.contains("no state for this sale"), "{reason}");
+    assert_eq!(
+        central.snapshot(&event).await.unwrap(),
+        None,
+        "nothing was recreated from zero"
+    );
+}
