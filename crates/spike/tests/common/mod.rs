@@ -111,7 +111,12 @@ impl Http {
         Self { client }
     }
 
-    pub async fn send(&self, method: Method, url: &str) -> Reply {
+    /// Sends a request with an empty body; returns status, headers and body.
+    pub async fn exchange(
+        &self,
+        method: Method,
+        url: &str,
+    ) -> (StatusCode, hyper::HeaderMap, Bytes) {
         let request = Request::builder()
             .method(method)
             .uri(url)
@@ -121,18 +126,17 @@ impl Http {
             .await
             .expect("answer within 10 s")
             .expect("HTTP exchange");
-        let status = response.status();
-        let node = response
-            .headers()
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.expect("body").to_bytes();
+        (parts.status, parts.headers, bytes)
+    }
+
+    pub async fn send(&self, method: Method, url: &str) -> Reply {
+        let (status, headers, bytes) = self.exchange(method, url).await;
+        let node = headers
             .get("x-spike-node")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
         // Null when the body is not JSON (hyper's own 431 has no body).
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Reply { status, body, node }
@@ -190,22 +194,9 @@ pub async fn raw_status(addr: SocketAddr, request: &[u8]) -> u16 {
 
 /// GETs a Prometheus exposition (checking its content type) as text.
 pub async fn get_prometheus_text(url: &str) -> String {
-    use http_body_util::{BodyExt, Empty};
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Empty<bytes::Bytes>>();
-    let response = client.get(url.parse().expect("uri")).await.expect("GET");
-    assert_eq!(
-        response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
-        Some("text/plain; version=0.0.4")
-    );
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
+    let (status, headers, bytes) = Http::new().exchange(Method::GET, url).await;
+    assert_eq!(status, StatusCode::OK);
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
+    assert_eq!(content_type, Some("text/plain; version=0.0.4"));
     String::from_utf8(bytes.to_vec()).expect("UTF-8")
 }
