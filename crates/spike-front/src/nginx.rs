@@ -1,7 +1,8 @@
 //! The production front door: a complete nginx configuration for weighted
 //! round robin over Spike nodes, done right where the articles' is not:
 //! upstream keep-alive (HTTP/1.1 and a cleared `Connection` header; without
-//! it nginx opens a connection per request and is ~3x slower), failover to a
+//! it nginx opens a connection per request and is about 4x slower: see
+//! BENCHMARKS.md), failover to a
 //! live node when one dies, bounded timeouts, no access log by default.
 
 use std::fmt::Write;
