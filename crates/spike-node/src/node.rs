@@ -18,7 +18,7 @@ use spike_core::{
 use crate::answer::{Answer, RetryReason};
 use crate::query::{BuyParams, ParamError};
 use crate::stat_log::StatLog;
-use crate::telemetry::{LatencyBuckets, NodeMetrics, LATENCY_BUCKETS};
+use crate::telemetry::{LatencyBuckets, NodeMetrics, BUY_CODES, LATENCY_BUCKETS};
 
 /// What a node serves and how it behaves.
 #[derive(Debug, Clone)]
@@ -79,27 +79,25 @@ pub struct NodeStats {
 }
 
 impl NodeStats {
-    fn count(&self, code: i8) {
+    /// The counter of answers with `code` (index 0 is code 1, index `k` is code `-k`).
+    fn counter(&self, code: i8) -> Option<&AtomicU64> {
         let index = if code == 1 {
             0
         } else {
             usize::from(code.unsigned_abs())
         };
-        if let Some(counter) = self.answers.get(index) {
+        self.answers.get(index)
+    }
+
+    fn count(&self, code: i8) {
+        if let Some(counter) = self.counter(code) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// How many `/buy/ticket` answers carried `code` (1, -1 … -5).
     pub fn answers_with(&self, code: i8) -> u64 {
-        let index = if code == 1 {
-            0
-        } else {
-            usize::from(code.unsigned_abs())
-        };
-        self.answers
-            .get(index)
-            .map_or(0, |c| c.load(Ordering::Relaxed))
+        self.counter(code).map_or(0, |c| c.load(Ordering::Relaxed))
     }
 }
 
@@ -233,7 +231,7 @@ impl<C: CentralStock> Node<C> {
                 self.stats.count(code);
                 let answer = self.log(outcome);
                 let took = started.elapsed();
-                self.metrics.buy_answered(code, took);
+                self.metrics.buy_answered(took);
                 self.latency.record(took);
                 return answer;
             }
@@ -261,6 +259,10 @@ impl<C: CentralStock> Node<C> {
     /// The Prometheus exposition, with gauges brought up to date first
     /// (including one central read per event for the order stream's length).
     async fn metrics_text(&self) -> String {
+        self.metrics.sync_counts(
+            |code| self.stats.answers_with(code),
+            self.stats.central_calls.load(Ordering::Relaxed),
+        );
         let events = self.events.load_full();
         for (event, state) in events.iter() {
             let gauge = |name| self.metrics.event_gauge(name, event.as_str());
@@ -286,7 +288,7 @@ impl<C: CentralStock> Node<C> {
 
     /// Cumulative counters for the dashboard, which turns them into rates.
     fn stats_json(&self) -> Answer {
-        let answers: serde_json::Map<String, serde_json::Value> = [1i8, -1, -2, -3, -4, -5]
+        let answers: serde_json::Map<String, serde_json::Value> = BUY_CODES
             .iter()
             .map(|code| (code.to_string(), self.stats.answers_with(*code).into()))
             .collect();
@@ -417,7 +419,6 @@ impl<C: CentralStock> Node<C> {
             node: self.config.node_id.clone(),
         };
         self.stats.central_calls.fetch_add(1, Ordering::Relaxed);
-        self.metrics.central_calls.increment(1);
         let asked = Instant::now();
         // Boxed so that the (large) central future is only paid for by requests
         // that reach central stock, not by every sold-out answer.
@@ -557,6 +558,10 @@ impl<C: CentralStock> Node<C> {
     /// One refresh pass: sold-out or missing events ask central for their
     /// state (picking up returned seats), and new events are discovered.
     async fn refresh(&self) {
+        self.metrics.sync_counts(
+            |code| self.stats.answers_with(code),
+            self.stats.central_calls.load(Ordering::Relaxed),
+        );
         let events = self.events.load_full();
         for (event, state) in events.iter() {
             let missing = state.missing.load(Ordering::Acquire);

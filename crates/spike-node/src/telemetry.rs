@@ -7,13 +7,17 @@ use metrics::{Counter, Gauge, Histogram};
 
 pub use spike_telemetry::{render, LatencyBuckets, LATENCY_BUCKETS};
 
-/// The handles one node records into.
+/// Answer codes of `/buy/ticket`, in the order of [`NodeMetrics`]'s counters.
+pub const BUY_CODES: [i8; 6] = [1, -1, -2, -3, -4, -5];
+
+/// The handles one node records into. Counts the node already keeps
+/// (answers by code, central calls) are copied in at scrape time by
+/// [`NodeMetrics::sync_counts`] rather than counted twice on the hot path.
 #[derive(Debug, Clone)]
 pub struct NodeMetrics {
     buy_answers: [Counter; 6],
     buy_duration: Histogram,
-    /// Purchases sent to central stock.
-    pub central_calls: Counter,
+    central_calls: Counter,
     /// Time central stock took.
     pub central_duration: Histogram,
     /// Central stock unreachable.
@@ -40,17 +44,17 @@ impl NodeMetrics {
         }
     }
 
-    /// Records one `/buy/ticket` answer.
-    pub fn buy_answered(&self, code: i8, took: Duration) {
-        let index = if code == 1 {
-            0
-        } else {
-            usize::from(code.unsigned_abs())
-        };
-        if let Some(counter) = self.buy_answers.get(index) {
-            counter.increment(1);
-        }
+    /// Records how long one `/buy/ticket` answer took.
+    pub fn buy_answered(&self, took: Duration) {
         self.buy_duration.record(took.as_secs_f64());
+    }
+
+    /// Sets the answer and central-call counters from the node's own counts.
+    pub fn sync_counts(&self, answers_with: impl Fn(i8) -> u64, central_calls: u64) {
+        for (counter, code) in self.buy_answers.iter().zip(BUY_CODES) {
+            counter.absolute(answers_with(code));
+        }
+        self.central_calls.absolute(central_calls);
     }
 
     /// Records an answer on another route (not on the hot path).
