@@ -5,6 +5,7 @@
 use std::future::Future;
 
 use crate::ids::{EventId, OrderId, RequestId, UserId};
+use crate::order_stream::StreamEntry;
 use crate::purchase::{CentralReply, Purchase};
 use crate::sale::{SaleConfig, SaleSnapshot};
 
@@ -51,6 +52,41 @@ pub enum Release {
     NoSuchSale,
 }
 
+/// One order that holds a seat, as recovery re-enters it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holding {
+    /// The order.
+    pub order: OrderId,
+    /// Its buyer (none in anonymous sales).
+    pub user: Option<UserId>,
+    /// The request that bought it.
+    pub request: RequestId,
+}
+
+impl From<&StreamEntry> for Holding {
+    fn from(entry: &StreamEntry) -> Self {
+        Self {
+            order: entry.order.clone(),
+            user: entry.user.clone(),
+            request: entry.request.clone(),
+        }
+    }
+}
+
+/// Everything central stock needs to take up a sale again after it lost its
+/// state: rebuilt from the order ledger plus the stream's unwritten entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restoration {
+    /// The sale's configuration.
+    pub config: SaleConfig,
+    /// The highest order sequence ever handed out; new orders continue after it.
+    pub last_sequence: u64,
+    /// Orders that hold a seat (`sold` becomes their count).
+    pub holding: Vec<Holding>,
+    /// Orders whose seat was given back (their release must stay a no-op).
+    pub released: Vec<OrderId>,
+}
+
 /// Central stock: atomic, shared by every node of a sale.
 ///
 /// Every method is atomic with respect to every other call on the same event.
@@ -94,6 +130,15 @@ pub trait CentralStock: Send + Sync + 'static {
         user: Option<&UserId>,
         request: &RequestId,
     ) -> impl Future<Output = Result<Release, CentralError>> + Send;
+
+    /// Replaces an event's sale, buyer index and request index with
+    /// `restoration`, leaving the order stream as it is. The sale is absent
+    /// (nodes refuse it) until the last step, which makes it visible again.
+    fn restore(
+        &self,
+        event: &EventId,
+        restoration: &Restoration,
+    ) -> impl Future<Output = Result<(), CentralError>> + Send;
 
     /// Every event that has a sale.
     fn events(&self) -> impl Future<Output = Result<Vec<EventId>, CentralError>> + Send;

@@ -125,6 +125,14 @@ impl OrderId {
     pub fn for_sequence(event: &EventId, sequence: u64) -> Self {
         Self(format!("{event}-{sequence}").into())
     }
+
+    /// The event and sequence number this id was built from, if it has the
+    /// `<event>-<sequence>` shape central stock gives.
+    pub fn split(&self) -> Option<(EventId, u64)> {
+        let (event, sequence) = self.0.rsplit_once('-')?;
+        let sequence = sequence.parse().ok().filter(|&s: &u64| s > 0)?;
+        Some((EventId::parse(event).ok()?, sequence))
+    }
 }
 
 #[cfg(test)]
@@ -165,5 +173,13 @@ mod tests {
     fn order_ids_are_event_and_sequence() {
         let event = EventId::parse("G1").unwrap();
         assert_eq!(OrderId::for_sequence(&event, 42).as_str(), "G1-42");
+        let dashed = EventId::parse("G-1").unwrap();
+        assert_eq!(
+            OrderId::for_sequence(&dashed, 7).split(),
+            Some((dashed.clone(), 7))
+        );
+        assert_eq!(OrderId::parse("G1").unwrap().split(), None);
+        assert_eq!(OrderId::parse("G1-0").unwrap().split(), None);
+        assert_eq!(OrderId::parse("G1-x").unwrap().split(), None);
     }
 }

@@ -8,6 +8,8 @@ pub mod central;
 pub mod ids;
 pub mod local_stock;
 pub mod memory;
+pub mod order;
+pub mod order_stream;
 pub mod purchase;
 pub mod sale;
 pub mod stat;
@@ -15,9 +17,11 @@ pub mod stat;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
-pub use central::{CentralError, CentralStock, CreateSaleError, Release};
+pub use central::{CentralError, CentralStock, CreateSaleError, Holding, Release, Restoration};
 pub use ids::{EventId, IdError, NodeId, OrderId, RequestId, UserId};
 pub use local_stock::{Admission, LocalStock, Reservation};
 pub use memory::MemoryCentral;
+pub use order::{Order, OrderState, Refusal, Transition};
+pub use order_stream::{Backlog, OrderStream, StreamEntry};
 pub use purchase::{CentralReply, Purchase, Verdict};
 pub use sale::{BuyerPolicy, SaleConfig, SaleSnapshot};

@@ -2,29 +2,15 @@
 //! this process. One mutex per event plays the part of Redis's single
 //! thread, so every purchase is atomic exactly as a Lua script is.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
-use crate::central::{CentralError, CentralStock, CreateSaleError, Release};
+use crate::central::{CentralError, CentralStock, CreateSaleError, Release, Restoration};
 use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
+use crate::order_stream::{Backlog, OrderStream, StreamEntry};
 use crate::purchase::{CentralReply, Purchase, Verdict};
 use crate::sale::{unix_millis, BuyerPolicy, SaleConfig, SaleSnapshot};
-
-/// One order appended to the embedded order stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderEntry {
-    /// The order.
-    pub order: OrderId,
-    /// Its buyer (none in anonymous sales without a user id).
-    pub user: Option<UserId>,
-    /// The request that bought it.
-    pub request: RequestId,
-    /// The node that sold it.
-    pub node: NodeId,
-    /// When it was sold, Unix milliseconds.
-    pub sold_at_ms: u64,
-}
 
 #[derive(Debug)]
 struct Book {
@@ -34,7 +20,12 @@ struct Book {
     buyers: HashMap<UserId, Vec<OrderId>>,
     /// Request id → the order it bought and for whom.
     requests: HashMap<RequestId, (OrderId, Option<UserId>)>,
-    stream: Vec<OrderEntry>,
+    /// Unacknowledged stream entries by sequence.
+    stream: BTreeMap<u64, StreamEntry>,
+    /// The highest sequence ever delivered to a writer.
+    delivered: u64,
+    /// Delivered, unacknowledged entries: who holds them and since when.
+    pending: HashMap<u64, (NodeId, Instant)>,
     released: HashSet<OrderId>,
 }
 
@@ -46,9 +37,45 @@ impl Book {
             order_seq: 0,
             buyers: HashMap::new(),
             requests: HashMap::new(),
-            stream: Vec::new(),
+            stream: BTreeMap::new(),
+            delivered: 0,
+            pending: HashMap::new(),
             released: HashSet::new(),
         }
+    }
+
+    /// Takes up a sale again from a restoration; the stream stays.
+    fn restore(&mut self, restoration: &Restoration) {
+        self.config = restoration.config.clone();
+        self.sold = restoration.holding.len() as u64;
+        self.order_seq = restoration.last_sequence;
+        self.buyers.clear();
+        self.requests.clear();
+        for holding in &restoration.holding {
+            if let (BuyerPolicy::Identified { .. }, Some(user)) =
+                (self.config.policy(), &holding.user)
+            {
+                let held = self.buyers.entry(user.clone()).or_default();
+                held.push(holding.order.clone());
+            }
+            let bought = (holding.order.clone(), holding.user.clone());
+            self.requests.insert(holding.request.clone(), bought);
+        }
+        self.released = restoration.released.iter().cloned().collect();
+    }
+
+    /// Hands `entries` to `consumer` as pending.
+    fn deliver(&mut self, sequences: Vec<u64>, consumer: &NodeId) -> Vec<StreamEntry> {
+        let now = Instant::now();
+        let mut entries = Vec::with_capacity(sequences.len());
+        for sequence in sequences {
+            if let Some(entry) = self.stream.get(&sequence) {
+                self.pending.insert(sequence, (consumer.clone(), now));
+                self.delivered = self.delivered.max(sequence);
+                entries.push(entry.clone());
+            }
+        }
+        entries
     }
 
     fn remaining(&self) -> u64 {
@@ -128,13 +155,15 @@ impl Book {
             purchase.request.clone(),
             (order.clone(), purchase.user.clone()),
         );
-        self.stream.push(OrderEntry {
+        let entry = StreamEntry {
+            sequence: self.order_seq,
             order: order.clone(),
             user: purchase.user.clone(),
             request: purchase.request.clone(),
             node: purchase.node.clone(),
             sold_at_ms: unix_millis(now),
-        });
+        };
+        self.stream.insert(self.order_seq, entry);
         let verdict = Verdict::Sold {
             order,
             replayed: false,
@@ -166,11 +195,19 @@ impl MemoryCentral {
         books.get(event).cloned()
     }
 
-    /// The orders appended to an event's stream, oldest first.
-    pub fn stream(&self, event: &EventId) -> Vec<OrderEntry> {
+    /// The entries still in an event's stream (not yet acknowledged), oldest first.
+    pub fn stream(&self, event: &EventId) -> Vec<StreamEntry> {
         self.book(event)
-            .map(|book| lock(&book).stream.clone())
+            .map(|book| lock(&book).stream.values().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Runs `f` on an event's book, or returns `default` without one.
+    fn with_book<T>(&self, event: &EventId, default: T, f: impl FnOnce(&mut Book) -> T) -> T {
+        match self.book(event) {
+            Some(book) => f(&mut lock(&book)),
+            None => default,
+        }
     }
 }
 
@@ -241,11 +278,87 @@ impl CentralStock for MemoryCentral {
         })
     }
 
+    async fn restore(
+        &self,
+        event: &EventId,
+        restoration: &Restoration,
+    ) -> Result<(), CentralError> {
+        let mut books = self.books.write().unwrap_or_else(|p| p.into_inner());
+        let book = books
+            .entry(event.clone())
+            .or_insert_with(|| Arc::new(Mutex::new(Book::new(restoration.config.clone()))));
+        lock(book).restore(restoration);
+        Ok(())
+    }
+
     async fn events(&self) -> Result<Vec<EventId>, CentralError> {
         let books = self.books.read().unwrap_or_else(|p| p.into_inner());
         let mut events: Vec<_> = books.keys().cloned().collect();
         events.sort();
         Ok(events)
+    }
+}
+
+impl OrderStream for MemoryCentral {
+    async fn read_new(
+        &self,
+        event: &EventId,
+        consumer: &NodeId,
+        max: usize,
+    ) -> Result<Vec<StreamEntry>, CentralError> {
+        Ok(self.with_book(event, Vec::new(), |book| {
+            let fresh = book.stream.range(book.delivered + 1..).take(max);
+            let sequences = fresh.map(|(&sequence, _)| sequence).collect();
+            book.deliver(sequences, consumer)
+        }))
+    }
+
+    async fn reclaim(
+        &self,
+        event: &EventId,
+        consumer: &NodeId,
+        min_idle: Duration,
+        max: usize,
+    ) -> Result<Vec<StreamEntry>, CentralError> {
+        Ok(self.with_book(event, Vec::new(), |book| {
+            let mut stale: Vec<u64> = (book.pending.iter())
+                .filter(|(_, (_, since))| since.elapsed() >= min_idle)
+                .map(|(&sequence, _)| sequence)
+                .collect();
+            stale.sort_unstable();
+            stale.truncate(max);
+            book.deliver(stale, consumer)
+        }))
+    }
+
+    async fn acknowledge(&self, event: &EventId, sequences: &[u64]) -> Result<u64, CentralError> {
+        Ok(self.with_book(event, 0, |book| {
+            let mut removed = 0;
+            for sequence in sequences {
+                book.pending.remove(sequence);
+                removed += u64::from(book.stream.remove(sequence).is_some());
+            }
+            removed
+        }))
+    }
+
+    async fn entry(
+        &self,
+        event: &EventId,
+        sequence: u64,
+    ) -> Result<Option<StreamEntry>, CentralError> {
+        Ok(self.with_book(event, None, |book| book.stream.get(&sequence).cloned()))
+    }
+
+    async fn unacknowledged(&self, event: &EventId) -> Result<Vec<StreamEntry>, CentralError> {
+        Ok(self.stream(event))
+    }
+
+    async fn backlog(&self, event: &EventId) -> Result<Backlog, CentralError> {
+        Ok(self.with_book(event, Backlog::default(), |book| Backlog {
+            entries: book.stream.len() as u64,
+            pending: book.pending.len() as u64,
+        }))
     }
 }
 

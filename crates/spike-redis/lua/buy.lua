@@ -5,7 +5,7 @@
 -- KEYS[1] spike:{E}:sale      hash: total, sold, order_seq, per_user_limit (0 = anonymous), opens_at_ms, event
 -- KEYS[2] spike:{E}:buyers    hash: user -> space-separated order ids
 -- KEYS[3] spike:{E}:requests  hash: request id -> "order_id user_id" (user '' when none)
--- KEYS[4] spike:{E}:orders    stream: one entry per sold seat
+-- KEYS[4] spike:{E}:orders    stream: one entry per sold seat, id '<sequence>-0'
 -- KEYS[5] spike:{E}:released  (unused here; see release.lua)
 -- ARGV[1] user id ('' when none), ARGV[2] request id, ARGV[3] node id
 --
@@ -74,6 +74,7 @@ if limit > 0 then
   end
 end
 redis.call('HSET', KEYS[3], request, order .. ' ' .. user)
-redis.call('XADD', KEYS[4], '*', 'order', order, 'user', user, 'request', request,
+-- The entry id is the order's sequence, so an order can be found by its id.
+redis.call('XADD', KEYS[4], seq .. '-0', 'order', order, 'user', user, 'request', request,
   'node', node, 'sold_at_ms', now_ms)
 return {1, order, remaining - 1}

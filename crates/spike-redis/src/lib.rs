@@ -1,4 +1,4 @@
-//! Central stock in Redis. Each sale lives in four keys sharing the hash tag
+//! Central stock in Redis. Each sale lives in five keys sharing the hash tag
 //! `{event}` (one Redis Cluster slot); every change is one Lua script from
 //! `lua/`, run with `EVALSHA` and reloaded on `NOSCRIPT`.
 
@@ -6,6 +6,8 @@
 
 mod keys;
 mod store;
+mod stream;
 
 pub use keys::EventKeys;
 pub use store::{RedisCentral, RedisSettings};
+pub use stream::ORDER_GROUP;

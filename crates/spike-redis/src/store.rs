@@ -10,7 +10,7 @@ use redis::{AsyncCommands, RedisError, Script};
 use spike_core::sale::{from_unix_millis, SaleConfig, SaleSnapshot};
 use spike_core::{
     BuyerPolicy, CentralError, CentralReply, CentralStock, CreateSaleError, EventId, OrderId,
-    Purchase, Release, RequestId, UserId, Verdict,
+    Purchase, Release, RequestId, Restoration, UserId, Verdict,
 };
 
 use crate::keys::{EventKeys, EVENTS_KEY};
@@ -37,7 +37,8 @@ impl RedisSettings {
     }
 }
 
-struct Scripts {
+pub(crate) struct Scripts {
+    pub(crate) ack: Script,
     buy: Script,
     create: Script,
     snapshot: Script,
@@ -47,6 +48,7 @@ struct Scripts {
 impl Scripts {
     fn load() -> Self {
         Self {
+            ack: Script::new(include_str!("../lua/ack.lua")),
             buy: Script::new(include_str!("../lua/buy.lua")),
             create: Script::new(include_str!("../lua/create.lua")),
             snapshot: Script::new(include_str!("../lua/snapshot.lua")),
@@ -70,7 +72,7 @@ impl std::fmt::Debug for RedisCentral {
 }
 
 /// Maps a Redis failure onto what it means for a purchase in flight.
-fn classify(error: RedisError) -> CentralError {
+pub(crate) fn classify(error: RedisError) -> CentralError {
     if error.is_connection_refusal() {
         CentralError::Unavailable(error.to_string())
     } else if error.is_timeout() || error.is_io_error() || error.is_connection_dropped() {
@@ -105,18 +107,41 @@ impl RedisCentral {
         })
     }
 
-    /// Runs `call` on the shared connection with the response deadline.
-    async fn with_deadline<T, F>(&self, call: F) -> Result<T, CentralError>
+    /// A handle on the shared, multiplexed connection.
+    pub(crate) fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+
+    /// The loaded scripts.
+    pub(crate) fn scripts(&self) -> &Scripts {
+        &self.scripts
+    }
+
+    /// Runs `call` with the response deadline, handing back Redis's own
+    /// error for the caller to inspect.
+    pub(crate) async fn deadline_raw<T, F>(
+        &self,
+        call: F,
+    ) -> Result<Result<T, RedisError>, CentralError>
     where
         F: std::future::Future<Output = Result<T, RedisError>>,
     {
-        match tokio::time::timeout(self.response_timeout, call).await {
-            Ok(result) => result.map_err(classify),
-            Err(_) => Err(CentralError::OutcomeUnknown(format!(
-                "no answer within {:?}",
-                self.response_timeout
-            ))),
-        }
+        tokio::time::timeout(self.response_timeout, call)
+            .await
+            .map_err(|_| {
+                CentralError::OutcomeUnknown(format!(
+                    "no answer within {:?}",
+                    self.response_timeout
+                ))
+            })
+    }
+
+    /// Runs `call` on the shared connection with the response deadline.
+    pub(crate) async fn with_deadline<T, F>(&self, call: F) -> Result<T, CentralError>
+    where
+        F: std::future::Future<Output = Result<T, RedisError>>,
+    {
+        self.deadline_raw(call).await?.map_err(classify)
     }
 }
 
@@ -275,6 +300,67 @@ impl CentralStock for RedisCentral {
                 "release.lua answered unknown code {other}"
             ))),
         }
+    }
+
+    async fn restore(
+        &self,
+        event: &EventId,
+        restoration: &Restoration,
+    ) -> Result<(), CentralError> {
+        const CHUNK: usize = 1_000;
+        let keys = EventKeys::new(event);
+        let config = &restoration.config;
+        let limit = config.policy().per_user_limit().map_or(0, NonZeroU32::get);
+        let window_ms = u64::try_from(config.payment_window().as_millis()).unwrap_or(u64::MAX);
+        let mut connection = self.connection.clone();
+        // First the sale disappears, so every node refuses it while the
+        // indexes are rebuilt; the stream is left alone.
+        let wipe = [&keys.sale, &keys.buyers, &keys.requests, &keys.released];
+        let _: i64 = self.with_deadline(connection.del(&wipe[..])).await?;
+        let buyers = crate::stream::buyer_index(
+            (restoration.holding.iter())
+                .filter(|_| limit > 0)
+                .filter_map(|h| Some((h.user.as_ref()?, &h.order))),
+        );
+        let buyers: Vec<(&str, String)> = buyers.into_iter().collect();
+        for chunk in buyers.chunks(CHUNK) {
+            let _: () = self
+                .with_deadline(connection.hset_multiple(&keys.buyers, chunk))
+                .await?;
+        }
+        let requests: Vec<(&str, String)> = (restoration.holding.iter())
+            .map(|h| {
+                let user = h.user.as_ref().map_or("", |u| u.as_str());
+                (h.request.as_str(), format!("{} {user}", h.order))
+            })
+            .collect();
+        for chunk in requests.chunks(CHUNK) {
+            let _: () = self
+                .with_deadline(connection.hset_multiple(&keys.requests, chunk))
+                .await?;
+        }
+        let released: Vec<&str> = restoration.released.iter().map(OrderId::as_str).collect();
+        for chunk in released.chunks(CHUNK) {
+            let _: i64 = self
+                .with_deadline(connection.sadd(&keys.released, chunk))
+                .await?;
+        }
+        let sale: [(&str, String); 7] = [
+            ("total", config.total().to_string()),
+            ("sold", restoration.holding.len().to_string()),
+            ("order_seq", restoration.last_sequence.to_string()),
+            ("per_user_limit", limit.to_string()),
+            ("opens_at_ms", config.opens_at_millis().to_string()),
+            ("payment_window_ms", window_ms.to_string()),
+            ("event", event.to_string()),
+        ];
+        let _: () = self
+            .with_deadline(connection.hset_multiple(&keys.sale, &sale))
+            .await?;
+        let _: i64 = self
+            .with_deadline(connection.sadd(EVENTS_KEY, event.as_str()))
+            .await?;
+        Ok(())
     }
 
     async fn events(&self) -> Result<Vec<EventId>, CentralError> {
