@@ -3,7 +3,9 @@
 # benchmark scripts; every server started here is stopped by `stop_services`.
 
 SPIKE_TMP="${SPIKE_TMP:-$(mktemp -d /tmp/spike.XXXXXX)}"
+chmod 755 "$SPIKE_TMP" # PostgreSQL runs as its own user and must reach its data
 SPIKE_PIDS=()
+SPIKE_PG_DIRS=()
 
 # ensure_command COMMAND PACKAGE: apt-get install PACKAGE unless COMMAND exists.
 ensure_command() {
@@ -47,11 +49,53 @@ start_redis() {
   return 1
 }
 
+# as_postgres_user COMMAND...: PostgreSQL refuses to run as root; as root,
+# run its tools as the `postgres` user the Debian package creates.
+as_postgres_user() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# start_postgres [SETTING...]: initdb in a temp dir and start PostgreSQL on a
+# free port (trust auth, loopback only); sets DATABASE_URL. Extra arguments
+# are `-c name=value` server settings.
+start_postgres() {
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    ensure_command psql postgresql-client
+    echo "== installing postgresql from Debian's packages"
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    if [ -z "${SPIKE_APT_UPDATED:-}" ]; then
+      $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+      SPIKE_APT_UPDATED=1
+    fi
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  ensure_command psql postgresql-client
+  local bin
+  bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+  PG_PORT="$(free_port)"
+  local dir="$SPIKE_TMP/postgres-$PG_PORT"
+  mkdir -p "$dir"
+  if [ "$(id -u)" -eq 0 ]; then chown postgres "$dir"; fi
+  as_postgres_user "$bin/initdb" -D "$dir/data" -U spike --auth=trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 \
+    || { cat "$dir/initdb.log" >&2; return 1; }
+  local options="-p $PG_PORT -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200 $*"
+  as_postgres_user "$bin/pg_ctl" -D "$dir/data" -o "$options" -l "$dir/postgres.log" -w -t 30 start >/dev/null \
+    || { cat "$dir/postgres.log" >&2; return 1; }
+  SPIKE_PG_DIRS+=("$bin|$dir/data")
+  DATABASE_URL="postgres://spike@127.0.0.1:$PG_PORT/postgres"
+  echo "== $("$bin/postgres" --version) on $DATABASE_URL"
+}
+
 # stop_services: stops every server started above and removes their files.
 stop_services() {
-  local pid
+  local pid entry
   for pid in "${SPIKE_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${SPIKE_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   SPIKE_PIDS=()
+  for entry in "${SPIKE_PG_DIRS[@]}"; do
+    as_postgres_user "${entry%%|*}/pg_ctl" -D "${entry#*|}" -m immediate stop >/dev/null 2>&1 || true
+  done
+  SPIKE_PG_DIRS=()
   rm -rf "$SPIKE_TMP"
 }

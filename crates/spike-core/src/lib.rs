@@ -11,6 +11,7 @@ pub mod memory;
 pub mod order;
 pub mod order_stream;
 pub mod purchase;
+pub mod reconcile;
 pub mod sale;
 pub mod stat;
 

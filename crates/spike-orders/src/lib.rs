@@ -1,1 +1,16 @@
-//! placeholder
+//! The order ledger and everything that keeps it true: the repository of
+//! durable orders (PostgreSQL or SQLite), the worker that turns the order
+//! stream into rows, the expiry that gives unpaid seats back exactly once,
+//! and the audit and recovery that reconcile central stock with the ledger.
+
+#![warn(missing_docs)]
+
+pub mod desk;
+pub mod expiry;
+pub mod ledger;
+pub mod writer;
+
+pub use desk::{DeskError, Found, OrderDesk};
+pub use expiry::{expire_and_return, run_expiry, ExpiryPass};
+pub use ledger::{Backend, Inserted, LedgerError, Moved, OrderLedger, StateCounts};
+pub use writer::{OrderWriter, WriterConfig, WriterError, WriterTally};

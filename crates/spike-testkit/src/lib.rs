@@ -2,8 +2,13 @@
 //! servers, either the one `scripts/test` started (`SPIKE_TEST_REDIS_URL`) or
 //! a throwaway `redis-server` this process starts on a free loopback port.
 //! Nothing here is a mock; a missing `redis-server` fails the test loudly.
+//! [`TestDatabase`] does the same for the order ledger's databases.
 
 #![warn(missing_docs)]
+
+mod database;
+
+pub use database::{TestDatabase, SHARED_POSTGRES_ENV};
 
 use std::net::TcpListener;
 use std::path::PathBuf;

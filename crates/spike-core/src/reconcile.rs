@@ -1,0 +1,335 @@
+//! Reconciling the three records of a sale — central stock, the order stream
+//! and the order ledger (plus, when given, the nodes' stat logs) — into an
+//! audit, and rebuilding central stock from the ledger after it lost state.
+//! Pure functions over what the adapters read.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::central::{Holding, Restoration};
+use crate::ids::{OrderId, UserId};
+use crate::order::{Order, OrderState};
+use crate::order_stream::StreamEntry;
+use crate::sale::{BuyerPolicy, SaleConfig, SaleSnapshot};
+
+/// Everything an audit looks at, for one event.
+#[derive(Debug, Clone, Copy)]
+pub struct Evidence<'a> {
+    /// Central stock's view (`None`: central stock has no such sale).
+    pub central: Option<&'a SaleSnapshot>,
+    /// The stream's entries, not yet acknowledged.
+    pub stream: &'a [StreamEntry],
+    /// Of those, entries delivered to a writer and not acknowledged.
+    pub pending: u64,
+    /// Every order of the event in the ledger.
+    pub orders: &'a [Order],
+    /// Order ids the stat logs report as sold, when stat logs were given.
+    pub logged_sales: Option<&'a HashSet<OrderId>>,
+}
+
+/// One line of an audit: a figure and, for checks, what it should equal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditLine {
+    /// What is measured.
+    pub name: String,
+    /// The figure found.
+    pub actual: u64,
+    /// The figure it must equal (`None`: reported, not checked).
+    pub expected: Option<u64>,
+}
+
+impl AuditLine {
+    fn figure(name: &str, actual: u64) -> Self {
+        Self {
+            name: name.to_owned(),
+            actual,
+            expected: None,
+        }
+    }
+
+    fn check(name: &str, actual: u64, expected: u64) -> Self {
+        Self {
+            name: name.to_owned(),
+            actual,
+            expected: Some(expected),
+        }
+    }
+
+    /// Whether this line is a check that failed.
+    pub fn failed(&self) -> bool {
+        self.expected
+            .is_some_and(|expected| expected != self.actual)
+    }
+}
+
+/// The result of an audit: figures and checks, in reading order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuditReport {
+    /// Every line.
+    pub lines: Vec<AuditLine>,
+}
+
+impl AuditReport {
+    /// Whether every check holds.
+    pub fn passed(&self) -> bool {
+        !self.lines.iter().any(AuditLine::failed)
+    }
+}
+
+/// An order that still counts against central stock's `sold`: it holds its
+/// seat, or gave it up and the seat is not back yet.
+fn counts_as_sold(order: &Order) -> bool {
+    order.counts_as_sold()
+}
+
+/// Reconciles one event's records.
+pub fn audit(evidence: &Evidence<'_>) -> AuditReport {
+    let ledger: HashMap<&OrderId, &Order> = evidence.orders.iter().map(|o| (&o.id, o)).collect();
+    let mut unwritten = Vec::new();
+    let mut written_not_acked = 0;
+    let mut reused_ids = 0;
+    for entry in evidence.stream {
+        match ledger.get(&entry.order) {
+            None => unwritten.push(entry),
+            Some(order) if order.request == entry.request && order.user == entry.user => {
+                written_not_acked += 1;
+            }
+            Some(_) => reused_ids += 1,
+        }
+    }
+    let count =
+        |state: OrderState| evidence.orders.iter().filter(|o| o.state == state).count() as u64;
+    let owed = (evidence.orders.iter())
+        .filter(|o| !o.state.holds_seat() && o.seat_returned_at_ms.is_none())
+        .count() as u64;
+    let counted = evidence.orders.iter().filter(|o| counts_as_sold(o)).count() as u64;
+    let expected_sold = counted + unwritten.len() as u64;
+
+    let mut lines = Vec::new();
+    match evidence.central {
+        Some(central) => {
+            lines.push(AuditLine::figure("central total", central.config.total()));
+            lines.push(AuditLine::figure("central sold", central.sold));
+            let oversold = central.sold.saturating_sub(central.config.total());
+            lines.push(AuditLine::check("central sold beyond total", oversold, 0));
+        }
+        None => lines.push(AuditLine::check("central sale present", 0, 1)),
+    }
+    lines.push(AuditLine::figure(
+        "stream entries (not yet written)",
+        unwritten.len() as u64,
+    ));
+    lines.push(AuditLine::figure(
+        "stream entries pending in a writer",
+        evidence.pending,
+    ));
+    lines.push(AuditLine::figure(
+        "stream entries written, not acknowledged",
+        written_not_acked,
+    ));
+    for state in crate::order::ORDER_STATES {
+        lines.push(AuditLine::figure(&format!("orders {state}"), count(state)));
+    }
+    lines.push(AuditLine::figure("seats owed back to central stock", owed));
+    if let Some(central) = evidence.central {
+        lines.push(AuditLine::check(
+            "central sold = reserved + paid + owed + unwritten",
+            central.sold,
+            expected_sold,
+        ));
+    }
+    lines.push(AuditLine::check("order ids sold twice", reused_ids, 0));
+
+    let holders = (evidence.orders.iter())
+        .filter(|o| counts_as_sold(o))
+        .map(|o| (&o.request, o.user.as_ref()))
+        .chain(unwritten.iter().map(|e| (&e.request, e.user.as_ref())));
+    let mut per_user: HashMap<&UserId, u64> = HashMap::new();
+    let mut requests = HashSet::new();
+    let mut request_twice = 0;
+    for (request, user) in holders {
+        request_twice += u64::from(!requests.insert(request));
+        if let Some(user) = user {
+            *per_user.entry(user).or_default() += 1;
+        }
+    }
+    lines.push(AuditLine::check(
+        "requests holding two seats",
+        request_twice,
+        0,
+    ));
+    if let Some(central) = evidence.central {
+        if let BuyerPolicy::Identified { per_user_limit } = central.config.policy() {
+            let limit = u64::from(per_user_limit.get());
+            let over = per_user.values().filter(|&&held| held > limit).count() as u64;
+            lines.push(AuditLine::check("buyers over their limit", over, 0));
+            lines.push(AuditLine::check(
+                "central buyer index = buyers holding seats",
+                central.buyers,
+                per_user.len() as u64,
+            ));
+        }
+    }
+
+    if let Some(logged) = evidence.logged_sales {
+        let recorded: HashSet<&OrderId> = (evidence.orders.iter().map(|o| &o.id))
+            .chain(evidence.stream.iter().map(|e| &e.order))
+            .collect();
+        let lost = logged.iter().filter(|id| !recorded.contains(id)).count() as u64;
+        let unlogged = recorded.iter().filter(|id| !logged.contains(**id)).count() as u64;
+        lines.push(AuditLine::figure("sales in stat logs", logged.len() as u64));
+        lines.push(AuditLine::check("logged sales without an order", lost, 0));
+        lines.push(AuditLine::check(
+            "orders without a logged sale",
+            unlogged,
+            0,
+        ));
+    }
+    AuditReport { lines }
+}
+
+/// Rebuilds central stock for a sale from the ledger plus the stream's
+/// unwritten entries: every order holding a seat holds it again, every seat
+/// given up stays given up, and new orders continue after the highest
+/// sequence either record has seen.
+pub fn restoration(config: SaleConfig, orders: &[Order], stream: &[StreamEntry]) -> Restoration {
+    let in_ledger: HashSet<&OrderId> = orders.iter().map(|o| &o.id).collect();
+    let holding = (orders.iter())
+        .filter(|o| o.state.holds_seat())
+        .map(|o| Holding {
+            order: o.id.clone(),
+            user: o.user.clone(),
+            request: o.request.clone(),
+        })
+        .chain(
+            stream
+                .iter()
+                .filter(|e| !in_ledger.contains(&e.order))
+                .map(Holding::from),
+        )
+        .collect();
+    let released = (orders.iter())
+        .filter(|o| !o.state.holds_seat())
+        .map(|o| o.id.clone())
+        .collect();
+    let last_sequence = (orders.iter().map(|o| o.sequence))
+        .chain(stream.iter().map(|e| e.sequence))
+        .max()
+        .unwrap_or(0);
+    Restoration {
+        config,
+        last_sequence,
+        holding,
+        released,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{EventId, NodeId, RequestId};
+
+    fn entry(sequence: u64, user: &str) -> StreamEntry {
+        let event = EventId::parse("A").unwrap();
+        StreamEntry {
+            sequence,
+            order: OrderId::for_sequence(&event, sequence),
+            user: Some(UserId::parse(user).unwrap()),
+            request: RequestId::parse(format!("r-{user}")).unwrap(),
+            node: NodeId::parse("n").unwrap(),
+            sold_at_ms: 1,
+        }
+    }
+
+    fn order(sequence: u64, user: &str, state: OrderState, returned: bool) -> Order {
+        let e = entry(sequence, user);
+        Order {
+            id: e.order,
+            event: EventId::parse("A").unwrap(),
+            sequence,
+            user: e.user,
+            request: e.request,
+            node: e.node,
+            state,
+            sold_at_ms: 1,
+            expires_at_ms: 2,
+            updated_at_ms: 2,
+            seat_returned_at_ms: returned.then_some(3),
+        }
+    }
+
+    fn snapshot(sold: u64, buyers: u64) -> SaleSnapshot {
+        SaleSnapshot {
+            config: SaleConfig::new(4).unwrap(),
+            sold,
+            buyers,
+            orders_in_stream: 0,
+        }
+    }
+
+    #[test]
+    fn a_settled_sale_passes_and_a_lost_order_fails() {
+        let orders = [
+            order(1, "a", OrderState::Paid, false),
+            order(2, "b", OrderState::Reserved, false),
+            order(3, "c", OrderState::Expired, true),
+            order(4, "d", OrderState::Cancelled, false),
+        ];
+        let stream = [entry(5, "e")];
+        let central = snapshot(4, 4);
+        let evidence = Evidence {
+            central: Some(&central),
+            stream: &stream,
+            pending: 0,
+            orders: &orders,
+            logged_sales: None,
+        };
+        let report = audit(&evidence);
+        assert!(report.passed(), "{report:#?}");
+        // Central stock claims one seat more than the records explain.
+        let central = snapshot(5, 4);
+        let report = audit(&Evidence {
+            central: Some(&central),
+            ..evidence
+        });
+        assert!(!report.passed());
+    }
+
+    #[test]
+    fn stat_logs_must_match_orders_both_ways() {
+        let orders = [order(1, "a", OrderState::Reserved, false)];
+        let central = snapshot(1, 1);
+        let logged: HashSet<OrderId> = [orders[0].id.clone()].into();
+        let evidence = Evidence {
+            central: Some(&central),
+            stream: &[],
+            pending: 0,
+            orders: &orders,
+            logged_sales: Some(&logged),
+        };
+        assert!(audit(&evidence).passed());
+        let extra: HashSet<OrderId> = [orders[0].id.clone(), entry(9, "z").order].into();
+        let report = audit(&Evidence {
+            logged_sales: Some(&extra),
+            ..evidence
+        });
+        assert!(!report.passed());
+    }
+
+    #[test]
+    fn restoration_keeps_holders_and_continues_the_sequence() {
+        let orders = [
+            order(1, "a", OrderState::Paid, false),
+            order(2, "b", OrderState::Expired, false),
+        ];
+        let stream = [entry(2, "b"), entry(7, "g")];
+        let restored = restoration(SaleConfig::new(4).unwrap(), &orders, &stream);
+        let held: Vec<_> = restored
+            .holding
+            .iter()
+            .map(|h| h.order.to_string())
+            .collect();
+        assert_eq!(held, ["A-1", "A-7"]);
+        assert_eq!(restored.released, [orders[1].id.clone()]);
+        assert_eq!(restored.last_sequence, 7);
+    }
+}

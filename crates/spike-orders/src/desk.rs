@@ -1,0 +1,139 @@
+//! The order desk: what the orders API does, free of HTTP. It reads orders
+//! from the ledger and, for an order still in the stream, from central stock;
+//! it pays and cancels with the ledger's conditional updates, writing an
+//! unwritten order into the ledger first so that a buyer who pays before the
+//! writer caught up is answered correctly; and a cancelled order's seat goes
+//! back at once (or, should that fail, on the next expiry pass).
+
+use std::time::SystemTime;
+
+use spike_core::order::{Order, Transition};
+use spike_core::sale::unix_millis;
+use spike_core::{CentralError, CentralStock, OrderId, OrderStream, StreamEntry, UserId};
+
+use crate::expiry::expire_and_return;
+use crate::ledger::{LedgerError, Moved, OrderLedger};
+
+/// Why the desk could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum DeskError {
+    /// Central stock failed.
+    #[error(transparent)]
+    Central(#[from] CentralError),
+    /// The ledger failed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// An order as the desk found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// In the ledger.
+    Written(Order),
+    /// Still in the order stream: sold and reserved, not written yet.
+    InStream(StreamEntry),
+    /// Neither.
+    Missing,
+}
+
+impl Found {
+    /// The buyer, if the order exists and has one.
+    pub fn user(&self) -> Option<&UserId> {
+        match self {
+            Self::Written(order) => order.user.as_ref(),
+            Self::InStream(entry) => entry.user.as_ref(),
+            Self::Missing => None,
+        }
+    }
+}
+
+/// The orders API's logic over a ledger and central stock.
+#[derive(Debug, Clone)]
+pub struct OrderDesk<C> {
+    ledger: OrderLedger,
+    central: C,
+}
+
+impl<C: CentralStock + OrderStream> OrderDesk<C> {
+    /// A desk over `ledger` and `central`.
+    pub fn new(ledger: OrderLedger, central: C) -> Self {
+        Self { ledger, central }
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> &OrderLedger {
+        &self.ledger
+    }
+
+    /// Finds an order in the ledger or, failing that, in the stream.
+    pub async fn find(&self, id: &OrderId) -> Result<Found, DeskError> {
+        if let Some(order) = self.ledger.order(id).await? {
+            return Ok(Found::Written(order));
+        }
+        let Some((event, sequence)) = id.split() else {
+            return Ok(Found::Missing);
+        };
+        if let Some(entry) = self.central.entry(&event, sequence).await? {
+            if entry.order == *id {
+                return Ok(Found::InStream(entry));
+            }
+        }
+        // The writer may have written and acknowledged it in between.
+        Ok(match self.ledger.order(id).await? {
+            Some(order) => Found::Written(order),
+            None => Found::Missing,
+        })
+    }
+
+    /// A user's orders, newest first.
+    pub async fn orders_of_user(&self, user: &UserId, limit: u32) -> Result<Vec<Order>, DeskError> {
+        Ok(self.ledger.orders_of_user(user, limit).await?)
+    }
+
+    /// Pays an order.
+    pub async fn pay(&self, id: &OrderId) -> Result<Moved, DeskError> {
+        self.apply(id, Transition::Pay).await
+    }
+
+    /// Cancels an order and gives its seat back.
+    pub async fn cancel(&self, id: &OrderId) -> Result<Moved, DeskError> {
+        let moved = self.apply(id, Transition::Cancel).await?;
+        if let Moved::Applied(_) = moved {
+            // The seat is owed now; return it without waiting for the next
+            // expiry pass. A failure here leaves it owed, and the pass retries.
+            if let Err(error) = expire_and_return(&self.central, &self.ledger).await {
+                tracing::warn!(order = %id, %error, "seat return deferred to the next expiry pass");
+            }
+            if let Some(order) = self.ledger.order(id).await? {
+                return Ok(Moved::Applied(order));
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Applies a buyer's transition, writing the order from the stream first
+    /// if the writer has not yet.
+    async fn apply(&self, id: &OrderId, transition: Transition) -> Result<Moved, DeskError> {
+        let now = unix_millis(SystemTime::now());
+        let moved = self.ledger.apply(id, transition, now).await?;
+        if moved != Moved::NotFound {
+            return Ok(moved);
+        }
+        let Some((event, sequence)) = id.split() else {
+            return Ok(Moved::NotFound);
+        };
+        let in_stream = self.central.entry(&event, sequence).await?;
+        let Some(entry) = in_stream.filter(|entry| entry.order == *id) else {
+            // Not in the stream either: the writer may have written it meanwhile.
+            return Ok(self.ledger.apply(id, transition, now).await?);
+        };
+        let Some(snapshot) = self.central.snapshot(&event).await? else {
+            return Ok(Moved::NotFound);
+        };
+        let window = snapshot.config.payment_window();
+        // Written exactly as the writer would; its own insert becomes a replay.
+        let entries = std::slice::from_ref(&entry);
+        self.ledger.insert(entries, window, now).await?;
+        Ok(self.ledger.apply(id, transition, now).await?)
+    }
+}

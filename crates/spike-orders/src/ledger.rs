@@ -1,0 +1,470 @@
+//! [`OrderLedger`]: the repository of durable orders and sale rules, over
+//! sqlx's `Any` driver so that one implementation serves PostgreSQL
+//! (`postgres://…`) and SQLite (`sqlite:…`, the embedded mode) alike. Every
+//! state change is a conditional `UPDATE … WHERE state = 'reserved'`, so two
+//! racing changes of one order have exactly one winner.
+
+use std::borrow::Cow;
+use std::num::NonZeroU32;
+use std::sync::Once;
+use std::time::Duration;
+
+use spike_core::order::{Order, OrderState, Refusal, Transition};
+use spike_core::sale::{from_unix_millis, BuyerPolicy, SaleConfig};
+use spike_core::{EventId, NodeId, OrderId, RequestId, StreamEntry, UserId};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Executor, Row};
+
+/// Why the ledger failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// The URL names no supported database.
+    #[error("unsupported database URL {0:?} (use postgres://… or sqlite:…)")]
+    UnsupportedUrl(String),
+    /// The database refused or failed a statement.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("database migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A stored row is not a valid order or sale.
+    #[error("corrupt ledger row: {0}")]
+    Corrupt(String),
+}
+
+/// Which database a ledger is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL: the production ledger.
+    Postgres,
+    /// SQLite: the embedded mode's ledger.
+    Sqlite,
+}
+
+/// What inserting a batch of stream entries did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inserted {
+    /// Rows written now.
+    pub written: u64,
+    /// Entries already in the ledger, identical: replays, nothing changed.
+    pub replayed: u64,
+    /// Entries whose order id is already taken by a different sale (central
+    /// stock lost state and handed the id out again); never written.
+    pub conflicts: Vec<OrderId>,
+}
+
+/// What asking an order to move did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Moved {
+    /// The order moved; here it is after the move.
+    Applied(Order),
+    /// The order did not move, and why; here it is as it stands.
+    Refused(Order, Refusal),
+    /// No such order in the ledger.
+    NotFound,
+}
+
+/// Orders of one event counted by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    /// Reserved orders.
+    pub reserved: u64,
+    /// Paid orders.
+    pub paid: u64,
+    /// Expired orders.
+    pub expired: u64,
+    /// Cancelled orders.
+    pub cancelled: u64,
+    /// Expired or cancelled orders whose seat is not back in central stock yet.
+    pub seats_owed: u64,
+}
+
+const MIGRATIONS: [(i64, &str, &str); 1] =
+    [(1, "orders", include_str!("../migrations/0001_orders.sql"))];
+
+const ORDER_COLUMNS: &str = "order_id, event_id, seq, user_id, request_id, node_id, state, \
+     sold_at_ms, expires_at_ms, updated_at_ms, seat_returned_at_ms";
+
+/// Rows per multi-row `INSERT` (11 parameters each stays under every limit).
+const INSERT_CHUNK: usize = 1_000;
+
+fn migrator() -> Migrator {
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|&(version, name, sql)| {
+            Migration::new(
+                version,
+                Cow::Borrowed(name),
+                MigrationType::Simple,
+                Cow::Borrowed(sql),
+                false,
+            )
+        })
+        .collect::<Vec<_>>();
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ..Migrator::DEFAULT
+    }
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// The comma-separated placeholders `$first … $(first+count-1)`.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn order_from_row(row: &AnyRow) -> Result<Order, LedgerError> {
+    let text = |name: &str| row.try_get::<String, _>(name);
+    let number = |name: &str| row.try_get::<i64, _>(name).map(to_u64);
+    let id = text("order_id")?;
+    let corrupt = |what: &str| LedgerError::Corrupt(format!("order {id}: bad {what}"));
+    let user = row.try_get::<Option<String>, _>("user_id")?;
+    Ok(Order {
+        id: OrderId::parse(id.as_str()).map_err(|_| corrupt("id"))?,
+        event: EventId::parse(text("event_id")?).map_err(|_| corrupt("event"))?,
+        sequence: number("seq")?,
+        user: user
+            .map(UserId::parse)
+            .transpose()
+            .map_err(|_| corrupt("user"))?,
+        request: RequestId::parse(text("request_id")?).map_err(|_| corrupt("request"))?,
+        node: NodeId::parse(text("node_id")?).map_err(|_| corrupt("node"))?,
+        state: OrderState::parse(&text("state")?).map_err(|_| corrupt("state"))?,
+        sold_at_ms: number("sold_at_ms")?,
+        expires_at_ms: number("expires_at_ms")?,
+        updated_at_ms: number("updated_at_ms")?,
+        seat_returned_at_ms: row
+            .try_get::<Option<i64>, _>("seat_returned_at_ms")?
+            .map(to_u64),
+    })
+}
+
+/// The durable order ledger.
+#[derive(Debug, Clone)]
+pub struct OrderLedger {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl OrderLedger {
+    /// Connects to `url` and brings its schema up to date.
+    ///
+    /// SQLite ledgers use one connection (SQLite has one writer anyway, and an
+    /// in-memory database lives only as long as its connection).
+    pub async fn connect(url: &str) -> Result<Self, LedgerError> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(LedgerError::UnsupportedUrl(url.to_owned()));
+        };
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
+        let options = match backend {
+            Backend::Postgres => options.max_connections(8),
+            Backend::Sqlite => options
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .after_connect(|connection, _| {
+                    Box::pin(async move {
+                        connection
+                            .execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;")
+                            .await
+                            .map(|_| ())
+                    })
+                }),
+        };
+        let pool = options.connect(url).await?;
+        migrator().run(&pool).await?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Which database this ledger is in.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Records (or updates) a sale's rules.
+    pub async fn record_sale(
+        &self,
+        event: &EventId,
+        config: &SaleConfig,
+    ) -> Result<(), LedgerError> {
+        let limit = config.policy().per_user_limit().map_or(0, NonZeroU32::get);
+        let window = u64::try_from(config.payment_window().as_millis()).unwrap_or(u64::MAX);
+        sqlx::query(
+            "INSERT INTO sales (event_id, total, per_user_limit, opens_at_ms, payment_window_ms) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO UPDATE SET \
+             total = excluded.total, per_user_limit = excluded.per_user_limit, \
+             opens_at_ms = excluded.opens_at_ms, payment_window_ms = excluded.payment_window_ms",
+        )
+        .bind(event.as_str())
+        .bind(to_i64(config.total()))
+        .bind(i64::from(limit))
+        .bind(to_i64(config.opens_at_millis()))
+        .bind(to_i64(window))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A sale's recorded rules.
+    pub async fn sale(&self, event: &EventId) -> Result<Option<SaleConfig>, LedgerError> {
+        let row = sqlx::query(
+            "SELECT total, per_user_limit, opens_at_ms, payment_window_ms FROM sales WHERE event_id = $1",
+        )
+        .bind(event.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let number = |name: &str| row.try_get::<i64, _>(name).map(to_u64);
+        let corrupt =
+            |e: &dyn std::fmt::Display| LedgerError::Corrupt(format!("sale {event}: {e}"));
+        let policy = match u32::try_from(number("per_user_limit")?)
+            .ok()
+            .and_then(NonZeroU32::new)
+        {
+            Some(per_user_limit) => BuyerPolicy::Identified { per_user_limit },
+            None => BuyerPolicy::Anonymous,
+        };
+        let opens_at = number("opens_at_ms")?;
+        let config = SaleConfig::new(number("total")?)
+            .map_err(|e| corrupt(&e))?
+            .with_policy(policy)
+            .opening_at((opens_at > 0).then(|| from_unix_millis(opens_at)))
+            .with_payment_window(Duration::from_millis(number("payment_window_ms")?))
+            .map_err(|e| corrupt(&e))?;
+        Ok(Some(config))
+    }
+
+    /// Writes stream entries as reserved orders, all or nothing, in one
+    /// transaction. An entry already in the ledger changes nothing.
+    pub async fn insert(
+        &self,
+        entries: &[StreamEntry],
+        payment_window: Duration,
+        now_ms: u64,
+    ) -> Result<Inserted, LedgerError> {
+        let window_ms = u64::try_from(payment_window.as_millis()).unwrap_or(u64::MAX);
+        let mut transaction = self.pool.begin().await?;
+        let mut written: Vec<String> = Vec::with_capacity(entries.len());
+        for chunk in entries.chunks(INSERT_CHUNK) {
+            let rows = (0..chunk.len())
+                .map(|i| format!("({})", placeholders(i * 10 + 1, 10)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO orders (order_id, event_id, seq, user_id, request_id, node_id, state, \
+                 sold_at_ms, expires_at_ms, updated_at_ms) VALUES {rows} \
+                 ON CONFLICT (order_id) DO NOTHING RETURNING order_id"
+            );
+            let mut query = sqlx::query(&sql);
+            for entry in chunk {
+                let event = entry.order.split().map(|(event, _)| event.to_string());
+                query = query
+                    .bind(entry.order.as_str())
+                    .bind(event.unwrap_or_default())
+                    .bind(to_i64(entry.sequence))
+                    .bind(entry.user.as_ref().map(|u| u.as_str().to_owned()))
+                    .bind(entry.request.as_str())
+                    .bind(entry.node.as_str())
+                    .bind(OrderState::Reserved.as_str())
+                    .bind(to_i64(entry.sold_at_ms))
+                    .bind(to_i64(entry.sold_at_ms.saturating_add(window_ms)))
+                    .bind(to_i64(now_ms));
+            }
+            for row in query.fetch_all(&mut *transaction).await? {
+                written.push(row.try_get("order_id")?);
+            }
+        }
+        transaction.commit().await?;
+        let mut inserted = Inserted {
+            written: written.len() as u64,
+            ..Inserted::default()
+        };
+        if written.len() < entries.len() {
+            written.sort_unstable();
+            for entry in entries {
+                if written
+                    .binary_search_by(|w| w.as_str().cmp(entry.order.as_str()))
+                    .is_ok()
+                {
+                    continue;
+                }
+                match self.order(&entry.order).await? {
+                    Some(order) if order.request == entry.request && order.user == entry.user => {
+                        inserted.replayed += 1;
+                    }
+                    _ => inserted.conflicts.push(entry.order.clone()),
+                }
+            }
+        }
+        Ok(inserted)
+    }
+
+    /// One order.
+    pub async fn order(&self, id: &OrderId) -> Result<Option<Order>, LedgerError> {
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(order_from_row).transpose()
+    }
+
+    /// A user's orders, newest first, at most `limit`.
+    pub async fn orders_of_user(
+        &self,
+        user: &UserId,
+        limit: u32,
+    ) -> Result<Vec<Order>, LedgerError> {
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 \
+             ORDER BY sold_at_ms DESC, order_id DESC LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(user.as_str())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(order_from_row).collect()
+    }
+
+    /// Every order of one event, by sequence (audits and recovery).
+    pub async fn orders_of_event(&self, event: &EventId) -> Result<Vec<Order>, LedgerError> {
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE event_id = $1 ORDER BY seq");
+        let rows = sqlx::query(&sql)
+            .bind(event.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(order_from_row).collect()
+    }
+
+    /// Moves one order, if and only if it is reserved and the payment window
+    /// allows the move at `now_ms`.
+    pub async fn apply(
+        &self,
+        id: &OrderId,
+        transition: Transition,
+        now_ms: u64,
+    ) -> Result<Moved, LedgerError> {
+        let timing = match transition {
+            Transition::Pay | Transition::Cancel => "expires_at_ms > $2",
+            Transition::Expire => "expires_at_ms <= $2",
+        };
+        let sql = format!(
+            "UPDATE orders SET state = $1, updated_at_ms = $2 \
+             WHERE order_id = $3 AND state = 'reserved' AND {timing} RETURNING {ORDER_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(transition.target().as_str())
+            .bind(to_i64(now_ms))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(row) = row {
+            return Ok(Moved::Applied(order_from_row(&row)?));
+        }
+        let Some(order) = self.order(id).await? else {
+            return Ok(Moved::NotFound);
+        };
+        let refusal = transition
+            .refusal(order.state, order.expires_at_ms, now_ms)
+            .unwrap_or(Refusal::Finished(order.state));
+        Ok(Moved::Refused(order, refusal))
+    }
+
+    /// Expires up to `max` reserved orders whose payment window closed by
+    /// `now_ms`; returns those this call expired.
+    pub async fn expire_due(&self, now_ms: u64, max: u32) -> Result<Vec<Order>, LedgerError> {
+        let sql = format!(
+            "UPDATE orders SET state = 'expired', updated_at_ms = $1 \
+             WHERE order_id IN (SELECT order_id FROM orders \
+                 WHERE state = 'reserved' AND expires_at_ms <= $1 LIMIT $2) \
+             AND state = 'reserved' AND expires_at_ms <= $1 RETURNING {ORDER_COLUMNS}"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(to_i64(now_ms))
+            .bind(i64::from(max))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(order_from_row).collect()
+    }
+
+    /// Up to `max` expired or cancelled orders whose seat is not back in
+    /// central stock yet (the outbox of seat returns).
+    pub async fn seats_owed(&self, max: u32) -> Result<Vec<Order>, LedgerError> {
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE state IN ('expired', 'cancelled') \
+             AND seat_returned_at_ms IS NULL ORDER BY updated_at_ms LIMIT $1"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(i64::from(max))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(order_from_row).collect()
+    }
+
+    /// Records that these orders' seats are back in central stock.
+    pub async fn mark_returned(&self, ids: &[OrderId], now_ms: u64) -> Result<u64, LedgerError> {
+        let mut marked = 0;
+        for chunk in ids.chunks(INSERT_CHUNK) {
+            let sql = format!(
+                "UPDATE orders SET seat_returned_at_ms = $1 \
+                 WHERE seat_returned_at_ms IS NULL AND order_id IN ({})",
+                placeholders(2, chunk.len())
+            );
+            let mut query = sqlx::query(&sql).bind(to_i64(now_ms));
+            for id in chunk {
+                query = query.bind(id.as_str());
+            }
+            marked += query.execute(&self.pool).await?.rows_affected();
+        }
+        Ok(marked)
+    }
+
+    /// One event's orders counted by state.
+    pub async fn counts(&self, event: &EventId) -> Result<StateCounts, LedgerError> {
+        let rows = sqlx::query(
+            "SELECT state, COUNT(*) AS orders, \
+             SUM(CASE WHEN seat_returned_at_ms IS NULL THEN 1 ELSE 0 END) AS unreturned \
+             FROM orders WHERE event_id = $1 GROUP BY state",
+        )
+        .bind(event.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut counts = StateCounts::default();
+        for row in rows {
+            let state = row.try_get::<String, _>("state")?;
+            let state =
+                OrderState::parse(&state).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+            let orders = to_u64(row.try_get("orders")?);
+            let unreturned = to_u64(row.try_get("unreturned")?);
+            match state {
+                OrderState::Reserved => counts.reserved = orders,
+                OrderState::Paid => counts.paid = orders,
+                OrderState::Expired => counts.expired = orders,
+                OrderState::Cancelled => counts.cancelled = orders,
+            }
+            if !state.holds_seat() {
+                counts.seats_owed += unreturned;
+            }
+        }
+        Ok(counts)
+    }
+}

@@ -1,0 +1,201 @@
+//! The ledger's contract, run on both backends: SQLite (embedded) and a real
+//! PostgreSQL database.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use spike_core::order::{OrderState, Refusal, Transition};
+use spike_core::sale::unix_millis;
+use spike_core::{EventId, NodeId, OrderId, RequestId, SaleConfig, StreamEntry, UserId};
+use spike_orders::{Moved, OrderLedger};
+use spike_testkit::TestDatabase;
+
+fn entry(event: &EventId, sequence: u64, sold_at_ms: u64) -> StreamEntry {
+    StreamEntry {
+        sequence,
+        order: OrderId::for_sequence(event, sequence),
+        user: Some(UserId::parse(format!("u{sequence}")).unwrap()),
+        request: RequestId::parse(format!("r{sequence}")).unwrap(),
+        node: NodeId::parse("n1").unwrap(),
+        sold_at_ms,
+    }
+}
+
+fn now() -> u64 {
+    unix_millis(SystemTime::now())
+}
+
+#[tokio::test]
+async fn inserts_are_idempotent_and_reused_ids_are_refused() {
+    for database in TestDatabase::both() {
+        let ledger = OrderLedger::connect(database.url()).await.unwrap();
+        let event = EventId::parse("L1").unwrap();
+        let batch: Vec<_> = (1..=5).map(|s| entry(&event, s, now())).collect();
+        let window = Duration::from_secs(60);
+        let first = ledger.insert(&batch, window, now()).await.unwrap();
+        assert_eq!((first.written, first.replayed), (5, 0));
+        let again = ledger.insert(&batch, window, now()).await.unwrap();
+        assert_eq!(
+            (again.written, again.replayed),
+            (0, 5),
+            "a replay changes nothing"
+        );
+        let mut impostor = entry(&event, 3, now());
+        impostor.request = RequestId::parse("someone-else").unwrap();
+        let clash = ledger.insert(&[impostor], window, now()).await.unwrap();
+        assert_eq!(clash.conflicts, [OrderId::for_sequence(&event, 3)]);
+        let counts = ledger.counts(&event).await.unwrap();
+        assert_eq!(counts.reserved, 5);
+        let order = ledger.order(&batch[2].order).await.unwrap().unwrap();
+        assert_eq!(
+            order.request.as_str(),
+            "r3",
+            "the first sale keeps its order"
+        );
+        assert_eq!(order.expires_at_ms, order.sold_at_ms + 60_000);
+        let user = UserId::parse("u2").unwrap();
+        let mine = ledger.orders_of_user(&user, 10).await.unwrap();
+        assert_eq!(
+            mine.iter().map(|o| o.id.clone()).collect::<Vec<_>>(),
+            [batch[1].order.clone()]
+        );
+        let config = SaleConfig::new(9).unwrap();
+        ledger.record_sale(&event, &config).await.unwrap();
+        assert_eq!(ledger.sale(&event).await.unwrap(), Some(config));
+    }
+}
+
+#[tokio::test]
+async fn transitions_leave_reserved_once_and_only_on_time() {
+    for database in TestDatabase::both() {
+        let ledger = OrderLedger::connect(database.url()).await.unwrap();
+        let event = EventId::parse("L2").unwrap();
+        let sold = now();
+        let batch: Vec<_> = (1..=3).map(|s| entry(&event, s, sold)).collect();
+        ledger
+            .insert(&batch, Duration::from_secs(60), sold)
+            .await
+            .unwrap();
+        let (a, b, c) = (&batch[0].order, &batch[1].order, &batch[2].order);
+        assert!(
+            matches!(ledger.apply(a, Transition::Pay, now()).await.unwrap(), Moved::Applied(o) if o.state == OrderState::Paid)
+        );
+        let twice = ledger.apply(a, Transition::Pay, now()).await.unwrap();
+        assert!(
+            matches!(
+                twice,
+                Moved::Refused(_, Refusal::AlreadyDone(OrderState::Paid))
+            ),
+            "{twice:?}"
+        );
+        let cancel_paid = ledger.apply(a, Transition::Cancel, now()).await.unwrap();
+        assert!(matches!(
+            cancel_paid,
+            Moved::Refused(_, Refusal::Finished(OrderState::Paid))
+        ));
+        assert!(matches!(
+            ledger.apply(b, Transition::Cancel, now()).await.unwrap(),
+            Moved::Applied(_)
+        ));
+        let early = ledger.apply(c, Transition::Expire, now()).await.unwrap();
+        assert!(matches!(early, Moved::Refused(_, Refusal::NotDue)));
+        let late = sold + 60_000;
+        let pay_late = ledger.apply(c, Transition::Pay, late).await.unwrap();
+        assert!(matches!(pay_late, Moved::Refused(_, Refusal::WindowClosed)));
+        let expired = ledger.expire_due(late, 100).await.unwrap();
+        assert_eq!(expired.iter().map(|o| &o.id).collect::<Vec<_>>(), [c]);
+        let owed: HashSet<_> = ledger
+            .seats_owed(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.id)
+            .collect();
+        assert_eq!(owed, HashSet::from([b.clone(), c.clone()]));
+        assert_eq!(
+            ledger
+                .mark_returned(&[b.clone(), c.clone()], late)
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(ledger.mark_returned(&[b.clone()], late).await.unwrap(), 0);
+        assert!(ledger.seats_owed(100).await.unwrap().is_empty());
+        let missing = OrderId::parse("L2-99").unwrap();
+        assert_eq!(
+            ledger
+                .apply(&missing, Transition::Pay, now())
+                .await
+                .unwrap(),
+            Moved::NotFound
+        );
+    }
+}
+
+/// Many orders reach their deadline while buyers pay and the expirer runs:
+/// every order ends in exactly one state, and each success was the only one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn payment_racing_expiry_has_exactly_one_winner() {
+    for database in TestDatabase::both() {
+        let ledger = Arc::new(OrderLedger::connect(database.url()).await.unwrap());
+        let event = EventId::parse("L3").unwrap();
+        const ORDERS: u64 = 300;
+        let window = Duration::from_millis(400);
+        let sold = now();
+        let batch: Vec<_> = (1..=ORDERS).map(|s| entry(&event, s, sold)).collect();
+        ledger.insert(&batch, window, sold).await.unwrap();
+        let deadline = sold + 400;
+        let expirer = {
+            let ledger = Arc::clone(&ledger);
+            tokio::spawn(async move {
+                let mut expired = Vec::new();
+                while now() < deadline + 300 {
+                    for order in ledger.expire_due(now(), 50).await.unwrap() {
+                        expired.push(order.id);
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                expired
+            })
+        };
+        let mut payers = Vec::new();
+        for (i, entry) in batch.iter().enumerate() {
+            let ledger = Arc::clone(&ledger);
+            let id = entry.order.clone();
+            // Payments spread from 150 ms before to 150 ms after the deadline.
+            let at = deadline - 150 + (i as u64 * 300 / ORDERS);
+            payers.push(tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(at.saturating_sub(now()))).await;
+                matches!(
+                    ledger.apply(&id, Transition::Pay, now()).await.unwrap(),
+                    Moved::Applied(_)
+                )
+                .then_some(id)
+            }));
+        }
+        let mut paid = HashSet::new();
+        for payer in payers {
+            paid.extend(payer.await.unwrap());
+        }
+        let expired: HashSet<_> = expirer.await.unwrap().into_iter().collect();
+        assert!(
+            paid.is_disjoint(&expired),
+            "an order was both paid and expired"
+        );
+        assert_eq!(
+            paid.len() + expired.len(),
+            ORDERS as usize,
+            "every order ended somewhere"
+        );
+        assert!(
+            !paid.is_empty() && !expired.is_empty(),
+            "the race had both outcomes"
+        );
+        let counts = ledger.counts(&event).await.unwrap();
+        assert_eq!(
+            (counts.paid, counts.expired, counts.reserved),
+            (paid.len() as u64, expired.len() as u64, 0)
+        );
+    }
+}
