@@ -74,6 +74,13 @@ pub enum Answer {
     Info(serde_json::Value),
     /// 200: the Prometheus text exposition.
     Metrics(String),
+    /// The orders API's answers: any status, a JSON body with a `code`.
+    Json {
+        /// HTTP status.
+        status: StatusCode,
+        /// The body, which carries `code` (0 ok, -4 refused, -5 try again).
+        body: serde_json::Value,
+    },
 }
 
 impl Answer {
@@ -95,6 +102,10 @@ impl Answer {
             Self::BadRequest { .. } => -4,
             Self::TryAgain { .. } => -5,
             Self::Info(_) | Self::Metrics(_) => 0,
+            Self::Json { body, .. } => body["code"]
+                .as_i64()
+                .and_then(|c| i8::try_from(c).ok())
+                .unwrap_or(0),
         }
     }
 
@@ -117,7 +128,7 @@ impl Answer {
     /// HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadRequest { status, .. } => *status,
+            Self::BadRequest { status, .. } | Self::Json { status, .. } => *status,
             Self::TryAgain { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::OK,
         }
@@ -142,7 +153,7 @@ impl Answer {
                 "msg": "try again",
                 "data": { "reason": reason.text(), "request_id": request.as_ref().map(RequestId::as_str) },
             })),
-            Self::Info(value) => json(value),
+            Self::Info(value) | Self::Json { body: value, .. } => json(value),
             Self::Metrics(text) => Bytes::from(text.clone()),
         }
     }

@@ -1,11 +1,12 @@
 //! A Spike node over HTTP: `/buy/ticket`, `/buy/result`, `/healthz`, the
-//! stat log, and the baseline server used by the benchmarks.
+//! orders API, the stat log, and the baseline server used by the benchmarks.
 
 #![warn(missing_docs)]
 
 pub mod answer;
 pub mod baseline;
 pub mod node;
+pub mod orders_api;
 pub mod query;
 pub mod server;
 pub mod stat_log;
@@ -13,5 +14,6 @@ pub mod telemetry;
 
 pub use answer::{Answer, RetryReason};
 pub use node::{EventState, Node, NodeConfig, NodeError, NodeStats};
+pub use orders_api::{OrdersApi, OrdersHttp};
 pub use server::{serve, RunningServer, NODE_HEADER};
 pub use stat_log::StatLog;

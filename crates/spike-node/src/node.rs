@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -16,6 +16,7 @@ use spike_core::{
 };
 
 use crate::answer::{Answer, RetryReason};
+use crate::orders_api::OrdersApi;
 use crate::query::{BuyParams, ParamError};
 use crate::stat_log::StatLog;
 use crate::telemetry::{LatencyBuckets, NodeMetrics, BUY_CODES, LATENCY_BUCKETS};
@@ -138,6 +139,7 @@ pub struct Node<C> {
     shutting_down: AtomicBool,
     metrics: NodeMetrics,
     latency: LatencyBuckets,
+    orders: OnceLock<Arc<dyn OrdersApi>>,
 }
 
 impl<C: CentralStock> Node<C> {
@@ -183,6 +185,7 @@ impl<C: CentralStock> Node<C> {
             shutting_down: AtomicBool::new(false),
             metrics: NodeMetrics::new(config_node_name.as_str()),
             latency: LatencyBuckets::default(),
+            orders: OnceLock::new(),
         });
         tokio::spawn(refresh_forever(Arc::downgrade(&node)));
         Ok(node)
@@ -206,6 +209,11 @@ impl<C: CentralStock> Node<C> {
     /// The state of one served event.
     pub fn event(&self, event: &EventId) -> Option<Arc<EventState>> {
         self.events.load().get(event).cloned()
+    }
+
+    /// Serves the orders API from now on (once; later calls are ignored).
+    pub fn attach_orders(&self, api: Arc<dyn OrdersApi>) {
+        let _ = self.orders.set(api);
     }
 
     /// Stops taking purchases and flushes the stat log. Called once the
@@ -235,6 +243,16 @@ impl<C: CentralStock> Node<C> {
                 self.latency.record(took);
                 return answer;
             }
+            _ if path.starts_with("/orders/") || path.starts_with("/users/") => match self.orders.get() {
+                Some(orders) => ("orders", orders.answer(method, path, query).await),
+                None => (
+                    "orders",
+                    Answer::BadRequest {
+                        status: StatusCode::NOT_FOUND,
+                        message: "the orders API is off; start the node with --database-url".into(),
+                    },
+                ),
+            },
             _ if *method != Method::GET => ("other", method_not_allowed("GET")),
             "/buy/result" => ("result", self.result(query).await),
             "/healthz" => ("healthz", self.health()),

@@ -36,7 +36,7 @@ pub struct BuyParams {
     pub request: Option<RequestId>,
 }
 
-fn decode(raw: &str, name: &'static str) -> Result<String, ParamError> {
+pub(crate) fn decode(raw: &str, name: &'static str) -> Result<String, ParamError> {
     if !raw.contains(['%', '+']) {
         // The common case (user_id=12345): nothing to decode.
         return Ok(raw.to_owned());

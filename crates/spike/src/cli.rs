@@ -53,6 +53,76 @@ pub enum Command {
     Demo(DemoArgs),
     /// Serve the live sale dashboard for a set of nodes.
     Dashboard(DashboardArgs),
+    /// Run the order pipeline: write the order stream into the ledger and expire unpaid orders.
+    Orders(OrdersArgs),
+    /// Reconcile central stock, the order stream, the ledger and stat logs; exit 1 on any mismatch.
+    Audit(AuditArgs),
+}
+
+/// Where the order ledger lives: `postgres://…` or `sqlite:…`.
+#[derive(Debug, Clone, Args)]
+pub struct LedgerArgs {
+    /// Order ledger URL: postgres://user@host:port/db or sqlite://path?mode=rwc.
+    #[arg(long, env = "SPIKE_DATABASE_URL")]
+    pub database_url: String,
+}
+
+/// How the order pipeline works, shared by `spike orders` and `spike node --orders-worker`.
+#[derive(Debug, Clone, Args)]
+pub struct PipelineArgs {
+    /// This writer's consumer name in the stream's group (default: orders-PID).
+    #[arg(long)]
+    pub consumer: Option<NodeId>,
+    /// Stream entries per read and per database transaction.
+    #[arg(long, default_value = "1000")]
+    pub batch: NonZeroUsize,
+    /// Take over entries another writer left pending this long (it crashed or stalled).
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub claim_idle: Duration,
+    /// How often unpaid orders are expired and owed seats returned.
+    #[arg(long, value_parser = parse_duration, default_value = "200ms")]
+    pub expire_every: Duration,
+    /// Don't expire orders or return seats in this process (another one does).
+    #[arg(long)]
+    pub no_expiry: bool,
+}
+
+/// `spike orders`
+#[derive(Debug, Args)]
+pub struct OrdersArgs {
+    /// Redis URL (central stock and its order stream).
+    #[arg(long, env = "SPIKE_REDIS")]
+    pub redis: String,
+    /// The order ledger.
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+    /// Events to write (repeatable); default: every event in Redis.
+    #[arg(long = "event")]
+    pub events: Vec<EventId>,
+    /// How the pipeline works.
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+}
+
+/// `spike audit`
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Redis URL.
+    #[arg(long, env = "SPIKE_REDIS")]
+    pub redis: String,
+    /// The order ledger.
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+    /// The event to audit.
+    #[arg(long)]
+    pub event: EventId,
+    /// Stat logs of every node of the sale (repeatable); checks that each
+    /// logged sale has its order and each order its logged sale.
+    #[arg(long = "stat-log")]
+    pub stat_logs: Vec<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `spike dashboard`
@@ -76,6 +146,22 @@ pub enum SaleCommand {
     Create(SaleCreateArgs),
     /// Print a sale's state: total, sold, remaining, buyers, orders.
     Show(SaleShowArgs),
+    /// Rebuild a sale's central stock from the order ledger and the stream after Redis lost it.
+    Recover(SaleRecoverArgs),
+}
+
+/// `spike sale recover`
+#[derive(Debug, Args)]
+pub struct SaleRecoverArgs {
+    /// Redis URL.
+    #[arg(long, env = "SPIKE_REDIS")]
+    pub redis: String,
+    /// The order ledger.
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+    /// The event to rebuild.
+    #[arg(long)]
+    pub event: EventId,
 }
 
 /// The rules of a sale, shared by `sale create` and the embedded `node`.
@@ -140,6 +226,9 @@ pub struct SaleCreateArgs {
     /// Replace an existing sale, deleting its buyers and orders.
     #[arg(long)]
     pub force: bool,
+    /// Also record the sale's rules in this order ledger (`sale recover` needs them).
+    #[arg(long, env = "SPIKE_DATABASE_URL")]
+    pub database_url: Option<String>,
 }
 
 /// `spike sale show`
@@ -185,6 +274,16 @@ pub struct NodeArgs {
     /// Don't record Prometheus metrics (/metrics answers empty; for measuring their cost).
     #[arg(long)]
     pub no_metrics: bool,
+    /// Serve the orders API (/orders/…, /users/…/orders) from this ledger:
+    /// postgres://… or sqlite://path?mode=rwc.
+    #[arg(long, env = "SPIKE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Also run the order pipeline (writer and expiry) inside this node.
+    #[arg(long, requires = "database_url")]
+    pub orders_worker: bool,
+    /// How the in-node pipeline works.
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
     /// The embedded sale's rules (only without --redis).
     #[command(flatten)]
     pub rules: SaleRules,

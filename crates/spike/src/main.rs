@@ -49,8 +49,8 @@ fn main() -> ExitCode {
         Command::Node(args) => args.threads,
         Command::Baseline(args) => args.threads,
         Command::Front(args) => args.threads,
-        Command::Sale(_) | Command::NginxConf(_) => NonZeroUsize::new(1),
-        Command::Bench(_) | Command::Demo(_) | Command::Dashboard(_) => None,
+        Command::Sale(_) | Command::NginxConf(_) | Command::Audit(_) => NonZeroUsize::new(1),
+        Command::Bench(_) | Command::Demo(_) | Command::Dashboard(_) | Command::Orders(_) => None,
     };
     let result = runtime(threads)
         .map_err(anyhow::Error::from)
@@ -59,6 +59,9 @@ fn main() -> ExitCode {
                 match cli.command {
                     Command::Sale(SaleCommand::Create(args)) => commands::sale_create(args).await,
                     Command::Sale(SaleCommand::Show(args)) => commands::sale_show(args).await,
+                    Command::Sale(SaleCommand::Recover(args)) => commands::sale_recover(args).await,
+                    Command::Orders(args) => commands::run_orders(args).await,
+                    Command::Audit(args) => invariants(commands::run_audit(args).await),
                     Command::Node(args) => commands::run_node(args).await,
                     Command::Baseline(args) => commands::run_baseline(args).await,
                     Command::NginxConf(args) => commands::print_nginx_conf(args),

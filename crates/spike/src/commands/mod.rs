@@ -1,18 +1,22 @@
 //! What each subcommand does, once its arguments are parsed.
 
+mod audit;
 mod bench;
 mod dashboard;
 mod demo;
 mod front;
 mod node;
+mod orders;
 mod sale;
 
+pub use audit::run_audit;
 pub use bench::run_bench;
 pub use dashboard::run_dashboard;
 pub use demo::run_demo;
 pub use front::{print_nginx_conf, run_front};
 pub use node::{run_baseline, run_node};
-pub use sale::{sale_create, sale_show};
+pub use orders::run_orders;
+pub use sale::{sale_create, sale_recover, sale_show};
 
 use anyhow::Context;
 use spike_redis::{RedisCentral, RedisSettings};

@@ -1,10 +1,12 @@
 //! `spike sale create` and `spike sale show`.
 
 use anyhow::bail;
-use spike_core::{CentralStock, SaleSnapshot};
+use spike_core::reconcile::restoration;
+use spike_core::{CentralStock, OrderStream, SaleSnapshot};
 
+use super::orders::ledger;
 use super::redis;
-use crate::cli::{SaleCreateArgs, SaleShowArgs};
+use crate::cli::{SaleCreateArgs, SaleRecoverArgs, SaleShowArgs};
 
 /// `spike sale create`: creates the sale, or explains why not.
 pub async fn sale_create(args: SaleCreateArgs) -> anyhow::Result<()> {
@@ -13,6 +15,9 @@ pub async fn sale_create(args: SaleCreateArgs) -> anyhow::Result<()> {
     central
         .create_sale(&args.event, &config, args.force)
         .await?;
+    if let Some(url) = &args.database_url {
+        ledger(url).await?.record_sale(&args.event, &config).await?;
+    }
     println!(
         "created sale {}: {} seats, {}",
         args.event,
@@ -21,6 +26,39 @@ pub async fn sale_create(args: SaleCreateArgs) -> anyhow::Result<()> {
             Some(limit) => format!("{limit} per user"),
             None => "anonymous".to_string(),
         }
+    );
+    Ok(())
+}
+
+/// `spike sale recover`: rebuilds central stock from the ledger and the
+/// stream's unwritten entries. Nodes refuse the sale while it is missing,
+/// and sell again from the rebuilt state within a second.
+pub async fn sale_recover(args: SaleRecoverArgs) -> anyhow::Result<()> {
+    let central = redis(&args.redis).await?;
+    let ledger = ledger(&args.ledger.database_url).await?;
+    let event = &args.event;
+    let config = match ledger.sale(event).await? {
+        Some(config) => config,
+        None => match central.snapshot(event).await? {
+            Some(snapshot) => snapshot.config,
+            None => bail!(
+                "the ledger has no rules for {event} and Redis has no sale: \
+                 recreate it with `spike sale create --database-url …`"
+            ),
+        },
+    };
+    let orders = ledger.orders_of_event(event).await?;
+    let stream = central.unacknowledged(event).await?;
+    let restored = restoration(config, &orders, &stream);
+    central.restore(event, &restored).await?;
+    println!(
+        "recovered sale {event}: {} seats held ({} orders in the ledger, {} unwritten in the stream), \
+         {} given back, next order after sequence {}",
+        restored.holding.len(),
+        orders.len(),
+        stream.len(),
+        restored.released.len(),
+        restored.last_sequence,
     );
     Ok(())
 }

@@ -1,0 +1,112 @@
+//! `spike audit`: gathers one event's records — central stock, the order
+//! stream, the ledger, and stat logs if given — and prints the reconciliation
+//! from `spike_core::reconcile`.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use anyhow::Context;
+use spike_core::reconcile::{audit, AuditReport, Evidence};
+use spike_core::stat::parse_line;
+use spike_core::{CentralStock, EventId, OrderId, OrderStream};
+use spike_orders::OrderLedger;
+
+use super::orders::ledger;
+use super::redis;
+use crate::cli::AuditArgs;
+
+/// Reads the sales of `event` that stat logs record (code 1 lines).
+pub(crate) fn logged_sales(
+    event: &EventId,
+    paths: &[impl AsRef<Path>],
+) -> anyhow::Result<HashSet<OrderId>> {
+    let mut sales = HashSet::new();
+    for path in paths {
+        let path = path.as_ref();
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("cannot read stat log {}", path.display()))?;
+        for line in BufReader::new(file).lines() {
+            let line = line?;
+            let Some(parsed) = parse_line(&line) else {
+                continue;
+            };
+            let Some(order) = parsed.order.filter(|_| parsed.code == 1) else {
+                continue;
+            };
+            let Ok(order) = OrderId::parse(order) else {
+                continue;
+            };
+            if order.split().is_some_and(|(of, _)| of == *event) {
+                sales.insert(order);
+            }
+        }
+    }
+    Ok(sales)
+}
+
+/// Audits one event.
+pub(crate) async fn audit_event<C: CentralStock + OrderStream>(
+    central: &C,
+    ledger: &OrderLedger,
+    event: &EventId,
+    logged: Option<&HashSet<OrderId>>,
+) -> anyhow::Result<AuditReport> {
+    let snapshot = central.snapshot(event).await?;
+    let stream = central.unacknowledged(event).await?;
+    let backlog = central.backlog(event).await?;
+    let orders = ledger.orders_of_event(event).await?;
+    Ok(audit(&Evidence {
+        central: snapshot.as_ref(),
+        stream: &stream,
+        pending: backlog.pending,
+        orders: &orders,
+        logged_sales: logged,
+    }))
+}
+
+/// The report as a table: figure, expected, verdict.
+pub(crate) fn report_table(event: &EventId, report: &AuditReport) -> String {
+    let mut out = format!("audit of {event}\n");
+    for line in &report.lines {
+        let (expected, verdict) = match line.expected {
+            Some(expected) if line.failed() => (expected.to_string(), "MISMATCH"),
+            Some(expected) => (expected.to_string(), "ok"),
+            None => (String::new(), ""),
+        };
+        out.push_str(&format!(
+            "  {:<52} {:>10} {:>10}  {verdict}\n",
+            line.name, line.actual, expected
+        ));
+    }
+    out.push_str(if report.passed() {
+        "audit passed\n"
+    } else {
+        "audit FAILED\n"
+    });
+    out
+}
+
+/// `spike audit`: prints the reconciliation; `Ok(false)` on any mismatch.
+pub async fn run_audit(args: AuditArgs) -> anyhow::Result<bool> {
+    let central = redis(&args.redis).await?;
+    let ledger = ledger(&args.ledger.database_url).await?;
+    let logged = if args.stat_logs.is_empty() {
+        None
+    } else {
+        Some(logged_sales(&args.event, &args.stat_logs)?)
+    };
+    let report = audit_event(&central, &ledger, &args.event, logged.as_ref()).await?;
+    if args.json {
+        let lines: Vec<_> = (report.lines.iter())
+            .map(|l| serde_json::json!({ "name": l.name, "actual": l.actual, "expected": l.expected, "ok": !l.failed() }))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({ "event": args.event.as_str(), "passed": report.passed(), "lines": lines })
+        );
+    } else {
+        print!("{}", report_table(&args.event, &report));
+    }
+    Ok(report.passed())
+}
