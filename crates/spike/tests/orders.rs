@@ -1,0 +1,581 @@
+//! The order pipeline end to end, on real PostgreSQL and Redis and on the
+//! embedded pair (SQLite and in-process central stock): writers that crash
+//! mid-batch, payment racing expiry, expired seats sold again, Redis losing a
+//! sale and `spike sale recover` rebuilding it, and `spike audit` passing on
+//! all of it and failing on corrupted state.
+
+mod common;
+
+use std::collections::{BTreeSet, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{count, create_sale, get_all, redis_central, start_node, Http, TestNode};
+use hyper::{Method, StatusCode};
+use spike_core::order::OrderState;
+use spike_core::{CentralStock, EventId, MemoryCentral, NodeId, OrderStream, SaleConfig};
+use spike_node::OrdersHttp;
+use spike_orders::{run_expiry, OrderDesk, OrderLedger, OrderWriter, WriterConfig};
+use spike_testkit::{unique, TestDatabase, TestRedis};
+use tokio::sync::watch;
+
+const SPIKE: &str = env!("CARGO_BIN_EXE_spike");
+
+fn event(tag: &str) -> EventId {
+    EventId::parse(unique(tag)).expect("event id")
+}
+
+/// An order pipeline (writer and expiry) running in this process.
+struct InProcessPipeline {
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl InProcessPipeline {
+    fn start<C: CentralStock + OrderStream + Clone>(
+        central: &C,
+        ledger: &OrderLedger,
+        event: &EventId,
+    ) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let mut config = WriterConfig::new(NodeId::parse(unique("writer")).expect("id"));
+        config.events = vec![event.clone()];
+        config.claim_idle = Duration::from_secs(1);
+        let writer = OrderWriter::new(config, central.clone(), ledger.clone());
+        let writing = {
+            let stopped = stopped.clone();
+            tokio::spawn(async move {
+                writer.run(stopped).await;
+            })
+        };
+        let expiring = tokio::spawn(run_expiry(
+            central.clone(),
+            ledger.clone(),
+            Duration::from_millis(50),
+            stopped,
+        ));
+        Self {
+            stop,
+            tasks: vec![writing, expiring],
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            task.await.expect("pipeline task");
+        }
+    }
+}
+
+/// Waits until every stream entry of `event` is written and acknowledged.
+async fn drained<C: OrderStream>(central: &C, event: &EventId) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let backlog = central.backlog(event).await.expect("backlog");
+        if backlog.entries == 0 && backlog.pending == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "stream not drained: {backlog:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until no expired or cancelled order still owes its seat.
+async fn seats_settled(ledger: &OrderLedger, event: &EventId) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ledger.counts(event).await.expect("counts").seats_owed > 0 {
+        assert!(Instant::now() < deadline, "seats still owed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs `spike audit` and returns whether it passed (exit status 0).
+fn audit_passes(redis: &str, database: &str, event: &EventId) -> bool {
+    let output = Command::new(SPIKE)
+        .args([
+            "audit",
+            "--redis",
+            redis,
+            "--database-url",
+            database,
+            "--event",
+            event.as_str(),
+        ])
+        .output()
+        .expect("run spike audit");
+    let table = String::from_utf8_lossy(&output.stdout);
+    eprintln!("{table}{}", String::from_utf8_lossy(&output.stderr));
+    output.status.success()
+}
+
+/// Audits in this process (the embedded pair has no Redis for the binary).
+async fn audit_in_process<C: CentralStock + OrderStream>(
+    central: &C,
+    ledger: &OrderLedger,
+    event: &EventId,
+) -> bool {
+    let snapshot = central.snapshot(event).await.expect("snapshot");
+    let stream = central.unacknowledged(event).await.expect("stream");
+    let backlog = central.backlog(event).await.expect("backlog");
+    let orders = ledger.orders_of_event(event).await.expect("orders");
+    let report = spike_core::reconcile::audit(&spike_core::reconcile::Evidence {
+        central: snapshot.as_ref(),
+        stream: &stream,
+        pending: backlog.pending,
+        orders: &orders,
+        logged_sales: None,
+    });
+    eprintln!("{report:#?}");
+    report.passed()
+}
+
+async fn node_with_orders<C>(central: &C, ledger: &OrderLedger, event: &EventId) -> TestNode<C>
+where
+    C: CentralStock + OrderStream + Clone + std::fmt::Debug,
+{
+    let node = start_node(
+        central.clone(),
+        "n1",
+        vec![event.clone()],
+        None,
+        Duration::from_millis(200),
+    )
+    .await;
+    let desk = OrderDesk::new(ledger.clone(), central.clone());
+    node.node.attach_orders(Arc::new(OrdersHttp::new(desk)));
+    node
+}
+
+fn buy_urls(node: &TestNode<impl CentralStock>, users: std::ops::Range<u64>) -> Vec<String> {
+    users
+        .map(|u| node.url(&format!("/buy/ticket?user_id=u{u}")))
+        .collect()
+}
+
+// ---------------------------------------------------------------- writers
+
+fn spawn_writer(redis: &str, database: &str, event: &EventId, consumer: &str) -> Child {
+    Command::new(SPIKE)
+        .args([
+            "orders",
+            "--redis",
+            redis,
+            "--database-url",
+            database,
+            "--event",
+            event.as_str(),
+        ])
+        .args([
+            "--consumer",
+            consumer,
+            "--batch",
+            "50",
+            "--claim-idle",
+            "1s",
+            "--no-expiry",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start spike orders")
+}
+
+/// Entries pending for each consumer of the order group (XPENDING summary).
+fn pending_by_consumer(redis: &TestRedis, event: &EventId) -> Vec<(String, u64)> {
+    let key = format!("spike:{{{event}}}:orders");
+    let reply: redis::Value = redis::cmd("XPENDING")
+        .arg(&key)
+        .arg(spike_redis::ORDER_GROUP)
+        .query(&mut redis.connection())
+        .unwrap_or(redis::Value::Nil);
+    let redis::Value::Array(fields) = reply else {
+        return Vec::new();
+    };
+    let Some(redis::Value::Array(consumers)) = fields.get(3) else {
+        return Vec::new();
+    };
+    consumers
+        .iter()
+        .filter_map(|c| {
+            let redis::Value::Array(pair) = c else {
+                return None;
+            };
+            let name: String = redis::from_redis_value(pair.first()?.clone()).ok()?;
+            let count: String = redis::from_redis_value(pair.get(1)?.clone()).ok()?;
+            Some((name, count.parse().ok()?))
+        })
+        .collect()
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_one_killed_mid_batch_write_every_order_exactly_once() {
+    let redis = TestRedis::shared_or_spawn();
+    let database = TestDatabase::postgres();
+    let central = redis_central(redis.url()).await;
+    let ledger = OrderLedger::connect(database.url()).await.expect("ledger");
+    let event = event("writers");
+    create_sale(&central, &event, SaleConfig::new(1_000).expect("config")).await;
+    let node = start_node(
+        central.clone(),
+        "n1",
+        vec![event.clone()],
+        None,
+        Duration::from_secs(1),
+    )
+    .await;
+    let mut doomed = spawn_writer(redis.url(), database.url(), &event, "writer-a");
+    let mut survivor = spawn_writer(redis.url(), database.url(), &event, "writer-b");
+
+    let urls = buy_urls(&node, 0..5_000);
+    let buying = tokio::spawn(async move { get_all(&Http::new(), urls, 64).await });
+    // Freeze writer A while it holds entries it has read but not acknowledged,
+    // then kill it: a crash in the middle of a batch.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let caught = loop {
+        assert!(Instant::now() < deadline, "writer A never held a batch");
+        signal(&doomed, "STOP");
+        let held = pending_by_consumer(&redis, &event)
+            .into_iter()
+            .find(|(name, _)| name == "writer-a")
+            .map_or(0, |(_, held)| held);
+        if held > 0 {
+            break held;
+        }
+        signal(&doomed, "CONT");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    doomed.kill().expect("SIGKILL writer A");
+    let _ = doomed.wait();
+    eprintln!("killed writer A holding {caught} unacknowledged entries");
+
+    let replies = buying.await.expect("buyers");
+    assert_eq!(count(&replies, 1), 1_000, "exactly the stock is sold");
+    assert_eq!(count(&replies, -1), 4_000);
+    drained(&central, &event).await;
+    let _ = survivor.kill();
+    let _ = survivor.wait();
+
+    let orders = ledger.orders_of_event(&event).await.expect("orders");
+    let sequences: BTreeSet<u64> = orders.iter().map(|o| o.sequence).collect();
+    assert_eq!(orders.len(), 1_000, "one order per sold seat");
+    assert_eq!(
+        sequences,
+        (1..=1_000).collect(),
+        "no duplicate, none missing"
+    );
+    let sold_to: HashSet<String> = replies.iter().filter_map(common::Reply::order).collect();
+    let written: HashSet<String> = orders.iter().map(|o| o.id.to_string()).collect();
+    assert_eq!(
+        sold_to, written,
+        "every success has its order and no order lacks one"
+    );
+    assert!(
+        pending_by_consumer(&redis, &event).is_empty(),
+        "stream fully acknowledged"
+    );
+    assert!(audit_passes(redis.url(), database.url(), &event));
+
+    // A corrupted state fails the audit: central stock claims one seat more
+    // than the records explain.
+    let sale_key = format!("spike:{{{event}}}:sale");
+    let _: i64 = redis::cmd("HINCRBY")
+        .arg(&sale_key)
+        .arg("sold")
+        .arg(-1)
+        .query(&mut redis.connection())
+        .expect("corrupt");
+    assert!(
+        !audit_passes(redis.url(), database.url(), &event),
+        "audit must catch a lost seat"
+    );
+}
+
+// ------------------------------------------------- payment, expiry, resale
+
+/// Many orders reach their deadline while their buyers pay: each order ends
+/// in exactly one state, and central stock's `sold` equals the paid orders.
+async fn payment_races_expiry<C>(
+    central: C,
+    ledger: OrderLedger,
+    event: EventId,
+) -> (C, OrderLedger)
+where
+    C: CentralStock + OrderStream + Clone + std::fmt::Debug,
+{
+    let window = Duration::from_millis(1_500);
+    let config = SaleConfig::new(200)
+        .expect("config")
+        .with_payment_window(window)
+        .expect("window");
+    create_sale(&central, &event, config).await;
+    let pipeline = InProcessPipeline::start(&central, &ledger, &event);
+    let node = node_with_orders(&central, &ledger, &event).await;
+    let http = Http::new();
+    let sold_at = Instant::now();
+    let replies = get_all(&http, buy_urls(&node, 0..200), 32).await;
+    assert_eq!(count(&replies, 1), 200);
+    // Payments arrive from 300 ms before to 300 ms after the deadline.
+    let mut payments = Vec::new();
+    for (i, reply) in replies.iter().enumerate() {
+        let order = reply.order().expect("order id");
+        let url = node.url(&format!("/orders/{order}/pay?user_id=u{i}"));
+        let at = window - Duration::from_millis(300) + Duration::from_millis(3 * i as u64);
+        let http = http.clone();
+        payments.push(tokio::spawn(async move {
+            tokio::time::sleep(at.saturating_sub(sold_at.elapsed())).await;
+            let reply = http.send(Method::POST, &url).await;
+            (order, reply)
+        }));
+    }
+    let mut paid = HashSet::new();
+    for payment in payments {
+        let (order, reply) = payment.await.expect("payment");
+        match reply.status {
+            StatusCode::OK => {
+                assert_eq!(reply.body["data"]["state"], "paid", "{:?}", reply.body);
+                paid.insert(order);
+            }
+            StatusCode::CONFLICT => assert_eq!(reply.code(), -4),
+            other => panic!("unexpected answer to a payment: {other} {:?}", reply.body),
+        }
+    }
+    drained(&central, &event).await;
+    tokio::time::sleep(window).await;
+    seats_settled(&ledger, &event).await;
+    let orders = ledger.orders_of_event(&event).await.expect("orders");
+    assert_eq!(orders.len(), 200);
+    for order in &orders {
+        let was_paid = paid.contains(order.id.as_str());
+        let expected = if was_paid {
+            OrderState::Paid
+        } else {
+            OrderState::Expired
+        };
+        assert_eq!(
+            order.state, expected,
+            "{} ended in one state, the one its buyer was told",
+            order.id
+        );
+    }
+    assert!(
+        !paid.is_empty() && paid.len() < 200,
+        "the race had both outcomes: {} paid",
+        paid.len()
+    );
+    let snapshot = central
+        .snapshot(&event)
+        .await
+        .expect("snapshot")
+        .expect("sale");
+    assert_eq!(snapshot.sold, paid.len() as u64, "sold = reserved + paid");
+    assert!(audit_in_process(&central, &ledger, &event).await);
+    pipeline.stop().await;
+    (central, ledger)
+}
+
+/// Unpaid orders expire, their seats are sold again to new buyers, and in
+/// the end paid + reserved = stock: nothing undersold.
+async fn expired_seats_are_sold_again<C>(
+    central: C,
+    ledger: OrderLedger,
+    event: EventId,
+) -> (C, OrderLedger)
+where
+    C: CentralStock + OrderStream + Clone + std::fmt::Debug,
+{
+    let window = Duration::from_millis(800);
+    let config = SaleConfig::new(100)
+        .expect("config")
+        .with_payment_window(window)
+        .expect("window");
+    create_sale(&central, &event, config).await;
+    let pipeline = InProcessPipeline::start(&central, &ledger, &event);
+    let node = node_with_orders(&central, &ledger, &event).await;
+    let http = Http::new();
+    let first = get_all(&http, buy_urls(&node, 0..300), 32).await;
+    assert_eq!(count(&first, 1), 100);
+    let mut paid = 0;
+    for (i, reply) in first.iter().enumerate() {
+        if let Some(order) = reply.order().filter(|_| reply.code() == 1) {
+            if paid < 60 {
+                // Paid at once: possibly before the writer wrote the order.
+                let answer = http
+                    .send(
+                        Method::POST,
+                        &node.url(&format!("/orders/{order}/pay?user_id=u{i}")),
+                    )
+                    .await;
+                assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+                paid += 1;
+            }
+        }
+    }
+    // The other 40 expire; their seats come back and nodes sell them again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut resold = 0;
+    let mut next_user = 1_000;
+    while resold < 40 {
+        assert!(
+            Instant::now() < deadline,
+            "only {resold} of 40 returned seats were sold again"
+        );
+        let wave = get_all(&http, buy_urls(&node, next_user..next_user + 20), 20).await;
+        resold += count(&wave, 1);
+        next_user += 20;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(resold, 40, "never more than the returned seats");
+    let late = get_all(&http, buy_urls(&node, 5_000..5_050), 10).await;
+    assert_eq!(
+        count(&late, 1),
+        0,
+        "sold out once the returned seats are gone"
+    );
+    drained(&central, &event).await;
+    // Hold every seat now: pay the resold orders before they expire too.
+    let orders = ledger.orders_of_event(&event).await.expect("orders");
+    let counts = ledger.counts(&event).await.expect("counts");
+    assert_eq!(
+        counts.paid + counts.reserved,
+        100,
+        "paid + reserved = stock: {counts:?}"
+    );
+    assert_eq!((counts.paid, counts.expired), (60, 40));
+    assert_eq!(orders.len(), 140);
+    let snapshot = central
+        .snapshot(&event)
+        .await
+        .expect("snapshot")
+        .expect("sale");
+    assert_eq!(snapshot.sold, 100);
+    assert!(audit_in_process(&central, &ledger, &event).await);
+    pipeline.stop().await;
+    (central, ledger)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payment_racing_expiry_on_redis_and_postgres() {
+    let redis = TestRedis::shared_or_spawn();
+    let database = TestDatabase::postgres();
+    let central = redis_central(redis.url()).await;
+    let ledger = OrderLedger::connect(database.url()).await.expect("ledger");
+    let event = event("race");
+    payment_races_expiry(central, ledger, event.clone()).await;
+    assert!(audit_passes(redis.url(), database.url(), &event));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payment_racing_expiry_embedded() {
+    let database = TestDatabase::sqlite();
+    let ledger = OrderLedger::connect(database.url()).await.expect("ledger");
+    payment_races_expiry(MemoryCentral::new(), ledger, event("race")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_seats_are_sold_again_on_redis_and_postgres() {
+    let redis = TestRedis::shared_or_spawn();
+    let database = TestDatabase::postgres();
+    let central = redis_central(redis.url()).await;
+    let ledger = OrderLedger::connect(database.url()).await.expect("ledger");
+    let event = event("resale");
+    expired_seats_are_sold_again(central, ledger, event.clone()).await;
+    assert!(audit_passes(redis.url(), database.url(), &event));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_seats_are_sold_again_embedded() {
+    let database = TestDatabase::sqlite();
+    let ledger = OrderLedger::connect(database.url()).await.expect("ledger");
+    expired_seats_are_sold_again(MemoryCentral::new(), ledger, event("resale")).await;
+}
+
+// ---------------------------------------------------------------- recovery
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_empty_is_recovered_from_the_ledger_without_oversell() {
+    let mut redis = TestRedis::spawn(); // no persistence: a restart loses everything
+    let database = TestDatabase::postgres();
+    let central = redis_central(redis.url()).await;
+    let ledger = OrderLedger::connect(database.url()).await.expect("ledger");
+    let event = event("recover");
+    create_sale(&central, &event, SaleConfig::new(500).expect("config")).await;
+    let pipeline = InProcessPipeline::start(&central, &ledger, &event);
+    let node = node_with_orders(&central, &ledger, &event).await;
+    let http = Http::new();
+    let before = get_all(&http, buy_urls(&node, 0..200), 32).await;
+    assert_eq!(count(&before, 1), 200);
+    drained(&central, &event).await;
+
+    redis.kill();
+    redis.start(); // same port, empty
+    let refused = get_all(&http, buy_urls(&node, 200..230), 8).await;
+    assert_eq!(
+        count(&refused, 1),
+        0,
+        "never sell from a central stock that forgot the sale"
+    );
+    assert!(refused
+        .iter()
+        .all(|r| r.status == StatusCode::SERVICE_UNAVAILABLE));
+    let reason = refused[29].body["data"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(reason.contains("no state for this sale"), "{reason}");
+
+    let output = Command::new(SPIKE)
+        .args([
+            "sale",
+            "recover",
+            "--redis",
+            redis.url(),
+            "--database-url",
+            database.url(),
+        ])
+        .args(["--event", event.as_str()])
+        .output()
+        .expect("run spike sale recover");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let snapshot = central
+        .snapshot(&event)
+        .await
+        .expect("snapshot")
+        .expect("recovered");
+    assert_eq!((snapshot.sold, snapshot.buyers), (200, 200));
+
+    // Within a second the node sells again, from the rebuilt state.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let again = get_all(&http, buy_urls(&node, 0..200), 32).await;
+    assert_eq!(
+        count(&again, -2),
+        200,
+        "earlier buyers still hold their orders"
+    );
+    let after = get_all(&http, buy_urls(&node, 200..1_000), 32).await;
+    assert_eq!(count(&after, 1), 300, "exactly the remaining seats");
+    drained(&central, &event).await;
+    pipeline.stop().await;
+    let orders = ledger.orders_of_event(&event).await.expect("orders");
+    let sequences: BTreeSet<u64> = orders.iter().map(|o| o.sequence).collect();
+    assert_eq!(orders.len(), 500, "final orders = stock");
+    assert_eq!(
+        sequences,
+        (1..=500).collect(),
+        "sequences continue, none reused"
+    );
+    assert!(audit_passes(redis.url(), database.url(), &event));
+}
