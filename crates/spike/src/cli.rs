@@ -68,7 +68,7 @@ pub struct LedgerArgs {
 }
 
 /// How the order pipeline works, shared by `spike orders` and `spike node --orders-worker`.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, PartialEq, Eq)]
 pub struct PipelineArgs {
     /// This writer's consumer name in the stream's group (default: orders-PID).
     #[arg(long)]
@@ -85,6 +85,19 @@ pub struct PipelineArgs {
     /// Don't expire orders or return seats in this process (another one does).
     #[arg(long)]
     pub no_expiry: bool,
+}
+
+impl Default for PipelineArgs {
+    /// The flags' defaults.
+    fn default() -> Self {
+        Self {
+            consumer: None,
+            batch: NonZeroUsize::new(1_000).unwrap_or(NonZeroUsize::MIN),
+            claim_idle: Duration::from_secs(5),
+            expire_every: Duration::from_millis(200),
+            no_expiry: false,
+        }
+    }
 }
 
 /// `spike orders`
@@ -398,6 +411,9 @@ pub struct DemoArgs {
     /// Run on real Redis instead of the embedded central stock.
     #[arg(long)]
     pub redis: Option<String>,
+    /// The order ledger the sold seats are written to (default: SQLite in memory).
+    #[arg(long, default_value = "sqlite::memory:")]
+    pub database_url: String,
     /// Fixed total request rate per second (default: as fast as possible).
     #[arg(long)]
     pub rate: Option<f64>,
@@ -426,6 +442,13 @@ fn parse_duration(text: &str) -> Result<Duration, humantime::DurationError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pipeline_defaults_match_the_flags() {
+        let cli = Cli::try_parse_from(["spike", "orders", "--redis", "r", "--database-url", "sqlite::memory:"]).unwrap();
+        let Command::Orders(args) = cli.command else { panic!("orders") };
+        assert_eq!(args.pipeline, PipelineArgs::default());
+    }
 
     #[test]
     fn sale_flags_become_a_config() {

@@ -1,25 +1,28 @@
 //! `spike demo`: the articles' scenario in one process. Nodes with weights
 //! 1:2:…:N on one central stock (embedded, or Redis with `--redis`), the
 //! embedded front door before them, and simulated users buying through it;
-//! then the report, the split over nodes, and every invariant.
+//! then the report, the split over nodes, the orders written to the ledger
+//! (SQLite in memory unless `--database-url`), the audit, and every invariant.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use spike_bench::report::thousands;
 use spike_bench::{BenchConfig, Report, Target};
-use spike_core::{CentralStock, EventId, MemoryCentral, NodeId, SaleConfig};
+use spike_core::{CentralStock, EventId, MemoryCentral, NodeId, OrderStream, SaleConfig};
 use spike_dashboard::{serve_dashboard, DashboardConfig};
 use spike_front::{serve_front, FrontConfig, Upstream};
 use spike_node::{serve, Node, NodeConfig};
 use tokio::net::TcpListener;
 
+use super::audit::{audit_event, report_table};
 use super::bench::{central_view, print_report};
+use super::orders::{ledger, Pipeline};
 use super::redis;
-use crate::cli::DemoArgs;
+use crate::cli::{DemoArgs, PipelineArgs};
 
 /// The demo's result: the load report plus what each node sold.
 #[derive(Debug, Serialize)]
@@ -28,8 +31,22 @@ struct DemoReport {
     event: String,
     report: Report,
     sales_per_node: BTreeMap<String, u64>,
+    orders: OrdersSummary,
     all_invariants_held: bool,
 }
+
+/// What became of the sold seats in the order ledger.
+#[derive(Debug, Serialize)]
+struct OrdersSummary {
+    ledger: &'static str,
+    written: u64,
+    /// From the last answer of the sale until the stream was empty.
+    drained_after_ms: u128,
+    audit_passed: bool,
+}
+
+/// Longest wait for the order stream to drain after the sale.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs the demo; `Ok(false)` when an invariant failed.
 pub async fn run_demo(args: DemoArgs) -> anyhow::Result<bool> {
@@ -57,13 +74,20 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<bool> {
     }
 }
 
-async fn demo<C: CentralStock>(
+async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
     args: &DemoArgs,
     central_kind: &'static str,
     event: &EventId,
     central: &C,
     node_centrals: Vec<C>,
 ) -> anyhow::Result<bool> {
+    let ledger = ledger(&args.database_url).await?;
+    let pipeline = Pipeline::start(
+        central.clone(),
+        ledger.clone(),
+        vec![event.clone()],
+        &PipelineArgs::default(),
+    )?;
     let mut nodes = Vec::new();
     let mut servers = Vec::new();
     let mut upstreams = Vec::new();
@@ -113,6 +137,23 @@ async fn demo<C: CentralStock>(
     config.progress = !args.output.no_progress;
     config.rate = args.rate;
     let data = spike_bench::run(&config).await?;
+    let sale_ended = Instant::now();
+    while central.backlog(event).await?.entries > 0 && sale_ended.elapsed() < DRAIN_TIMEOUT {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let drained_after = sale_ended.elapsed();
+    pipeline.stop().await;
+    let audit = audit_event(central, &ledger, event, None).await?;
+    let counts = ledger.counts(event).await?;
+    let orders = OrdersSummary {
+        ledger: match ledger.backend() {
+            spike_orders::Backend::Postgres => "postgres",
+            spike_orders::Backend::Sqlite => "sqlite",
+        },
+        written: counts.reserved + counts.paid + counts.expired + counts.cancelled,
+        drained_after_ms: drained_after.as_millis(),
+        audit_passed: audit.passed(),
+    };
     let view = central_view(central, event).await?;
     let report = Report::new(&config, &data, Some(view), args.users >= args.stock);
 
@@ -125,14 +166,17 @@ async fn demo<C: CentralStock>(
             (node.id().to_string(), sold)
         })
         .collect();
-    let all_invariants_held =
-        report.all_checks_passed() && sales_per_node.values().sum::<u64>() == view.sold;
+    let all_invariants_held = report.all_checks_passed()
+        && sales_per_node.values().sum::<u64>() == view.sold
+        && orders.written == view.sold
+        && orders.audit_passed;
     if args.output.json {
         let demo = DemoReport {
             central: central_kind,
             event: event.to_string(),
             report,
             sales_per_node,
+            orders,
             all_invariants_held,
         };
         println!("{}", serde_json::to_string_pretty(&demo)?);
@@ -142,6 +186,13 @@ async fn demo<C: CentralStock>(
         for (node, sold) in &sales_per_node {
             println!("  {node:<12} {:>12}", thousands(*sold));
         }
+        println!(
+            "\norders: {} written to the {} ledger; stream empty {} ms after the last answer",
+            thousands(orders.written),
+            orders.ledger,
+            orders.drained_after_ms,
+        );
+        print!("{}", report_table(event, &audit));
         let verdict = if all_invariants_held {
             "every invariant held"
         } else {
