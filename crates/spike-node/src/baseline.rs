@@ -1,6 +1,7 @@
 //! The benchmark baseline: the smallest hyper server that answers every
 //! request with the node's sold-out bytes and headers. A node's sold-out
-//! path is measured against it in the same run.
+//! path is measured against it in the same run. Also the bare `/metrics`
+//! server of processes that are not nodes (`spike orders`).
 
 use std::convert::Infallible;
 
@@ -27,6 +28,25 @@ pub async fn serve_baseline(listener: TcpListener) -> std::io::Result<()> {
                 let headers = response.headers_mut();
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 headers.insert(NODE_HEADER, HeaderValue::from_static("baseline"));
+                Ok::<_, Infallible>(response)
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Answers every request with this process's Prometheus metrics, forever.
+pub async fn serve_metrics(listener: TcpListener) -> std::io::Result<()> {
+    let _ = spike_telemetry::prometheus();
+    loop {
+        let (stream, _) = listener.accept().await?;
+        tokio::spawn(async move {
+            let service = service_fn(|_request| async {
+                let mut response = Response::new(Full::new(Bytes::from(spike_telemetry::render())));
+                let content_type = HeaderValue::from_static("text/plain; version=0.0.4");
+                response.headers_mut().insert(CONTENT_TYPE, content_type);
                 Ok::<_, Infallible>(response)
             });
             let _ = http1::Builder::new()

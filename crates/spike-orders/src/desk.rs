@@ -7,6 +7,7 @@
 
 use std::time::SystemTime;
 
+use metrics::counter;
 use spike_core::order::{Order, Transition};
 use spike_core::sale::unix_millis;
 use spike_core::{CentralError, CentralStock, OrderId, OrderStream, StreamEntry, UserId};
@@ -92,13 +93,18 @@ impl<C: CentralStock + OrderStream> OrderDesk<C> {
 
     /// Pays an order.
     pub async fn pay(&self, id: &OrderId) -> Result<Moved, DeskError> {
-        self.apply(id, Transition::Pay).await
+        let moved = self.apply(id, Transition::Pay).await?;
+        if let Moved::Applied(_) = moved {
+            counter!("spike_orders_paid_total").increment(1);
+        }
+        Ok(moved)
     }
 
     /// Cancels an order and gives its seat back.
     pub async fn cancel(&self, id: &OrderId) -> Result<Moved, DeskError> {
         let moved = self.apply(id, Transition::Cancel).await?;
         if let Moved::Applied(_) = moved {
+            counter!("spike_orders_cancelled_total").increment(1);
             // The seat is owed now; return it without waiting for the next
             // expiry pass. A failure here leaves it owed, and the pass retries.
             if let Err(error) = expire_and_return(&self.central, &self.ledger).await {

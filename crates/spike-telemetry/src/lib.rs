@@ -103,6 +103,34 @@ fn describe() {
         "spike_front_retries_total",
         "Requests the front door sent to another node."
     );
+    describe_counter!(
+        "spike_orders_written_total",
+        "Orders the order writers wrote to the ledger."
+    );
+    describe_counter!(
+        "spike_orders_paid_total",
+        "Orders paid through the orders API."
+    );
+    describe_counter!(
+        "spike_orders_cancelled_total",
+        "Orders cancelled through the orders API."
+    );
+    describe_counter!(
+        "spike_orders_expired_total",
+        "Reserved orders expired unpaid."
+    );
+    describe_counter!(
+        "spike_seats_returned_total",
+        "Seats of expired or cancelled orders given back to central stock."
+    );
+    describe_gauge!(
+        "spike_order_stream_backlog",
+        "Order stream entries not yet written to the ledger, by event."
+    );
+    describe_gauge!(
+        "spike_order_stream_pending",
+        "Order stream entries read by a writer and not yet acknowledged, by event."
+    );
 }
 
 /// A lock-free latency histogram with the same buckets as Prometheus's,

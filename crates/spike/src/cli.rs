@@ -112,6 +112,9 @@ pub struct OrdersArgs {
     /// Events to write (repeatable); default: every event in Redis.
     #[arg(long = "event")]
     pub events: Vec<EventId>,
+    /// Serve Prometheus metrics (orders written, expired, returned; stream backlog) here.
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
     /// How the pipeline works.
     #[command(flatten)]
     pub pipeline: PipelineArgs,
@@ -445,8 +448,18 @@ mod tests {
 
     #[test]
     fn pipeline_defaults_match_the_flags() {
-        let cli = Cli::try_parse_from(["spike", "orders", "--redis", "r", "--database-url", "sqlite::memory:"]).unwrap();
-        let Command::Orders(args) = cli.command else { panic!("orders") };
+        let cli = Cli::try_parse_from([
+            "spike",
+            "orders",
+            "--redis",
+            "r",
+            "--database-url",
+            "sqlite::memory:",
+        ])
+        .unwrap();
+        let Command::Orders(args) = cli.command else {
+            panic!("orders")
+        };
         assert_eq!(args.pipeline, PipelineArgs::default());
     }
 

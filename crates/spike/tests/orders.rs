@@ -11,13 +11,15 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{count, create_sale, get_all, redis_central, start_node, Http, TestNode};
+use common::{
+    count, create_sale, get_all, get_prometheus_text, redis_central, start_node, Http, TestNode,
+};
 use hyper::{Method, StatusCode};
 use spike_core::order::OrderState;
 use spike_core::{CentralStock, EventId, MemoryCentral, NodeId, OrderStream, SaleConfig};
 use spike_node::OrdersHttp;
 use spike_orders::{run_expiry, OrderDesk, OrderLedger, OrderWriter, WriterConfig};
-use spike_testkit::{unique, TestDatabase, TestRedis};
+use spike_testkit::{free_port, unique, TestDatabase, TestRedis};
 use tokio::sync::watch;
 
 const SPIKE: &str = env!("CARGO_BIN_EXE_spike");
@@ -156,7 +158,13 @@ fn buy_urls(node: &TestNode<impl CentralStock>, users: std::ops::Range<u64>) -> 
 
 // ---------------------------------------------------------------- writers
 
-fn spawn_writer(redis: &str, database: &str, event: &EventId, consumer: &str) -> Child {
+fn spawn_writer(
+    redis: &str,
+    database: &str,
+    event: &EventId,
+    consumer: &str,
+    metrics: u16,
+) -> Child {
     Command::new(SPIKE)
         .args([
             "orders",
@@ -176,6 +184,7 @@ fn spawn_writer(redis: &str, database: &str, event: &EventId, consumer: &str) ->
             "1s",
             "--no-expiry",
         ])
+        .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -233,8 +242,15 @@ async fn two_writers_one_killed_mid_batch_write_every_order_exactly_once() {
         Duration::from_secs(1),
     )
     .await;
-    let mut doomed = spawn_writer(redis.url(), database.url(), &event, "writer-a");
-    let mut survivor = spawn_writer(redis.url(), database.url(), &event, "writer-b");
+    let mut doomed = spawn_writer(redis.url(), database.url(), &event, "writer-a", free_port());
+    let survivor_metrics = free_port();
+    let mut survivor = spawn_writer(
+        redis.url(),
+        database.url(),
+        &event,
+        "writer-b",
+        survivor_metrics,
+    );
 
     let urls = buy_urls(&node, 0..5_000);
     let buying = tokio::spawn(async move { get_all(&Http::new(), urls, 64).await });
@@ -262,6 +278,22 @@ async fn two_writers_one_killed_mid_batch_write_every_order_exactly_once() {
     assert_eq!(count(&replies, 1), 1_000, "exactly the stock is sold");
     assert_eq!(count(&replies, -1), 4_000);
     drained(&central, &event).await;
+    // The survivor's metrics say what it wrote and that nothing is left.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let text = get_prometheus_text(&format!("http://127.0.0.1:{survivor_metrics}/metrics")).await;
+    let metric = |name: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} in {text}"));
+        line.rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    assert!(metric("spike_orders_written_total") >= 1.0);
+    assert_eq!(metric("spike_order_stream_backlog"), 0.0);
+    assert_eq!(metric("spike_order_stream_pending"), 0.0);
     let _ = survivor.kill();
     let _ = survivor.wait();
 

@@ -87,6 +87,13 @@ impl Pipeline {
 pub async fn run_orders(args: OrdersArgs) -> anyhow::Result<()> {
     let central = redis(&args.redis).await?;
     let ledger = ledger(&args.ledger.database_url).await?;
+    if let Some(addr) = args.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        tracing::info!(%addr, "metrics at /metrics");
+        tokio::spawn(spike_node::baseline::serve_metrics(listener));
+    }
     let pipeline = Pipeline::start(central, ledger, args.events.clone(), &args.pipeline)?;
     tracing::info!(events = ?args.events, expiry = !args.pipeline.no_expiry, "order pipeline running");
     shutdown_signal().await?;
