@@ -75,12 +75,6 @@ impl AuditReport {
     }
 }
 
-/// An order that still counts against central stock's `sold`: it holds its
-/// seat, or gave it up and the seat is not back yet.
-fn counts_as_sold(order: &Order) -> bool {
-    order.counts_as_sold()
-}
-
 /// Reconciles one event's records.
 pub fn audit(evidence: &Evidence<'_>) -> AuditReport {
     let ledger: HashMap<&OrderId, &Order> = evidence.orders.iter().map(|o| (&o.id, o)).collect();
@@ -101,7 +95,11 @@ pub fn audit(evidence: &Evidence<'_>) -> AuditReport {
     let owed = (evidence.orders.iter())
         .filter(|o| !o.state.holds_seat() && o.seat_returned_at_ms.is_none())
         .count() as u64;
-    let counted = evidence.orders.iter().filter(|o| counts_as_sold(o)).count() as u64;
+    let counted = evidence
+        .orders
+        .iter()
+        .filter(|o| o.counts_as_sold())
+        .count() as u64;
     let expected_sold = counted + unwritten.len() as u64;
 
     let mut lines = Vec::new();
@@ -140,7 +138,7 @@ pub fn audit(evidence: &Evidence<'_>) -> AuditReport {
     lines.push(AuditLine::check("order ids sold twice", reused_ids, 0));
 
     let holders = (evidence.orders.iter())
-        .filter(|o| counts_as_sold(o))
+        .filter(|o| o.counts_as_sold())
         .map(|o| (&o.request, o.user.as_ref()))
         .chain(unwritten.iter().map(|e| (&e.request, e.user.as_ref())));
     let mut per_user: HashMap<&UserId, u64> = HashMap::new();

@@ -120,7 +120,13 @@ async fn transitions_leave_reserved_once_and_only_on_time() {
                 .unwrap(),
             2
         );
-        assert_eq!(ledger.mark_returned(&[b.clone()], late).await.unwrap(), 0);
+        assert_eq!(
+            ledger
+                .mark_returned(std::slice::from_ref(b), late)
+                .await
+                .unwrap(),
+            0
+        );
         assert!(ledger.seats_owed(100).await.unwrap().is_empty());
         let missing = OrderId::parse("L2-99").unwrap();
         assert_eq!(
