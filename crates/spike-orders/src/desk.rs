@@ -12,7 +12,7 @@ use spike_core::order::{Order, Transition};
 use spike_core::sale::unix_millis;
 use spike_core::{CentralError, CentralStock, OrderId, OrderStream, StreamEntry, UserId};
 
-use crate::expiry::expire_and_return;
+use crate::expiry::return_seats;
 use crate::ledger::{LedgerError, Moved, OrderLedger};
 
 /// Why the desk could not answer.
@@ -103,11 +103,12 @@ impl<C: CentralStock + OrderStream> OrderDesk<C> {
     /// Cancels an order and gives its seat back.
     pub async fn cancel(&self, id: &OrderId) -> Result<Moved, DeskError> {
         let moved = self.apply(id, Transition::Cancel).await?;
-        if let Moved::Applied(_) = moved {
+        if let Moved::Applied(order) = &moved {
             counter!("spike_orders_cancelled_total").increment(1);
             // The seat is owed now; return it without waiting for the next
             // expiry pass. A failure here leaves it owed, and the pass retries.
-            if let Err(error) = expire_and_return(&self.central, &self.ledger).await {
+            let owed = std::slice::from_ref(order);
+            if let Err(error) = return_seats(&self.central, &self.ledger, owed).await {
                 tracing::warn!(order = %id, %error, "seat return deferred to the next expiry pass");
             }
             if let Some(order) = self.ledger.order(id).await? {

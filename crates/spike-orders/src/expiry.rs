@@ -8,6 +8,7 @@
 use std::time::{Duration, SystemTime};
 
 use metrics::counter;
+use spike_core::order::Order;
 use spike_core::sale::unix_millis;
 use spike_core::{CentralStock, Release};
 use tokio::sync::watch;
@@ -37,9 +38,25 @@ pub async fn expire_and_return<C: CentralStock>(
     let expired = ledger.expire_due(now, PASS_SIZE).await?;
     counter!("spike_orders_expired_total").increment(expired.len() as u64);
     let owed = ledger.seats_owed(PASS_SIZE).await?;
+    let (returned, still_owed) = return_seats(central, ledger, &owed).await?;
+    Ok(ExpiryPass {
+        expired: expired.len() as u64,
+        returned,
+        still_owed,
+    })
+}
+
+/// Gives the seats of `owed` (expired or cancelled) orders back to central
+/// stock, then records each one given back. Returns how many were recorded
+/// and how many stay owed (central stock failed; retried by the next pass).
+pub async fn return_seats<C: CentralStock>(
+    central: &C,
+    ledger: &OrderLedger,
+    owed: &[Order],
+) -> Result<(u64, u64), LedgerError> {
     let mut returned = Vec::with_capacity(owed.len());
     let mut still_owed = 0;
-    for order in &owed {
+    for order in owed {
         let release = central
             .release(&order.event, &order.id, order.user.as_ref(), &order.request)
             .await;
@@ -65,11 +82,7 @@ pub async fn expire_and_return<C: CentralStock>(
         .mark_returned(&returned, unix_millis(SystemTime::now()))
         .await?;
     counter!("spike_seats_returned_total").increment(marked);
-    Ok(ExpiryPass {
-        expired: expired.len() as u64,
-        returned: marked,
-        still_owed,
-    })
+    Ok((marked, still_owed))
 }
 
 /// Runs expiry passes every `every` until `stop` turns true.

@@ -11,6 +11,6 @@ pub mod ledger;
 pub mod writer;
 
 pub use desk::{DeskError, Found, OrderDesk};
-pub use expiry::{expire_and_return, run_expiry, ExpiryPass};
+pub use expiry::{expire_and_return, return_seats, run_expiry, ExpiryPass};
 pub use ledger::{Backend, Inserted, LedgerError, Moved, OrderLedger, StateCounts};
 pub use writer::{OrderWriter, WriterConfig, WriterError, WriterTally};
