@@ -199,6 +199,12 @@ impl<C: CentralStock + OrderStream + Clone> OrdersHttp<C> {
         };
         match self.desk.find(&id).await {
             Ok(Found::Missing) => return no_such_order(&id),
+            Ok(found) if found.user().is_some() && user.is_none() => {
+                return refused(
+                    StatusCode::BAD_REQUEST,
+                    "user_id is required to pay for or cancel an order",
+                );
+            }
             Ok(found) if found.user().is_some() && found.user() != user.as_ref() => {
                 return refused(
                     StatusCode::FORBIDDEN,

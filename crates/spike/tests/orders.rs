@@ -17,7 +17,7 @@ use common::{
 use hyper::{Method, StatusCode};
 use spike_core::order::OrderState;
 use spike_core::{CentralStock, EventId, MemoryCentral, NodeId, OrderStream, SaleConfig};
-use spike_node::OrdersHttp;
+use spike_node::{OrdersHttp, StatLog};
 use spike_orders::{run_expiry, OrderDesk, OrderLedger, OrderWriter, WriterConfig};
 use spike_testkit::{free_port, unique, TestDatabase, TestRedis};
 use tokio::sync::watch;
@@ -95,6 +95,11 @@ async fn seats_settled(ledger: &OrderLedger, event: &EventId) {
 
 /// Runs `spike audit` and returns whether it passed (exit status 0).
 fn audit_passes(redis: &str, database: &str, event: &EventId) -> bool {
+    audit_passes_with(redis, database, event, &[])
+}
+
+/// Runs `spike audit` with extra arguments (e.g. `--stat-log FILE`).
+fn audit_passes_with(redis: &str, database: &str, event: &EventId, extra: &[&str]) -> bool {
     let output = Command::new(SPIKE)
         .args([
             "audit",
@@ -105,6 +110,7 @@ fn audit_passes(redis: &str, database: &str, event: &EventId) -> bool {
             "--event",
             event.as_str(),
         ])
+        .args(extra)
         .output()
         .expect("run spike audit");
     let table = String::from_utf8_lossy(&output.stdout);
@@ -234,11 +240,13 @@ async fn two_writers_one_killed_mid_batch_write_every_order_exactly_once() {
     let ledger = OrderLedger::connect(database.url()).await.expect("ledger");
     let event = event("writers");
     create_sale(&central, &event, SaleConfig::new(1_000).expect("config")).await;
+    let stat_path = std::env::temp_dir().join(format!("{}.stat.log", unique("writers")));
+    let stat_log = StatLog::open(&stat_path, NodeId::parse("n1").expect("id")).expect("stat log");
     let node = start_node(
         central.clone(),
         "n1",
         vec![event.clone()],
-        None,
+        Some(stat_log),
         Duration::from_secs(1),
     )
     .await;
@@ -315,7 +323,33 @@ async fn two_writers_one_killed_mid_batch_write_every_order_exactly_once() {
         pending_by_consumer(&redis, &event).is_empty(),
         "stream fully acknowledged"
     );
-    assert!(audit_passes(redis.url(), database.url(), &event));
+    node.stop().await; // flushes the stat log
+    let stat_arg = stat_path.to_string_lossy().into_owned();
+    let with_log = ["--stat-log", stat_arg.as_str()];
+    assert!(audit_passes_with(
+        redis.url(),
+        database.url(),
+        &event,
+        &with_log
+    ));
+    // An order the stat log never reported fails the audit with the log.
+    let log = std::fs::read_to_string(&stat_path).expect("read stat log");
+    let first_sale = log
+        .lines()
+        .position(|l| l.contains("code:1,"))
+        .expect("a sale line");
+    let kept: Vec<&str> = (log.lines().enumerate())
+        .filter(|(i, _)| *i != first_sale)
+        .map(|(_, l)| l)
+        .collect();
+    std::fs::write(&stat_path, kept.join("\n") + "\n").expect("rewrite stat log");
+    assert!(!audit_passes_with(
+        redis.url(),
+        database.url(),
+        &event,
+        &with_log
+    ));
+    let _ = std::fs::remove_file(&stat_path);
 
     // A corrupted state fails the audit: central stock claims one seat more
     // than the records explain.
@@ -610,4 +644,118 @@ async fn redis_restarted_empty_is_recovered_from_the_ledger_without_oversell() {
         "sequences continue, none reused"
     );
     assert!(audit_passes(redis.url(), database.url(), &event));
+}
+
+// ---------------------------------------------------------------- bad input
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_api_refuses_bad_input_with_4xx_and_changes_nothing() {
+    let database = TestDatabase::sqlite();
+    let ledger = OrderLedger::connect(database.url()).await.expect("ledger");
+    let central = MemoryCentral::new();
+    let event = event("bad");
+    create_sale(&central, &event, SaleConfig::new(5).expect("config")).await;
+    let pipeline = InProcessPipeline::start(&central, &ledger, &event);
+    let node = node_with_orders(&central, &ledger, &event).await;
+    let http = Http::new();
+    let sold = http.get(&node.url("/buy/ticket?user_id=ann")).await;
+    let order = sold.order().expect("order");
+    drained(&central, &event).await;
+    let cases: Vec<(Method, String, StatusCode)> = vec![
+        (
+            Method::POST,
+            format!("/orders/{order}/pay?user_id=bob"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Method::POST,
+            format!("/orders/{order}/pay"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            format!("/orders/{order}/cancel?user_id=bob"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Method::POST,
+            format!("/orders/{order}/pay?user_id=a%20b"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::GET,
+            format!("/orders/{order}/pay?user_id=ann"),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            Method::POST,
+            format!("/orders/{order}?user_id=ann"),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            Method::POST,
+            "/orders/bad%20id/pay?user_id=ann".into(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            format!("/orders/{event}-999/pay?user_id=ann"),
+            StatusCode::NOT_FOUND,
+        ),
+        (Method::GET, "/orders/nope".into(), StatusCode::NOT_FOUND),
+        (
+            Method::POST,
+            format!("/orders/{order}/refund?user_id=ann"),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::GET,
+            format!("/users/{}/orders", "u".repeat(65)),
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (method, path, status) in cases {
+        let reply = http.send(method.clone(), &node.url(&path)).await;
+        assert_eq!(reply.status, status, "{method} {path}: {:?}", reply.body);
+        assert_eq!(reply.code(), -4, "{method} {path}: {:?}", reply.body);
+    }
+    let shown = http.get(&node.url(&format!("/orders/{order}"))).await;
+    assert_eq!(shown.body["data"]["state"], "reserved", "nothing changed");
+    let snapshot = central
+        .snapshot(&event)
+        .await
+        .expect("snapshot")
+        .expect("sale");
+    assert_eq!(snapshot.sold, 1);
+    // The owner may pay, twice with the same answer, then not cancel.
+    let pay = node.url(&format!("/orders/{order}/pay?user_id=ann"));
+    for _ in 0..2 {
+        let paid = http.send(Method::POST, &pay).await;
+        assert_eq!(
+            (paid.status, paid.body["data"]["state"].clone()),
+            (StatusCode::OK, "paid".into())
+        );
+    }
+    let cancel = http
+        .send(
+            Method::POST,
+            &node.url(&format!("/orders/{order}/cancel?user_id=ann")),
+        )
+        .await;
+    assert_eq!(cancel.status, StatusCode::CONFLICT);
+    let mine = http.get(&node.url("/users/ann/orders")).await;
+    assert_eq!(mine.body["data"].as_array().map(Vec::len), Some(1));
+    pipeline.stop().await;
+}
+
+#[tokio::test]
+async fn a_node_without_a_ledger_says_how_to_turn_the_orders_api_on() {
+    let central = MemoryCentral::new();
+    let event = event("off");
+    create_sale(&central, &event, SaleConfig::new(5).expect("config")).await;
+    let node = start_node(central, "n1", vec![event], None, Duration::from_secs(1)).await;
+    let reply = Http::new().get(&node.url("/orders/x-1")).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let message = reply.body["msg"].as_str().unwrap_or_default();
+    assert!(message.contains("--database-url"), "{message}");
 }
