@@ -7,18 +7,23 @@ chmod 755 "$SPIKE_TMP" # PostgreSQL runs as its own user and must reach its data
 SPIKE_PIDS=()
 SPIKE_PG_DIRS=()
 
-# ensure_command COMMAND PACKAGE: apt-get install PACKAGE unless COMMAND exists.
-ensure_command() {
-  local command="$1" package="$2"
-  if command -v "$command" >/dev/null 2>&1 || [ -x "/usr/sbin/$command" ]; then return 0; fi
-  echo "== installing $package (for $command) from Debian's packages"
+# apt_install PACKAGE: installs a Debian package (apt-get update once per run).
+apt_install() {
   local sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   if [ -z "${SPIKE_APT_UPDATED:-}" ]; then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     SPIKE_APT_UPDATED=1
   fi
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
+}
+
+# ensure_command COMMAND PACKAGE: apt-get install PACKAGE unless COMMAND exists.
+ensure_command() {
+  local command="$1" package="$2"
+  if command -v "$command" >/dev/null 2>&1 || [ -x "/usr/sbin/$command" ]; then return 0; fi
+  echo "== installing $package (for $command) from Debian's packages"
+  apt_install "$package"
   command -v "$command" >/dev/null 2>&1 || [ -x "/usr/sbin/$command" ] \
     || { echo "could not install $package" >&2; return 1; }
 }
@@ -62,13 +67,7 @@ start_postgres() {
   if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     ensure_command psql postgresql-client
     echo "== installing postgresql from Debian's packages"
-    local sudo=""
-    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-    if [ -z "${SPIKE_APT_UPDATED:-}" ]; then
-      $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-      SPIKE_APT_UPDATED=1
-    fi
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    apt_install postgresql
   fi
   ensure_command psql postgresql-client
   local bin

@@ -123,15 +123,9 @@ pub struct OrdersArgs {
 /// `spike audit`
 #[derive(Debug, Args)]
 pub struct AuditArgs {
-    /// Redis URL.
-    #[arg(long, env = "SPIKE_REDIS")]
-    pub redis: String,
-    /// The order ledger.
+    /// The sale's records.
     #[command(flatten)]
-    pub ledger: LedgerArgs,
-    /// The event to audit.
-    #[arg(long)]
-    pub event: EventId,
+    pub records: SaleRecords,
     /// Stat logs of every node of the sale (repeatable); checks that each
     /// logged sale has its order and each order its logged sale.
     #[arg(long = "stat-log")]
@@ -169,13 +163,22 @@ pub enum SaleCommand {
 /// `spike sale recover`
 #[derive(Debug, Args)]
 pub struct SaleRecoverArgs {
+    /// The sale's records.
+    #[command(flatten)]
+    pub records: SaleRecords,
+}
+
+/// Where one sale's records are: central stock and its stream in Redis, and
+/// the order ledger.
+#[derive(Debug, Args)]
+pub struct SaleRecords {
     /// Redis URL.
     #[arg(long, env = "SPIKE_REDIS")]
     pub redis: String,
     /// The order ledger.
     #[command(flatten)]
     pub ledger: LedgerArgs,
-    /// The event to rebuild.
+    /// The event.
     #[arg(long)]
     pub event: EventId,
 }

@@ -368,24 +368,35 @@ async fn two_writers_one_killed_mid_batch_write_every_order_exactly_once() {
 
 // ------------------------------------------------- payment, expiry, resale
 
+/// Creates a sale of `stock` seats with a payment `window`, and starts the
+/// order pipeline and a node with the orders API for it.
+async fn open_sale<C>(
+    central: &C,
+    ledger: &OrderLedger,
+    event: &EventId,
+    stock: u64,
+    window: Duration,
+) -> (InProcessPipeline, TestNode<C>)
+where
+    C: CentralStock + OrderStream + Clone + std::fmt::Debug,
+{
+    let config = SaleConfig::new(stock)
+        .expect("config")
+        .with_payment_window(window)
+        .expect("window");
+    create_sale(central, event, config).await;
+    let pipeline = InProcessPipeline::start(central, ledger, event);
+    (pipeline, node_with_orders(central, ledger, event).await)
+}
+
 /// Many orders reach their deadline while their buyers pay: each order ends
 /// in exactly one state, and central stock's `sold` equals the paid orders.
-async fn payment_races_expiry<C>(
-    central: C,
-    ledger: OrderLedger,
-    event: EventId,
-) -> (C, OrderLedger)
+async fn payment_races_expiry<C>(central: C, ledger: OrderLedger, event: EventId)
 where
     C: CentralStock + OrderStream + Clone + std::fmt::Debug,
 {
     let window = Duration::from_millis(1_500);
-    let config = SaleConfig::new(200)
-        .expect("config")
-        .with_payment_window(window)
-        .expect("window");
-    create_sale(&central, &event, config).await;
-    let pipeline = InProcessPipeline::start(&central, &ledger, &event);
-    let node = node_with_orders(&central, &ledger, &event).await;
+    let (pipeline, node) = open_sale(&central, &ledger, &event, 200, window).await;
     let http = Http::new();
     let sold_at = Instant::now();
     let replies = get_all(&http, buy_urls(&node, 0..200), 32).await;
@@ -446,27 +457,16 @@ where
     assert_eq!(snapshot.sold, paid.len() as u64, "sold = reserved + paid");
     assert!(audit_in_process(&central, &ledger, &event).await);
     pipeline.stop().await;
-    (central, ledger)
 }
 
 /// Unpaid orders expire, their seats are sold again to new buyers, and in
 /// the end paid + reserved = stock: nothing undersold.
-async fn expired_seats_are_sold_again<C>(
-    central: C,
-    ledger: OrderLedger,
-    event: EventId,
-) -> (C, OrderLedger)
+async fn expired_seats_are_sold_again<C>(central: C, ledger: OrderLedger, event: EventId)
 where
     C: CentralStock + OrderStream + Clone + std::fmt::Debug,
 {
     let window = Duration::from_millis(800);
-    let config = SaleConfig::new(100)
-        .expect("config")
-        .with_payment_window(window)
-        .expect("window");
-    create_sale(&central, &event, config).await;
-    let pipeline = InProcessPipeline::start(&central, &ledger, &event);
-    let node = node_with_orders(&central, &ledger, &event).await;
+    let (pipeline, node) = open_sale(&central, &ledger, &event, 100, window).await;
     let http = Http::new();
     let first = get_all(&http, buy_urls(&node, 0..300), 32).await;
     assert_eq!(count(&first, 1), 100);
@@ -526,43 +526,68 @@ where
     assert_eq!(snapshot.sold, 100);
     assert!(audit_in_process(&central, &ledger, &event).await);
     pipeline.stop().await;
-    (central, ledger)
+}
+
+/// Real servers: the suite's Redis and a fresh PostgreSQL database.
+struct RealPair {
+    redis: TestRedis,
+    database: TestDatabase,
+    central: spike_redis::RedisCentral,
+    ledger: OrderLedger,
+}
+
+impl RealPair {
+    async fn start() -> Self {
+        let redis = TestRedis::shared_or_spawn();
+        let database = TestDatabase::postgres();
+        let central = redis_central(redis.url()).await;
+        let ledger = OrderLedger::connect(database.url()).await.expect("ledger");
+        Self {
+            redis,
+            database,
+            central,
+            ledger,
+        }
+    }
+
+    fn audit_passes(&self, event: &EventId) -> bool {
+        audit_passes(self.redis.url(), self.database.url(), event)
+    }
+}
+
+/// The embedded pair: in-process central stock and a SQLite file.
+async fn embedded_pair() -> (TestDatabase, MemoryCentral, OrderLedger) {
+    let database = TestDatabase::sqlite();
+    let ledger = OrderLedger::connect(database.url()).await.expect("ledger");
+    (database, MemoryCentral::new(), ledger)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payment_racing_expiry_on_redis_and_postgres() {
-    let redis = TestRedis::shared_or_spawn();
-    let database = TestDatabase::postgres();
-    let central = redis_central(redis.url()).await;
-    let ledger = OrderLedger::connect(database.url()).await.expect("ledger");
+    let pair = RealPair::start().await;
     let event = event("race");
-    payment_races_expiry(central, ledger, event.clone()).await;
-    assert!(audit_passes(redis.url(), database.url(), &event));
+    payment_races_expiry(pair.central.clone(), pair.ledger.clone(), event.clone()).await;
+    assert!(pair.audit_passes(&event));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payment_racing_expiry_embedded() {
-    let database = TestDatabase::sqlite();
-    let ledger = OrderLedger::connect(database.url()).await.expect("ledger");
-    payment_races_expiry(MemoryCentral::new(), ledger, event("race")).await;
+    let (_database, central, ledger) = embedded_pair().await;
+    payment_races_expiry(central, ledger, event("race")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_seats_are_sold_again_on_redis_and_postgres() {
-    let redis = TestRedis::shared_or_spawn();
-    let database = TestDatabase::postgres();
-    let central = redis_central(redis.url()).await;
-    let ledger = OrderLedger::connect(database.url()).await.expect("ledger");
+    let pair = RealPair::start().await;
     let event = event("resale");
-    expired_seats_are_sold_again(central, ledger, event.clone()).await;
-    assert!(audit_passes(redis.url(), database.url(), &event));
+    expired_seats_are_sold_again(pair.central.clone(), pair.ledger.clone(), event.clone()).await;
+    assert!(pair.audit_passes(&event));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_seats_are_sold_again_embedded() {
-    let database = TestDatabase::sqlite();
-    let ledger = OrderLedger::connect(database.url()).await.expect("ledger");
-    expired_seats_are_sold_again(MemoryCentral::new(), ledger, event("resale")).await;
+    let (_database, central, ledger) = embedded_pair().await;
+    expired_seats_are_sold_again(central, ledger, event("resale")).await;
 }
 
 // ---------------------------------------------------------------- recovery

@@ -89,24 +89,26 @@ pub(crate) fn report_table(event: &EventId, report: &AuditReport) -> String {
 
 /// `spike audit`: prints the reconciliation; `Ok(false)` on any mismatch.
 pub async fn run_audit(args: AuditArgs) -> anyhow::Result<bool> {
-    let central = redis(&args.redis).await?;
-    let ledger = ledger(&args.ledger.database_url).await?;
+    let records = &args.records;
+    let central = redis(&records.redis).await?;
+    let ledger = ledger(&records.ledger.database_url).await?;
+    let event = &records.event;
     let logged = if args.stat_logs.is_empty() {
         None
     } else {
-        Some(logged_sales(&args.event, &args.stat_logs)?)
+        Some(logged_sales(event, &args.stat_logs)?)
     };
-    let report = audit_event(&central, &ledger, &args.event, logged.as_ref()).await?;
+    let report = audit_event(&central, &ledger, event, logged.as_ref()).await?;
     if args.json {
         let lines: Vec<_> = (report.lines.iter())
             .map(|l| serde_json::json!({ "name": l.name, "actual": l.actual, "expected": l.expected, "ok": !l.failed() }))
             .collect();
         println!(
             "{}",
-            serde_json::json!({ "event": args.event.as_str(), "passed": report.passed(), "lines": lines })
+            serde_json::json!({ "event": event.as_str(), "passed": report.passed(), "lines": lines })
         );
     } else {
-        print!("{}", report_table(&args.event, &report));
+        print!("{}", report_table(event, &report));
     }
     Ok(report.passed())
 }

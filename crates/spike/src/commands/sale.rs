@@ -34,9 +34,10 @@ pub async fn sale_create(args: SaleCreateArgs) -> anyhow::Result<()> {
 /// stream's unwritten entries. Nodes refuse the sale while it is missing,
 /// and sell again from the rebuilt state within a second.
 pub async fn sale_recover(args: SaleRecoverArgs) -> anyhow::Result<()> {
-    let central = redis(&args.redis).await?;
-    let ledger = ledger(&args.ledger.database_url).await?;
-    let event = &args.event;
+    let records = &args.records;
+    let central = redis(&records.redis).await?;
+    let ledger = ledger(&records.ledger.database_url).await?;
+    let event = &records.event;
     let config = match ledger.sale(event).await? {
         Some(config) => config,
         None => match central.snapshot(event).await? {
