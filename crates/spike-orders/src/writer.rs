@@ -14,6 +14,9 @@ use tokio::sync::watch;
 
 use crate::ledger::{LedgerError, OrderLedger};
 
+/// Pause after a failed step before trying again.
+const RETRY_PAUSE: Duration = Duration::from_millis(250);
+
 /// How a writer works.
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
@@ -117,18 +120,26 @@ impl<C: CentralStock + OrderStream> OrderWriter<C> {
                 reported_at = Instant::now();
             }
             let mut busy = false;
+            let mut failed = false;
             for event in &events {
                 match self.step(event, reclaim, report).await {
                     Ok(full) => busy |= full,
                     Err(error) => {
                         tracing::warn!(%event, %error, "order writer: will retry");
                         self.rules.remove(event);
+                        failed = true;
                     }
                 }
             }
-            if !busy {
+            // After a failure, back off rather than retry (and log) 200 times a second.
+            let pause = if failed {
+                RETRY_PAUSE
+            } else {
+                self.config.idle_pause
+            };
+            if failed || !busy {
                 tokio::select! {
-                    _ = tokio::time::sleep(self.config.idle_pause) => {}
+                    _ = tokio::time::sleep(pause) => {}
                     _ = stop.changed() => {}
                 }
             }
