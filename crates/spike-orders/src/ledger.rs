@@ -158,7 +158,8 @@ pub struct OrderLedger {
 }
 
 impl OrderLedger {
-    /// Connects to `url` and brings its schema up to date.
+    /// Connects to `url` and brings its schema up to date. A SQLite file is
+    /// created if missing.
     ///
     /// SQLite ledgers use one connection (SQLite has one writer anyway, and an
     /// in-memory database lives only as long as its connection).
@@ -189,7 +190,15 @@ impl OrderLedger {
                     })
                 }),
         };
-        let pool = options.connect(url).await?;
+        let url = match backend {
+            // A SQLite file is created when missing, unless the URL says otherwise.
+            Backend::Sqlite if !url.contains("mode=") && !url.contains(":memory:") => {
+                let separator = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{separator}mode=rwc")
+            }
+            _ => url.to_owned(),
+        };
+        let pool = options.connect(&url).await?;
         migrator().run(&pool).await?;
         Ok(Self { pool, backend })
     }

@@ -37,11 +37,12 @@ impl TestDatabase {
         }
     }
 
-    /// A new SQLite database file in the system's temp directory.
+    /// A new SQLite database file in the system's temp directory (the ledger
+    /// creates it on first connect).
     pub fn sqlite() -> Self {
         let file = std::env::temp_dir().join(format!("{}.db", crate::unique("spike-ledger")));
         Self {
-            url: format!("sqlite://{}?mode=rwc", file.display()),
+            url: format!("sqlite://{}", file.display()),
             server: None,
             file: Some(file),
         }

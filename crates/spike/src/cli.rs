@@ -62,7 +62,7 @@ pub enum Command {
 /// Where the order ledger lives: `postgres://…` or `sqlite:…`.
 #[derive(Debug, Clone, Args)]
 pub struct LedgerArgs {
-    /// Order ledger URL: postgres://user@host:port/db or sqlite://path?mode=rwc.
+    /// Order ledger URL: postgres://user@host:port/db, or sqlite://path (created if missing).
     #[arg(long, env = "SPIKE_DATABASE_URL")]
     pub database_url: String,
 }
@@ -294,7 +294,7 @@ pub struct NodeArgs {
     #[arg(long)]
     pub no_metrics: bool,
     /// Serve the orders API (/orders/…, /users/…/orders) from this ledger:
-    /// postgres://… or sqlite://path?mode=rwc.
+    /// postgres://… or sqlite://path.
     #[arg(long, env = "SPIKE_DATABASE_URL")]
     pub database_url: Option<String>,
     /// Also run the order pipeline (writer and expiry) inside this node.
