@@ -332,6 +332,25 @@ async fn two_writers_one_killed_mid_batch_write_every_order_exactly_once() {
         &event,
         &with_log
     ));
+    let json = Command::new(SPIKE)
+        .args([
+            "audit",
+            "--redis",
+            redis.url(),
+            "--database-url",
+            database.url(),
+        ])
+        .args(["--event", event.as_str(), "--json"])
+        .output()
+        .expect("run spike audit --json");
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON report");
+    assert_eq!(report["passed"], true, "{report}");
+    let sold_line = (report["lines"].as_array().into_iter().flatten())
+        .find(|line| line["name"] == "central sold = reserved + paid + owed + unwritten")
+        .cloned()
+        .unwrap_or_default();
+    let figures = (sold_line["actual"].as_u64(), sold_line["expected"].as_u64());
+    assert_eq!(figures, (Some(1_000), Some(1_000)), "{report}");
     // An order the stat log never reported fails the audit with the log.
     let log = std::fs::read_to_string(&stat_path).expect("read stat log");
     let first_sale = log
