@@ -76,6 +76,9 @@ pub struct PipelineArgs {
     /// Stream entries per read and per database transaction.
     #[arg(long, default_value = "1000")]
     pub batch: NonZeroUsize,
+    /// Concurrent writers in this process (consumers NAME, NAME.2, …).
+    #[arg(long, default_value = "2")]
+    pub lanes: NonZeroUsize,
     /// Take over entries another writer left pending this long (it crashed or stalled).
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
     pub claim_idle: Duration,
@@ -93,6 +96,7 @@ impl Default for PipelineArgs {
         Self {
             consumer: None,
             batch: NonZeroUsize::new(1_000).unwrap_or(NonZeroUsize::MIN),
+            lanes: NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN),
             claim_idle: Duration::from_secs(5),
             expire_every: Duration::from_millis(200),
             no_expiry: false,

@@ -270,8 +270,9 @@ async fn two_writers_one_killed_mid_batch_write_every_order_exactly_once() {
         signal(&doomed, "STOP");
         let held = pending_by_consumer(&redis, &event)
             .into_iter()
-            .find(|(name, _)| name == "writer-a")
-            .map_or(0, |(_, held)| held);
+            .filter(|(name, _)| name.starts_with("writer-a"))
+            .map(|(_, held)| held)
+            .sum::<u64>();
         if held > 0 {
             break held;
         }

@@ -50,19 +50,26 @@ impl Pipeline {
             Some(name) => name.clone(),
             None => NodeId::parse(format!("orders-{}", std::process::id()))?,
         };
-        let mut config = WriterConfig::new(consumer);
-        config.events = events;
-        config.batch = args.batch.get();
-        config.claim_idle = args.claim_idle;
         let (stop, stopped) = watch::channel(false);
-        let writer = OrderWriter::new(config, central.clone(), ledger.clone());
-        let mut tasks = vec![tokio::spawn({
+        let mut tasks = Vec::new();
+        // Lanes overlap one batch's database commit with the next one's
+        // stream read; each is a consumer of its own (`NAME`, `NAME.2`, …).
+        for lane in 1..=args.lanes.get() {
+            let name = match lane {
+                1 => consumer.clone(),
+                n => NodeId::parse(format!("{consumer}.{n}"))?,
+            };
+            let mut config = WriterConfig::new(name);
+            config.events = events.clone();
+            config.batch = args.batch.get();
+            config.claim_idle = args.claim_idle;
+            let writer = OrderWriter::new(config, central.clone(), ledger.clone());
             let stopped = stopped.clone();
-            async move {
+            tasks.push(tokio::spawn(async move {
                 let tally = writer.run(stopped).await;
-                tracing::info!(?tally, "order writer stopped");
-            }
-        })];
+                tracing::info!(lane, ?tally, "order writer stopped");
+            }));
+        }
         if !args.no_expiry {
             tasks.push(tokio::spawn(run_expiry(
                 central,
