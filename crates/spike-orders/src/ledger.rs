@@ -19,8 +19,9 @@ use sqlx::{AnyPool, Executor, Row};
 /// Why the ledger failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    /// The URL names no supported database.
-    #[error("unsupported database URL {0:?} (use postgres://… or sqlite:…)")]
+    /// The URL names no supported database (the error shows its scheme only,
+    /// never a password).
+    #[error("unsupported database URL scheme {0:?} (use postgres://… or sqlite:…)")]
     UnsupportedUrl(String),
     /// The database refused or failed a statement.
     #[error("database: {0}")]
@@ -171,7 +172,8 @@ impl OrderLedger {
         } else if url.starts_with("sqlite:") {
             Backend::Sqlite
         } else {
-            return Err(LedgerError::UnsupportedUrl(url.to_owned()));
+            let scheme = url.split(':').next().unwrap_or_default();
+            return Err(LedgerError::UnsupportedUrl(scheme.to_owned()));
         };
         let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
         let options = match backend {
@@ -475,5 +477,20 @@ impl OrderLedger {
             }
         }
         Ok(counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn unknown_schemes_are_refused_without_echoing_secrets() {
+        let error = OrderLedger::connect("mysql://root:hunter2@db/spike")
+            .await
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("\"mysql\""), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
     }
 }
