@@ -7,6 +7,7 @@
 mod common;
 
 use std::collections::{BTreeSet, HashSet};
+use std::num::NonZeroUsize;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,9 +19,8 @@ use hyper::{Method, StatusCode};
 use spike_core::order::OrderState;
 use spike_core::{CentralStock, EventId, MemoryCentral, NodeId, OrderStream, SaleConfig};
 use spike_node::{OrdersHttp, StatLog};
-use spike_orders::{run_expiry, OrderDesk, OrderLedger, OrderWriter, WriterConfig};
+use spike_orders::{audit_event, OrderDesk, OrderLedger, Pipeline, PipelineConfig, WriterConfig};
 use spike_testkit::{free_port, unique, TestDatabase, TestRedis};
-use tokio::sync::watch;
 
 const SPIKE: &str = env!("CARGO_BIN_EXE_spike");
 
@@ -28,47 +28,22 @@ fn event(tag: &str) -> EventId {
     EventId::parse(unique(tag)).expect("event id")
 }
 
-/// An order pipeline (writer and expiry) running in this process.
-struct InProcessPipeline {
-    stop: watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl InProcessPipeline {
-    fn start<C: CentralStock + OrderStream + Clone>(
-        central: &C,
-        ledger: &OrderLedger,
-        event: &EventId,
-    ) -> Self {
-        let (stop, stopped) = watch::channel(false);
-        let mut config = WriterConfig::new(NodeId::parse(unique("writer")).expect("id"));
-        config.events = vec![event.clone()];
-        config.claim_idle = Duration::from_secs(1);
-        let writer = OrderWriter::new(config, central.clone(), ledger.clone());
-        let writing = {
-            let stopped = stopped.clone();
-            tokio::spawn(async move {
-                writer.run(stopped).await;
-            })
-        };
-        let expiring = tokio::spawn(run_expiry(
-            central.clone(),
-            ledger.clone(),
-            Duration::from_millis(50),
-            stopped,
-        ));
-        Self {
-            stop,
-            tasks: vec![writing, expiring],
-        }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        for task in self.tasks {
-            task.await.expect("pipeline task");
-        }
-    }
+/// The order pipeline (one writer lane and expiry every 50 ms) in this
+/// process, reclaiming after 1 s.
+fn start_pipeline<C: CentralStock + OrderStream + Clone>(
+    central: &C,
+    ledger: &OrderLedger,
+    event: &EventId,
+) -> Pipeline {
+    let mut writer = WriterConfig::new(NodeId::parse(unique("writer")).expect("id"));
+    writer.events = vec![event.clone()];
+    writer.claim_idle = Duration::from_secs(1);
+    let config = PipelineConfig {
+        writer,
+        lanes: NonZeroUsize::MIN,
+        expire_every: Some(Duration::from_millis(50)),
+    };
+    Pipeline::start(central.clone(), ledger.clone(), config).expect("pipeline")
 }
 
 /// Waits until every stream entry of `event` is written and acknowledged.
@@ -124,17 +99,9 @@ async fn audit_in_process<C: CentralStock + OrderStream>(
     ledger: &OrderLedger,
     event: &EventId,
 ) -> bool {
-    let snapshot = central.snapshot(event).await.expect("snapshot");
-    let stream = central.unacknowledged(event).await.expect("stream");
-    let backlog = central.backlog(event).await.expect("backlog");
-    let orders = ledger.orders_of_event(event).await.expect("orders");
-    let report = spike_core::reconcile::audit(&spike_core::reconcile::Evidence {
-        central: snapshot.as_ref(),
-        stream: &stream,
-        pending: backlog.pending,
-        orders: &orders,
-        logged_sales: None,
-    });
+    let report = audit_event(central, ledger, event, None)
+        .await
+        .expect("audit");
     eprintln!("{report:#?}");
     report.passed()
 }
@@ -396,7 +363,7 @@ async fn open_sale<C>(
     event: &EventId,
     stock: u64,
     window: Duration,
-) -> (InProcessPipeline, TestNode<C>)
+) -> (Pipeline, TestNode<C>)
 where
     C: CentralStock + OrderStream + Clone + std::fmt::Debug,
 {
@@ -405,7 +372,7 @@ where
         .with_payment_window(window)
         .expect("window");
     create_sale(central, event, config).await;
-    let pipeline = InProcessPipeline::start(central, ledger, event);
+    let pipeline = start_pipeline(central, ledger, event);
     (pipeline, node_with_orders(central, ledger, event).await)
 }
 
@@ -620,7 +587,7 @@ async fn redis_restarted_empty_is_recovered_from_the_ledger_without_oversell() {
     let ledger = OrderLedger::connect(database.url()).await.expect("ledger");
     let event = event("recover");
     create_sale(&central, &event, SaleConfig::new(500).expect("config")).await;
-    let pipeline = InProcessPipeline::start(&central, &ledger, &event);
+    let pipeline = start_pipeline(&central, &ledger, &event);
     let node = node_with_orders(&central, &ledger, &event).await;
     let http = Http::new();
     let before = get_all(&http, buy_urls(&node, 0..200), 32).await;
@@ -700,7 +667,7 @@ async fn orders_api_refuses_bad_input_with_4xx_and_changes_nothing() {
     let central = MemoryCentral::new();
     let event = event("bad");
     create_sale(&central, &event, SaleConfig::new(5).expect("config")).await;
-    let pipeline = InProcessPipeline::start(&central, &ledger, &event);
+    let pipeline = start_pipeline(&central, &ledger, &event);
     let node = node_with_orders(&central, &ledger, &event).await;
     let http = Http::new();
     let sold = http.get(&node.url("/buy/ticket?user_id=ann")).await;

@@ -1,16 +1,16 @@
 //! `spike audit`: gathers one event's records — central stock, the order
 //! stream, the ledger, and stat logs if given — and prints the reconciliation
-//! from `spike_core::reconcile`.
+//! from `spike_core::reconcile` as a table or JSON.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use anyhow::Context;
-use spike_core::reconcile::{audit, AuditReport, Evidence};
+use spike_core::reconcile::AuditReport;
 use spike_core::stat::parse_line;
-use spike_core::{CentralStock, EventId, OrderId, OrderStream};
-use spike_orders::OrderLedger;
+use spike_core::{EventId, OrderId};
+use spike_orders::audit_event;
 
 use super::orders::ledger;
 use super::redis;
@@ -43,26 +43,6 @@ pub(crate) fn logged_sales(
         }
     }
     Ok(sales)
-}
-
-/// Audits one event.
-pub(crate) async fn audit_event<C: CentralStock + OrderStream>(
-    central: &C,
-    ledger: &OrderLedger,
-    event: &EventId,
-    logged: Option<&HashSet<OrderId>>,
-) -> anyhow::Result<AuditReport> {
-    let snapshot = central.snapshot(event).await?;
-    let stream = central.unacknowledged(event).await?;
-    let backlog = central.backlog(event).await?;
-    let orders = ledger.orders_of_event(event).await?;
-    Ok(audit(&Evidence {
-        central: snapshot.as_ref(),
-        stream: &stream,
-        pending: backlog.pending,
-        orders: &orders,
-        logged_sales: logged,
-    }))
 }
 
 /// The report as a table: figure, expected, verdict.

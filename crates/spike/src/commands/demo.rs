@@ -16,11 +16,12 @@ use spike_core::{CentralStock, EventId, MemoryCentral, NodeId, OrderStream, Sale
 use spike_dashboard::{serve_dashboard, DashboardConfig};
 use spike_front::{serve_front, FrontConfig, Upstream};
 use spike_node::{serve, Node, NodeConfig};
+use spike_orders::{audit_event, Pipeline};
 use tokio::net::TcpListener;
 
-use super::audit::{audit_event, report_table};
+use super::audit::report_table;
 use super::bench::{central_view, print_report};
-use super::orders::{ledger, Pipeline};
+use super::orders::{ledger, pipeline_config};
 use super::redis;
 use crate::cli::{DemoArgs, PipelineArgs};
 
@@ -82,12 +83,8 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
     node_centrals: Vec<C>,
 ) -> anyhow::Result<bool> {
     let ledger = ledger(&args.database_url).await?;
-    let pipeline = Pipeline::start(
-        central.clone(),
-        ledger.clone(),
-        vec![event.clone()],
-        &PipelineArgs::default(),
-    )?;
+    let config = pipeline_config(&PipelineArgs::default(), vec![event.clone()])?;
+    let pipeline = Pipeline::start(central.clone(), ledger.clone(), config)?;
     let mut nodes = Vec::new();
     let mut servers = Vec::new();
     let mut upstreams = Vec::new();

@@ -38,3 +38,30 @@ async fn shutdown_signal() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `redis://user:secret@host:6379` → `redis://***@host:6379`: logs and
+/// errors carry no secrets.
+fn redact(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://***{}", &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_reach_the_log() {
+        assert_eq!(
+            redact("redis://:hunter2@10.0.0.1:6379/0"),
+            "redis://***@10.0.0.1:6379/0"
+        );
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            redact("postgres://me:secret@db/spike"),
+            "postgres://***@db/spike"
+        );
+    }
+}

@@ -7,11 +7,11 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use spike_core::{CentralStock, MemoryCentral, NodeId, OrderStream};
 use spike_node::{serve, Node, NodeConfig, OrdersHttp, StatLog};
-use spike_orders::OrderDesk;
+use spike_orders::{OrderDesk, Pipeline};
 use tokio::net::TcpListener;
 
-use super::orders::{ledger, Pipeline};
-use super::{redis, shutdown_signal};
+use super::orders::{ledger, pipeline_config};
+use super::{redact, redis, shutdown_signal};
 use crate::cli::{BaselineArgs, NodeArgs};
 
 /// How long a stopping node waits for open connections.
@@ -81,7 +81,8 @@ where
     if !worker {
         return Ok(None);
     }
-    Pipeline::start(central, ledger, args.events.clone(), &args.pipeline).map(Some)
+    let config = pipeline_config(&args.pipeline, args.events.clone())?;
+    Ok(Some(Pipeline::start(central, ledger, config)?))
 }
 
 async fn serve_until_signal<C: CentralStock>(
@@ -107,14 +108,6 @@ async fn serve_until_signal<C: CentralStock>(
     Ok(())
 }
 
-/// `redis://user:secret@host:6379` → `redis://***@host:6379`: logs carry no secrets.
-fn redact(url: &str) -> String {
-    match (url.split_once("://"), url.rfind('@')) {
-        (Some((scheme, _)), Some(at)) => format!("{scheme}://***{}", &url[at..]),
-        _ => url.to_string(),
-    }
-}
-
 /// `spike baseline`: the bare hyper server benchmarks compare against.
 pub async fn run_baseline(args: BaselineArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen)
@@ -126,18 +119,4 @@ pub async fn run_baseline(args: BaselineArgs) -> anyhow::Result<()> {
         result = shutdown_signal() => result?,
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn passwords_never_reach_the_log() {
-        assert_eq!(
-            redact("redis://:hunter2@10.0.0.1:6379/0"),
-            "redis://***@10.0.0.1:6379/0"
-        );
-        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-    }
 }

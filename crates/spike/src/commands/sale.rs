@@ -1,8 +1,8 @@
 //! `spike sale create` and `spike sale show`.
 
 use anyhow::bail;
-use spike_core::reconcile::restoration;
-use spike_core::{CentralStock, OrderStream, SaleSnapshot};
+use spike_core::{CentralStock, SaleSnapshot};
+use spike_orders::recover_sale;
 
 use super::orders::ledger;
 use super::redis;
@@ -38,26 +38,14 @@ pub async fn sale_recover(args: SaleRecoverArgs) -> anyhow::Result<()> {
     let central = redis(&records.redis).await?;
     let ledger = ledger(&records.ledger.database_url).await?;
     let event = &records.event;
-    let config = match ledger.sale(event).await? {
-        Some(config) => config,
-        None => match central.snapshot(event).await? {
-            Some(snapshot) => snapshot.config,
-            None => bail!(
-                "the ledger has no rules for {event} and Redis has no sale: \
-                 recreate it with `spike sale create --database-url …`"
-            ),
-        },
-    };
-    let orders = ledger.orders_of_event(event).await?;
-    let stream = central.unacknowledged(event).await?;
-    let restored = restoration(config, &orders, &stream);
-    central.restore(event, &restored).await?;
+    let recovered = recover_sale(&central, &ledger, event).await?;
+    let restored = &recovered.restoration;
     println!(
         "recovered sale {event}: {} seats held ({} orders in the ledger, {} unwritten in the stream), \
          {} given back, next order after sequence {}",
         restored.holding.len(),
-        orders.len(),
-        stream.len(),
+        recovered.ledger_orders,
+        recovered.stream_entries,
         restored.released.len(),
         restored.last_sequence,
     );

@@ -1,0 +1,75 @@
+//! The order pipeline as one running thing: writer lanes from the order
+//! stream into the ledger, plus the expiry loop, started and stopped
+//! together. `spike orders`, `spike node --orders-worker`, the demo and the
+//! tests all run this.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use spike_core::{CentralStock, IdError, NodeId, OrderStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::expiry::run_expiry;
+use crate::ledger::OrderLedger;
+use crate::writer::{OrderWriter, WriterConfig};
+
+/// How a pipeline runs.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// The writer's settings; lane 1 uses its consumer name as is.
+    pub writer: WriterConfig,
+    /// Writers in this process (consumers `NAME`, `NAME.2`, …), so that one
+    /// batch's commit overlaps the next one's read.
+    pub lanes: NonZeroUsize,
+    /// How often to expire orders and return seats; `None`: not here.
+    pub expire_every: Option<Duration>,
+}
+
+/// A running pipeline; [`Pipeline::stop`] ends it.
+#[derive(Debug)]
+pub struct Pipeline {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Pipeline {
+    /// Starts the writer lanes and, if configured, the expiry loop. Fails
+    /// only if a lane's consumer name would be too long.
+    pub fn start<C>(
+        central: C,
+        ledger: OrderLedger,
+        config: PipelineConfig,
+    ) -> Result<Self, IdError>
+    where
+        C: CentralStock + OrderStream + Clone,
+    {
+        let (stop, stopped) = watch::channel(false);
+        let consumer = config.writer.consumer.clone();
+        let mut tasks = Vec::new();
+        for lane in 1..=config.lanes.get() {
+            let mut writer = config.writer.clone();
+            if lane > 1 {
+                writer.consumer = NodeId::parse(format!("{consumer}.{lane}"))?;
+            }
+            let writer = OrderWriter::new(writer, central.clone(), ledger.clone());
+            let stopped = stopped.clone();
+            tasks.push(tokio::spawn(async move {
+                let tally = writer.run(stopped).await;
+                tracing::info!(lane, ?tally, "order writer stopped");
+            }));
+        }
+        if let Some(every) = config.expire_every {
+            tasks.push(tokio::spawn(run_expiry(central, ledger, every, stopped)));
+        }
+        Ok(Self { stop, tasks })
+    }
+
+    /// Finishes the batches in hand and stops (waiting at most 10 s a task).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Reading one sale's records — central stock, the order stream and the
+//! ledger — for the pure reconciliation in `spike_core::reconcile`: the
+//! audit, and the recovery of central stock from the ledger.
+
+use std::collections::HashSet;
+
+use spike_core::central::Restoration;
+use spike_core::reconcile::{audit, restoration, AuditReport, Evidence};
+use spike_core::{CentralError, CentralStock, EventId, OrderId, OrderStream};
+
+use crate::ledger::{LedgerError, OrderLedger};
+
+/// Why the records could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordsError {
+    /// Central stock or its stream failed.
+    #[error(transparent)]
+    Central(#[from] CentralError),
+    /// The ledger failed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// Neither the ledger nor central stock knows the sale's rules.
+    #[error(
+        "the ledger has no rules for {0} and central stock has no sale: \
+         recreate it with `spike sale create --database-url …`"
+    )]
+    UnknownSale(EventId),
+}
+
+/// Audits one event; `logged` are the sales the stat logs report, if given.
+pub async fn audit_event<C: CentralStock + OrderStream>(
+    central: &C,
+    ledger: &OrderLedger,
+    event: &EventId,
+    logged: Option<&HashSet<OrderId>>,
+) -> Result<AuditReport, RecordsError> {
+    let snapshot = central.snapshot(event).await?;
+    let stream = central.unacknowledged(event).await?;
+    let backlog = central.backlog(event).await?;
+    let orders = ledger.orders_of_event(event).await?;
+    Ok(audit(&Evidence {
+        central: snapshot.as_ref(),
+        stream: &stream,
+        pending: backlog.pending,
+        orders: &orders,
+        logged_sales: logged,
+    }))
+}
+
+/// What a recovery did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    /// What central stock was rebuilt from.
+    pub restoration: Restoration,
+    /// Orders read from the ledger.
+    pub ledger_orders: usize,
+    /// Entries read from the stream.
+    pub stream_entries: usize,
+}
+
+/// Rebuilds central stock for `event` from the ledger plus the stream's
+/// unwritten entries; the rules come from the ledger, else central stock.
+pub async fn recover_sale<C: CentralStock + OrderStream>(
+    central: &C,
+    ledger: &OrderLedger,
+    event: &EventId,
+) -> Result<Recovered, RecordsError> {
+    let config = match ledger.sale(event).await? {
+        Some(config) => config,
+        None => central
+            .snapshot(event)
+            .await?
+            .map(|snapshot| snapshot.config)
+            .ok_or_else(|| RecordsError::UnknownSale(event.clone()))?,
+    };
+    let orders = ledger.orders_of_event(event).await?;
+    let stream = central.unacknowledged(event).await?;
+    let restored = restoration(config, &orders, &stream);
+    central.restore(event, &restored).await?;
+    Ok(Recovered {
+        restoration: restored,
+        ledger_orders: orders.len(),
+        stream_entries: stream.len(),
+    })
+}
