@@ -10,7 +10,7 @@ use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 use spike_core::order::{Order, Refusal};
 use spike_core::{CentralStock, OrderId, OrderStream, StreamEntry, UserId};
-use spike_orders::{DeskError, Found, Moved, OrderDesk};
+use spike_orders::{Found, Moved, OrderDesk, OrdersError};
 
 use crate::answer::Answer;
 use crate::query::{decode, BuyParams};
@@ -123,7 +123,7 @@ fn entry_json(entry: &StreamEntry) -> Value {
     })
 }
 
-fn unavailable(error: &DeskError) -> Answer {
+fn unavailable(error: &OrdersError) -> Answer {
     tracing::warn!(%error, "orders API: backend failed");
     Answer::Json {
         status: StatusCode::SERVICE_UNAVAILABLE,

@@ -10,21 +10,11 @@ use std::time::SystemTime;
 use metrics::counter;
 use spike_core::order::{Order, Transition};
 use spike_core::sale::unix_millis;
-use spike_core::{CentralError, CentralStock, OrderId, OrderStream, StreamEntry, UserId};
+use spike_core::{CentralStock, OrderId, OrderStream, StreamEntry, UserId};
 
+use crate::error::OrdersError;
 use crate::expiry::return_seats;
-use crate::ledger::{LedgerError, Moved, OrderLedger};
-
-/// Why the desk could not answer.
-#[derive(Debug, thiserror::Error)]
-pub enum DeskError {
-    /// Central stock failed.
-    #[error(transparent)]
-    Central(#[from] CentralError),
-    /// The ledger failed.
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
-}
+use crate::ledger::{Moved, OrderLedger};
 
 /// An order as the desk found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +57,7 @@ impl<C: CentralStock + OrderStream> OrderDesk<C> {
     }
 
     /// Finds an order in the ledger or, failing that, in the stream.
-    pub async fn find(&self, id: &OrderId) -> Result<Found, DeskError> {
+    pub async fn find(&self, id: &OrderId) -> Result<Found, OrdersError> {
         if let Some(order) = self.ledger.order(id).await? {
             return Ok(Found::Written(order));
         }
@@ -87,12 +77,16 @@ impl<C: CentralStock + OrderStream> OrderDesk<C> {
     }
 
     /// A user's orders, newest first.
-    pub async fn orders_of_user(&self, user: &UserId, limit: u32) -> Result<Vec<Order>, DeskError> {
+    pub async fn orders_of_user(
+        &self,
+        user: &UserId,
+        limit: u32,
+    ) -> Result<Vec<Order>, OrdersError> {
         Ok(self.ledger.orders_of_user(user, limit).await?)
     }
 
     /// Pays an order.
-    pub async fn pay(&self, id: &OrderId) -> Result<Moved, DeskError> {
+    pub async fn pay(&self, id: &OrderId) -> Result<Moved, OrdersError> {
         let moved = self.apply(id, Transition::Pay).await?;
         if let Moved::Applied(_) = moved {
             counter!("spike_orders_paid_total").increment(1);
@@ -101,7 +95,7 @@ impl<C: CentralStock + OrderStream> OrderDesk<C> {
     }
 
     /// Cancels an order and gives its seat back.
-    pub async fn cancel(&self, id: &OrderId) -> Result<Moved, DeskError> {
+    pub async fn cancel(&self, id: &OrderId) -> Result<Moved, OrdersError> {
         let moved = self.apply(id, Transition::Cancel).await?;
         if let Moved::Applied(order) = &moved {
             counter!("spike_orders_cancelled_total").increment(1);
@@ -120,7 +114,7 @@ impl<C: CentralStock + OrderStream> OrderDesk<C> {
 
     /// Applies a buyer's transition, writing the order from the stream first
     /// if the writer has not yet.
-    async fn apply(&self, id: &OrderId, transition: Transition) -> Result<Moved, DeskError> {
+    async fn apply(&self, id: &OrderId, transition: Transition) -> Result<Moved, OrdersError> {
         let now = unix_millis(SystemTime::now());
         let moved = self.ledger.apply(id, transition, now).await?;
         if moved != Moved::NotFound {

@@ -6,15 +6,17 @@
 #![warn(missing_docs)]
 
 pub mod desk;
+pub mod error;
 pub mod expiry;
 pub mod ledger;
 pub mod pipeline;
 pub mod records;
 pub mod writer;
 
-pub use desk::{DeskError, Found, OrderDesk};
+pub use desk::{Found, OrderDesk};
+pub use error::OrdersError;
 pub use expiry::{expire_and_return, return_seats, run_expiry, ExpiryPass};
 pub use ledger::{Backend, Inserted, LedgerError, Moved, OrderLedger, StateCounts};
 pub use pipeline::{Pipeline, PipelineConfig};
-pub use records::{audit_event, recover_sale, RecordsError, Recovered};
-pub use writer::{OrderWriter, WriterConfig, WriterError, WriterTally};
+pub use records::{audit_event, recover_sale, Recovered};
+pub use writer::{OrderWriter, WriterConfig, WriterTally};

@@ -6,26 +6,10 @@ use std::collections::HashSet;
 
 use spike_core::central::Restoration;
 use spike_core::reconcile::{audit, restoration, AuditReport, Evidence};
-use spike_core::{CentralError, CentralStock, EventId, OrderId, OrderStream};
+use spike_core::{CentralStock, EventId, OrderId, OrderStream};
 
-use crate::ledger::{LedgerError, OrderLedger};
-
-/// Why the records could not be read or written.
-#[derive(Debug, thiserror::Error)]
-pub enum RecordsError {
-    /// Central stock or its stream failed.
-    #[error(transparent)]
-    Central(#[from] CentralError),
-    /// The ledger failed.
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
-    /// Neither the ledger nor central stock knows the sale's rules.
-    #[error(
-        "the ledger has no rules for {0} and central stock has no sale: \
-         recreate it with `spike sale create --database-url …`"
-    )]
-    UnknownSale(EventId),
-}
+use crate::error::OrdersError;
+use crate::ledger::OrderLedger;
 
 /// Audits one event; `logged` are the sales the stat logs report, if given.
 pub async fn audit_event<C: CentralStock + OrderStream>(
@@ -33,7 +17,7 @@ pub async fn audit_event<C: CentralStock + OrderStream>(
     ledger: &OrderLedger,
     event: &EventId,
     logged: Option<&HashSet<OrderId>>,
-) -> Result<AuditReport, RecordsError> {
+) -> Result<AuditReport, OrdersError> {
     let snapshot = central.snapshot(event).await?;
     let stream = central.unacknowledged(event).await?;
     let backlog = central.backlog(event).await?;
@@ -64,14 +48,14 @@ pub async fn recover_sale<C: CentralStock + OrderStream>(
     central: &C,
     ledger: &OrderLedger,
     event: &EventId,
-) -> Result<Recovered, RecordsError> {
+) -> Result<Recovered, OrdersError> {
     let config = match ledger.sale(event).await? {
         Some(config) => config,
         None => central
             .snapshot(event)
             .await?
             .map(|snapshot| snapshot.config)
-            .ok_or_else(|| RecordsError::UnknownSale(event.clone()))?,
+            .ok_or_else(|| OrdersError::UnknownSale(event.clone()))?,
     };
     let orders = ledger.orders_of_event(event).await?;
     let stream = central.unacknowledged(event).await?;

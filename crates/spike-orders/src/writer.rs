@@ -12,7 +12,8 @@ use spike_core::sale::unix_millis;
 use spike_core::{CentralError, CentralStock, EventId, NodeId, OrderStream, StreamEntry};
 use tokio::sync::watch;
 
-use crate::ledger::{LedgerError, OrderLedger};
+use crate::error::OrdersError;
+use crate::ledger::OrderLedger;
 
 /// Pause after a failed step before trying again.
 const RETRY_PAUSE: Duration = Duration::from_millis(250);
@@ -43,17 +44,6 @@ impl WriterConfig {
             idle_pause: Duration::from_millis(5),
         }
     }
-}
-
-/// Why a step of the writer failed; the writer logs it and tries again.
-#[derive(Debug, thiserror::Error)]
-pub enum WriterError {
-    /// Central stock or its stream failed.
-    #[error(transparent)]
-    Central(#[from] CentralError),
-    /// The ledger failed.
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
 }
 
 /// What one event's writer remembers about it.
@@ -156,7 +146,7 @@ impl<C: CentralStock + OrderStream> OrderWriter<C> {
     }
 
     /// Learns an event's payment window and records its rules in the ledger.
-    async fn rules(&mut self, event: &EventId) -> Result<Option<EventRules>, WriterError> {
+    async fn rules(&mut self, event: &EventId) -> Result<Option<EventRules>, OrdersError> {
         if let Some(rules) = self.rules.get(event) {
             return Ok(Some(*rules));
         }
@@ -178,7 +168,7 @@ impl<C: CentralStock + OrderStream> OrderWriter<C> {
         event: &EventId,
         reclaim: bool,
         report: bool,
-    ) -> Result<bool, WriterError> {
+    ) -> Result<bool, OrdersError> {
         let Some(rules) = self.rules(event).await? else {
             return Ok(false);
         };
@@ -209,7 +199,7 @@ impl<C: CentralStock + OrderStream> OrderWriter<C> {
         event: &EventId,
         rules: EventRules,
         entries: &[StreamEntry],
-    ) -> Result<(), WriterError> {
+    ) -> Result<(), OrdersError> {
         if entries.is_empty() {
             return Ok(());
         }
