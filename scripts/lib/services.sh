@@ -33,6 +33,15 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
+# wait_port PORT: waits up to 10 s until something listens on 127.0.0.1:PORT.
+wait_port() {
+  for _ in $(seq 1 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
 # start_redis: starts redis-server on a free port; sets REDIS_PORT and REDIS_URL.
 start_redis() {
   ensure_command redis-server redis-server
@@ -43,13 +52,10 @@ start_redis() {
     --protected-mode no --dir "$dir" --logfile "$dir/redis.log" --daemonize no &
   SPIKE_PIDS+=("$!")
   REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
-  for _ in $(seq 1 200); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null; then
-      echo "== redis-server $(redis-server --version | awk '{print $3}') on $REDIS_URL"
-      return 0
-    fi
-    sleep 0.05
-  done
+  if wait_port "$REDIS_PORT"; then
+    echo "== redis-server $(redis-server --version | awk '{print $3}') on $REDIS_URL"
+    return 0
+  fi
   echo "redis-server did not start; see $dir/redis.log" >&2
   return 1
 }

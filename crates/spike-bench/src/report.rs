@@ -6,6 +6,7 @@ use std::fmt;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use spike_core::Code;
 
 use crate::invariants::{check_all, CentralView, Check};
 use crate::run::{BenchConfig, RunData};
@@ -153,15 +154,7 @@ impl Report {
 }
 
 fn code_name(code: i64) -> &'static str {
-    match code {
-        1 => "success",
-        -1 => "sold out",
-        -2 => "already purchased",
-        -3 => "not open",
-        -4 => "bad request",
-        -5 => "try again",
-        _ => "other",
-    }
+    Code::from_number(code).map_or("other", Code::label)
 }
 
 /// `1234567` → `1,234,567`.

@@ -1,6 +1,7 @@
 //! Running a load: connections, users, pacing, and the raw tallies the
 //! report is built from.
 
+use spike_core::Code;
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -357,7 +358,7 @@ async fn drive(
                 let _ = tally.second_histogram.record(micros);
                 let counts = tally.second(second, shared);
                 counts.requests += 1;
-                if answer.code == 1 {
+                if answer.code == i64::from(Code::Success.number()) {
                     counts.successes += 1;
                     tally
                         .successes

@@ -5,7 +5,6 @@
 use std::future::Future;
 
 use crate::ids::{EventId, OrderId, RequestId, UserId};
-use crate::order_stream::StreamEntry;
 use crate::purchase::{CentralReply, Purchase};
 use crate::sale::{SaleConfig, SaleSnapshot};
 
@@ -61,16 +60,6 @@ pub struct Holding {
     pub user: Option<UserId>,
     /// The request that bought it.
     pub request: RequestId,
-}
-
-impl From<&StreamEntry> for Holding {
-    fn from(entry: &StreamEntry) -> Self {
-        Self {
-            order: entry.order.clone(),
-            user: entry.user.clone(),
-            request: entry.request.clone(),
-        }
-    }
 }
 
 /// Everything central stock needs to take up a sale again after it lost its

@@ -3,6 +3,8 @@
 //! implementation rather than a mock. Events are named `<prefix>-<case>` so
 //! that a shared server can host several runs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test suite: a panic is a failed case
+
 use std::num::NonZeroU32;
 use std::time::{Duration, SystemTime};
 
@@ -12,22 +14,53 @@ use crate::order_stream::{Backlog, OrderStream};
 use crate::purchase::{Purchase, Verdict};
 use crate::sale::{BuyerPolicy, SaleConfig};
 
-/// Runs every case against `central`. Panics on the first broken rule.
-pub async fn run_all<C: CentralStock + OrderStream + Clone>(central: C, prefix: &str) {
-    duplicate_sale_is_refused_unless_forced(&central, prefix).await;
-    sells_exactly_the_stock_never_one_more(&central, prefix).await;
-    per_user_limit_returns_the_held_order(&central, prefix).await;
-    same_request_id_replays_the_same_order(&central, prefix).await;
-    nothing_sells_before_opening(&central, prefix).await;
-    anonymous_sales_need_no_user_and_have_no_limit(&central, prefix).await;
-    identified_sales_require_a_user(&central, prefix).await;
-    unknown_sale_is_reported(&central, prefix).await;
-    concurrent_buyers_get_exactly_the_stock(&central, prefix).await;
-    concurrent_retries_of_one_user_get_one_order(&central, prefix).await;
-    a_released_seat_is_sold_again_exactly_once(&central, prefix).await;
-    release_refuses_what_was_not_sold(&central, prefix).await;
-    stream_delivers_each_entry_once_until_acknowledged(&central, prefix).await;
-    restore_rebuilds_the_sale_and_continues_its_sequence(&central, prefix).await;
+/// Declares one `#[tokio::test]` per conformance case, so that a failure
+/// names its case. `$setup` is an async function returning
+/// `(guard, central)`: the guard (a test server, or `()`) lives as long as
+/// the test.
+///
+/// ```ignore
+/// spike_core::conformance_tests!(memory_fixture);
+/// ```
+#[macro_export]
+macro_rules! conformance_tests {
+    ($setup:path) => {
+        $crate::conformance_tests!(@cases $setup; duplicate_sale_is_refused_unless_forced,
+            sells_exactly_the_stock_never_one_more,
+            per_user_limit_returns_the_held_order,
+            same_request_id_replays_the_same_order,
+            nothing_sells_before_opening,
+            anonymous_sales_need_no_user_and_have_no_limit,
+            identified_sales_require_a_user,
+            unknown_sale_is_reported,
+            concurrent_buyers_get_exactly_the_stock,
+            concurrent_retries_of_one_user_get_one_order,
+            a_released_seat_is_sold_again_exactly_once,
+            release_refuses_what_was_not_sold,
+            stream_delivers_each_entry_once_until_acknowledged,
+            restore_rebuilds_the_sale_and_continues_its_sequence);
+    };
+    (@cases $setup:path; $($case:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let (_guard, central) = $setup().await;
+                let prefix = $crate::conformance::unique_prefix();
+                $crate::conformance::$case(&central, &prefix).await;
+            }
+        )*
+    };
+}
+
+/// A prefix no other run uses, so that runs can share one server.
+pub fn unique_prefix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("cf{}x{nanos:x}x{n}", std::process::id())
 }
 
 fn event(prefix: &str, case: &str) -> EventId {
@@ -66,7 +99,8 @@ fn order_of(verdict: &Verdict) -> OrderId {
     }
 }
 
-async fn duplicate_sale_is_refused_unless_forced<C: CentralStock>(central: &C, prefix: &str) {
+/// Conformance case: see its name.
+pub async fn duplicate_sale_is_refused_unless_forced<C: CentralStock>(central: &C, prefix: &str) {
     let event = event(prefix, "dup");
     create(central, &event, SaleConfig::new(5).expect("config")).await;
     let again = central
@@ -96,7 +130,8 @@ async fn duplicate_sale_is_refused_unless_forced<C: CentralStock>(central: &C, p
     assert!(central.events().await.expect("events").contains(&event));
 }
 
-async fn sells_exactly_the_stock_never_one_more<C: CentralStock>(central: &C, prefix: &str) {
+/// Conformance case: see its name.
+pub async fn sells_exactly_the_stock_never_one_more<C: CentralStock>(central: &C, prefix: &str) {
     // The articles' script checks `total >= sold` and sells a 101st seat.
     let event = event(prefix, "oversell");
     create(central, &event, SaleConfig::new(100).expect("config")).await;
@@ -139,7 +174,8 @@ async fn sells_exactly_the_stock_never_one_more<C: CentralStock>(central: &C, pr
     assert_eq!(snapshot.remaining(), 0);
 }
 
-async fn per_user_limit_returns_the_held_order<C: CentralStock>(central: &C, prefix: &str) {
+/// Conformance case: see its name.
+pub async fn per_user_limit_returns_the_held_order<C: CentralStock>(central: &C, prefix: &str) {
     let event = event(prefix, "limit1");
     create(central, &event, SaleConfig::new(10).expect("config")).await;
     let first = central
@@ -195,7 +231,8 @@ async fn per_user_limit_returns_the_held_order<C: CentralStock>(central: &C, pre
     assert_eq!((snapshot.sold, snapshot.buyers), (3, 1));
 }
 
-async fn same_request_id_replays_the_same_order<C: CentralStock>(central: &C, prefix: &str) {
+/// Conformance case: see its name.
+pub async fn same_request_id_replays_the_same_order<C: CentralStock>(central: &C, prefix: &str) {
     let event = event(prefix, "replay");
     let anonymous = SaleConfig::new(10)
         .expect("config")
@@ -236,7 +273,8 @@ async fn same_request_id_replays_the_same_order<C: CentralStock>(central: &C, pr
     );
 }
 
-async fn nothing_sells_before_opening<C: CentralStock>(central: &C, prefix: &str) {
+/// Conformance case: see its name.
+pub async fn nothing_sells_before_opening<C: CentralStock>(central: &C, prefix: &str) {
     let event = event(prefix, "notopen");
     let later = SystemTime::now() + Duration::from_secs(3600);
     create(
@@ -253,7 +291,8 @@ async fn nothing_sells_before_opening<C: CentralStock>(central: &C, prefix: &str
     assert_eq!(sold(central, &event).await, 0);
 }
 
-async fn anonymous_sales_need_no_user_and_have_no_limit<C: CentralStock>(
+/// Conformance case: see its name.
+pub async fn anonymous_sales_need_no_user_and_have_no_limit<C: CentralStock>(
     central: &C,
     prefix: &str,
 ) {
@@ -290,7 +329,8 @@ async fn anonymous_sales_need_no_user_and_have_no_limit<C: CentralStock>(
     );
 }
 
-async fn identified_sales_require_a_user<C: CentralStock>(central: &C, prefix: &str) {
+/// Conformance case: see its name.
+pub async fn identified_sales_require_a_user<C: CentralStock>(central: &C, prefix: &str) {
     let event = event(prefix, "needuser");
     create(central, &event, SaleConfig::new(3).expect("config")).await;
     let reply = central
@@ -301,7 +341,8 @@ async fn identified_sales_require_a_user<C: CentralStock>(central: &C, prefix: &
     assert_eq!(sold(central, &event).await, 0);
 }
 
-async fn unknown_sale_is_reported<C: CentralStock>(central: &C, prefix: &str) {
+/// Conformance case: see its name.
+pub async fn unknown_sale_is_reported<C: CentralStock>(central: &C, prefix: &str) {
     let event = event(prefix, "missing");
     let reply = central
         .buy(&purchase(&event, Some("u"), "m1"))
@@ -311,7 +352,8 @@ async fn unknown_sale_is_reported<C: CentralStock>(central: &C, prefix: &str) {
     assert_eq!(central.snapshot(&event).await.expect("snapshot"), None);
 }
 
-async fn concurrent_buyers_get_exactly_the_stock<C: CentralStock + Clone>(
+/// Conformance case: see its name.
+pub async fn concurrent_buyers_get_exactly_the_stock<C: CentralStock + Clone>(
     central: &C,
     prefix: &str,
 ) {
@@ -336,7 +378,8 @@ async fn concurrent_buyers_get_exactly_the_stock<C: CentralStock + Clone>(
     assert_eq!(sold(central, &event).await, 100);
 }
 
-async fn concurrent_retries_of_one_user_get_one_order<C: CentralStock + Clone>(
+/// Conformance case: see its name.
+pub async fn concurrent_retries_of_one_user_get_one_order<C: CentralStock + Clone>(
     central: &C,
     prefix: &str,
 ) {
@@ -369,7 +412,11 @@ async fn concurrent_retries_of_one_user_get_one_order<C: CentralStock + Clone>(
     assert_eq!(held, 49);
 }
 
-async fn a_released_seat_is_sold_again_exactly_once<C: CentralStock>(central: &C, prefix: &str) {
+/// Conformance case: see its name.
+pub async fn a_released_seat_is_sold_again_exactly_once<C: CentralStock>(
+    central: &C,
+    prefix: &str,
+) {
     let event = event(prefix, "release");
     create(central, &event, SaleConfig::new(2).expect("config")).await;
     let first = central
@@ -428,7 +475,8 @@ async fn a_released_seat_is_sold_again_exactly_once<C: CentralStock>(central: &C
     assert_eq!(sold(central, &event).await, 2);
 }
 
-async fn release_refuses_what_was_not_sold<C: CentralStock>(central: &C, prefix: &str) {
+/// Conformance case: see its name.
+pub async fn release_refuses_what_was_not_sold<C: CentralStock>(central: &C, prefix: &str) {
     let event = event(prefix, "norelease");
     create(central, &event, SaleConfig::new(2).expect("config")).await;
     let bought = central
@@ -463,7 +511,8 @@ async fn release_refuses_what_was_not_sold<C: CentralStock>(central: &C, prefix:
     assert_eq!(refused, Release::NoSuchSale);
 }
 
-async fn stream_delivers_each_entry_once_until_acknowledged<C: CentralStock + OrderStream>(
+/// Conformance case: see its name.
+pub async fn stream_delivers_each_entry_once_until_acknowledged<C: CentralStock + OrderStream>(
     central: &C,
     prefix: &str,
 ) {
@@ -532,7 +581,8 @@ async fn stream_delivers_each_entry_once_until_acknowledged<C: CentralStock + Or
     assert_eq!((snapshot.sold, snapshot.orders_in_stream), (3, 0));
 }
 
-async fn restore_rebuilds_the_sale_and_continues_its_sequence<C: CentralStock>(
+/// Conformance case: see its name.
+pub async fn restore_rebuilds_the_sale_and_continues_its_sequence<C: CentralStock>(
     central: &C,
     prefix: &str,
 ) {

@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod central;
+pub mod code;
 pub mod ids;
 pub mod local_stock;
 pub mod memory;
@@ -13,16 +14,19 @@ pub mod order_stream;
 pub mod purchase;
 pub mod reconcile;
 pub mod sale;
+pub mod secret;
 pub mod stat;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
 pub use central::{CentralError, CentralStock, CreateSaleError, Holding, Release, Restoration};
+pub use code::Code;
 pub use ids::{EventId, IdError, NodeId, OrderId, RequestId, UserId};
-pub use local_stock::{Admission, LocalStock, Reservation};
+pub use local_stock::{Admission, LocalStock, Reservation, Settlement};
 pub use memory::MemoryCentral;
 pub use order::{Order, OrderState, Refusal, Transition};
 pub use order_stream::{Backlog, OrderStream, StreamEntry};
 pub use purchase::{CentralReply, Purchase, Verdict};
-pub use sale::{BuyerPolicy, SaleConfig, SaleSnapshot};
+pub use sale::{BuyerPolicy, SaleConfig, SaleRecord, SaleSnapshot};
+pub use secret::SecretUrl;

@@ -22,8 +22,13 @@
 //! is impossible by construction: only central stock sells. Seats that come
 //! back to central (expired orders) are picked up by [`LocalStock::raise_to`],
 //! which a node calls from a once-a-second refresh.
+//!
+//! **Settlement.** What each central verdict does to local stock is decided
+//! here, in [`Reservation::settle`], beside the invariant it keeps.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::purchase::{CentralReply, Verdict};
 
 /// A node's lock-free view of the seats it may still try to sell.
 #[derive(Debug, Default)]
@@ -137,9 +142,61 @@ impl Reservation<'_> {
     }
 }
 
+/// What settling a reservation against central stock's reply did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// This node sold the seat; `local_sales` is its sales so far.
+    Sold {
+        /// This node's sales, this one included.
+        local_sales: u64,
+    },
+    /// Nothing was sold now (a refusal, or a replay of an earlier sale):
+    /// the seat went back to local stock.
+    Returned,
+    /// Central stock is sold out: local stock is empty and says so from memory.
+    SoldOut,
+    /// Central stock has no such sale: the seat went back, and the node must
+    /// refuse the sale until central stock has it again.
+    SaleMissing,
+}
+
 impl Reservation<'_> {
+    /// Settles this reservation with central stock's reply, keeping the
+    /// invariant `local + in_flight >= central_remaining`:
+    /// - a new sale keeps the seat and lowers local stock to central's count;
+    /// - a replayed sale sold nothing now, so the seat goes back;
+    /// - "sold out" empties local stock and makes it answer from memory;
+    /// - every other refusal gives the seat back, then lowers to central's count;
+    /// - "no such sale" gives the seat back and lowers nothing (the count is
+    ///   meaningless until the sale is restored).
+    pub fn settle(self, reply: &CentralReply) -> Settlement {
+        match &reply.verdict {
+            Verdict::Sold {
+                replayed: false, ..
+            } => Settlement::Sold {
+                local_sales: self.sold(reply.remaining),
+            },
+            Verdict::SoldOut => {
+                self.sold_out();
+                Settlement::SoldOut
+            }
+            Verdict::NoSuchSale => {
+                drop(self);
+                Settlement::SaleMissing
+            }
+            Verdict::Sold { replayed: true, .. }
+            | Verdict::AlreadyPurchased { .. }
+            | Verdict::NotOpen
+            | Verdict::UserRequired
+            | Verdict::RequestIdTaken => {
+                self.refused(reply.remaining);
+                Settlement::Returned
+            }
+        }
+    }
+
     /// Central stock sold the seat; returns this node's sales so far.
-    pub fn sold(mut self, central_remaining: u64) -> u64 {
+    fn sold(mut self, central_remaining: u64) -> u64 {
         self.settled = true;
         self.stock.lower_to(central_remaining);
         self.stock.sales.fetch_add(1, Ordering::Relaxed) + 1
@@ -147,7 +204,7 @@ impl Reservation<'_> {
 
     /// Central stock refused for a reason that leaves the seat unsold
     /// (limit reached, not open, replay): the seat goes back.
-    pub fn refused(mut self, central_remaining: u64) {
+    fn refused(mut self, central_remaining: u64) {
         self.settled = true;
         if self.backed {
             self.stock.give_back();
@@ -156,7 +213,7 @@ impl Reservation<'_> {
     }
 
     /// Central stock is sold out.
-    pub fn sold_out(mut self) {
+    fn sold_out(mut self) {
         self.settled = true;
         self.stock.lower_to(0);
     }
@@ -173,7 +230,84 @@ impl Drop for Reservation<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::OrderId;
     use std::sync::Arc;
+
+    fn reply(verdict: Verdict, remaining: u64) -> CentralReply {
+        CentralReply { verdict, remaining }
+    }
+
+    fn order() -> OrderId {
+        OrderId::parse("G1-1").expect("order id")
+    }
+
+    #[test]
+    fn a_new_sale_keeps_the_seat_and_follows_central() {
+        let stock = LocalStock::new(10);
+        let sold = Verdict::Sold {
+            order: order(),
+            replayed: false,
+        };
+        let settled = ask(&stock).settle(&reply(sold, 6));
+        assert_eq!(settled, Settlement::Sold { local_sales: 1 });
+        assert_eq!(stock.remaining(), 6, "lowered to central's count");
+        assert_eq!(stock.local_sales(), 1);
+    }
+
+    #[test]
+    fn a_replayed_sale_gives_its_seat_back() {
+        let stock = LocalStock::new(10);
+        let replay = Verdict::Sold {
+            order: order(),
+            replayed: true,
+        };
+        assert_eq!(ask(&stock).settle(&reply(replay, 10)), Settlement::Returned);
+        assert_eq!(stock.remaining(), 10, "nothing was sold now");
+        assert_eq!(stock.local_sales(), 0);
+    }
+
+    #[test]
+    fn sold_out_empties_local_stock_and_answers_from_memory() {
+        let stock = LocalStock::new(10);
+        assert_eq!(
+            ask(&stock).settle(&reply(Verdict::SoldOut, 0)),
+            Settlement::SoldOut
+        );
+        assert_eq!(stock.remaining(), 0);
+        assert!(matches!(stock.admit(), Admission::SoldOut));
+    }
+
+    #[test]
+    fn every_refusal_gives_the_seat_back_then_follows_central() {
+        let refusals = [
+            Verdict::AlreadyPurchased { order: order() },
+            Verdict::NotOpen,
+            Verdict::UserRequired,
+            Verdict::RequestIdTaken,
+        ];
+        for verdict in refusals {
+            let stock = LocalStock::new(10);
+            let settled = ask(&stock).settle(&reply(verdict.clone(), 7));
+            assert_eq!(settled, Settlement::Returned, "{verdict:?}");
+            assert_eq!(stock.remaining(), 7, "{verdict:?}: back, then lowered");
+            assert_eq!(stock.local_sales(), 0, "{verdict:?}");
+        }
+    }
+
+    #[test]
+    fn a_missing_sale_gives_the_seat_back_and_lowers_nothing() {
+        let stock = LocalStock::new(10);
+        assert_eq!(
+            ask(&stock).settle(&reply(Verdict::NoSuchSale, 0)),
+            Settlement::SaleMissing
+        );
+        assert_eq!(
+            stock.remaining(),
+            10,
+            "a missing sale's count means nothing"
+        );
+        assert!(!stock.is_sold_out());
+    }
 
     fn ask(stock: &LocalStock) -> Reservation<'_> {
         match stock.admit() {

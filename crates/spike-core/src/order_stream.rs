@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::central::CentralError;
+use crate::central::{CentralError, Holding};
 use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
 
 /// One sold seat waiting to become a durable order.
@@ -24,6 +24,16 @@ pub struct StreamEntry {
     pub node: NodeId,
     /// When it was sold, Unix milliseconds.
     pub sold_at_ms: u64,
+}
+
+impl From<&StreamEntry> for Holding {
+    fn from(entry: &StreamEntry) -> Self {
+        Self {
+            order: entry.order.clone(),
+            user: entry.user.clone(),
+            request: entry.request.clone(),
+        }
+    }
 }
 
 /// How far the writers are behind on one event.

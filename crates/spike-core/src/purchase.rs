@@ -43,19 +43,6 @@ pub enum Verdict {
     RequestIdTaken,
 }
 
-impl Verdict {
-    /// The articles' result code for this verdict.
-    pub fn code(&self) -> i8 {
-        match self {
-            Self::Sold { .. } => 1,
-            Self::SoldOut => -1,
-            Self::AlreadyPurchased { .. } => -2,
-            Self::NotOpen => -3,
-            Self::UserRequired | Self::NoSuchSale | Self::RequestIdTaken => -4,
-        }
-    }
-}
-
 /// A verdict plus central stock's remaining seats right after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CentralReply {

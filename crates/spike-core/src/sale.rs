@@ -139,6 +139,48 @@ pub fn from_unix_millis(millis: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(millis)
 }
 
+/// A sale's rules as plain numbers: the one form in which every store
+/// (Redis hash fields, Lua arguments, ledger columns) writes them down and
+/// reads them back. Only [`SaleConfig`] converts to and from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SaleRecord {
+    /// Seats for sale.
+    pub total: u64,
+    /// Orders one user may hold; 0 for an anonymous sale.
+    pub per_user_limit: u32,
+    /// Opening time in Unix milliseconds; 0 when open from creation.
+    pub opens_at_ms: u64,
+    /// How long a buyer has to pay, in milliseconds.
+    pub payment_window_ms: u64,
+}
+
+impl From<&SaleConfig> for SaleRecord {
+    fn from(config: &SaleConfig) -> Self {
+        Self {
+            total: config.total(),
+            per_user_limit: config.policy().per_user_limit().map_or(0, NonZeroU32::get),
+            opens_at_ms: config.opens_at_millis(),
+            payment_window_ms: u64::try_from(config.payment_window().as_millis())
+                .unwrap_or(u64::MAX),
+        }
+    }
+}
+
+impl TryFrom<SaleRecord> for SaleConfig {
+    type Error = SaleConfigError;
+
+    fn try_from(record: SaleRecord) -> Result<Self, SaleConfigError> {
+        let policy = match NonZeroU32::new(record.per_user_limit) {
+            Some(per_user_limit) => BuyerPolicy::Identified { per_user_limit },
+            None => BuyerPolicy::Anonymous,
+        };
+        SaleConfig::new(record.total)?
+            .with_policy(policy)
+            .opening_at((record.opens_at_ms > 0).then(|| from_unix_millis(record.opens_at_ms)))
+            .with_payment_window(Duration::from_millis(record.payment_window_ms))
+    }
+}
+
 /// A sale as central stock sees it right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SaleSnapshot {
@@ -181,6 +223,37 @@ mod tests {
         assert!(sale.is_open_at(at));
         assert_eq!(sale.opens_at_millis(), 1_000_000);
         assert!(SaleConfig::new(1).unwrap().is_open_at(UNIX_EPOCH));
+    }
+
+    #[test]
+    fn a_record_round_trips_every_rule() {
+        let config = SaleConfig::new(500)
+            .unwrap()
+            .with_policy(BuyerPolicy::Identified {
+                per_user_limit: NonZeroU32::new(3).unwrap(),
+            })
+            .opening_at(Some(from_unix_millis(1_700_000_000_000)))
+            .with_payment_window(Duration::from_secs(90))
+            .unwrap();
+        let record = SaleRecord::from(&config);
+        assert_eq!(
+            record,
+            SaleRecord {
+                total: 500,
+                per_user_limit: 3,
+                opens_at_ms: 1_700_000_000_000,
+                payment_window_ms: 90_000,
+            }
+        );
+        assert_eq!(SaleConfig::try_from(record), Ok(config));
+        let anonymous = SaleConfig::new(1)
+            .unwrap()
+            .with_policy(BuyerPolicy::Anonymous);
+        let record = SaleRecord::from(&anonymous);
+        assert_eq!((record.per_user_limit, record.opens_at_ms), (0, 0));
+        assert_eq!(SaleConfig::try_from(record), Ok(anonymous));
+        let broken = SaleRecord { total: 0, ..record };
+        assert_eq!(SaleConfig::try_from(broken), Err(SaleConfigError::NoStock));
     }
 
     #[test]

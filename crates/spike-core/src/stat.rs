@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::SystemTime;
 
+use crate::code::Code;
 use crate::ids::{EventId, NodeId, OrderId, UserId};
 
 /// One answered request, as written to `stat.log`.
@@ -11,8 +12,8 @@ use crate::ids::{EventId, NodeId, OrderId, UserId};
 pub struct StatRecord {
     /// When the answer was given.
     pub at: SystemTime,
-    /// The answer's code (1 success, -1 sold out, … -5 try again).
-    pub code: i8,
+    /// The answer's code.
+    pub code: Code,
     /// The node's sales so far (the articles' `localSales`).
     pub local_sales: u64,
     /// The event, when the request named a valid one.
@@ -47,7 +48,7 @@ impl StatLine<'_> {
         let _ = writeln!(
             out,
             " result:{},localSales:{},code:{},node:{},event:{},user:{},order:{}",
-            u8::from(record.code == 1),
+            u8::from(record.code == Code::Success),
             record.local_sales,
             record.code,
             self.node,
@@ -98,7 +99,7 @@ impl MillisClock {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedStatLine<'a> {
     /// The answer's code.
-    pub code: i8,
+    pub code: Code,
     /// The node that answered.
     pub node: &'a str,
     /// The order id, if any (`None` for `-`).
@@ -114,7 +115,7 @@ pub fn parse_line(line: &str) -> Option<ParsedStatLine<'_>> {
     for field in fields.split(',') {
         let (key, value) = field.split_once(':')?;
         match key {
-            "code" => code = value.parse().ok(),
+            "code" => code = value.parse().ok().and_then(Code::from_number),
             "node" => node = Some(value),
             "order" => order = Some((value != "-").then_some(value)),
             _ => {}
@@ -136,7 +137,7 @@ mod tests {
     fn line_keeps_the_articles_fields_and_round_trips() {
         let record = StatRecord {
             at: from_unix_millis(1_763_765_757_123),
-            code: 1,
+            code: Code::Success,
             local_sales: 42,
             event: Some(EventId::parse("G1").unwrap()),
             user: Some(UserId::parse("u7").unwrap()),
@@ -155,7 +156,7 @@ mod tests {
         let parsed = parse_line(&line).unwrap();
         assert_eq!(
             (parsed.code, parsed.node, parsed.order),
-            (1, "n1", Some("G1-7"))
+            (Code::Success, "n1", Some("G1-7"))
         );
     }
 
@@ -163,7 +164,7 @@ mod tests {
     fn failures_are_result_zero_with_dashes() {
         let record = StatRecord {
             at: from_unix_millis(0),
-            code: -4,
+            code: Code::Refused,
             local_sales: 0,
             event: None,
             user: None,

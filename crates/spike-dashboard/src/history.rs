@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 use serde_json::Value;
+use spike_core::Code;
 
 /// Points kept per node (two minutes at two samples a second).
 pub const KEEP: usize = 240;
@@ -49,10 +50,10 @@ impl Sample {
         self.answers.iter().map(|(_, n)| n).sum()
     }
 
-    fn code(&self, code: &str) -> u64 {
+    fn code(&self, code: Code) -> u64 {
         self.answers
             .iter()
-            .find(|(c, _)| c == code)
+            .find(|(c, _)| c == code.number_text())
             .map_or(0, |(_, n)| *n)
     }
 }
@@ -115,7 +116,10 @@ impl NodeHistory {
             self.points.push_back(Point {
                 t: sample.at,
                 rps: sample.total().saturating_sub(last.total()) as f64 / dt,
-                successes: sample.code("1").saturating_sub(last.code("1")) as f64 / dt,
+                successes: sample
+                    .code(Code::Success)
+                    .saturating_sub(last.code(Code::Success)) as f64
+                    / dt,
                 p50_ms: quantile_ms(&delta, &sample.latency_bounds, 0.50),
                 p99_ms: quantile_ms(&delta, &sample.latency_bounds, 0.99),
             });

@@ -1,21 +1,20 @@
 //! The dashboard's poller and HTTP server.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CACHE_CONTROL};
+use hyper::{Request, Response};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
+use spike_core::Code;
+use spike_http::{serve, Answer, Handler, Server, ServerOptions};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::history::{NodeHistory, Sample};
@@ -58,34 +57,28 @@ struct State {
     sale: Value,
 }
 
-/// A running dashboard.
+/// A running dashboard: its server and its poller.
 #[derive(Debug)]
 pub struct RunningDashboard {
-    addr: SocketAddr,
-    stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    server: Server,
+    poller: JoinHandle<()>,
 }
 
 impl RunningDashboard {
     /// Where it listens; the page is at `http://ADDR/dashboard`.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// Stops polling and serving.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        for task in self.tasks {
-            let _ = task.await;
-        }
+        self.poller.abort();
+        self.server.shutdown().await;
     }
 }
 
 /// Starts polling the nodes and serving the page on `listener`.
 pub fn serve_dashboard(listener: TcpListener, config: DashboardConfig) -> RunningDashboard {
-    let addr = listener
-        .local_addr()
-        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let state = Arc::new(Mutex::new(State {
         started: Instant::now(),
         nodes: config
@@ -100,14 +93,13 @@ pub fn serve_dashboard(listener: TcpListener, config: DashboardConfig) -> Runnin
             .collect(),
         sale: Value::Null,
     }));
-    let (stop, stopped) = watch::channel(false);
-    let poller = tokio::spawn(poll(Arc::clone(&state), config, stopped.clone()));
-    let server = tokio::spawn(accept(listener, state, stopped));
-    RunningDashboard {
-        addr,
-        stop,
-        tasks: vec![poller, server],
-    }
+    let poller = tokio::spawn(poll(Arc::clone(&state), config));
+    let server = serve(
+        listener,
+        Arc::new(Pages { state }),
+        ServerOptions::with_grace(Duration::from_secs(1)),
+    );
+    RunningDashboard { server, poller }
 }
 
 async fn get_json(client: &Client<HttpConnector, Empty<Bytes>>, url: String) -> Option<Value> {
@@ -123,11 +115,7 @@ async fn get_json(client: &Client<HttpConnector, Empty<Bytes>>, url: String) -> 
     serde_json::from_slice(&body).ok()
 }
 
-async fn poll(
-    state: Arc<Mutex<State>>,
-    config: DashboardConfig,
-    mut stopped: watch::Receiver<bool>,
-) {
+async fn poll(state: Arc<Mutex<State>>, config: DashboardConfig) {
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     let mut ticker = tokio::time::interval(config.interval);
     let sale_query = config
@@ -135,10 +123,7 @@ async fn poll(
         .as_ref()
         .map_or(String::new(), |event| format!("?event={event}"));
     loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stopped.changed() => return,
-        }
+        ticker.tick().await;
         let mut sale = Value::Null;
         for (index, address) in config.nodes.iter().enumerate() {
             let stats = get_json(&client, format!("http://{address}/stats")).await;
@@ -185,65 +170,37 @@ fn data(state: &State) -> Value {
             })
         })
         .collect();
+    let codes: Vec<Value> = Code::BUY
+        .iter()
+        .map(|code| json!({ "code": code.number_text(), "label": code.label() }))
+        .collect();
     json!({
         "elapsed": state.started.elapsed().as_secs_f64(),
         "sale": state.sale,
         "nodes": nodes,
+        "codes": codes,
     })
 }
 
-async fn accept(
-    listener: TcpListener,
+/// The dashboard's pages: the page itself and its data.
+struct Pages {
     state: Arc<Mutex<State>>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stopped.changed() => return,
-        };
-        let Ok((stream, _)) = accepted else { continue };
-        let state = Arc::clone(&state);
-        tokio::spawn(async move {
-            let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-                let state = Arc::clone(&state);
-                async move { Ok::<_, Infallible>(respond(request.uri().path(), &state)) }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
 }
 
-fn respond(path: &str, state: &Mutex<State>) -> Response<Full<Bytes>> {
-    let (status, content_type, body) = match path {
-        "/" | "/dashboard" | "/dashboard/" => (
-            StatusCode::OK,
-            "text/html; charset=utf-8",
-            Bytes::from_static(PAGE.as_bytes()),
-        ),
-        "/dashboard/data" => {
-            let state = state.lock().unwrap_or_else(|p| p.into_inner());
-            (
-                StatusCode::OK,
-                "application/json",
-                Bytes::from(data(&state).to_string()),
-            )
-        }
-        _ => (
-            StatusCode::NOT_FOUND,
-            "application/json",
-            Bytes::from_static(br#"{"code":-4,"msg":"see /dashboard"}"#),
-        ),
-    };
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+impl Handler for Pages {
+    async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        let answer = match request.uri().path() {
+            "/" | "/dashboard" | "/dashboard/" => Answer::Page(PAGE),
+            "/dashboard/data" => {
+                let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                Answer::Info(data(&state))
+            }
+            path => Answer::no_such_path(path, "/dashboard"),
+        };
+        let mut response = answer.into_response();
+        response
+            .headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
 }

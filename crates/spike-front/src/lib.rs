@@ -10,6 +10,6 @@ pub mod proxy;
 pub mod upstream;
 pub mod weighted;
 
-pub use proxy::{serve_front, FrontConfig, RunningFront};
+pub use proxy::{serve_front, FrontConfig};
 pub use upstream::{Upstream, UpstreamError};
 pub use weighted::Balancer;

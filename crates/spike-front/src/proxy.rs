@@ -4,23 +4,18 @@
 //! on the next live node when a node refuses the connection (any method) or
 //! fails mid-request (GET only, which purchases make safe to repeat).
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, HOST};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
+use hyper::header::{CONNECTION, HOST};
 use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
+use spike_http::{serve, Answer, Handler, RetryReason, Server, ServerOptions};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::upstream::Upstream;
 use crate::weighted::Balancer;
@@ -81,27 +76,6 @@ impl UpstreamMetrics {
     }
 }
 
-/// A running front door.
-#[derive(Debug)]
-pub struct RunningFront {
-    addr: SocketAddr,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl RunningFront {
-    /// Where it listens.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Stops accepting and ends open connections.
-    pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-}
-
 /// Why the front door could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum FrontError {
@@ -113,8 +87,8 @@ pub enum FrontError {
     BadAuthority(String),
 }
 
-/// Serves the front door on `listener` until shut down.
-pub fn serve_front(listener: TcpListener, config: FrontConfig) -> Result<RunningFront, FrontError> {
+/// Serves the front door on `listener` until [`Server::shutdown`].
+pub fn serve_front(listener: TcpListener, config: FrontConfig) -> Result<Server, FrontError> {
     if config.upstreams.is_empty() {
         return Err(FrontError::NoUpstreams);
     }
@@ -143,59 +117,26 @@ pub fn serve_front(listener: TcpListener, config: FrontConfig) -> Result<Running
         client,
         authorities,
     });
-    let addr = listener
-        .local_addr()
-        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let (stop, mut stopped) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        let mut connections = tokio::task::JoinSet::new();
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let Ok((stream, _)) = accepted else {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let front = Arc::clone(&front);
-                    let service = service_fn(move |request| {
-                        let front = Arc::clone(&front);
-                        async move { Ok::<_, Infallible>(front.forward(request).await) }
-                    });
-                    connections.spawn(async move {
-                        let _ = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                _ = stopped.changed() => break,
-            }
-        }
-        connections.shutdown().await;
-    });
-    Ok(RunningFront { addr, stop, task })
+    Ok(serve(listener, front, ServerOptions::default()))
+}
+
+impl Handler for Front {
+    async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        self.forward(request).await
+    }
 }
 
 impl Front {
     async fn forward(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         if request.method() == Method::GET && request.uri().path() == "/metrics" {
-            let mut response = Response::new(Full::new(Bytes::from(spike_telemetry::render())));
-            response.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4"),
-            );
-            return response;
+            return Answer::Metrics(spike_telemetry::render()).into_response();
         }
         let (parts, body) = request.into_parts();
         let body = match Limited::new(body, MAX_BODY).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(_) => {
-                return answer(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    -4,
-                    "request body over 64 KiB",
-                )
+                return Answer::refused(StatusCode::PAYLOAD_TOO_LARGE, "request body over 64 KiB")
+                    .into_response()
             }
         };
         let path = parts
@@ -219,7 +160,7 @@ impl Front {
                 .path_and_query(path.clone())
                 .build();
             let Ok(uri) = uri else {
-                return answer(StatusCode::BAD_REQUEST, -4, "bad request URI");
+                return Answer::bad_request("bad request URI").into_response();
             };
             let mut upstream = Request::new(Full::new(body.clone()));
             *upstream.method_mut() = parts.method.clone();
@@ -267,25 +208,10 @@ impl Front {
                 }
             }
         }
-        answer(
-            StatusCode::BAD_GATEWAY,
-            -5,
-            "no node could answer; try again",
-        )
+        Answer::TryAgain {
+            reason: RetryReason::NoNodeAnswered,
+            request: None,
+        }
+        .into_response()
     }
-}
-
-/// The front door's own answers (static texts, so no escaping is needed).
-fn answer(status: StatusCode, code: i8, message: &'static str) -> Response<Full<Bytes>> {
-    let body = if code == -5 {
-        format!(r#"{{"code":-5,"msg":"try again","data":{{"reason":"{message}"}}}}"#)
-    } else {
-        format!(r#"{{"code":{code},"msg":"{message}"}}"#)
-    };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
 }

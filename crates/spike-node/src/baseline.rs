@@ -1,57 +1,38 @@
-//! The benchmark baseline: the smallest hyper server that answers every
-//! request with the node's sold-out bytes and headers. A node's sold-out
-//! path is measured against it in the same run. Also the bare `/metrics`
-//! server of processes that are not nodes (`spike orders`).
+//! The benchmark baseline: the smallest server that answers every request
+//! with the node's sold-out bytes and headers, through the same accept loop
+//! as a node. A node's sold-out path is measured against it in the same run.
+//! Also the bare `/metrics` server of processes that are not nodes
+//! (`spike orders`).
 
-use std::convert::Infallible;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
+use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::Response;
-use hyper_util::rt::TokioIo;
+use hyper::{Request, Response};
+use spike_http::{serve, Answer, Server, ServerOptions, SOLD_OUT_BODY};
 use tokio::net::TcpListener;
 
-use crate::answer::SOLD_OUT_BODY;
 use crate::server::NODE_HEADER;
 
-/// Answers `{"code":-1,"msg":"sold out"}` to every request, forever.
-pub async fn serve_baseline(listener: TcpListener) -> std::io::Result<()> {
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(async move {
-            let service = service_fn(|_request| async {
-                let mut response = Response::new(Full::new(Bytes::from_static(SOLD_OUT_BODY)));
-                let headers = response.headers_mut();
-                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                headers.insert(NODE_HEADER, HeaderValue::from_static("baseline"));
-                Ok::<_, Infallible>(response)
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+/// Serves `{"code":-1,"msg":"sold out"}` to every request.
+pub fn serve_baseline(listener: TcpListener, options: ServerOptions) -> Server {
+    let handler = |_request: Request<Incoming>| async {
+        let mut response = Response::new(Full::new(Bytes::from_static(SOLD_OUT_BODY)));
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(NODE_HEADER, HeaderValue::from_static("baseline"));
+        response
+    };
+    serve(listener, Arc::new(handler), options)
 }
 
-/// Answers every request with this process's Prometheus metrics, forever.
-pub async fn serve_metrics(listener: TcpListener) -> std::io::Result<()> {
+/// Serves this process's Prometheus metrics at every path.
+pub fn serve_metrics(listener: TcpListener, options: ServerOptions) -> Server {
     let _ = spike_telemetry::prometheus();
-    loop {
-        let (stream, _) = listener.accept().await?;
-        tokio::spawn(async move {
-            let service = service_fn(|_request| async {
-                let mut response = Response::new(Full::new(Bytes::from(spike_telemetry::render())));
-                let content_type = HeaderValue::from_static("text/plain; version=0.0.4");
-                response.headers_mut().insert(CONTENT_TYPE, content_type);
-                Ok::<_, Infallible>(response)
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+    let handler = |_request: Request<Incoming>| async {
+        Answer::Metrics(spike_telemetry::render()).into_response()
+    };
+    serve(listener, Arc::new(handler), options)
 }

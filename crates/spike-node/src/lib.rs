@@ -1,19 +1,24 @@
-//! A Spike node over HTTP: `/buy/ticket`, `/buy/result`, `/healthz`, the
-//! orders API, the stat log, and the baseline server used by the benchmarks.
+//! A Spike node over HTTP: the routing table, `/buy/ticket` in front of
+//! local and central stock, `/buy/result`, `/healthz`, `/stats`,
+//! `/metrics`, the seam to the orders API, the stat log, and the baseline
+//! server the benchmarks compare against. No database driver is linked here.
 
 #![warn(missing_docs)]
 
-pub mod answer;
 pub mod baseline;
 pub mod node;
-pub mod orders_api;
+pub mod orders;
 pub mod query;
+pub mod routes;
 pub mod server;
 pub mod stat_log;
+pub mod stats;
 pub mod telemetry;
 
-pub use answer::{Answer, RetryReason};
-pub use node::{EventState, Node, NodeConfig, NodeError, NodeStats};
-pub use orders_api::{OrdersApi, OrdersHttp};
-pub use server::{serve, RunningServer, NODE_HEADER};
+pub use node::{EventState, Node, NodeConfig, NodeError, DEFAULT_REFRESH_INTERVAL};
+pub use orders::{AnswerFuture, OrdersApi, OrdersRequest};
+pub use routes::{Methods, Route};
+pub use server::{serve_node, NodeService, NODE_HEADER};
+pub use spike_http::{Answer, RetryReason};
 pub use stat_log::StatLog;
+pub use stats::NodeStats;

@@ -1,25 +1,30 @@
-//! The node: decides every answer. A purchase first takes a seat from the
-//! event's local stock (no seat: "sold out" from memory, no round trip),
-//! then asks central stock, and answers exactly what central decided.
+//! The node: decides every answer. [`Node::answer`] looks the path up in
+//! the routing table and hands it to its handler. A purchase ([`Node::buy`])
+//! first takes a seat from the event's local stock (none: "sold out" from
+//! memory, no round trip), then asks central stock, settles the seat with
+//! central's reply (`Reservation::settle`, in spike-core), and answers
+//! exactly what central decided.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use hyper::{Method, StatusCode};
 use spike_core::stat::StatRecord;
 use spike_core::{
-    Admission, BuyerPolicy, CentralError, CentralStock, EventId, LocalStock, NodeId, Purchase,
-    RequestId, SaleConfig, UserId, Verdict,
+    Admission, BuyerPolicy, CentralError, CentralReply, CentralStock, Code, EventId, LocalStock,
+    NodeId, Purchase, RequestId, SaleConfig, Settlement, UserId, Verdict,
 };
+use spike_http::{Answer, RetryReason};
 
-use crate::answer::{Answer, RetryReason};
-use crate::orders_api::OrdersApi;
+use crate::orders::OrdersApi;
 use crate::query::{BuyParams, ParamError};
+use crate::routes::{OrdersRequest, Route};
 use crate::stat_log::StatLog;
-use crate::telemetry::{LatencyBuckets, NodeMetrics, BUY_CODES, LATENCY_BUCKETS};
+use crate::stats::NodeStats;
+use crate::telemetry::{LatencyBuckets, NodeMetrics, LATENCY_BUCKETS};
 
 /// What a node serves and how it behaves.
 #[derive(Debug, Clone)]
@@ -36,13 +41,16 @@ pub struct NodeConfig {
     pub metrics: bool,
 }
 
+/// How often a node refreshes sold-out and missing events by default.
+pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+
 impl NodeConfig {
     /// A node named `node_id` serving `events`, refreshing once a second.
     pub fn new(node_id: NodeId, events: Vec<EventId>) -> Self {
         Self {
             node_id,
             events,
-            refresh_interval: Duration::from_secs(1),
+            refresh_interval: DEFAULT_REFRESH_INTERVAL,
             metrics: true,
         }
     }
@@ -70,35 +78,45 @@ pub struct EventState {
     missing: AtomicBool,
 }
 
-/// Counters a node keeps about its own answers.
-#[derive(Debug, Default)]
-pub struct NodeStats {
-    /// Purchases sent to central stock.
-    pub central_calls: AtomicU64,
-    /// `/buy/ticket` answers by code: index 0 is code 1, index `k` is code `-k`.
-    answers: [AtomicU64; 6],
-}
-
-impl NodeStats {
-    /// The counter of answers with `code` (index 0 is code 1, index `k` is code `-k`).
-    fn counter(&self, code: i8) -> Option<&AtomicU64> {
-        let index = if code == 1 {
-            0
-        } else {
-            usize::from(code.unsigned_abs())
-        };
-        self.answers.get(index)
-    }
-
-    fn count(&self, code: i8) {
-        if let Some(counter) = self.counter(code) {
-            counter.fetch_add(1, Ordering::Relaxed);
+impl EventState {
+    fn new(config: SaleConfig, remaining: u64) -> Self {
+        Self {
+            config,
+            stock: LocalStock::new(remaining),
+            missing: AtomicBool::new(false),
         }
     }
 
-    /// How many `/buy/ticket` answers carried `code` (1, -1 … -5).
-    pub fn answers_with(&self, code: i8) -> u64 {
-        self.counter(code).map_or(0, |c| c.load(Ordering::Relaxed))
+    /// Whether central stock has lost this sale (the node refuses it).
+    pub fn is_missing(&self) -> bool {
+        self.missing.load(Ordering::Acquire)
+    }
+
+    fn set_missing(&self, missing: bool) {
+        self.missing.store(missing, Ordering::Release);
+    }
+
+    /// Why a purchase cannot go to central stock now, if it cannot: the
+    /// checks that need no round trip.
+    fn refusal(
+        &self,
+        user: Option<&UserId>,
+        shutting_down: bool,
+        now: SystemTime,
+    ) -> Option<Answer> {
+        if self.config.policy() != BuyerPolicy::Anonymous && user.is_none() {
+            return Some(Answer::bad_request("user_id is required"));
+        }
+        if shutting_down {
+            return Some(try_again(RetryReason::ShuttingDown, None));
+        }
+        if self.is_missing() {
+            return Some(try_again(RetryReason::SaleStateMissing, None));
+        }
+        if !self.config.is_open_at(now) {
+            return Some(Answer::NotOpen);
+        }
+        None
     }
 }
 
@@ -111,18 +129,24 @@ struct Outcome {
 }
 
 impl Outcome {
-    fn new(answer: Answer, event: Option<EventId>, user: Option<UserId>) -> Self {
+    /// An answer given before the request named a known event.
+    fn early(answer: Answer, user: Option<UserId>) -> Self {
         Self {
             answer,
-            event,
+            event: None,
             user,
             local_sales: 0,
         }
     }
 
-    fn counting(mut self, state: &EventState) -> Self {
-        self.local_sales = state.stock.local_sales();
-        self
+    /// An answer about `event`, with the node's sales of it so far.
+    fn about(answer: Answer, event: EventId, user: Option<UserId>, state: &EventState) -> Self {
+        Self {
+            answer,
+            event: Some(event),
+            user,
+            local_sales: state.stock.local_sales(),
+        }
     }
 }
 
@@ -133,22 +157,25 @@ pub struct Node<C> {
     central: C,
     events: ArcSwap<HashMap<EventId, Arc<EventState>>>,
     stat_log: Option<StatLog>,
+    orders: Option<Arc<dyn OrdersApi>>,
     stats: NodeStats,
     request_prefix: String,
     request_seq: AtomicU64,
     shutting_down: AtomicBool,
     metrics: NodeMetrics,
     latency: LatencyBuckets,
-    orders: OnceLock<Arc<dyn OrdersApi>>,
 }
 
 impl<C: CentralStock> Node<C> {
     /// Loads the configured sales from central stock and starts the
     /// background refresh. Fails if a configured event has no sale.
+    /// `orders` answers the orders API (without it, those paths say how to
+    /// turn it on).
     pub async fn start(
         config: NodeConfig,
         central: C,
         stat_log: Option<StatLog>,
+        orders: Option<Arc<dyn OrdersApi>>,
     ) -> Result<Arc<Self>, NodeError> {
         let names = if config.events.is_empty() {
             central.events().await?
@@ -161,31 +188,26 @@ impl<C: CentralStock> Node<C> {
                 .snapshot(&event)
                 .await?
                 .ok_or_else(|| NodeError::NoSuchSale(event.clone()))?;
-            let state = EventState {
-                stock: LocalStock::new(snapshot.remaining()),
-                config: snapshot.config,
-                missing: AtomicBool::new(false),
-            };
-            events.insert(event, Arc::new(state));
+            let remaining = snapshot.remaining();
+            events.insert(event, Arc::new(EventState::new(snapshot.config, remaining)));
         }
         if config.metrics {
             let _ = spike_telemetry::prometheus();
         }
         let boot = spike_core::sale::unix_millis(SystemTime::now());
-        let config_node_name = config.node_id.clone();
         let short_name: String = config.node_id.as_str().chars().take(24).collect();
         let node = Arc::new(Self {
             request_prefix: format!("{short_name}:{boot:x}:"),
+            metrics: NodeMetrics::new(config.node_id.as_str()),
             config,
             central,
             events: ArcSwap::from_pointee(events),
             stat_log,
+            orders,
             stats: NodeStats::default(),
             request_seq: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
-            metrics: NodeMetrics::new(config_node_name.as_str()),
             latency: LatencyBuckets::default(),
-            orders: OnceLock::new(),
         });
         tokio::spawn(refresh_forever(Arc::downgrade(&node)));
         Ok(node)
@@ -211,11 +233,6 @@ impl<C: CentralStock> Node<C> {
         self.events.load().get(event).cloned()
     }
 
-    /// Serves the orders API from now on (once; later calls are ignored).
-    pub fn attach_orders(&self, api: Arc<dyn OrdersApi>) {
-        let _ = self.orders.set(api);
-    }
-
     /// Stops taking purchases and flushes the stat log. Called once the
     /// server has drained its connections.
     pub fn close(&self) {
@@ -225,62 +242,143 @@ impl<C: CentralStock> Node<C> {
         }
     }
 
-    /// Answers one HTTP request.
+    /// Answers one HTTP request: the route table says what it is, and one
+    /// handler per route answers it.
     pub async fn answer(&self, method: &Method, path: &str, query: Option<&str>) -> Answer {
         let started = Instant::now();
-        let (route, answer) = match path {
-            "/buy/ticket" => {
-                let outcome = if matches!(*method, Method::GET | Method::POST) {
+        let (route, methods) = match Route::parse(path) {
+            Ok(found) => found,
+            Err(refusal) => return self.answered("other", refusal, started),
+        };
+        let answer = match route {
+            Route::BuyTicket => {
+                let outcome = if methods.allow(method) {
                     self.buy(query).await
                 } else {
-                    Outcome::new(method_not_allowed("GET, POST"), None, None)
+                    let refusal = Answer::MethodNotAllowed {
+                        allowed: methods.header(),
+                    };
+                    Outcome::early(refusal, None)
                 };
-                let code = outcome.answer.code();
-                self.stats.count(code);
-                let answer = self.log(outcome);
-                let took = started.elapsed();
-                self.metrics.buy_answered(took);
-                self.latency.record(took);
-                return answer;
+                return self.purchase_answered(outcome, started);
             }
-            _ if path.starts_with("/orders/") || path.starts_with("/users/") => match self.orders.get() {
-                Some(orders) => ("orders", orders.answer(method, path, query).await),
-                None => (
-                    "orders",
-                    Answer::BadRequest {
-                        status: StatusCode::NOT_FOUND,
-                        message: "the orders API is off; start the node with --database-url".into(),
-                    },
-                ),
+            _ if !methods.allow(method) => Answer::MethodNotAllowed {
+                allowed: methods.header(),
             },
-            _ if *method != Method::GET => ("other", method_not_allowed("GET")),
-            "/buy/result" => ("result", self.result(query).await),
-            "/healthz" => ("healthz", self.health()),
-            "/metrics" => ("metrics", Answer::Metrics(self.metrics_text().await)),
-            "/stats" => ("stats", self.stats_json()),
-            "/sale" => ("sale", self.sale(query).await),
-            _ => (
-                "other",
-                Answer::BadRequest {
-                    status: StatusCode::NOT_FOUND,
-                    message: format!(
-                        "no such path {path}; see /buy/ticket, /buy/result, /sale, /healthz, /stats, /metrics"
-                    ),
-                },
-            ),
+            Route::BuyResult => self.result(query).await,
+            Route::Sale => self.sale(query).await,
+            Route::Healthz => self.health(),
+            Route::Stats => self.stats_json(),
+            Route::Metrics => Answer::Metrics(self.metrics_text().await),
+            Route::Orders(ref request) => self.orders(request.clone(), query).await,
         };
+        self.answered(route.name(), answer, started)
+    }
+
+    /// Records a non-purchase answer in the metrics.
+    fn answered(&self, route: &'static str, answer: Answer, started: Instant) -> Answer {
         self.metrics
             .other_answered(route, answer.code(), started.elapsed());
         answer
     }
 
+    /// Counts a purchase's answer, writes its stat-log line, and records its latency.
+    fn purchase_answered(&self, outcome: Outcome, started: Instant) -> Answer {
+        let code = outcome.answer.code();
+        self.stats.count(code);
+        if let Some(log) = &self.stat_log {
+            log.record(StatRecord {
+                at: SystemTime::now(),
+                code,
+                local_sales: outcome.local_sales,
+                event: outcome.event,
+                user: outcome.user,
+                order: outcome.answer.order().cloned(),
+            });
+        }
+        let took = started.elapsed();
+        self.metrics.buy_answered(took);
+        self.latency.record(took);
+        outcome.answer
+    }
+
+    /// One purchase, step by step: read the parameters, find the event, refuse
+    /// what needs no round trip, take a local seat, ask central stock, settle
+    /// the seat with its reply, answer what central decided.
+    async fn buy(&self, query: Option<&str>) -> Outcome {
+        let params = match BuyParams::parse(query) {
+            Ok(params) => params,
+            Err(error) => return Outcome::early(param_error(&error), None),
+        };
+        let (event, state) = match self.resolve_event(params.event) {
+            Ok(found) => found,
+            Err(answer) => return Outcome::early(answer, params.user),
+        };
+        let user = params.user;
+        let shutting_down = self.shutting_down.load(Ordering::Acquire);
+        if let Some(refusal) = state.refusal(user.as_ref(), shutting_down, SystemTime::now()) {
+            return Outcome::about(refusal, event, user, &state);
+        }
+        let seat = match state.stock.admit() {
+            Admission::Ask(seat) => seat,
+            Admission::SoldOut => return Outcome::about(Answer::SoldOut, event, user, &state),
+        };
+        let purchase = Purchase {
+            event: event.clone(),
+            user,
+            request: params.request.unwrap_or_else(|| self.next_request_id()),
+            node: self.config.node_id.clone(),
+        };
+        let answer = match self.ask_central(&purchase).await {
+            Ok(reply) => {
+                if seat.settle(&reply) == Settlement::SaleMissing {
+                    state.set_missing(true);
+                    tracing::error!(%event, "central stock has no state for this sale; refusing to sell it");
+                }
+                verdict_answer(reply, &purchase)
+            }
+            Err(error) => {
+                drop(seat);
+                self.undecided(error, &purchase)
+            }
+        };
+        Outcome::about(answer, event, purchase.user, &state)
+    }
+
+    /// Sends one purchase to central stock, counting and timing the call.
+    async fn ask_central(&self, purchase: &Purchase) -> Result<CentralReply, CentralError> {
+        self.stats.count_central_call();
+        let asked = Instant::now();
+        // Boxed so that the (large) central future is only paid for by requests
+        // that reach central stock, not by every sold-out answer.
+        let reply = Box::pin(self.central.buy(purchase)).await;
+        self.metrics
+            .central_duration
+            .record(asked.elapsed().as_secs_f64());
+        reply
+    }
+
+    /// The answer when central stock gave none: try again, with the request
+    /// id that resolves it.
+    fn undecided(&self, error: CentralError, purchase: &Purchase) -> Answer {
+        tracing::warn!(%error, event = %purchase.event, request = %purchase.request, "purchase not decided");
+        let reason = match error {
+            CentralError::Unavailable(_) => {
+                self.metrics.central_unavailable.increment(1);
+                RetryReason::Unavailable
+            }
+            CentralError::OutcomeUnknown(_) | CentralError::Protocol(_) => {
+                self.metrics.central_unknown.increment(1);
+                RetryReason::OutcomeUnknown
+            }
+        };
+        try_again(reason, Some(purchase.request.clone()))
+    }
+
     /// The Prometheus exposition, with gauges brought up to date first
     /// (including one central read per event for the order stream's length).
     async fn metrics_text(&self) -> String {
-        self.metrics.sync_counts(
-            |code| self.stats.answers_with(code),
-            self.stats.central_calls.load(Ordering::Relaxed),
-        );
+        self.sync_metrics();
         let events = self.events.load_full();
         for (event, state) in events.iter() {
             let gauge = |name| self.metrics.event_gauge(name, event.as_str());
@@ -304,20 +402,32 @@ impl<C: CentralStock> Node<C> {
         crate::telemetry::render()
     }
 
+    /// Copies the node's own counters into the metrics.
+    fn sync_metrics(&self) {
+        self.metrics.sync_counts(
+            |code| self.stats.answers_with(code),
+            self.stats.central_calls(),
+        );
+    }
+
     /// Cumulative counters for the dashboard, which turns them into rates.
     fn stats_json(&self) -> Answer {
-        let answers: serde_json::Map<String, serde_json::Value> = BUY_CODES
+        let answers: serde_json::Map<String, serde_json::Value> = Code::BUY
             .iter()
-            .map(|code| (code.to_string(), self.stats.answers_with(*code).into()))
+            .map(|code| {
+                (
+                    code.number_text().to_owned(),
+                    self.stats.answers_with(*code).into(),
+                )
+            })
             .collect();
-        let events = self.events_json();
         Answer::Info(serde_json::json!({
             "node": self.config.node_id.as_str(),
             "answers": answers,
-            "central_calls": self.stats.central_calls.load(Ordering::Relaxed),
+            "central_calls": self.stats.central_calls(),
             "latency_bounds_seconds": LATENCY_BUCKETS,
             "latency_counts": self.latency.snapshot(),
-            "events": events,
+            "events": self.events_json(),
         }))
     }
 
@@ -336,30 +446,42 @@ impl<C: CentralStock> Node<C> {
                 "buyers": snapshot.buyers,
                 "orders_in_stream": snapshot.orders_in_stream,
             })),
-            Ok(None) => Answer::TryAgain {
-                reason: RetryReason::SaleStateMissing,
-                request: None,
-            },
-            Err(_) => Answer::TryAgain {
-                reason: RetryReason::Unavailable,
-                request: None,
-            },
+            Ok(None) => try_again(RetryReason::SaleStateMissing, None),
+            Err(_) => try_again(RetryReason::Unavailable, None),
         }
     }
 
-    /// Records the outcome in the stat log and returns its answer.
-    fn log(&self, outcome: Outcome) -> Answer {
-        if let Some(log) = &self.stat_log {
-            log.record(StatRecord {
-                at: SystemTime::now(),
-                code: outcome.answer.code(),
-                local_sales: outcome.local_sales,
-                event: outcome.event,
-                user: outcome.user,
-                order: outcome.answer.order().cloned(),
-            });
+    /// What a request id bought (resolves "outcome unknown").
+    async fn result(&self, query: Option<&str>) -> Answer {
+        let (event, request) = match self.read_params(query) {
+            Ok(found) => found,
+            Err(answer) => return answer,
+        };
+        let Some(request) = request else {
+            return Answer::bad_request("request_id is required");
+        };
+        match self.central.order_for_request(&event, &request).await {
+            Ok(Some(order)) => Answer::Sold { event, order },
+            Ok(None) => Answer::refused(
+                StatusCode::NOT_FOUND,
+                format!("no order for request_id {request}"),
+            ),
+            Err(_) => try_again(RetryReason::Unavailable, Some(request)),
         }
-        outcome.answer
+    }
+
+    /// Hands an orders request to the orders API, if this node has one.
+    async fn orders(&self, request: OrdersRequest, query: Option<&str>) -> Answer {
+        let Some(orders) = &self.orders else {
+            return Answer::refused(
+                StatusCode::NOT_FOUND,
+                "the orders API is off; start the node with --database-url",
+            );
+        };
+        match BuyParams::parse(query) {
+            Ok(params) => orders.answer(request, params.user).await,
+            Err(error) => param_error(&error),
+        }
     }
 
     /// The event a request is about: its `event` parameter, else the node's default.
@@ -382,138 +504,6 @@ impl<C: CentralStock> Node<C> {
         }
     }
 
-    fn next_request_id(&self) -> RequestId {
-        let seq = self.request_seq.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{}{seq:x}", self.request_prefix);
-        // The prefix is a validated node id plus hex digits and colons.
-        RequestId::parse(id).unwrap_or_else(|e| unreachable!("generated request id: {e}"))
-    }
-
-    async fn buy(&self, query: Option<&str>) -> Outcome {
-        let params = match BuyParams::parse(query) {
-            Ok(params) => params,
-            Err(error) => return Outcome::new(param_error(&error), None, None),
-        };
-        let (event, state) = match self.resolve_event(params.event) {
-            Ok(found) => found,
-            Err(answer) => return Outcome::new(answer, None, params.user),
-        };
-        let user = params.user;
-        let refuse =
-            |answer, user| Outcome::new(answer, Some(event.clone()), user).counting(&state);
-        if state.config.policy() != BuyerPolicy::Anonymous && user.is_none() {
-            return refuse(Answer::bad_request("user_id is required"), None);
-        }
-        if self.shutting_down.load(Ordering::Acquire) {
-            let answer = Answer::TryAgain {
-                reason: RetryReason::ShuttingDown,
-                request: None,
-            };
-            return refuse(answer, user);
-        }
-        if state.missing.load(Ordering::Acquire) {
-            let answer = Answer::TryAgain {
-                reason: RetryReason::SaleStateMissing,
-                request: None,
-            };
-            return refuse(answer, user);
-        }
-        let not_yet_open = state
-            .config
-            .opens_at()
-            .is_some_and(|opens_at| SystemTime::now() < opens_at);
-        if not_yet_open {
-            return refuse(Answer::NotOpen, user);
-        }
-        let seat = match state.stock.admit() {
-            Admission::Ask(seat) => seat,
-            Admission::SoldOut => return refuse(Answer::SoldOut, user),
-        };
-        let request = params.request.unwrap_or_else(|| self.next_request_id());
-        let purchase = Purchase {
-            event: event.clone(),
-            user,
-            request,
-            node: self.config.node_id.clone(),
-        };
-        self.stats.central_calls.fetch_add(1, Ordering::Relaxed);
-        let asked = Instant::now();
-        // Boxed so that the (large) central future is only paid for by requests
-        // that reach central stock, not by every sold-out answer.
-        let reply = Box::pin(self.central.buy(&purchase)).await;
-        self.metrics
-            .central_duration
-            .record(asked.elapsed().as_secs_f64());
-        let answer = match reply {
-            Ok(reply) => match reply.verdict {
-                Verdict::Sold { order, replayed } => {
-                    if replayed {
-                        seat.refused(reply.remaining);
-                    } else {
-                        seat.sold(reply.remaining);
-                    }
-                    Answer::Sold {
-                        event: event.clone(),
-                        order,
-                    }
-                }
-                Verdict::SoldOut => {
-                    seat.sold_out();
-                    Answer::SoldOut
-                }
-                Verdict::AlreadyPurchased { order } => {
-                    seat.refused(reply.remaining);
-                    Answer::AlreadyPurchased { order }
-                }
-                Verdict::NotOpen => {
-                    seat.refused(reply.remaining);
-                    Answer::NotOpen
-                }
-                Verdict::UserRequired => {
-                    seat.refused(reply.remaining);
-                    Answer::bad_request("user_id is required")
-                }
-                Verdict::RequestIdTaken => {
-                    seat.refused(reply.remaining);
-                    Answer::BadRequest {
-                        status: StatusCode::CONFLICT,
-                        message:
-                            "request_id already bought a seat for another buyer; use a new one"
-                                .to_string(),
-                    }
-                }
-                Verdict::NoSuchSale => {
-                    drop(seat);
-                    state.missing.store(true, Ordering::Release);
-                    tracing::error!(%event, "central stock has no state for this sale; refusing to sell it");
-                    Answer::TryAgain {
-                        reason: RetryReason::SaleStateMissing,
-                        request: Some(purchase.request.clone()),
-                    }
-                }
-            },
-            Err(error) => {
-                drop(seat);
-                tracing::warn!(%error, %event, request = %purchase.request, "purchase not decided");
-                let reason = match error {
-                    CentralError::Unavailable(_) => {
-                        self.metrics.central_unavailable.increment(1);
-                        RetryReason::Unavailable
-                    }
-                    CentralError::OutcomeUnknown(_) | CentralError::Protocol(_) => {
-                        self.metrics.central_unknown.increment(1);
-                        RetryReason::OutcomeUnknown
-                    }
-                };
-                Answer::TryAgain {
-                    reason,
-                    request: Some(purchase.request.clone()),
-                }
-            }
-        };
-        Outcome::new(answer, Some(event), purchase.user).counting(&state)
-    }
-
     /// Parses a read-only request's parameters: its event and request id.
     fn read_params(&self, query: Option<&str>) -> Result<(EventId, Option<RequestId>), Answer> {
         let params = BuyParams::parse(query).map_err(|error| param_error(&error))?;
@@ -521,25 +511,11 @@ impl<C: CentralStock> Node<C> {
         Ok((event, params.request))
     }
 
-    async fn result(&self, query: Option<&str>) -> Answer {
-        let (event, request) = match self.read_params(query) {
-            Ok(found) => found,
-            Err(answer) => return answer,
-        };
-        let Some(request) = request else {
-            return Answer::bad_request("request_id is required");
-        };
-        match self.central.order_for_request(&event, &request).await {
-            Ok(Some(order)) => Answer::Sold { event, order },
-            Ok(None) => Answer::BadRequest {
-                status: StatusCode::NOT_FOUND,
-                message: format!("no order for request_id {request}"),
-            },
-            Err(_) => Answer::TryAgain {
-                reason: RetryReason::Unavailable,
-                request: Some(request),
-            },
-        }
+    fn next_request_id(&self) -> RequestId {
+        let seq = self.request_seq.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}{seq:x}", self.request_prefix);
+        // The prefix is a validated node id plus hex digits and colons.
+        RequestId::parse(id).unwrap_or_else(|e| unreachable!("generated request id: {e}"))
     }
 
     /// Every served event's local state, sorted by event.
@@ -555,7 +531,7 @@ impl<C: CentralStock> Node<C> {
                     "local_stock": state.stock.remaining(),
                     "local_sales": state.stock.local_sales(),
                     "sold_out": state.stock.is_sold_out(),
-                    "missing": state.missing.load(Ordering::Acquire),
+                    "missing": state.is_missing(),
                 })
             })
             .collect();
@@ -564,25 +540,21 @@ impl<C: CentralStock> Node<C> {
     }
 
     fn health(&self) -> Answer {
-        let list = self.events_json();
         Answer::Info(serde_json::json!({
             "status": "ok",
             "node": self.config.node_id.as_str(),
-            "central_calls": self.stats.central_calls.load(Ordering::Relaxed),
-            "events": list,
+            "central_calls": self.stats.central_calls(),
+            "events": self.events_json(),
         }))
     }
 
     /// One refresh pass: sold-out or missing events ask central for their
     /// state (picking up returned seats), and new events are discovered.
     async fn refresh(&self) {
-        self.metrics.sync_counts(
-            |code| self.stats.answers_with(code),
-            self.stats.central_calls.load(Ordering::Relaxed),
-        );
+        self.sync_metrics();
         let events = self.events.load_full();
         for (event, state) in events.iter() {
-            let missing = state.missing.load(Ordering::Acquire);
+            let missing = state.is_missing();
             if !missing && !state.stock.is_sold_out() {
                 continue;
             }
@@ -591,12 +563,12 @@ impl<C: CentralStock> Node<C> {
                     if missing {
                         tracing::info!(%event, "sale state is back in central stock");
                         state.stock.reset(snapshot.remaining());
-                        state.missing.store(false, Ordering::Release);
+                        state.set_missing(false);
                     } else {
                         state.stock.raise_to(snapshot.remaining());
                     }
                 }
-                Ok(None) => state.missing.store(true, Ordering::Release),
+                Ok(None) => state.set_missing(true),
                 Err(error) => tracing::debug!(%error, %event, "refresh failed"),
             }
         }
@@ -613,17 +585,35 @@ impl<C: CentralStock> Node<C> {
         for event in names.into_iter().filter(|e| !known.contains_key(e)) {
             if let Ok(Some(snapshot)) = self.central.snapshot(&event).await {
                 tracing::info!(%event, total = snapshot.config.total(), "serving new event");
-                let state = EventState {
-                    stock: LocalStock::new(snapshot.remaining()),
-                    config: snapshot.config,
-                    missing: AtomicBool::new(false),
-                };
-                grown.insert(event, Arc::new(state));
+                let remaining = snapshot.remaining();
+                grown.insert(event, Arc::new(EventState::new(snapshot.config, remaining)));
             }
         }
         if grown.len() != known.len() {
             self.events.store(Arc::new(grown));
         }
+    }
+}
+
+/// What the buyer is told about central stock's verdict.
+fn verdict_answer(reply: CentralReply, purchase: &Purchase) -> Answer {
+    match reply.verdict {
+        Verdict::Sold { order, .. } => Answer::Sold {
+            event: purchase.event.clone(),
+            order,
+        },
+        Verdict::SoldOut => Answer::SoldOut,
+        Verdict::AlreadyPurchased { order } => Answer::AlreadyPurchased { order },
+        Verdict::NotOpen => Answer::NotOpen,
+        Verdict::UserRequired => Answer::bad_request("user_id is required"),
+        Verdict::RequestIdTaken => Answer::refused(
+            StatusCode::CONFLICT,
+            "request_id already bought a seat for another buyer; use a new one",
+        ),
+        Verdict::NoSuchSale => try_again(
+            RetryReason::SaleStateMissing,
+            Some(purchase.request.clone()),
+        ),
     }
 }
 
@@ -645,15 +635,12 @@ async fn refresh_forever<C: CentralStock>(node: Weak<Node<C>>) {
     }
 }
 
-fn no_event() -> Answer {
-    Answer::bad_request("event is required (this node serves several events)")
+fn try_again(reason: RetryReason, request: Option<RequestId>) -> Answer {
+    Answer::TryAgain { reason, request }
 }
 
-fn method_not_allowed(allowed: &str) -> Answer {
-    Answer::BadRequest {
-        status: StatusCode::METHOD_NOT_ALLOWED,
-        message: format!("method not allowed; use {allowed}"),
-    }
+fn no_event() -> Answer {
+    Answer::bad_request("event is required (this node serves several events)")
 }
 
 fn param_error(error: &ParamError) -> Answer {
@@ -661,8 +648,5 @@ fn param_error(error: &ParamError) -> Answer {
         ParamError::QueryTooLong => StatusCode::URI_TOO_LONG,
         _ => StatusCode::BAD_REQUEST,
     };
-    Answer::BadRequest {
-        status,
-        message: error.to_string(),
-    }
+    Answer::refused(status, error.to_string())
 }

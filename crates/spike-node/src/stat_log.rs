@@ -176,8 +176,9 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use spike_core::Code;
 
-    fn record(code: i8) -> StatRecord {
+    fn record(code: Code) -> StatRecord {
         StatRecord {
             at: std::time::SystemTime::now(),
             code,
@@ -200,7 +201,11 @@ mod tests {
                 let log = Arc::clone(&log);
                 std::thread::spawn(move || {
                     for i in 0..5_000 {
-                        log.record(record(if (i + t) % 10 == 0 { 1 } else { -1 }));
+                        log.record(record(if (i + t) % 10 == 0 {
+                            Code::Success
+                        } else {
+                            Code::SoldOut
+                        }));
                     }
                 })
             })
@@ -218,7 +223,7 @@ mod tests {
         assert!(text.lines().all(|l| l.contains(",node:t,")));
         assert_eq!(log.counters().written.load(Ordering::Relaxed), 20_000);
         assert_eq!(log.counters().dropped.load(Ordering::Relaxed), 0);
-        log.record(record(1));
+        log.record(record(Code::Success));
         assert_eq!(
             log.counters().dropped.load(Ordering::Relaxed),
             1,

@@ -4,18 +4,17 @@
 use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram};
+use spike_core::Code;
 
 pub use spike_telemetry::{render, LatencyBuckets, LATENCY_BUCKETS};
-
-/// Answer codes of `/buy/ticket`, in the order of [`NodeMetrics`]'s counters.
-pub const BUY_CODES: [i8; 6] = [1, -1, -2, -3, -4, -5];
 
 /// The handles one node records into. Counts the node already keeps
 /// (answers by code, central calls) are copied in at scrape time by
 /// [`NodeMetrics::sync_counts`] rather than counted twice on the hot path.
 #[derive(Debug, Clone)]
 pub struct NodeMetrics {
-    buy_answers: [Counter; 6],
+    /// One counter per [`Code::BUY`] code, in its order.
+    buy_answers: [Counter; Code::BUY.len()],
     buy_duration: Histogram,
     central_calls: Counter,
     /// Time central stock took.
@@ -32,9 +31,9 @@ impl NodeMetrics {
     /// [`spike_telemetry::prometheus`]) recording does nothing.
     pub fn new(node: &str) -> Self {
         let node = node.to_string();
-        let answer = |code: &'static str| metrics::counter!("spike_requests_total", "node" => node.clone(), "route" => "buy", "code" => code);
+        let answer = |code: Code| metrics::counter!("spike_requests_total", "node" => node.clone(), "route" => "buy", "code" => code.number_text());
         Self {
-            buy_answers: ["1", "-1", "-2", "-3", "-4", "-5"].map(answer),
+            buy_answers: Code::BUY.map(answer),
             buy_duration: metrics::histogram!("spike_request_duration_seconds", "node" => node.clone(), "route" => "buy"),
             central_calls: metrics::counter!("spike_central_calls_total", "node" => node.clone()),
             central_duration: metrics::histogram!("spike_central_call_duration_seconds", "node" => node.clone()),
@@ -50,16 +49,16 @@ impl NodeMetrics {
     }
 
     /// Sets the answer and central-call counters from the node's own counts.
-    pub fn sync_counts(&self, answers_with: impl Fn(i8) -> u64, central_calls: u64) {
-        for (counter, code) in self.buy_answers.iter().zip(BUY_CODES) {
+    pub fn sync_counts(&self, answers_with: impl Fn(Code) -> u64, central_calls: u64) {
+        for (counter, code) in self.buy_answers.iter().zip(Code::BUY) {
             counter.absolute(answers_with(code));
         }
         self.central_calls.absolute(central_calls);
     }
 
     /// Records an answer on another route (not on the hot path).
-    pub fn other_answered(&self, route: &'static str, code: i8, took: Duration) {
-        metrics::counter!("spike_requests_total", "node" => self.node.clone(), "route" => route, "code" => code.to_string())
+    pub fn other_answered(&self, route: &'static str, code: Code, took: Duration) {
+        metrics::counter!("spike_requests_total", "node" => self.node.clone(), "route" => route, "code" => code.number_text())
             .increment(1);
         metrics::histogram!("spike_request_duration_seconds", "node" => self.node.clone(), "route" => route)
             .record(took.as_secs_f64());

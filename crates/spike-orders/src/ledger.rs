@@ -5,13 +5,12 @@
 //! racing changes of one order have exactly one winner.
 
 use std::borrow::Cow;
-use std::num::NonZeroU32;
 use std::sync::Once;
 use std::time::Duration;
 
 use spike_core::order::{Order, OrderState, Refusal, Transition};
-use spike_core::sale::{from_unix_millis, BuyerPolicy, SaleConfig};
-use spike_core::{EventId, NodeId, OrderId, RequestId, StreamEntry, UserId};
+use spike_core::sale::{SaleConfig, SaleRecord};
+use spike_core::{EventId, NodeId, OrderId, RequestId, SecretUrl, StreamEntry, UserId};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor, Row};
@@ -164,17 +163,16 @@ impl OrderLedger {
     ///
     /// SQLite ledgers use one connection (SQLite has one writer anyway, and an
     /// in-memory database lives only as long as its connection).
-    pub async fn connect(url: &str) -> Result<Self, LedgerError> {
+    pub async fn connect(url: impl Into<SecretUrl>) -> Result<Self, LedgerError> {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
-        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Backend::Postgres
-        } else if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else {
-            let scheme = url.split(':').next().unwrap_or_default();
-            return Err(LedgerError::UnsupportedUrl(scheme.to_owned()));
+        let secret = url.into();
+        let backend = match secret.scheme() {
+            "postgres" | "postgresql" => Backend::Postgres,
+            "sqlite" => Backend::Sqlite,
+            scheme => return Err(LedgerError::UnsupportedUrl(scheme.to_owned())),
         };
+        let url = secret.expose();
         let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
         let options = match backend {
             Backend::Postgres => options.max_connections(8),
@@ -216,8 +214,7 @@ impl OrderLedger {
         event: &EventId,
         config: &SaleConfig,
     ) -> Result<(), LedgerError> {
-        let limit = config.policy().per_user_limit().map_or(0, NonZeroU32::get);
-        let window = u64::try_from(config.payment_window().as_millis()).unwrap_or(u64::MAX);
+        let record = SaleRecord::from(config);
         sqlx::query(
             "INSERT INTO sales (event_id, total, per_user_limit, opens_at_ms, payment_window_ms) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO UPDATE SET \
@@ -225,10 +222,10 @@ impl OrderLedger {
              opens_at_ms = excluded.opens_at_ms, payment_window_ms = excluded.payment_window_ms",
         )
         .bind(event.as_str())
-        .bind(to_i64(config.total()))
-        .bind(i64::from(limit))
-        .bind(to_i64(config.opens_at_millis()))
-        .bind(to_i64(window))
+        .bind(to_i64(record.total))
+        .bind(i64::from(record.per_user_limit))
+        .bind(to_i64(record.opens_at_ms))
+        .bind(to_i64(record.payment_window_ms))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -244,22 +241,14 @@ impl OrderLedger {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let number = |name: &str| row.try_get::<i64, _>(name).map(to_u64);
-        let corrupt =
-            |e: &dyn std::fmt::Display| LedgerError::Corrupt(format!("sale {event}: {e}"));
-        let policy = match u32::try_from(number("per_user_limit")?)
-            .ok()
-            .and_then(NonZeroU32::new)
-        {
-            Some(per_user_limit) => BuyerPolicy::Identified { per_user_limit },
-            None => BuyerPolicy::Anonymous,
+        let record = SaleRecord {
+            total: number("total")?,
+            per_user_limit: u32::try_from(number("per_user_limit")?).unwrap_or(u32::MAX),
+            opens_at_ms: number("opens_at_ms")?,
+            payment_window_ms: number("payment_window_ms")?,
         };
-        let opens_at = number("opens_at_ms")?;
-        let config = SaleConfig::new(number("total")?)
-            .map_err(|e| corrupt(&e))?
-            .with_policy(policy)
-            .opening_at((opens_at > 0).then(|| from_unix_millis(opens_at)))
-            .with_payment_window(Duration::from_millis(number("payment_window_ms")?))
-            .map_err(|e| corrupt(&e))?;
+        let config = SaleConfig::try_from(record)
+            .map_err(|e| LedgerError::Corrupt(format!("sale {event}: {e}")))?;
         Ok(Some(config))
     }
 

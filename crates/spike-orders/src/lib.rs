@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod defaults;
 pub mod desk;
 pub mod error;
 pub mod expiry;

@@ -6,10 +6,11 @@
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use spike_core::{CentralStock, IdError, NodeId, OrderStream};
+use spike_core::{CentralStock, EventId, IdError, NodeId, OrderStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::defaults;
 use crate::expiry::run_expiry;
 use crate::ledger::OrderLedger;
 use crate::writer::{OrderWriter, WriterConfig};
@@ -24,6 +25,20 @@ pub struct PipelineConfig {
     pub lanes: NonZeroUsize,
     /// How often to expire orders and return seats; `None`: not here.
     pub expire_every: Option<Duration>,
+}
+
+impl PipelineConfig {
+    /// The defaults of [`crate::defaults`] for `consumer`, writing `events`
+    /// (empty: every event central stock has) and expiring orders here.
+    pub fn new(consumer: NodeId, events: Vec<EventId>) -> Self {
+        let mut writer = WriterConfig::new(consumer);
+        writer.events = events;
+        Self {
+            writer,
+            lanes: defaults::LANES,
+            expire_every: Some(defaults::EXPIRE_EVERY),
+        }
+    }
 }
 
 /// A running pipeline; [`Pipeline::stop`] ends it.

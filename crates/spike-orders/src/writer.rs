@@ -12,6 +12,7 @@ use spike_core::sale::unix_millis;
 use spike_core::{CentralError, CentralStock, EventId, NodeId, OrderStream, StreamEntry};
 use tokio::sync::watch;
 
+use crate::defaults;
 use crate::error::OrdersError;
 use crate::ledger::OrderLedger;
 
@@ -34,14 +35,14 @@ pub struct WriterConfig {
 }
 
 impl WriterConfig {
-    /// Defaults: batches of 1,000, reclaim after 5 s, 5 ms pause when idle.
+    /// The defaults of [`crate::defaults`].
     pub fn new(consumer: NodeId) -> Self {
         Self {
             consumer,
             events: Vec::new(),
-            batch: 1_000,
-            claim_idle: Duration::from_secs(5),
-            idle_pause: Duration::from_millis(5),
+            batch: defaults::BATCH.get(),
+            claim_idle: defaults::CLAIM_IDLE,
+            idle_pause: defaults::IDLE_PAUSE,
         }
     }
 }

@@ -3,6 +3,8 @@
 //! wrote their order is answered correctly, and the writer's later insert of
 //! the same entry is a replay that leaves the payment alone.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
 use std::time::Duration;
 
 use spike_core::order::OrderState;

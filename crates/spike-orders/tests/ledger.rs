@@ -1,6 +1,8 @@
 //! The ledger's contract, run on both backends: SQLite (embedded) and a real
 //! PostgreSQL database.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -9,14 +9,15 @@
 -- KEYS[5] spike:{E}:released  (unused here; see release.lua)
 -- ARGV[1] user id ('' when none), ARGV[2] request id, ARGV[3] node id
 --
--- Returns {code, order_id, remaining}:
---   1 sold (order) | 2 replay of an earlier success (order) | -1 sold out
---   -2 user limit reached (their latest order) | -3 not open yet
---   -4 user id required | -6 no such sale
---   -7 this request id already bought for another buyer
+-- Returns {code, order_id, remaining}, the codes being constants declared by
+-- the prelude that src/scripts.rs puts before this file (BuyCode there):
+--   SOLD (order) | REPLAYED: an earlier success of this request (order)
+--   SOLD_OUT | LIMIT_REACHED (the user's latest order) | NOT_OPEN
+--   USER_REQUIRED | NO_SUCH_SALE
+--   REQUEST_ID_TAKEN: this request id already bought for another buyer
 local sale = redis.call('HMGET', KEYS[1], 'total', 'sold', 'per_user_limit', 'opens_at_ms', 'event')
 if not sale[1] then
-  return {-6, '', 0}
+  return {NO_SUCH_SALE, '', 0}
 end
 local total = tonumber(sale[1])
 local sold = tonumber(sale[2])
@@ -30,21 +31,21 @@ local earlier = redis.call('HGET', KEYS[3], request)
 if earlier then
   local earlier_order, earlier_user = string.match(earlier, '^(%S+) ?(.*)$')
   if earlier_user ~= user then
-    return {-7, '', remaining}
+    return {REQUEST_ID_TAKEN, '', remaining}
   end
-  return {2, earlier_order, remaining}
+  return {REPLAYED, earlier_order, remaining}
 end
 
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 if now_ms < opens_at then
-  return {-3, '', remaining}
+  return {NOT_OPEN, '', remaining}
 end
 
 local held = nil
 if limit > 0 then
   if user == '' then
-    return {-4, '', remaining}
+    return {USER_REQUIRED, '', remaining}
   end
   held = redis.call('HGET', KEYS[2], user)
   if held then
@@ -54,13 +55,13 @@ if limit > 0 then
       last = id
     end
     if count >= limit then
-      return {-2, last, remaining}
+      return {LIMIT_REACHED, last, remaining}
     end
   end
 end
 
 if sold >= total then
-  return {-1, '', 0}
+  return {SOLD_OUT, '', 0}
 end
 
 local seq = redis.call('HINCRBY', KEYS[1], 'order_seq', 1)
@@ -77,4 +78,4 @@ redis.call('HSET', KEYS[3], request, order .. ' ' .. user)
 -- The entry id is the order's sequence, so an order can be found by its id.
 redis.call('XADD', KEYS[4], seq .. '-0', 'order', order, 'user', user, 'request', request,
   'node', node, 'sold_at_ms', now_ms)
-return {1, order, remaining - 1}
+return {SOLD, order, remaining - 1}

@@ -5,12 +5,13 @@
 -- limit (0 = anonymous), ARGV[4] opens_at_ms (0 = open now),
 -- ARGV[5] payment_window_ms, ARGV[6] event id
 --
--- Returns 1 when created, 0 when a sale exists and ARGV[1] is not '1'.
+-- Returns CREATED, or EXISTS when a sale exists and ARGV[1] is not '1'
+-- (constants declared by the prelude of src/scripts.rs, CreateCode there).
 if redis.call('EXISTS', KEYS[1]) == 1 and ARGV[1] ~= '1' then
-  return 0
+  return EXISTS
 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 redis.call('HSET', KEYS[1],
   'total', ARGV[2], 'sold', 0, 'order_seq', 0, 'per_user_limit', ARGV[3],
   'opens_at_ms', ARGV[4], 'payment_window_ms', ARGV[5], 'event', ARGV[6])
-return 1
+return CREATED

@@ -7,20 +7,21 @@
 -- KEYS[5] spike:{E}:released  set: order ids already given back
 -- ARGV[1] order id, ARGV[2] its user ('' when none), ARGV[3] its request id
 --
--- Returns {code, remaining}:
---   1 released | 0 already released | -1 no such sold order | -6 no such sale
+-- Returns {code, remaining}, the codes being constants declared by the
+-- prelude that src/scripts.rs puts before this file (ReleaseCode there):
+--   RELEASED | ALREADY_RELEASED | NOT_SOLD (no such sold order) | NO_SUCH_SALE
 local sale = redis.call('HMGET', KEYS[1], 'total', 'sold')
 if not sale[1] then
-  return {-6, 0}
+  return {NO_SUCH_SALE, 0}
 end
 local total, sold = tonumber(sale[1]), tonumber(sale[2])
 local order, user, request = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('SISMEMBER', KEYS[5], order) == 1 then
-  return {0, total - sold}
+  return {ALREADY_RELEASED, total - sold}
 end
 -- The order must be one this sale sold to this request, for this user.
 if redis.call('HGET', KEYS[3], request) ~= order .. ' ' .. user then
-  return {-1, total - sold}
+  return {NOT_SOLD, total - sold}
 end
 if user ~= '' then
   local held = redis.call('HGET', KEYS[2], user)
@@ -39,4 +40,4 @@ end
 redis.call('HDEL', KEYS[3], request)
 redis.call('SADD', KEYS[5], order)
 redis.call('HINCRBY', KEYS[1], 'sold', -1)
-return {1, total - sold + 1}
+return {RELEASED, total - sold + 1}

@@ -4,10 +4,14 @@
 
 #![warn(missing_docs)]
 
+mod central;
+mod client;
 mod keys;
-mod store;
+mod scripts;
 mod stream;
+mod wire;
 
+pub use client::{RedisCentral, RedisSettings};
 pub use keys::EventKeys;
-pub use store::{RedisCentral, RedisSettings};
+pub use scripts::{script_names, script_source};
 pub use stream::ORDER_GROUP;

@@ -2,7 +2,6 @@
 //! through the consumer group [`ORDER_GROUP`], with entries reclaimed by
 //! `XAUTOCLAIM` and removed by `lua/ack.lua` once written.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::streams::{
@@ -14,8 +13,8 @@ use spike_core::{
     Backlog, CentralError, EventId, NodeId, OrderId, OrderStream, RequestId, StreamEntry, UserId,
 };
 
+use crate::client::{classify, RedisCentral};
 use crate::keys::EventKeys;
-use crate::store::RedisCentral;
 
 /// The consumer group every order writer joins.
 pub const ORDER_GROUP: &str = "spike-orders";
@@ -63,7 +62,7 @@ impl RedisCentral {
             .deadline_raw(connection.xgroup_create_mkstream(&keys.orders, ORDER_GROUP, "0"))
             .await?;
         match created {
-            Err(e) if e.code() != Some("BUSYGROUP") => Err(crate::store::classify(e)),
+            Err(e) if e.code() != Some("BUSYGROUP") => Err(classify(e)),
             _ => Ok(()),
         }
     }
@@ -79,7 +78,7 @@ impl RedisCentral {
                 self.ensure_group(keys).await?;
                 self.with_deadline(call()).await
             }
-            other => other.map_err(crate::store::classify),
+            other => other.map_err(classify),
         }
     }
 }
@@ -213,24 +212,9 @@ impl OrderStream for RedisCentral {
                 _ => 0,
             },
             Err(e) if is_missing_group(&e) => 0,
-            Err(e) => return Err(crate::store::classify(e)),
+            Err(e) => return Err(classify(e)),
             Ok(_) => 0,
         };
         Ok(Backlog { entries, pending })
     }
-}
-
-/// Groups holdings by buyer for the buyer index (`user → "o1 o2"`).
-pub(crate) fn buyer_index<'a>(
-    holdings: impl Iterator<Item = (&'a UserId, &'a OrderId)>,
-) -> HashMap<&'a str, String> {
-    let mut index: HashMap<&str, String> = HashMap::new();
-    for (user, order) in holdings {
-        let held = index.entry(user.as_str()).or_default();
-        if !held.is_empty() {
-            held.push(' ');
-        }
-        held.push_str(order.as_str());
-    }
-    index
 }

@@ -2,6 +2,8 @@
 //! conformance suite, plus what only Redis can get wrong (script cache,
 //! restarts, keys).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
 use spike_core::{CentralStock, EventId, NodeId, Purchase, RequestId, SaleConfig, UserId, Verdict};
 use spike_redis::{EventKeys, RedisCentral, RedisSettings};
 use spike_testkit::{unique, TestRedis};
@@ -21,10 +23,15 @@ fn purchase(event: &EventId, user: &str) -> Purchase {
     }
 }
 
-#[tokio::test]
-async fn redis_central_passes_the_conformance_suite() {
-    let redis = TestRedis::shared_or_spawn();
-    spike_core::conformance::run_all(central(&redis).await, &unique("conf")).await;
+/// The conformance suite on Redis, one test per case.
+mod conformance {
+    async fn on_redis() -> (spike_testkit::TestRedis, spike_redis::RedisCentral) {
+        let redis = spike_testkit::TestRedis::shared_or_spawn();
+        let central = super::central(&redis).await;
+        (redis, central)
+    }
+
+    spike_core::conformance_tests!(on_redis);
 }
 
 #[tokio::test]

@@ -84,6 +84,14 @@ fn describe() {
         "1 when central stock has said the event is sold out."
     );
     describe_gauge!(
+        "spike_order_stream_entries",
+        "Sold seats in the event's order stream not yet written to the ledger, as a node reads it at scrape time."
+    );
+    describe_gauge!(
+        "spike_central_sold",
+        "Seats central stock has sold for the event, as a node reads it at scrape time."
+    );
+    describe_gauge!(
         "spike_local_sales",
         "Seats a node has sold, by node and event."
     );

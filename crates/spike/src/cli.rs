@@ -9,8 +9,9 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use spike_core::sale::DEFAULT_PAYMENT_WINDOW;
-use spike_core::{BuyerPolicy, EventId, NodeId, SaleConfig};
+use spike_core::{BuyerPolicy, EventId, NodeId, SaleConfig, SecretUrl};
 use spike_front::Upstream;
+use spike_orders::defaults;
 
 /// Spike: a flash-sale ticketing engine that sells exactly its stock.
 #[derive(Debug, Parser)]
@@ -57,6 +58,15 @@ pub enum Command {
     Orders(OrdersArgs),
     /// Reconcile central stock, the order stream, the ledger and stat logs; exit 1 on any mismatch.
     Audit(AuditArgs),
+    /// Print the Lua scripts central stock runs in Redis, exactly as Redis receives them.
+    Scripts(ScriptsArgs),
+}
+
+/// `spike scripts`
+#[derive(Debug, Args)]
+pub struct ScriptsArgs {
+    /// The script to print (buy, release, create, snapshot, ack); none: list their names.
+    pub name: Option<String>,
 }
 
 /// Where the order ledger lives: `postgres://…` or `sqlite:…`.
@@ -64,7 +74,7 @@ pub enum Command {
 pub struct LedgerArgs {
     /// Order ledger URL: postgres://user@host:port/db, or sqlite://path (created if missing).
     #[arg(long, env = "SPIKE_DATABASE_URL")]
-    pub database_url: String,
+    pub database_url: SecretUrl,
 }
 
 /// How the order pipeline works, shared by `spike orders` and `spike node --orders-worker`.
@@ -74,34 +84,20 @@ pub struct PipelineArgs {
     #[arg(long)]
     pub consumer: Option<NodeId>,
     /// Stream entries per read and per database transaction.
-    #[arg(long, default_value = "1000")]
+    #[arg(long, default_value_t = defaults::BATCH)]
     pub batch: NonZeroUsize,
     /// Concurrent writers in this process (consumers NAME, NAME.2, …).
-    #[arg(long, default_value = "2")]
+    #[arg(long, default_value_t = defaults::LANES)]
     pub lanes: NonZeroUsize,
     /// Take over entries another writer left pending this long (it crashed or stalled).
-    #[arg(long, value_parser = parse_duration, default_value = "5s")]
-    pub claim_idle: Duration,
+    #[arg(long, default_value_t = defaults::CLAIM_IDLE.into())]
+    pub claim_idle: humantime::Duration,
     /// How often unpaid orders are expired and owed seats returned.
-    #[arg(long, value_parser = parse_duration, default_value = "200ms")]
-    pub expire_every: Duration,
+    #[arg(long, default_value_t = defaults::EXPIRE_EVERY.into())]
+    pub expire_every: humantime::Duration,
     /// Don't expire orders or return seats in this process (another one does).
     #[arg(long)]
     pub no_expiry: bool,
-}
-
-impl Default for PipelineArgs {
-    /// The flags' defaults.
-    fn default() -> Self {
-        Self {
-            consumer: None,
-            batch: NonZeroUsize::new(1_000).unwrap_or(NonZeroUsize::MIN),
-            lanes: NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN),
-            claim_idle: Duration::from_secs(5),
-            expire_every: Duration::from_millis(200),
-            no_expiry: false,
-        }
-    }
 }
 
 /// `spike orders`
@@ -109,7 +105,7 @@ impl Default for PipelineArgs {
 pub struct OrdersArgs {
     /// Redis URL (central stock and its order stream).
     #[arg(long, env = "SPIKE_REDIS")]
-    pub redis: String,
+    pub redis: SecretUrl,
     /// The order ledger.
     #[command(flatten)]
     pub ledger: LedgerArgs,
@@ -178,7 +174,7 @@ pub struct SaleRecoverArgs {
 pub struct SaleRecords {
     /// Redis URL.
     #[arg(long, env = "SPIKE_REDIS")]
-    pub redis: String,
+    pub redis: SecretUrl,
     /// The order ledger.
     #[command(flatten)]
     pub ledger: LedgerArgs,
@@ -239,7 +235,7 @@ impl SaleRules {
 pub struct SaleCreateArgs {
     /// Redis URL, e.g. redis://127.0.0.1:6379.
     #[arg(long, env = "SPIKE_REDIS")]
-    pub redis: String,
+    pub redis: SecretUrl,
     /// The event (train, concert, drop): [A-Za-z0-9_.-]{1,64}.
     #[arg(long)]
     pub event: EventId,
@@ -251,7 +247,7 @@ pub struct SaleCreateArgs {
     pub force: bool,
     /// Also record the sale's rules in this order ledger (`sale recover` needs them).
     #[arg(long, env = "SPIKE_DATABASE_URL")]
-    pub database_url: Option<String>,
+    pub database_url: Option<SecretUrl>,
 }
 
 /// `spike sale show`
@@ -259,7 +255,7 @@ pub struct SaleCreateArgs {
 pub struct SaleShowArgs {
     /// Redis URL.
     #[arg(long, env = "SPIKE_REDIS")]
-    pub redis: String,
+    pub redis: SecretUrl,
     /// The event.
     #[arg(long)]
     pub event: EventId,
@@ -277,7 +273,7 @@ pub struct NodeArgs {
     /// Central stock in Redis. Without it the node runs embedded, with the
     /// sale given by --event and --stock.
     #[arg(long, env = "SPIKE_REDIS")]
-    pub redis: Option<String>,
+    pub redis: Option<SecretUrl>,
     /// Events to serve (repeatable; the first is the default). With Redis and
     /// none given: every event in Redis.
     #[arg(long = "event")]
@@ -300,7 +296,7 @@ pub struct NodeArgs {
     /// Serve the orders API (/orders/…, /users/…/orders) from this ledger:
     /// postgres://… or sqlite://path.
     #[arg(long, env = "SPIKE_DATABASE_URL")]
-    pub database_url: Option<String>,
+    pub database_url: Option<SecretUrl>,
     /// Also run the order pipeline (writer and expiry) inside this node.
     #[arg(long, requires = "database_url")]
     pub orders_worker: bool,
@@ -391,7 +387,7 @@ pub struct BenchArgs {
     pub timeout: Duration,
     /// Check the run against central stock in this Redis (needs --event).
     #[arg(long, env = "SPIKE_REDIS", requires = "event")]
-    pub redis: Option<String>,
+    pub redis: Option<SecretUrl>,
     /// The event, for the central check.
     #[arg(long)]
     pub event: Option<EventId>,
@@ -420,10 +416,10 @@ pub struct DemoArgs {
     pub connections: usize,
     /// Run on real Redis instead of the embedded central stock.
     #[arg(long)]
-    pub redis: Option<String>,
+    pub redis: Option<SecretUrl>,
     /// The order ledger the sold seats are written to (default: SQLite in memory).
     #[arg(long, default_value = "sqlite::memory:")]
-    pub database_url: String,
+    pub database_url: SecretUrl,
     /// Fixed total request rate per second (default: as fast as possible).
     #[arg(long)]
     pub rate: Option<f64>,
@@ -454,7 +450,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pipeline_defaults_match_the_flags() {
+    fn pipeline_flags_default_to_the_pipelines_defaults() {
         let cli = Cli::try_parse_from([
             "spike",
             "orders",
@@ -467,7 +463,17 @@ mod tests {
         let Command::Orders(args) = cli.command else {
             panic!("orders")
         };
-        assert_eq!(args.pipeline, PipelineArgs::default());
+        assert_eq!(args.pipeline.batch, defaults::BATCH);
+        assert_eq!(args.pipeline.lanes, defaults::LANES);
+        assert_eq!(
+            Duration::from(args.pipeline.claim_idle),
+            defaults::CLAIM_IDLE
+        );
+        assert_eq!(
+            Duration::from(args.pipeline.expire_every),
+            defaults::EXPIRE_EVERY
+        );
+        assert!(!args.pipeline.no_expiry);
     }
 
     #[test]

@@ -49,7 +49,9 @@ fn main() -> ExitCode {
         Command::Node(args) => args.threads,
         Command::Baseline(args) => args.threads,
         Command::Front(args) => args.threads,
-        Command::Sale(_) | Command::NginxConf(_) | Command::Audit(_) => NonZeroUsize::new(1),
+        Command::Sale(_) | Command::NginxConf(_) | Command::Audit(_) | Command::Scripts(_) => {
+            NonZeroUsize::new(1)
+        }
         Command::Bench(_) | Command::Demo(_) | Command::Dashboard(_) | Command::Orders(_) => None,
     };
     let result = runtime(threads)
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
                     Command::Bench(args) => invariants(commands::run_bench(args).await),
                     Command::Demo(args) => invariants(commands::run_demo(args).await),
                     Command::Dashboard(args) => commands::run_dashboard(args).await,
+                    Command::Scripts(args) => commands::print_scripts(args),
                 }
             })
         });

@@ -4,6 +4,8 @@
 //! stock, and saves a screenshot to target/test-artifacts/dashboard.png.
 //! `scripts/test` installs Chromium and the npm package.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

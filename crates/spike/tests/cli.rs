@@ -1,6 +1,8 @@
 //! The `spike` binary as users run it: sale setup against real Redis, and a
 //! node process that flushes every stat-log line when told to stop.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
 mod common;
 
 use std::process::{Command, Stdio};
@@ -91,6 +93,48 @@ fn invalid_sale_flags_fail_with_a_message() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("stock must be at least 1"));
 }
 
+#[test]
+fn passwords_in_urls_never_reach_error_messages() {
+    let port = free_port().to_string();
+    let redis = format!("redis://:hunter2@127.0.0.1:{port}");
+    let ledger = format!("postgres://spike:hunter3@127.0.0.1:{port}/x");
+    let runs = [
+        spike(&["sale", "show", "--redis", &redis, "--event", "e"]),
+        spike(&["node", "--redis", &redis, "--listen", "127.0.0.1:0"]),
+        spike(&[
+            "audit",
+            "--redis",
+            &redis,
+            "--database-url",
+            &ledger,
+            "--event",
+            "e",
+        ]),
+        spike(&[
+            "demo",
+            "--users",
+            "1",
+            "--stock",
+            "1",
+            "--database-url",
+            &ledger,
+        ]),
+    ];
+    for run in runs {
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert!(!run.status.success(), "{said}");
+        assert!(!said.contains("hunter"), "a password leaked: {said}");
+        assert!(
+            said.contains("***@127.0.0.1"),
+            "the URL is named, redacted: {said}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_process_flushes_every_stat_line_on_sigterm() {
     let dir = std::env::temp_dir().join(unique("node-cli"));
@@ -128,7 +172,7 @@ async fn node_process_flushes_every_stat_line_on_sigterm() {
 
     let urls = (0..2000).map(|_| format!("{base}/buy/ticket")).collect();
     let replies = get_all(&http, urls, 100).await;
-    assert_eq!(common::count(&replies, 1), 300);
+    assert_eq!(common::count(&replies, common::Code::Success), 300);
 
     let pid = child.id().expect("pid").to_string();
     let killed = Command::new("kill")
@@ -228,7 +272,11 @@ async fn spike_front_process_splits_by_weight_over_node_processes() {
             .count()
     };
     assert_eq!((on("left"), on("right")), (10, 20));
-    assert_eq!(common::count(&replies, 1), 30, "every buyer served");
+    assert_eq!(
+        common::count(&replies, common::Code::Success),
+        30,
+        "every buyer served"
+    );
 }
 
 #[test]

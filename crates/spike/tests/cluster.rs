@@ -3,13 +3,15 @@
 //! four `spike node` processes on one real Redis, a node killed with SIGKILL
 //! mid-sale and restarted, and `spike demo`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
 mod common;
 
 use std::num::NonZeroU32;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{create_sale, redis_central, start_node};
+use common::{create_sale, named, redis_central, spawn_node};
 use spike_bench::{BenchConfig, Target};
 use spike_core::{EventId, MemoryCentral, SaleConfig};
 use spike_front::nginx::{render, NginxOptions};
@@ -18,7 +20,6 @@ use spike_testkit::{free_port, unique, TestNginx, TestRedis};
 use tokio::net::TcpListener;
 
 const SPIKE: &str = env!("CARGO_BIN_EXE_spike");
-const QUIET: Duration = Duration::from_secs(3600);
 
 fn upstream(port: u16, weight: u32) -> Upstream {
     Upstream {
@@ -53,14 +54,7 @@ async fn four_embedded_nodes(
     let mut nodes = Vec::new();
     let mut upstreams = Vec::new();
     for n in 1..=4u32 {
-        let node = start_node(
-            central.clone(),
-            &format!("n{n}"),
-            vec![event.clone()],
-            None,
-            QUIET,
-        )
-        .await;
+        let node = spawn_node(central.clone(), named(&format!("n{n}")).serving(event)).await;
         upstreams.push(upstream(node.addr().port(), n));
         nodes.push(node);
     }

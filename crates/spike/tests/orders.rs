@@ -4,22 +4,24 @@
 //! sale and `spike sale recover` rebuilding it, and `spike audit` passing on
 //! all of it and failing on corrupted state.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
 mod common;
 
+use spike_core::Code;
 use std::collections::{BTreeSet, HashSet};
 use std::num::NonZeroUsize;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    count, create_sale, get_all, get_prometheus_text, redis_central, start_node, Http, TestNode,
+    count, create_sale, get_all, get_prometheus_text, named, redis_central, spawn_node, Http,
+    TestNode,
 };
 use hyper::{Method, StatusCode};
 use spike_core::order::OrderState;
 use spike_core::{CentralStock, EventId, MemoryCentral, NodeId, OrderStream, SaleConfig};
-use spike_node::{OrdersHttp, StatLog};
-use spike_orders::{audit_event, OrderDesk, OrderLedger, Pipeline, PipelineConfig, WriterConfig};
+use spike_orders::{audit_event, OrderLedger, Pipeline, PipelineConfig, WriterConfig};
 use spike_testkit::{free_port, unique, TestDatabase, TestRedis};
 
 const SPIKE: &str = env!("CARGO_BIN_EXE_spike");
@@ -110,17 +112,11 @@ async fn node_with_orders<C>(central: &C, ledger: &OrderLedger, event: &EventId)
 where
     C: CentralStock + OrderStream + Clone + std::fmt::Debug,
 {
-    let node = start_node(
-        central.clone(),
-        "n1",
-        vec![event.clone()],
-        None,
-        Duration::from_millis(200),
-    )
-    .await;
-    let desk = OrderDesk::new(ledger.clone(), central.clone());
-    node.node.attach_orders(Arc::new(OrdersHttp::new(desk)));
-    node
+    let spec = named("n1")
+        .serving(event)
+        .refreshing_every(Duration::from_millis(200))
+        .orders_from(ledger);
+    spawn_node(central.clone(), spec).await
 }
 
 fn buy_urls(node: &TestNode<impl CentralStock>, users: std::ops::Range<u64>) -> Vec<String> {
@@ -208,15 +204,11 @@ async fn two_writers_one_killed_mid_batch_write_every_order_exactly_once() {
     let event = event("writers");
     create_sale(&central, &event, SaleConfig::new(1_000).expect("config")).await;
     let stat_path = std::env::temp_dir().join(format!("{}.stat.log", unique("writers")));
-    let stat_log = StatLog::open(&stat_path, NodeId::parse("n1").expect("id")).expect("stat log");
-    let node = start_node(
-        central.clone(),
-        "n1",
-        vec![event.clone()],
-        Some(stat_log),
-        Duration::from_secs(1),
-    )
-    .await;
+    let spec = named("n1")
+        .serving(&event)
+        .stat_log(&stat_path)
+        .refreshing_every(Duration::from_secs(1));
+    let node = spawn_node(central.clone(), spec).await;
     let mut doomed = spawn_writer(redis.url(), database.url(), &event, "writer-a", free_port());
     let survivor_metrics = free_port();
     let mut survivor = spawn_writer(
@@ -251,8 +243,12 @@ async fn two_writers_one_killed_mid_batch_write_every_order_exactly_once() {
     eprintln!("killed writer A holding {caught} unacknowledged entries");
 
     let replies = buying.await.expect("buyers");
-    assert_eq!(count(&replies, 1), 1_000, "exactly the stock is sold");
-    assert_eq!(count(&replies, -1), 4_000);
+    assert_eq!(
+        count(&replies, Code::Success),
+        1_000,
+        "exactly the stock is sold"
+    );
+    assert_eq!(count(&replies, Code::SoldOut), 4_000);
     drained(&central, &event).await;
     // The survivor's metrics say what it wrote and that nothing is left.
     tokio::time::sleep(Duration::from_millis(1_200)).await;
@@ -387,7 +383,7 @@ where
     let http = Http::new();
     let sold_at = Instant::now();
     let replies = get_all(&http, buy_urls(&node, 0..200), 32).await;
-    assert_eq!(count(&replies, 1), 200);
+    assert_eq!(count(&replies, Code::Success), 200);
     // Payments arrive from 300 ms before to 300 ms after the deadline.
     let mut payments = Vec::new();
     for (i, reply) in replies.iter().enumerate() {
@@ -409,7 +405,7 @@ where
                 assert_eq!(reply.body["data"]["state"], "paid", "{:?}", reply.body);
                 paid.insert(order);
             }
-            StatusCode::CONFLICT => assert_eq!(reply.code(), -4),
+            StatusCode::CONFLICT => assert_eq!(reply.code(), Code::Refused),
             other => panic!("unexpected answer to a payment: {other} {:?}", reply.body),
         }
     }
@@ -456,10 +452,10 @@ where
     let (pipeline, node) = open_sale(&central, &ledger, &event, 100, window).await;
     let http = Http::new();
     let first = get_all(&http, buy_urls(&node, 0..300), 32).await;
-    assert_eq!(count(&first, 1), 100);
+    assert_eq!(count(&first, Code::Success), 100);
     let mut paid = 0;
     for (i, reply) in first.iter().enumerate() {
-        if let Some(order) = reply.order().filter(|_| reply.code() == 1) {
+        if let Some(order) = reply.order().filter(|_| reply.code() == Code::Success) {
             if paid < 60 {
                 // Paid at once: possibly before the writer wrote the order.
                 let answer = http
@@ -483,14 +479,14 @@ where
             "only {resold} of 40 returned seats were sold again"
         );
         let wave = get_all(&http, buy_urls(&node, next_user..next_user + 20), 20).await;
-        resold += count(&wave, 1);
+        resold += count(&wave, Code::Success);
         next_user += 20;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(resold, 40, "never more than the returned seats");
     let late = get_all(&http, buy_urls(&node, 5_000..5_050), 10).await;
     assert_eq!(
-        count(&late, 1),
+        count(&late, Code::Success),
         0,
         "sold out once the returned seats are gone"
     );
@@ -591,14 +587,14 @@ async fn redis_restarted_empty_is_recovered_from_the_ledger_without_oversell() {
     let node = node_with_orders(&central, &ledger, &event).await;
     let http = Http::new();
     let before = get_all(&http, buy_urls(&node, 0..200), 32).await;
-    assert_eq!(count(&before, 1), 200);
+    assert_eq!(count(&before, Code::Success), 200);
     drained(&central, &event).await;
 
     redis.kill();
     redis.start(); // same port, empty
     let refused = get_all(&http, buy_urls(&node, 200..230), 8).await;
     assert_eq!(
-        count(&refused, 1),
+        count(&refused, Code::Success),
         0,
         "never sell from a central stock that forgot the sale"
     );
@@ -639,12 +635,16 @@ async fn redis_restarted_empty_is_recovered_from_the_ledger_without_oversell() {
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     let again = get_all(&http, buy_urls(&node, 0..200), 32).await;
     assert_eq!(
-        count(&again, -2),
+        count(&again, Code::AlreadyPurchased),
         200,
         "earlier buyers still hold their orders"
     );
     let after = get_all(&http, buy_urls(&node, 200..1_000), 32).await;
-    assert_eq!(count(&after, 1), 300, "exactly the remaining seats");
+    assert_eq!(
+        count(&after, Code::Success),
+        300,
+        "exactly the remaining seats"
+    );
     drained(&central, &event).await;
     pipeline.stop().await;
     let orders = ledger.orders_of_event(&event).await.expect("orders");
@@ -729,7 +729,12 @@ async fn orders_api_refuses_bad_input_with_4xx_and_changes_nothing() {
     for (method, path, status) in cases {
         let reply = http.send(method.clone(), &node.url(&path)).await;
         assert_eq!(reply.status, status, "{method} {path}: {:?}", reply.body);
-        assert_eq!(reply.code(), -4, "{method} {path}: {:?}", reply.body);
+        assert_eq!(
+            reply.code(),
+            Code::Refused,
+            "{method} {path}: {:?}",
+            reply.body
+        );
     }
     let shown = http.get(&node.url(&format!("/orders/{order}"))).await;
     assert_eq!(shown.body["data"]["state"], "reserved", "nothing changed");
@@ -765,7 +770,13 @@ async fn a_node_without_a_ledger_says_how_to_turn_the_orders_api_on() {
     let central = MemoryCentral::new();
     let event = event("off");
     create_sale(&central, &event, SaleConfig::new(5).expect("config")).await;
-    let node = start_node(central, "n1", vec![event], None, Duration::from_secs(1)).await;
+    let node = spawn_node(
+        central,
+        named("n1")
+            .serving(&event)
+            .refreshing_every(Duration::from_secs(1)),
+    )
+    .await;
     let reply = Http::new().get(&node.url("/orders/x-1")).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     let message = reply.body["msg"].as_str().unwrap_or_default();

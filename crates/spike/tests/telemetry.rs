@@ -2,12 +2,13 @@
 //! (read with a real parser) whose counters match the answers given, and
 //! `/stats` and `/sale` feed the dashboard.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
 mod common;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
-use common::{create_sale, get_all, start_node, Http};
+use common::{create_sale, get_all, get_prometheus_text, named, spawn_node, Code, Http};
 use prometheus_parse::{Scrape, Value};
 use spike_core::{EventId, MemoryCentral, SaleConfig};
 use spike_testkit::unique;
@@ -36,34 +37,30 @@ async fn metrics_parse_and_count_exactly_the_answers_given() {
     let event = EventId::parse(unique("metrics")).unwrap();
     create_sale(&central, &event, SaleConfig::new(5).unwrap()).await;
     let name = unique("m");
-    let node = start_node(
-        central,
-        &name,
-        vec![event.clone()],
-        None,
-        Duration::from_secs(3600),
-    )
-    .await;
+    let node = spawn_node(central, named(&name).serving(&event)).await;
     let mut urls: Vec<String> = (0..12)
         .map(|u| node.url(&format!("/buy/ticket?user_id=u{u}")))
         .collect();
     urls.push(node.url("/buy/ticket?user_id="));
     urls.push(node.url("/buy/ticket"));
     let replies = get_all(&Http::new(), urls, 4).await;
-    let answered: HashMap<i64, usize> = replies.iter().fold(HashMap::new(), |mut m, r| {
+    let answered: HashMap<Code, usize> = replies.iter().fold(HashMap::new(), |mut m, r| {
         *m.entry(r.code()).or_default() += 1;
         m
     });
-    assert_eq!((answered[&1], answered[&-1], answered[&-4]), (5, 7, 2));
+    assert_eq!(
+        (
+            answered[&Code::Success],
+            answered[&Code::SoldOut],
+            answered[&Code::Refused]
+        ),
+        (5, 7, 2)
+    );
 
     let scrape = scrape(&node.url("/metrics")).await;
     for (code, count) in &answered {
-        let code = code.to_string();
-        let labels = [
-            ("node", name.as_str()),
-            ("route", "buy"),
-            ("code", code.as_str()),
-        ];
+        let code = code.number_text();
+        let labels = [("node", name.as_str()), ("route", "buy"), ("code", code)];
         assert_eq!(
             counter(&scrape, "spike_requests_total", &labels),
             *count as f64,
@@ -119,14 +116,7 @@ async fn stats_and_sale_feed_the_dashboard() {
     let central = MemoryCentral::new();
     let event = EventId::parse(unique("stats")).unwrap();
     create_sale(&central, &event, SaleConfig::new(3).unwrap()).await;
-    let node = start_node(
-        central,
-        "dash",
-        vec![event.clone()],
-        None,
-        Duration::from_secs(3600),
-    )
-    .await;
+    let node = spawn_node(central, named("dash").serving(&event)).await;
     let urls = (0..5)
         .map(|u| node.url(&format!("/buy/ticket?user_id=u{u}")))
         .collect();
@@ -151,4 +141,47 @@ async fn stats_and_sale_feed_the_dashboard() {
         ),
         (Some(3), Some(3), Some(0))
     );
+}
+
+/// `promtool check metrics` (Debian's prometheus package, installed by
+/// scripts/test) accepts a node's exposition: every metric has HELP text
+/// and follows Prometheus's naming rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promtool_accepts_a_nodes_metrics() {
+    let central = MemoryCentral::new();
+    let event = EventId::parse(unique("promtool")).unwrap();
+    create_sale(&central, &event, SaleConfig::new(2).unwrap()).await;
+    let dir = std::env::temp_dir().join(unique("promtool"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = named("prom")
+        .serving(&event)
+        .stat_log(&dir.join("stat.log"));
+    let node = spawn_node(central, spec).await;
+    for user in ["ann", "bob", "cy", "ann"] {
+        node.buy(user).await;
+    }
+    node.get("/buy/ticket?user_id=").await;
+    node.get("/healthz").await;
+    let text = get_prometheus_text(&node.url("/metrics")).await;
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) must be installed; scripts/test installs it");
+    {
+        use std::io::Write;
+        let mut stdin = promtool.stdin.take().unwrap();
+        stdin.write_all(text.as_bytes()).unwrap();
+    }
+    let checked = promtool.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(checked.status.success(), "promtool: {said}\n{text}");
+    assert!(said.trim().is_empty(), "promtool found problems: {said}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

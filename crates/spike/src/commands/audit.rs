@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::Context;
 use spike_core::reconcile::AuditReport;
 use spike_core::stat::parse_line;
-use spike_core::{EventId, OrderId};
+use spike_core::{Code, EventId, OrderId};
 use spike_orders::audit_event;
 
 use super::orders::ledger;
@@ -31,7 +31,7 @@ pub(crate) fn logged_sales(
             let Some(parsed) = parse_line(&line) else {
                 continue;
             };
-            let Some(order) = parsed.order.filter(|_| parsed.code == 1) else {
+            let Some(order) = parsed.order.filter(|_| parsed.code == Code::Success) else {
                 continue;
             };
             let Ok(order) = OrderId::parse(order) else {

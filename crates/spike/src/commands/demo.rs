@@ -5,8 +5,8 @@
 //! (SQLite in memory unless `--database-url`), the audit, and every invariant.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -15,15 +15,16 @@ use spike_bench::{BenchConfig, Report, Target};
 use spike_core::{CentralStock, EventId, MemoryCentral, NodeId, OrderStream, SaleConfig};
 use spike_dashboard::{serve_dashboard, DashboardConfig};
 use spike_front::{serve_front, FrontConfig, Upstream};
-use spike_node::{serve, Node, NodeConfig};
-use spike_orders::{audit_event, Pipeline};
+use spike_node::NodeConfig;
+use spike_orders::{audit_event, Pipeline, PipelineConfig};
 use tokio::net::TcpListener;
 
 use super::audit::report_table;
 use super::bench::{central_view, print_report};
-use super::orders::{ledger, pipeline_config};
+use super::orders::ledger;
 use super::redis;
-use crate::cli::{DemoArgs, PipelineArgs};
+use crate::app::{NodeApp, NodeSettings};
+use crate::cli::DemoArgs;
 
 /// The demo's result: the load report plus what each node sold.
 #[derive(Debug, Serialize)]
@@ -83,31 +84,27 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
     node_centrals: Vec<C>,
 ) -> anyhow::Result<bool> {
     let ledger = ledger(&args.database_url).await?;
-    let config = pipeline_config(&PipelineArgs::default(), vec![event.clone()])?;
+    let consumer = NodeId::parse(format!("orders-{}", std::process::id()))?;
+    let config = PipelineConfig::new(consumer, vec![event.clone()]);
     let pipeline = Pipeline::start(central.clone(), ledger.clone(), config)?;
-    let mut nodes = Vec::new();
-    let mut servers = Vec::new();
+    let mut apps = Vec::new();
     let mut upstreams = Vec::new();
     for (i, node_central) in node_centrals.into_iter().enumerate() {
         let name = NodeId::parse(format!("n{}", i + 1))?;
-        let node = Node::start(
-            NodeConfig::new(name, vec![event.clone()]),
-            node_central,
-            None,
-        )
-        .await?;
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut settings = NodeSettings::new(listen, NodeConfig::new(name, vec![event.clone()]));
+        settings.grace = Duration::from_secs(1);
+        let app = NodeApp::build(settings, node_central).await?;
         let weight = NonZeroU32::new(u32::try_from(i + 1)?).unwrap_or(NonZeroU32::MIN);
         upstreams.push(Upstream {
-            address: listener.local_addr()?.to_string(),
+            address: app.addr().to_string(),
             weight,
         });
-        servers.push(serve(listener, Arc::clone(&node), Duration::from_secs(1)));
-        nodes.push(node);
+        apps.push(app);
     }
     let dashboard = if args.dashboard {
         let listener = TcpListener::bind(args.dashboard_listen).await?;
-        let nodes = servers.iter().map(|s| s.addr().to_string()).collect();
+        let nodes = apps.iter().map(|app| app.addr().to_string()).collect();
         let dashboard = serve_dashboard(listener, DashboardConfig::new(nodes));
         eprintln!("dashboard: http://{}/dashboard", dashboard.addr());
         Some(dashboard)
@@ -117,14 +114,14 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
     let front_listener = TcpListener::bind("127.0.0.1:0").await?;
     let front_addr = front_listener.local_addr()?;
     let front = serve_front(front_listener, FrontConfig::new(upstreams))?;
-    let weights: Vec<String> = (1..=nodes.len()).map(|w| w.to_string()).collect();
+    let weights: Vec<String> = (1..=apps.len()).map(|w| w.to_string()).collect();
     if !args.output.json {
         println!(
             "Spike demo: {} users buying {} tickets through the front door at {front_addr},\n\
              {} nodes with weights {}, {central_kind} central stock (event {event})\n",
             thousands(args.users),
             thousands(args.stock),
-            nodes.len(),
+            apps.len(),
             weights.join(":"),
         );
     }
@@ -154,9 +151,10 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
     let view = central_view(central, event).await?;
     let report = Report::new(&config, &data, Some(view), args.users >= args.stock);
 
-    let sales_per_node: BTreeMap<String, u64> = nodes
+    let sales_per_node: BTreeMap<String, u64> = apps
         .iter()
-        .map(|node| {
+        .map(|app| {
+            let node = app.node();
             let sold = node
                 .event(event)
                 .map_or(0, |state| state.stock.local_sales());
@@ -212,8 +210,8 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
         dashboard.shutdown().await;
     }
     front.shutdown().await;
-    for server in servers {
-        server.shutdown(Duration::from_secs(1)).await;
+    for app in apps {
+        app.stop().await;
     }
     Ok(all_invariants_held)
 }

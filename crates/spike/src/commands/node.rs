@@ -1,49 +1,55 @@
 //! `spike node` and `spike baseline`: serve until SIGINT/SIGTERM.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 use spike_core::{CentralStock, MemoryCentral, NodeId, OrderStream};
-use spike_node::{serve, Node, NodeConfig, OrdersHttp, StatLog};
-use spike_orders::{OrderDesk, Pipeline};
+use spike_http::ServerOptions;
+use spike_node::NodeConfig;
 use tokio::net::TcpListener;
 
-use super::orders::{ledger, pipeline_config};
-use super::{redact, redis, shutdown_signal};
+use super::orders::pipeline_config;
+use super::{redis, shutdown_signal};
+use crate::app::{LedgerSource, NodeApp, NodeSettings, OrdersSettings, DEFAULT_GRACE};
 use crate::cli::{BaselineArgs, NodeArgs};
 
-/// How long a stopping node waits for open connections.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// The settings `spike node`'s flags describe. `worker`: run the order
+/// pipeline in the node (always, when central stock is embedded: only this
+/// process can read its stream).
+fn settings(args: &NodeArgs, worker: bool) -> anyhow::Result<NodeSettings> {
+    let placeholder = NodeId::parse("node")?;
+    let mut node = NodeConfig::new(
+        args.node_id.clone().unwrap_or(placeholder),
+        args.events.clone(),
+    );
+    node.metrics = !args.no_metrics;
+    let mut settings = NodeSettings::new(args.listen, node);
+    settings.name_after_port = args.node_id.is_none();
+    settings.stat_log = (!args.no_stat_log).then(|| args.stat_log.clone());
+    settings.orders = match &args.database_url {
+        Some(ledger) => Some(OrdersSettings {
+            ledger: LedgerSource::Url(ledger.clone()),
+            pipeline: match worker {
+                true => Some(pipeline_config(&args.pipeline, args.events.clone())?),
+                false => None,
+            },
+        }),
+        None => None,
+    };
+    Ok(settings)
+}
 
 /// `spike node`: serves until SIGINT/SIGTERM, then drains and flushes.
 pub async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let addr = listener.local_addr()?;
-    let node_id = match args.node_id.clone() {
-        Some(id) => id,
-        None => NodeId::parse(format!("node-{}", addr.port()))?,
-    };
-    let stat_log = if args.no_stat_log {
-        None
-    } else {
-        Some(StatLog::open(&args.stat_log, node_id.clone())?)
-    };
-    let mut config = NodeConfig::new(node_id, args.events.clone());
-    config.metrics = !args.no_metrics;
     match &args.redis {
         Some(url) => {
             if args.rules.any_given() {
                 bail!("with --redis the sale's rules live in Redis: set them with `spike sale create`");
             }
             let central = redis(url).await?;
-            let node = Node::start(config, central.clone(), stat_log).await?;
-            let pipeline = attach_orders(&node, central, &args, args.orders_worker).await?;
-            tracing::info!(node = %node.id(), %addr, central = %redact(url), events = ?args.events, "node listening");
-            serve_until_signal(listener, node, pipeline).await
+            let app = NodeApp::build(settings(&args, args.orders_worker)?, central).await?;
+            tracing::info!(node = %app.node().id(), addr = %app.addr(), central = %url, events = ?args.events, "node listening");
+            serve_until_signal(app).await
         }
         None => {
             let [event] = args.events.as_slice() else {
@@ -52,51 +58,20 @@ pub async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             let sale = args.rules.to_config()?;
             let central = MemoryCentral::new();
             central.create_sale(event, &sale, false).await?;
-            let node = Node::start(config, central.clone(), stat_log).await?;
-            // Embedded, the stream lives in this process: only it can write it.
-            let pipeline = attach_orders(&node, central, &args, true).await?;
-            tracing::info!(node = %node.id(), %addr, central = "embedded", %event, stock = sale.total(), "node listening");
-            serve_until_signal(listener, node, pipeline).await
+            let app = NodeApp::build(settings(&args, true)?, central).await?;
+            tracing::info!(node = %app.node().id(), addr = %app.addr(), central = "embedded", %event, stock = sale.total(), "node listening");
+            serve_until_signal(app).await
         }
     }
 }
 
-/// With `--database-url`: serves the orders API and, when `worker`, runs the
-/// order pipeline in this process.
-async fn attach_orders<C>(
-    node: &Node<C>,
-    central: C,
-    args: &NodeArgs,
-    worker: bool,
-) -> anyhow::Result<Option<Pipeline>>
+async fn serve_until_signal<C>(app: NodeApp<C>) -> anyhow::Result<()>
 where
     C: CentralStock + OrderStream + Clone + std::fmt::Debug,
 {
-    let Some(url) = &args.database_url else {
-        return Ok(None);
-    };
-    let ledger = ledger(url).await?;
-    let desk = OrderDesk::new(ledger.clone(), central.clone());
-    node.attach_orders(Arc::new(OrdersHttp::new(desk)));
-    if !worker {
-        return Ok(None);
-    }
-    let config = pipeline_config(&args.pipeline, args.events.clone())?;
-    Ok(Some(Pipeline::start(central, ledger, config)?))
-}
-
-async fn serve_until_signal<C: CentralStock>(
-    listener: TcpListener,
-    node: Arc<Node<C>>,
-    pipeline: Option<Pipeline>,
-) -> anyhow::Result<()> {
-    let server = serve(listener, Arc::clone(&node), SHUTDOWN_GRACE);
     shutdown_signal().await?;
-    tracing::info!(node = %node.id(), "stopping: draining connections, flushing the stat log");
-    server.shutdown(SHUTDOWN_GRACE).await;
-    if let Some(pipeline) = pipeline {
-        pipeline.stop().await;
-    }
+    tracing::info!(node = %app.node().id(), "stopping: draining connections, flushing the stat log");
+    let node = app.stop().await;
     let (lines, dropped) = node.stat_log().map_or((0, 0), |log| {
         let counters = log.counters();
         (
@@ -113,10 +88,10 @@ pub async fn run_baseline(args: BaselineArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    tracing::info!(addr = %listener.local_addr()?, "baseline listening");
-    tokio::select! {
-        result = spike_node::baseline::serve_baseline(listener) => result?,
-        result = shutdown_signal() => result?,
-    }
+    let server =
+        spike_node::baseline::serve_baseline(listener, ServerOptions::with_grace(DEFAULT_GRACE));
+    tracing::info!(addr = %server.addr(), "baseline listening");
+    shutdown_signal().await?;
+    server.shutdown().await;
     Ok(())
 }

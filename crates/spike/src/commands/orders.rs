@@ -3,17 +3,17 @@
 //! [`PipelineConfig`].
 
 use anyhow::Context;
-use spike_core::{EventId, NodeId};
-use spike_orders::{OrderLedger, Pipeline, PipelineConfig, WriterConfig};
+use spike_core::{EventId, NodeId, SecretUrl};
+use spike_http::ServerOptions;
+use spike_orders::{OrderLedger, Pipeline, PipelineConfig};
 
-use super::{redact, redis, shutdown_signal};
+use super::{redis, shutdown_signal};
+use crate::app::open_ledger;
 use crate::cli::{OrdersArgs, PipelineArgs};
 
-/// Connects to the order ledger, saying which URL failed.
-pub(crate) async fn ledger(url: &str) -> anyhow::Result<OrderLedger> {
-    OrderLedger::connect(url)
-        .await
-        .with_context(|| format!("cannot open the order ledger at {}", redact(url)))
+/// Connects to the order ledger, saying which URL failed (without its password).
+pub(crate) async fn ledger(url: &SecretUrl) -> anyhow::Result<OrderLedger> {
+    Ok(open_ledger(url).await?)
 }
 
 /// The pipeline the flags describe, for `events` (empty: every event).
@@ -25,33 +25,39 @@ pub(crate) fn pipeline_config(
         Some(name) => name.clone(),
         None => NodeId::parse(format!("orders-{}", std::process::id()))?,
     };
-    let mut writer = WriterConfig::new(consumer);
-    writer.events = events;
-    writer.batch = args.batch.get();
-    writer.claim_idle = args.claim_idle;
-    Ok(PipelineConfig {
-        writer,
-        lanes: args.lanes,
-        expire_every: (!args.no_expiry).then_some(args.expire_every),
-    })
+    let mut config = PipelineConfig::new(consumer, events);
+    config.writer.batch = args.batch.get();
+    config.writer.claim_idle = args.claim_idle.into();
+    config.lanes = args.lanes;
+    config.expire_every = (!args.no_expiry).then_some(args.expire_every.into());
+    Ok(config)
 }
 
 /// `spike orders`: runs the pipeline until SIGINT/SIGTERM.
 pub async fn run_orders(args: OrdersArgs) -> anyhow::Result<()> {
     let central = redis(&args.redis).await?;
     let ledger = ledger(&args.ledger.database_url).await?;
-    if let Some(addr) = args.metrics_listen {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        tracing::info!(%addr, "metrics at /metrics");
-        tokio::spawn(spike_node::baseline::serve_metrics(listener));
-    }
+    let metrics = match args.metrics_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            tracing::info!(%addr, "metrics at /metrics");
+            Some(spike_node::baseline::serve_metrics(
+                listener,
+                ServerOptions::default(),
+            ))
+        }
+        None => None,
+    };
     let config = pipeline_config(&args.pipeline, args.events.clone())?;
     let pipeline = Pipeline::start(central, ledger, config)?;
     tracing::info!(events = ?args.events, expiry = !args.pipeline.no_expiry, "order pipeline running");
     shutdown_signal().await?;
     tracing::info!("stopping the order pipeline");
     pipeline.stop().await;
+    if let Some(metrics) = metrics {
+        metrics.shutdown().await;
+    }
     Ok(())
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,55 +14,134 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
-use spike_core::{CentralStock, EventId, NodeId, SaleConfig};
-use spike_node::{serve, Node, NodeConfig, RunningServer, StatLog};
+use spike::app::{LedgerSource, NodeApp, NodeSettings, OrdersSettings};
+use spike_core::{CentralStock, EventId, NodeId, OrderStream, SaleConfig};
+use spike_node::{Node, NodeConfig};
+use spike_orders::OrderLedger;
 use spike_redis::{RedisCentral, RedisSettings};
-use tokio::net::TcpListener;
 
-/// A node running in this process on a random loopback port.
-pub struct TestNode<C: CentralStock> {
-    pub node: Arc<Node<C>>,
-    pub server: RunningServer,
+pub use spike_core::Code;
+
+/// Every central stock a test node can run on: Redis or embedded.
+pub trait Central: CentralStock + OrderStream + Clone + std::fmt::Debug {}
+
+impl<C: CentralStock + OrderStream + Clone + std::fmt::Debug> Central for C {}
+
+/// How long a test node waits between refreshes unless told otherwise: an
+/// hour, so that only the purchases under test reach central stock.
+pub const QUIET: Duration = Duration::from_secs(3600);
+
+/// What a test node is: its name, events, refresh period, stat log and
+/// orders API. Built with [`named`] and its methods.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    name: String,
+    events: Vec<EventId>,
+    refresh: Duration,
+    stat_log: Option<PathBuf>,
+    orders: Option<OrderLedger>,
+}
+
+/// A node named `name`, serving every event, refreshing hourly.
+pub fn named(name: &str) -> NodeSpec {
+    NodeSpec {
+        name: name.to_owned(),
+        events: Vec::new(),
+        refresh: QUIET,
+        stat_log: None,
+        orders: None,
+    }
+}
+
+impl NodeSpec {
+    /// Serves `event` (the first one given is the default).
+    pub fn serving(mut self, event: &EventId) -> Self {
+        self.events.push(event.clone());
+        self
+    }
+
+    /// Refreshes sold-out and missing events this often.
+    pub fn refreshing_every(mut self, period: Duration) -> Self {
+        self.refresh = period;
+        self
+    }
+
+    /// Writes its stat log to `path`.
+    pub fn stat_log(mut self, path: &Path) -> Self {
+        self.stat_log = Some(path.to_owned());
+        self
+    }
+
+    /// Serves the orders API from `ledger`.
+    pub fn orders_from(mut self, ledger: &OrderLedger) -> Self {
+        self.orders = Some(ledger.clone());
+        self
+    }
+}
+
+/// A node built by the application's own builder, on a random loopback port.
+pub struct TestNode<C> {
+    pub app: NodeApp<C>,
+    http: Http,
+}
+
+/// Builds and starts a node as `spec` says, on `central`.
+pub async fn spawn_node<C: Central>(central: C, spec: NodeSpec) -> TestNode<C> {
+    let mut config = NodeConfig::new(NodeId::parse(spec.name).unwrap(), spec.events);
+    config.refresh_interval = spec.refresh;
+    let mut settings = NodeSettings::new(SocketAddr::from(([127, 0, 0, 1], 0)), config);
+    settings.stat_log = spec.stat_log;
+    settings.grace = Duration::from_secs(2);
+    settings.orders = spec.orders.map(|ledger| OrdersSettings {
+        ledger: LedgerSource::Open(ledger),
+        pipeline: None,
+    });
+    let app = NodeApp::build(settings, central)
+        .await
+        .expect("node starts");
+    TestNode {
+        app,
+        http: Http::new(),
+    }
 }
 
 impl<C: CentralStock> TestNode<C> {
     pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
+        self.app.addr()
     }
 
     pub fn url(&self, path_and_query: &str) -> String {
         format!("http://{}{}", self.addr(), path_and_query)
     }
 
+    pub fn node(&self) -> &Arc<Node<C>> {
+        self.app.node()
+    }
+
     pub fn central_calls(&self) -> u64 {
-        self.node
-            .stats()
-            .central_calls
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.node().stats().central_calls()
+    }
+
+    /// `user` buys a seat of the node's default event.
+    pub async fn buy(&self, user: &str) -> Reply {
+        self.get(&format!("/buy/ticket?user_id={user}")).await
+    }
+
+    /// GETs `path_and_query` from this node.
+    pub async fn get(&self, path_and_query: &str) -> Reply {
+        self.http.get(&self.url(path_and_query)).await
+    }
+
+    /// POSTs to `path_and_query` on this node.
+    pub async fn post(&self, path_and_query: &str) -> Reply {
+        self.http
+            .send(Method::POST, &self.url(path_and_query))
+            .await
     }
 
     pub async fn stop(self) -> Arc<Node<C>> {
-        self.server.shutdown(Duration::from_secs(2)).await;
-        self.node
+        self.app.stop().await
     }
-}
-
-/// Starts a node named `name` on `central`, serving `events`.
-pub async fn start_node<C: CentralStock>(
-    central: C,
-    name: &str,
-    events: Vec<EventId>,
-    stat_log: Option<StatLog>,
-    refresh: Duration,
-) -> TestNode<C> {
-    let mut config = NodeConfig::new(NodeId::parse(name).unwrap(), events);
-    config.refresh_interval = refresh;
-    let node = Node::start(config, central, stat_log)
-        .await
-        .expect("node starts");
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = serve(listener, Arc::clone(&node), Duration::from_secs(2));
-    TestNode { node, server }
 }
 
 /// A Redis central stock connected to `url`.
@@ -88,8 +168,12 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn code(&self) -> i64 {
-        self.body["code"].as_i64().unwrap_or(i64::MIN)
+    /// The answer's code; a body without a known code fails the test.
+    pub fn code(&self) -> Code {
+        let number = self.body["code"].as_i64();
+        number
+            .and_then(Code::from_number)
+            .unwrap_or_else(|| panic!("no answer code in {:?} ({})", self.body, self.status))
     }
 
     pub fn order(&self) -> Option<String> {
@@ -169,7 +253,7 @@ pub async fn get_all(http: &Http, urls: Vec<String>, in_flight: usize) -> Vec<Re
 }
 
 /// Counts replies with `code`.
-pub fn count(replies: &[Reply], code: i64) -> usize {
+pub fn count(replies: &[Reply], code: Code) -> usize {
     replies.iter().filter(|r| r.code() == code).count()
 }
 

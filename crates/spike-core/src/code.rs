@@ -1,0 +1,155 @@
+//! Every answer code Spike speaks, in one table: its number (the articles'
+//! JSON `code`), its name, its HTTP status and its label. Answers, counters,
+//! metrics, the stat log, the front door, the load generator and the
+//! dashboard all read codes from here, and nowhere else.
+
+use std::fmt;
+
+/// An answer code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Code {
+    /// 0: an answer that is not a purchase's verdict (health, stats, an
+    /// orders API request that was carried out).
+    Ok,
+    /// 1: a seat was sold (or this request id had bought it before).
+    Success,
+    /// -1: no seat left.
+    SoldOut,
+    /// -2: the buyer already holds as many orders as the sale allows.
+    AlreadyPurchased,
+    /// -3: the sale has not opened yet.
+    NotOpen,
+    /// -4: the request is wrong or not allowed; nothing changed.
+    Refused,
+    /// -5: could not be decided now; try again (with the same request id).
+    TryAgain,
+}
+
+/// One row of the code table.
+struct Row {
+    number: i8,
+    number_text: &'static str,
+    name: &'static str,
+    status: u16,
+    label: &'static str,
+}
+
+impl Code {
+    /// Every code, in table order.
+    pub const ALL: [Code; 7] = [
+        Code::Ok,
+        Code::Success,
+        Code::SoldOut,
+        Code::AlreadyPurchased,
+        Code::NotOpen,
+        Code::Refused,
+        Code::TryAgain,
+    ];
+
+    /// The codes `/buy/ticket` answers with, in the order nodes count them.
+    pub const BUY: [Code; 6] = [
+        Code::Success,
+        Code::SoldOut,
+        Code::AlreadyPurchased,
+        Code::NotOpen,
+        Code::Refused,
+        Code::TryAgain,
+    ];
+
+    /// The table: the one place a code's number, name, status and label live.
+    const fn row(self) -> Row {
+        let (number, number_text, name, status, label) = match self {
+            Code::Ok => (0, "0", "ok", 200, "ok"),
+            Code::Success => (1, "1", "success", 200, "success"),
+            Code::SoldOut => (-1, "-1", "sold_out", 200, "sold out"),
+            Code::AlreadyPurchased => (-2, "-2", "already_purchased", 200, "already purchased"),
+            Code::NotOpen => (-3, "-3", "not_open", 200, "sale not open"),
+            Code::Refused => (-4, "-4", "refused", 400, "bad request"),
+            Code::TryAgain => (-5, "-5", "try_again", 503, "try again"),
+        };
+        Row {
+            number,
+            number_text,
+            name,
+            status,
+            label,
+        }
+    }
+
+    /// The JSON `code` number.
+    pub const fn number(self) -> i8 {
+        self.row().number
+    }
+
+    /// The number as text (metric labels, dashboard keys).
+    pub const fn number_text(self) -> &'static str {
+        self.row().number_text
+    }
+
+    /// A stable snake_case name (`sold_out`).
+    pub const fn name(self) -> &'static str {
+        self.row().name
+    }
+
+    /// The HTTP status an answer with this code has, unless it says otherwise
+    /// (a refusal may be 403, 404, 405, 409 or 414).
+    pub const fn http_status(self) -> u16 {
+        self.row().status
+    }
+
+    /// What a person reads: the answer's `msg` ("sold out").
+    pub const fn label(self) -> &'static str {
+        self.row().label
+    }
+
+    /// The code with this number, if there is one.
+    pub fn from_number(number: i64) -> Option<Code> {
+        Code::ALL
+            .into_iter()
+            .find(|code| i64::from(code.number()) == number)
+    }
+
+    /// This code's position in [`Code::BUY`], for per-code counters.
+    pub fn buy_index(self) -> Option<usize> {
+        Code::BUY.iter().position(|code| *code == self)
+    }
+}
+
+impl fmt::Display for Code {
+    /// The number, as the JSON carries it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.number_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_the_articles_and_round_trip() {
+        let numbers: Vec<i8> = Code::BUY.iter().map(|c| c.number()).collect();
+        assert_eq!(numbers, [1, -1, -2, -3, -4, -5]);
+        for code in Code::ALL {
+            assert_eq!(Code::from_number(code.number().into()), Some(code));
+            assert_eq!(code.number_text(), code.number().to_string());
+        }
+        assert_eq!(Code::from_number(-99), None);
+    }
+
+    #[test]
+    fn buy_codes_have_distinct_counter_slots() {
+        for (index, code) in Code::BUY.into_iter().enumerate() {
+            assert_eq!(code.buy_index(), Some(index));
+        }
+        assert_eq!(Code::Ok.buy_index(), None);
+    }
+
+    #[test]
+    fn statuses_say_who_should_act() {
+        assert_eq!(Code::SoldOut.http_status(), 200);
+        assert_eq!(Code::Refused.http_status(), 400);
+        assert_eq!(Code::TryAgain.http_status(), 503);
+        assert_eq!(Code::NotOpen.label(), "sale not open");
+    }
+}

@@ -1,0 +1,319 @@
+//! Every answer a Spike server gives, as a type, and its exact bytes on the
+//! wire. The code of an answer comes from its variant alone (see
+//! [`spike_core::Code`]); the hot answers are static or formatted from
+//! validated identifiers (which need no escaping), and free text goes
+//! through `serde_json`.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
+use serde_json::{json, Value};
+use spike_core::{Code, EventId, OrderId, RequestId};
+
+/// Body of the sold-out answer; the baseline server answers these same bytes.
+pub const SOLD_OUT_BODY: &[u8] = br#"{"code":-1,"msg":"sold out"}"#;
+
+/// Content type of the Prometheus text exposition.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4";
+
+/// Why a request could not be decided right now (code -5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryReason {
+    /// Central stock could not be reached; nothing was sold.
+    Unavailable,
+    /// Central stock may have sold the seat; retry with the same request id.
+    OutcomeUnknown,
+    /// Central stock has lost this sale's state; an operator must restore it.
+    SaleStateMissing,
+    /// The node is shutting down.
+    ShuttingDown,
+    /// The order ledger could not be reached; nothing changed.
+    LedgerUnavailable,
+    /// The front door found no node that could answer.
+    NoNodeAnswered,
+}
+
+impl RetryReason {
+    /// What the client is told.
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Unavailable => "central stock unavailable; nothing was sold",
+            Self::OutcomeUnknown => {
+                "outcome unknown; retry with the same request_id or ask /buy/result"
+            }
+            Self::SaleStateMissing => {
+                "central stock has no state for this sale; it must be restored before selling"
+            }
+            Self::ShuttingDown => "node is shutting down",
+            Self::LedgerUnavailable => "order ledger unavailable; nothing changed",
+            Self::NoNodeAnswered => "no node could answer; try again",
+        }
+    }
+
+    /// The HTTP status: 502 from the front door, 503 otherwise.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::NoNodeAnswered => StatusCode::BAD_GATEWAY,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// One answer to one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// Code 1: a seat was sold (or this request id had bought it before).
+    Sold {
+        /// The sale.
+        event: EventId,
+        /// The order holding the seat.
+        order: OrderId,
+    },
+    /// Code -1.
+    SoldOut,
+    /// Code -2: the user's limit is reached; their latest order.
+    AlreadyPurchased {
+        /// The user's latest order.
+        order: OrderId,
+    },
+    /// Code -3.
+    NotOpen,
+    /// Code -4: the request is wrong or not allowed; nothing changed.
+    Refused {
+        /// 400, 403, 404, 409, 413 or 414.
+        status: StatusCode,
+        /// What is wrong.
+        message: String,
+        /// What the refusal is about (the order as it stands), if anything.
+        data: Option<Value>,
+    },
+    /// Code -4, 405: the path exists but not for this method.
+    MethodNotAllowed {
+        /// The methods it takes, as the `Allow` header lists them.
+        allowed: &'static str,
+    },
+    /// Code -5: try again.
+    TryAgain {
+        /// Why.
+        reason: RetryReason,
+        /// The request id to retry with, when a purchase was attempted.
+        request: Option<RequestId>,
+    },
+    /// Code 0, 200: something was carried out or looked up (`data`).
+    Done {
+        /// What happened, when there is something to say.
+        message: Option<String>,
+        /// The result.
+        data: Value,
+    },
+    /// 200: informational JSON (`/healthz`, `/stats`, `/sale`), as is.
+    Info(Value),
+    /// 200: the Prometheus text exposition.
+    Metrics(String),
+    /// 200: an HTML page.
+    Page(&'static str),
+}
+
+impl Answer {
+    /// A 400 refusal.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::refused(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// A refusal with `status`.
+    pub fn refused(status: StatusCode, message: impl Into<String>) -> Self {
+        Self::Refused {
+            status,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// A 404 for a path nobody serves, naming the paths that exist.
+    pub fn no_such_path(path: &str, known: &str) -> Self {
+        Self::refused(
+            StatusCode::NOT_FOUND,
+            format!("no such path {path}; see {known}"),
+        )
+    }
+
+    /// The answer's code.
+    pub fn code(&self) -> Code {
+        match self {
+            Self::Sold { .. } => Code::Success,
+            Self::SoldOut => Code::SoldOut,
+            Self::AlreadyPurchased { .. } => Code::AlreadyPurchased,
+            Self::NotOpen => Code::NotOpen,
+            Self::Refused { .. } | Self::MethodNotAllowed { .. } => Code::Refused,
+            Self::TryAgain { .. } => Code::TryAgain,
+            Self::Done { .. } | Self::Info(_) | Self::Metrics(_) | Self::Page(_) => Code::Ok,
+        }
+    }
+
+    /// The order this answer names, if any.
+    pub fn order(&self) -> Option<&OrderId> {
+        match self {
+            Self::Sold { order, .. } | Self::AlreadyPurchased { order } => Some(order),
+            _ => None,
+        }
+    }
+
+    /// The `Content-Type` of the body.
+    pub fn content_type(&self) -> &'static str {
+        match self {
+            Self::Metrics(_) => PROMETHEUS_TEXT,
+            Self::Page(_) => "text/html; charset=utf-8",
+            _ => "application/json",
+        }
+    }
+
+    /// HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Refused { status, .. } => *status,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::TryAgain { reason, .. } => reason.status(),
+            other => StatusCode::from_u16(other.code().http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+
+    /// The body's bytes.
+    pub fn body(&self) -> Bytes {
+        let code = self.code();
+        match self {
+            Self::Sold { event, order } => Bytes::from(format!(
+                r#"{{"code":{code},"msg":"{}","data":{{"order_id":"{order}","event":"{event}"}}}}"#,
+                code.label()
+            )),
+            Self::SoldOut => Bytes::from_static(SOLD_OUT_BODY),
+            Self::AlreadyPurchased { order } => Bytes::from(format!(
+                r#"{{"code":{code},"msg":"{}","data":{{"order_id":"{order}"}}}}"#,
+                code.label()
+            )),
+            Self::NotOpen => json_bytes(&json!({ "code": code.number(), "msg": code.label() })),
+            Self::Refused { message, data, .. } => {
+                let mut body = json!({ "code": code.number(), "msg": message });
+                if let Some(data) = data {
+                    body["data"] = data.clone();
+                }
+                json_bytes(&body)
+            }
+            Self::MethodNotAllowed { allowed } => json_bytes(&json!({
+                "code": code.number(),
+                "msg": format!("method not allowed; use {allowed}"),
+            })),
+            Self::TryAgain { reason, request } => json_bytes(&json!({
+                "code": code.number(),
+                "msg": code.label(),
+                "data": { "reason": reason.text(), "request_id": request.as_ref().map(RequestId::as_str) },
+            })),
+            Self::Done { message, data } => {
+                let mut body = json!({ "code": code.number(), "data": data });
+                if let Some(message) = message {
+                    body["msg"] = Value::from(message.as_str());
+                }
+                json_bytes(&body)
+            }
+            Self::Info(value) => json_bytes(value),
+            Self::Metrics(text) => Bytes::from(text.clone()),
+            Self::Page(html) => Bytes::from_static(html.as_bytes()),
+        }
+    }
+
+    /// The whole HTTP response.
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        let mut response = Response::new(Full::new(self.body()));
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type()));
+        if let Self::MethodNotAllowed { allowed } = self {
+            headers.insert(ALLOW, HeaderValue::from_static(allowed));
+        }
+        response
+    }
+}
+
+fn json_bytes(value: &Value) -> Bytes {
+    Bytes::from(value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(answer: &Answer) -> Value {
+        serde_json::from_slice(&answer.body()).expect("answers are valid JSON")
+    }
+
+    #[test]
+    fn bodies_are_the_documented_json() {
+        let event = EventId::parse("G1").expect("event");
+        let order = OrderId::parse("G1-9").expect("order");
+        let sold = Answer::Sold {
+            event,
+            order: order.clone(),
+        };
+        assert_eq!(
+            parsed(&sold),
+            json!({"code":1,"msg":"success","data":{"order_id":"G1-9","event":"G1"}})
+        );
+        assert_eq!(
+            parsed(&Answer::SoldOut),
+            json!({"code":-1,"msg":"sold out"})
+        );
+        assert_eq!(
+            parsed(&Answer::AlreadyPurchased { order }),
+            json!({"code":-2,"msg":"already purchased","data":{"order_id":"G1-9"}})
+        );
+        assert_eq!(
+            parsed(&Answer::NotOpen),
+            json!({"code":-3,"msg":"sale not open"})
+        );
+    }
+
+    #[test]
+    fn every_body_carries_its_variants_code() {
+        let answers = [
+            Answer::SoldOut,
+            Answer::NotOpen,
+            Answer::bad_request("x"),
+            Answer::MethodNotAllowed { allowed: "GET" },
+            Answer::TryAgain {
+                reason: RetryReason::Unavailable,
+                request: None,
+            },
+            Answer::Done {
+                message: None,
+                data: Value::Null,
+            },
+        ];
+        for answer in answers {
+            assert_eq!(
+                parsed(&answer)["code"],
+                i64::from(answer.code().number()),
+                "{answer:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn free_text_is_escaped_and_statuses_follow_the_code() {
+        let answer = Answer::bad_request("unknown event \"x\"\n");
+        assert_eq!(parsed(&answer)["msg"], "unknown event \"x\"\n");
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+        let retry = Answer::TryAgain {
+            reason: RetryReason::OutcomeUnknown,
+            request: Some(RequestId::parse("r:1").expect("request")),
+        };
+        assert_eq!(parsed(&retry)["data"]["request_id"], "r:1");
+        assert_eq!(retry.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let response = Answer::MethodNotAllowed {
+            allowed: "GET, POST",
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()[ALLOW], "GET, POST");
+    }
+}

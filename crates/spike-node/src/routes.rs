@@ -1,0 +1,173 @@
+//! The routing table: every path a node serves, the methods it takes and
+//! the request it becomes. Adding a route is one line in [`Route::parse`]
+//! (plus its variant); the node's dispatch then says who handles it.
+
+use hyper::{Method, StatusCode};
+use spike_core::{IdError, OrderId, UserId};
+use spike_http::Answer;
+
+use crate::query::decode;
+
+/// The paths a node serves, for 404 answers.
+pub const KNOWN_PATHS: &str = "/buy/ticket, /buy/result, /sale, /healthz, /stats, /metrics, \
+    /orders/{id}, /orders/{id}/pay, /orders/{id}/cancel, /users/{id}/orders";
+
+/// A request to the orders API, as the routing table parsed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrdersRequest {
+    /// `GET /orders/{id}`: one order, written or still in the stream.
+    Show(OrderId),
+    /// `POST /orders/{id}/pay`.
+    Pay(OrderId),
+    /// `POST /orders/{id}/cancel`.
+    Cancel(OrderId),
+    /// `GET /users/{id}/orders`: a buyer's written orders.
+    OfUser(UserId),
+}
+
+/// One route of the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `GET|POST /buy/ticket`: buy one seat.
+    BuyTicket,
+    /// `GET /buy/result`: what a request id bought.
+    BuyResult,
+    /// `GET /sale`: central stock's view of a sale.
+    Sale,
+    /// `GET /healthz`: liveness and local state.
+    Healthz,
+    /// `GET /stats`: cumulative counters for the dashboard.
+    Stats,
+    /// `GET /metrics`: Prometheus metrics.
+    Metrics,
+    /// The orders API.
+    Orders(OrdersRequest),
+}
+
+/// The methods a route takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Methods {
+    /// `GET` only.
+    Get,
+    /// `POST` only (it changes something).
+    Post,
+    /// `GET` or `POST` (purchases, for tools that can only GET).
+    GetOrPost,
+}
+
+impl Methods {
+    /// Whether `method` is one of them.
+    pub fn allow(self, method: &Method) -> bool {
+        match self {
+            Self::Get => method == Method::GET,
+            Self::Post => method == Method::POST,
+            Self::GetOrPost => method == Method::GET || method == Method::POST,
+        }
+    }
+
+    /// As the `Allow` header lists them.
+    pub fn header(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::GetOrPost => "GET, POST",
+        }
+    }
+}
+
+impl Route {
+    /// The route `path` names and the methods it takes: the routing table.
+    /// An unknown path is a 404; a malformed id in a known path is a 400.
+    pub fn parse(path: &str) -> Result<(Route, Methods), Answer> {
+        use Methods::{Get, GetOrPost, Post};
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let found = match segments.as_slice() {
+            ["buy", "ticket"] => (Route::BuyTicket, GetOrPost),
+            ["buy", "result"] => (Route::BuyResult, Get),
+            ["sale"] => (Route::Sale, Get),
+            ["healthz"] => (Route::Healthz, Get),
+            ["stats"] => (Route::Stats, Get),
+            ["metrics"] => (Route::Metrics, Get),
+            ["orders", id] => (Route::Orders(OrdersRequest::Show(order(id)?)), Get),
+            ["orders", id, "pay"] => (Route::Orders(OrdersRequest::Pay(order(id)?)), Post),
+            ["orders", id, "cancel"] => (Route::Orders(OrdersRequest::Cancel(order(id)?)), Post),
+            ["users", id, "orders"] => (Route::Orders(OrdersRequest::OfUser(user(id)?)), Get),
+            _ => return Err(Answer::no_such_path(path, KNOWN_PATHS)),
+        };
+        Ok(found)
+    }
+
+    /// The route's name in metrics (`route` label).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Route::BuyTicket => "buy",
+            Route::BuyResult => "result",
+            Route::Sale => "sale",
+            Route::Healthz => "healthz",
+            Route::Stats => "stats",
+            Route::Metrics => "metrics",
+            Route::Orders(_) => "orders",
+        }
+    }
+}
+
+fn bad_id(error: impl std::fmt::Display) -> Answer {
+    Answer::refused(StatusCode::BAD_REQUEST, error.to_string())
+}
+
+fn order(raw: &str) -> Result<OrderId, Answer> {
+    let text = decode(raw, "order_id").map_err(bad_id)?;
+    OrderId::parse(text).map_err(|e: IdError| bad_id(e))
+}
+
+fn user(raw: &str) -> Result<UserId, Answer> {
+    let text = decode(raw, "user_id").map_err(bad_id)?;
+    UserId::parse(text).map_err(|e: IdError| bad_id(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(path: &str) -> StatusCode {
+        Route::parse(path).unwrap_err().status()
+    }
+
+    #[test]
+    fn paths_map_to_routes_and_their_methods() {
+        let id = OrderId::parse("G1-3").unwrap();
+        assert_eq!(
+            Route::parse("/buy/ticket"),
+            Ok((Route::BuyTicket, Methods::GetOrPost))
+        );
+        assert_eq!(
+            Route::parse("/orders/G1-3"),
+            Ok((Route::Orders(OrdersRequest::Show(id.clone())), Methods::Get))
+        );
+        assert_eq!(
+            Route::parse("/orders/G1-3/pay"),
+            Ok((Route::Orders(OrdersRequest::Pay(id.clone())), Methods::Post))
+        );
+        assert_eq!(
+            Route::parse("/orders/G1-3/cancel"),
+            Ok((Route::Orders(OrdersRequest::Cancel(id)), Methods::Post))
+        );
+        assert_eq!(
+            Route::parse("/users/%E5%BC%A0/orders"),
+            Ok((
+                Route::Orders(OrdersRequest::OfUser(UserId::parse("张").unwrap())),
+                Methods::Get
+            ))
+        );
+    }
+
+    #[test]
+    fn unknown_paths_are_404_and_bad_ids_400() {
+        assert_eq!(status("/buy/tickets"), StatusCode::NOT_FOUND);
+        assert_eq!(status("/orders/G1-3/refund"), StatusCode::NOT_FOUND);
+        assert_eq!(status("/orders/bad%20id"), StatusCode::BAD_REQUEST);
+        assert!(Methods::GetOrPost.allow(&Method::POST));
+        assert!(!Methods::Get.allow(&Method::POST));
+        assert!(!Methods::Post.allow(&Method::GET));
+    }
+}

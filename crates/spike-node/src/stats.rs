@@ -1,0 +1,60 @@
+//! The counters a node keeps about its own answers: `/buy/ticket` answers
+//! by code and purchases sent to central stock. They feed `/stats`, and
+//! `/metrics` copies them at scrape time rather than counting twice.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use spike_core::Code;
+
+/// Counters a node keeps about its own answers.
+#[derive(Debug, Default)]
+pub struct NodeStats {
+    /// Purchases sent to central stock.
+    central_calls: AtomicU64,
+    /// `/buy/ticket` answers, one slot per [`Code::BUY`] code.
+    answers: [AtomicU64; Code::BUY.len()],
+}
+
+impl NodeStats {
+    /// Counts one `/buy/ticket` answer.
+    pub fn count(&self, code: Code) {
+        if let Some(counter) = code.buy_index().and_then(|i| self.answers.get(i)) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// How many `/buy/ticket` answers carried `code`.
+    pub fn answers_with(&self, code: Code) -> u64 {
+        code.buy_index()
+            .and_then(|i| self.answers.get(i))
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// Counts one purchase sent to central stock.
+    pub fn count_central_call(&self) {
+        self.central_calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Purchases sent to central stock so far.
+    pub fn central_calls(&self) -> u64 {
+        self.central_calls.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_buy_code_has_its_own_counter() {
+        let stats = NodeStats::default();
+        stats.count(Code::SoldOut);
+        stats.count(Code::SoldOut);
+        stats.count(Code::TryAgain);
+        stats.count(Code::Ok); // not a purchase answer: not counted
+        assert_eq!(stats.answers_with(Code::SoldOut), 2);
+        assert_eq!(stats.answers_with(Code::TryAgain), 1);
+        assert_eq!(stats.answers_with(Code::Success), 0);
+        assert_eq!(stats.answers_with(Code::Ok), 0);
+    }
+}

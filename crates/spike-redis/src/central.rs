@@ -1,0 +1,218 @@
+//! The [`CentralStock`] contract in Redis: each call is one script of
+//! `lua/` (or one plain command) on [`RedisCentral`]'s shared connection,
+//! and each script reply is decoded here into the domain's types.
+
+use redis::AsyncCommands;
+use spike_core::sale::{SaleConfig, SaleSnapshot};
+use spike_core::{
+    CentralError, CentralReply, CentralStock, CreateSaleError, EventId, OrderId, Purchase, Release,
+    RequestId, Restoration, SaleRecord, UserId, Verdict,
+};
+
+use crate::client::RedisCentral;
+use crate::keys::{EventKeys, EVENTS_KEY};
+use crate::scripts::{BuyCode, CreateCode, ReleaseCode};
+use crate::wire;
+
+fn unknown_code(script: &str, code: i64) -> CentralError {
+    CentralError::Protocol(format!("{script}.lua answered unknown code {code}"))
+}
+
+fn parse_order(event: &EventId, raw: String) -> Result<OrderId, CentralError> {
+    OrderId::parse(raw)
+        .map_err(|e| CentralError::Protocol(format!("bad order id for {event}: {e}")))
+}
+
+impl CentralStock for RedisCentral {
+    async fn create_sale(
+        &self,
+        event: &EventId,
+        config: &SaleConfig,
+        force: bool,
+    ) -> Result<(), CreateSaleError> {
+        let keys = EventKeys::new(event);
+        let mut invocation = self.scripts().create.prepare_invoke();
+        invocation
+            .key(keys.all().as_slice())
+            .arg(if force { "1" } else { "0" })
+            .arg(wire::create_args(&SaleRecord::from(config)).as_slice())
+            .arg(event.as_str());
+        let mut connection = self.connection();
+        let created: i64 = self
+            .with_deadline(invocation.invoke_async(&mut connection))
+            .await?;
+        match CreateCode::from_reply(created) {
+            Some(CreateCode::Created) => {}
+            Some(CreateCode::Exists) => return Err(CreateSaleError::AlreadyExists(event.clone())),
+            None => return Err(unknown_code("create", created).into()),
+        }
+        let _: i64 = self
+            .with_deadline(connection.sadd(EVENTS_KEY, event.as_str()))
+            .await?;
+        Ok(())
+    }
+
+    async fn buy(&self, purchase: &Purchase) -> Result<CentralReply, CentralError> {
+        let keys = EventKeys::new(&purchase.event);
+        let mut invocation = self.scripts().buy.prepare_invoke();
+        invocation
+            .key(keys.all().as_slice())
+            .arg(purchase.user.as_ref().map_or("", |u| u.as_str()))
+            .arg(purchase.request.as_str())
+            .arg(purchase.node.as_str());
+        let mut connection = self.connection();
+        let (code, order, remaining): (i64, String, u64) = self
+            .with_deadline(invocation.invoke_async(&mut connection))
+            .await?;
+        let event = &purchase.event;
+        let Some(code) = BuyCode::from_reply(code) else {
+            return Err(unknown_code("buy", code));
+        };
+        let verdict = match code {
+            BuyCode::Sold | BuyCode::Replayed => Verdict::Sold {
+                order: parse_order(event, order)?,
+                replayed: code == BuyCode::Replayed,
+            },
+            BuyCode::SoldOut => Verdict::SoldOut,
+            BuyCode::LimitReached => Verdict::AlreadyPurchased {
+                order: parse_order(event, order)?,
+            },
+            BuyCode::NotOpen => Verdict::NotOpen,
+            BuyCode::UserRequired => Verdict::UserRequired,
+            BuyCode::NoSuchSale => Verdict::NoSuchSale,
+            BuyCode::RequestIdTaken => Verdict::RequestIdTaken,
+        };
+        Ok(CentralReply { verdict, remaining })
+    }
+
+    async fn snapshot(&self, event: &EventId) -> Result<Option<SaleSnapshot>, CentralError> {
+        let keys = EventKeys::new(event);
+        let mut invocation = self.scripts().snapshot.prepare_invoke();
+        invocation.key(keys.all().as_slice());
+        let mut connection = self.connection();
+        let fields: Vec<u64> = self
+            .with_deadline(invocation.invoke_async(&mut connection))
+            .await?;
+        let Some(fields) = wire::snapshot_fields(&fields).map_err(|count| {
+            CentralError::Protocol(format!("snapshot.lua answered {count} fields"))
+        })?
+        else {
+            return Ok(None);
+        };
+        let config = SaleConfig::try_from(fields.record)
+            .map_err(|e| CentralError::Protocol(format!("sale {event}: {e}")))?;
+        Ok(Some(SaleSnapshot {
+            config,
+            sold: fields.sold,
+            buyers: fields.buyers,
+            orders_in_stream: fields.stream,
+        }))
+    }
+
+    async fn order_for_request(
+        &self,
+        event: &EventId,
+        request: &RequestId,
+    ) -> Result<Option<OrderId>, CentralError> {
+        let keys = EventKeys::new(event);
+        let mut connection = self.connection();
+        let entry: Option<String> = self
+            .with_deadline(connection.hget(&keys.requests, request.as_str()))
+            .await?;
+        entry
+            .map(|e| parse_order(event, wire::request_entry_order(&e).to_owned()))
+            .transpose()
+    }
+
+    async fn release(
+        &self,
+        event: &EventId,
+        order: &OrderId,
+        user: Option<&UserId>,
+        request: &RequestId,
+    ) -> Result<Release, CentralError> {
+        let keys = EventKeys::new(event);
+        let mut invocation = self.scripts().release.prepare_invoke();
+        invocation
+            .key(keys.all().as_slice())
+            .arg(order.as_str())
+            .arg(user.map_or("", |u| u.as_str()))
+            .arg(request.as_str());
+        let mut connection = self.connection();
+        let (code, remaining): (i64, u64) = self
+            .with_deadline(invocation.invoke_async(&mut connection))
+            .await?;
+        match ReleaseCode::from_reply(code) {
+            Some(ReleaseCode::Released) => Ok(Release::Released { remaining }),
+            Some(ReleaseCode::AlreadyReleased) => Ok(Release::AlreadyReleased),
+            Some(ReleaseCode::NotSold) => Ok(Release::NotSold),
+            Some(ReleaseCode::NoSuchSale) => Ok(Release::NoSuchSale),
+            None => Err(unknown_code("release", code)),
+        }
+    }
+
+    async fn restore(
+        &self,
+        event: &EventId,
+        restoration: &Restoration,
+    ) -> Result<(), CentralError> {
+        const CHUNK: usize = 1_000;
+        let keys = EventKeys::new(event);
+        let record = SaleRecord::from(&restoration.config);
+        let mut connection = self.connection();
+        // First the sale disappears, so every node refuses it while the
+        // indexes are rebuilt; the stream is left alone.
+        let wipe = [&keys.sale, &keys.buyers, &keys.requests, &keys.released];
+        let _: i64 = self.with_deadline(connection.del(&wipe[..])).await?;
+        let buyers = wire::buyer_index(
+            (restoration.holding.iter())
+                .filter(|_| record.per_user_limit > 0)
+                .filter_map(|h| Some((h.user.as_ref()?, &h.order))),
+        );
+        let buyers: Vec<(&str, String)> = buyers.into_iter().collect();
+        for chunk in buyers.chunks(CHUNK) {
+            let _: () = self
+                .with_deadline(connection.hset_multiple(&keys.buyers, chunk))
+                .await?;
+        }
+        let requests: Vec<(&str, String)> = (restoration.holding.iter())
+            .map(|h| {
+                (
+                    h.request.as_str(),
+                    wire::request_entry(&h.order, h.user.as_ref()),
+                )
+            })
+            .collect();
+        for chunk in requests.chunks(CHUNK) {
+            let _: () = self
+                .with_deadline(connection.hset_multiple(&keys.requests, chunk))
+                .await?;
+        }
+        let released: Vec<&str> = restoration.released.iter().map(OrderId::as_str).collect();
+        for chunk in released.chunks(CHUNK) {
+            let _: i64 = self
+                .with_deadline(connection.sadd(&keys.released, chunk))
+                .await?;
+        }
+        let sold = restoration.holding.len() as u64;
+        let sale = wire::sale_fields(event, &record, sold, restoration.last_sequence);
+        let _: () = self
+            .with_deadline(connection.hset_multiple(&keys.sale, &sale))
+            .await?;
+        let _: i64 = self
+            .with_deadline(connection.sadd(EVENTS_KEY, event.as_str()))
+            .await?;
+        Ok(())
+    }
+
+    async fn events(&self) -> Result<Vec<EventId>, CentralError> {
+        let mut connection = self.connection();
+        let names: Vec<String> = self.with_deadline(connection.smembers(EVENTS_KEY)).await?;
+        let mut events: Vec<_> = names
+            .into_iter()
+            .filter_map(|n| EventId::parse(n).ok())
+            .collect();
+        events.sort();
+        Ok(events)
+    }
+}

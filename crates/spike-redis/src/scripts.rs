@@ -1,0 +1,187 @@
+//! The Lua scripts of `lua/`, and the reply codes they return, named once.
+//!
+//! Each reply code is declared here, in Rust, with its number and the Lua
+//! constant that names it; a script is sent to Redis as a one-line prelude
+//! declaring those constants (`local SOLD, REPLAYED, … = 1, 2, …`) followed
+//! by the file. So the scripts say `return {SOLD_OUT, '', 0}` and the
+//! adapter decodes the same table: neither side spells a bare number.
+
+use redis::Script;
+
+/// Declares a script's reply codes: an enum, its numbers and Lua names.
+macro_rules! reply_codes {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $number:literal as $lua:literal,)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum $name {
+            $($(#[$vdoc])* $variant,)*
+        }
+
+        impl $name {
+            /// Every code.
+            pub(crate) const ALL: &'static [$name] = &[$($name::$variant,)*];
+
+            /// The number the script returns.
+            pub(crate) fn number(self) -> i64 {
+                match self { $($name::$variant => $number,)* }
+            }
+
+            /// The Lua constant naming it.
+            pub(crate) fn lua_name(self) -> &'static str {
+                match self { $($name::$variant => $lua,)* }
+            }
+
+            /// The code a script returned, if it is one of these.
+            pub(crate) fn from_reply(number: i64) -> Option<Self> {
+                Self::ALL.iter().copied().find(|code| code.number() == number)
+            }
+
+            /// `local A, B = 1, 2`: the codes as Lua constants, on one line.
+            fn lua_prelude() -> String {
+                let names: Vec<&str> = Self::ALL.iter().map(|c| c.lua_name()).collect();
+                let numbers: Vec<String> = Self::ALL.iter().map(|c| c.number().to_string()).collect();
+                format!("local {} = {}\n", names.join(", "), numbers.join(", "))
+            }
+        }
+    };
+}
+
+reply_codes! {
+    /// What `buy.lua` answers.
+    BuyCode {
+        /// A seat was sold.
+        Sold = 1 as "SOLD",
+        /// This request id had bought a seat before: the same order again.
+        Replayed = 2 as "REPLAYED",
+        /// No seat left.
+        SoldOut = -1 as "SOLD_OUT",
+        /// The buyer's limit is reached.
+        LimitReached = -2 as "LIMIT_REACHED",
+        /// The sale has not opened.
+        NotOpen = -3 as "NOT_OPEN",
+        /// The sale needs a user id.
+        UserRequired = -4 as "USER_REQUIRED",
+        /// No such sale.
+        NoSuchSale = -6 as "NO_SUCH_SALE",
+        /// The request id bought for another buyer.
+        RequestIdTaken = -7 as "REQUEST_ID_TAKEN",
+    }
+}
+
+reply_codes! {
+    /// What `release.lua` answers.
+    ReleaseCode {
+        /// The seat is for sale again.
+        Released = 1 as "RELEASED",
+        /// It had been given back before.
+        AlreadyReleased = 0 as "ALREADY_RELEASED",
+        /// The sale never sold this order to this request.
+        NotSold = -1 as "NOT_SOLD",
+        /// No such sale.
+        NoSuchSale = -6 as "NO_SUCH_SALE",
+    }
+}
+
+reply_codes! {
+    /// What `create.lua` answers.
+    CreateCode {
+        /// The sale was created.
+        Created = 1 as "CREATED",
+        /// A sale exists and was not to be replaced.
+        Exists = 0 as "EXISTS",
+    }
+}
+
+/// One script's name and its full source, as Redis receives it.
+fn sources() -> [(&'static str, String); 5] {
+    [
+        ("ack", include_str!("../lua/ack.lua").to_owned()),
+        (
+            "buy",
+            BuyCode::lua_prelude() + include_str!("../lua/buy.lua"),
+        ),
+        (
+            "create",
+            CreateCode::lua_prelude() + include_str!("../lua/create.lua"),
+        ),
+        ("snapshot", include_str!("../lua/snapshot.lua").to_owned()),
+        (
+            "release",
+            ReleaseCode::lua_prelude() + include_str!("../lua/release.lua"),
+        ),
+    ]
+}
+
+/// The names of the scripts, for `spike scripts`.
+pub fn script_names() -> Vec<&'static str> {
+    sources().iter().map(|(name, _)| *name).collect()
+}
+
+/// A script's source exactly as Redis runs it (prelude included), for
+/// review or for `redis-benchmark`; `None` for an unknown name.
+pub fn script_source(name: &str) -> Option<String> {
+    sources()
+        .into_iter()
+        .find(|(known, _)| *known == name)
+        .map(|(_, source)| source)
+}
+
+/// The scripts, ready to run with `EVALSHA` (reloaded on `NOSCRIPT`).
+pub(crate) struct Scripts {
+    pub(crate) ack: Script,
+    pub(crate) buy: Script,
+    pub(crate) create: Script,
+    pub(crate) snapshot: Script,
+    pub(crate) release: Script,
+}
+
+impl Scripts {
+    /// Every script of `lua/` with its prelude.
+    pub(crate) fn load() -> Self {
+        let [ack, buy, create, snapshot, release] =
+            sources().map(|(_, source)| Script::new(&source));
+        Self {
+            ack,
+            buy,
+            create,
+            snapshot,
+            release,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preludes_declare_every_code_once() {
+        assert_eq!(
+            ReleaseCode::lua_prelude(),
+            "local RELEASED, ALREADY_RELEASED, NOT_SOLD, NO_SUCH_SALE = 1, 0, -1, -6\n"
+        );
+        for code in BuyCode::ALL {
+            assert_eq!(BuyCode::from_reply(code.number()), Some(*code));
+        }
+        assert_eq!(BuyCode::from_reply(99), None);
+    }
+
+    #[test]
+    fn scripts_use_names_not_numbers() {
+        for (name, source) in sources() {
+            let body = source.split_once('\n').map_or("", |(_, body)| body);
+            for line in body
+                .lines()
+                .filter(|l| l.trim_start().starts_with("return {"))
+            {
+                let first = line.trim_start()["return {".len()..].trim_start();
+                assert!(
+                    !first.starts_with(|c: char| c == '-' || c.is_ascii_digit()),
+                    "{name}.lua returns a bare code: {line}"
+                );
+            }
+        }
+        assert!(script_source("buy").is_some_and(|s| s.starts_with("local SOLD, ")));
+        assert_eq!(script_source("nope"), None);
+    }
+}

@@ -1,0 +1,204 @@
+//! One place that wires a node: [`NodeApp::build`] binds the listener,
+//! names the node, opens its stat log, connects the orders API to the
+//! ledger, starts the order pipeline when asked, and serves it all. `spike
+//! node`, `spike demo` and the integration tests (`spawn_node`) build nodes
+//! here and nowhere else.
+
+mod orders_http;
+
+use std::fmt::Debug;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use spike_core::{CentralStock, IdError, NodeId, OrderStream, SecretUrl};
+use spike_http::{Server, ServerOptions};
+use spike_node::stat_log::StatLogError;
+use spike_node::{serve_node, Node, NodeConfig, NodeError, OrdersApi, StatLog};
+use spike_orders::{LedgerError, OrderDesk, OrderLedger, Pipeline, PipelineConfig};
+use tokio::net::TcpListener;
+
+pub use orders_http::{order_json, OrdersHttp, MAX_USER_ORDERS};
+
+/// How long a stopping node waits for open connections by default.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+/// Where a node's order ledger comes from.
+#[derive(Debug, Clone)]
+pub enum LedgerSource {
+    /// Open it: `postgres://…` or `sqlite:…`.
+    Url(SecretUrl),
+    /// Share one this process already opened (the demo, tests).
+    Open(OrderLedger),
+}
+
+/// The orders API (and, optionally, the order pipeline) of a node.
+#[derive(Debug, Clone)]
+pub struct OrdersSettings {
+    /// The order ledger.
+    pub ledger: LedgerSource,
+    /// Run the order pipeline (writer and expiry) inside the node too.
+    pub pipeline: Option<PipelineConfig>,
+}
+
+/// Everything a node process is made of, as typed settings.
+#[derive(Debug, Clone)]
+pub struct NodeSettings {
+    /// Where to listen (port 0: any free port).
+    pub listen: SocketAddr,
+    /// What the node serves and how it refreshes; its `node_id` is used
+    /// unless `name_after_port`.
+    pub node: NodeConfig,
+    /// Name the node `node-PORT` after binding (the CLI's default).
+    pub name_after_port: bool,
+    /// Append one line per answered purchase to this file.
+    pub stat_log: Option<PathBuf>,
+    /// Serve the orders API from a ledger.
+    pub orders: Option<OrdersSettings>,
+    /// How long a stopping node waits for open connections.
+    pub grace: Duration,
+}
+
+impl NodeSettings {
+    /// A node named `node_id` on `listen`, no stat log, no orders API.
+    pub fn new(listen: SocketAddr, node: NodeConfig) -> Self {
+        Self {
+            listen,
+            node,
+            name_after_port: false,
+            stat_log: None,
+            orders: None,
+            grace: DEFAULT_GRACE,
+        }
+    }
+}
+
+/// Why a node could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A derived name (node or consumer) is not a valid id.
+    #[error(transparent)]
+    Name(#[from] IdError),
+    /// The stat log could not be opened.
+    #[error(transparent)]
+    StatLog(#[from] StatLogError),
+    /// The order ledger could not be opened.
+    #[error("cannot open the order ledger at {url}: {source}")]
+    Ledger {
+        /// The ledger, without its password.
+        url: SecretUrl,
+        /// Why.
+        source: LedgerError,
+    },
+    /// The node could not load its sales.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+}
+
+/// A running node: its server, and its pipeline if it runs one.
+#[derive(Debug)]
+pub struct NodeApp<C> {
+    node: Arc<Node<C>>,
+    server: Server,
+    pipeline: Option<Pipeline>,
+}
+
+impl<C> NodeApp<C>
+where
+    C: CentralStock + OrderStream + Clone + Debug,
+{
+    /// Builds and starts a node on `central` as `settings` describe.
+    pub async fn build(settings: NodeSettings, central: C) -> Result<Self, AppError> {
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| AppError::Listen {
+                    addr: settings.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| AppError::Listen {
+            addr: settings.listen,
+            source,
+        })?;
+        let mut config = settings.node;
+        if settings.name_after_port {
+            config.node_id = NodeId::parse(format!("node-{}", addr.port()))?;
+        }
+        let stat_log = match &settings.stat_log {
+            Some(path) => Some(StatLog::open(path, config.node_id.clone())?),
+            None => None,
+        };
+        let ledger = match &settings.orders {
+            Some(OrdersSettings {
+                ledger: LedgerSource::Url(url),
+                ..
+            }) => Some(open_ledger(url).await?),
+            Some(OrdersSettings {
+                ledger: LedgerSource::Open(ledger),
+                ..
+            }) => Some(ledger.clone()),
+            None => None,
+        };
+        let api = ledger.clone().map(|ledger| {
+            let desk = OrderDesk::new(ledger, central.clone());
+            Arc::new(OrdersHttp::new(desk)) as Arc<dyn OrdersApi>
+        });
+        let node = Node::start(config, central.clone(), stat_log, api).await?;
+        let pipeline = match (ledger, settings.orders.and_then(|o| o.pipeline)) {
+            (Some(ledger), Some(pipeline)) => Some(Pipeline::start(central, ledger, pipeline)?),
+            _ => None,
+        };
+        let server = serve_node(
+            listener,
+            Arc::clone(&node),
+            ServerOptions::with_grace(settings.grace),
+        );
+        Ok(Self {
+            node,
+            server,
+            pipeline,
+        })
+    }
+}
+
+impl<C: CentralStock> NodeApp<C> {
+    /// Where the node listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    /// The node.
+    pub fn node(&self) -> &Arc<Node<C>> {
+        &self.node
+    }
+
+    /// Stops accepting, drains open connections, flushes the stat log and
+    /// stops the pipeline; returns the node for a last look at its counters.
+    pub async fn stop(self) -> Arc<Node<C>> {
+        self.server.shutdown().await;
+        self.node.close();
+        if let Some(pipeline) = self.pipeline {
+            pipeline.stop().await;
+        }
+        self.node
+    }
+}
+
+/// Opens the order ledger, naming it (without its password) if it fails.
+pub async fn open_ledger(url: &SecretUrl) -> Result<OrderLedger, AppError> {
+    OrderLedger::connect(url.clone())
+        .await
+        .map_err(|source| AppError::Ledger {
+            url: url.clone(),
+            source,
+        })
+}

@@ -1,0 +1,158 @@
+//! The orders API over the order ledger: the node's routing table parses
+//! the request, and [`OrdersHttp`] answers it from an [`OrderDesk`]. Every
+//! answer carries a `code` (0 done, -4 refused, -5 try again) and, whenever
+//! the order exists, the order as it now stands.
+
+use hyper::StatusCode;
+use serde_json::{json, Value};
+use spike_core::order::{Order, Refusal};
+use spike_core::{CentralStock, OrderId, OrderStream, StreamEntry, UserId};
+use spike_node::{Answer, AnswerFuture, OrdersApi, OrdersRequest, RetryReason};
+use spike_orders::{Found, Moved, OrderDesk, OrdersError};
+
+/// Most orders `GET /users/{id}/orders` lists.
+pub const MAX_USER_ORDERS: u32 = 100;
+
+/// The orders API over an [`OrderDesk`].
+#[derive(Debug)]
+pub struct OrdersHttp<C> {
+    desk: OrderDesk<C>,
+}
+
+impl<C> OrdersHttp<C> {
+    /// The API over `desk`.
+    pub fn new(desk: OrderDesk<C>) -> Self {
+        Self { desk }
+    }
+}
+
+/// An order as the API shows it.
+pub fn order_json(order: &Order) -> Value {
+    json!({
+        "order_id": order.id.as_str(),
+        "event": order.event.as_str(),
+        "user_id": order.user.as_ref().map(UserId::as_str),
+        "request_id": order.request.as_str(),
+        "node": order.node.as_str(),
+        "state": order.state.as_str(),
+        "sold_at_ms": order.sold_at_ms,
+        "expires_at_ms": order.expires_at_ms,
+        "updated_at_ms": order.updated_at_ms,
+        "seat_returned_at_ms": order.seat_returned_at_ms,
+        "written": true,
+    })
+}
+
+/// An order still in the stream (not written yet), as the API shows it.
+fn entry_json(entry: &StreamEntry) -> Value {
+    json!({
+        "order_id": entry.order.as_str(),
+        "event": entry.order.split().map(|(event, _)| event.to_string()),
+        "user_id": entry.user.as_ref().map(UserId::as_str),
+        "request_id": entry.request.as_str(),
+        "node": entry.node.as_str(),
+        "state": "reserved",
+        "sold_at_ms": entry.sold_at_ms,
+        "written": false,
+    })
+}
+
+fn done(message: Option<String>, data: Value) -> Answer {
+    Answer::Done { message, data }
+}
+
+/// The ledger failed: logged in full, answered without details.
+fn unavailable(error: &OrdersError) -> Answer {
+    tracing::warn!(%error, "orders API: backend failed");
+    Answer::TryAgain {
+        reason: RetryReason::LedgerUnavailable,
+        request: None,
+    }
+}
+
+fn no_such_order(id: &OrderId) -> Answer {
+    Answer::refused(StatusCode::NOT_FOUND, format!("no such order {id}"))
+}
+
+/// The answer to a pay or cancel that reached the ledger.
+fn moved_answer(id: &OrderId, moved: Moved) -> Answer {
+    let (order, refusal) = match moved {
+        Moved::Applied(order) => {
+            return done(Some(format!("order {}", order.state)), order_json(&order))
+        }
+        Moved::Refused(order, Refusal::AlreadyDone(state)) => {
+            return done(Some(format!("order already {state}")), order_json(&order))
+        }
+        Moved::Refused(order, Refusal::Finished(state)) => (order, format!("order is {state}")),
+        Moved::Refused(order, Refusal::WindowClosed | Refusal::NotDue) => (
+            order,
+            "payment window closed; the order is expiring".to_owned(),
+        ),
+        Moved::NotFound => return no_such_order(id),
+    };
+    Answer::Refused {
+        status: StatusCode::CONFLICT,
+        message: refusal,
+        data: Some(order_json(&order)),
+    }
+}
+
+impl<C: CentralStock + OrderStream + Clone> OrdersHttp<C> {
+    async fn handle(&self, request: OrdersRequest, user: Option<UserId>) -> Answer {
+        match request {
+            OrdersRequest::OfUser(owner) => self.of_user(&owner).await,
+            OrdersRequest::Show(id) => self.show(&id).await,
+            OrdersRequest::Pay(id) => self.settle(&id, user, true).await,
+            OrdersRequest::Cancel(id) => self.settle(&id, user, false).await,
+        }
+    }
+
+    async fn of_user(&self, owner: &UserId) -> Answer {
+        match self.desk.orders_of_user(owner, MAX_USER_ORDERS).await {
+            Ok(orders) => done(None, orders.iter().map(order_json).collect()),
+            Err(error) => unavailable(&error),
+        }
+    }
+
+    async fn show(&self, id: &OrderId) -> Answer {
+        match self.desk.find(id).await {
+            Ok(Found::Written(order)) => done(None, order_json(&order)),
+            Ok(Found::InStream(entry)) => done(None, entry_json(&entry)),
+            Ok(Found::Missing) => no_such_order(id),
+            Err(error) => unavailable(&error),
+        }
+    }
+
+    /// Pays (`pay`) or cancels an order; only its buyer may.
+    async fn settle(&self, id: &OrderId, user: Option<UserId>, pay: bool) -> Answer {
+        match self.desk.find(id).await {
+            Ok(Found::Missing) => return no_such_order(id),
+            Ok(found) if found.user().is_some() && user.is_none() => {
+                return Answer::bad_request("user_id is required to pay for or cancel an order");
+            }
+            Ok(found) if found.user().is_some() && found.user() != user.as_ref() => {
+                return Answer::refused(
+                    StatusCode::FORBIDDEN,
+                    format!("order {id} belongs to another user_id"),
+                );
+            }
+            Ok(_) => {}
+            Err(error) => return unavailable(&error),
+        }
+        let moved = if pay {
+            self.desk.pay(id).await
+        } else {
+            self.desk.cancel(id).await
+        };
+        match moved {
+            Ok(moved) => moved_answer(id, moved),
+            Err(error) => unavailable(&error),
+        }
+    }
+}
+
+impl<C: CentralStock + OrderStream + Clone + std::fmt::Debug> OrdersApi for OrdersHttp<C> {
+    fn answer(&self, request: OrdersRequest, user: Option<UserId>) -> AnswerFuture<'_> {
+        Box::pin(self.handle(request, user))
+    }
+}
