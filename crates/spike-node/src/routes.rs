@@ -80,18 +80,28 @@ impl Route {
     /// An unknown path is a 404; a malformed id in a known path is a 400.
     pub fn parse(path: &str) -> Result<(Route, Methods), Answer> {
         use Methods::{Get, GetOrPost, Post};
-        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let found = match segments.as_slice() {
-            ["buy", "ticket"] => (Route::BuyTicket, GetOrPost),
-            ["buy", "result"] => (Route::BuyResult, Get),
-            ["sale"] => (Route::Sale, Get),
-            ["healthz"] => (Route::Healthz, Get),
-            ["stats"] => (Route::Stats, Get),
-            ["metrics"] => (Route::Metrics, Get),
-            ["orders", id] => (Route::Orders(OrdersRequest::Show(order(id)?)), Get),
-            ["orders", id, "pay"] => (Route::Orders(OrdersRequest::Pay(order(id)?)), Post),
-            ["orders", id, "cancel"] => (Route::Orders(OrdersRequest::Cancel(order(id)?)), Post),
-            ["users", id, "orders"] => (Route::Orders(OrdersRequest::OfUser(user(id)?)), Get),
+        // Up to four segments, without allocating: this runs for every request.
+        let mut parts = path.strip_prefix('/').unwrap_or(path).split('/');
+        let segments = [parts.next(), parts.next(), parts.next(), parts.next()];
+        let found = match segments {
+            [Some("buy"), Some("ticket"), None, _] => (Route::BuyTicket, GetOrPost),
+            [Some("buy"), Some("result"), None, _] => (Route::BuyResult, Get),
+            [Some("sale"), None, ..] => (Route::Sale, Get),
+            [Some("healthz"), None, ..] => (Route::Healthz, Get),
+            [Some("stats"), None, ..] => (Route::Stats, Get),
+            [Some("metrics"), None, ..] => (Route::Metrics, Get),
+            [Some("orders"), Some(id), None, _] => {
+                (Route::Orders(OrdersRequest::Show(order(id)?)), Get)
+            }
+            [Some("orders"), Some(id), Some("pay"), None] => {
+                (Route::Orders(OrdersRequest::Pay(order(id)?)), Post)
+            }
+            [Some("orders"), Some(id), Some("cancel"), None] => {
+                (Route::Orders(OrdersRequest::Cancel(order(id)?)), Post)
+            }
+            [Some("users"), Some(id), Some("orders"), None] => {
+                (Route::Orders(OrdersRequest::OfUser(user(id)?)), Get)
+            }
             _ => return Err(Answer::no_such_path(path, KNOWN_PATHS)),
         };
         Ok(found)
@@ -166,6 +176,8 @@ mod tests {
         assert_eq!(status("/buy/tickets"), StatusCode::NOT_FOUND);
         assert_eq!(status("/orders/G1-3/refund"), StatusCode::NOT_FOUND);
         assert_eq!(status("/orders/bad%20id"), StatusCode::BAD_REQUEST);
+        assert_eq!(status("/buy/ticket/x"), StatusCode::NOT_FOUND);
+        assert_eq!(status("/users/ann/orders/1"), StatusCode::NOT_FOUND);
         assert!(Methods::GetOrPost.allow(&Method::POST));
         assert!(!Methods::Get.allow(&Method::POST));
         assert!(!Methods::Post.allow(&Method::GET));
