@@ -23,6 +23,9 @@ pub enum Code {
     Refused,
     /// -5: could not be decided now; try again (with the same request id).
     TryAgain,
+    /// -6: the request does not prove who sends it (a missing, expired,
+    /// forged or mismatched token); nothing changed.
+    Unauthorized,
 }
 
 /// One row of the code table.
@@ -36,7 +39,7 @@ struct Row {
 
 impl Code {
     /// Every code, in table order.
-    pub const ALL: [Code; 7] = [
+    pub const ALL: [Code; 8] = [
         Code::Ok,
         Code::Success,
         Code::SoldOut,
@@ -44,16 +47,18 @@ impl Code {
         Code::NotOpen,
         Code::Refused,
         Code::TryAgain,
+        Code::Unauthorized,
     ];
 
     /// The codes `/buy/ticket` answers with, in the order nodes count them.
-    pub const BUY: [Code; 6] = [
+    pub const BUY: [Code; 7] = [
         Code::Success,
         Code::SoldOut,
         Code::AlreadyPurchased,
         Code::NotOpen,
         Code::Refused,
         Code::TryAgain,
+        Code::Unauthorized,
     ];
 
     /// The table: the one place a code's number, name, status and label live.
@@ -66,6 +71,7 @@ impl Code {
             Code::NotOpen => (-3, "-3", "not_open", 200, "sale not open"),
             Code::Refused => (-4, "-4", "refused", 400, "bad request"),
             Code::TryAgain => (-5, "-5", "try_again", 503, "try again"),
+            Code::Unauthorized => (-6, "-6", "unauthorized", 401, "unauthorized"),
         };
         Row {
             number,
@@ -129,7 +135,7 @@ mod tests {
     #[test]
     fn numbers_are_the_articles_and_round_trip() {
         let numbers: Vec<i8> = Code::BUY.iter().map(|c| c.number()).collect();
-        assert_eq!(numbers, [1, -1, -2, -3, -4, -5]);
+        assert_eq!(numbers, [1, -1, -2, -3, -4, -5, -6]);
         for code in Code::ALL {
             assert_eq!(Code::from_number(code.number().into()), Some(code));
             assert_eq!(code.number_text(), code.number().to_string());

@@ -12,7 +12,7 @@ use crate::central::{CentralStock, CreateSaleError, Holding, Release, Restoratio
 use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
 use crate::order_stream::{Backlog, OrderStream};
 use crate::purchase::{Purchase, Verdict};
-use crate::sale::{BuyerPolicy, SaleConfig};
+use crate::sale::{BuyerAuth, BuyerPolicy, SaleConfig};
 
 /// Declares one `#[tokio::test]` per conformance case, so that a failure
 /// names its case. `$setup` is an async function returning
@@ -26,6 +26,7 @@ use crate::sale::{BuyerPolicy, SaleConfig};
 macro_rules! conformance_tests {
     ($setup:path) => {
         $crate::conformance_tests!(@cases $setup; duplicate_sale_is_refused_unless_forced,
+            every_sale_rule_round_trips,
             sells_exactly_the_stock_never_one_more,
             per_user_limit_returns_the_held_order,
             same_request_id_replays_the_same_order,
@@ -131,6 +132,27 @@ pub async fn duplicate_sale_is_refused_unless_forced<C: CentralStock>(central: &
 }
 
 /// Conformance case: see its name.
+pub async fn every_sale_rule_round_trips<C: CentralStock>(central: &C, prefix: &str) {
+    let event = event(prefix, "rules");
+    let config = SaleConfig::new(9)
+        .expect("config")
+        .with_policy(BuyerPolicy::Identified {
+            per_user_limit: NonZeroU32::new(2).expect("non-zero"),
+            auth: BuyerAuth::Token,
+        })
+        .opening_at(Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000)))
+        .with_payment_window(Duration::from_secs(42))
+        .expect("window");
+    create(central, &event, config.clone()).await;
+    let snapshot = central
+        .snapshot(&event)
+        .await
+        .expect("snapshot")
+        .expect("exists");
+    assert_eq!(snapshot.config, config, "central stock keeps every rule");
+}
+
+/// Conformance case: see its name.
 pub async fn sells_exactly_the_stock_never_one_more<C: CentralStock>(central: &C, prefix: &str) {
     // The articles' script checks `total >= sold` and sells a 101st seat.
     let event = event(prefix, "oversell");
@@ -197,6 +219,7 @@ pub async fn per_user_limit_returns_the_held_order<C: CentralStock>(central: &C,
     let event = crate::conformance::event(prefix, "limit3");
     let three = BuyerPolicy::Identified {
         per_user_limit: NonZeroU32::new(3).expect("non-zero"),
+        auth: BuyerAuth::Open,
     };
     create(
         central,

@@ -124,7 +124,7 @@ impl Book {
         if !self.config.is_open_at(now) {
             return reply(Verdict::NotOpen, self.remaining());
         }
-        if let BuyerPolicy::Identified { per_user_limit } = self.config.policy() {
+        if let BuyerPolicy::Identified { per_user_limit, .. } = self.config.policy() {
             let Some(user) = &purchase.user else {
                 return reply(Verdict::UserRequired, self.remaining());
             };

@@ -156,7 +156,7 @@ pub fn audit(evidence: &Evidence<'_>) -> AuditReport {
         0,
     ));
     if let Some(central) = evidence.central {
-        if let BuyerPolicy::Identified { per_user_limit } = central.config.policy() {
+        if let BuyerPolicy::Identified { per_user_limit, .. } = central.config.policy() {
             let limit = u64::from(per_user_limit.get());
             let over = per_user.values().filter(|&&held| held > limit).count() as u64;
             lines.push(AuditLine::check("buyers over their limit", over, 0));

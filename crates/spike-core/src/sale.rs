@@ -11,6 +11,27 @@ pub const MAX_STOCK: u64 = 1_000_000_000_000;
 /// default to the articles' 15).
 pub const DEFAULT_PAYMENT_WINDOW: Duration = Duration::from_secs(15 * 60);
 
+/// How an identified sale knows who is buying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuyerAuth {
+    /// The `user_id` of the request is trusted as it is (the articles' mode:
+    /// for tests, demos and closed networks).
+    Open,
+    /// Only buyers carrying a token signed by the operator's login system;
+    /// the token's `sub` is the buyer.
+    Token,
+}
+
+impl BuyerAuth {
+    /// `open` or `token`, as the command line and `sale show` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Token => "token",
+        }
+    }
+}
+
 /// Who may buy, and how often.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BuyerPolicy {
@@ -18,22 +39,44 @@ pub enum BuyerPolicy {
     Identified {
         /// Orders one user may hold.
         per_user_limit: NonZeroU32,
+        /// How the buyer is known.
+        auth: BuyerAuth,
     },
     /// The articles' mode: no user id needed, no per-user limit.
     Anonymous,
 }
 
 impl BuyerPolicy {
-    /// One order per user, the default.
+    /// One order per user, user ids trusted: the default.
     pub const ONE_PER_USER: Self = Self::Identified {
         per_user_limit: NonZeroU32::MIN,
+        auth: BuyerAuth::Open,
     };
 
     /// The per-user limit, or `None` for anonymous sales.
     pub fn per_user_limit(self) -> Option<NonZeroU32> {
         match self {
-            Self::Identified { per_user_limit } => Some(per_user_limit),
+            Self::Identified { per_user_limit, .. } => Some(per_user_limit),
             Self::Anonymous => None,
+        }
+    }
+
+    /// Whether buyers must carry a signed token.
+    pub fn needs_token(self) -> bool {
+        matches!(
+            self,
+            Self::Identified {
+                auth: BuyerAuth::Token,
+                ..
+            }
+        )
+    }
+
+    /// `anonymous`, `open` or `token`: how buyers are known.
+    pub fn auth_name(self) -> &'static str {
+        match self {
+            Self::Identified { auth, .. } => auth.as_str(),
+            Self::Anonymous => "anonymous",
         }
     }
 }
@@ -50,6 +93,9 @@ pub enum SaleConfigError {
     /// The payment window must be positive.
     #[error("payment window must be longer than zero")]
     NoPaymentWindow,
+    /// Token authentication names buyers; an anonymous sale has none.
+    #[error("--auth token needs identified buyers; an anonymous sale has none")]
+    TokenNeedsBuyers,
 }
 
 /// A valid sale configuration.
@@ -152,6 +198,8 @@ pub struct SaleRecord {
     pub opens_at_ms: u64,
     /// How long a buyer has to pay, in milliseconds.
     pub payment_window_ms: u64,
+    /// 1 when buyers must carry a signed token, 0 otherwise.
+    pub token_auth: u64,
 }
 
 impl From<&SaleConfig> for SaleRecord {
@@ -162,6 +210,7 @@ impl From<&SaleConfig> for SaleRecord {
             opens_at_ms: config.opens_at_millis(),
             payment_window_ms: u64::try_from(config.payment_window().as_millis())
                 .unwrap_or(u64::MAX),
+            token_auth: u64::from(config.policy().needs_token()),
         }
     }
 }
@@ -170,8 +219,16 @@ impl TryFrom<SaleRecord> for SaleConfig {
     type Error = SaleConfigError;
 
     fn try_from(record: SaleRecord) -> Result<Self, SaleConfigError> {
+        let auth = match record.token_auth {
+            0 => BuyerAuth::Open,
+            _ => BuyerAuth::Token,
+        };
         let policy = match NonZeroU32::new(record.per_user_limit) {
-            Some(per_user_limit) => BuyerPolicy::Identified { per_user_limit },
+            Some(per_user_limit) => BuyerPolicy::Identified {
+                per_user_limit,
+                auth,
+            },
+            None if auth == BuyerAuth::Token => return Err(SaleConfigError::TokenNeedsBuyers),
             None => BuyerPolicy::Anonymous,
         };
         SaleConfig::new(record.total)?
@@ -231,6 +288,7 @@ mod tests {
             .unwrap()
             .with_policy(BuyerPolicy::Identified {
                 per_user_limit: NonZeroU32::new(3).unwrap(),
+                auth: BuyerAuth::Token,
             })
             .opening_at(Some(from_unix_millis(1_700_000_000_000)))
             .with_payment_window(Duration::from_secs(90))
@@ -243,6 +301,7 @@ mod tests {
                 per_user_limit: 3,
                 opens_at_ms: 1_700_000_000_000,
                 payment_window_ms: 90_000,
+                token_auth: 1,
             }
         );
         assert_eq!(SaleConfig::try_from(record), Ok(config));
@@ -254,6 +313,14 @@ mod tests {
         assert_eq!(SaleConfig::try_from(record), Ok(anonymous));
         let broken = SaleRecord { total: 0, ..record };
         assert_eq!(SaleConfig::try_from(broken), Err(SaleConfigError::NoStock));
+        let nobody = SaleRecord {
+            token_auth: 1,
+            ..record
+        };
+        assert_eq!(
+            SaleConfig::try_from(nobody),
+            Err(SaleConfigError::TokenNeedsBuyers)
+        );
     }
 
     #[test]

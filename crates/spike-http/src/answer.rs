@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
 use serde_json::{json, Value};
 use spike_core::{Code, EventId, OrderId, RequestId};
@@ -32,6 +32,8 @@ pub enum RetryReason {
     LedgerUnavailable,
     /// The front door found no node that could answer.
     NoNodeAnswered,
+    /// The sale needs buyer tokens and this node has no key to verify them.
+    NoTokenKey,
 }
 
 impl RetryReason {
@@ -48,6 +50,9 @@ impl RetryReason {
             Self::ShuttingDown => "node is shutting down",
             Self::LedgerUnavailable => "order ledger unavailable; nothing changed",
             Self::NoNodeAnswered => "no node could answer; try again",
+            Self::NoTokenKey => {
+                "this node cannot verify buyer tokens (no --token-key-file); try another node"
+            }
         }
     }
 
@@ -92,6 +97,11 @@ pub enum Answer {
     MethodNotAllowed {
         /// The methods it takes, as the `Allow` header lists them.
         allowed: &'static str,
+    },
+    /// Code -6, 401: the request does not prove who sends it; nothing changed.
+    Unauthorized {
+        /// What the client should change.
+        reason: String,
     },
     /// Code -5: try again.
     TryAgain {
@@ -147,6 +157,7 @@ impl Answer {
             Self::NotOpen => Code::NotOpen,
             Self::Refused { .. } | Self::MethodNotAllowed { .. } => Code::Refused,
             Self::TryAgain { .. } => Code::TryAgain,
+            Self::Unauthorized { .. } => Code::Unauthorized,
             Self::Done { .. } | Self::Info(_) | Self::Metrics(_) | Self::Page(_) => Code::Ok,
         }
     }
@@ -200,6 +211,9 @@ impl Answer {
                 }
                 json_bytes(&body)
             }
+            Self::Unauthorized { reason } => {
+                json_bytes(&json!({ "code": code.number(), "msg": reason }))
+            }
             Self::MethodNotAllowed { allowed } => json_bytes(&json!({
                 "code": code.number(),
                 "msg": format!("method not allowed; use {allowed}"),
@@ -228,8 +242,14 @@ impl Answer {
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type()));
-        if let Self::MethodNotAllowed { allowed } = self {
-            headers.insert(ALLOW, HeaderValue::from_static(allowed));
+        match self {
+            Self::MethodNotAllowed { allowed } => {
+                headers.insert(ALLOW, HeaderValue::from_static(allowed));
+            }
+            Self::Unauthorized { .. } => {
+                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
         }
         response
     }
@@ -287,6 +307,9 @@ mod tests {
             Answer::Done {
                 message: None,
                 data: Value::Null,
+            },
+            Answer::Unauthorized {
+                reason: "a token is required".into(),
             },
         ];
         for answer in answers {

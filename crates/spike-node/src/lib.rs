@@ -15,7 +15,9 @@ pub mod stat_log;
 pub mod stats;
 pub mod telemetry;
 
-pub use node::{EventState, Node, NodeConfig, NodeError, DEFAULT_REFRESH_INTERVAL};
+pub use node::{
+    EventState, Node, NodeConfig, NodeError, NodeParts, NodeRequest, DEFAULT_REFRESH_INTERVAL,
+};
 pub use orders::{AnswerFuture, OrdersApi, OrdersRequest};
 pub use routes::{Methods, Route};
 pub use server::{serve_node, NodeService, NODE_HEADER};

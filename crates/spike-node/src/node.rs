@@ -19,6 +19,8 @@ use spike_core::{
 };
 use spike_http::{Answer, RetryReason};
 
+use spike_auth::{TokenError, TokenVerifier};
+
 use crate::orders::OrdersApi;
 use crate::query::{BuyParams, ParamError};
 use crate::routes::{OrdersRequest, Route};
@@ -56,12 +58,39 @@ impl NodeConfig {
     }
 }
 
+/// What a node is given besides its configuration and central stock.
+#[derive(Debug, Default)]
+pub struct NodeParts {
+    /// Where answered purchases are logged.
+    pub stat_log: Option<StatLog>,
+    /// Who answers the orders API (without it, those paths say how to turn it on).
+    pub orders: Option<Arc<dyn OrdersApi>>,
+    /// Verifies buyer tokens; required to serve a sale created with `--auth token`.
+    pub tokens: Option<TokenVerifier>,
+}
+
+/// One request, as the node needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeRequest<'a> {
+    /// Its method.
+    pub method: &'a Method,
+    /// Its path.
+    pub path: &'a str,
+    /// Its query string, without `?`.
+    pub query: Option<&'a str>,
+    /// The token of an `Authorization: Bearer` header.
+    pub bearer: Option<&'a str>,
+}
+
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     /// A configured event has no sale in central stock.
     #[error("event {0} has no sale in central stock (create it with `spike sale create`)")]
     NoSuchSale(EventId),
+    /// A sale needs buyer tokens and the node has no key to verify them.
+    #[error("event {0} is a token sale (--auth token); start the node with --token-key-file")]
+    NoTokenKey(EventId),
     /// Central stock failed while loading sales.
     #[error(transparent)]
     Central(#[from] CentralError),
@@ -158,6 +187,7 @@ pub struct Node<C> {
     events: ArcSwap<HashMap<EventId, Arc<EventState>>>,
     stat_log: Option<StatLog>,
     orders: Option<Arc<dyn OrdersApi>>,
+    tokens: Option<TokenVerifier>,
     stats: NodeStats,
     request_prefix: String,
     request_seq: AtomicU64,
@@ -168,14 +198,12 @@ pub struct Node<C> {
 
 impl<C: CentralStock> Node<C> {
     /// Loads the configured sales from central stock and starts the
-    /// background refresh. Fails if a configured event has no sale.
-    /// `orders` answers the orders API (without it, those paths say how to
-    /// turn it on).
+    /// background refresh. Fails if a configured event has no sale, or is a
+    /// token sale and `parts` has no token verifier.
     pub async fn start(
         config: NodeConfig,
         central: C,
-        stat_log: Option<StatLog>,
-        orders: Option<Arc<dyn OrdersApi>>,
+        parts: NodeParts,
     ) -> Result<Arc<Self>, NodeError> {
         let names = if config.events.is_empty() {
             central.events().await?
@@ -188,6 +216,11 @@ impl<C: CentralStock> Node<C> {
                 .snapshot(&event)
                 .await?
                 .ok_or_else(|| NodeError::NoSuchSale(event.clone()))?;
+            if snapshot.config.policy().needs_token() && parts.tokens.is_none() {
+                return Err(NodeError::NoTokenKey(event));
+            }
+            let auth = snapshot.config.policy().auth_name();
+            tracing::info!(%event, total = snapshot.config.total(), auth, "serving event");
             let remaining = snapshot.remaining();
             events.insert(event, Arc::new(EventState::new(snapshot.config, remaining)));
         }
@@ -202,8 +235,9 @@ impl<C: CentralStock> Node<C> {
             config,
             central,
             events: ArcSwap::from_pointee(events),
-            stat_log,
-            orders,
+            stat_log: parts.stat_log,
+            orders: parts.orders,
+            tokens: parts.tokens,
             stats: NodeStats::default(),
             request_seq: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
@@ -244,8 +278,14 @@ impl<C: CentralStock> Node<C> {
 
     /// Answers one HTTP request: the route table says what it is, and one
     /// handler per route answers it.
-    pub async fn answer(&self, method: &Method, path: &str, query: Option<&str>) -> Answer {
+    pub async fn answer(&self, request: NodeRequest<'_>) -> Answer {
         let started = Instant::now();
+        let NodeRequest {
+            method,
+            path,
+            query,
+            bearer,
+        } = request;
         let (route, methods) = match Route::parse(path) {
             Ok(found) => found,
             Err(refusal) => return self.answered("other", refusal, started),
@@ -253,7 +293,7 @@ impl<C: CentralStock> Node<C> {
         let answer = match route {
             Route::BuyTicket => {
                 let outcome = if methods.allow(method) {
-                    self.buy(query).await
+                    self.buy(query, bearer).await
                 } else {
                     let refusal = Answer::MethodNotAllowed {
                         allowed: methods.header(),
@@ -305,7 +345,7 @@ impl<C: CentralStock> Node<C> {
     /// One purchase, step by step: read the parameters, find the event, refuse
     /// what needs no round trip, take a local seat, ask central stock, settle
     /// the seat with its reply, answer what central decided.
-    async fn buy(&self, query: Option<&str>) -> Outcome {
+    async fn buy(&self, query: Option<&str>, bearer: Option<&str>) -> Outcome {
         let params = match BuyParams::parse(query) {
             Ok(params) => params,
             Err(error) => return Outcome::early(param_error(&error), None),
@@ -314,7 +354,11 @@ impl<C: CentralStock> Node<C> {
             Ok(found) => found,
             Err(answer) => return Outcome::early(answer, params.user),
         };
-        let user = params.user;
+        let token = bearer.or(params.token.as_deref());
+        let user = match self.buyer(&event, &state, params.user, token) {
+            Ok(user) => user,
+            Err(refusal) => return Outcome::about(refusal, event, None, &state),
+        };
         let shutting_down = self.shutting_down.load(Ordering::Acquire);
         if let Some(refusal) = state.refusal(user.as_ref(), shutting_down, SystemTime::now()) {
             return Outcome::about(refusal, event, user, &state);
@@ -343,6 +387,36 @@ impl<C: CentralStock> Node<C> {
             }
         };
         Outcome::about(answer, event, purchase.user, &state)
+    }
+
+    /// Who is buying: on a token sale, the token's `sub` (a `user_id`, if
+    /// given, must be the same); otherwise the `user_id` as given.
+    fn buyer(
+        &self,
+        event: &EventId,
+        state: &EventState,
+        claimed: Option<UserId>,
+        token: Option<&str>,
+    ) -> Result<Option<UserId>, Answer> {
+        if !state.config.policy().needs_token() {
+            return Ok(claimed);
+        }
+        let Some(tokens) = &self.tokens else {
+            // Node::start refuses this; a sale re-created as a token sale
+            // while the node runs is refused here rather than sold open.
+            return Err(try_again(RetryReason::NoTokenKey, None));
+        };
+        let unauthorized = |error: TokenError| Answer::Unauthorized {
+            reason: error.to_string(),
+        };
+        let token = token.ok_or_else(|| unauthorized(TokenError::Missing))?;
+        let claims = tokens
+            .verify(token, event, SystemTime::now())
+            .map_err(unauthorized)?;
+        match claimed {
+            Some(user) if user != claims.sub => Err(unauthorized(TokenError::UserMismatch)),
+            _ => Ok(Some(claims.sub)),
+        }
     }
 
     /// Sends one purchase to central stock, counting and timing the call.

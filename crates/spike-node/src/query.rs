@@ -34,6 +34,8 @@ pub struct BuyParams {
     pub event: Option<EventId>,
     /// `request_id`, if given.
     pub request: Option<RequestId>,
+    /// `token`, if given: a buyer token for tools that cannot send headers.
+    pub token: Option<String>,
 }
 
 pub(crate) fn decode(raw: &str, name: &'static str) -> Result<String, ParamError> {
@@ -77,6 +79,7 @@ impl BuyParams {
                 "user_id" => set(&mut params.user, "user_id", value, UserId::parse)?,
                 "event" => set(&mut params.event, "event", value, EventId::parse)?,
                 "request_id" => set(&mut params.request, "request_id", value, RequestId::parse)?,
+                "token" => set(&mut params.token, "token", value, Ok)?,
                 _ => {}
             }
         }

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::HeaderValue;
+use hyper::header::{HeaderValue, AUTHORIZATION};
 use hyper::{Request, Response};
 use spike_core::CentralStock;
 use spike_http::{serve, Handler, Server, ServerOptions};
 use tokio::net::TcpListener;
 
-use crate::node::Node;
+use crate::node::{Node, NodeRequest};
 
 /// Header naming the node that answered.
 pub const NODE_HEADER: &str = "x-spike-node";
@@ -37,9 +37,20 @@ impl<C: CentralStock> NodeService<C> {
 impl<C: CentralStock> Handler for NodeService<C> {
     async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let uri = request.uri();
+        let bearer = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim);
         let answer = self
             .node
-            .answer(request.method(), uri.path(), uri.query())
+            .answer(NodeRequest {
+                method: request.method(),
+                path: uri.path(),
+                query: uri.query(),
+                bearer,
+            })
             .await;
         let mut response = answer.into_response();
         response

@@ -80,8 +80,14 @@ pub struct StateCounts {
     pub seats_owed: u64,
 }
 
-const MIGRATIONS: [(i64, &str, &str); 1] =
-    [(1, "orders", include_str!("../migrations/0001_orders.sql"))];
+const MIGRATIONS: [(i64, &str, &str); 2] = [
+    (1, "orders", include_str!("../migrations/0001_orders.sql")),
+    (
+        2,
+        "token_auth",
+        include_str!("../migrations/0002_token_auth.sql"),
+    ),
+];
 
 const ORDER_COLUMNS: &str = "order_id, event_id, seq, user_id, request_id, node_id, state, \
      sold_at_ms, expires_at_ms, updated_at_ms, seat_returned_at_ms";
@@ -216,16 +222,18 @@ impl OrderLedger {
     ) -> Result<(), LedgerError> {
         let record = SaleRecord::from(config);
         sqlx::query(
-            "INSERT INTO sales (event_id, total, per_user_limit, opens_at_ms, payment_window_ms) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO UPDATE SET \
+            "INSERT INTO sales (event_id, total, per_user_limit, opens_at_ms, payment_window_ms, \
+             token_auth) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO UPDATE SET \
              total = excluded.total, per_user_limit = excluded.per_user_limit, \
-             opens_at_ms = excluded.opens_at_ms, payment_window_ms = excluded.payment_window_ms",
+             opens_at_ms = excluded.opens_at_ms, payment_window_ms = excluded.payment_window_ms, \
+             token_auth = excluded.token_auth",
         )
         .bind(event.as_str())
         .bind(to_i64(record.total))
         .bind(i64::from(record.per_user_limit))
         .bind(to_i64(record.opens_at_ms))
         .bind(to_i64(record.payment_window_ms))
+        .bind(to_i64(record.token_auth))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -234,7 +242,8 @@ impl OrderLedger {
     /// A sale's recorded rules.
     pub async fn sale(&self, event: &EventId) -> Result<Option<SaleConfig>, LedgerError> {
         let row = sqlx::query(
-            "SELECT total, per_user_limit, opens_at_ms, payment_window_ms FROM sales WHERE event_id = $1",
+            "SELECT total, per_user_limit, opens_at_ms, payment_window_ms, token_auth FROM sales \
+             WHERE event_id = $1",
         )
         .bind(event.as_str())
         .fetch_optional(&self.pool)
@@ -246,6 +255,7 @@ impl OrderLedger {
             per_user_limit: u32::try_from(number("per_user_limit")?).unwrap_or(u32::MAX),
             opens_at_ms: number("opens_at_ms")?,
             payment_window_ms: number("payment_window_ms")?,
+            token_auth: number("token_auth")?,
         };
         let config = SaleConfig::try_from(record)
             .map_err(|e| LedgerError::Corrupt(format!("sale {event}: {e}")))?;

@@ -3,7 +3,8 @@
 -- KEYS[1..5] as in release.lua (sale, buyers, requests, orders, released)
 -- ARGV[1] '1' to replace an existing sale, ARGV[2] total, ARGV[3] per-user
 -- limit (0 = anonymous), ARGV[4] opens_at_ms (0 = open now),
--- ARGV[5] payment_window_ms, ARGV[6] event id
+-- ARGV[5] payment_window_ms, ARGV[6] token_auth (1 = buyers need a token),
+-- ARGV[7] event id
 --
 -- Returns CREATED, or EXISTS when a sale exists and ARGV[1] is not '1'
 -- (constants declared by the prelude of src/scripts.rs, CreateCode there).
@@ -13,5 +14,5 @@ end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 redis.call('HSET', KEYS[1],
   'total', ARGV[2], 'sold', 0, 'order_seq', 0, 'per_user_limit', ARGV[3],
-  'opens_at_ms', ARGV[4], 'payment_window_ms', ARGV[5], 'event', ARGV[6])
+  'opens_at_ms', ARGV[4], 'payment_window_ms', ARGV[5], 'token_auth', ARGV[6], 'event', ARGV[7])
 return CREATED

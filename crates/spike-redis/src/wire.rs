@@ -14,7 +14,7 @@ pub(crate) fn sale_fields(
     record: &SaleRecord,
     sold: u64,
     order_seq: u64,
-) -> [(&'static str, String); 7] {
+) -> [(&'static str, String); 8] {
     [
         ("total", record.total.to_string()),
         ("sold", sold.to_string()),
@@ -22,17 +22,19 @@ pub(crate) fn sale_fields(
         ("per_user_limit", record.per_user_limit.to_string()),
         ("opens_at_ms", record.opens_at_ms.to_string()),
         ("payment_window_ms", record.payment_window_ms.to_string()),
+        ("token_auth", record.token_auth.to_string()),
         ("event", event.to_string()),
     ]
 }
 
-/// The rule arguments of `create.lua` (ARGV[2..5]), in its order.
-pub(crate) fn create_args(record: &SaleRecord) -> [u64; 4] {
+/// The rule arguments of `create.lua` (ARGV[2..6]), in its order.
+pub(crate) fn create_args(record: &SaleRecord) -> [u64; 5] {
     [
         record.total,
         u64::from(record.per_user_limit),
         record.opens_at_ms,
         record.payment_window_ms,
+        record.token_auth,
     ]
 }
 
@@ -54,13 +56,14 @@ pub(crate) struct SnapshotFields {
 pub(crate) fn snapshot_fields(fields: &[u64]) -> Result<Option<SnapshotFields>, usize> {
     match *fields {
         [] => Ok(None),
-        [total, sold, limit, opens_at_ms, payment_window_ms, buyers, stream] => {
+        [total, sold, limit, opens_at_ms, payment_window_ms, token_auth, buyers, stream] => {
             Ok(Some(SnapshotFields {
                 record: SaleRecord {
                     total,
                     per_user_limit: u32::try_from(limit).unwrap_or(u32::MAX),
                     opens_at_ms,
                     payment_window_ms,
+                    token_auth,
                 },
                 sold,
                 buyers,
@@ -113,10 +116,11 @@ mod tests {
     fn snapshot_replies_decode_or_say_what_is_wrong() {
         assert_eq!(snapshot_fields(&[]), Ok(None));
         assert_eq!(snapshot_fields(&[1, 2]), Err(2));
-        let decoded = snapshot_fields(&[10, 3, 1, 0, 900_000, 3, 3])
-            .expect("seven fields")
+        let decoded = snapshot_fields(&[10, 3, 1, 0, 900_000, 1, 3, 3])
+            .expect("eight fields")
             .expect("a sale");
         assert_eq!((decoded.record.total, decoded.sold), (10, 3));
         assert_eq!(decoded.record.per_user_limit, 1);
+        assert_eq!(decoded.record.token_auth, 1);
     }
 }

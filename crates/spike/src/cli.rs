@@ -8,8 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use spike_core::sale::BuyerAuth;
 use spike_core::sale::DEFAULT_PAYMENT_WINDOW;
-use spike_core::{BuyerPolicy, EventId, NodeId, SaleConfig, SecretUrl};
+use spike_core::{BuyerPolicy, EventId, NodeId, SaleConfig, SecretUrl, UserId};
 use spike_front::Upstream;
 use spike_orders::defaults;
 
@@ -60,6 +61,34 @@ pub enum Command {
     Audit(AuditArgs),
     /// Print the Lua scripts central stock runs in Redis, exactly as Redis receives them.
     Scripts(ScriptsArgs),
+    /// Print a signed buyer token (HS256 JWT) for a sale created with --auth token.
+    Token(TokenArgs),
+}
+
+/// `spike token`
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The key file the nodes verify with (its first key signs).
+    #[arg(long, env = "SPIKE_TOKEN_KEY_FILE")]
+    pub key_file: PathBuf,
+    /// The buyer (the token's `sub`).
+    #[arg(long)]
+    pub user: UserId,
+    /// How long the token is valid.
+    #[arg(long, default_value = "1h")]
+    pub ttl: humantime::Duration,
+    /// Bind the token to one sale (its `aud`).
+    #[arg(long)]
+    pub event: Option<EventId>,
+}
+
+/// How buyers prove who they are, as `--auth` spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthFlag {
+    /// The user_id of a request is trusted (tests, demos, closed networks).
+    Open,
+    /// Buyers carry an HS256 token signed by the operator's login system.
+    Token,
 }
 
 /// `spike scripts`
@@ -199,8 +228,12 @@ pub struct SaleRules {
     #[arg(long, value_parser = parse_duration, default_value = "15m")]
     pub payment_window: Duration,
     /// The articles' mode: no user id needed, no per-user limit.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "auth")]
     pub anonymous: bool,
+    /// How buyers prove who they are: `token` (a signed token, see `spike
+    /// token`) or `open` (the user_id is trusted).
+    #[arg(long, value_enum, default_value = "open")]
+    pub auth: AuthFlag,
 }
 
 impl SaleRules {
@@ -212,6 +245,10 @@ impl SaleRules {
         } else {
             BuyerPolicy::Identified {
                 per_user_limit: self.per_user_limit,
+                auth: match self.auth {
+                    AuthFlag::Open => BuyerAuth::Open,
+                    AuthFlag::Token => BuyerAuth::Token,
+                },
             }
         };
         Ok(SaleConfig::new(stock)?
@@ -224,6 +261,7 @@ impl SaleRules {
     pub fn any_given(&self) -> bool {
         self.stock.is_some()
             || self.anonymous
+            || self.auth != AuthFlag::Open
             || self.opens_at.is_some()
             || self.per_user_limit != NonZeroU32::MIN
             || self.payment_window != DEFAULT_PAYMENT_WINDOW
@@ -297,6 +335,10 @@ pub struct NodeArgs {
     /// postgres://… or sqlite://path.
     #[arg(long, env = "SPIKE_DATABASE_URL")]
     pub database_url: Option<SecretUrl>,
+    /// The keys buyer tokens are signed with, one per line (several while
+    /// rotating); needed to serve sales created with --auth token.
+    #[arg(long, env = "SPIKE_TOKEN_KEY_FILE")]
+    pub token_key_file: Option<PathBuf>,
     /// Also run the order pipeline (writer and expiry) inside this node.
     #[arg(long, requires = "database_url")]
     pub orders_worker: bool,

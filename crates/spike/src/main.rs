@@ -49,9 +49,11 @@ fn main() -> ExitCode {
         Command::Node(args) => args.threads,
         Command::Baseline(args) => args.threads,
         Command::Front(args) => args.threads,
-        Command::Sale(_) | Command::NginxConf(_) | Command::Audit(_) | Command::Scripts(_) => {
-            NonZeroUsize::new(1)
-        }
+        Command::Sale(_)
+        | Command::NginxConf(_)
+        | Command::Audit(_)
+        | Command::Scripts(_)
+        | Command::Token(_) => NonZeroUsize::new(1),
         Command::Bench(_) | Command::Demo(_) | Command::Dashboard(_) | Command::Orders(_) => None,
     };
     let result = runtime(threads)
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
                     Command::Demo(args) => invariants(commands::run_demo(args).await),
                     Command::Dashboard(args) => commands::run_dashboard(args).await,
                     Command::Scripts(args) => commands::print_scripts(args),
+                    Command::Token(args) => commands::print_token(args),
                 }
             })
         });

@@ -12,10 +12,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use spike_auth::{KeyRing, TokenVerifier};
 use spike_core::{CentralStock, IdError, NodeId, OrderStream, SecretUrl};
 use spike_http::{Server, ServerOptions};
 use spike_node::stat_log::StatLogError;
-use spike_node::{serve_node, Node, NodeConfig, NodeError, OrdersApi, StatLog};
+use spike_node::{serve_node, Node, NodeConfig, NodeError, NodeParts, OrdersApi, StatLog};
 use spike_orders::{LedgerError, OrderDesk, OrderLedger, Pipeline, PipelineConfig};
 use tokio::net::TcpListener;
 
@@ -56,6 +57,8 @@ pub struct NodeSettings {
     pub stat_log: Option<PathBuf>,
     /// Serve the orders API from a ledger.
     pub orders: Option<OrdersSettings>,
+    /// The keys buyer tokens are signed with (needed to serve token sales).
+    pub token_keys: Option<KeyRing>,
     /// How long a stopping node waits for open connections.
     pub grace: Duration,
 }
@@ -69,6 +72,7 @@ impl NodeSettings {
             name_after_port: false,
             stat_log: None,
             orders: None,
+            token_keys: None,
             grace: DEFAULT_GRACE,
         }
     }
@@ -152,7 +156,12 @@ where
             let desk = OrderDesk::new(ledger, central.clone());
             Arc::new(OrdersHttp::new(desk)) as Arc<dyn OrdersApi>
         });
-        let node = Node::start(config, central.clone(), stat_log, api).await?;
+        let parts = NodeParts {
+            stat_log,
+            orders: api,
+            tokens: settings.token_keys.map(TokenVerifier::new),
+        };
+        let node = Node::start(config, central.clone(), parts).await?;
         let pipeline = match (ledger, settings.orders.and_then(|o| o.pipeline)) {
             (Some(ledger), Some(pipeline)) => Some(Pipeline::start(central, ledger, pipeline)?),
             _ => None,

@@ -9,6 +9,7 @@ mod node;
 mod orders;
 mod sale;
 mod scripts;
+mod token;
 
 pub use audit::run_audit;
 pub use bench::run_bench;
@@ -19,6 +20,7 @@ pub use node::{run_baseline, run_node};
 pub use orders::run_orders;
 pub use sale::{sale_create, sale_recover, sale_show};
 pub use scripts::print_scripts;
+pub use token::print_token;
 
 use anyhow::Context;
 use spike_core::SecretUrl;

@@ -3,6 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use anyhow::{bail, Context};
+use spike_auth::KeyRing;
 use spike_core::{CentralStock, MemoryCentral, NodeId, OrderStream};
 use spike_http::ServerOptions;
 use spike_node::NodeConfig;
@@ -26,6 +27,10 @@ fn settings(args: &NodeArgs, worker: bool) -> anyhow::Result<NodeSettings> {
     let mut settings = NodeSettings::new(args.listen, node);
     settings.name_after_port = args.node_id.is_none();
     settings.stat_log = (!args.no_stat_log).then(|| args.stat_log.clone());
+    settings.token_keys = match &args.token_key_file {
+        Some(path) => Some(KeyRing::from_file(path)?),
+        None => None,
+    };
     settings.orders = match &args.database_url {
         Some(ledger) => Some(OrdersSettings {
             ledger: LedgerSource::Url(ledger.clone()),

@@ -1,7 +1,8 @@
 //! `spike sale create` and `spike sale show`.
 
 use anyhow::bail;
-use spike_core::{CentralStock, SaleSnapshot};
+use spike_core::sale::BuyerAuth;
+use spike_core::{BuyerPolicy, CentralStock, SaleSnapshot};
 use spike_orders::recover_sale;
 
 use super::orders::ledger;
@@ -19,13 +20,24 @@ pub async fn sale_create(args: SaleCreateArgs) -> anyhow::Result<()> {
         ledger(url).await?.record_sale(&args.event, &config).await?;
     }
     println!(
-        "created sale {}: {} seats, {}",
+        "created sale {}: {} seats, {}, buyers {}",
         args.event,
         config.total(),
         match config.policy().per_user_limit() {
             Some(limit) => format!("{limit} per user"),
             None => "anonymous".to_string(),
-        }
+        },
+        match config.policy() {
+            BuyerPolicy::Identified {
+                auth: BuyerAuth::Token,
+                ..
+            } => "prove who they are with a signed token (--auth token)",
+            BuyerPolicy::Identified {
+                auth: BuyerAuth::Open,
+                ..
+            } => "are trusted by the user_id they give (--auth open)",
+            BuyerPolicy::Anonymous => "are anonymous",
+        },
     );
     Ok(())
 }
@@ -75,6 +87,7 @@ fn snapshot_json(event: &str, s: &SaleSnapshot) -> serde_json::Value {
         "buyers": s.buyers,
         "orders_in_stream": s.orders_in_stream,
         "per_user_limit": s.config.policy().per_user_limit().map(|l| l.get()),
+        "auth": s.config.policy().auth_name(),
         "opens_at": s.config.opens_at().map(|t| humantime::format_rfc3339(t).to_string()),
         "payment_window_secs": s.config.payment_window().as_secs_f64(),
     })
@@ -91,13 +104,14 @@ fn snapshot_table(event: &str, s: &SaleSnapshot) -> String {
     });
     format!(
         "event            {event}\ntotal            {}\nsold             {}\nremaining        {}\n\
-         buyers           {}\norders in stream {}\nper-user limit   {limit}\nopens at         {opens}\n\
-         payment window   {}\n",
+         buyers           {}\norders in stream {}\nper-user limit   {limit}\nauth             {}\n\
+         opens at         {opens}\npayment window   {}\n",
         s.config.total(),
         s.sold,
         s.remaining(),
         s.buyers,
         s.orders_in_stream,
+        s.config.policy().auth_name(),
         humantime::format_duration(s.config.payment_window()),
     )
 }

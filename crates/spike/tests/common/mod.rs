@@ -15,6 +15,7 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use spike::app::{LedgerSource, NodeApp, NodeSettings, OrdersSettings};
+use spike_auth::KeyRing;
 use spike_core::{CentralStock, EventId, NodeId, OrderStream, SaleConfig};
 use spike_node::{Node, NodeConfig};
 use spike_orders::OrderLedger;
@@ -40,6 +41,7 @@ pub struct NodeSpec {
     refresh: Duration,
     stat_log: Option<PathBuf>,
     orders: Option<OrderLedger>,
+    tokens: Option<KeyRing>,
 }
 
 /// A node named `name`, serving every event, refreshing hourly.
@@ -50,6 +52,7 @@ pub fn named(name: &str) -> NodeSpec {
         refresh: QUIET,
         stat_log: None,
         orders: None,
+        tokens: None,
     }
 }
 
@@ -69,6 +72,12 @@ impl NodeSpec {
     /// Writes its stat log to `path`.
     pub fn stat_log(mut self, path: &Path) -> Self {
         self.stat_log = Some(path.to_owned());
+        self
+    }
+
+    /// Verifies buyer tokens with `keys`.
+    pub fn tokens(mut self, keys: &KeyRing) -> Self {
+        self.tokens = Some(keys.clone());
         self
     }
 
@@ -92,6 +101,7 @@ pub async fn spawn_node<C: Central>(central: C, spec: NodeSpec) -> TestNode<C> {
     let mut settings = NodeSettings::new(SocketAddr::from(([127, 0, 0, 1], 0)), config);
     settings.stat_log = spec.stat_log;
     settings.grace = Duration::from_secs(2);
+    settings.token_keys = spec.tokens;
     settings.orders = spec.orders.map(|ledger| OrdersSettings {
         ledger: LedgerSource::Open(ledger),
         pipeline: None,
@@ -125,6 +135,12 @@ impl<C: CentralStock> TestNode<C> {
     /// `user` buys a seat of the node's default event.
     pub async fn buy(&self, user: &str) -> Reply {
         self.get(&format!("/buy/ticket?user_id={user}")).await
+    }
+
+    /// A purchase with `Authorization: Bearer token` and `query`.
+    pub async fn buy_with_token(&self, token: &str, query: &str) -> Reply {
+        let url = self.url(&format!("/buy/ticket?{query}"));
+        self.http.send_as(Method::GET, &url, Some(token)).await
     }
 
     /// GETs `path_and_query` from this node.
@@ -201,11 +217,21 @@ impl Http {
         method: Method,
         url: &str,
     ) -> (StatusCode, hyper::HeaderMap, Bytes) {
-        let request = Request::builder()
-            .method(method)
-            .uri(url)
-            .body(Empty::new())
-            .expect("request");
+        self.exchange_as(method, url, None).await
+    }
+
+    /// [`Http::exchange`] with `Authorization: Bearer token`.
+    pub async fn exchange_as(
+        &self,
+        method: Method,
+        url: &str,
+        token: Option<&str>,
+    ) -> (StatusCode, hyper::HeaderMap, Bytes) {
+        let mut request = Request::builder().method(method).uri(url);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = request.body(Empty::new()).expect("request");
         let response = tokio::time::timeout(Duration::from_secs(10), self.client.request(request))
             .await
             .expect("answer within 10 s")
@@ -216,7 +242,12 @@ impl Http {
     }
 
     pub async fn send(&self, method: Method, url: &str) -> Reply {
-        let (status, headers, bytes) = self.exchange(method, url).await;
+        self.send_as(method, url, None).await
+    }
+
+    /// [`Http::send`] with `Authorization: Bearer token`.
+    pub async fn send_as(&self, method: Method, url: &str, token: Option<&str>) -> Reply {
+        let (status, headers, bytes) = self.exchange_as(method, url, token).await;
         let node = headers
             .get("x-spike-node")
             .and_then(|v| v.to_str().ok())

@@ -1,0 +1,13 @@
+//! Who is asking: buyers proved by HS256 JSON Web Tokens (RFC 7519) minted
+//! by the operator's login system and verified against a ring of keys (so
+//! keys can be rotated), order keys that let the buyer of an open sale reach
+//! their order, and the operator key of the payment service. Pure
+//! computation plus reading key files; the node decides who may do what.
+
+#![warn(missing_docs)]
+
+pub mod keys;
+pub mod token;
+
+pub use keys::{KeyError, KeyRing, SecretKey, MIN_KEY_BYTES};
+pub use token::{mint, Claims, TokenError, TokenVerifier};

@@ -1,0 +1,323 @@
+//! HS256 JSON Web Tokens: [`TokenVerifier::verify`] accepts a token only if
+//! its header says `HS256` (so `alg: none` and every other algorithm are
+//! refused), its signature matches one key of the ring, it has an `exp` in
+//! the future, its `nbf` (if any) has passed, its `aud` (if any) names the
+//! event, and its `sub` is a valid user id. Every refusal says what a client
+//! developer should change. [`mint`] makes tokens for operators and tests.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use spike_core::{EventId, IdError, UserId};
+
+use crate::keys::{KeyRing, SecretKey};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Longest token accepted, in bytes.
+pub const MAX_TOKEN_LEN: usize = 4096;
+
+/// Why a token was refused (answered 401, code -6).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// No token came with the request.
+    #[error("a token is required: send Authorization: Bearer <token> (or token= in the query)")]
+    Missing,
+    /// The token is not three base64url parts of JSON.
+    #[error("the token is not a JWT (header.payload.signature, base64url, JSON)")]
+    Malformed,
+    /// The header names another algorithm than HS256 (including `none`).
+    #[error("the token's algorithm {0:?} is not accepted; sign with HS256")]
+    Algorithm(String),
+    /// No key of the ring made this signature.
+    #[error(
+        "the token's signature does not match any key; it was forged or signed with another key"
+    )]
+    BadSignature,
+    /// The token has no `exp` claim.
+    #[error("the token has no exp claim; tokens must expire")]
+    NoExpiry,
+    /// The token expired.
+    #[error("the token expired at {0} (Unix seconds); get a new one")]
+    Expired(u64),
+    /// The token is not valid yet.
+    #[error("the token is not valid before {0} (Unix seconds)")]
+    NotYetValid(u64),
+    /// The token's audience does not name this event.
+    #[error("the token's aud does not name event {0}")]
+    WrongAudience(EventId),
+    /// The token's `sub` is missing or not a valid user id.
+    #[error("the token's sub is not a valid user id: {0}")]
+    BadSubject(String),
+    /// A `user_id` came with the token and differs from its `sub`.
+    #[error("user_id does not match the token's sub; send the token alone")]
+    UserMismatch,
+}
+
+/// What a verified token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    /// The buyer.
+    pub sub: UserId,
+    /// Expiry, Unix seconds.
+    pub exp: u64,
+}
+
+/// Verifies tokens against a ring of keys.
+#[derive(Debug, Clone)]
+pub struct TokenVerifier {
+    keys: KeyRing,
+}
+
+fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// A numeric date claim (RFC 7519 allows fractions; they are dropped).
+fn numeric_date(value: &Value) -> Option<u64> {
+    value
+        .as_u64()
+        .or_else(|| value.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+}
+
+fn decode_json(part: &str) -> Result<Value, TokenError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part.trim_end_matches('='))
+        .map_err(|_| TokenError::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)
+}
+
+fn mac(key: &SecretKey) -> HmacSha256 {
+    // HMAC takes a key of any length; this cannot fail.
+    HmacSha256::new_from_slice(key.expose()).unwrap_or_else(|_| unreachable!("HMAC key"))
+}
+
+impl TokenVerifier {
+    /// A verifier accepting any key of `keys`.
+    pub fn new(keys: KeyRing) -> Self {
+        Self { keys }
+    }
+
+    /// Verifies `token` for a purchase of `event` at `now`.
+    pub fn verify(
+        &self,
+        token: &str,
+        event: &EventId,
+        now: SystemTime,
+    ) -> Result<Claims, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Malformed);
+        }
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed);
+        };
+        let header_json = decode_json(header)?;
+        match header_json.get("alg").and_then(Value::as_str) {
+            Some("HS256") => {}
+            Some(other) => return Err(TokenError::Algorithm(other.to_owned())),
+            None => return Err(TokenError::Algorithm(String::new())),
+        }
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature.trim_end_matches('='))
+            .map_err(|_| TokenError::Malformed)?;
+        let signed = &token[..header.len() + 1 + payload.len()];
+        let genuine = self.keys.all().iter().any(|key| {
+            let mut check = mac(key);
+            check.update(signed.as_bytes());
+            check.verify_slice(&signature).is_ok()
+        });
+        if !genuine {
+            return Err(TokenError::BadSignature);
+        }
+        let claims = decode_json(payload)?;
+        let now = unix_seconds(now);
+        let exp = claims
+            .get("exp")
+            .and_then(numeric_date)
+            .ok_or(TokenError::NoExpiry)?;
+        if now >= exp {
+            return Err(TokenError::Expired(exp));
+        }
+        if let Some(nbf) = claims.get("nbf").and_then(numeric_date) {
+            if now < nbf {
+                return Err(TokenError::NotYetValid(nbf));
+            }
+        }
+        if let Some(aud) = claims.get("aud") {
+            let names = |name: &Value| name.as_str() == Some(event.as_str());
+            let matches = match aud {
+                Value::Array(list) => list.iter().any(names),
+                single => names(single),
+            };
+            if !matches {
+                return Err(TokenError::WrongAudience(event.clone()));
+            }
+        }
+        let sub = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .ok_or_else(|| TokenError::BadSubject("sub is missing".into()))?;
+        let sub = UserId::parse(sub).map_err(|e: IdError| TokenError::BadSubject(e.to_string()))?;
+        Ok(Claims { sub, exp })
+    }
+}
+
+/// Signs a token for `sub`, valid for `ttl` from `now`, for `audience` if given.
+pub fn mint(
+    key: &SecretKey,
+    sub: &UserId,
+    now: SystemTime,
+    ttl: Duration,
+    audience: Option<&EventId>,
+) -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let issued = unix_seconds(now);
+    let mut claims = json!({
+        "sub": sub.as_str(),
+        "iat": issued,
+        "exp": issued.saturating_add(ttl.as_secs().max(1)),
+    });
+    if let Some(event) = audience {
+        claims["aud"] = Value::from(event.as_str());
+    }
+    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let signed = format!("{header}.{payload}");
+    let mut signer = mac(key);
+    signer.update(signed.as_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(signer.finalize().into_bytes());
+    format!("{signed}.{signature}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(fill: char) -> SecretKey {
+        SecretKey::new(fill.to_string().repeat(32)).unwrap()
+    }
+
+    fn event() -> EventId {
+        EventId::parse("G1").unwrap()
+    }
+
+    fn alice() -> UserId {
+        UserId::parse("alice").unwrap()
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn verifier() -> TokenVerifier {
+        TokenVerifier::new(KeyRing::new(key('a'), vec![key('b')]))
+    }
+
+    fn forge(header: &str, claims: &str, key: &SecretKey) -> String {
+        let signed = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims)
+        );
+        let mut signer = mac(key);
+        signer.update(signed.as_bytes());
+        format!(
+            "{signed}.{}",
+            URL_SAFE_NO_PAD.encode(signer.finalize().into_bytes())
+        )
+    }
+
+    #[test]
+    fn a_minted_token_verifies_under_every_key_of_the_ring() {
+        let now = SystemTime::now();
+        for signer in [key('a'), key('b')] {
+            let token = mint(&signer, &alice(), now, HOUR, None);
+            let claims = verifier().verify(&token, &event(), now).unwrap();
+            assert_eq!(claims.sub, alice());
+        }
+        let scoped = mint(&key('a'), &alice(), now, HOUR, Some(&event()));
+        assert!(verifier().verify(&scoped, &event(), now).is_ok());
+        let other = EventId::parse("G2").unwrap();
+        assert_eq!(
+            verifier().verify(&scoped, &other, now),
+            Err(TokenError::WrongAudience(other))
+        );
+    }
+
+    #[test]
+    fn forged_expired_and_early_tokens_are_refused() {
+        let now = SystemTime::now();
+        let stranger = mint(&key('z'), &alice(), now, HOUR, None);
+        assert_eq!(
+            verifier().verify(&stranger, &event(), now),
+            Err(TokenError::BadSignature)
+        );
+        let old = mint(&key('a'), &alice(), now - 2 * HOUR, HOUR, None);
+        assert!(matches!(
+            verifier().verify(&old, &event(), now),
+            Err(TokenError::Expired(_))
+        ));
+        let exp = unix_seconds(now) + 3600;
+        let early = forge(
+            r#"{"alg":"HS256"}"#,
+            &format!(r#"{{"sub":"alice","exp":{exp},"nbf":{exp}}}"#),
+            &key('a'),
+        );
+        assert!(matches!(
+            verifier().verify(&early, &event(), now),
+            Err(TokenError::NotYetValid(_))
+        ));
+        let forever = forge(r#"{"alg":"HS256"}"#, r#"{"sub":"alice"}"#, &key('a'));
+        assert_eq!(
+            verifier().verify(&forever, &event(), now),
+            Err(TokenError::NoExpiry)
+        );
+    }
+
+    #[test]
+    fn alg_none_and_other_algorithms_are_refused() {
+        let now = SystemTime::now();
+        let exp = unix_seconds(now) + 3600;
+        let claims = format!(r#"{{"sub":"alice","exp":{exp}}}"#);
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+            URL_SAFE_NO_PAD.encode(&claims)
+        );
+        assert_eq!(
+            verifier().verify(&none, &event(), now),
+            Err(TokenError::Algorithm("none".into()))
+        );
+        let hs512 = forge(r#"{"alg":"HS512"}"#, &claims, &key('a'));
+        assert_eq!(
+            verifier().verify(&hs512, &event(), now),
+            Err(TokenError::Algorithm("HS512".into()))
+        );
+    }
+
+    #[test]
+    fn garbage_and_bad_subjects_are_refused_with_a_reason() {
+        let now = SystemTime::now();
+        for garbage in ["", "a.b", "a.b.c.d", "!!.!!.!!", &"x".repeat(5000)] {
+            assert_eq!(
+                verifier().verify(garbage, &event(), now),
+                Err(TokenError::Malformed),
+                "{garbage:.20}"
+            );
+        }
+        let exp = unix_seconds(now) + 3600;
+        let bidi = forge(
+            r#"{"alg":"HS256"}"#,
+            &format!(r#"{{"sub":"al ice","exp":{exp}}}"#),
+            &key('a'),
+        );
+        assert!(matches!(
+            verifier().verify(&bidi, &event(), now),
+            Err(TokenError::BadSubject(_))
+        ));
+    }
+}
