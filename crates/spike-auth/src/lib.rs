@@ -7,7 +7,9 @@
 #![warn(missing_docs)]
 
 pub mod keys;
+pub mod order_key;
 pub mod token;
 
 pub use keys::{KeyError, KeyRing, SecretKey, MIN_KEY_BYTES};
+pub use order_key::{OperatorKey, OrderKeys};
 pub use token::{mint, Claims, TokenError, TokenVerifier};

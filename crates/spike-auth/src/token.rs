@@ -4,7 +4,13 @@
 //! the future, its `nbf` (if any) has passed, its `aud` (if any) names the
 //! event, and its `sub` is a valid user id. Every refusal says what a client
 //! developer should change. [`mint`] makes tokens for operators and tests.
+//!
+//! Verified tokens are remembered (bounded), so that a buyer's retries in a
+//! flash crowd cost one lookup instead of a MAC and two JSON parses; a
+//! remembered token is still checked for expiry and audience every time.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -67,10 +73,29 @@ pub struct Claims {
     pub exp: u64,
 }
 
+/// Most verified tokens remembered; past it, the memory starts over.
+pub const REMEMBERED_TOKENS: usize = 65_536;
+
+/// A verified token, as remembered.
+#[derive(Debug, Clone)]
+struct Verified {
+    claims: Claims,
+    /// Its `aud` claim: `None` when it has none.
+    audience: Option<Vec<String>>,
+}
+
 /// Verifies tokens against a ring of keys.
 #[derive(Debug, Clone)]
 pub struct TokenVerifier {
     keys: KeyRing,
+    verified: Arc<Mutex<HashMap<Box<str>, Verified>>>,
+}
+
+/// Whether an `aud` claim names `event`.
+fn names(audience: &Option<Vec<String>>, event: &EventId) -> bool {
+    audience
+        .as_ref()
+        .is_none_or(|names| names.iter().any(|name| name == event.as_str()))
 }
 
 fn unix_seconds(time: SystemTime) -> u64 {
@@ -99,7 +124,10 @@ fn mac(key: &SecretKey) -> HmacSha256 {
 impl TokenVerifier {
     /// A verifier accepting any key of `keys`.
     pub fn new(keys: KeyRing) -> Self {
-        Self { keys }
+        Self {
+            keys,
+            verified: Arc::default(),
+        }
     }
 
     /// Verifies `token` for a purchase of `event` at `now`.
@@ -109,6 +137,53 @@ impl TokenVerifier {
         event: &EventId,
         now: SystemTime,
     ) -> Result<Claims, TokenError> {
+        self.check(token, Some(event), now)
+    }
+
+    /// Verifies `token` as proof of who the buyer is, for any sale (its
+    /// `aud`, if any, is not checked): listing one's own orders.
+    pub fn verify_identity(&self, token: &str, now: SystemTime) -> Result<Claims, TokenError> {
+        self.check(token, None, now)
+    }
+
+    fn check(
+        &self,
+        token: &str,
+        event: Option<&EventId>,
+        now: SystemTime,
+    ) -> Result<Claims, TokenError> {
+        let remembered = {
+            let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+            verified.get(token).cloned()
+        };
+        let verified = match remembered {
+            Some(verified) => verified,
+            None => {
+                let verified = self.verify_signed(token, now)?;
+                let mut memory = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+                if memory.len() >= REMEMBERED_TOKENS {
+                    memory.clear();
+                }
+                memory.insert(token.into(), verified.clone());
+                verified
+            }
+        };
+        if unix_seconds(now) >= verified.claims.exp {
+            return Err(TokenError::Expired(verified.claims.exp));
+        }
+        if let Some(event) = event {
+            if !names(&verified.audience, event) {
+                return Err(TokenError::WrongAudience(event.clone()));
+            }
+        }
+        Ok(verified.claims)
+    }
+
+    /// Everything about a token that does not change with time or sale:
+    /// its form, algorithm, signature, subject; and that it expires. Its
+    /// `nbf` is checked here against the clock, so a token not valid yet is
+    /// never remembered.
+    fn verify_signed(&self, token: &str, now: SystemTime) -> Result<Verified, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Malformed);
         }
@@ -137,35 +212,31 @@ impl TokenVerifier {
             return Err(TokenError::BadSignature);
         }
         let claims = decode_json(payload)?;
-        let now = unix_seconds(now);
         let exp = claims
             .get("exp")
             .and_then(numeric_date)
             .ok_or(TokenError::NoExpiry)?;
-        if now >= exp {
-            return Err(TokenError::Expired(exp));
-        }
         if let Some(nbf) = claims.get("nbf").and_then(numeric_date) {
-            if now < nbf {
+            if unix_seconds(now) < nbf {
                 return Err(TokenError::NotYetValid(nbf));
             }
         }
-        if let Some(aud) = claims.get("aud") {
-            let names = |name: &Value| name.as_str() == Some(event.as_str());
-            let matches = match aud {
-                Value::Array(list) => list.iter().any(names),
-                single => names(single),
-            };
-            if !matches {
-                return Err(TokenError::WrongAudience(event.clone()));
-            }
-        }
+        let audience = claims.get("aud").map(|aud| match aud {
+            Value::Array(list) => list
+                .iter()
+                .filter_map(|name| name.as_str().map(str::to_owned))
+                .collect(),
+            single => single.as_str().map(str::to_owned).into_iter().collect(),
+        });
         let sub = claims
             .get("sub")
             .and_then(Value::as_str)
             .ok_or_else(|| TokenError::BadSubject("sub is missing".into()))?;
         let sub = UserId::parse(sub).map_err(|e: IdError| TokenError::BadSubject(e.to_string()))?;
-        Ok(Claims { sub, exp })
+        Ok(Verified {
+            claims: Claims { sub, exp },
+            audience,
+        })
     }
 }
 
@@ -246,6 +317,7 @@ mod tests {
             verifier().verify(&scoped, &other, now),
             Err(TokenError::WrongAudience(other))
         );
+        assert!(verifier().verify_identity(&scoped, now).is_ok());
     }
 
     #[test]
@@ -276,6 +348,24 @@ mod tests {
             verifier().verify(&forever, &event(), now),
             Err(TokenError::NoExpiry)
         );
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_keeps_its_audience() {
+        let verifier = verifier();
+        let now = SystemTime::now();
+        let token = mint(&key('a'), &alice(), now, HOUR, Some(&event()));
+        assert!(verifier.verify(&token, &event(), now).is_ok());
+        assert!(verifier.verify(&token, &event(), now).is_ok(), "remembered");
+        let other = EventId::parse("G2").unwrap();
+        assert_eq!(
+            verifier.verify(&token, &other, now),
+            Err(TokenError::WrongAudience(other))
+        );
+        assert!(matches!(
+            verifier.verify(&token, &event(), now + 2 * HOUR),
+            Err(TokenError::Expired(_))
+        ));
     }
 
     #[test]

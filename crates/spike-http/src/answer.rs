@@ -74,6 +74,9 @@ pub enum Answer {
         event: EventId,
         /// The order holding the seat.
         order: OrderId,
+        /// The secret that lets its buyer see and cancel it (open and
+        /// anonymous sales; token sales use the buyer's token instead).
+        order_key: Option<String>,
     },
     /// Code -1.
     SoldOut,
@@ -194,8 +197,21 @@ impl Answer {
     pub fn body(&self) -> Bytes {
         let code = self.code();
         match self {
-            Self::Sold { event, order } => Bytes::from(format!(
+            Self::Sold {
+                event,
+                order,
+                order_key: None,
+            } => Bytes::from(format!(
                 r#"{{"code":{code},"msg":"{}","data":{{"order_id":"{order}","event":"{event}"}}}}"#,
+                code.label()
+            )),
+            // An order key is base64url: no escaping needed either.
+            Self::Sold {
+                event,
+                order,
+                order_key: Some(key),
+            } => Bytes::from(format!(
+                r#"{{"code":{code},"msg":"{}","data":{{"order_id":"{order}","event":"{event}","order_key":"{key}"}}}}"#,
                 code.label()
             )),
             Self::SoldOut => Bytes::from_static(SOLD_OUT_BODY),
@@ -274,6 +290,7 @@ mod tests {
         let sold = Answer::Sold {
             event,
             order: order.clone(),
+            order_key: None,
         };
         assert_eq!(
             parsed(&sold),

@@ -18,7 +18,7 @@ pub mod telemetry;
 pub use node::{
     EventState, Node, NodeConfig, NodeError, NodeParts, NodeRequest, DEFAULT_REFRESH_INTERVAL,
 };
-pub use orders::{AnswerFuture, OrdersApi, OrdersRequest};
+pub use orders::{AnswerFuture, Caller, OrdersApi, OrdersRequest};
 pub use routes::{Methods, Route};
 pub use server::{serve_node, NodeService, NODE_HEADER};
 pub use spike_http::{Answer, RetryReason};

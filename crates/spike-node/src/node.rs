@@ -15,13 +15,13 @@ use hyper::{Method, StatusCode};
 use spike_core::stat::StatRecord;
 use spike_core::{
     Admission, BuyerPolicy, CentralError, CentralReply, CentralStock, Code, EventId, LocalStock,
-    NodeId, Purchase, RequestId, SaleConfig, Settlement, UserId, Verdict,
+    NodeId, OrderId, Purchase, RequestId, SaleConfig, Settlement, UserId, Verdict,
 };
 use spike_http::{Answer, RetryReason};
 
-use spike_auth::{TokenError, TokenVerifier};
+use spike_auth::{OperatorKey, OrderKeys, TokenError, TokenVerifier};
 
-use crate::orders::OrdersApi;
+use crate::orders::{Caller, OrdersApi};
 use crate::query::{BuyParams, ParamError};
 use crate::routes::{OrdersRequest, Route};
 use crate::stat_log::StatLog;
@@ -67,6 +67,11 @@ pub struct NodeParts {
     pub orders: Option<Arc<dyn OrdersApi>>,
     /// Verifies buyer tokens; required to serve a sale created with `--auth token`.
     pub tokens: Option<TokenVerifier>,
+    /// Makes the order keys of open and anonymous sales (every node of a
+    /// sale must share them); without them, success answers carry none.
+    pub order_keys: Option<OrderKeys>,
+    /// Recognises the payment service.
+    pub operator: Option<OperatorKey>,
 }
 
 /// One request, as the node needs it.
@@ -188,6 +193,8 @@ pub struct Node<C> {
     stat_log: Option<StatLog>,
     orders: Option<Arc<dyn OrdersApi>>,
     tokens: Option<TokenVerifier>,
+    order_keys: Option<OrderKeys>,
+    operator: Option<OperatorKey>,
     stats: NodeStats,
     request_prefix: String,
     request_seq: AtomicU64,
@@ -227,10 +234,9 @@ impl<C: CentralStock> Node<C> {
         if config.metrics {
             let _ = spike_telemetry::prometheus();
         }
-        let boot = spike_core::sale::unix_millis(SystemTime::now());
         let short_name: String = config.node_id.as_str().chars().take(24).collect();
         let node = Arc::new(Self {
-            request_prefix: format!("{short_name}:{boot:x}:"),
+            request_prefix: format!("{short_name}:{:016x}:", unguessable()),
             metrics: NodeMetrics::new(config.node_id.as_str()),
             config,
             central,
@@ -238,6 +244,8 @@ impl<C: CentralStock> Node<C> {
             stat_log: parts.stat_log,
             orders: parts.orders,
             tokens: parts.tokens,
+            order_keys: parts.order_keys,
+            operator: parts.operator,
             stats: NodeStats::default(),
             request_seq: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
@@ -310,7 +318,7 @@ impl<C: CentralStock> Node<C> {
             Route::Healthz => self.health(),
             Route::Stats => self.stats_json(),
             Route::Metrics => Answer::Metrics(self.metrics_text().await),
-            Route::Orders(ref request) => self.orders(request.clone(), query).await,
+            Route::Orders(ref request) => self.orders(request.clone(), query, bearer).await,
         };
         self.answered(route.name(), answer, started)
     }
@@ -379,7 +387,11 @@ impl<C: CentralStock> Node<C> {
                     state.set_missing(true);
                     tracing::error!(%event, "central stock has no state for this sale; refusing to sell it");
                 }
-                verdict_answer(reply, &purchase)
+                let order_key = |order: &OrderId| {
+                    let keys = self.order_keys.as_ref()?;
+                    (!state.config.policy().needs_token()).then(|| keys.key_for(order))
+                };
+                verdict_answer(reply, &purchase, order_key)
             }
             Err(error) => {
                 drop(seat);
@@ -535,7 +547,11 @@ impl<C: CentralStock> Node<C> {
             return Answer::bad_request("request_id is required");
         };
         match self.central.order_for_request(&event, &request).await {
-            Ok(Some(order)) => Answer::Sold { event, order },
+            Ok(Some(order)) => Answer::Sold {
+                event,
+                order,
+                order_key: None,
+            },
             Ok(None) => Answer::refused(
                 StatusCode::NOT_FOUND,
                 format!("no order for request_id {request}"),
@@ -544,17 +560,94 @@ impl<C: CentralStock> Node<C> {
         }
     }
 
-    /// Hands an orders request to the orders API, if this node has one.
-    async fn orders(&self, request: OrdersRequest, query: Option<&str>) -> Answer {
+    /// Hands an orders request to the orders API, if this node has one,
+    /// once it knows who is asking.
+    async fn orders(
+        &self,
+        request: OrdersRequest,
+        query: Option<&str>,
+        bearer: Option<&str>,
+    ) -> Answer {
         let Some(orders) = &self.orders else {
             return Answer::refused(
                 StatusCode::NOT_FOUND,
                 "the orders API is off; start the node with --database-url",
             );
         };
-        match BuyParams::parse(query) {
-            Ok(params) => orders.answer(request, params.user).await,
-            Err(error) => param_error(&error),
+        let params = match BuyParams::parse(query) {
+            Ok(params) => params,
+            Err(error) => return param_error(&error),
+        };
+        let bearer = bearer.or(params.token.as_deref());
+        match self.caller(&request, params.order_key.as_deref(), bearer) {
+            Ok(caller) => orders.answer(request, caller).await,
+            Err(refusal) => refusal,
+        }
+    }
+
+    /// Who is asking the orders API, or why they may not. The operator key
+    /// may do everything; a payment needs it. A buyer lists their orders with
+    /// their token. One order is reached with its buyer's token on a token
+    /// sale, and with its order key on an open or anonymous sale.
+    fn caller(
+        &self,
+        request: &OrdersRequest,
+        order_key: Option<&str>,
+        bearer: Option<&str>,
+    ) -> Result<Caller, Answer> {
+        let operator = self.operator.as_ref();
+        if bearer.is_some_and(|key| operator.is_some_and(|operator| operator.accepts(key))) {
+            return Ok(Caller::Operator);
+        }
+        let now = SystemTime::now();
+        match request {
+            OrdersRequest::Pay(_) => Err(match bearer {
+                None => unauthorized(
+                    "a payment is confirmed by the payment service: send the operator key as Authorization: Bearer",
+                ),
+                Some(_) => forbidden("only the payment service (the operator key) may confirm a payment"),
+            }),
+            OrdersRequest::OfUser(owner) => {
+                let token = bearer.ok_or_else(|| {
+                    unauthorized("listing a buyer's orders needs their token (Authorization: Bearer)")
+                })?;
+                let tokens = self.tokens.as_ref().ok_or_else(|| {
+                    forbidden("this node verifies no buyer tokens (no --token-key-file)")
+                })?;
+                let claims = tokens
+                    .verify_identity(token, now)
+                    .map_err(|e| unauthorized(&e.to_string()))?;
+                if claims.sub != *owner {
+                    return Err(forbidden("these are another buyer's orders"));
+                }
+                Ok(Caller::Buyer(claims.sub))
+            }
+            OrdersRequest::Show(order) | OrdersRequest::Cancel(order) => {
+                let no_such_order =
+                    || Answer::refused(StatusCode::NOT_FOUND, format!("no such order {order}"));
+                let (event, _) = order.split().ok_or_else(no_such_order)?;
+                let state = self.event(&event).ok_or_else(no_such_order)?;
+                if state.config.policy().needs_token() {
+                    let token = bearer.ok_or_else(|| {
+                        unauthorized("this order is reached with its buyer's token (Authorization: Bearer)")
+                    })?;
+                    let tokens = self
+                        .tokens
+                        .as_ref()
+                        .ok_or_else(|| try_again(RetryReason::NoTokenKey, None))?;
+                    let claims = tokens
+                        .verify(token, &event, now)
+                        .map_err(|e| unauthorized(&e.to_string()))?;
+                    return Ok(Caller::Buyer(claims.sub));
+                }
+                let key = order_key.ok_or_else(|| {
+                    unauthorized("this order is reached with the order_key its purchase answer carried")
+                })?;
+                match &self.order_keys {
+                    Some(keys) if keys.verify(order, key) => Ok(Caller::OrderKeyHolder),
+                    _ => Err(forbidden("this order_key does not open this order")),
+                }
+            }
         }
     }
 
@@ -669,11 +762,19 @@ impl<C: CentralStock> Node<C> {
     }
 }
 
-/// What the buyer is told about central stock's verdict.
-fn verdict_answer(reply: CentralReply, purchase: &Purchase) -> Answer {
+/// What the buyer is told about central stock's verdict. A sale (new or a
+/// replay of this request) carries the order's key when `order_key` gives
+/// one; "already purchased" never does (on an open sale anyone can claim a
+/// user id).
+fn verdict_answer(
+    reply: CentralReply,
+    purchase: &Purchase,
+    order_key: impl Fn(&OrderId) -> Option<String>,
+) -> Answer {
     match reply.verdict {
         Verdict::Sold { order, .. } => Answer::Sold {
             event: purchase.event.clone(),
+            order_key: order_key(&order),
             order,
         },
         Verdict::SoldOut => Answer::SoldOut,
@@ -707,6 +808,29 @@ async fn refresh_forever<C: CentralStock>(node: Weak<Node<C>>) {
         }
         node.refresh().await;
     }
+}
+
+/// 64 bits no one can predict (from the OS-seeded keys of std's hasher),
+/// so that generated request ids cannot be guessed.
+fn unguessable() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.finish()
+}
+
+fn unauthorized(reason: &str) -> Answer {
+    Answer::Unauthorized {
+        reason: reason.to_owned(),
+    }
+}
+
+fn forbidden(reason: &str) -> Answer {
+    Answer::refused(StatusCode::FORBIDDEN, reason)
 }
 
 fn try_again(reason: RetryReason, request: Option<RequestId>) -> Answer {

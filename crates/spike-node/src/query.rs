@@ -36,6 +36,8 @@ pub struct BuyParams {
     pub request: Option<RequestId>,
     /// `token`, if given: a buyer token for tools that cannot send headers.
     pub token: Option<String>,
+    /// `order_key`, if given: the key that opens one order of an open sale.
+    pub order_key: Option<String>,
 }
 
 pub(crate) fn decode(raw: &str, name: &'static str) -> Result<String, ParamError> {
@@ -80,6 +82,7 @@ impl BuyParams {
                 "event" => set(&mut params.event, "event", value, EventId::parse)?,
                 "request_id" => set(&mut params.request, "request_id", value, RequestId::parse)?,
                 "token" => set(&mut params.token, "token", value, Ok)?,
+                "order_key" => set(&mut params.order_key, "order_key", value, Ok)?,
                 _ => {}
             }
         }

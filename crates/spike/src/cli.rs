@@ -339,6 +339,15 @@ pub struct NodeArgs {
     /// rotating); needed to serve sales created with --auth token.
     #[arg(long, env = "SPIKE_TOKEN_KEY_FILE")]
     pub token_key_file: Option<PathBuf>,
+    /// The secret order keys are made with (one per line, the first makes
+    /// them); give every node of a sale the same file. Without it, a random
+    /// one: this node's order keys then open orders on this node only.
+    #[arg(long, env = "SPIKE_ORDER_KEY_FILE")]
+    pub order_key_file: Option<PathBuf>,
+    /// The payment service's keys: `POST /orders/{id}/pay` needs one as
+    /// `Authorization: Bearer`. Without it, no payment can be confirmed here.
+    #[arg(long, env = "SPIKE_OPERATOR_KEY_FILE")]
+    pub operator_key_file: Option<PathBuf>,
     /// Also run the order pipeline (writer and expiry) inside this node.
     #[arg(long, requires = "database_url")]
     pub orders_worker: bool,

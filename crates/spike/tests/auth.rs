@@ -16,7 +16,7 @@ use hyper::StatusCode;
 use spike::app::{AppError, NodeApp, NodeSettings};
 use spike_auth::{mint, KeyRing, SecretKey};
 use spike_core::sale::BuyerAuth;
-use spike_core::{BuyerPolicy, EventId, MemoryCentral, NodeId, SaleConfig, UserId};
+use spike_core::{BuyerPolicy, CentralStock, EventId, MemoryCentral, NodeId, SaleConfig, UserId};
 use spike_node::{NodeConfig, NodeError};
 use spike_testkit::{unique, TestRedis};
 
@@ -272,4 +272,111 @@ fn spike_token_prints_a_token_the_nodes_accept_and_sale_show_names_the_mode() {
         "--anonymous",
     ]);
     assert!(!bad.status.success(), "an anonymous token sale is refused");
+}
+
+/// On a token sale, an order answers to its buyer's token and to the
+/// operator key: another buyer and a stranger get 401 or 403, and nothing
+/// changes; the buyer sees, lists and cancels their own order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_token_sale_an_order_answers_only_to_its_buyer_and_the_operator() {
+    use hyper::Method;
+    use spike_orders::{OrderLedger, Pipeline, PipelineConfig};
+    let database = spike_testkit::TestDatabase::sqlite();
+    let ledger = OrderLedger::connect(database.url()).await.unwrap();
+    let central = MemoryCentral::new();
+    let event = EventId::parse(unique("tok-orders")).unwrap();
+    create_sale(&central, &event, token_sale(5)).await;
+    let consumer = NodeId::parse("writer").unwrap();
+    let pipeline = Pipeline::start(
+        central.clone(),
+        ledger.clone(),
+        PipelineConfig::new(consumer, vec![event.clone()]),
+    )
+    .unwrap();
+    let keys = KeyRing::from_file(&key_file(&[KEY])).unwrap();
+    let spec = named("n1")
+        .serving(&event)
+        .tokens(&keys)
+        .orders_from(&ledger);
+    let node = spawn_node(central.clone(), spec).await;
+    let now = SystemTime::now();
+    let (alice, mallory) = (token(KEY, "alice", now), token(KEY, "mallory", now));
+    let bought = node.buy_with_token(&alice, "").await;
+    assert_eq!(bought.code(), Code::Success);
+    assert!(
+        bought.body["data"].get("order_key").is_none(),
+        "a token sale's orders are reached with the token, not a key"
+    );
+    let order = bought.order().unwrap();
+    let http = Http::new();
+    let ask = |method: Method, path: String, bearer: Option<String>| {
+        let http = http.clone();
+        let url = node.url(&path);
+        async move { http.send_as(method, &url, bearer.as_deref()).await }
+    };
+    let refused = [
+        (
+            Method::GET,
+            format!("/orders/{order}"),
+            None,
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            Method::GET,
+            format!("/orders/{order}"),
+            Some(mallory.clone()),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Method::POST,
+            format!("/orders/{order}/cancel"),
+            Some(mallory.clone()),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Method::POST,
+            format!("/orders/{order}/pay"),
+            Some(alice.clone()),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Method::GET,
+            "/users/alice/orders".to_owned(),
+            Some(mallory.clone()),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Method::GET,
+            "/users/alice/orders".to_owned(),
+            None,
+            StatusCode::UNAUTHORIZED,
+        ),
+    ];
+    for (method, path, bearer, status) in refused {
+        let reply = ask(method.clone(), path.clone(), bearer).await;
+        assert_eq!(reply.status, status, "{method} {path}: {:?}", reply.body);
+    }
+    let seen = ask(Method::GET, format!("/orders/{order}"), Some(alice.clone())).await;
+    assert_eq!(
+        seen.body["data"]["state"], "reserved",
+        "nothing changed: {:?}",
+        seen.body
+    );
+    let cancelled = ask(
+        Method::POST,
+        format!("/orders/{order}/cancel"),
+        Some(alice.clone()),
+    )
+    .await;
+    assert_eq!(
+        cancelled.body["data"]["state"], "cancelled",
+        "{:?}",
+        cancelled.body
+    );
+    let listed = ask(Method::GET, "/users/alice/orders".into(), Some(alice)).await;
+    assert_eq!(listed.body["data"][0]["order_id"], order.as_str());
+    let snapshot = central.snapshot(&event).await.unwrap().unwrap();
+    assert_eq!(snapshot.sold, 0, "the cancelled seat is back");
+    node.stop().await;
+    pipeline.stop().await;
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     count, create_sale, get_all, get_prometheus_text, named, redis_central, spawn_node, Http,
-    TestNode,
+    TestNode, OPERATOR_KEY,
 };
 use hyper::{Method, StatusCode};
 use spike_core::order::OrderState;
@@ -388,12 +388,13 @@ where
     let mut payments = Vec::new();
     for (i, reply) in replies.iter().enumerate() {
         let order = reply.order().expect("order id");
-        let url = node.url(&format!("/orders/{order}/pay?user_id=u{i}"));
+        let url = node.url(&format!("/orders/{order}/pay"));
         let at = window - Duration::from_millis(300) + Duration::from_millis(3 * i as u64);
         let http = http.clone();
         payments.push(tokio::spawn(async move {
             tokio::time::sleep(at.saturating_sub(sold_at.elapsed())).await;
-            let reply = http.send(Method::POST, &url).await;
+            // The payment service confirms, with the operator key.
+            let reply = http.send_as(Method::POST, &url, Some(OPERATOR_KEY)).await;
             (order, reply)
         }));
     }
@@ -454,16 +455,11 @@ where
     let first = get_all(&http, buy_urls(&node, 0..300), 32).await;
     assert_eq!(count(&first, Code::Success), 100);
     let mut paid = 0;
-    for (i, reply) in first.iter().enumerate() {
+    for reply in &first {
         if let Some(order) = reply.order().filter(|_| reply.code() == Code::Success) {
             if paid < 60 {
                 // Paid at once: possibly before the writer wrote the order.
-                let answer = http
-                    .send(
-                        Method::POST,
-                        &node.url(&format!("/orders/{order}/pay?user_id=u{i}")),
-                    )
-                    .await;
+                let answer = node.pay(&order).await;
                 assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
                 paid += 1;
             }
@@ -661,7 +657,7 @@ async fn redis_restarted_empty_is_recovered_from_the_ledger_without_oversell() {
 // ---------------------------------------------------------------- bad input
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn orders_api_refuses_bad_input_with_4xx_and_changes_nothing() {
+async fn orders_api_refuses_strangers_and_bad_input_and_changes_nothing() {
     let database = TestDatabase::sqlite();
     let ledger = OrderLedger::connect(database.url()).await.expect("ledger");
     let central = MemoryCentral::new();
@@ -669,99 +665,194 @@ async fn orders_api_refuses_bad_input_with_4xx_and_changes_nothing() {
     create_sale(&central, &event, SaleConfig::new(5).expect("config")).await;
     let pipeline = start_pipeline(&central, &ledger, &event);
     let node = node_with_orders(&central, &ledger, &event).await;
-    let http = Http::new();
-    let sold = http.get(&node.url("/buy/ticket?user_id=ann")).await;
+    let sold = node.buy("ann").await;
     let order = sold.order().expect("order");
+    let key = sold.body["data"]["order_key"]
+        .as_str()
+        .expect("an open sale's success carries the order key")
+        .to_owned();
+    let other = node.buy("bob").await;
+    let other_key = other.body["data"]["order_key"].as_str().unwrap().to_owned();
     drained(&central, &event).await;
-    let cases: Vec<(Method, String, StatusCode)> = vec![
+    let stranger = Some("not-the-operator-key-but-long-enough-xx");
+    let cases: Vec<(Method, String, Option<&str>, StatusCode, Code)> = vec![
+        // Strangers: no credential, a wrong one, another order's key.
+        (
+            Method::GET,
+            format!("/orders/{order}"),
+            None,
+            StatusCode::UNAUTHORIZED,
+            Code::Unauthorized,
+        ),
+        (
+            Method::GET,
+            format!("/orders/{order}?user_id=ann"),
+            None,
+            StatusCode::UNAUTHORIZED,
+            Code::Unauthorized,
+        ),
+        (
+            Method::GET,
+            format!("/orders/{order}?order_key={other_key}"),
+            None,
+            StatusCode::FORBIDDEN,
+            Code::Refused,
+        ),
         (
             Method::POST,
-            format!("/orders/{order}/pay?user_id=bob"),
+            format!("/orders/{order}/cancel"),
+            None,
+            StatusCode::UNAUTHORIZED,
+            Code::Unauthorized,
+        ),
+        (
+            Method::POST,
+            format!("/orders/{order}/cancel?order_key=x"),
+            None,
             StatusCode::FORBIDDEN,
+            Code::Refused,
         ),
         (
             Method::POST,
             format!("/orders/{order}/pay"),
-            StatusCode::BAD_REQUEST,
+            None,
+            StatusCode::UNAUTHORIZED,
+            Code::Unauthorized,
         ),
         (
             Method::POST,
-            format!("/orders/{order}/cancel?user_id=bob"),
+            format!("/orders/{order}/pay?user_id=ann"),
+            None,
+            StatusCode::UNAUTHORIZED,
+            Code::Unauthorized,
+        ),
+        (
+            Method::POST,
+            format!("/orders/{order}/pay?order_key={key}"),
+            None,
+            StatusCode::UNAUTHORIZED,
+            Code::Unauthorized,
+        ),
+        (
+            Method::POST,
+            format!("/orders/{order}/pay"),
+            stranger,
             StatusCode::FORBIDDEN,
-        ),
-        (
-            Method::POST,
-            format!("/orders/{order}/pay?user_id=a%20b"),
-            StatusCode::BAD_REQUEST,
+            Code::Refused,
         ),
         (
             Method::GET,
-            format!("/orders/{order}/pay?user_id=ann"),
-            StatusCode::METHOD_NOT_ALLOWED,
+            "/users/ann/orders".into(),
+            None,
+            StatusCode::UNAUTHORIZED,
+            Code::Unauthorized,
         ),
         (
-            Method::POST,
-            format!("/orders/{order}?user_id=ann"),
-            StatusCode::METHOD_NOT_ALLOWED,
+            Method::GET,
+            "/users/ann/orders".into(),
+            stranger,
+            StatusCode::FORBIDDEN,
+            Code::Refused,
         ),
+        // Bad input.
         (
             Method::POST,
-            "/orders/bad%20id/pay?user_id=ann".into(),
+            format!("/orders/{order}/pay?user_id=a%20b"),
+            None,
             StatusCode::BAD_REQUEST,
+            Code::Refused,
+        ),
+        (
+            Method::GET,
+            format!("/orders/{order}/pay"),
+            Some(OPERATOR_KEY),
+            StatusCode::METHOD_NOT_ALLOWED,
+            Code::Refused,
         ),
         (
             Method::POST,
-            format!("/orders/{event}-999/pay?user_id=ann"),
-            StatusCode::NOT_FOUND,
+            format!("/orders/{order}"),
+            Some(OPERATOR_KEY),
+            StatusCode::METHOD_NOT_ALLOWED,
+            Code::Refused,
         ),
-        (Method::GET, "/orders/nope".into(), StatusCode::NOT_FOUND),
         (
             Method::POST,
-            format!("/orders/{order}/refund?user_id=ann"),
+            "/orders/bad%20id/pay".into(),
+            Some(OPERATOR_KEY),
+            StatusCode::BAD_REQUEST,
+            Code::Refused,
+        ),
+        (
+            Method::POST,
+            format!("/orders/{event}-999/pay"),
+            Some(OPERATOR_KEY),
             StatusCode::NOT_FOUND,
+            Code::Refused,
+        ),
+        (
+            Method::GET,
+            "/orders/nope".into(),
+            None,
+            StatusCode::NOT_FOUND,
+            Code::Refused,
+        ),
+        (
+            Method::POST,
+            format!("/orders/{order}/refund"),
+            Some(OPERATOR_KEY),
+            StatusCode::NOT_FOUND,
+            Code::Refused,
         ),
         (
             Method::GET,
             format!("/users/{}/orders", "u".repeat(65)),
+            None,
             StatusCode::BAD_REQUEST,
+            Code::Refused,
         ),
     ];
-    for (method, path, status) in cases {
-        let reply = http.send(method.clone(), &node.url(&path)).await;
+    let http = Http::new();
+    for (method, path, bearer, status, code) in cases {
+        let reply = http.send_as(method.clone(), &node.url(&path), bearer).await;
         assert_eq!(reply.status, status, "{method} {path}: {:?}", reply.body);
-        assert_eq!(
-            reply.code(),
-            Code::Refused,
-            "{method} {path}: {:?}",
-            reply.body
-        );
+        assert_eq!(reply.code(), code, "{method} {path}: {:?}", reply.body);
     }
-    let shown = http.get(&node.url(&format!("/orders/{order}"))).await;
+    let shown = node.get(&format!("/orders/{order}?order_key={key}")).await;
     assert_eq!(shown.body["data"]["state"], "reserved", "nothing changed");
+    assert_eq!(shown.body["data"]["user_id"], "ann");
     let snapshot = central
         .snapshot(&event)
         .await
         .expect("snapshot")
         .expect("sale");
-    assert_eq!(snapshot.sold, 1);
-    // The owner may pay, twice with the same answer, then not cancel.
-    let pay = node.url(&format!("/orders/{order}/pay?user_id=ann"));
+    assert_eq!(snapshot.sold, 2);
+    // The payment service pays, twice with the same answer; then the buyer
+    // cannot cancel a paid order.
     for _ in 0..2 {
-        let paid = http.send(Method::POST, &pay).await;
+        let paid = node.pay(&order).await;
         assert_eq!(
             (paid.status, paid.body["data"]["state"].clone()),
             (StatusCode::OK, "paid".into())
         );
     }
-    let cancel = http
-        .send(
-            Method::POST,
-            &node.url(&format!("/orders/{order}/cancel?user_id=ann")),
+    let cancel = node.cancel(&order, &key).await;
+    assert_eq!(cancel.status, StatusCode::CONFLICT);
+    // Bob cancels his own order with his key; his seat goes back.
+    let cancelled = node.cancel(&other.order().unwrap(), &other_key).await;
+    assert_eq!(
+        cancelled.body["data"]["state"], "cancelled",
+        "{:?}",
+        cancelled.body
+    );
+    let listed = http
+        .send_as(
+            Method::GET,
+            &node.url("/users/ann/orders"),
+            Some(OPERATOR_KEY),
         )
         .await;
-    assert_eq!(cancel.status, StatusCode::CONFLICT);
-    let mine = http.get(&node.url("/users/ann/orders")).await;
-    assert_eq!(mine.body["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(listed.body["data"].as_array().map(Vec::len), Some(1));
     pipeline.stop().await;
 }
 

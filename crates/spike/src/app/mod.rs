@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use spike_auth::{KeyRing, TokenVerifier};
+use spike_auth::{KeyRing, OperatorKey, OrderKeys, SecretKey, TokenVerifier};
 use spike_core::{CentralStock, IdError, NodeId, OrderStream, SecretUrl};
 use spike_http::{Server, ServerOptions};
 use spike_node::stat_log::StatLogError;
@@ -59,6 +59,12 @@ pub struct NodeSettings {
     pub orders: Option<OrdersSettings>,
     /// The keys buyer tokens are signed with (needed to serve token sales).
     pub token_keys: Option<KeyRing>,
+    /// The keys of order keys; every node of a sale needs the same. Without
+    /// them, the node makes a random key, and its order keys open orders on
+    /// this node only.
+    pub order_keys: Option<KeyRing>,
+    /// The payment service's keys (without them, no one can confirm a payment).
+    pub operator_keys: Option<KeyRing>,
     /// How long a stopping node waits for open connections.
     pub grace: Duration,
 }
@@ -73,6 +79,8 @@ impl NodeSettings {
             stat_log: None,
             orders: None,
             token_keys: None,
+            order_keys: None,
+            operator_keys: None,
             grace: DEFAULT_GRACE,
         }
     }
@@ -106,6 +114,9 @@ pub enum AppError {
     /// The node could not load its sales.
     #[error(transparent)]
     Node(#[from] NodeError),
+    /// No random key could be made.
+    #[error("cannot read random bytes for order keys: {0}")]
+    Random(std::io::Error),
 }
 
 /// A running node: its server, and its pipeline if it runs one.
@@ -156,10 +167,21 @@ where
             let desk = OrderDesk::new(ledger, central.clone());
             Arc::new(OrdersHttp::new(desk)) as Arc<dyn OrdersApi>
         });
+        let order_keys = match settings.order_keys {
+            Some(keys) => keys,
+            None => {
+                tracing::warn!(
+                    "no --order-key-file: order keys from this node open orders on this node only"
+                );
+                random_keys()?
+            }
+        };
         let parts = NodeParts {
             stat_log,
             orders: api,
             tokens: settings.token_keys.map(TokenVerifier::new),
+            order_keys: Some(OrderKeys::new(order_keys)),
+            operator: settings.operator_keys.map(OperatorKey::new),
         };
         let node = Node::start(config, central.clone(), parts).await?;
         let pipeline = match (ledger, settings.orders.and_then(|o| o.pipeline)) {
@@ -200,6 +222,18 @@ impl<C: CentralStock> NodeApp<C> {
         }
         self.node
     }
+}
+
+/// A key from the operating system's random source.
+fn random_keys() -> Result<KeyRing, AppError> {
+    use std::io::Read;
+    let mut bytes = [0u8; 48];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut source| source.read_exact(&mut bytes))
+        .map_err(AppError::Random)?;
+    let key = SecretKey::new(bytes.to_vec())
+        .map_err(|_| AppError::Random(std::io::Error::other("random key too short")))?;
+    Ok(KeyRing::new(key, Vec::new()))
 }
 
 /// Opens the order ledger, naming it (without its password) if it fails.

@@ -1,5 +1,6 @@
 //! The orders API over the order ledger: the node's routing table parses
-//! the request, and [`OrdersHttp`] answers it from an [`OrderDesk`]. Every
+//! the request and authenticates its caller, and [`OrdersHttp`] answers it
+//! from an [`OrderDesk`], to a caller entitled to the order only. Every
 //! answer carries a `code` (0 done, -4 refused, -5 try again) and, whenever
 //! the order exists, the order as it now stands.
 
@@ -7,7 +8,7 @@ use hyper::StatusCode;
 use serde_json::{json, Value};
 use spike_core::order::{Order, Refusal};
 use spike_core::{CentralStock, OrderId, OrderStream, StreamEntry, UserId};
-use spike_node::{Answer, AnswerFuture, OrdersApi, OrdersRequest, RetryReason};
+use spike_node::{Answer, AnswerFuture, Caller, OrdersApi, OrdersRequest, RetryReason};
 use spike_orders::{Found, Moved, OrderDesk, OrdersError};
 
 /// Most orders `GET /users/{id}/orders` lists.
@@ -70,6 +71,13 @@ fn unavailable(error: &OrdersError) -> Answer {
     }
 }
 
+fn not_yours(id: &OrderId) -> Answer {
+    Answer::refused(
+        StatusCode::FORBIDDEN,
+        format!("order {id} belongs to another buyer"),
+    )
+}
+
 fn no_such_order(id: &OrderId) -> Answer {
     Answer::refused(StatusCode::NOT_FOUND, format!("no such order {id}"))
 }
@@ -98,12 +106,15 @@ fn moved_answer(id: &OrderId, moved: Moved) -> Answer {
 }
 
 impl<C: CentralStock + OrderStream + Clone> OrdersHttp<C> {
-    async fn handle(&self, request: OrdersRequest, user: Option<UserId>) -> Answer {
+    /// Answers `request`. The node authenticated `caller` (and only the
+    /// operator gets this far with a payment); here the caller must also be
+    /// entitled to the order it names.
+    async fn handle(&self, request: OrdersRequest, caller: Caller) -> Answer {
         match request {
             OrdersRequest::OfUser(owner) => self.of_user(&owner).await,
-            OrdersRequest::Show(id) => self.show(&id).await,
-            OrdersRequest::Pay(id) => self.settle(&id, user, true).await,
-            OrdersRequest::Cancel(id) => self.settle(&id, user, false).await,
+            OrdersRequest::Show(id) => self.show(&id, &caller).await,
+            OrdersRequest::Pay(id) => self.settle(&id, &caller, true).await,
+            OrdersRequest::Cancel(id) => self.settle(&id, &caller, false).await,
         }
     }
 
@@ -114,8 +125,9 @@ impl<C: CentralStock + OrderStream + Clone> OrdersHttp<C> {
         }
     }
 
-    async fn show(&self, id: &OrderId) -> Answer {
+    async fn show(&self, id: &OrderId, caller: &Caller) -> Answer {
         match self.desk.find(id).await {
+            Ok(found) if !caller.may_touch(found.user()) => not_yours(id),
             Ok(Found::Written(order)) => done(None, order_json(&order)),
             Ok(Found::InStream(entry)) => done(None, entry_json(&entry)),
             Ok(Found::Missing) => no_such_order(id),
@@ -123,19 +135,12 @@ impl<C: CentralStock + OrderStream + Clone> OrdersHttp<C> {
         }
     }
 
-    /// Pays (`pay`) or cancels an order; only its buyer may.
-    async fn settle(&self, id: &OrderId, user: Option<UserId>, pay: bool) -> Answer {
+    /// Pays (`pay`, the operator only: the node refused everyone else) or
+    /// cancels an order.
+    async fn settle(&self, id: &OrderId, caller: &Caller, pay: bool) -> Answer {
         match self.desk.find(id).await {
             Ok(Found::Missing) => return no_such_order(id),
-            Ok(found) if found.user().is_some() && user.is_none() => {
-                return Answer::bad_request("user_id is required to pay for or cancel an order");
-            }
-            Ok(found) if found.user().is_some() && found.user() != user.as_ref() => {
-                return Answer::refused(
-                    StatusCode::FORBIDDEN,
-                    format!("order {id} belongs to another user_id"),
-                );
-            }
+            Ok(found) if !caller.may_touch(found.user()) => return not_yours(id),
             Ok(_) => {}
             Err(error) => return unavailable(&error),
         }
@@ -152,7 +157,7 @@ impl<C: CentralStock + OrderStream + Clone> OrdersHttp<C> {
 }
 
 impl<C: CentralStock + OrderStream + Clone + std::fmt::Debug> OrdersApi for OrdersHttp<C> {
-    fn answer(&self, request: OrdersRequest, user: Option<UserId>) -> AnswerFuture<'_> {
-        Box::pin(self.handle(request, user))
+    fn answer(&self, request: OrdersRequest, caller: Caller) -> AnswerFuture<'_> {
+        Box::pin(self.handle(request, caller))
     }
 }

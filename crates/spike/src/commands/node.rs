@@ -27,10 +27,11 @@ fn settings(args: &NodeArgs, worker: bool) -> anyhow::Result<NodeSettings> {
     let mut settings = NodeSettings::new(args.listen, node);
     settings.name_after_port = args.node_id.is_none();
     settings.stat_log = (!args.no_stat_log).then(|| args.stat_log.clone());
-    settings.token_keys = match &args.token_key_file {
-        Some(path) => Some(KeyRing::from_file(path)?),
-        None => None,
-    };
+    let keys =
+        |file: &Option<std::path::PathBuf>| file.as_deref().map(KeyRing::from_file).transpose();
+    settings.token_keys = keys(&args.token_key_file)?;
+    settings.order_keys = keys(&args.order_key_file)?;
+    settings.operator_keys = keys(&args.operator_key_file)?;
     settings.orders = match &args.database_url {
         Some(ledger) => Some(OrdersSettings {
             ledger: LedgerSource::Url(ledger.clone()),

@@ -28,6 +28,20 @@ pub trait Central: CentralStock + OrderStream + Clone + std::fmt::Debug {}
 
 impl<C: CentralStock + OrderStream + Clone + std::fmt::Debug> Central for C {}
 
+/// The payment service's key on every test node.
+pub const OPERATOR_KEY: &str = "the-operator-key-of-the-test-payment-service";
+
+/// The order-key secret every test node shares.
+pub const ORDER_SECRET: &str = "the-secret-every-test-node-makes-order-keys-with";
+
+/// A ring holding one key.
+pub fn ring(key: &str) -> KeyRing {
+    KeyRing::new(
+        spike_auth::SecretKey::new(key).expect("long enough"),
+        Vec::new(),
+    )
+}
+
 /// How long a test node waits between refreshes unless told otherwise: an
 /// hour, so that only the purchases under test reach central stock.
 pub const QUIET: Duration = Duration::from_secs(3600);
@@ -102,6 +116,8 @@ pub async fn spawn_node<C: Central>(central: C, spec: NodeSpec) -> TestNode<C> {
     settings.stat_log = spec.stat_log;
     settings.grace = Duration::from_secs(2);
     settings.token_keys = spec.tokens;
+    settings.order_keys = Some(ring(ORDER_SECRET));
+    settings.operator_keys = Some(ring(OPERATOR_KEY));
     settings.orders = spec.orders.map(|ledger| OrdersSettings {
         ledger: LedgerSource::Open(ledger),
         pipeline: None,
@@ -141,6 +157,20 @@ impl<C: CentralStock> TestNode<C> {
     pub async fn buy_with_token(&self, token: &str, query: &str) -> Reply {
         let url = self.url(&format!("/buy/ticket?{query}"));
         self.http.send_as(Method::GET, &url, Some(token)).await
+    }
+
+    /// The payment service confirms `order`'s payment.
+    pub async fn pay(&self, order: &str) -> Reply {
+        let url = self.url(&format!("/orders/{order}/pay"));
+        self.http
+            .send_as(Method::POST, &url, Some(OPERATOR_KEY))
+            .await
+    }
+
+    /// The buyer holding `order_key` cancels `order`.
+    pub async fn cancel(&self, order: &str, order_key: &str) -> Reply {
+        let url = self.url(&format!("/orders/{order}/cancel?order_key={order_key}"));
+        self.http.send(Method::POST, &url).await
     }
 
     /// GETs `path_and_query` from this node.
