@@ -22,6 +22,13 @@ pub enum IdError {
         /// Which identifier.
         what: &'static str,
     },
+    /// The value is not in Unicode Normalization Form C: the same name could
+    /// then be spelled in several ways (ids are compared byte by byte).
+    #[error("{what} is not in Unicode NFC; normalise it (NFC) before sending it")]
+    NotNfc {
+        /// Which identifier.
+        what: &'static str,
+    },
     /// The value contains a character outside the allowed set.
     #[error("{what} contains a forbidden character (allowed: {allowed})")]
     BadChar {
@@ -47,7 +54,41 @@ fn check(
     if !value.chars().all(ok) {
         return Err(IdError::BadChar { what, allowed });
     }
+    if !unicode_normalization::is_nfc(value) {
+        return Err(IdError::NotNfc { what });
+    }
     Ok(())
+}
+
+/// Unicode's format characters (general category Cf, Unicode 15): invisible
+/// characters that change how text is shown without showing themselves —
+/// bidi controls such as U+202E, zero-width spaces and joiners, soft hyphens.
+/// Two ids differing only by them would look the same.
+fn is_format_char(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00AD
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
 }
 
 fn is_token_char(c: char) -> bool {
@@ -113,11 +154,15 @@ id_type!(
     NodeId, "node id", "A-Z a-z 0-9 _ . -", is_token_char
 );
 id_type!(
-    /// A buyer: any printable UTF-8 without whitespace, `,`, `"` or `\`, 1–64 bytes.
+    /// A buyer: printable UTF-8 in NFC, without whitespace, format
+    /// characters (bidi controls, zero-width), `,`, `"` or `\`; 1–64 bytes.
     UserId,
     "user_id",
-    "printable UTF-8 except whitespace , \" \\",
-    |c: char| !c.is_control() && !c.is_whitespace() && !matches!(c, ',' | '"' | '\\')
+    "printable UTF-8 except whitespace, format characters, , \" \\",
+    |c: char| !c.is_control()
+        && !c.is_whitespace()
+        && !is_format_char(c)
+        && !matches!(c, ',' | '"' | '\\')
 );
 
 impl OrderId {
@@ -167,6 +212,29 @@ mod tests {
         // 64 bytes of multi-byte characters is the limit, counted in bytes.
         assert!(UserId::parse("é".repeat(32)).is_ok());
         assert!(UserId::parse("é".repeat(33)).is_err());
+    }
+
+    #[test]
+    fn user_ids_refuse_invisible_characters_and_other_spellings() {
+        for hidden in [
+            "alice\u{200B}",
+            "ali\u{202E}ecila",
+            "\u{FEFF}bob",
+            "a\u{00AD}b",
+            "x\u{2066}y",
+        ] {
+            assert!(
+                matches!(UserId::parse(hidden), Err(IdError::BadChar { .. })),
+                "{hidden:?}"
+            );
+        }
+        // "é" as e + combining acute (NFD) is refused; the NFC spelling is taken.
+        assert_eq!(
+            UserId::parse("cafe\u{301}"),
+            Err(IdError::NotNfc { what: "user_id" })
+        );
+        assert!(UserId::parse("caf\u{e9}").is_ok());
+        assert!(UserId::parse("张三").is_ok());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CACHE_CONTROL};
-use hyper::{Request, Response};
+use hyper::{Method, Request, Response};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
@@ -31,6 +31,8 @@ pub struct DashboardConfig {
     pub event: Option<String>,
     /// How often nodes are polled.
     pub interval: Duration,
+    /// How the dashboard treats its clients' connections.
+    pub server: ServerOptions,
 }
 
 impl DashboardConfig {
@@ -40,6 +42,7 @@ impl DashboardConfig {
             nodes,
             event: None,
             interval: Duration::from_millis(500),
+            server: ServerOptions::with_grace(Duration::from_secs(1)),
         }
     }
 }
@@ -93,12 +96,9 @@ pub fn serve_dashboard(listener: TcpListener, config: DashboardConfig) -> Runnin
             .collect(),
         sale: Value::Null,
     }));
+    let options = config.server.clone();
     let poller = tokio::spawn(poll(Arc::clone(&state), config));
-    let server = serve(
-        listener,
-        Arc::new(Pages { state }),
-        ServerOptions::with_grace(Duration::from_secs(1)),
-    );
+    let server = serve(listener, Arc::new(Pages { state }), options);
     RunningDashboard { server, poller }
 }
 
@@ -189,7 +189,12 @@ struct Pages {
 
 impl Handler for Pages {
     async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
-        let answer = match request.uri().path() {
+        let path = request.uri().path();
+        let known = matches!(path, "/" | "/dashboard" | "/dashboard/" | "/dashboard/data");
+        let answer = match path {
+            _ if known && request.method() != Method::GET => {
+                Answer::MethodNotAllowed { allowed: "GET" }
+            }
             "/" | "/dashboard" | "/dashboard/" => Answer::Page(PAGE),
             "/dashboard/data" => {
                 let state = self.state.lock().unwrap_or_else(|p| p.into_inner());

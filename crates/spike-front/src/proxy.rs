@@ -10,18 +10,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONNECTION, HOST};
+use hyper::header::{CONNECTION, CONTENT_LENGTH, HOST};
 use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
-use spike_http::{serve, Answer, Handler, RetryReason, Server, ServerOptions};
+use spike_http::{is_admin_path, serve, Answer, Handler, RetryReason, Server, ServerOptions};
 use tokio::net::TcpListener;
 
 use crate::upstream::Upstream;
 use crate::weighted::Balancer;
-
-/// Largest request body forwarded.
-const MAX_BODY: usize = 64 * 1024;
 
 /// How the embedded front door behaves.
 #[derive(Debug, Clone)]
@@ -34,6 +31,8 @@ pub struct FrontConfig {
     pub upstream_timeout: Duration,
     /// Tries per request (first node plus fail-overs).
     pub tries: usize,
+    /// How the front door treats its own clients' connections.
+    pub server: ServerOptions,
 }
 
 impl FrontConfig {
@@ -45,6 +44,7 @@ impl FrontConfig {
             retry_after: Duration::from_secs(2),
             upstream_timeout: Duration::from_secs(5),
             tries: 3,
+            server: ServerOptions::default(),
         }
     }
 }
@@ -106,7 +106,8 @@ pub fn serve_front(listener: TcpListener, config: FrontConfig) -> Result<Server,
     connector.set_connect_timeout(Some(Duration::from_secs(1)));
     let client = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(1024)
-        .pool_idle_timeout(Duration::from_secs(60))
+        // Below the nodes' idle limit (30 s by default): never reuse a connection a node closes.
+        .pool_idle_timeout(Duration::from_secs(20))
         .build(connector);
     let _ = spike_telemetry::prometheus();
     let front = Arc::new(Front {
@@ -117,7 +118,8 @@ pub fn serve_front(listener: TcpListener, config: FrontConfig) -> Result<Server,
         client,
         authorities,
     });
-    Ok(serve(listener, front, ServerOptions::default()))
+    let options = front.config.server.clone();
+    Ok(serve(listener, front, options))
 }
 
 impl Handler for Front {
@@ -128,14 +130,37 @@ impl Handler for Front {
 
 impl Front {
     async fn forward(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
-        if request.method() == Method::GET && request.uri().path() == "/metrics" {
-            return Answer::Metrics(spike_telemetry::render()).into_response();
+        let path = request.uri().path();
+        if is_admin_path(path) {
+            // The operators' surface is never forwarded to the world (nodes
+            // serve it on their admin listener only, the front door its own
+            // metrics on its own).
+            return Answer::no_such_path(path, "/buy/ticket, /buy/result, /orders/…")
+                .into_response();
         }
         let (parts, body) = request.into_parts();
-        let body = match Limited::new(body, MAX_BODY).collect().await {
-            Ok(collected) => collected.to_bytes(),
+        let limit = self.config.server.max_body_bytes;
+        let too_large = || {
+            Answer::refused(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body over {limit} bytes"),
+            )
+            .into_response()
+        };
+        let declared = parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > limit as u64) {
+            return too_large();
+        }
+        let reading = Limited::new(body, limit).collect();
+        let body = match tokio::time::timeout(self.config.server.body_timeout, reading).await {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(_)) => return too_large(),
             Err(_) => {
-                return Answer::refused(StatusCode::PAYLOAD_TOO_LARGE, "request body over 64 KiB")
+                return Answer::refused(StatusCode::REQUEST_TIMEOUT, "request body too slow")
                     .into_response()
             }
         };

@@ -34,6 +34,10 @@ pub enum RetryReason {
     NoNodeAnswered,
     /// The sale needs buyer tokens and this node has no key to verify them.
     NoTokenKey,
+    /// The server has as many connections open as it allows.
+    Overloaded,
+    /// The stat log cannot keep up (its disk stalls): nothing was sold.
+    StatLogFull,
 }
 
 impl RetryReason {
@@ -52,6 +56,10 @@ impl RetryReason {
             Self::NoNodeAnswered => "no node could answer; try again",
             Self::NoTokenKey => {
                 "this node cannot verify buyer tokens (no --token-key-file); try another node"
+            }
+            Self::Overloaded => "too many open connections; try again in a second",
+            Self::StatLogFull => {
+                "this node cannot record answers right now (its stat log is stalled); nothing was sold"
             }
         }
     }

@@ -6,7 +6,48 @@
 #![warn(missing_docs)]
 
 pub mod answer;
+pub mod metrics;
 pub mod server;
 
 pub use answer::{Answer, RetryReason, SOLD_OUT_BODY};
-pub use server::{serve, Handler, Server, ServerOptions};
+pub use metrics::serve_metrics;
+pub use server::{
+    serve, Handler, Server, ServerOptions, DEFAULT_BODY_TIMEOUT, DEFAULT_HEAD_TIMEOUT,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
+};
+
+/// The first segments of the operators' surface (`/metrics`, `/stats`,
+/// `/sale`, `/dashboard`): served only on admin listeners, and never
+/// forwarded by a front door (`spike front`, `spike nginx-conf`).
+pub const ADMIN_PATHS: [&str; 4] = ["metrics", "stats", "sale", "dashboard"];
+
+/// Whether `path` belongs to the operators' surface.
+pub fn is_admin_path(path: &str) -> bool {
+    let first = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    ADMIN_PATHS.contains(&first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_paths_are_recognised_by_their_first_segment() {
+        for path in [
+            "/metrics",
+            "/stats",
+            "/sale",
+            "/dashboard/data",
+            "//metrics",
+        ] {
+            assert!(is_admin_path(path), "{path}");
+        }
+        for path in ["/buy/ticket", "/salesman", "/orders/G1-1", "/"] {
+            assert!(!is_admin_path(path), "{path}");
+        }
+    }
+}

@@ -1,7 +1,11 @@
 //! The one accept loop every Spike server runs: HTTP/1.1 with keep-alive,
-//! a bounded request head, a back-off when `accept` fails (out of file
-//! descriptors), and a graceful shutdown that drains open connections for a
-//! grace period and then closes the rest.
+//! hardened against slow and greedy clients — a bounded request head, a
+//! deadline for it (which hyper also applies to a keep-alive connection
+//! waiting for its next request: the idle limit), a cap on open connections
+//! (past it a new connection gets a 503 and is closed), a back-off when
+//! `accept` fails — and a graceful shutdown that drains open connections for
+//! a grace period and then closes the rest. Body limits are the handlers'
+//! ([`ServerOptions::max_body_bytes`], [`ServerOptions::body_timeout`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -15,10 +19,12 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+
+use crate::answer::{Answer, RetryReason};
 use tokio::task::JoinHandle;
 
 /// What a server does with one request.
@@ -50,14 +56,44 @@ pub struct ServerOptions {
     pub grace: Duration,
     /// Largest request head read; hyper answers 431 past it.
     pub max_head_bytes: usize,
+    /// Longest wait for a whole request head, counted from when the
+    /// connection starts waiting for it: cuts off a client sending its head
+    /// byte by byte, and closes a keep-alive connection idle this long.
+    pub head_timeout: Duration,
+    /// Most connections open at once; past it, a new connection is answered
+    /// 503 and closed at once.
+    pub max_connections: usize,
+    /// Largest request body a handler reads (413 past it, or at once when
+    /// the declared length is larger).
+    pub max_body_bytes: usize,
+    /// Longest wait for a request body (408 past it).
+    pub body_timeout: Duration,
 }
 
+/// Default [`ServerOptions::head_timeout`]: generous for a phone on a bad
+/// network, and longer than the idle timeout the nginx configuration keeps
+/// upstream connections for (so nginx never reuses one a node is closing).
+pub const DEFAULT_HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Default [`ServerOptions::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+
+/// Default [`ServerOptions::body_timeout`].
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default [`ServerOptions::max_body_bytes`]: no route of Spike takes more.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+
 impl Default for ServerOptions {
-    /// A 5 s grace period and 64 KiB heads.
+    /// A 5 s grace period, 64 KiB heads and bodies, and the defaults above.
     fn default() -> Self {
         Self {
             grace: Duration::from_secs(5),
             max_head_bytes: 64 * 1024,
+            head_timeout: DEFAULT_HEAD_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
         }
     }
 }
@@ -98,6 +134,31 @@ impl Server {
     }
 }
 
+/// How long a turned-away client gets to take its 503.
+const TURN_AWAY_WRITE: Duration = Duration::from_secs(1);
+
+/// Answers a connection over the cap with a 503 and closes it, without
+/// reading its request.
+async fn turn_away(mut stream: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let answer = Answer::TryAgain {
+        reason: RetryReason::Overloaded,
+        request: None,
+    };
+    let body = answer.body();
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let write = async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(&body).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(TURN_AWAY_WRITE, write).await;
+}
+
 /// Serves `handler` on `listener` until [`Server::shutdown`].
 pub fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, options: ServerOptions) -> Server {
     let addr = listener
@@ -107,7 +168,11 @@ pub fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, options: Server
     let task = tokio::spawn(async move {
         let graceful = GracefulShutdown::new();
         let mut http = http1::Builder::new();
-        http.keep_alive(true).max_buf_size(options.max_head_bytes);
+        http.keep_alive(true)
+            .max_buf_size(options.max_head_bytes)
+            .timer(TokioTimer::new())
+            .header_read_timeout(options.head_timeout);
+        let open = Arc::new(Semaphore::new(options.max_connections));
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
@@ -121,6 +186,10 @@ pub fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, options: Server
                     continue;
                 }
             };
+            let Ok(slot) = Arc::clone(&open).try_acquire_owned() else {
+                tokio::spawn(turn_away(stream));
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let handler = Arc::clone(&handler);
             let service = service_fn(move |request| {
@@ -130,6 +199,7 @@ pub fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, options: Server
             let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
             tokio::spawn(async move {
                 let _ = connection.await;
+                drop(slot);
             });
         }
         drop(listener);

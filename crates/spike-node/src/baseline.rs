@@ -1,8 +1,6 @@
 //! The benchmark baseline: the smallest server that answers every request
 //! with the node's sold-out bytes and headers, through the same accept loop
 //! as a node. A node's sold-out path is measured against it in the same run.
-//! Also the bare `/metrics` server of processes that are not nodes
-//! (`spike orders`).
 
 use std::sync::Arc;
 
@@ -11,7 +9,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response};
-use spike_http::{serve, Answer, Server, ServerOptions, SOLD_OUT_BODY};
+use spike_http::{serve, Server, ServerOptions, SOLD_OUT_BODY};
 use tokio::net::TcpListener;
 
 use crate::server::NODE_HEADER;
@@ -24,15 +22,6 @@ pub fn serve_baseline(listener: TcpListener, options: ServerOptions) -> Server {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(NODE_HEADER, HeaderValue::from_static("baseline"));
         response
-    };
-    serve(listener, Arc::new(handler), options)
-}
-
-/// Serves this process's Prometheus metrics at every path.
-pub fn serve_metrics(listener: TcpListener, options: ServerOptions) -> Server {
-    let _ = spike_telemetry::prometheus();
-    let handler = |_request: Request<Incoming>| async {
-        Answer::Metrics(spike_telemetry::render()).into_response()
     };
     serve(listener, Arc::new(handler), options)
 }

@@ -19,8 +19,8 @@ pub use node::{
     EventState, Node, NodeConfig, NodeError, NodeParts, NodeRequest, DEFAULT_REFRESH_INTERVAL,
 };
 pub use orders::{AnswerFuture, Caller, OrdersApi, OrdersRequest};
-pub use routes::{Methods, Route};
+pub use routes::{Methods, Route, Surface};
 pub use server::{serve_node, NodeService, NODE_HEADER};
 pub use spike_http::{Answer, RetryReason};
-pub use stat_log::StatLog;
+pub use stat_log::{StatLog, StatSlot};
 pub use stats::NodeStats;

@@ -23,8 +23,8 @@ use spike_auth::{OperatorKey, OrderKeys, TokenError, TokenVerifier};
 
 use crate::orders::{Caller, OrdersApi};
 use crate::query::{BuyParams, ParamError};
-use crate::routes::{OrdersRequest, Route};
-use crate::stat_log::StatLog;
+use crate::routes::{OrdersRequest, Route, Surface};
+use crate::stat_log::{StatLog, StatSlot};
 use crate::stats::NodeStats;
 use crate::telemetry::{LatencyBuckets, NodeMetrics, LATENCY_BUCKETS};
 
@@ -85,6 +85,8 @@ pub struct NodeRequest<'a> {
     pub query: Option<&'a str>,
     /// The token of an `Authorization: Bearer` header.
     pub bearer: Option<&'a str>,
+    /// The listener it came in on.
+    pub surface: Surface,
 }
 
 /// Why a node could not start.
@@ -293,13 +295,24 @@ impl<C: CentralStock> Node<C> {
             path,
             query,
             bearer,
+            surface,
         } = request;
-        let (route, methods) = match Route::parse(path) {
+        let (route, methods) = match Route::parse(path, surface) {
             Ok(found) => found,
             Err(refusal) => return self.answered("other", refusal, started),
         };
         let answer = match route {
             Route::BuyTicket => {
+                // A place for this answer's stat-log line comes first: with
+                // none, nothing is decided (the disk stalls).
+                let slot = match self.stat_log.as_ref().map(StatLog::reserve) {
+                    Some(None) => {
+                        self.stats.count(Code::TryAgain);
+                        return try_again(RetryReason::StatLogFull, None);
+                    }
+                    Some(Some(slot)) => Some(slot),
+                    None => None,
+                };
                 let outcome = if methods.allow(method) {
                     self.buy(query, bearer).await
                 } else {
@@ -308,7 +321,7 @@ impl<C: CentralStock> Node<C> {
                     };
                     Outcome::early(refusal, None)
                 };
-                return self.purchase_answered(outcome, started);
+                return self.purchase_answered(outcome, started, slot);
             }
             _ if !methods.allow(method) => Answer::MethodNotAllowed {
                 allowed: methods.header(),
@@ -330,12 +343,18 @@ impl<C: CentralStock> Node<C> {
         answer
     }
 
-    /// Counts a purchase's answer, writes its stat-log line, and records its latency.
-    fn purchase_answered(&self, outcome: Outcome, started: Instant) -> Answer {
+    /// Counts a purchase's answer, writes its stat-log line in its reserved
+    /// place, and records its latency.
+    fn purchase_answered(
+        &self,
+        outcome: Outcome,
+        started: Instant,
+        slot: Option<StatSlot<'_>>,
+    ) -> Answer {
         let code = outcome.answer.code();
         self.stats.count(code);
-        if let Some(log) = &self.stat_log {
-            log.record(StatRecord {
+        if let Some(slot) = slot {
+            slot.record(StatRecord {
                 at: SystemTime::now(),
                 code,
                 local_sales: outcome.local_sales,
@@ -484,6 +503,9 @@ impl<C: CentralStock> Node<C> {
             self.metrics
                 .node_counter("spike_stat_log_lines_dropped_total")
                 .absolute(counters.dropped.load(Ordering::Relaxed));
+            self.metrics
+                .node_counter("spike_stat_log_refusals_total")
+                .absolute(counters.refused.load(Ordering::Relaxed));
         }
         crate::telemetry::render()
     }

@@ -109,7 +109,12 @@ mod tests {
         let err = |q: &str| BuyParams::parse(Some(q)).unwrap_err().to_string();
         assert_eq!(err("user_id="), "user_id is empty");
         assert_eq!(err("user_id=%FF%FE"), "user_id is not valid UTF-8");
-        assert_eq!(err("user_id=a+b"), "user_id contains a forbidden character (allowed: printable UTF-8 except whitespace , \" \\)");
+        assert_eq!(err("user_id=a+b"), "user_id contains a forbidden character (allowed: printable UTF-8 except whitespace, format characters, , \" \\)");
+        assert!(
+            err("user_id=alice%E2%80%8B").contains("forbidden character"),
+            "zero-width space"
+        );
+        assert!(err("user_id=cafe%CC%81").contains("NFC"));
         assert_eq!(
             err(&format!("user_id={}", "u".repeat(65))),
             "user_id is longer than 64 bytes"

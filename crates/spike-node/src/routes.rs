@@ -8,9 +8,30 @@ use spike_http::Answer;
 
 use crate::query::decode;
 
-/// The paths a node serves, for 404 answers.
-pub const KNOWN_PATHS: &str = "/buy/ticket, /buy/result, /sale, /healthz, /stats, /metrics, \
-    /orders/{id}, /orders/{id}/pay, /orders/{id}/cancel, /users/{id}/orders";
+/// Which listener serves a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// What buyers (and the payment service) need: purchases, orders,
+    /// `/healthz`. Behind the front door.
+    Public,
+    /// What an operator reads: metrics, stats, the sale's central view,
+    /// `/healthz`. On `--admin-listen` (loopback by default), never behind
+    /// the front door.
+    Admin,
+}
+
+impl Surface {
+    /// The paths this surface serves, for 404 answers.
+    pub fn paths(self) -> &'static str {
+        match self {
+            Surface::Public => {
+                "/buy/ticket, /buy/result, /healthz, /orders/{id}, /orders/{id}/pay, \
+                 /orders/{id}/cancel, /users/{id}/orders"
+            }
+            Surface::Admin => "/metrics, /stats, /sale, /healthz",
+        }
+    }
+}
 
 /// A request to the orders API, as the routing table parsed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,9 +97,30 @@ impl Methods {
 }
 
 impl Route {
-    /// The route `path` names and the methods it takes: the routing table.
-    /// An unknown path is a 404; a malformed id in a known path is a 400.
-    pub fn parse(path: &str) -> Result<(Route, Methods), Answer> {
+    /// The route `path` names on `surface` and the methods it takes: the
+    /// routing table. A path unknown there is a 404; a malformed id in a
+    /// known path is a 400.
+    pub fn parse(path: &str, surface: Surface) -> Result<(Route, Methods), Answer> {
+        let not_here = || Answer::no_such_path(path, surface.paths());
+        match Route::parse_any(path) {
+            Ok((route, methods)) if route.served_on(surface) => Ok((route, methods)),
+            Ok(_) => Err(not_here()),
+            Err(refusal) if refusal.status() == StatusCode::NOT_FOUND => Err(not_here()),
+            Err(refusal) => Err(refusal),
+        }
+    }
+
+    /// Whether `surface` serves this route.
+    pub fn served_on(&self, surface: Surface) -> bool {
+        match self {
+            Route::Healthz => true,
+            Route::Sale | Route::Stats | Route::Metrics => surface == Surface::Admin,
+            Route::BuyTicket | Route::BuyResult | Route::Orders(_) => surface == Surface::Public,
+        }
+    }
+
+    /// The routing table itself, whatever the surface.
+    fn parse_any(path: &str) -> Result<(Route, Methods), Answer> {
         use Methods::{Get, GetOrPost, Post};
         // Up to four segments, without allocating: this runs for every request.
         let mut parts = path.strip_prefix('/').unwrap_or(path).split('/');
@@ -102,7 +144,7 @@ impl Route {
             [Some("users"), Some(id), Some("orders"), None] => {
                 (Route::Orders(OrdersRequest::OfUser(user(id)?)), Get)
             }
-            _ => return Err(Answer::no_such_path(path, KNOWN_PATHS)),
+            _ => return Err(Answer::no_such_path(path, Surface::Public.paths())),
         };
         Ok(found)
     }
@@ -140,30 +182,30 @@ mod tests {
     use super::*;
 
     fn status(path: &str) -> StatusCode {
-        Route::parse(path).unwrap_err().status()
+        Route::parse(path, Surface::Public).unwrap_err().status()
     }
 
     #[test]
     fn paths_map_to_routes_and_their_methods() {
         let id = OrderId::parse("G1-3").unwrap();
         assert_eq!(
-            Route::parse("/buy/ticket"),
+            Route::parse("/buy/ticket", Surface::Public),
             Ok((Route::BuyTicket, Methods::GetOrPost))
         );
         assert_eq!(
-            Route::parse("/orders/G1-3"),
+            Route::parse("/orders/G1-3", Surface::Public),
             Ok((Route::Orders(OrdersRequest::Show(id.clone())), Methods::Get))
         );
         assert_eq!(
-            Route::parse("/orders/G1-3/pay"),
+            Route::parse("/orders/G1-3/pay", Surface::Public),
             Ok((Route::Orders(OrdersRequest::Pay(id.clone())), Methods::Post))
         );
         assert_eq!(
-            Route::parse("/orders/G1-3/cancel"),
+            Route::parse("/orders/G1-3/cancel", Surface::Public),
             Ok((Route::Orders(OrdersRequest::Cancel(id)), Methods::Post))
         );
         assert_eq!(
-            Route::parse("/users/%E5%BC%A0/orders"),
+            Route::parse("/users/%E5%BC%A0/orders", Surface::Public),
             Ok((
                 Route::Orders(OrdersRequest::OfUser(UserId::parse("张").unwrap())),
                 Methods::Get
@@ -179,6 +221,20 @@ mod tests {
         assert_eq!(status("/buy/ticket/x"), StatusCode::NOT_FOUND);
         assert_eq!(status("/users/ann/orders/1"), StatusCode::NOT_FOUND);
         assert!(Methods::GetOrPost.allow(&Method::POST));
+        let admin = |path| Route::parse(path, Surface::Admin).map(|(route, _)| route);
+        assert_eq!(admin("/metrics"), Ok(Route::Metrics));
+        assert_eq!(admin("/healthz"), Ok(Route::Healthz));
+        assert_eq!(
+            status("/metrics"),
+            StatusCode::NOT_FOUND,
+            "not on the public surface"
+        );
+        assert_eq!(status("/stats"), StatusCode::NOT_FOUND);
+        assert_eq!(status("/sale"), StatusCode::NOT_FOUND);
+        assert!(
+            admin("/buy/ticket").is_err(),
+            "no purchases on the admin surface"
+        );
         assert!(!Methods::Get.allow(&Method::POST));
         assert!(!Methods::Post.allow(&Method::GET));
     }

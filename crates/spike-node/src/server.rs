@@ -7,35 +7,56 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, AUTHORIZATION};
-use hyper::{Request, Response};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH};
+use hyper::{Request, Response, StatusCode};
 use spike_core::CentralStock;
-use spike_http::{serve, Handler, Server, ServerOptions};
+use spike_http::{serve, Answer, Handler, Server, ServerOptions};
 use tokio::net::TcpListener;
 
 use crate::node::{Node, NodeRequest};
+use crate::routes::Surface;
 
 /// Header naming the node that answered.
 pub const NODE_HEADER: &str = "x-spike-node";
 
-/// The HTTP face of a node.
+/// One HTTP face of a node: its public or its admin surface.
 #[derive(Debug)]
 pub struct NodeService<C> {
     node: Arc<Node<C>>,
     header: HeaderValue,
+    surface: Surface,
+    max_body_bytes: usize,
 }
 
 impl<C: CentralStock> NodeService<C> {
-    /// Serves `node`.
-    pub fn new(node: Arc<Node<C>>) -> Self {
+    /// Serves `node`'s `surface`, refusing bodies over `max_body_bytes`
+    /// (no route reads one; a declared larger one is refused unread).
+    pub fn new(node: Arc<Node<C>>, surface: Surface, max_body_bytes: usize) -> Self {
         let header = HeaderValue::from_str(node.id().as_str())
             .unwrap_or_else(|_| HeaderValue::from_static("node"));
-        Self { node, header }
+        Self {
+            node,
+            header,
+            surface,
+            max_body_bytes,
+        }
     }
 }
 
 impl<C: CentralStock> Handler for NodeService<C> {
     async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        let declared = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > self.max_body_bytes as u64) {
+            let refusal = Answer::refused(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body over {} bytes", self.max_body_bytes),
+            );
+            return self.respond(refusal);
+        }
         let uri = request.uri();
         let bearer = request
             .headers()
@@ -50,8 +71,16 @@ impl<C: CentralStock> Handler for NodeService<C> {
                 path: uri.path(),
                 query: uri.query(),
                 bearer,
+                surface: self.surface,
             })
             .await;
+        self.respond(answer)
+    }
+}
+
+impl<C> NodeService<C> {
+    /// The response carrying `answer`, with the node's header.
+    fn respond(&self, answer: Answer) -> Response<Full<Bytes>> {
         let mut response = answer.into_response();
         response
             .headers_mut()
@@ -60,12 +89,14 @@ impl<C: CentralStock> Handler for NodeService<C> {
     }
 }
 
-/// Serves `node` on `listener`. After [`Server::shutdown`], call
-/// [`Node::close`] to flush the stat log.
+/// Serves `node`'s `surface` on `listener`. After [`Server::shutdown`] of
+/// every surface, call [`Node::close`] to flush the stat log.
 pub fn serve_node<C: CentralStock>(
     listener: TcpListener,
     node: Arc<Node<C>>,
+    surface: Surface,
     options: ServerOptions,
 ) -> Server {
-    serve(listener, Arc::new(NodeService::new(node)), options)
+    let service = NodeService::new(node, surface, options.max_body_bytes);
+    serve(listener, Arc::new(service), options)
 }

@@ -4,6 +4,11 @@
 //! (every few milliseconds) instead of being woken per line, so a request
 //! costs no system call; lines are written whole (several nodes may append
 //! to one file) and every line is on disk before [`StatLog::close`] returns.
+//!
+//! The queue is bounded: a request first reserves a place for its line
+//! ([`StatLog::reserve`]); when the disk stalls and the queue is full, the
+//! node refuses the request (503) instead of losing its line or growing
+//! without bound, and counts the refusal.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -23,6 +28,10 @@ const BATCH_BYTES: usize = 64 * 1024;
 /// How long the writer sleeps when it finds nothing to write.
 const IDLE_PAUSE: Duration = Duration::from_millis(5);
 
+/// Lines the queue holds by default before requests are refused: about two
+/// seconds of a flash crowd at 100,000 answers a second (some 30 MB).
+pub const DEFAULT_QUEUE_LINES: u64 = 200_000;
+
 /// Lines accepted, written and lost by a stat log.
 #[derive(Debug, Default)]
 pub struct StatCounters {
@@ -32,6 +41,10 @@ pub struct StatCounters {
     pub written: AtomicU64,
     /// Lines lost (writer gone or I/O error). Must stay 0.
     pub dropped: AtomicU64,
+    /// Requests refused because the queue was full (the disk stalled).
+    pub refused: AtomicU64,
+    /// Lines reserved or queued and not yet written (or dropped).
+    pub queued: AtomicU64,
 }
 
 /// Why the stat log could not be opened.
@@ -55,12 +68,42 @@ pub struct StatLog {
     sender: Sender<Message>,
     counters: Arc<StatCounters>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    capacity: u64,
+}
+
+/// A place reserved in the stat log's queue for one line.
+#[derive(Debug)]
+#[must_use = "a reserved place is given back when dropped unused"]
+pub struct StatSlot<'a> {
+    log: &'a StatLog,
+    used: bool,
+}
+
+impl StatSlot<'_> {
+    /// Queues the line this place was reserved for.
+    pub fn record(mut self, record: StatRecord) {
+        self.used = true;
+        self.log.send(record);
+    }
+}
+
+impl Drop for StatSlot<'_> {
+    fn drop(&mut self) {
+        if !self.used {
+            self.log.counters.queued.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
 }
 
 impl StatLog {
     /// Opens `path` for appending and starts the writer thread, which signs
-    /// every line with `node`.
+    /// every line with `node`; the queue holds [`DEFAULT_QUEUE_LINES`].
     pub fn open(path: &Path, node: NodeId) -> Result<Self, StatLogError> {
+        Self::open_with_queue(path, node, DEFAULT_QUEUE_LINES)
+    }
+
+    /// [`StatLog::open`] with a queue of `capacity` lines.
+    pub fn open_with_queue(path: &Path, node: NodeId, capacity: u64) -> Result<Self, StatLogError> {
         let error = |source| StatLogError {
             path: path.to_owned(),
             source,
@@ -88,14 +131,43 @@ impl StatLog {
             sender,
             counters,
             writer: Mutex::new(Some(thread)),
+            capacity: capacity.max(1),
         })
     }
 
-    /// Queues one line; never blocks and never wakes the writer.
+    /// Reserves a place for one line, or `None` (counted as a refusal) when
+    /// the queue is full because the writer cannot keep up.
+    pub fn reserve(&self) -> Option<StatSlot<'_>> {
+        let reserved = self
+            .counters
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                (queued < self.capacity).then_some(queued + 1)
+            })
+            .is_ok();
+        if !reserved {
+            self.counters.refused.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(StatSlot {
+            log: self,
+            used: false,
+        })
+    }
+
+    /// Queues one line at once, reserving its place (tests and tools; the
+    /// request path reserves first, before it decides anything).
     pub fn record(&self, record: StatRecord) {
+        self.counters.queued.fetch_add(1, Ordering::AcqRel);
+        self.send(record);
+    }
+
+    /// Hands a reserved line to the writer; never blocks, never wakes it.
+    fn send(&self, record: StatRecord) {
         self.counters.accepted.fetch_add(1, Ordering::Relaxed);
         if self.sender.send(Message::Line(record)).is_err() {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            self.counters.queued.fetch_sub(1, Ordering::AcqRel);
         }
     }
 
@@ -168,6 +240,7 @@ impl Writer {
                     .fetch_add(self.lines, Ordering::Relaxed)
             }
         };
+        self.counters.queued.fetch_sub(self.lines, Ordering::AcqRel);
         self.batch.clear();
         self.lines = 0;
     }

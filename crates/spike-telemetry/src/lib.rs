@@ -104,6 +104,10 @@ fn describe() {
         "Stat-log lines lost, by node (must stay 0)."
     );
     describe_counter!(
+        "spike_stat_log_refusals_total",
+        "Purchases refused with 503 because the stat log's queue was full (its disk stalled), by node."
+    );
+    describe_counter!(
         "spike_front_requests_total",
         "Requests the embedded front door forwarded, by upstream and outcome."
     );

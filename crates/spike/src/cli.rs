@@ -26,6 +26,39 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// How a server treats its clients' connections; shared by `node`, `front`
+/// and `dashboard`.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Longest wait for a request head (cuts off slow clients), also the
+    /// idle time after which a keep-alive connection is closed.
+    #[arg(long, default_value_t = spike_http::DEFAULT_HEAD_TIMEOUT.into())]
+    pub head_timeout: humantime::Duration,
+    /// Longest wait for a request body.
+    #[arg(long, default_value_t = spike_http::DEFAULT_BODY_TIMEOUT.into())]
+    pub body_timeout: humantime::Duration,
+    /// Largest request body, in bytes (413 past it).
+    #[arg(long, default_value_t = spike_http::DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// Most connections open at once; past it new ones get a 503 and are closed.
+    #[arg(long, default_value_t = spike_http::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+}
+
+impl ServerArgs {
+    /// The server options these flags describe, with `grace` for shutdown.
+    pub fn options(&self, grace: Duration) -> spike_http::ServerOptions {
+        spike_http::ServerOptions {
+            grace,
+            head_timeout: self.head_timeout.into(),
+            body_timeout: self.body_timeout.into(),
+            max_body_bytes: self.max_body_bytes,
+            max_connections: self.max_connections,
+            ..spike_http::ServerOptions::default()
+        }
+    }
+}
+
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -42,7 +75,7 @@ pub enum Command {
     #[command(subcommand)]
     Sale(SaleCommand),
     /// Run a node serving GET|POST /buy/ticket.
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Run the benchmark baseline: a bare hyper server answering the sold-out bytes.
     Baseline(BaselineArgs),
     /// Print an nginx configuration for weighted round robin over nodes.
@@ -170,12 +203,15 @@ pub struct DashboardArgs {
     /// Address to listen on; the page is at /dashboard.
     #[arg(long, default_value = "127.0.0.1:9000")]
     pub listen: SocketAddr,
-    /// A node to watch, HOST:PORT (repeatable).
+    /// A node's admin address to watch, HOST:PORT (its --admin-listen; repeatable).
     #[arg(long = "node", required = true)]
     pub nodes: Vec<String>,
     /// The event whose progress is shown (default: the nodes' default event).
     #[arg(long)]
     pub event: Option<EventId>,
+    /// Connection limits.
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 /// `spike sale …`
@@ -305,9 +341,13 @@ pub struct SaleShowArgs {
 /// `spike node`
 #[derive(Debug, Args)]
 pub struct NodeArgs {
-    /// Address to listen on.
+    /// Address buyers reach the node on (the front door forwards here).
     #[arg(long, default_value = "127.0.0.1:3005")]
     pub listen: SocketAddr,
+    /// Address of the admin surface (/metrics, /stats, /sale, /healthz):
+    /// keep it off the public network. Port 0: any free port (logged).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub admin_listen: SocketAddr,
     /// Central stock in Redis. Without it the node runs embedded, with the
     /// sale given by --event and --stock.
     #[arg(long, env = "SPIKE_REDIS")]
@@ -325,6 +365,10 @@ pub struct NodeArgs {
     /// Don't write a stat log.
     #[arg(long, conflicts_with = "stat_log")]
     pub no_stat_log: bool,
+    /// Stat-log lines queued for the disk before purchases are refused with
+    /// 503 (the disk stalls): nothing is lost and memory stays bounded.
+    #[arg(long, default_value_t = spike_node::stat_log::DEFAULT_QUEUE_LINES)]
+    pub stat_log_queue: u64,
     /// Worker threads (default: the CPUs this process may run on).
     #[arg(long)]
     pub threads: Option<NonZeroUsize>,
@@ -357,6 +401,9 @@ pub struct NodeArgs {
     /// The embedded sale's rules (only without --redis).
     #[command(flatten)]
     pub rules: SaleRules,
+    /// Connection limits.
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 /// `spike baseline`
@@ -393,12 +440,18 @@ pub struct FrontArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Address of the front door's own /metrics (loopback by default; port 0: any free port, logged).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub admin_listen: SocketAddr,
     /// A node and its weight, HOST:PORT=WEIGHT (repeatable).
     #[arg(long = "upstream", required = true)]
     pub upstreams: Vec<Upstream>,
     /// Worker threads (default: the CPUs this process may run on).
     #[arg(long)]
     pub threads: Option<NonZeroUsize>,
+    /// Connection limits.
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 /// How results are printed.

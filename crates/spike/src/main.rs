@@ -66,7 +66,7 @@ fn main() -> ExitCode {
                     Command::Sale(SaleCommand::Recover(args)) => commands::sale_recover(args).await,
                     Command::Orders(args) => commands::run_orders(args).await,
                     Command::Audit(args) => invariants(commands::run_audit(args).await),
-                    Command::Node(args) => commands::run_node(args).await,
+                    Command::Node(args) => commands::run_node(*args).await,
                     Command::Baseline(args) => commands::run_baseline(args).await,
                     Command::NginxConf(args) => commands::print_nginx_conf(args),
                     Command::Front(args) => commands::run_front(args).await,

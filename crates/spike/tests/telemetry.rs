@@ -57,7 +57,7 @@ async fn metrics_parse_and_count_exactly_the_answers_given() {
         (5, 7, 2)
     );
 
-    let scrape = scrape(&node.url("/metrics")).await;
+    let scrape = scrape(&node.admin_url("/metrics")).await;
     for (code, count) in &answered {
         let code = code.number_text();
         let labels = [("node", name.as_str()), ("route", "buy"), ("code", code)];
@@ -122,7 +122,7 @@ async fn stats_and_sale_feed_the_dashboard() {
         .collect();
     get_all(&Http::new(), urls, 1).await;
     let http = Http::new();
-    let stats = http.get(&node.url("/stats")).await.body;
+    let stats = http.get(&node.admin_url("/stats")).await.body;
     assert_eq!(stats["answers"]["1"], 3);
     assert_eq!(stats["answers"]["-1"], 2);
     let latency: u64 = stats["latency_counts"]
@@ -132,7 +132,7 @@ async fn stats_and_sale_feed_the_dashboard() {
         .filter_map(|v| v.as_u64())
         .sum();
     assert_eq!(latency, 5);
-    let sale = http.get(&node.url("/sale")).await.body;
+    let sale = http.get(&node.admin_url("/sale")).await.body;
     assert_eq!(
         (
             sale["total"].as_u64(),
@@ -162,7 +162,7 @@ async fn promtool_accepts_a_nodes_metrics() {
     }
     node.get("/buy/ticket?user_id=").await;
     node.get("/healthz").await;
-    let text = get_prometheus_text(&node.url("/metrics")).await;
+    let text = get_prometheus_text(&node.admin_url("/metrics")).await;
     let mut promtool = std::process::Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())

@@ -15,8 +15,8 @@ use std::time::Duration;
 use spike_auth::{KeyRing, OperatorKey, OrderKeys, SecretKey, TokenVerifier};
 use spike_core::{CentralStock, IdError, NodeId, OrderStream, SecretUrl};
 use spike_http::{Server, ServerOptions};
-use spike_node::stat_log::StatLogError;
-use spike_node::{serve_node, Node, NodeConfig, NodeError, NodeParts, OrdersApi, StatLog};
+use spike_node::stat_log::{StatLogError, DEFAULT_QUEUE_LINES};
+use spike_node::{serve_node, Node, NodeConfig, NodeError, NodeParts, OrdersApi, StatLog, Surface};
 use spike_orders::{LedgerError, OrderDesk, OrderLedger, Pipeline, PipelineConfig};
 use tokio::net::TcpListener;
 
@@ -46,8 +46,11 @@ pub struct OrdersSettings {
 /// Everything a node process is made of, as typed settings.
 #[derive(Debug, Clone)]
 pub struct NodeSettings {
-    /// Where to listen (port 0: any free port).
+    /// Where buyers reach the node (port 0: any free port).
     pub listen: SocketAddr,
+    /// Where operators read metrics, stats and the sale (loopback by default;
+    /// port 0: any free port).
+    pub admin_listen: SocketAddr,
     /// What the node serves and how it refreshes; its `node_id` is used
     /// unless `name_after_port`.
     pub node: NodeConfig,
@@ -55,6 +58,8 @@ pub struct NodeSettings {
     pub name_after_port: bool,
     /// Append one line per answered purchase to this file.
     pub stat_log: Option<PathBuf>,
+    /// Lines the stat log may queue before purchases are refused (503).
+    pub stat_log_queue: u64,
     /// Serve the orders API from a ledger.
     pub orders: Option<OrdersSettings>,
     /// The keys buyer tokens are signed with (needed to serve token sales).
@@ -65,8 +70,8 @@ pub struct NodeSettings {
     pub order_keys: Option<KeyRing>,
     /// The payment service's keys (without them, no one can confirm a payment).
     pub operator_keys: Option<KeyRing>,
-    /// How long a stopping node waits for open connections.
-    pub grace: Duration,
+    /// How both listeners treat connections (timeouts, caps, grace).
+    pub server: ServerOptions,
 }
 
 impl NodeSettings {
@@ -74,14 +79,16 @@ impl NodeSettings {
     pub fn new(listen: SocketAddr, node: NodeConfig) -> Self {
         Self {
             listen,
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             node,
             name_after_port: false,
             stat_log: None,
+            stat_log_queue: DEFAULT_QUEUE_LINES,
             orders: None,
             token_keys: None,
             order_keys: None,
             operator_keys: None,
-            grace: DEFAULT_GRACE,
+            server: ServerOptions::with_grace(DEFAULT_GRACE),
         }
     }
 }
@@ -119,12 +126,21 @@ pub enum AppError {
     Random(std::io::Error),
 }
 
-/// A running node: its server, and its pipeline if it runs one.
+/// A running node: its public and admin servers, and its pipeline if it runs one.
 #[derive(Debug)]
 pub struct NodeApp<C> {
     node: Arc<Node<C>>,
     server: Server,
+    admin: Server,
     pipeline: Option<Pipeline>,
+}
+
+/// Binds `addr`, naming it if that fails.
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), AppError> {
+    let listen_error = |source| AppError::Listen { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(listen_error)?;
+    let bound = listener.local_addr().map_err(listen_error)?;
+    Ok((listener, bound))
 }
 
 impl<C> NodeApp<C>
@@ -133,23 +149,18 @@ where
 {
     /// Builds and starts a node on `central` as `settings` describe.
     pub async fn build(settings: NodeSettings, central: C) -> Result<Self, AppError> {
-        let listener =
-            TcpListener::bind(settings.listen)
-                .await
-                .map_err(|source| AppError::Listen {
-                    addr: settings.listen,
-                    source,
-                })?;
-        let addr = listener.local_addr().map_err(|source| AppError::Listen {
-            addr: settings.listen,
-            source,
-        })?;
+        let (listener, addr) = bind(settings.listen).await?;
+        let (admin_listener, _) = bind(settings.admin_listen).await?;
         let mut config = settings.node;
         if settings.name_after_port {
             config.node_id = NodeId::parse(format!("node-{}", addr.port()))?;
         }
         let stat_log = match &settings.stat_log {
-            Some(path) => Some(StatLog::open(path, config.node_id.clone())?),
+            Some(path) => Some(StatLog::open_with_queue(
+                path,
+                config.node_id.clone(),
+                settings.stat_log_queue,
+            )?),
             None => None,
         };
         let ledger = match &settings.orders {
@@ -188,23 +199,32 @@ where
             (Some(ledger), Some(pipeline)) => Some(Pipeline::start(central, ledger, pipeline)?),
             _ => None,
         };
+        let options = settings.server;
         let server = serve_node(
             listener,
             Arc::clone(&node),
-            ServerOptions::with_grace(settings.grace),
+            Surface::Public,
+            options.clone(),
         );
+        let admin = serve_node(admin_listener, Arc::clone(&node), Surface::Admin, options);
         Ok(Self {
             node,
             server,
+            admin,
             pipeline,
         })
     }
 }
 
 impl<C: CentralStock> NodeApp<C> {
-    /// Where the node listens.
+    /// Where buyers reach the node.
     pub fn addr(&self) -> SocketAddr {
         self.server.addr()
+    }
+
+    /// Where operators read the node's metrics, stats and sale.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.addr()
     }
 
     /// The node.
@@ -216,6 +236,7 @@ impl<C: CentralStock> NodeApp<C> {
     /// stops the pipeline; returns the node for a last look at its counters.
     pub async fn stop(self) -> Arc<Node<C>> {
         self.server.shutdown().await;
+        self.admin.shutdown().await;
         self.node.close();
         if let Some(pipeline) = self.pipeline {
             pipeline.stop().await;

@@ -14,6 +14,7 @@ pub async fn run_dashboard(args: DashboardArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let mut config = DashboardConfig::new(args.nodes);
     config.event = args.event.map(|e| e.to_string());
+    config.server = args.server.options(config.server.grace);
     let dashboard = serve_dashboard(listener, config);
     tracing::info!(url = %format!("http://{}/dashboard", dashboard.addr()), "dashboard listening");
     shutdown_signal().await?;

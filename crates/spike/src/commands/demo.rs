@@ -93,7 +93,7 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
         let name = NodeId::parse(format!("n{}", i + 1))?;
         let listen = SocketAddr::from(([127, 0, 0, 1], 0));
         let mut settings = NodeSettings::new(listen, NodeConfig::new(name, vec![event.clone()]));
-        settings.grace = Duration::from_secs(1);
+        settings.server.grace = Duration::from_secs(1);
         let app = NodeApp::build(settings, node_central).await?;
         let weight = NonZeroU32::new(u32::try_from(i + 1)?).unwrap_or(NonZeroU32::MIN);
         upstreams.push(Upstream {
@@ -104,7 +104,10 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
     }
     let dashboard = if args.dashboard {
         let listener = TcpListener::bind(args.dashboard_listen).await?;
-        let nodes = apps.iter().map(|app| app.addr().to_string()).collect();
+        let nodes = apps
+            .iter()
+            .map(|app| app.admin_addr().to_string())
+            .collect();
         let dashboard = serve_dashboard(listener, DashboardConfig::new(nodes));
         eprintln!("dashboard: http://{}/dashboard", dashboard.addr());
         Some(dashboard)

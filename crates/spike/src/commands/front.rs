@@ -4,6 +4,7 @@
 use anyhow::Context;
 use spike_front::nginx::{render, NginxOptions};
 use spike_front::{serve_front, FrontConfig};
+use spike_http::ServerOptions;
 use tokio::net::TcpListener;
 
 use super::shutdown_signal;
@@ -27,9 +28,16 @@ pub async fn run_front(args: FrontArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let upstreams: Vec<String> = args.upstreams.iter().map(ToString::to_string).collect();
-    let front = serve_front(listener, FrontConfig::new(args.upstreams))?;
-    tracing::info!(%addr, upstreams = ?upstreams, "front door listening");
+    let mut config = FrontConfig::new(args.upstreams);
+    config.server = args.server.options(config.server.grace);
+    let front = serve_front(listener, config)?;
+    let admin_listener = TcpListener::bind(args.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.admin_listen))?;
+    let admin = spike_http::serve_metrics(admin_listener, ServerOptions::default());
+    tracing::info!(%addr, admin = %admin.addr(), upstreams = ?upstreams, "front door listening");
     shutdown_signal().await?;
     front.shutdown().await;
+    admin.shutdown().await;
     Ok(())
 }

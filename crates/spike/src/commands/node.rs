@@ -25,8 +25,11 @@ fn settings(args: &NodeArgs, worker: bool) -> anyhow::Result<NodeSettings> {
     );
     node.metrics = !args.no_metrics;
     let mut settings = NodeSettings::new(args.listen, node);
+    settings.admin_listen = args.admin_listen;
+    settings.server = args.server.options(DEFAULT_GRACE);
     settings.name_after_port = args.node_id.is_none();
     settings.stat_log = (!args.no_stat_log).then(|| args.stat_log.clone());
+    settings.stat_log_queue = args.stat_log_queue;
     let keys =
         |file: &Option<std::path::PathBuf>| file.as_deref().map(KeyRing::from_file).transpose();
     settings.token_keys = keys(&args.token_key_file)?;
@@ -54,7 +57,7 @@ pub async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             }
             let central = redis(url).await?;
             let app = NodeApp::build(settings(&args, args.orders_worker)?, central).await?;
-            tracing::info!(node = %app.node().id(), addr = %app.addr(), central = %url, events = ?args.events, "node listening");
+            tracing::info!(node = %app.node().id(), addr = %app.addr(), admin = %app.admin_addr(), central = %url, events = ?args.events, "node listening");
             serve_until_signal(app).await
         }
         None => {
@@ -65,7 +68,7 @@ pub async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             let central = MemoryCentral::new();
             central.create_sale(event, &sale, false).await?;
             let app = NodeApp::build(settings(&args, true)?, central).await?;
-            tracing::info!(node = %app.node().id(), addr = %app.addr(), central = "embedded", %event, stock = sale.total(), "node listening");
+            tracing::info!(node = %app.node().id(), addr = %app.addr(), admin = %app.admin_addr(), central = "embedded", %event, stock = sale.total(), "node listening");
             serve_until_signal(app).await
         }
     }

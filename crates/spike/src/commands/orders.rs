@@ -43,7 +43,7 @@ pub async fn run_orders(args: OrdersArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;
             tracing::info!(%addr, "metrics at /metrics");
-            Some(spike_node::baseline::serve_metrics(
+            Some(spike_http::serve_metrics(
                 listener,
                 ServerOptions::default(),
             ))

@@ -56,6 +56,8 @@ pub struct NodeSpec {
     stat_log: Option<PathBuf>,
     orders: Option<OrderLedger>,
     tokens: Option<KeyRing>,
+    server: Option<spike_http::ServerOptions>,
+    stat_log_queue: Option<u64>,
 }
 
 /// A node named `name`, serving every event, refreshing hourly.
@@ -67,6 +69,8 @@ pub fn named(name: &str) -> NodeSpec {
         stat_log: None,
         orders: None,
         tokens: None,
+        server: None,
+        stat_log_queue: None,
     }
 }
 
@@ -86,6 +90,18 @@ impl NodeSpec {
     /// Writes its stat log to `path`.
     pub fn stat_log(mut self, path: &Path) -> Self {
         self.stat_log = Some(path.to_owned());
+        self
+    }
+
+    /// Queues at most `lines` stat-log lines before refusing purchases.
+    pub fn stat_log_queue(mut self, lines: u64) -> Self {
+        self.stat_log_queue = Some(lines);
+        self
+    }
+
+    /// Serves with these connection limits.
+    pub fn server(mut self, options: spike_http::ServerOptions) -> Self {
+        self.server = Some(options);
         self
     }
 
@@ -114,7 +130,13 @@ pub async fn spawn_node<C: Central>(central: C, spec: NodeSpec) -> TestNode<C> {
     config.refresh_interval = spec.refresh;
     let mut settings = NodeSettings::new(SocketAddr::from(([127, 0, 0, 1], 0)), config);
     settings.stat_log = spec.stat_log;
-    settings.grace = Duration::from_secs(2);
+    if let Some(lines) = spec.stat_log_queue {
+        settings.stat_log_queue = lines;
+    }
+    settings.server.grace = Duration::from_secs(2);
+    if let Some(options) = spec.server {
+        settings.server = options;
+    }
     settings.token_keys = spec.tokens;
     settings.order_keys = Some(ring(ORDER_SECRET));
     settings.operator_keys = Some(ring(OPERATOR_KEY));
@@ -138,6 +160,11 @@ impl<C: CentralStock> TestNode<C> {
 
     pub fn url(&self, path_and_query: &str) -> String {
         format!("http://{}{}", self.addr(), path_and_query)
+    }
+
+    /// A URL on the node's admin surface (metrics, stats, sale).
+    pub fn admin_url(&self, path_and_query: &str) -> String {
+        format!("http://{}{}", self.app.admin_addr(), path_and_query)
     }
 
     pub fn node(&self) -> &Arc<Node<C>> {
@@ -237,6 +264,8 @@ impl Http {
     pub fn new() -> Self {
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(512)
+            // Below the servers' idle limit, so a closed connection is never reused.
+            .pool_idle_timeout(Duration::from_secs(10))
             .build_http();
         Self { client }
     }
