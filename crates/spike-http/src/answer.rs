@@ -134,6 +134,8 @@ pub enum Answer {
     Metrics(String),
     /// 200: an HTML page.
     Page(&'static str),
+    /// 200: a JSON document built into the binary (the OpenAPI document).
+    Document(&'static str),
 }
 
 impl Answer {
@@ -169,7 +171,11 @@ impl Answer {
             Self::Refused { .. } | Self::MethodNotAllowed { .. } => Code::Refused,
             Self::TryAgain { .. } => Code::TryAgain,
             Self::Unauthorized { .. } => Code::Unauthorized,
-            Self::Done { .. } | Self::Info(_) | Self::Metrics(_) | Self::Page(_) => Code::Ok,
+            Self::Done { .. }
+            | Self::Info(_)
+            | Self::Metrics(_)
+            | Self::Page(_)
+            | Self::Document(_) => Code::Ok,
         }
     }
 
@@ -257,6 +263,7 @@ impl Answer {
             Self::Info(value) => json_bytes(value),
             Self::Metrics(text) => Bytes::from(text.clone()),
             Self::Page(html) => Bytes::from_static(html.as_bytes()),
+            Self::Document(json) => Bytes::from_static(json.as_bytes()),
         }
     }
 

@@ -43,6 +43,9 @@ pub struct NodeConfig {
     pub metrics: bool,
 }
 
+/// The OpenAPI 3.1 document of both surfaces, served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
 /// How often a node refreshes sold-out and missing events by default.
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -331,6 +334,7 @@ impl<C: CentralStock> Node<C> {
             Route::Healthz => self.health(),
             Route::Stats => self.stats_json(),
             Route::Metrics => Answer::Metrics(self.metrics_text().await),
+            Route::OpenApi => Answer::Document(OPENAPI),
             Route::Orders(ref request) => self.orders(request.clone(), query, bearer).await,
         };
         self.answered(route.name(), answer, started)

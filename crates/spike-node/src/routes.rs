@@ -25,10 +25,10 @@ impl Surface {
     pub fn paths(self) -> &'static str {
         match self {
             Surface::Public => {
-                "/buy/ticket, /buy/result, /healthz, /orders/{id}, /orders/{id}/pay, \
-                 /orders/{id}/cancel, /users/{id}/orders"
+                "/buy/ticket, /buy/result, /healthz, /openapi.json, /orders/{id}, \
+                 /orders/{id}/pay, /orders/{id}/cancel, /users/{id}/orders"
             }
-            Surface::Admin => "/metrics, /stats, /sale, /healthz",
+            Surface::Admin => "/metrics, /stats, /sale, /healthz, /openapi.json",
         }
     }
 }
@@ -61,6 +61,8 @@ pub enum Route {
     Stats,
     /// `GET /metrics`: Prometheus metrics.
     Metrics,
+    /// `GET /openapi.json`: the API's OpenAPI 3.1 document.
+    OpenApi,
     /// The orders API.
     Orders(OrdersRequest),
 }
@@ -113,7 +115,7 @@ impl Route {
     /// Whether `surface` serves this route.
     pub fn served_on(&self, surface: Surface) -> bool {
         match self {
-            Route::Healthz => true,
+            Route::Healthz | Route::OpenApi => true,
             Route::Sale | Route::Stats | Route::Metrics => surface == Surface::Admin,
             Route::BuyTicket | Route::BuyResult | Route::Orders(_) => surface == Surface::Public,
         }
@@ -132,6 +134,7 @@ impl Route {
             [Some("healthz"), None, ..] => (Route::Healthz, Get),
             [Some("stats"), None, ..] => (Route::Stats, Get),
             [Some("metrics"), None, ..] => (Route::Metrics, Get),
+            [Some("openapi.json"), None, ..] => (Route::OpenApi, Get),
             [Some("orders"), Some(id), None, _] => {
                 (Route::Orders(OrdersRequest::Show(order(id)?)), Get)
             }
@@ -158,6 +161,7 @@ impl Route {
             Route::Healthz => "healthz",
             Route::Stats => "stats",
             Route::Metrics => "metrics",
+            Route::OpenApi => "openapi",
             Route::Orders(_) => "orders",
         }
     }
@@ -211,6 +215,36 @@ mod tests {
                 Methods::Get
             ))
         );
+    }
+
+    #[test]
+    fn the_openapi_document_describes_every_route() {
+        let document: serde_json::Value =
+            serde_json::from_str(crate::node::OPENAPI).expect("openapi.json is JSON");
+        assert_eq!(document["openapi"], "3.1.0");
+        let paths = document["paths"].as_object().expect("paths");
+        for path in [
+            "/buy/ticket",
+            "/buy/result",
+            "/healthz",
+            "/openapi.json",
+            "/orders/{id}",
+            "/orders/{id}/pay",
+            "/orders/{id}/cancel",
+            "/users/{id}/orders",
+            "/metrics",
+            "/stats",
+            "/sale",
+        ] {
+            assert!(paths.contains_key(path), "{path} is documented");
+            let concrete = path.replace("{id}", "G1-1");
+            assert!(
+                Route::parse(&concrete, Surface::Public).is_ok()
+                    || Route::parse(&concrete, Surface::Admin).is_ok(),
+                "{path} is served"
+            );
+        }
+        assert_eq!(paths.len(), 11, "and nothing else");
     }
 
     #[test]

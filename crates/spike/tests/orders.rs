@@ -813,11 +813,24 @@ async fn orders_api_refuses_strangers_and_bad_input_and_changes_nothing() {
         ),
     ];
     let http = Http::new();
-    for (method, path, bearer, status, code) in cases {
-        let reply = http.send_as(method.clone(), &node.url(&path), bearer).await;
-        assert_eq!(reply.status, status, "{method} {path}: {:?}", reply.body);
-        assert_eq!(reply.code(), code, "{method} {path}: {:?}", reply.body);
+    // The same, at the node and through the front door.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = spike_front::Upstream {
+        address: node.addr().to_string(),
+        weight: std::num::NonZeroU32::MIN,
+    };
+    let front =
+        spike_front::serve_front(listener, spike_front::FrontConfig::new(vec![upstream])).unwrap();
+    let bases = [node.url(""), format!("http://{}", front.addr())];
+    for base in &bases {
+        for (method, path, bearer, status, code) in &cases {
+            let url = format!("{base}{path}");
+            let reply = http.send_as(method.clone(), &url, *bearer).await;
+            assert_eq!(reply.status, *status, "{method} {url}: {:?}", reply.body);
+            assert_eq!(reply.code(), *code, "{method} {url}: {:?}", reply.body);
+        }
     }
+    front.shutdown().await;
     let shown = node.get(&format!("/orders/{order}?order_key={key}")).await;
     assert_eq!(shown.body["data"]["state"], "reserved", "nothing changed");
     assert_eq!(shown.body["data"]["user_id"], "ann");
