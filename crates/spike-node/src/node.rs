@@ -604,6 +604,13 @@ impl<C: CentralStock> Node<C> {
             Ok(params) => params,
             Err(error) => return param_error(&error),
         };
+        // The operator key only counts from the header (a key in a URL ends
+        // up in access logs); a buyer token may also come as `token=`.
+        let operator = bearer
+            .filter(|key| (self.operator.as_ref()).is_some_and(|operator| operator.accepts(key)));
+        if operator.is_some() {
+            return orders.answer(request, Caller::Operator).await;
+        }
         let bearer = bearer.or(params.token.as_deref());
         match self.caller(&request, params.order_key.as_deref(), bearer) {
             Ok(caller) => orders.answer(request, caller).await,
@@ -611,20 +618,16 @@ impl<C: CentralStock> Node<C> {
         }
     }
 
-    /// Who is asking the orders API, or why they may not. The operator key
-    /// may do everything; a payment needs it. A buyer lists their orders with
-    /// their token. One order is reached with its buyer's token on a token
-    /// sale, and with its order key on an open or anonymous sale.
+    /// Who is asking the orders API, when it is not the operator, or why
+    /// they may not. A payment needs the operator key. A buyer lists their
+    /// orders with their token. One order is reached with its buyer's token
+    /// on a token sale, and with its order key on an open or anonymous sale.
     fn caller(
         &self,
         request: &OrdersRequest,
         order_key: Option<&str>,
         bearer: Option<&str>,
     ) -> Result<Caller, Answer> {
-        let operator = self.operator.as_ref();
-        if bearer.is_some_and(|key| operator.is_some_and(|operator| operator.accepts(key))) {
-            return Ok(Caller::Operator);
-        }
         let now = SystemTime::now();
         match request {
             OrdersRequest::Pay(_) => Err(match bearer {

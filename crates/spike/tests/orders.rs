@@ -740,6 +740,14 @@ async fn orders_api_refuses_strangers_and_bad_input_and_changes_nothing() {
             StatusCode::FORBIDDEN,
             Code::Refused,
         ),
+        // The operator key counts only as a header, never from a URL.
+        (
+            Method::POST,
+            format!("/orders/{order}/pay?token={OPERATOR_KEY}"),
+            None,
+            StatusCode::FORBIDDEN,
+            Code::Refused,
+        ),
         (
             Method::GET,
             "/users/ann/orders".into(),

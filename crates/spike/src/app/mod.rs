@@ -245,8 +245,9 @@ impl<C: CentralStock> NodeApp<C> {
     }
 }
 
-/// A key from the operating system's random source.
-fn random_keys() -> Result<KeyRing, AppError> {
+/// A key from the operating system's random source (the order keys of a
+/// node given none, or of the demo's nodes, which share one).
+pub fn random_keys() -> Result<KeyRing, AppError> {
     use std::io::Read;
     let mut bytes = [0u8; 48];
     std::fs::File::open("/dev/urandom")

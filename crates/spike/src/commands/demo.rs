@@ -23,7 +23,7 @@ use super::audit::report_table;
 use super::bench::{central_view, print_report};
 use super::orders::ledger;
 use super::redis;
-use crate::app::{NodeApp, NodeSettings};
+use crate::app::{random_keys, NodeApp, NodeSettings};
 use crate::cli::DemoArgs;
 
 /// The demo's result: the load report plus what each node sold.
@@ -89,11 +89,14 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
     let pipeline = Pipeline::start(central.clone(), ledger.clone(), config)?;
     let mut apps = Vec::new();
     let mut upstreams = Vec::new();
+    // Every node of the sale makes order keys with the same secret.
+    let order_keys = random_keys()?;
     for (i, node_central) in node_centrals.into_iter().enumerate() {
         let name = NodeId::parse(format!("n{}", i + 1))?;
         let listen = SocketAddr::from(([127, 0, 0, 1], 0));
         let mut settings = NodeSettings::new(listen, NodeConfig::new(name, vec![event.clone()]));
         settings.server.grace = Duration::from_secs(1);
+        settings.order_keys = Some(order_keys.clone());
         let app = NodeApp::build(settings, node_central).await?;
         let weight = NonZeroU32::new(u32::try_from(i + 1)?).unwrap_or(NonZeroU32::MIN);
         upstreams.push(Upstream {
