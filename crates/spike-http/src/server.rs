@@ -59,10 +59,11 @@ pub struct ServerOptions {
     /// Longest wait for a whole request head, counted from when the
     /// connection starts waiting for it: cuts off a client sending its head
     /// byte by byte, and closes a keep-alive connection idle this long.
-    pub head_timeout: Duration,
+    /// `None` only for the benchmark baseline.
+    pub head_timeout: Option<Duration>,
     /// Most connections open at once; past it, a new connection is answered
-    /// 503 and closed at once.
-    pub max_connections: usize,
+    /// 503 and closed at once. `None` only for the benchmark baseline.
+    pub max_connections: Option<usize>,
     /// Largest request body a handler reads (413 past it, or at once when
     /// the declared length is larger).
     pub max_body_bytes: usize,
@@ -90,8 +91,8 @@ impl Default for ServerOptions {
         Self {
             grace: Duration::from_secs(5),
             max_head_bytes: 64 * 1024,
-            head_timeout: DEFAULT_HEAD_TIMEOUT,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
+            head_timeout: Some(DEFAULT_HEAD_TIMEOUT),
+            max_connections: Some(DEFAULT_MAX_CONNECTIONS),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             body_timeout: DEFAULT_BODY_TIMEOUT,
         }
@@ -99,6 +100,16 @@ impl Default for ServerOptions {
 }
 
 impl ServerOptions {
+    /// No head timer and no connection cap: the benchmark baseline, a bare
+    /// hyper server that carries none of Spike's own costs.
+    pub fn bare() -> Self {
+        Self {
+            head_timeout: None,
+            max_connections: None,
+            ..Self::default()
+        }
+    }
+
     /// The defaults with another grace period.
     pub fn with_grace(grace: Duration) -> Self {
         Self {
@@ -168,11 +179,13 @@ pub fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, options: Server
     let task = tokio::spawn(async move {
         let graceful = GracefulShutdown::new();
         let mut http = http1::Builder::new();
-        http.keep_alive(true)
-            .max_buf_size(options.max_head_bytes)
-            .timer(TokioTimer::new())
-            .header_read_timeout(options.head_timeout);
-        let open = Arc::new(Semaphore::new(options.max_connections));
+        http.keep_alive(true).max_buf_size(options.max_head_bytes);
+        if let Some(timeout) = options.head_timeout {
+            http.timer(TokioTimer::new()).header_read_timeout(timeout);
+        }
+        let open = options
+            .max_connections
+            .map(|cap| Arc::new(Semaphore::new(cap)));
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
@@ -186,9 +199,15 @@ pub fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, options: Server
                     continue;
                 }
             };
-            let Ok(slot) = Arc::clone(&open).try_acquire_owned() else {
-                tokio::spawn(turn_away(stream));
-                continue;
+            let slot = match &open {
+                Some(open) => match Arc::clone(open).try_acquire_owned() {
+                    Ok(slot) => Some(slot),
+                    Err(_) => {
+                        tokio::spawn(turn_away(stream));
+                        continue;
+                    }
+                },
+                None => None,
             };
             let _ = stream.set_nodelay(true);
             let handler = Arc::clone(&handler);

@@ -1,6 +1,8 @@
 //! The benchmark baseline: the smallest server that answers every request
 //! with the node's sold-out bytes and headers, through the same accept loop
-//! as a node. A node's sold-out path is measured against it in the same run.
+//! as a node but with its head timer and connection cap off
+//! ([`ServerOptions::bare`]), so that it is bare hyper. A node's sold-out
+//! path is measured against it in the same run.
 
 use std::sync::Arc;
 
@@ -14,8 +16,13 @@ use tokio::net::TcpListener;
 
 use crate::server::NODE_HEADER;
 
-/// Serves `{"code":-1,"msg":"sold out"}` to every request.
+/// Serves `{"code":-1,"msg":"sold out"}` to every request, as bare hyper
+/// (only `options.grace` is used).
 pub fn serve_baseline(listener: TcpListener, options: ServerOptions) -> Server {
+    let options = ServerOptions {
+        grace: options.grace,
+        ..ServerOptions::bare()
+    };
     let handler = |_request: Request<Incoming>| async {
         let mut response = Response::new(Full::new(Bytes::from_static(SOLD_OUT_BODY)));
         let headers = response.headers_mut();

@@ -50,10 +50,10 @@ impl ServerArgs {
     pub fn options(&self, grace: Duration) -> spike_http::ServerOptions {
         spike_http::ServerOptions {
             grace,
-            head_timeout: self.head_timeout.into(),
+            head_timeout: Some(self.head_timeout.into()),
             body_timeout: self.body_timeout.into(),
             max_body_bytes: self.max_body_bytes,
-            max_connections: self.max_connections,
+            max_connections: Some(self.max_connections),
             ..spike_http::ServerOptions::default()
         }
     }

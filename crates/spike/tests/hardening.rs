@@ -20,8 +20,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 fn strict() -> ServerOptions {
     ServerOptions {
-        head_timeout: Duration::from_secs(1),
-        max_connections: 4,
+        head_timeout: Some(Duration::from_secs(1)),
+        max_connections: Some(4),
         ..ServerOptions::default()
     }
 }
