@@ -135,7 +135,7 @@ pub struct ScriptsArgs {
 #[derive(Debug, Clone, Args)]
 pub struct LedgerArgs {
     /// Order ledger URL: postgres://user@host:port/db, or sqlite://path (created if missing).
-    #[arg(long, env = "SPIKE_DATABASE_URL")]
+    #[arg(long, env = "SPIKE_DATABASE_URL", hide_env_values = true)]
     pub database_url: SecretUrl,
 }
 
@@ -166,7 +166,7 @@ pub struct PipelineArgs {
 #[derive(Debug, Args)]
 pub struct OrdersArgs {
     /// Redis URL (central stock and its order stream).
-    #[arg(long, env = "SPIKE_REDIS")]
+    #[arg(long, env = "SPIKE_REDIS", hide_env_values = true)]
     pub redis: SecretUrl,
     /// The order ledger.
     #[command(flatten)]
@@ -238,7 +238,7 @@ pub struct SaleRecoverArgs {
 #[derive(Debug, Args)]
 pub struct SaleRecords {
     /// Redis URL.
-    #[arg(long, env = "SPIKE_REDIS")]
+    #[arg(long, env = "SPIKE_REDIS", hide_env_values = true)]
     pub redis: SecretUrl,
     /// The order ledger.
     #[command(flatten)]
@@ -308,7 +308,7 @@ impl SaleRules {
 #[derive(Debug, Args)]
 pub struct SaleCreateArgs {
     /// Redis URL, e.g. redis://127.0.0.1:6379.
-    #[arg(long, env = "SPIKE_REDIS")]
+    #[arg(long, env = "SPIKE_REDIS", hide_env_values = true)]
     pub redis: SecretUrl,
     /// The event (train, concert, drop): [A-Za-z0-9_.-]{1,64}.
     #[arg(long)]
@@ -320,7 +320,7 @@ pub struct SaleCreateArgs {
     #[arg(long)]
     pub force: bool,
     /// Also record the sale's rules in this order ledger (`sale recover` needs them).
-    #[arg(long, env = "SPIKE_DATABASE_URL")]
+    #[arg(long, env = "SPIKE_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<SecretUrl>,
 }
 
@@ -328,7 +328,7 @@ pub struct SaleCreateArgs {
 #[derive(Debug, Args)]
 pub struct SaleShowArgs {
     /// Redis URL.
-    #[arg(long, env = "SPIKE_REDIS")]
+    #[arg(long, env = "SPIKE_REDIS", hide_env_values = true)]
     pub redis: SecretUrl,
     /// The event.
     #[arg(long)]
@@ -350,7 +350,7 @@ pub struct NodeArgs {
     pub admin_listen: SocketAddr,
     /// Central stock in Redis. Without it the node runs embedded, with the
     /// sale given by --event and --stock.
-    #[arg(long, env = "SPIKE_REDIS")]
+    #[arg(long, env = "SPIKE_REDIS", hide_env_values = true)]
     pub redis: Option<SecretUrl>,
     /// Events to serve (repeatable; the first is the default). With Redis and
     /// none given: every event in Redis.
@@ -377,7 +377,7 @@ pub struct NodeArgs {
     pub no_metrics: bool,
     /// Serve the orders API (/orders/…, /users/…/orders) from this ledger:
     /// postgres://… or sqlite://path.
-    #[arg(long, env = "SPIKE_DATABASE_URL")]
+    #[arg(long, env = "SPIKE_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<SecretUrl>,
     /// The keys buyer tokens are signed with, one per line (several while
     /// rotating); needed to serve sales created with --auth token.
@@ -490,7 +490,7 @@ pub struct BenchArgs {
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
     pub timeout: Duration,
     /// Check the run against central stock in this Redis (needs --event).
-    #[arg(long, env = "SPIKE_REDIS", requires = "event")]
+    #[arg(long, env = "SPIKE_REDIS", hide_env_values = true, requires = "event")]
     pub redis: Option<SecretUrl>,
     /// The event, for the central check.
     #[arg(long)]
@@ -578,6 +578,30 @@ mod tests {
             defaults::EXPIRE_EVERY
         );
         assert!(!args.pipeline.no_expiry);
+    }
+
+    #[test]
+    fn help_never_shows_a_url_from_the_environment() {
+        use clap::CommandFactory;
+        // Help output is rendered without touching the process environment:
+        // every argument that reads a URL from it hides the value.
+        let command = Cli::command();
+        for sub in command
+            .get_subcommands()
+            .flat_map(|c| std::iter::once(c).chain(c.get_subcommands()))
+        {
+            for arg in sub.get_arguments() {
+                let from_env = arg.get_env().and_then(|name| name.to_str());
+                if matches!(from_env, Some("SPIKE_REDIS" | "SPIKE_DATABASE_URL")) {
+                    assert!(
+                        arg.is_hide_env_values_set(),
+                        "{} --{:?} would print its URL in --help",
+                        sub.get_name(),
+                        arg.get_long()
+                    );
+                }
+            }
+        }
     }
 
     #[test]
