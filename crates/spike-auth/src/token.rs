@@ -84,11 +84,22 @@ struct Verified {
     audience: Option<Vec<String>>,
 }
 
-/// Verifies tokens against a ring of keys.
-#[derive(Debug, Clone)]
+/// Verifies tokens against a ring of keys. Its `Debug` shows how many
+/// tokens it remembers, never the tokens (they are bearer credentials).
+#[derive(Clone)]
 pub struct TokenVerifier {
     keys: KeyRing,
     verified: Arc<Mutex<HashMap<Box<str>, Verified>>>,
+}
+
+impl std::fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let remembered = self.verified.lock().map_or(0, |verified| verified.len());
+        f.debug_struct("TokenVerifier")
+            .field("keys", &self.keys)
+            .field("remembered", &remembered)
+            .finish()
+    }
 }
 
 /// Whether an `aud` claim names `event`.
@@ -357,6 +368,12 @@ mod tests {
         let token = mint(&key('a'), &alice(), now, HOUR, Some(&event()));
         assert!(verifier.verify(&token, &event(), now).is_ok());
         assert!(verifier.verify(&token, &event(), now).is_ok(), "remembered");
+        let shown = format!("{verifier:?}");
+        assert!(shown.contains("remembered: 1"), "{shown}");
+        assert!(
+            !shown.contains(&token),
+            "a remembered token is never printed"
+        );
         let other = EventId::parse("G2").unwrap();
         assert_eq!(
             verifier.verify(&token, &other, now),

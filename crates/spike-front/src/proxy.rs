@@ -10,11 +10,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONNECTION, CONTENT_LENGTH, HOST};
+use hyper::header::{CONNECTION, HOST};
 use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
-use spike_http::{is_admin_path, serve, Answer, Handler, RetryReason, Server, ServerOptions};
+use spike_http::{
+    declares_body_over, is_admin_path, serve, Answer, Handler, RetryReason, Server, ServerOptions,
+};
 use tokio::net::TcpListener;
 
 use crate::upstream::Upstream;
@@ -147,12 +149,7 @@ impl Front {
             )
             .into_response()
         };
-        let declared = parts
-            .headers
-            .get(CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > limit as u64) {
+        if declares_body_over(&parts.headers, limit) {
             return too_large();
         }
         let reading = Limited::new(body, limit).collect();

@@ -16,6 +16,16 @@ pub use server::{
     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
 };
 
+/// Whether a request declares (`Content-Length`) a body longer than
+/// `limit`: such a request is refused with 413 before its body is read.
+pub fn declares_body_over(headers: &hyper::HeaderMap, limit: usize) -> bool {
+    headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok())
+        .is_some_and(|length| length > limit as u64)
+}
+
 /// The first segments of the operators' surface (`/metrics`, `/stats`,
 /// `/sale`, `/dashboard`): served only on admin listeners, and never
 /// forwarded by a front door (`spike front`, `spike nginx-conf`).
@@ -34,6 +44,19 @@ pub fn is_admin_path(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_declared_length_over_the_limit_is_seen_before_the_body() {
+        let mut headers = hyper::HeaderMap::new();
+        assert!(!declares_body_over(&headers, 10), "no body declared");
+        headers.insert(hyper::header::CONTENT_LENGTH, "10".parse().unwrap());
+        assert!(!declares_body_over(&headers, 10));
+        headers.insert(
+            hyper::header::CONTENT_LENGTH,
+            "1000000000000".parse().unwrap(),
+        );
+        assert!(declares_body_over(&headers, 10));
+    }
 
     #[test]
     fn admin_paths_are_recognised_by_their_first_segment() {

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH};
+use hyper::header::{HeaderValue, AUTHORIZATION};
 use hyper::{Request, Response, StatusCode};
 use spike_core::CentralStock;
-use spike_http::{serve, Answer, Handler, Server, ServerOptions};
+use spike_http::{declares_body_over, serve, Answer, Handler, Server, ServerOptions};
 use tokio::net::TcpListener;
 
 use crate::node::{Node, NodeRequest};
@@ -45,12 +45,7 @@ impl<C: CentralStock> NodeService<C> {
 
 impl<C: CentralStock> Handler for NodeService<C> {
     async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
-        let declared = request
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > self.max_body_bytes as u64) {
+        if declares_body_over(request.headers(), self.max_body_bytes) {
             let refusal = Answer::refused(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("request body over {} bytes", self.max_body_bytes),
