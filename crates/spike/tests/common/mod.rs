@@ -144,13 +144,16 @@ pub async fn spawn_node<C: Central>(central: C, spec: NodeSpec) -> TestNode<C> {
         ledger: LedgerSource::Open(ledger),
         pipeline: None,
     });
+    // Keep pooled connections well below the server's idle limit, so the
+    // client never reuses one the server is closing.
+    let http = match settings.server.head_timeout {
+        Some(idle_limit) => Http::keeping_idle(idle_limit / 4),
+        None => Http::new(),
+    };
     let app = NodeApp::build(settings, central)
         .await
         .expect("node starts");
-    TestNode {
-        app,
-        http: Http::new(),
-    }
+    TestNode { app, http }
 }
 
 impl<C: CentralStock> TestNode<C> {
@@ -262,10 +265,15 @@ pub struct Http {
 
 impl Http {
     pub fn new() -> Self {
+        // Below the servers' default idle limit, so a closed connection is never reused.
+        Self::keeping_idle(Duration::from_secs(10))
+    }
+
+    /// A client that drops pooled connections idle for longer than `idle`.
+    pub fn keeping_idle(idle: Duration) -> Self {
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(512)
-            // Below the servers' idle limit, so a closed connection is never reused.
-            .pool_idle_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(idle)
             .build_http();
         Self { client }
     }
