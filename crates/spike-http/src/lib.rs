@@ -6,14 +6,17 @@
 #![warn(missing_docs)]
 
 pub mod answer;
+pub mod connection;
+mod memory;
 pub mod metrics;
 pub mod server;
 
 pub use answer::{Answer, RetryReason, SOLD_OUT_BODY};
+pub use connection::Connections;
 pub use metrics::serve_metrics;
 pub use server::{
     serve, Handler, Server, ServerOptions, DEFAULT_BODY_TIMEOUT, DEFAULT_HEAD_TIMEOUT,
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS, DEFAULT_PARK_AFTER,
 };
 
 /// Whether a request declares (`Content-Length`) a body longer than

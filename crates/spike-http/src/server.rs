@@ -1,13 +1,13 @@
 //! The one accept loop every Spike server runs: HTTP/1.1 with keep-alive,
 //! hardened against slow and greedy clients — a bounded request head, a
-//! deadline for it (which hyper also applies to a keep-alive connection
-//! waiting for its next request: the idle limit), a cap on open connections
-//! (past it a new connection gets a 503 and is closed), a back-off when
-//! `accept` fails — and a graceful shutdown that drains open connections for
-//! a grace period and then closes the rest. Body limits are the handlers'
+//! deadline for it (also the idle limit of a keep-alive connection waiting
+//! for its next request), idle connections parked without buffers (see
+//! the `connection` module), a cap on open connections (past it a new
+//! connection gets a 503 and is closed), a back-off when `accept` fails —
+//! and a graceful shutdown that drains open connections for a grace period
+//! and then closes the rest. Body limits are the handlers'
 //! ([`ServerOptions::max_body_bytes`], [`ServerOptions::body_timeout`]).
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,15 +17,15 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::TokioTimer;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinHandle;
 
 use crate::answer::{Answer, RetryReason};
-use tokio::task::JoinHandle;
+use crate::connection::{spawn_client, ConnectionCounts, Connections, Limits, Phase};
+use crate::memory::{give_back_freed_memory, TRIM_AFTER_HAND_BACKS};
 
 /// What a server does with one request.
 pub trait Handler: Send + Sync + 'static {
@@ -61,6 +61,11 @@ pub struct ServerOptions {
     /// byte by byte, and closes a keep-alive connection idle this long.
     /// `None` only for the benchmark baseline.
     pub head_timeout: Option<Duration>,
+    /// Idle time after which a keep-alive connection is taken back from
+    /// hyper and parked: its buffers freed, its socket watched for the next
+    /// request (so 10,000 idle connections cost little memory). `None`
+    /// only for the benchmark baseline.
+    pub park_after: Option<Duration>,
     /// Most connections open at once; past it, a new connection is answered
     /// 503 and closed at once. `None` only for the benchmark baseline.
     pub max_connections: Option<usize>,
@@ -75,6 +80,12 @@ pub struct ServerOptions {
 /// network, and longer than the idle timeout the nginx configuration keeps
 /// upstream connections for (so nginx never reuses one a node is closing).
 pub const DEFAULT_HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Default [`ServerOptions::park_after`]: far longer than the gap between a
+/// busy connection's requests (a client's next click, nginx's upstream pool
+/// under load), short enough that a crowd's connections, once idle, do not
+/// hold their buffers together (measured in BENCHMARKS.md).
+pub const DEFAULT_PARK_AFTER: Duration = Duration::from_millis(250);
 
 /// Default [`ServerOptions::max_connections`].
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
@@ -92,6 +103,7 @@ impl Default for ServerOptions {
             grace: Duration::from_secs(5),
             max_head_bytes: 64 * 1024,
             head_timeout: Some(DEFAULT_HEAD_TIMEOUT),
+            park_after: Some(DEFAULT_PARK_AFTER),
             max_connections: Some(DEFAULT_MAX_CONNECTIONS),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             body_timeout: DEFAULT_BODY_TIMEOUT,
@@ -100,11 +112,12 @@ impl Default for ServerOptions {
 }
 
 impl ServerOptions {
-    /// No head timer and no connection cap: the benchmark baseline, a bare
-    /// hyper server that carries none of Spike's own costs.
+    /// No head timer, no parking and no connection cap: the benchmark
+    /// baseline, a bare hyper server that carries none of Spike's own costs.
     pub fn bare() -> Self {
         Self {
             head_timeout: None,
+            park_after: None,
             max_connections: None,
             ..Self::default()
         }
@@ -123,18 +136,25 @@ impl ServerOptions {
 /// the loop does not spin while connections close.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// A running server. Dropping it leaves it running; [`Server::shutdown`] stops it.
+/// A running server. [`Server::shutdown`] stops it; dropping it starts the
+/// same shutdown without waiting for it.
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    counts: Arc<ConnectionCounts>,
 }
 
 impl Server {
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// How many connections it holds open now, and how many are parked.
+    pub fn connections(&self) -> Connections {
+        self.counts.snapshot()
     }
 
     /// Stops accepting, lets open connections finish their requests for up
@@ -144,6 +164,10 @@ impl Server {
         let _ = self.task.await;
     }
 }
+
+/// How often the accept loop considers giving parked connections' freed
+/// buffers back to the system.
+const TRIM_EVERY: Duration = Duration::from_secs(1);
 
 /// How long a turned-away client gets to take its 503.
 const TURN_AWAY_WRITE: Duration = Duration::from_secs(1);
@@ -176,20 +200,37 @@ pub fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, options: Server
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let (stop, mut stopped) = watch::channel(false);
+    let counts = Arc::new(ConnectionCounts::default());
+    let shared_counts = Arc::clone(&counts);
     let task = tokio::spawn(async move {
-        let graceful = GracefulShutdown::new();
         let mut http = http1::Builder::new();
         http.keep_alive(true).max_buf_size(options.max_head_bytes);
         if let Some(timeout) = options.head_timeout {
             http.timer(TokioTimer::new()).header_read_timeout(timeout);
         }
+        let http = Arc::new(http);
+        let limits = Limits {
+            head_timeout: options.head_timeout,
+            park_after: options.park_after,
+        };
         let open = options
             .max_connections
             .map(|cap| Arc::new(Semaphore::new(cap)));
+        let (phase, watching) = watch::channel(Phase::Serving);
+        // Every connection task holds a sender; `recv` ends when all are gone.
+        let (alive, mut all_closed) = mpsc::channel::<()>(1);
+        let mut trim = tokio::time::interval(TRIM_EVERY);
+        trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
                 _ = stopped.changed() => break,
+                _ = trim.tick(), if options.park_after.is_some() => {
+                    if shared_counts.take_handed_back() >= TRIM_AFTER_HAND_BACKS {
+                        tokio::task::spawn_blocking(give_back_freed_memory);
+                    }
+                    continue;
+                }
             };
             let stream = match accepted {
                 Ok((stream, _)) => stream,
@@ -210,24 +251,31 @@ pub fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, options: Server
                 None => None,
             };
             let _ = stream.set_nodelay(true);
-            let handler = Arc::clone(&handler);
-            let service = service_fn(move |request| {
-                let handler = Arc::clone(&handler);
-                async move { Ok::<_, Infallible>(handler.handle(request).await) }
-            });
-            let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-            tokio::spawn(async move {
-                let _ = connection.await;
-                drop(slot);
-            });
+            spawn_client(
+                stream,
+                Arc::clone(&handler),
+                Arc::clone(&http),
+                limits,
+                Arc::clone(&shared_counts),
+                watching.clone(),
+                (slot, alive.clone()),
+            );
         }
         drop(listener);
-        if tokio::time::timeout(options.grace, graceful.shutdown())
+        drop(alive);
+        let _ = phase.send(Phase::Draining);
+        if tokio::time::timeout(options.grace, all_closed.recv())
             .await
             .is_err()
         {
-            tracing::warn!(%addr, "connections still open after {:?}; closing anyway", options.grace);
+            tracing::warn!(%addr, "connections still open after {:?}; closing them", options.grace);
+            let _ = phase.send(Phase::Closing);
         }
     });
-    Server { addr, stop, task }
+    Server {
+        addr,
+        stop,
+        task,
+        counts,
+    }
 }

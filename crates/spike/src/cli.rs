@@ -34,6 +34,10 @@ pub struct ServerArgs {
     /// idle time after which a keep-alive connection is closed.
     #[arg(long, default_value_t = spike_http::DEFAULT_HEAD_TIMEOUT.into())]
     pub head_timeout: humantime::Duration,
+    /// Idle time after which a keep-alive connection gives its buffers back
+    /// and waits as a bare socket for its next request.
+    #[arg(long, default_value_t = spike_http::DEFAULT_PARK_AFTER.into())]
+    pub park_after: humantime::Duration,
     /// Longest wait for a request body.
     #[arg(long, default_value_t = spike_http::DEFAULT_BODY_TIMEOUT.into())]
     pub body_timeout: humantime::Duration,
@@ -51,6 +55,7 @@ impl ServerArgs {
         spike_http::ServerOptions {
             grace,
             head_timeout: Some(self.head_timeout.into()),
+            park_after: Some(self.park_after.into()),
             body_timeout: self.body_timeout.into(),
             max_body_bytes: self.max_body_bytes,
             max_connections: Some(self.max_connections),

@@ -21,6 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 fn strict() -> ServerOptions {
     ServerOptions {
         head_timeout: Some(Duration::from_secs(1)),
+        park_after: Some(Duration::from_millis(250)),
         max_connections: Some(4),
         ..ServerOptions::default()
     }
