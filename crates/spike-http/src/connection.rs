@@ -12,8 +12,9 @@
 //! buffers, about 16 KiB, are freed) and parked again. Bytes hyper had read
 //! but not used (a head that was only begun) are replayed to the next hyper
 //! connection, and such a head keeps the deadline hyper gave it after the
-//! last answer, so parking never extends the head timeout. A parked connection is closed after the idle limit
-//! ([`ServerOptions::head_timeout`](crate::ServerOptions::head_timeout)).
+//! last answer, so parking never extends the head timeout. A connection
+//! idle for [`ServerOptions::head_timeout`](crate::ServerOptions::head_timeout)
+//! since its last answer (or since it was accepted) is closed, parked or not.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -338,7 +339,11 @@ async fn serve_parking<H: Handler>(
     loop {
         if io.replay.is_empty() {
             let _parked = Counted::new(&counts.parked);
-            if !park(&io.stream, limits.head_timeout, &mut phase).await {
+            // Idle since the last answer (or since it was accepted).
+            let idle_until = limits
+                .head_timeout
+                .map(|limit| activity.last_answer() + limit);
+            if !park(&io.stream, idle_until, &mut phase).await {
                 return;
             }
             head_began = None;
@@ -368,11 +373,11 @@ async fn serve_parking<H: Handler>(
 }
 
 /// Waits, holding no buffers, until the socket has bytes. False when the
-/// connection should close instead: the client closed it, it was idle past
-/// `idle_limit`, or the server is stopping.
+/// connection should close instead: the client closed it, `idle_until`
+/// passed, or the server is stopping.
 async fn park(
     stream: &TcpStream,
-    idle_limit: Option<Duration>,
+    idle_until: Option<Instant>,
     phase: &mut watch::Receiver<Phase>,
 ) -> bool {
     if *phase.borrow() != Phase::Serving {
@@ -382,8 +387,8 @@ async fn park(
     // before it has any bytes.
     let readable = async {
         let mut first = [0u8; 1];
-        let peeked = match idle_limit {
-            Some(limit) => tokio::time::timeout(limit, stream.peek(&mut first))
+        let peeked = match idle_until {
+            Some(deadline) => tokio::time::timeout_at(deadline, stream.peek(&mut first))
                 .await
                 .unwrap_or(Ok(0)),
             None => stream.peek(&mut first).await,

@@ -57,8 +57,9 @@ pub struct ServerOptions {
     /// Largest request head read; hyper answers 431 past it.
     pub max_head_bytes: usize,
     /// Longest wait for a whole request head, counted from when the
-    /// connection starts waiting for it: cuts off a client sending its head
-    /// byte by byte, and closes a keep-alive connection idle this long.
+    /// connection starts waiting for it (its last answer, or its accept):
+    /// cuts off a client sending its head byte by byte, and closes a
+    /// keep-alive connection idle this long.
     /// `None` only for the benchmark baseline.
     pub head_timeout: Option<Duration>,
     /// Idle time after which a keep-alive connection is taken back from
@@ -165,6 +166,9 @@ impl Server {
     }
 }
 
+/// The shortest [`ServerOptions::park_after`] used; shorter ones are raised to it.
+const MIN_PARK_AFTER: Duration = Duration::from_millis(1);
+
 /// How often the accept loop considers giving parked connections' freed
 /// buffers back to the system.
 const TRIM_EVERY: Duration = Duration::from_secs(1);
@@ -211,7 +215,9 @@ pub fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, options: Server
         let http = Arc::new(http);
         let limits = Limits {
             head_timeout: options.head_timeout,
-            park_after: options.park_after,
+            // A zero period would park between every byte (and tokio's
+            // interval refuses it).
+            park_after: options.park_after.map(|period| period.max(MIN_PARK_AFTER)),
         };
         let open = options
             .max_connections

@@ -32,14 +32,17 @@ pub struct Cli {
 pub struct ServerArgs {
     /// Longest wait for a request head (cuts off slow clients), also the
     /// idle time after which a keep-alive connection is closed.
-    #[arg(long, default_value_t = spike_http::DEFAULT_HEAD_TIMEOUT.into())]
+    #[arg(long, value_parser = parse_positive_duration,
+          default_value_t = spike_http::DEFAULT_HEAD_TIMEOUT.into())]
     pub head_timeout: humantime::Duration,
     /// Idle time after which a keep-alive connection gives its buffers back
     /// and waits as a bare socket for its next request.
-    #[arg(long, default_value_t = spike_http::DEFAULT_PARK_AFTER.into())]
+    #[arg(long, value_parser = parse_positive_duration,
+          default_value_t = spike_http::DEFAULT_PARK_AFTER.into())]
     pub park_after: humantime::Duration,
     /// Longest wait for a request body.
-    #[arg(long, default_value_t = spike_http::DEFAULT_BODY_TIMEOUT.into())]
+    #[arg(long, value_parser = parse_positive_duration,
+          default_value_t = spike_http::DEFAULT_BODY_TIMEOUT.into())]
     pub body_timeout: humantime::Duration,
     /// Largest request body, in bytes (413 past it).
     #[arg(long, default_value_t = spike_http::DEFAULT_MAX_BODY_BYTES)]
@@ -554,9 +557,38 @@ fn parse_duration(text: &str) -> Result<Duration, humantime::DurationError> {
     humantime::parse_duration(text)
 }
 
+/// A duration that must be longer than zero (a zero head timeout would cut
+/// off every client; a zero park period would park between every byte).
+fn parse_positive_duration(text: &str) -> Result<humantime::Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(duration) if duration.is_zero() => Err("must be longer than 0".to_string()),
+        Ok(duration) => Ok(duration.into()),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_durations_must_be_longer_than_zero() {
+        for flag in ["--head-timeout", "--park-after", "--body-timeout"] {
+            let parsed =
+                Cli::try_parse_from(["spike", "front", "--upstream", "127.0.0.1:1", flag, "0s"]);
+            let error = parsed.expect_err(flag).to_string();
+            assert!(error.contains("must be longer than 0"), "{flag}: {error}");
+        }
+        let parsed = Cli::try_parse_from([
+            "spike",
+            "front",
+            "--upstream",
+            "127.0.0.1:1",
+            "--park-after",
+            "100ms",
+        ]);
+        assert!(parsed.is_ok(), "{parsed:?}");
+    }
 
     #[test]
     fn pipeline_flags_default_to_the_pipelines_defaults() {
