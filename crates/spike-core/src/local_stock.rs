@@ -27,6 +27,7 @@
 //! here, in [`Reservation::settle`], beside the invariant it keeps.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::purchase::{CentralReply, Verdict};
 
@@ -40,9 +41,9 @@ pub struct LocalStock {
 
 /// What local stock says about one request.
 #[derive(Debug)]
-pub enum Admission<'a> {
+pub enum Admission {
     /// Ask central stock, holding this reservation until it answers.
-    Ask(Reservation<'a>),
+    Ask(Reservation),
     /// Central stock has said there is nothing left: answer from memory.
     SoldOut,
 }
@@ -58,8 +59,10 @@ impl LocalStock {
     }
 
     /// Admits one request: takes a seat if one is free locally; with none
-    /// free, answers sold out only if central stock has said so.
-    pub fn admit(&self) -> Admission<'_> {
+    /// free, answers sold out only if central stock has said so. The
+    /// reservation owns a handle on the stock, so that a purchase can finish
+    /// on its own task after its caller is gone.
+    pub fn admit(self: &Arc<Self>) -> Admission {
         let backed = self
             .remaining
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
@@ -70,10 +73,20 @@ impl LocalStock {
             return Admission::SoldOut;
         }
         Admission::Ask(Reservation {
-            stock: self,
+            stock: Arc::clone(self),
             backed,
             settled: false,
         })
+    }
+
+    /// A reservation holding no seat, to ask central stock even though local
+    /// stock says "sold out" (a request that may retry an earlier sale).
+    pub fn ask_unreserved(self: &Arc<Self>) -> Reservation {
+        Reservation {
+            stock: Arc::clone(self),
+            backed: false,
+            settled: false,
+        }
     }
 
     /// Seats this node may still try to sell.
@@ -128,13 +141,13 @@ impl LocalStock {
 /// the seat back.
 #[derive(Debug)]
 #[must_use = "a reservation gives its seat back when dropped"]
-pub struct Reservation<'a> {
-    stock: &'a LocalStock,
+pub struct Reservation {
+    stock: Arc<LocalStock>,
     backed: bool,
     settled: bool,
 }
 
-impl Reservation<'_> {
+impl Reservation {
     /// Whether this request holds a local seat (false: every local seat was
     /// held by requests in flight, and this one asks central unreserved).
     pub fn is_backed(&self) -> bool {
@@ -160,7 +173,7 @@ pub enum Settlement {
     SaleMissing,
 }
 
-impl Reservation<'_> {
+impl Reservation {
     /// Settles this reservation with central stock's reply, keeping the
     /// invariant `local + in_flight >= central_remaining`:
     /// - a new sale keeps the seat and lowers local stock to central's count;
@@ -219,7 +232,7 @@ impl Reservation<'_> {
     }
 }
 
-impl Drop for Reservation<'_> {
+impl Drop for Reservation {
     fn drop(&mut self) {
         if self.backed && !self.settled {
             self.stock.give_back();
@@ -243,7 +256,7 @@ mod tests {
 
     #[test]
     fn a_new_sale_keeps_the_seat_and_follows_central() {
-        let stock = LocalStock::new(10);
+        let stock = Arc::new(LocalStock::new(10));
         let sold = Verdict::Sold {
             order: order(),
             replayed: false,
@@ -256,7 +269,7 @@ mod tests {
 
     #[test]
     fn a_replayed_sale_gives_its_seat_back() {
-        let stock = LocalStock::new(10);
+        let stock = Arc::new(LocalStock::new(10));
         let replay = Verdict::Sold {
             order: order(),
             replayed: true,
@@ -268,7 +281,7 @@ mod tests {
 
     #[test]
     fn sold_out_empties_local_stock_and_answers_from_memory() {
-        let stock = LocalStock::new(10);
+        let stock = Arc::new(LocalStock::new(10));
         assert_eq!(
             ask(&stock).settle(&reply(Verdict::SoldOut, 0)),
             Settlement::SoldOut
@@ -286,7 +299,7 @@ mod tests {
             Verdict::RequestIdTaken,
         ];
         for verdict in refusals {
-            let stock = LocalStock::new(10);
+            let stock = Arc::new(LocalStock::new(10));
             let settled = ask(&stock).settle(&reply(verdict.clone(), 7));
             assert_eq!(settled, Settlement::Returned, "{verdict:?}");
             assert_eq!(stock.remaining(), 7, "{verdict:?}: back, then lowered");
@@ -296,7 +309,7 @@ mod tests {
 
     #[test]
     fn a_missing_sale_gives_the_seat_back_and_lowers_nothing() {
-        let stock = LocalStock::new(10);
+        let stock = Arc::new(LocalStock::new(10));
         assert_eq!(
             ask(&stock).settle(&reply(Verdict::NoSuchSale, 0)),
             Settlement::SaleMissing
@@ -309,7 +322,7 @@ mod tests {
         assert!(!stock.is_sold_out());
     }
 
-    fn ask(stock: &LocalStock) -> Reservation<'_> {
+    fn ask(stock: &Arc<LocalStock>) -> Reservation {
         match stock.admit() {
             Admission::Ask(reservation) => reservation,
             Admission::SoldOut => panic!("unexpectedly sold out"),
@@ -318,7 +331,7 @@ mod tests {
 
     #[test]
     fn reserves_until_empty_then_asks_unbacked_until_central_says_sold_out() {
-        let stock = LocalStock::new(2);
+        let stock = Arc::new(LocalStock::new(2));
         let a = ask(&stock);
         let b = ask(&stock);
         assert!(a.is_backed() && b.is_backed());
@@ -339,7 +352,7 @@ mod tests {
 
     #[test]
     fn refusal_gives_back_but_respects_central() {
-        let stock = LocalStock::new(10);
+        let stock = Arc::new(LocalStock::new(10));
         ask(&stock).refused(4); // other nodes sold meanwhile
         assert_eq!(stock.remaining(), 4);
         ask(&stock).refused(9); // a stale reply never raises local stock
@@ -348,7 +361,7 @@ mod tests {
 
     #[test]
     fn sold_out_empties_and_raise_refills() {
-        let stock = LocalStock::new(10);
+        let stock = Arc::new(LocalStock::new(10));
         ask(&stock).sold_out();
         assert!(stock.is_sold_out());
         stock.raise_to(3);
@@ -356,7 +369,10 @@ mod tests {
         assert!(!stock.is_sold_out());
         stock.raise_to(1);
         assert_eq!(stock.remaining(), 3);
-        assert!(matches!(LocalStock::new(0).admit(), Admission::SoldOut));
+        assert!(matches!(
+            Arc::new(LocalStock::new(0)).admit(),
+            Admission::SoldOut
+        ));
     }
 
     #[test]

@@ -82,15 +82,31 @@ http {{
             return 404 '{{"code":-4,"msg":"no such path"}}';
         }}
 
+        # A purchase goes to one node only: once sent, nginx cannot tell
+        # whether that node sold the seat before failing, and a GET would be
+        # retried on another node (proxy_method POST does not change that:
+        # nginx judges the client's method). The client gets 502 and retries
+        # itself with its request_id, whose outcome every node knows.
+        location = {purchase} {{
+            proxy_pass http://spike_nodes;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_next_upstream off;
+            proxy_connect_timeout 1s;
+            proxy_send_timeout 5s;
+            proxy_read_timeout 5s;
+            proxy_buffering on;
+        }}
+
         location / {{
             proxy_pass http://spike_nodes;
             # Upstream keep-alive needs HTTP/1.1 and no "Connection: close".
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $host;
-            # A dead node's requests go to a live one. Safe: a retried purchase
-            # returns the same order (per-user limit, request_id). nginx never
-            # retries a POST that was already sent.
+            # A dead node's requests go to a live one: reads, and anything
+            # not yet sent. nginx never retries a POST that was already sent.
             proxy_next_upstream error timeout;
             proxy_next_upstream_tries 3;
             proxy_next_upstream_timeout 3s;
@@ -103,6 +119,7 @@ http {{
 }}
 "#,
         workers = options.workers,
+        purchase = spike_http::PURCHASE_PATH,
         listen = options.listen,
     )
 }
@@ -130,6 +147,8 @@ mod tests {
             "proxy_http_version 1.1;",
             "proxy_set_header Connection \"\";",
             "proxy_next_upstream error timeout;",
+            "location = /buy/ticket {",
+            "proxy_next_upstream off;",
             "access_log off;",
             "listen 127.0.0.1:8080",
         ] {

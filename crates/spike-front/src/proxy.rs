@@ -1,8 +1,9 @@
 //! The embedded front door (`spike front`): an HTTP/1.1 proxy doing smooth
 //! weighted round robin over keep-alive connection pools to the nodes, with
 //! passive health checks. Like the nginx configuration, it retries a request
-//! on the next live node when a node refuses the connection (any method) or
-//! fails mid-request (GET only, which purchases make safe to repeat).
+//! on the next live node when a node refuses the connection (any request),
+//! or fails mid-request (a read only: never a purchase, which the failing
+//! node may have sold before its answer was lost).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use spike_http::{
     declares_body_over, is_admin_path, serve, Answer, Handler, RetryReason, Server, ServerOptions,
+    PURCHASE_PATH,
 };
 use tokio::net::TcpListener;
 
@@ -166,6 +168,9 @@ impl Front {
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| hyper::http::uri::PathAndQuery::from_static("/"));
+        // Once sent, only a read goes to another node: a purchase may have
+        // sold on the node that failed to answer.
+        let retry_when_sent = parts.method == Method::GET && path.path() != PURCHASE_PATH;
         let mut tried = Vec::with_capacity(self.config.tries);
         while tried.len() < self.config.tries {
             let Some(index) = self.balancer.pick(&tried) else {
@@ -203,7 +208,7 @@ impl Front {
                         Err(error) => {
                             counters.failed.increment(1);
                             tracing::debug!(%error, upstream = index, "upstream broke mid-answer");
-                            if parts.method != Method::GET {
+                            if !retry_when_sent {
                                 break;
                             }
                         }
@@ -218,13 +223,13 @@ impl Front {
                     counters.failed.increment(1);
                     tracing::debug!(%error, upstream = index, "upstream failed mid-request");
                     self.balancer.mark_down(index, self.config.retry_after);
-                    if parts.method != Method::GET {
+                    if !retry_when_sent {
                         break;
                     }
                 }
                 Err(_) => {
                     counters.failed.increment(1);
-                    if parts.method != Method::GET {
+                    if !retry_when_sent {
                         break;
                     }
                 }

@@ -34,6 +34,11 @@ pub fn declares_body_over(headers: &hyper::HeaderMap, limit: usize) -> bool {
 /// forwarded by a front door (`spike front`, `spike nginx-conf`).
 pub const ADMIN_PATHS: [&str; 4] = ["metrics", "stats", "sale", "dashboard"];
 
+/// The purchase route. A purchase may sell a seat before its answer is
+/// lost, so a front door never sends it to a second node once it was sent
+/// to a first; a client retries it itself, with the same `request_id`.
+pub const PURCHASE_PATH: &str = "/buy/ticket";
+
 /// Whether `path` belongs to the operators' surface.
 pub fn is_admin_path(path: &str) -> bool {
     let first = path

@@ -15,7 +15,7 @@ use hyper::{Method, StatusCode};
 use spike_core::stat::StatRecord;
 use spike_core::{
     Admission, BuyerPolicy, CentralError, CentralReply, CentralStock, Code, EventId, LocalStock,
-    NodeId, OrderId, Purchase, RequestId, SaleConfig, Settlement, UserId, Verdict,
+    NodeId, OrderId, Purchase, RequestId, Reservation, SaleConfig, Settlement, UserId, Verdict,
 };
 use spike_http::{Answer, RetryReason};
 
@@ -112,7 +112,7 @@ pub struct EventState {
     /// The sale's rules, as loaded from central stock.
     pub config: SaleConfig,
     /// This node's local stock for it.
-    pub stock: LocalStock,
+    pub stock: Arc<LocalStock>,
     /// Central stock reported the sale missing; refuse until it is back.
     missing: AtomicBool,
 }
@@ -121,7 +121,7 @@ impl EventState {
     fn new(config: SaleConfig, remaining: u64) -> Self {
         Self {
             config,
-            stock: LocalStock::new(remaining),
+            stock: Arc::new(LocalStock::new(remaining)),
             missing: AtomicBool::new(false),
         }
     }
@@ -189,13 +189,21 @@ impl Outcome {
     }
 }
 
+/// A purchase admitted to ask central stock, owning all it needs, so that
+/// it can finish on its own task.
+struct Admitted {
+    purchase: Purchase,
+    seat: Reservation,
+    state: Arc<EventState>,
+}
+
 /// A node serving purchases in front of central stock `C`.
 #[derive(Debug)]
 pub struct Node<C> {
     config: NodeConfig,
     central: C,
     events: ArcSwap<HashMap<EventId, Arc<EventState>>>,
-    stat_log: Option<StatLog>,
+    stat_log: Option<Arc<StatLog>>,
     orders: Option<Arc<dyn OrdersApi>>,
     tokens: Option<TokenVerifier>,
     order_keys: Option<OrderKeys>,
@@ -246,7 +254,7 @@ impl<C: CentralStock> Node<C> {
             config,
             central,
             events: ArcSwap::from_pointee(events),
-            stat_log: parts.stat_log,
+            stat_log: parts.stat_log.map(Arc::new),
             orders: parts.orders,
             tokens: parts.tokens,
             order_keys: parts.order_keys,
@@ -272,7 +280,7 @@ impl<C: CentralStock> Node<C> {
 
     /// The stat log, if one is configured.
     pub fn stat_log(&self) -> Option<&StatLog> {
-        self.stat_log.as_ref()
+        self.stat_log.as_deref()
     }
 
     /// The state of one served event.
@@ -291,7 +299,7 @@ impl<C: CentralStock> Node<C> {
 
     /// Answers one HTTP request: the route table says what it is, and one
     /// handler per route answers it.
-    pub async fn answer(&self, request: NodeRequest<'_>) -> Answer {
+    pub async fn answer(self: &Arc<Self>, request: NodeRequest<'_>) -> Answer {
         let started = Instant::now();
         let NodeRequest {
             method,
@@ -316,15 +324,32 @@ impl<C: CentralStock> Node<C> {
                     Some(Some(slot)) => Some(slot),
                     None => None,
                 };
-                let outcome = if methods.allow(method) {
-                    self.buy(query, bearer).await
-                } else {
+                if !methods.allow(method) {
                     let refusal = Answer::MethodNotAllowed {
                         allowed: methods.header(),
                     };
-                    Outcome::early(refusal, None)
+                    return self.purchase_answered(Outcome::early(refusal, None), started, slot);
+                }
+                let admitted = match self.admit(query, bearer) {
+                    Ok(admitted) => admitted,
+                    Err(refused) => return self.purchase_answered(refused, started, slot),
                 };
-                return self.purchase_answered(outcome, started, slot);
+                // From here the purchase reaches central stock: it finishes on
+                // its own task, stat-log line included, whether or not the
+                // client is still there to read the answer.
+                let request = admitted.purchase.request.clone();
+                let node = Arc::clone(self);
+                let finished = tokio::spawn(async move {
+                    let outcome = node.complete(admitted).await;
+                    node.purchase_answered(outcome, started, slot)
+                });
+                return match finished.await {
+                    Ok(answer) => answer,
+                    Err(error) => {
+                        tracing::error!(%error, %request, "purchase task failed");
+                        try_again(RetryReason::OutcomeUnknown, Some(request))
+                    }
+                };
             }
             _ if !methods.allow(method) => Answer::MethodNotAllowed {
                 allowed: methods.header(),
@@ -353,7 +378,7 @@ impl<C: CentralStock> Node<C> {
         &self,
         outcome: Outcome,
         started: Instant,
-        slot: Option<StatSlot<'_>>,
+        slot: Option<StatSlot>,
     ) -> Answer {
         let code = outcome.answer.code();
         self.stats.count(code);
@@ -373,42 +398,62 @@ impl<C: CentralStock> Node<C> {
         outcome.answer
     }
 
-    /// One purchase, step by step: read the parameters, find the event, refuse
-    /// what needs no round trip, take a local seat, ask central stock, settle
-    /// the seat with its reply, answer what central decided.
-    async fn buy(&self, query: Option<&str>, bearer: Option<&str>) -> Outcome {
-        let params = match BuyParams::parse(query) {
-            Ok(params) => params,
-            Err(error) => return Outcome::early(param_error(&error), None),
-        };
-        let (event, state) = match self.resolve_event(params.event) {
-            Ok(found) => found,
-            Err(answer) => return Outcome::early(answer, params.user),
-        };
+    /// A purchase's first steps, all in memory: read the parameters, find
+    /// the event, identify the buyer, refuse what needs no round trip, take a
+    /// local seat. `Err` is the answer already decided (sold out from memory
+    /// among them); `Ok` is a purchase that must ask central stock.
+    ///
+    /// A request carrying its own `request_id` is never told "sold out" from
+    /// memory: it may be a retry of a purchase that sold (its first answer
+    /// lost), so it asks central stock, whose request index knows (a
+    /// read-only call when the sale is sold out).
+    fn admit(&self, query: Option<&str>, bearer: Option<&str>) -> Result<Admitted, Outcome> {
+        let params =
+            BuyParams::parse(query).map_err(|error| Outcome::early(param_error(&error), None))?;
+        let (event, state) = self
+            .resolve_event(params.event)
+            .map_err(|answer| Outcome::early(answer, params.user.clone()))?;
         let token = bearer.or(params.token.as_deref());
-        let user = match self.buyer(&event, &state, params.user, token) {
-            Ok(user) => user,
-            Err(refusal) => return Outcome::about(refusal, event, None, &state),
-        };
+        let user = self
+            .buyer(&event, &state, params.user, token)
+            .map_err(|refusal| Outcome::about(refusal, event.clone(), None, &state))?;
         let shutting_down = self.shutting_down.load(Ordering::Acquire);
         if let Some(refusal) = state.refusal(user.as_ref(), shutting_down, SystemTime::now()) {
-            return Outcome::about(refusal, event, user, &state);
+            return Err(Outcome::about(refusal, event, user, &state));
         }
-        let seat = match state.stock.admit() {
-            Admission::Ask(seat) => seat,
-            Admission::SoldOut => return Outcome::about(Answer::SoldOut, event, user, &state),
+        let seat = match (state.stock.admit(), &params.request) {
+            (Admission::Ask(seat), _) => seat,
+            (Admission::SoldOut, Some(_)) => state.stock.ask_unreserved(),
+            (Admission::SoldOut, None) => {
+                return Err(Outcome::about(Answer::SoldOut, event, user, &state))
+            }
         };
         let purchase = Purchase {
-            event: event.clone(),
+            event,
             user,
             request: params.request.unwrap_or_else(|| self.next_request_id()),
             node: self.config.node_id.clone(),
         };
+        Ok(Admitted {
+            purchase,
+            seat,
+            state,
+        })
+    }
+
+    /// A purchase's last steps: ask central stock, settle the seat with its
+    /// reply, answer what central decided.
+    async fn complete(&self, admitted: Admitted) -> Outcome {
+        let Admitted {
+            purchase,
+            seat,
+            state,
+        } = admitted;
         let answer = match self.ask_central(&purchase).await {
             Ok(reply) => {
                 if seat.settle(&reply) == Settlement::SaleMissing {
                     state.set_missing(true);
-                    tracing::error!(%event, "central stock has no state for this sale; refusing to sell it");
+                    tracing::error!(event = %purchase.event, "central stock has no state for this sale; refusing to sell it");
                 }
                 let order_key = |order: &OrderId| {
                     let keys = self.order_keys.as_ref()?;
@@ -421,7 +466,7 @@ impl<C: CentralStock> Node<C> {
                 self.undecided(error, &purchase)
             }
         };
-        Outcome::about(answer, event, purchase.user, &state)
+        Outcome::about(answer, purchase.event, purchase.user, &state)
     }
 
     /// Who is buying: on a token sale, the token's `sub` (a `user_id`, if

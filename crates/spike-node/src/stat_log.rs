@@ -74,12 +74,12 @@ pub struct StatLog {
 /// A place reserved in the stat log's queue for one line.
 #[derive(Debug)]
 #[must_use = "a reserved place is given back when dropped unused"]
-pub struct StatSlot<'a> {
-    log: &'a StatLog,
+pub struct StatSlot {
+    log: Arc<StatLog>,
     used: bool,
 }
 
-impl StatSlot<'_> {
+impl StatSlot {
     /// Queues the line this place was reserved for.
     pub fn record(mut self, record: StatRecord) {
         self.used = true;
@@ -87,7 +87,7 @@ impl StatSlot<'_> {
     }
 }
 
-impl Drop for StatSlot<'_> {
+impl Drop for StatSlot {
     fn drop(&mut self) {
         if !self.used {
             self.log.counters.queued.fetch_sub(1, Ordering::AcqRel);
@@ -136,8 +136,10 @@ impl StatLog {
     }
 
     /// Reserves a place for one line, or `None` (counted as a refusal) when
-    /// the queue is full because the writer cannot keep up.
-    pub fn reserve(&self) -> Option<StatSlot<'_>> {
+    /// the queue is full because the writer cannot keep up. The place owns a
+    /// handle on the log, so that a purchase finishing on its own task (its
+    /// client gone) still writes its line.
+    pub fn reserve(self: &Arc<Self>) -> Option<StatSlot> {
         let reserved = self
             .counters
             .queued
@@ -150,7 +152,7 @@ impl StatLog {
             return None;
         }
         Some(StatSlot {
-            log: self,
+            log: Arc::clone(self),
             used: false,
         })
     }
