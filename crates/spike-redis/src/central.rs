@@ -10,6 +10,7 @@ use spike_core::{
 };
 
 use crate::client::RedisCentral;
+use crate::confirm::Confirmation;
 use crate::keys::{EventKeys, EVENTS_KEY};
 use crate::scripts::{BuyCode, CreateCode, ReleaseCode};
 use crate::wire;
@@ -37,7 +38,7 @@ impl CentralStock for RedisCentral {
             .arg(if force { "1" } else { "0" })
             .arg(wire::create_args(&SaleRecord::from(config)).as_slice())
             .arg(event.as_str());
-        let mut connection = self.connection();
+        let mut connection = self.connection().await;
         let created: i64 = self
             .with_deadline(invocation.invoke_async(&mut connection))
             .await?;
@@ -60,7 +61,8 @@ impl CentralStock for RedisCentral {
             .arg(purchase.user.as_ref().map_or("", |u| u.as_str()))
             .arg(purchase.request.as_str())
             .arg(purchase.node.as_str());
-        let mut connection = self.connection();
+        let link = self.link().await;
+        let mut connection = link.connection.clone();
         let (code, order, remaining): (i64, String, u64) = self
             .with_deadline(invocation.invoke_async(&mut connection))
             .await?;
@@ -82,6 +84,15 @@ impl CentralStock for RedisCentral {
             BuyCode::NoSuchSale => Verdict::NoSuchSale,
             BuyCode::RequestIdTaken => Verdict::RequestIdTaken,
         };
+        // A sale (new or replayed) is answered only once it is durable
+        // beyond the primary's memory, when that is asked for.
+        if let (Verdict::Sold { .. }, Some(confirmer)) = (&verdict, self.confirmer()) {
+            if let Confirmation::Unconfirmed(why) = confirmer.confirm(link).await {
+                return Err(CentralError::OutcomeUnknown(format!(
+                    "sale not confirmed by replicas: {why}"
+                )));
+            }
+        }
         Ok(CentralReply { verdict, remaining })
     }
 
@@ -89,7 +100,7 @@ impl CentralStock for RedisCentral {
         let keys = EventKeys::new(event);
         let mut invocation = self.scripts().snapshot.prepare_invoke();
         invocation.key(keys.all().as_slice());
-        let mut connection = self.connection();
+        let mut connection = self.connection().await;
         let fields: Vec<u64> = self
             .with_deadline(invocation.invoke_async(&mut connection))
             .await?;
@@ -115,7 +126,7 @@ impl CentralStock for RedisCentral {
         request: &RequestId,
     ) -> Result<Option<OrderId>, CentralError> {
         let keys = EventKeys::new(event);
-        let mut connection = self.connection();
+        let mut connection = self.connection().await;
         let entry: Option<String> = self
             .with_deadline(connection.hget(&keys.requests, request.as_str()))
             .await?;
@@ -138,7 +149,7 @@ impl CentralStock for RedisCentral {
             .arg(order.as_str())
             .arg(user.map_or("", |u| u.as_str()))
             .arg(request.as_str());
-        let mut connection = self.connection();
+        let mut connection = self.connection().await;
         let (code, remaining): (i64, u64) = self
             .with_deadline(invocation.invoke_async(&mut connection))
             .await?;
@@ -159,7 +170,7 @@ impl CentralStock for RedisCentral {
         const CHUNK: usize = 1_000;
         let keys = EventKeys::new(event);
         let record = SaleRecord::from(&restoration.config);
-        let mut connection = self.connection();
+        let mut connection = self.connection().await;
         // First the sale disappears, so every node refuses it while the
         // indexes are rebuilt; the stream is left alone.
         let wipe = [&keys.sale, &keys.buyers, &keys.requests, &keys.released];
@@ -206,7 +217,7 @@ impl CentralStock for RedisCentral {
     }
 
     async fn events(&self) -> Result<Vec<EventId>, CentralError> {
-        let mut connection = self.connection();
+        let mut connection = self.connection().await;
         let names: Vec<String> = self.with_deadline(connection.smembers(EVENTS_KEY)).await?;
         let mut events: Vec<_> = names
             .into_iter()

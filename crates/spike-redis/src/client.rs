@@ -1,46 +1,166 @@
-//! [`RedisCentral`]'s connection: one multiplexed, self-reconnecting Redis
-//! connection that concurrent calls pipeline on, the response deadline that
-//! turns silence into "outcome unknown", and the mapping of Redis failures
-//! onto [`CentralError`]. The contracts themselves are implemented in
+//! [`RedisCentral`]'s connection: one multiplexed Redis connection that
+//! concurrent calls pipeline on, to the primary (found through Sentinel for
+//! a Sentinel URL), made again after a failure, to whichever server is the
+//! primary then; the response deadline that turns silence into "outcome
+//! unknown"; and the mapping of Redis failures onto [`CentralError`]. The contracts themselves are implemented in
 //! `central.rs` (sales) and `stream.rs` (the order stream).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::RedisError;
+use arc_swap::ArcSwap;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, RedisError};
 use spike_core::{CentralError, SecretUrl};
 
+use crate::confirm::Confirmer;
 use crate::scripts::Scripts;
+use crate::target::RedisTarget;
 
 /// How to reach Redis and how long to wait for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisSettings {
-    /// `redis://[user:password@]host:port[/db]`; shown without its password.
+    /// `redis://[user:password@]host:port[/db]`, or
+    /// `redis+sentinel://HOST:PORT[,HOST:PORT…]/SERVICE` for the primary a
+    /// Sentinel watches; shown without its password.
     pub url: SecretUrl,
     /// Longest wait for a (re)connection.
     pub connect_timeout: Duration,
     /// Longest wait for one answer; past it the outcome is unknown.
     pub response_timeout: Duration,
+    /// Replicas that must hold a sale before it is answered (`WAIT`); 0:
+    /// answer once the primary has it.
+    pub confirm_replicas: u32,
 }
 
 impl RedisSettings {
-    /// Settings for `url` with timeouts that answer a client within a second.
+    /// Settings for `url` with timeouts that answer a client within a second,
+    /// confirming on no replica.
     pub fn new(url: impl Into<SecretUrl>) -> Self {
         Self {
             url: url.into(),
             connect_timeout: Duration::from_millis(300),
             response_timeout: Duration::from_millis(500),
+            confirm_replicas: 0,
         }
+    }
+}
+
+/// One connection to the current primary; a new one (after a failure or a
+/// failover) has a higher generation.
+#[derive(Clone)]
+pub(crate) struct Link {
+    /// Counts connections made: a `WAIT` only covers writes sent on its own
+    /// connection.
+    pub(crate) generation: u64,
+    /// The multiplexed connection concurrent calls pipeline on.
+    pub(crate) connection: MultiplexedConnection,
+}
+
+/// The current link and how to make the next one.
+struct Primary {
+    target: RedisTarget,
+    config: AsyncConnectionConfig,
+    connect_timeout: Duration,
+    link: ArcSwap<Link>,
+    generations: AtomicU64,
+    /// The generation a failure last broke; new calls wait for its repair.
+    broken: AtomicU64,
+    /// One repair at a time, and not more often than [`REPAIR_EVERY`].
+    repairing: tokio::sync::Mutex<Instant>,
+    /// Counts finished repair attempts, for calls waiting on one.
+    repairs: tokio::sync::watch::Sender<u64>,
+}
+
+/// An instant far enough back that the first repair is never held back.
+fn long_ago() -> Instant {
+    let now = Instant::now();
+    now.checked_sub(REPAIR_EVERY * 10).unwrap_or(now)
+}
+
+/// The shortest time between two repairs of the link.
+const REPAIR_EVERY: Duration = Duration::from_millis(200);
+
+/// Finds the primary `target` names now and connects to it.
+async fn connect_to(
+    target: &RedisTarget,
+    config: &AsyncConnectionConfig,
+    connect_timeout: Duration,
+) -> Result<MultiplexedConnection, CentralError> {
+    // A sentinel answers in one round trip; the margin is for a busy machine.
+    let url = target.resolve(connect_timeout * 3).await?;
+    let client = redis::Client::open(url.expose())
+        .map_err(|e| CentralError::Unavailable(format!("bad Redis URL {url}: {e}")))?;
+    tokio::time::timeout(
+        connect_timeout * 3,
+        client.get_multiplexed_async_connection_with_config(config),
+    )
+    .await
+    .map_err(|_| CentralError::Unavailable(format!("no answer from {url}")))?
+    .map_err(|e| CentralError::Unavailable(format!("{url}: {e}")))
+}
+
+impl Primary {
+    /// The link to use now. If the current one is known broken, waits (at
+    /// most `connect_timeout`) for the repair under way, so that calls made
+    /// after a failure go to the new connection rather than fail too.
+    async fn current(&self) -> Arc<Link> {
+        let link = self.link.load_full();
+        if self.broken.load(Ordering::Acquire) != link.generation {
+            return link;
+        }
+        let mut repairs = self.repairs.subscribe();
+        let before = *repairs.borrow_and_update();
+        let finished = repairs.wait_for(|&attempts| attempts != before);
+        let _ = tokio::time::timeout(self.connect_timeout, finished).await;
+        self.link.load_full()
+    }
+
+    /// Marks `generation` broken and repairs it in the background.
+    fn broke(self: &Arc<Self>, generation: u64) {
+        self.broken.store(generation, Ordering::Release);
+        let primary = Arc::clone(self);
+        tokio::spawn(async move { primary.repair(generation).await });
+    }
+
+    /// Finds the primary and connects to it.
+    async fn connect(&self) -> Result<MultiplexedConnection, CentralError> {
+        connect_to(&self.target, &self.config, self.connect_timeout).await
+    }
+
+    /// Replaces the link after a failure that `seen` (a generation) suffered,
+    /// unless someone already did, or did so very recently.
+    async fn repair(&self, seen: u64) {
+        let Ok(mut last) = self.repairing.try_lock() else {
+            return;
+        };
+        if self.link.load().generation != seen || last.elapsed() < REPAIR_EVERY {
+            return;
+        }
+        *last = Instant::now();
+        match self.connect().await {
+            Ok(connection) => {
+                let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+                self.link.store(Arc::new(Link {
+                    generation,
+                    connection,
+                }));
+                tracing::info!(generation, "connected to Redis again");
+            }
+            Err(error) => tracing::warn!(%error, "Redis still unreachable"),
+        }
+        self.repairs.send_modify(|attempts| *attempts += 1);
     }
 }
 
 /// Central stock in Redis.
 #[derive(Clone)]
 pub struct RedisCentral {
-    connection: ConnectionManager,
+    primary: Arc<Primary>,
     scripts: Arc<Scripts>,
     response_timeout: Duration,
+    confirmer: Option<Confirmer>,
 }
 
 impl std::fmt::Debug for RedisCentral {
@@ -60,36 +180,64 @@ pub(crate) fn classify(error: RedisError) -> CentralError {
     }
 }
 
+/// Whether `error` says the link is no good (dropped, refused, timed out,
+/// or talking to a server that is no longer the primary).
+fn breaks_the_link(error: &RedisError) -> bool {
+    error.is_connection_refusal()
+        || error.is_timeout()
+        || error.is_io_error()
+        || error.is_connection_dropped()
+        || error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+}
+
 impl RedisCentral {
-    /// Connects to Redis; fails if it cannot be reached now. Once connected,
-    /// the connection re-establishes itself after Redis restarts. Errors name
-    /// the URL without its password.
+    /// Connects to Redis (through the sentinels, for a Sentinel URL); fails
+    /// if it cannot be reached now. Once connected, the connection is made
+    /// again after a failure, to whichever server is then the primary.
+    /// Errors name the URL without its password.
     pub async fn connect(settings: &RedisSettings) -> Result<Self, CentralError> {
-        let url = &settings.url;
-        let client = redis::Client::open(url.expose())
-            .map_err(|e| CentralError::Unavailable(format!("bad Redis URL {url}: {e}")))?;
-        let config = ConnectionManagerConfig::new()
+        let target = RedisTarget::parse(&settings.url)
+            .map_err(|e| CentralError::Unavailable(e.to_string()))?;
+        let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(settings.connect_timeout))
-            .set_response_timeout(Some(settings.response_timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(200));
-        let connection = tokio::time::timeout(
-            settings.connect_timeout * 3,
-            ConnectionManager::new_with_config(client, config),
-        )
-        .await
-        .map_err(|_| CentralError::Unavailable(format!("no answer from {url}")))?
-        .map_err(|e| CentralError::Unavailable(format!("{url}: {e}")))?;
+            .set_response_timeout(Some(settings.response_timeout));
+        let connection = connect_to(&target, &config, settings.connect_timeout).await?;
+        let primary = Arc::new(Primary {
+            target,
+            config,
+            connect_timeout: settings.connect_timeout,
+            link: ArcSwap::from_pointee(Link {
+                generation: 0,
+                connection,
+            }),
+            generations: AtomicU64::new(0),
+            broken: AtomicU64::new(u64::MAX),
+            repairing: tokio::sync::Mutex::new(long_ago()),
+            repairs: tokio::sync::watch::channel(0).0,
+        });
+        let confirmer = (settings.confirm_replicas > 0)
+            .then(|| Confirmer::start(settings.confirm_replicas, settings.response_timeout));
         Ok(Self {
-            connection,
+            primary,
             scripts: Arc::new(Scripts::load()),
             response_timeout: settings.response_timeout,
+            confirmer,
         })
     }
 
     /// A handle on the shared, multiplexed connection.
-    pub(crate) fn connection(&self) -> ConnectionManager {
-        self.connection.clone()
+    pub(crate) async fn connection(&self) -> MultiplexedConnection {
+        self.primary.current().await.connection.clone()
+    }
+
+    /// The current link, with its generation.
+    pub(crate) async fn link(&self) -> Arc<Link> {
+        self.primary.current().await
+    }
+
+    /// The replica confirmation, when sales must be confirmed (`WAIT`).
+    pub(crate) fn confirmer(&self) -> Option<&Confirmer> {
+        self.confirmer.as_ref()
     }
 
     /// The loaded scripts.
@@ -98,7 +246,9 @@ impl RedisCentral {
     }
 
     /// Runs `call` with the response deadline, handing back Redis's own
-    /// error for the caller to inspect.
+    /// error for the caller to inspect. A failure that says the link is no
+    /// good starts its repair in the background: a new connection, to the
+    /// server that is the primary by then.
     pub(crate) async fn deadline_raw<T, F>(
         &self,
         call: F,
@@ -106,14 +256,19 @@ impl RedisCentral {
     where
         F: std::future::Future<Output = Result<T, RedisError>>,
     {
-        tokio::time::timeout(self.response_timeout, call)
-            .await
-            .map_err(|_| {
-                CentralError::OutcomeUnknown(format!(
-                    "no answer within {:?}",
-                    self.response_timeout
-                ))
-            })
+        let generation = self.primary.link.load().generation;
+        let answered = tokio::time::timeout(self.response_timeout, call).await;
+        let broken = match &answered {
+            Err(_) => true,
+            Ok(Err(error)) => breaks_the_link(error),
+            Ok(Ok(_)) => false,
+        };
+        if broken {
+            self.primary.broke(generation);
+        }
+        answered.map_err(|_| {
+            CentralError::OutcomeUnknown(format!("no answer within {:?}", self.response_timeout))
+        })
     }
 
     /// Runs `call` on the shared connection with the response deadline.

@@ -6,12 +6,15 @@
 
 mod central;
 mod client;
+mod confirm;
 mod keys;
 mod scripts;
 mod stream;
+mod target;
 mod wire;
 
 pub use client::{RedisCentral, RedisSettings};
 pub use keys::EventKeys;
 pub use scripts::{script_names, script_source};
 pub use stream::ORDER_GROUP;
+pub use target::{RedisTarget, TargetError, SENTINEL_SCHEME};

@@ -57,7 +57,7 @@ fn parse_all(event: &EventId, raw: &[StreamId]) -> Result<Vec<StreamEntry>, Cent
 impl RedisCentral {
     /// Creates the consumer group (from the stream's first entry) if missing.
     async fn ensure_group(&self, keys: &EventKeys) -> Result<(), CentralError> {
-        let mut connection = self.connection();
+        let mut connection = self.connection().await;
         let created: Result<Value, RedisError> = self
             .deadline_raw(connection.xgroup_create_mkstream(&keys.orders, ORDER_GROUP, "0"))
             .await?;
@@ -93,12 +93,14 @@ impl OrderStream for RedisCentral {
         let keys = EventKeys::new(event);
         let reply: Option<StreamReadReply> = self
             .in_group(&keys, || {
-                let mut connection = self.connection();
                 let options = StreamReadOptions::default()
                     .group(ORDER_GROUP, consumer.as_str())
                     .count(max);
                 let key = keys.orders.clone();
-                async move { connection.xread_options(&[key], &[">"], &options).await }
+                async move {
+                    let mut connection = self.connection().await;
+                    connection.xread_options(&[key], &[">"], &options).await
+                }
             })
             .await?;
         let raw = reply
@@ -120,11 +122,11 @@ impl OrderStream for RedisCentral {
         let idle_ms = u64::try_from(min_idle.as_millis()).unwrap_or(u64::MAX);
         let reply: StreamAutoClaimReply = self
             .in_group(&keys, || {
-                let mut connection = self.connection();
                 let options = StreamAutoClaimOptions::default().count(max);
                 let key = keys.orders.clone();
                 let consumer = consumer.as_str().to_owned();
                 async move {
+                    let mut connection = self.connection().await;
                     (connection.xautoclaim_options(
                         key,
                         ORDER_GROUP,
@@ -150,7 +152,7 @@ impl OrderStream for RedisCentral {
         for sequence in sequences {
             invocation.arg(format!("{sequence}-0"));
         }
-        let mut connection = self.connection();
+        let mut connection = self.connection().await;
         self.with_deadline(invocation.invoke_async(&mut connection))
             .await
     }
@@ -162,7 +164,7 @@ impl OrderStream for RedisCentral {
     ) -> Result<Option<StreamEntry>, CentralError> {
         let keys = EventKeys::new(event);
         let id = format!("{sequence}-0");
-        let mut connection = self.connection();
+        let mut connection = self.connection().await;
         let reply: StreamRangeReply = self
             .with_deadline(connection.xrange(&keys.orders, &id, &id))
             .await?;
@@ -178,7 +180,7 @@ impl OrderStream for RedisCentral {
         let mut entries = Vec::new();
         let mut start = "-".to_owned();
         loop {
-            let mut connection = self.connection();
+            let mut connection = self.connection().await;
             let reply: StreamRangeReply = self
                 .with_deadline(connection.xrange_count(&keys.orders, &start, "+", RANGE_PAGE))
                 .await?;
@@ -192,7 +194,7 @@ impl OrderStream for RedisCentral {
 
     async fn backlog(&self, event: &EventId) -> Result<Backlog, CentralError> {
         let keys = EventKeys::new(event);
-        let mut connection = self.connection();
+        let mut connection = self.connection().await;
         let (entries, pending): (u64, Result<Value, RedisError>) = {
             let entries = self.with_deadline(connection.xlen(&keys.orders)).await?;
             let pending = self

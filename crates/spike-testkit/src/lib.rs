@@ -9,8 +9,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod database;
+mod sentinel;
 
 pub use database::{TestDatabase, SHARED_POSTGRES_ENV};
+pub use sentinel::TestSentinel;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -91,6 +93,53 @@ impl TestRedis {
     /// `redis://127.0.0.1:PORT`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A new owned server replicating `primary`, returned once the primary
+    /// counts it as an online replica.
+    pub fn replica_of(primary: &TestRedis) -> Self {
+        let port = primary.port.to_string();
+        let replica = Self::spawn_with(&["--replicaof", "127.0.0.1", &port]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while primary.online_replicas() < 1 {
+            assert!(Instant::now() < deadline, "replica did not come online");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        replica
+    }
+
+    /// How many replicas the server reports online (`INFO replication`).
+    pub fn online_replicas(&self) -> usize {
+        let Ok(mut connection) =
+            redis::Client::open(self.url.as_str()).and_then(|c| c.get_connection())
+        else {
+            return 0;
+        };
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut connection)
+            .unwrap_or_default();
+        info.lines()
+            .filter(|line| line.starts_with("slave") && line.contains("state=online"))
+            .count()
+    }
+
+    /// The server's role (`master` or `slave`), or `None` if it does not answer.
+    pub fn role(&self) -> Option<String> {
+        let mut connection = redis::Client::open(self.url.as_str())
+            .and_then(|c| c.get_connection())
+            .ok()?;
+        let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut connection).ok()?;
+        match role.first() {
+            Some(redis::Value::BulkString(bytes)) => Some(String::from_utf8_lossy(bytes).into()),
+            Some(redis::Value::SimpleString(text)) => Some(text.clone()),
+            _ => None,
+        }
     }
 
     /// Starts (or restarts) an owned server on the same port, empty.

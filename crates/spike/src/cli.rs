@@ -360,6 +360,11 @@ pub struct NodeArgs {
     /// sale given by --event and --stock.
     #[arg(long, env = "SPIKE_REDIS", hide_env_values = true)]
     pub redis: Option<SecretUrl>,
+    /// Answer a sale only once this many Redis replicas hold it (`WAIT`,
+    /// grouped); past the response timeout the outcome is "unknown" (503
+    /// with the request id). 0: once the primary holds it.
+    #[arg(long, default_value_t = 0, requires = "redis")]
+    pub confirm_replicas: u32,
     /// Events to serve (repeatable; the first is the default). With Redis and
     /// none given: every event in Redis.
     #[arg(long = "event")]

@@ -28,9 +28,15 @@ use spike_redis::{RedisCentral, RedisSettings};
 
 /// Connects to Redis, saying which URL failed (without its password).
 async fn redis(url: &SecretUrl) -> anyhow::Result<RedisCentral> {
-    RedisCentral::connect(&RedisSettings::new(url.clone()))
+    connect_redis(RedisSettings::new(url.clone())).await
+}
+
+/// Connects to Redis with `settings`, saying which URL failed (without its
+/// password).
+async fn connect_redis(settings: RedisSettings) -> anyhow::Result<RedisCentral> {
+    RedisCentral::connect(&settings)
         .await
-        .with_context(|| format!("cannot reach Redis at {url}"))
+        .with_context(|| format!("cannot reach Redis at {}", settings.url))
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -7,10 +7,11 @@ use spike_auth::KeyRing;
 use spike_core::{CentralStock, MemoryCentral, NodeId, OrderStream};
 use spike_http::ServerOptions;
 use spike_node::NodeConfig;
+use spike_redis::RedisSettings;
 use tokio::net::TcpListener;
 
 use super::orders::pipeline_config;
-use super::{redis, shutdown_signal};
+use super::{connect_redis, shutdown_signal};
 use crate::app::{LedgerSource, NodeApp, NodeSettings, OrdersSettings, DEFAULT_GRACE};
 use crate::cli::{BaselineArgs, NodeArgs};
 
@@ -55,9 +56,13 @@ pub async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             if args.rules.any_given() {
                 bail!("with --redis the sale's rules live in Redis: set them with `spike sale create`");
             }
-            let central = redis(url).await?;
+            let redis = RedisSettings {
+                confirm_replicas: args.confirm_replicas,
+                ..RedisSettings::new(url.clone())
+            };
+            let central = connect_redis(redis).await?;
             let app = NodeApp::build(settings(&args, args.orders_worker)?, central).await?;
-            tracing::info!(node = %app.node().id(), addr = %app.addr(), admin = %app.admin_addr(), central = %url, events = ?args.events, "node listening");
+            tracing::info!(node = %app.node().id(), addr = %app.addr(), admin = %app.admin_addr(), central = %url, confirm_replicas = args.confirm_replicas, events = ?args.events, "node listening");
             serve_until_signal(app).await
         }
         None => {

@@ -220,6 +220,13 @@ impl<C: CentralStock> TestNode<C> {
     }
 }
 
+/// A Redis central stock connected with `settings`.
+pub async fn redis_central_with(settings: RedisSettings) -> RedisCentral {
+    RedisCentral::connect(&settings)
+        .await
+        .expect("connect to Redis")
+}
+
 /// A Redis central stock connected to `url`.
 pub async fn redis_central(url: &str) -> RedisCentral {
     RedisCentral::connect(&RedisSettings::new(url))

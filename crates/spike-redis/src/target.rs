@@ -1,0 +1,164 @@
+//! Where central stock's Redis is: one server (`redis://…`), or the primary
+//! of a replicated set that Redis Sentinel watches
+//! (`redis+sentinel://HOST:PORT[,HOST:PORT…]/SERVICE`), found by asking the
+//! sentinels and asked again after a failover.
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use spike_core::{CentralError, SecretUrl};
+
+/// The scheme of a Sentinel URL.
+pub const SENTINEL_SCHEME: &str = "redis+sentinel://";
+
+/// Where Redis is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTarget {
+    /// One server, at this URL.
+    Direct(SecretUrl),
+    /// The primary of `service`, as the sentinels report it.
+    Sentinel {
+        /// The sentinels, `host:port` each, asked in order.
+        sentinels: Vec<String>,
+        /// The name the sentinels monitor the primary under.
+        service: String,
+        /// `redis://user:password@`, the primary's URL up to its address,
+        /// when it needs credentials (kept secret).
+        credentials: Option<SecretUrl>,
+    },
+}
+
+/// A Sentinel URL that cannot be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad Sentinel URL (want {SENTINEL_SCHEME}HOST:PORT[,HOST:PORT…]/SERVICE): {0}")]
+pub struct TargetError(&'static str);
+
+impl RedisTarget {
+    /// Reads `url`: a Sentinel URL, or any other Redis URL as one server.
+    pub fn parse(url: &SecretUrl) -> Result<Self, TargetError> {
+        let Some(rest) = url.expose().strip_prefix(SENTINEL_SCHEME) else {
+            return Ok(Self::Direct(url.clone()));
+        };
+        let (credentials, rest) = match rest.rsplit_once('@') {
+            Some((credentials, rest)) => (
+                Some(SecretUrl::new(format!("redis://{credentials}@"))),
+                rest,
+            ),
+            None => (None, rest),
+        };
+        let (hosts, service) = rest.split_once('/').ok_or(TargetError("no /SERVICE"))?;
+        let service = service.trim_end_matches('/');
+        if service.is_empty() || service.contains('/') {
+            return Err(TargetError("SERVICE must be one non-empty name"));
+        }
+        let sentinels: Vec<String> = hosts.split(',').map(str::to_string).collect();
+        let well_formed = |host: &String| {
+            host.rsplit_once(':')
+                .is_some_and(|(name, port)| !name.is_empty() && port.parse::<u16>().is_ok())
+        };
+        if !sentinels.iter().all(well_formed) {
+            return Err(TargetError("every sentinel must be HOST:PORT"));
+        }
+        Ok(Self::Sentinel {
+            sentinels,
+            service: service.to_string(),
+            credentials,
+        })
+    }
+
+    /// The URL of the server to connect to now: the direct URL, or the
+    /// primary the first answering sentinel names.
+    pub(crate) async fn resolve(&self, timeout: Duration) -> Result<SecretUrl, CentralError> {
+        let (sentinels, service, credentials) = match self {
+            Self::Direct(url) => return Ok(url.clone()),
+            Self::Sentinel {
+                sentinels,
+                service,
+                credentials,
+            } => (sentinels, service, credentials),
+        };
+        let mut last_error = String::from("no sentinel given");
+        for sentinel in sentinels {
+            match tokio::time::timeout(timeout, ask_sentinel(sentinel, service)).await {
+                Ok(Ok((host, port))) => {
+                    let start = credentials.as_ref().map_or("redis://", SecretUrl::expose);
+                    return Ok(SecretUrl::new(format!("{start}{host}:{port}")));
+                }
+                Ok(Err(error)) => last_error = format!("sentinel {sentinel}: {error}"),
+                Err(_) => last_error = format!("sentinel {sentinel}: no answer in {timeout:?}"),
+            }
+        }
+        Err(CentralError::Unavailable(format!(
+            "no primary for {service}: {last_error}"
+        )))
+    }
+}
+
+/// `SENTINEL GET-MASTER-ADDR-BY-NAME service` on one sentinel.
+async fn ask_sentinel(sentinel: &str, service: &str) -> Result<(String, u16), String> {
+    let client = redis::Client::open(format!("redis://{sentinel}")).map_err(|e| e.to_string())?;
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| e.to_string())?;
+    let address: Option<(String, u16)> = redis::cmd("SENTINEL")
+        .arg("GET-MASTER-ADDR-BY-NAME")
+        .arg(service)
+        .query_async(&mut connection)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = connection.ping::<String>().await;
+    address.ok_or_else(|| format!("does not know {service}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(url: &str) -> Result<RedisTarget, TargetError> {
+        RedisTarget::parse(&SecretUrl::new(url))
+    }
+
+    #[test]
+    fn plain_urls_are_one_server() {
+        let url = "redis://:pw@127.0.0.1:6379/2";
+        assert_eq!(parse(url), Ok(RedisTarget::Direct(SecretUrl::new(url))));
+    }
+
+    #[test]
+    fn sentinel_urls_list_sentinels_and_the_service() {
+        let target = parse("redis+sentinel://10.0.0.1:26379,10.0.0.2:26380/tickets").unwrap();
+        assert_eq!(
+            target,
+            RedisTarget::Sentinel {
+                sentinels: vec!["10.0.0.1:26379".into(), "10.0.0.2:26380".into()],
+                service: "tickets".into(),
+                credentials: None,
+            }
+        );
+    }
+
+    #[test]
+    fn sentinel_credentials_are_kept_secret() {
+        let target = parse("redis+sentinel://:hunter2@h:1/s").unwrap();
+        assert!(!format!("{target:?}").contains("hunter2"), "{target:?}");
+        let RedisTarget::Sentinel { credentials, .. } = target else {
+            panic!("a sentinel target");
+        };
+        assert_eq!(credentials.unwrap().expose(), "redis://:hunter2@");
+    }
+
+    #[test]
+    fn malformed_sentinel_urls_are_refused() {
+        for url in [
+            "redis+sentinel://h:1",
+            "redis+sentinel://h:1/",
+            "redis+sentinel://h/s",
+            "redis+sentinel://h:x/s",
+            "redis+sentinel://:1/s",
+            "redis+sentinel://h:1/a/b",
+        ] {
+            assert!(parse(url).is_err(), "{url}");
+        }
+    }
+}
