@@ -4,12 +4,13 @@
 //! Pure functions over what the adapters read.
 
 use std::collections::{HashMap, HashSet};
+use std::time::SystemTime;
 
 use crate::central::{Holding, Restoration};
 use crate::ids::{OrderId, UserId};
 use crate::order::{Order, OrderState};
 use crate::order_stream::StreamEntry;
-use crate::sale::{BuyerPolicy, SaleConfig, SaleSnapshot};
+use crate::sale::{unix_millis, BuyerPolicy, SaleConfig, SaleSnapshot};
 
 /// Everything an audit looks at, for one event.
 #[derive(Debug, Clone, Copy)]
@@ -185,11 +186,31 @@ pub fn audit(evidence: &Evidence<'_>) -> AuditReport {
     AuditReport { lines }
 }
 
+/// Order sequences handed out per millisecond, at most, between two
+/// recoveries: the bound that makes [`restoration`]'s time floor safe
+/// (a flash sale sells about 50 a millisecond at most; see BENCHMARKS.md).
+pub const SEQUENCES_PER_MS: u64 = 1_000;
+
 /// Rebuilds central stock for a sale from the ledger plus the stream's
 /// unwritten entries: every order holding a seat holds it again, every seat
-/// given up stays given up, and new orders continue after the highest
-/// sequence either record has seen.
-pub fn restoration(config: SaleConfig, orders: &[Order], stream: &[StreamEntry]) -> Restoration {
+/// given up stays given up.
+///
+/// New orders continue past every sequence any record could hold, not only
+/// the ones these records show: a sale confirmed by Redis and lost with it
+/// before any writer read it is in neither record, and its id must never be
+/// handed to another buyer. So the sequence resumes at
+/// `recovered_at` in Unix milliseconds × [`SEQUENCES_PER_MS`] (or past the
+/// highest sequence seen, if higher). Every sequence of the sale's first
+/// life is far below that floor (they count from 1), and every sequence
+/// handed out after an earlier recovery at time T is below it too, unless
+/// more than [`SEQUENCES_PER_MS`] orders a millisecond were sold on average
+/// since T.
+pub fn restoration(
+    config: SaleConfig,
+    orders: &[Order],
+    stream: &[StreamEntry],
+    recovered_at: SystemTime,
+) -> Restoration {
     let in_ledger: HashSet<&OrderId> = orders.iter().map(|o| &o.id).collect();
     let holding = (orders.iter())
         .filter(|o| o.state.holds_seat())
@@ -209,10 +230,12 @@ pub fn restoration(config: SaleConfig, orders: &[Order], stream: &[StreamEntry])
         .filter(|o| !o.state.holds_seat())
         .map(|o| o.id.clone())
         .collect();
+    let floor = unix_millis(recovered_at).saturating_mul(SEQUENCES_PER_MS);
     let last_sequence = (orders.iter().map(|o| o.sequence))
         .chain(stream.iter().map(|e| e.sequence))
+        .chain([floor])
         .max()
-        .unwrap_or(0);
+        .unwrap_or(floor);
     Restoration {
         config,
         last_sequence,
@@ -320,7 +343,8 @@ mod tests {
             order(2, "b", OrderState::Expired, false),
         ];
         let stream = [entry(2, "b"), entry(7, "g")];
-        let restored = restoration(SaleConfig::new(4).unwrap(), &orders, &stream);
+        let at = crate::sale::from_unix_millis(0);
+        let restored = restoration(SaleConfig::new(4).unwrap(), &orders, &stream, at);
         let held: Vec<_> = restored
             .holding
             .iter()
@@ -329,5 +353,19 @@ mod tests {
         assert_eq!(held, ["A-1", "A-7"]);
         assert_eq!(restored.released, [orders[1].id.clone()]);
         assert_eq!(restored.last_sequence, 7);
+    }
+
+    #[test]
+    fn restoration_resumes_past_ids_no_record_holds() {
+        let orders = [order(1, "a", OrderState::Paid, false)];
+        let at = crate::sale::from_unix_millis(1_800_000_000_000);
+        let first = restoration(SaleConfig::new(4).unwrap(), &orders, &[], at);
+        assert_eq!(first.last_sequence, 1_800_000_000_000 * SEQUENCES_PER_MS);
+        // A second recovery a minute later, after 1,000 sales that were all
+        // lost (no record holds them): it still resumes past them.
+        let lost_up_to = first.last_sequence + 1_000;
+        let later = crate::sale::from_unix_millis(1_800_000_060_000);
+        let second = restoration(SaleConfig::new(4).unwrap(), &orders, &[], later);
+        assert!(second.last_sequence > lost_up_to);
     }
 }

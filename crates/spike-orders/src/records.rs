@@ -3,6 +3,7 @@
 //! audit, and the recovery of central stock from the ledger.
 
 use std::collections::HashSet;
+use std::time::SystemTime;
 
 use spike_core::central::Restoration;
 use spike_core::reconcile::{audit, restoration, AuditReport, Evidence};
@@ -59,7 +60,7 @@ pub async fn recover_sale<C: CentralStock + OrderStream>(
     };
     let orders = ledger.orders_of_event(event).await?;
     let stream = central.unacknowledged(event).await?;
-    let restored = restoration(config, &orders, &stream);
+    let restored = restoration(config, &orders, &stream, SystemTime::now());
     central.restore(event, &restored).await?;
     Ok(Recovered {
         restoration: restored,
