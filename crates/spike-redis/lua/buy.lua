@@ -64,7 +64,9 @@ if sold >= total then
   return {SOLD_OUT, '', 0}
 end
 
-local seq = redis.call('HINCRBY', KEYS[1], 'order_seq', 1)
+-- Formatted as an integer: Lua's own number-to-text conversion gives 14
+-- significant digits, and a recovered sale's sequences have 16.
+local seq = string.format('%d', redis.call('HINCRBY', KEYS[1], 'order_seq', 1))
 redis.call('HINCRBY', KEYS[1], 'sold', 1)
 local order = sale[5] .. '-' .. seq
 if limit > 0 then

@@ -603,6 +603,7 @@ async fn redis_restarted_empty_is_recovered_from_the_ledger_without_oversell() {
         .to_owned();
     assert!(reason.contains("no state for this sale"), "{reason}");
 
+    let recovered_at = std::time::SystemTime::now();
     let output = Command::new(SPIKE)
         .args([
             "sale",
@@ -646,10 +647,19 @@ async fn redis_restarted_empty_is_recovered_from_the_ledger_without_oversell() {
     let orders = ledger.orders_of_event(&event).await.expect("orders");
     let sequences: BTreeSet<u64> = orders.iter().map(|o| o.sequence).collect();
     assert_eq!(orders.len(), 500, "final orders = stock");
+    let (first_life, recovered): (Vec<u64>, Vec<u64>) =
+        sequences.iter().partition(|&&sequence| sequence <= 200);
     assert_eq!(
-        sequences,
-        (1..=500).collect(),
-        "sequences continue, none reused"
+        first_life,
+        (1..=200).collect::<Vec<_>>(),
+        "earlier orders kept"
+    );
+    assert_eq!(recovered.len(), 300, "no sequence given twice");
+    let floor =
+        spike_core::sale::unix_millis(recovered_at) * spike_core::reconcile::SEQUENCES_PER_MS;
+    assert!(
+        recovered.iter().all(|&sequence| sequence > floor),
+        "new orders resume past the recovery's time floor, beyond any id a lost record could hold"
     );
     assert!(audit_passes(redis.url(), database.url(), &event));
 }
