@@ -23,8 +23,18 @@ pub struct Evidence<'a> {
     pub pending: u64,
     /// Every order of the event in the ledger.
     pub orders: &'a [Order],
-    /// Order ids the stat logs report as sold, when stat logs were given.
-    pub logged_sales: Option<&'a HashSet<OrderId>>,
+    /// The sales the stat logs report (buyers told "success"), when stat
+    /// logs were given.
+    pub logged_sales: Option<&'a [LoggedSale]>,
+}
+
+/// One sale a stat log reports: a buyer was told "success" with this order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LoggedSale {
+    /// The order the answer carried.
+    pub order: OrderId,
+    /// The buyer it was told to (`None` on an anonymous sale).
+    pub user: Option<UserId>,
 }
 
 /// One line of an audit: a figure and, for checks, what it should equal.
@@ -170,16 +180,51 @@ pub fn audit(evidence: &Evidence<'_>) -> AuditReport {
     }
 
     if let Some(logged) = evidence.logged_sales {
-        let recorded: HashSet<&OrderId> = (evidence.orders.iter().map(|o| &o.id))
-            .chain(evidence.stream.iter().map(|e| &e.order))
+        // Who holds each order id, by every record: the ledger, the stream
+        // and the answers the stat logs report.
+        let recorded: HashMap<&OrderId, Option<&UserId>> = (evidence.orders.iter())
+            .map(|o| (&o.id, o.user.as_ref()))
+            .chain(evidence.stream.iter().map(|e| (&e.order, e.user.as_ref())))
             .collect();
-        let lost = logged.iter().filter(|id| !recorded.contains(id)).count() as u64;
-        let unlogged = recorded.iter().filter(|id| !logged.contains(**id)).count() as u64;
-        lines.push(AuditLine::figure("sales in stat logs", logged.len() as u64));
+        let logged_ids: HashSet<&OrderId> = logged.iter().map(|sale| &sale.order).collect();
+        let lost = logged_ids
+            .iter()
+            .filter(|id| !recorded.contains_key(*id))
+            .count() as u64;
+        let unlogged = recorded
+            .keys()
+            .filter(|id| !logged_ids.contains(*id))
+            .count() as u64;
+        let mut holders: HashMap<&OrderId, HashSet<Option<&UserId>>> = HashMap::new();
+        for (order, user) in recorded
+            .iter()
+            .map(|(order, user)| (*order, *user))
+            .chain(logged.iter().map(|sale| (&sale.order, sale.user.as_ref())))
+        {
+            holders.entry(order).or_default().insert(user);
+        }
+        let shared = holders.values().filter(|users| users.len() > 1).count() as u64;
+        let resold = (logged.iter())
+            .filter(|sale| {
+                recorded
+                    .get(&sale.order)
+                    .is_some_and(|holder| *holder != sale.user.as_ref())
+            })
+            .count() as u64;
+        lines.push(AuditLine::figure(
+            "sales in stat logs",
+            logged_ids.len() as u64,
+        ));
         lines.push(AuditLine::check("logged sales without an order", lost, 0));
         lines.push(AuditLine::check(
             "orders without a logged sale",
             unlogged,
+            0,
+        ));
+        lines.push(AuditLine::check("order ids held by two buyers", shared, 0));
+        lines.push(AuditLine::check(
+            "buyers told success whose seat another holds",
+            resold,
             0,
         ));
     }
@@ -315,11 +360,25 @@ mod tests {
         assert!(!report.passed());
     }
 
+    fn told(order: &OrderId, user: &str) -> LoggedSale {
+        LoggedSale {
+            order: order.clone(),
+            user: Some(UserId::parse(user).unwrap()),
+        }
+    }
+
+    fn failed_checks(report: &AuditReport) -> Vec<&str> {
+        (report.lines.iter())
+            .filter(|line| line.failed())
+            .map(|line| line.name.as_str())
+            .collect()
+    }
+
     #[test]
     fn stat_logs_must_match_orders_both_ways() {
         let orders = [order(1, "a", OrderState::Reserved, false)];
         let central = snapshot(1, 1);
-        let logged: HashSet<OrderId> = [orders[0].id.clone()].into();
+        let logged = [told(&orders[0].id, "a")];
         let evidence = Evidence {
             central: Some(&central),
             stream: &[],
@@ -328,12 +387,39 @@ mod tests {
             logged_sales: Some(&logged),
         };
         assert!(audit(&evidence).passed());
-        let extra: HashSet<OrderId> = [orders[0].id.clone(), entry(9, "z").order].into();
+        let extra = [told(&orders[0].id, "a"), told(&entry(9, "z").order, "z")];
         let report = audit(&Evidence {
             logged_sales: Some(&extra),
             ..evidence
         });
-        assert!(!report.passed());
+        assert_eq!(failed_checks(&report), ["logged sales without an order"]);
+        let report = audit(&Evidence {
+            logged_sales: Some(&[]),
+            ..evidence
+        });
+        assert_eq!(failed_checks(&report), ["orders without a logged sale"]);
+    }
+
+    #[test]
+    fn an_order_id_told_to_two_buyers_is_found() {
+        // Recovery handed order 1 to b after a had been told it was hers.
+        let orders = [order(1, "b", OrderState::Reserved, false)];
+        let central = snapshot(1, 1);
+        let logged = [told(&orders[0].id, "a"), told(&orders[0].id, "b")];
+        let report = audit(&Evidence {
+            central: Some(&central),
+            stream: &[],
+            pending: 0,
+            orders: &orders,
+            logged_sales: Some(&logged),
+        });
+        assert_eq!(
+            failed_checks(&report),
+            [
+                "order ids held by two buyers",
+                "buyers told success whose seat another holds"
+            ]
+        );
     }
 
     #[test]

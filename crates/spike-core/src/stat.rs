@@ -104,6 +104,8 @@ pub struct ParsedStatLine<'a> {
     pub node: &'a str,
     /// The order id, if any (`None` for `-`).
     pub order: Option<&'a str>,
+    /// The buyer, if any (`None` for `-`).
+    pub user: Option<&'a str>,
 }
 
 /// Reads back a line written by [`StatLine`]'s `Display`.
@@ -112,12 +114,14 @@ pub fn parse_line(line: &str) -> Option<ParsedStatLine<'_>> {
     let mut code = None;
     let mut node = None;
     let mut order = None;
+    let mut user = None;
     for field in fields.split(',') {
         let (key, value) = field.split_once(':')?;
         match key {
             "code" => code = value.parse().ok().and_then(Code::from_number),
             "node" => node = Some(value),
             "order" => order = Some((value != "-").then_some(value)),
+            "user" => user = Some((value != "-").then_some(value)),
             _ => {}
         }
     }
@@ -125,6 +129,7 @@ pub fn parse_line(line: &str) -> Option<ParsedStatLine<'_>> {
         code: code?,
         node: node?,
         order: order?,
+        user: user?,
     })
 }
 

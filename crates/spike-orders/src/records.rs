@@ -2,12 +2,11 @@
 //! ledger — for the pure reconciliation in `spike_core::reconcile`: the
 //! audit, and the recovery of central stock from the ledger.
 
-use std::collections::HashSet;
 use std::time::SystemTime;
 
 use spike_core::central::Restoration;
-use spike_core::reconcile::{audit, restoration, AuditReport, Evidence};
-use spike_core::{CentralStock, EventId, OrderId, OrderStream};
+use spike_core::reconcile::{audit, restoration, AuditReport, Evidence, LoggedSale};
+use spike_core::{CentralStock, EventId, OrderStream};
 
 use crate::error::OrdersError;
 use crate::ledger::OrderLedger;
@@ -17,7 +16,7 @@ pub async fn audit_event<C: CentralStock + OrderStream>(
     central: &C,
     ledger: &OrderLedger,
     event: &EventId,
-    logged: Option<&HashSet<OrderId>>,
+    logged: Option<&[LoggedSale]>,
 ) -> Result<AuditReport, OrdersError> {
     let snapshot = central.snapshot(event).await?;
     let stream = central.unacknowledged(event).await?;

@@ -95,6 +95,19 @@ fn audit_passes_with(redis: &str, database: &str, event: &EventId, extra: &[&str
     output.status.success()
 }
 
+/// Runs `spike audit` with extra arguments; returns whether it passed and
+/// its table.
+fn audit_table(redis: &str, database: &str, event: &EventId, extra: &[&str]) -> (bool, String) {
+    let output = Command::new(SPIKE)
+        .args(["audit", "--redis", redis, "--database-url", database])
+        .args(["--event", event.as_str()])
+        .args(extra)
+        .output()
+        .expect("run spike audit");
+    let table = String::from_utf8_lossy(&output.stdout).to_string();
+    (output.status.success(), table)
+}
+
 /// Audits in this process (the embedded pair has no Redis for the binary).
 async fn audit_in_process<C: CentralStock + OrderStream>(
     central: &C,
@@ -903,4 +916,83 @@ async fn a_node_without_a_ledger_says_how_to_turn_the_orders_api_on() {
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     let message = reply.body["msg"].as_str().unwrap_or_default();
     assert!(message.contains("--database-url"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_finds_each_violation_planted_by_hand() {
+    let redis = TestRedis::shared_or_spawn();
+    let database = TestDatabase::postgres();
+    let central = redis_central(redis.url()).await;
+    let ledger = OrderLedger::connect(database.url()).await.expect("ledger");
+    let event = event("planted");
+    create_sale(&central, &event, SaleConfig::new(10).expect("config")).await;
+    let pipeline = start_pipeline(&central, &ledger, &event);
+    let dir = std::env::temp_dir().join(unique("planted"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stat = dir.join("stat.log");
+    let spec = named("n1")
+        .serving(&event)
+        .stat_log(&stat)
+        .orders_from(&ledger);
+    let node = spawn_node(central.clone(), spec).await;
+    let alice = node.buy("alice").await.order().expect("alice's order");
+    let bob = node.buy("bob").await.order().expect("bob's order");
+    drained(&central, &event).await;
+    node.stop().await;
+    pipeline.stop().await;
+    let honest = std::fs::read_to_string(&stat).unwrap();
+    let (passed, table) = audit_table(
+        redis.url(),
+        database.url(),
+        &event,
+        &["--stat-log", stat.to_str().unwrap()],
+    );
+    assert!(passed, "the honest records agree:\n{table}");
+
+    let bob_line = honest.lines().find(|line| line.contains(&bob)).unwrap();
+    let plants = [
+        (
+            "a confirmed sale without its order",
+            bob_line.replace(&bob, &format!("{event}-999")),
+            vec!["logged sales without an order"],
+        ),
+        (
+            "an order id told to two buyers",
+            bob_line.replace("user:bob", "user:mallory"),
+            vec![
+                "order ids held by two buyers",
+                "buyers told success whose seat another holds",
+            ],
+        ),
+        (
+            "a buyer told success whose seat another holds",
+            bob_line.replace(&bob, &alice),
+            vec![
+                "order ids held by two buyers",
+                "buyers told success whose seat another holds",
+            ],
+        ),
+    ];
+    for (what, planted, found) in plants {
+        let path = dir.join("planted.log");
+        std::fs::write(&path, format!("{honest}{planted}\n")).unwrap();
+        let (passed, table) = audit_table(
+            redis.url(),
+            database.url(),
+            &event,
+            &["--stat-log", path.to_str().unwrap()],
+        );
+        assert!(!passed, "{what} is found:\n{table}");
+        let mismatched: Vec<&str> = table
+            .lines()
+            .filter(|line| line.ends_with("MISMATCH"))
+            .map(|line| {
+                line.split("  ")
+                    .find(|part| !part.trim().is_empty())
+                    .unwrap_or("")
+                    .trim()
+            })
+            .collect();
+        assert_eq!(mismatched, found, "{what}:\n{table}");
+    }
 }

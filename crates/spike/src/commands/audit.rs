@@ -2,26 +2,26 @@
 //! stream, the ledger, and stat logs if given — and prints the reconciliation
 //! from `spike_core::reconcile` as a table or JSON.
 
-use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use anyhow::Context;
-use spike_core::reconcile::AuditReport;
+use spike_core::reconcile::{AuditReport, LoggedSale};
 use spike_core::stat::parse_line;
-use spike_core::{Code, EventId, OrderId};
+use spike_core::{Code, EventId, OrderId, UserId};
 use spike_orders::audit_event;
 
 use super::orders::ledger;
 use super::redis;
 use crate::cli::AuditArgs;
 
-/// Reads the sales of `event` that stat logs record (code 1 lines).
+/// Reads the sales of `event` that stat logs record (code 1 lines): each
+/// order and the buyer it was told to.
 pub(crate) fn logged_sales(
     event: &EventId,
     paths: &[impl AsRef<Path>],
-) -> anyhow::Result<HashSet<OrderId>> {
-    let mut sales = HashSet::new();
+) -> anyhow::Result<Vec<LoggedSale>> {
+    let mut sales = Vec::new();
     for path in paths {
         let path = path.as_ref();
         let file = std::fs::File::open(path)
@@ -37,8 +37,9 @@ pub(crate) fn logged_sales(
             let Ok(order) = OrderId::parse(order) else {
                 continue;
             };
+            let user = parsed.user.and_then(|user| UserId::parse(user).ok());
             if order.split().is_some_and(|(of, _)| of == *event) {
-                sales.insert(order);
+                sales.push(LoggedSale { order, user });
             }
         }
     }
@@ -78,7 +79,7 @@ pub async fn run_audit(args: AuditArgs) -> anyhow::Result<bool> {
     } else {
         Some(logged_sales(event, &args.stat_logs)?)
     };
-    let report = audit_event(&central, &ledger, event, logged.as_ref()).await?;
+    let report = audit_event(&central, &ledger, event, logged.as_deref()).await?;
     if args.json {
         let lines: Vec<_> = (report.lines.iter())
             .map(|l| serde_json::json!({ "name": l.name, "actual": l.actual, "expected": l.expected, "ok": !l.failed() }))
