@@ -239,6 +239,15 @@ pub struct SaleRecoverArgs {
     /// The sale's records.
     #[command(flatten)]
     pub records: SaleRecords,
+    /// How long a sale still in central stock must stay unchanged (no seat
+    /// sold or given back) before it is rebuilt: a change means nodes are
+    /// still selling it, and recovery refuses.
+    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    pub quiet_for: Duration,
+    /// Rebuild even if nodes are still selling (their sales in flight may
+    /// then be lost from central stock).
+    #[arg(long)]
+    pub while_selling: bool,
 }
 
 /// Where one sale's records are: central stock and its stream in Redis, and

@@ -996,3 +996,53 @@ async fn audit_finds_each_violation_planted_by_hand() {
         assert_eq!(mismatched, found, "{what}:\n{table}");
     }
 }
+
+/// `spike sale recover --quiet-for 1s` on `event`: exit status and stderr.
+fn recover(redis: &str, database: &str, event: &EventId, extra: &[&str]) -> (bool, String) {
+    let output = Command::new(SPIKE)
+        .args([
+            "sale",
+            "recover",
+            "--redis",
+            redis,
+            "--database-url",
+            database,
+        ])
+        .args(["--event", event.as_str(), "--quiet-for", "1s"])
+        .args(extra)
+        .output()
+        .expect("run spike sale recover");
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    (output.status.success(), stderr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_refuses_while_nodes_are_selling() {
+    let redis = TestRedis::shared_or_spawn();
+    let database = TestDatabase::postgres();
+    let central = redis_central(redis.url()).await;
+    let ledger = OrderLedger::connect(database.url()).await.expect("ledger");
+    let event = event("selling");
+    create_sale(&central, &event, SaleConfig::new(100_000).expect("config")).await;
+    let node = node_with_orders(&central, &ledger, &event).await;
+    let buying = {
+        let urls = buy_urls(&node, 0..3_000);
+        tokio::spawn(async move {
+            for url in urls {
+                let _ = Http::new().get(&url).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sold_before = central.snapshot(&event).await.unwrap().unwrap().sold;
+    let (recovered, stderr) = recover(redis.url(), database.url(), &event, &[]);
+    assert!(!recovered, "refused while selling");
+    assert!(stderr.contains("still changing"), "{stderr}");
+    assert!(
+        stderr.contains("--while-selling"),
+        "says how to insist: {stderr}"
+    );
+    buying.abort();
+    let sold_after = central.snapshot(&event).await.unwrap().unwrap().sold;
+    assert!(sold_after > sold_before, "the sale went on, untouched");
+}

@@ -1,9 +1,12 @@
 //! `spike sale create` and `spike sale show`.
 
+use std::time::{Duration, Instant};
+
 use anyhow::bail;
 use spike_core::sale::BuyerAuth;
-use spike_core::{BuyerPolicy, CentralStock, SaleSnapshot};
+use spike_core::{BuyerPolicy, CentralStock, EventId, SaleSnapshot};
 use spike_orders::recover_sale;
+use spike_redis::RedisCentral;
 
 use super::orders::ledger;
 use super::redis;
@@ -50,6 +53,9 @@ pub async fn sale_recover(args: SaleRecoverArgs) -> anyhow::Result<()> {
     let central = redis(&records.redis).await?;
     let ledger = ledger(&records.ledger.database_url).await?;
     let event = &records.event;
+    if !args.while_selling {
+        refuse_while_selling(&central, event, args.quiet_for).await?;
+    }
     let recovered = recover_sale(&central, &ledger, event).await?;
     let restored = &recovered.restoration;
     println!(
@@ -61,6 +67,33 @@ pub async fn sale_recover(args: SaleRecoverArgs) -> anyhow::Result<()> {
         restored.released.len(),
         restored.last_sequence,
     );
+    Ok(())
+}
+
+/// Fails if central stock still has the sale and it changes within
+/// `quiet_for`: nodes are selling it, and a rebuild would drop their sales.
+async fn refuse_while_selling(
+    central: &RedisCentral,
+    event: &EventId,
+    quiet_for: Duration,
+) -> anyhow::Result<()> {
+    let activity = |snapshot: Option<SaleSnapshot>| snapshot.map(|s| (s.sold, s.orders_in_stream));
+    let Some(first) = activity(central.snapshot(event).await?) else {
+        return Ok(()); // the sale is gone from central stock: no node sells it
+    };
+    let deadline = Instant::now() + quiet_for;
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = activity(central.snapshot(event).await?);
+        if now != Some(first) {
+            bail!(
+                "sale {event} is still changing in central stock (sold {} → {}): nodes are \
+                 selling it; stop them first, or pass --while-selling",
+                first.0,
+                now.map_or(0, |(sold, _)| sold)
+            );
+        }
+    }
     Ok(())
 }
 
