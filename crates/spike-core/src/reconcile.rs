@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
 
 use crate::central::{Holding, Restoration};
-use crate::ids::{OrderId, UserId};
+use crate::ids::{NodeId, OrderId, RequestId, UserId};
 use crate::order::{Order, OrderState};
 use crate::order_stream::StreamEntry;
 use crate::sale::{unix_millis, BuyerPolicy, SaleConfig, SaleSnapshot};
@@ -35,6 +35,27 @@ pub struct LoggedSale {
     pub order: OrderId,
     /// The buyer it was told to (`None` on an anonymous sale).
     pub user: Option<UserId>,
+    /// The node that answered.
+    pub node: NodeId,
+    /// When it answered, Unix milliseconds.
+    pub at_ms: u64,
+}
+
+impl LoggedSale {
+    /// The stream entry this sale had, for a sale no other record holds
+    /// (lost with Redis before a writer read it): the request id, which stat
+    /// logs do not carry, is `stat-log:SEQUENCE`.
+    pub fn to_entry(&self) -> Option<StreamEntry> {
+        let (_, sequence) = self.order.split()?;
+        Some(StreamEntry {
+            sequence,
+            order: self.order.clone(),
+            user: self.user.clone(),
+            request: RequestId::parse(format!("stat-log:{sequence}")).ok()?,
+            node: self.node.clone(),
+            sold_at_ms: self.at_ms,
+        })
+    }
 }
 
 /// One line of an audit: a figure and, for checks, what it should equal.
@@ -364,6 +385,8 @@ mod tests {
         LoggedSale {
             order: order.clone(),
             user: Some(UserId::parse(user).unwrap()),
+            node: NodeId::parse("n1").unwrap(),
+            at_ms: 1,
         }
     }
 

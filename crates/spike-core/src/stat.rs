@@ -98,6 +98,8 @@ impl MillisClock {
 /// The fields of a stat-log line that audits need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedStatLine<'a> {
+    /// When it was answered (RFC 3339, as written).
+    pub at: &'a str,
     /// The answer's code.
     pub code: Code,
     /// The node that answered.
@@ -110,7 +112,7 @@ pub struct ParsedStatLine<'a> {
 
 /// Reads back a line written by [`StatLine`]'s `Display`.
 pub fn parse_line(line: &str) -> Option<ParsedStatLine<'_>> {
-    let (_time, fields) = line.split_once(' ')?;
+    let (at, fields) = line.split_once(' ')?;
     let mut code = None;
     let mut node = None;
     let mut order = None;
@@ -126,6 +128,7 @@ pub fn parse_line(line: &str) -> Option<ParsedStatLine<'_>> {
         }
     }
     Some(ParsedStatLine {
+        at,
         code: code?,
         node: node?,
         order: order?,

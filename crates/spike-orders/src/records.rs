@@ -5,8 +5,11 @@
 use std::time::SystemTime;
 
 use spike_core::central::Restoration;
+use std::collections::HashSet;
+
 use spike_core::reconcile::{audit, restoration, AuditReport, Evidence, LoggedSale};
-use spike_core::{CentralStock, EventId, OrderStream};
+use spike_core::sale::unix_millis;
+use spike_core::{CentralStock, EventId, OrderId, OrderStream, StreamEntry};
 
 use crate::error::OrdersError;
 use crate::ledger::OrderLedger;
@@ -40,14 +43,22 @@ pub struct Recovered {
     pub ledger_orders: usize,
     /// Entries read from the stream.
     pub stream_entries: usize,
+    /// Sales only the stat logs held (lost with Redis before any writer read
+    /// them), written into the ledger as reserved orders.
+    pub from_stat_logs: usize,
 }
 
 /// Rebuilds central stock for `event` from the ledger plus the stream's
 /// unwritten entries; the rules come from the ledger, else central stock.
+/// Sales the stat logs report (`logged`) that neither record holds were
+/// told to buyers and lost with Redis: they are written into the ledger
+/// first (reserved, their payment window counted from the answer), so that
+/// their buyers keep their seats.
 pub async fn recover_sale<C: CentralStock + OrderStream>(
     central: &C,
     ledger: &OrderLedger,
     event: &EventId,
+    logged: &[LoggedSale],
 ) -> Result<Recovered, OrdersError> {
     let config = match ledger.sale(event).await? {
         Some(config) => config,
@@ -57,13 +68,28 @@ pub async fn recover_sale<C: CentralStock + OrderStream>(
             .map(|snapshot| snapshot.config)
             .ok_or_else(|| OrdersError::UnknownSale(event.clone()))?,
     };
-    let orders = ledger.orders_of_event(event).await?;
+    let mut orders = ledger.orders_of_event(event).await?;
     let stream = central.unacknowledged(event).await?;
+    let known: HashSet<&OrderId> = (orders.iter().map(|o| &o.id))
+        .chain(stream.iter().map(|e| &e.order))
+        .collect();
+    let lost: Vec<StreamEntry> = (logged.iter())
+        .filter(|sale| !known.contains(&sale.order))
+        .filter_map(LoggedSale::to_entry)
+        .collect();
+    if !lost.is_empty() {
+        let now_ms = unix_millis(SystemTime::now());
+        ledger
+            .insert(&lost, config.payment_window(), now_ms)
+            .await?;
+        orders = ledger.orders_of_event(event).await?;
+    }
     let restored = restoration(config, &orders, &stream, SystemTime::now());
     central.restore(event, &restored).await?;
     Ok(Recovered {
         restoration: restored,
         ledger_orders: orders.len(),
         stream_entries: stream.len(),
+        from_stat_logs: lost.len(),
     })
 }

@@ -248,6 +248,11 @@ pub struct SaleRecoverArgs {
     /// then be lost from central stock).
     #[arg(long)]
     pub while_selling: bool,
+    /// Stat logs of every node of the sale (repeatable): sales they report
+    /// that neither the ledger nor the stream holds (told to buyers, then
+    /// lost with Redis) are written into the ledger and keep their seats.
+    #[arg(long = "stat-log")]
+    pub stat_logs: Vec<PathBuf>,
 }
 
 /// Where one sale's records are: central stock and its stream in Redis, and

@@ -1046,3 +1046,89 @@ async fn recovery_refuses_while_nodes_are_selling() {
     let sold_after = central.snapshot(&event).await.unwrap().unwrap().sold;
     assert!(sold_after > sold_before, "the sale went on, untouched");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sales_only_the_stat_logs_hold_are_recovered_from_them() {
+    let mut redis = TestRedis::spawn(); // no persistence: a restart loses everything
+    let database = TestDatabase::postgres();
+    let central = redis_central(redis.url()).await;
+    let ledger = OrderLedger::connect(database.url()).await.expect("ledger");
+    let event = event("fromlogs");
+    let config = SaleConfig::new(50).expect("config");
+    create_sale(&central, &event, config.clone()).await;
+    ledger.record_sale(&event, &config).await.expect("rules");
+    let dir = std::env::temp_dir().join(unique("fromlogs"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let first_log = dir.join("first.log");
+    // No writer runs: every sale lives only in Redis and the stat log.
+    let spec = named("n1").serving(&event).stat_log(&first_log);
+    let node = spawn_node(central.clone(), spec).await;
+    let http = Http::new();
+    let first = get_all(&http, buy_urls(&node, 0..20), 8).await;
+    assert_eq!(count(&first, Code::Success), 20);
+    node.stop().await;
+
+    redis.kill();
+    redis.start(); // same port, empty: the 20 sales are gone from Redis
+    let output = Command::new(SPIKE)
+        .args([
+            "sale",
+            "recover",
+            "--redis",
+            redis.url(),
+            "--database-url",
+            database.url(),
+        ])
+        .args([
+            "--event",
+            event.as_str(),
+            "--stat-log",
+            first_log.to_str().unwrap(),
+        ])
+        .output()
+        .expect("run spike sale recover");
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        said.contains("20 of them from the stat logs only"),
+        "{said}"
+    );
+
+    let pipeline = start_pipeline(&central, &ledger, &event);
+    let second_log = dir.join("second.log");
+    let spec = named("n2")
+        .serving(&event)
+        .stat_log(&second_log)
+        .orders_from(&ledger);
+    let node = spawn_node(central.clone(), spec).await;
+    let again = get_all(&http, buy_urls(&node, 0..20), 8).await;
+    for (before, after) in first.iter().zip(&again) {
+        assert_eq!(after.code(), Code::AlreadyPurchased, "{after:?}");
+        assert_eq!(after.order(), before.order(), "the same order, kept");
+    }
+    let rest = get_all(&http, buy_urls(&node, 20..100), 8).await;
+    assert_eq!(
+        count(&rest, Code::Success),
+        30,
+        "exactly the remaining seats"
+    );
+    drained(&central, &event).await;
+    node.stop().await;
+    pipeline.stop().await;
+    let logs = [
+        first_log.to_str().unwrap(),
+        "--stat-log",
+        second_log.to_str().unwrap(),
+    ];
+    let (passed, table) = audit_table(
+        redis.url(),
+        database.url(),
+        &event,
+        &[&["--stat-log"], &logs[..]].concat(),
+    );
+    assert!(passed, "{table}");
+}

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::Context;
 use spike_core::reconcile::{AuditReport, LoggedSale};
 use spike_core::stat::parse_line;
-use spike_core::{Code, EventId, OrderId, UserId};
+use spike_core::{Code, EventId, NodeId, OrderId, UserId};
 use spike_orders::audit_event;
 
 use super::orders::ledger;
@@ -38,8 +38,20 @@ pub(crate) fn logged_sales(
                 continue;
             };
             let user = parsed.user.and_then(|user| UserId::parse(user).ok());
+            let (Ok(node), Ok(at)) = (
+                NodeId::parse(parsed.node),
+                humantime::parse_rfc3339_weak(parsed.at),
+            ) else {
+                continue;
+            };
             if order.split().is_some_and(|(of, _)| of == *event) {
-                sales.push(LoggedSale { order, user });
+                let at_ms = spike_core::sale::unix_millis(at);
+                sales.push(LoggedSale {
+                    order,
+                    user,
+                    node,
+                    at_ms,
+                });
             }
         }
     }

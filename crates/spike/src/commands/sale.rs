@@ -8,6 +8,7 @@ use spike_core::{BuyerPolicy, CentralStock, EventId, SaleSnapshot};
 use spike_orders::recover_sale;
 use spike_redis::RedisCentral;
 
+use super::audit::logged_sales;
 use super::orders::ledger;
 use super::redis;
 use crate::cli::{SaleCreateArgs, SaleRecoverArgs, SaleShowArgs};
@@ -56,13 +57,15 @@ pub async fn sale_recover(args: SaleRecoverArgs) -> anyhow::Result<()> {
     if !args.while_selling {
         refuse_while_selling(&central, event, args.quiet_for).await?;
     }
-    let recovered = recover_sale(&central, &ledger, event).await?;
+    let logged = logged_sales(event, &args.stat_logs)?;
+    let recovered = recover_sale(&central, &ledger, event, &logged).await?;
     let restored = &recovered.restoration;
     println!(
-        "recovered sale {event}: {} seats held ({} orders in the ledger, {} unwritten in the stream), \
-         {} given back, next order after sequence {}",
+        "recovered sale {event}: {} seats held ({} orders in the ledger, {} of them from the stat \
+         logs only, {} unwritten in the stream), {} given back, next order after sequence {}",
         restored.holding.len(),
         recovered.ledger_orders,
+        recovered.from_stat_logs,
         recovered.stream_entries,
         restored.released.len(),
         restored.last_sequence,
