@@ -100,9 +100,11 @@ impl CentralStock for RedisCentral {
         let keys = EventKeys::new(event);
         let mut invocation = self.scripts().snapshot.prepare_invoke();
         invocation.key(keys.all().as_slice());
-        let mut connection = self.connection().await;
         let fields: Vec<u64> = self
-            .with_deadline(invocation.invoke_async(&mut connection))
+            .read(|mut connection| {
+                let invocation = &invocation;
+                async move { invocation.invoke_async(&mut connection).await }
+            })
             .await?;
         let Some(fields) = wire::snapshot_fields(&fields).map_err(|count| {
             CentralError::Protocol(format!("snapshot.lua answered {count} fields"))
@@ -126,9 +128,12 @@ impl CentralStock for RedisCentral {
         request: &RequestId,
     ) -> Result<Option<OrderId>, CentralError> {
         let keys = EventKeys::new(event);
-        let mut connection = self.connection().await;
         let entry: Option<String> = self
-            .with_deadline(connection.hget(&keys.requests, request.as_str()))
+            .read(|mut connection| {
+                let key = keys.requests.clone();
+                let field = request.as_str().to_owned();
+                async move { connection.hget(key, field).await }
+            })
             .await?;
         entry
             .map(|e| parse_order(event, wire::request_entry_order(&e).to_owned()))
@@ -217,8 +222,9 @@ impl CentralStock for RedisCentral {
     }
 
     async fn events(&self) -> Result<Vec<EventId>, CentralError> {
-        let mut connection = self.connection().await;
-        let names: Vec<String> = self.with_deadline(connection.smembers(EVENTS_KEY)).await?;
+        let names: Vec<String> = self
+            .read(|mut connection| async move { connection.smembers(EVENTS_KEY).await })
+            .await?;
         let mut events: Vec<_> = names
             .into_iter()
             .filter_map(|n| EventId::parse(n).ok())

@@ -271,6 +271,24 @@ impl RedisCentral {
         })
     }
 
+    /// Runs a read (a call that changes nothing) on the current connection
+    /// with the response deadline; if the connection turns out to be gone
+    /// (dropped or refused, not slow), runs it once more on the repaired one.
+    /// Only for reads: a write whose connection broke may have been applied.
+    pub(crate) async fn read<T, F, Fut>(&self, call: F) -> Result<T, CentralError>
+    where
+        F: Fn(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RedisError>>,
+    {
+        let gone = |error: &RedisError| {
+            error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal()
+        };
+        match self.deadline_raw(call(self.connection().await)).await? {
+            Err(error) if gone(&error) => self.with_deadline(call(self.connection().await)).await,
+            other => other.map_err(classify),
+        }
+    }
+
     /// Runs `call` on the shared connection with the response deadline.
     pub(crate) async fn with_deadline<T, F>(&self, call: F) -> Result<T, CentralError>
     where
