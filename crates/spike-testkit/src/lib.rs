@@ -9,9 +9,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod database;
+mod netns;
 mod sentinel;
 
 pub use database::{TestDatabase, SHARED_POSTGRES_ENV};
+pub use netns::{Net, TestHost, TestNetwork};
 pub use sentinel::TestSentinel;
 
 use std::net::TcpListener;

@@ -1,0 +1,176 @@
+//! Partitions between real hosts: network namespaces for Redis and two
+//! nodes, on a front network (clients to nodes) and a back network (nodes to
+//! Redis); the test process is the load host on both. Mid-sale one node is
+//! cut off from Redis (its back link goes down): it answers 503, never a
+//! success it cannot prove, while the other node sells on; after the link
+//! heals, the node sells again by itself and every seat is sold exactly once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
+mod common;
+
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use common::*;
+use hyper::StatusCode;
+use spike_core::{CentralStock, EventId, SaleConfig};
+use spike_testkit::{unique, Net, TestHost, TestNetwork};
+
+const SPIKE: &str = env!("CARGO_BIN_EXE_spike");
+const SEATS: u64 = 1_000;
+
+/// A process killed (and reaped) on drop.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits (bounded) until something listens at `addr`.
+async fn wait_listening(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(Instant::now() < deadline, "nothing listens at {addr}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A `spike node` in `host`, serving `event` from Redis at `redis`.
+async fn node_in(
+    host: &TestHost,
+    name: &str,
+    redis: Ipv4Addr,
+    event: &EventId,
+) -> (Running, String) {
+    let front = host.front.unwrap();
+    let listen = format!("{front}:8080");
+    let child = host.spawn(
+        SPIKE,
+        &[
+            "node",
+            "--listen",
+            &listen,
+            "--redis",
+            &format!("redis://{redis}:6379"),
+            "--event",
+            event.as_str(),
+            "--node-id",
+            name,
+            "--no-stat-log",
+        ],
+    );
+    wait_listening(listen.parse().unwrap()).await;
+    (Running(child), format!("http://{listen}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_redis_never_claims_a_sale_and_every_seat_sells_once() {
+    let mut network = TestNetwork::new();
+    let redis_host = network.host("redis", &[Net::Back]);
+    let host1 = network.host("n1", &[Net::Front, Net::Back]);
+    let host2 = network.host("n2", &[Net::Front, Net::Back]);
+    let redis_ip = redis_host.back.unwrap();
+    let _redis = Running(redis_host.spawn(
+        "redis-server",
+        &[
+            "--bind",
+            &redis_ip.to_string(),
+            "--port",
+            "6379",
+            "--protected-mode",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+    ));
+    wait_listening(SocketAddr::from((redis_ip, 6379))).await;
+    let central = redis_central(&format!("redis://{redis_ip}:6379")).await;
+    let event = EventId::parse(unique("cut")).unwrap();
+    create_sale(&central, &event, SaleConfig::new(SEATS).unwrap()).await;
+    let (_n1, url1) = node_in(&host1, "n1", redis_ip, &event).await;
+    let (_n2, url2) = node_in(&host2, "n2", redis_ip, &event).await;
+    let http = Http::new();
+    let buy =
+        |base: &str, user: &str| format!("{base}/buy/ticket?user_id={user}&request_id=r-{user}");
+    let mut told_success = Vec::new();
+
+    // Both nodes sell.
+    let urls = (0..200)
+        .map(|u| buy(if u % 2 == 0 { &url1 } else { &url2 }, &format!("a{u}")))
+        .collect();
+    let replies = get_all(&http, urls, 16).await;
+    assert_eq!(count(&replies, Code::Success), 200);
+    told_success.extend(replies.iter().filter_map(|r| r.order()));
+
+    // n1 is cut off from Redis, not from its clients.
+    host1.cut(Net::Back);
+    let cut_users: Vec<String> = (0..40).map(|u| format!("c{u}")).collect();
+    let urls = cut_users.iter().map(|user| buy(&url1, user)).collect();
+    let during = get_all(&http, urls, 8).await;
+    for reply in &during {
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{reply:?}");
+        assert_eq!(
+            reply.code(),
+            Code::TryAgain,
+            "never a success it cannot prove"
+        );
+    }
+    // n2 sells on meanwhile.
+    let urls = (0..100).map(|u| buy(&url2, &format!("b{u}"))).collect();
+    let replies = get_all(&http, urls, 16).await;
+    assert_eq!(
+        count(&replies, Code::Success),
+        100,
+        "the other node sells on"
+    );
+    told_success.extend(replies.iter().filter_map(|r| r.order()));
+
+    // Healed: n1 sells again by itself; the cut-off buyers retry with their
+    // request ids and get their true outcome.
+    host1.heal(Net::Back);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut retried = Vec::new();
+    for user in &cut_users {
+        loop {
+            let reply = http.get(&buy(&url1, user)).await;
+            if reply.code() != Code::TryAgain {
+                retried.push(reply);
+                break;
+            }
+            assert!(Instant::now() < deadline, "n1 never came back: {reply:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert_eq!(count(&retried, Code::Success), cut_users.len());
+    told_success.extend(retried.iter().filter_map(|r| r.order()));
+
+    // The rest of the sale, through both nodes, past sell-out.
+    let urls = (0..1_000)
+        .map(|u| buy(if u % 2 == 0 { &url1 } else { &url2 }, &format!("d{u}")))
+        .collect();
+    let rest = get_all(&http, urls, 16).await;
+    assert_eq!(
+        count(&rest, Code::Success) + count(&rest, Code::SoldOut),
+        rest.len()
+    );
+    told_success.extend(rest.iter().filter_map(|r| r.order()));
+
+    let snapshot = central.snapshot(&event).await.unwrap().unwrap();
+    assert_eq!(snapshot.sold, SEATS, "sold out: no seat left unsold");
+    assert_eq!(snapshot.orders_in_stream, SEATS, "one order per seat");
+    let distinct: HashSet<_> = told_success.iter().collect();
+    assert_eq!(distinct.len(), told_success.len(), "no order told twice");
+    assert_eq!(
+        told_success.len() as u64,
+        SEATS,
+        "every seat sold exactly once"
+    );
+}
