@@ -9,10 +9,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod database;
+mod delay;
 mod netns;
 mod sentinel;
 
 pub use database::{TestDatabase, SHARED_POSTGRES_ENV};
+pub use delay::DelayRelay;
 pub use netns::{Net, TestHost, TestNetwork};
 pub use sentinel::TestSentinel;
 

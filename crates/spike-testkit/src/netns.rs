@@ -60,10 +60,14 @@ impl TestNetwork {
     /// Two fresh bridges in this namespace, 10.(200+net).N.0/24 each, with
     /// this namespace at .1 on both.
     pub fn new() -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        // Several networks may live in one test process at once.
+        static MADE: AtomicU32 = AtomicU32::new(0);
+        let made = MADE.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
         let network = Self {
-            tag: format!("{}", pid % 100_000),
-            subnet: (pid % 250) as u8 + 1,
+            tag: format!("{}{made}", pid % 10_000),
+            subnet: ((pid * 7 + made) % 250) as u8 + 1,
             hosts: Vec::new(),
             next_host: 10,
         };
@@ -76,6 +80,11 @@ impl TestNetwork {
             ip(&["link", "set", &bridge, "up"]);
         }
         network
+    }
+
+    /// This namespace's own address on `net` (the load host's).
+    pub fn gateway(&self, net: Net) -> Ipv4Addr {
+        self.address(net, 1)
     }
 
     fn bridge(&self, net: Net) -> String {

@@ -4,20 +4,22 @@
 //! cut off from Redis (its back link goes down): it answers 503, never a
 //! success it cannot prove, while the other node sells on; after the link
 //! heals, the node sells again by itself and every seat is sold exactly once.
+//! Separately, 50 ms each way on a node's path to Redis (a delaying relay:
+//! this kernel has no `netem`) slows its sales but changes no outcome.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
 mod common;
 
 use std::collections::HashSet;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::*;
 use hyper::StatusCode;
 use spike_core::{CentralStock, EventId, SaleConfig};
-use spike_testkit::{unique, Net, TestHost, TestNetwork};
+use spike_testkit::{unique, DelayRelay, Net, TestHost, TestNetwork};
 
 const SPIKE: &str = env!("CARGO_BIN_EXE_spike");
 const SEATS: u64 = 1_000;
@@ -45,7 +47,7 @@ async fn wait_listening(addr: SocketAddr) {
 async fn node_in(
     host: &TestHost,
     name: &str,
-    redis: Ipv4Addr,
+    redis: SocketAddr,
     event: &EventId,
 ) -> (Running, String) {
     let front = host.front.unwrap();
@@ -57,7 +59,7 @@ async fn node_in(
             "--listen",
             &listen,
             "--redis",
-            &format!("redis://{redis}:6379"),
+            &format!("redis://{redis}"),
             "--event",
             event.as_str(),
             "--node-id",
@@ -95,8 +97,9 @@ async fn a_node_cut_off_from_redis_never_claims_a_sale_and_every_seat_sells_once
     let central = redis_central(&format!("redis://{redis_ip}:6379")).await;
     let event = EventId::parse(unique("cut")).unwrap();
     create_sale(&central, &event, SaleConfig::new(SEATS).unwrap()).await;
-    let (_n1, url1) = node_in(&host1, "n1", redis_ip, &event).await;
-    let (_n2, url2) = node_in(&host2, "n2", redis_ip, &event).await;
+    let redis_addr = SocketAddr::from((redis_ip, 6379));
+    let (_n1, url1) = node_in(&host1, "n1", redis_addr, &event).await;
+    let (_n2, url2) = node_in(&host2, "n2", redis_addr, &event).await;
     let http = Http::new();
     let buy =
         |base: &str, user: &str| format!("{base}/buy/ticket?user_id={user}&request_id=r-{user}");
@@ -173,4 +176,58 @@ async fn a_node_cut_off_from_redis_never_claims_a_sale_and_every_seat_sells_once
         SEATS,
         "every seat sold exactly once"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_ms_on_the_path_to_redis_slows_sales_but_changes_no_outcome() {
+    let mut network = TestNetwork::new();
+    let redis_host = network.host("redis", &[Net::Back]);
+    let host1 = network.host("n1", &[Net::Front, Net::Back]);
+    let redis_ip = redis_host.back.unwrap();
+    let _redis = Running(redis_host.spawn(
+        "redis-server",
+        &[
+            "--bind",
+            &redis_ip.to_string(),
+            "--port",
+            "6379",
+            "--protected-mode",
+            "no",
+        ],
+    ));
+    let redis_addr = SocketAddr::from((redis_ip, 6379));
+    wait_listening(redis_addr).await;
+    // n1 reaches Redis through the load host, 50 ms late each way.
+    let relay = DelayRelay::start(
+        SocketAddr::from((network.gateway(Net::Back), 0)),
+        redis_addr,
+        Duration::from_millis(50),
+    );
+    let central = redis_central(&format!("redis://{redis_addr}")).await;
+    let event = EventId::parse(unique("slow")).unwrap();
+    create_sale(&central, &event, SaleConfig::new(100).unwrap()).await;
+    let (_n1, url1) = node_in(&host1, "n1", relay.addr(), &event).await;
+
+    let started = Instant::now();
+    let urls = (0..150)
+        .map(|u| format!("{url1}/buy/ticket?user_id=s{u}&request_id=r-s{u}"))
+        .collect();
+    let replies = get_all(&Http::new(), urls, 16).await;
+    // 100 sales, at most 16 in flight, each at least one 100 ms round trip
+    // to Redis: a lower bound that shows the delay was on the path.
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(400),
+        "the delay was on the path: {took:?}"
+    );
+    assert_eq!(count(&replies, Code::Success), 100, "every seat sold");
+    assert_eq!(
+        count(&replies, Code::SoldOut),
+        50,
+        "then sold out, nothing else"
+    );
+    let orders: HashSet<_> = replies.iter().filter_map(|r| r.order()).collect();
+    assert_eq!(orders.len(), 100, "each once");
+    let snapshot = central.snapshot(&event).await.unwrap().unwrap();
+    assert_eq!(snapshot.sold, 100);
 }
