@@ -11,8 +11,9 @@
 //! taken back from hyper without closing the socket (hyper's read and write
 //! buffers, about 16 KiB, are freed) and parked again. Bytes hyper had read
 //! but not used (a head that was only begun) are replayed to the next hyper
-//! connection, and such a head keeps the deadline hyper gave it after the
-//! last answer, so parking never extends the head timeout. A connection
+//! connection. Every hyper session counts its head deadline from the
+//! connection's last answer (or its accept), as hyper itself does, so
+//! neither parking nor idling first extends the head timeout. A connection
 //! idle for [`ServerOptions::head_timeout`](crate::ServerOptions::head_timeout)
 //! since its last answer (or since it was accepted) is closed, parked or not.
 
@@ -333,9 +334,6 @@ async fn serve_parking<H: Handler>(
         replay: Bytes::new(),
         activity: Arc::clone(&activity),
     };
-    // When the head now being read began, if one was begun before the last
-    // hand-back: it keeps that deadline.
-    let mut head_began: Option<Instant> = None;
     loop {
         if io.replay.is_empty() {
             let _parked = Counted::new(&counts.parked);
@@ -346,11 +344,13 @@ async fn serve_parking<H: Handler>(
             if !park(&io.stream, idle_until, &mut phase).await {
                 return;
             }
-            head_began = None;
         }
+        // As in hyper, the wait for a head counts from the last answer (or
+        // the accept), across parking and hand-backs: idling first never
+        // earns a client more time for its head.
         let mut session = http.clone();
-        if let (Some(began), Some(timeout)) = (head_began, limits.head_timeout) {
-            match timeout.checked_sub(began.elapsed()) {
+        if let Some(timeout) = limits.head_timeout {
+            match timeout.checked_sub(activity.last_answer().elapsed()) {
                 Some(left) if !left.is_zero() => {
                     session.header_read_timeout(left);
                 }
@@ -363,11 +363,6 @@ async fn serve_parking<H: Handler>(
                 counts.handed_back.fetch_add(1, Ordering::Relaxed);
                 io = back;
             }
-        }
-        if !io.replay.is_empty() {
-            // A head was begun after the last answer; hyper started its
-            // deadline then, and the next session keeps it.
-            head_began = Some(activity.last_answer());
         }
     }
 }

@@ -248,3 +248,34 @@ async fn shutting_down_closes_parked_connections_at_once() {
         "closed: {closed:?}"
     );
 }
+
+#[tokio::test]
+async fn idling_first_never_earns_a_head_more_time() {
+    let server = echo_server().await;
+    let stream = TcpStream::connect(server.addr()).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    writer.write_all(&get("/warm")).await.unwrap();
+    let mut answer = [0u8; 256];
+    assert!(reader.read(&mut answer).await.unwrap() > 0, "answered");
+    let answered = Instant::now();
+    // Parked and idle for most of the limit, then a head sent byte by byte.
+    tokio::time::sleep(HEAD_TIMEOUT * 3 / 4).await;
+    let trickle = tokio::spawn(async move {
+        let mut sent = writer.write_all(b"G").await;
+        while sent.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            sent = writer.write_all(b"E").await;
+        }
+    });
+    let closed = tokio::time::timeout(HEAD_TIMEOUT * 3, reader.read(&mut answer)).await;
+    let cut_off = answered.elapsed();
+    trickle.abort();
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "cut off: {closed:?}"
+    );
+    assert!(
+        cut_off < HEAD_TIMEOUT + Duration::from_millis(250),
+        "the head's deadline counts from the last answer: {cut_off:?}"
+    );
+}
