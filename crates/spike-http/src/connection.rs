@@ -514,19 +514,26 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn client_io_replays_handed_back_bytes_before_the_socket() {
+    /// A connected client and the server side's [`ClientIo`], replaying
+    /// `replay` first.
+    async fn connected(replay: &'static [u8]) -> (TcpStream, ClientIo, Arc<Activity>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+        let client = TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
         let (stream, _) = listener.accept().await.unwrap();
         let activity = Arc::new(Activity::new());
-        let mut io = ClientIo {
+        let io = ClientIo {
             stream,
-            replay: Bytes::from_static(b"GET / HT"),
+            replay: Bytes::from_static(replay),
             activity: Arc::clone(&activity),
         };
+        (client, io, activity)
+    }
+
+    #[tokio::test]
+    async fn client_io_replays_handed_back_bytes_before_the_socket() {
+        let (mut client, mut io, activity) = connected(b"GET / HT").await;
         client.write_all(b"TP/1.1\r\n").await.unwrap();
         let mut seen = Vec::new();
         let mut buf = [0u8; 5];
@@ -540,17 +547,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_parking_shutdown_leaves_the_socket_open() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (stream, _) = listener.accept().await.unwrap();
-        let activity = Arc::new(Activity::new());
-        let mut io = ClientIo {
-            stream,
-            replay: Bytes::new(),
-            activity: Arc::clone(&activity),
-        };
+        let (mut client, mut io, activity) = connected(b"").await;
         activity.parking.store(true, Ordering::Relaxed);
         io.shutdown().await.unwrap();
         io.write_all(b"still open").await.unwrap();

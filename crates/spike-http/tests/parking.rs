@@ -16,6 +16,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use spike_http::{serve, Connections, Server, ServerOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
 const PARK_AFTER: Duration = Duration::from_millis(200);
@@ -147,31 +148,50 @@ async fn a_head_begun_before_parking_is_completed_after_it() {
     assert_eq!(read_answer(&mut client).await.as_deref(), Some("/split"));
 }
 
-#[tokio::test]
-async fn parking_never_extends_the_head_timeout() {
-    let server = echo_server().await;
+/// A connection that has had one request answered, split in two halves.
+async fn answered_connection(server: &Server) -> (OwnedReadHalf, OwnedWriteHalf) {
     let stream = TcpStream::connect(server.addr()).await.unwrap();
     let (mut reader, mut writer) = stream.into_split();
     writer.write_all(&get("/warm")).await.unwrap();
     let mut answer = [0u8; 256];
     assert!(reader.read(&mut answer).await.unwrap() > 0, "answered");
-    // Then a head, one header byte every 450 ms: quiet for a whole park
-    // period, so the connection is taken back mid-head, and never finished.
-    let started = Instant::now();
+    (reader, writer)
+}
+
+/// Sends `first`, then one header byte every `every`, never finishing the
+/// head, until the server closes the connection (which it must).
+async fn trickle_until_cut_off(
+    mut reader: OwnedReadHalf,
+    mut writer: OwnedWriteHalf,
+    first: &'static [u8],
+    every: Duration,
+) {
     let trickle = tokio::spawn(async move {
-        let mut sent = writer.write_all(b"GET /slow HTTP/1.1\r\n").await;
+        let mut sent = writer.write_all(first).await;
         while sent.is_ok() {
-            tokio::time::sleep(Duration::from_millis(450)).await;
+            tokio::time::sleep(every).await;
             sent = writer.write_all(b"X").await;
         }
     });
+    let mut answer = [0u8; 256];
     let closed = tokio::time::timeout(HEAD_TIMEOUT * 3, reader.read(&mut answer)).await;
-    let cut_off = started.elapsed();
     trickle.abort();
     assert!(
         matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
         "cut off: {closed:?}"
     );
+}
+
+#[tokio::test]
+async fn parking_never_extends_the_head_timeout() {
+    let server = echo_server().await;
+    let (reader, writer) = answered_connection(&server).await;
+    // Then a head, one header byte every 450 ms: quiet for a whole park
+    // period, so the connection is taken back mid-head, and never finished.
+    let started = Instant::now();
+    let every = Duration::from_millis(450);
+    trickle_until_cut_off(reader, writer, b"GET /slow HTTP/1.1\r\n", every).await;
+    let cut_off = started.elapsed();
     assert!(
         cut_off > HEAD_TIMEOUT - Duration::from_millis(100),
         "not before the head timeout: {cut_off:?}"
@@ -252,28 +272,12 @@ async fn shutting_down_closes_parked_connections_at_once() {
 #[tokio::test]
 async fn idling_first_never_earns_a_head_more_time() {
     let server = echo_server().await;
-    let stream = TcpStream::connect(server.addr()).await.unwrap();
-    let (mut reader, mut writer) = stream.into_split();
-    writer.write_all(&get("/warm")).await.unwrap();
-    let mut answer = [0u8; 256];
-    assert!(reader.read(&mut answer).await.unwrap() > 0, "answered");
+    let (reader, writer) = answered_connection(&server).await;
     let answered = Instant::now();
     // Parked and idle for most of the limit, then a head sent byte by byte.
     tokio::time::sleep(HEAD_TIMEOUT * 3 / 4).await;
-    let trickle = tokio::spawn(async move {
-        let mut sent = writer.write_all(b"G").await;
-        while sent.is_ok() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            sent = writer.write_all(b"E").await;
-        }
-    });
-    let closed = tokio::time::timeout(HEAD_TIMEOUT * 3, reader.read(&mut answer)).await;
+    trickle_until_cut_off(reader, writer, b"G", Duration::from_millis(100)).await;
     let cut_off = answered.elapsed();
-    trickle.abort();
-    assert!(
-        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
-        "cut off: {closed:?}"
-    );
     assert!(
         cut_off < HEAD_TIMEOUT + Duration::from_millis(250),
         "the head's deadline counts from the last answer: {cut_off:?}"

@@ -183,11 +183,15 @@ pub(crate) fn classify(error: RedisError) -> CentralError {
 /// Whether `error` says the link is no good (dropped, refused, timed out,
 /// or talking to a server that is no longer the primary).
 fn breaks_the_link(error: &RedisError) -> bool {
-    error.is_connection_refusal()
+    connection_gone(error)
         || error.is_timeout()
-        || error.is_io_error()
-        || error.is_connection_dropped()
         || error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+}
+
+/// Whether `error` says the connection itself is gone (dropped or refused),
+/// rather than slow: a read may then run again on a new one.
+fn connection_gone(error: &RedisError) -> bool {
+    error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal()
 }
 
 impl RedisCentral {

@@ -77,22 +77,9 @@ fn audit_passes(redis: &str, database: &str, event: &EventId) -> bool {
 
 /// Runs `spike audit` with extra arguments (e.g. `--stat-log FILE`).
 fn audit_passes_with(redis: &str, database: &str, event: &EventId, extra: &[&str]) -> bool {
-    let output = Command::new(SPIKE)
-        .args([
-            "audit",
-            "--redis",
-            redis,
-            "--database-url",
-            database,
-            "--event",
-            event.as_str(),
-        ])
-        .args(extra)
-        .output()
-        .expect("run spike audit");
-    let table = String::from_utf8_lossy(&output.stdout);
-    eprintln!("{table}{}", String::from_utf8_lossy(&output.stderr));
-    output.status.success()
+    let (passed, table) = audit_table(redis, database, event, extra);
+    eprintln!("{table}");
+    passed
 }
 
 /// Runs `spike audit` with extra arguments; returns whether it passed and
@@ -104,7 +91,8 @@ fn audit_table(redis: &str, database: &str, event: &EventId, extra: &[&str]) -> 
         .args(extra)
         .output()
         .expect("run spike audit");
-    let table = String::from_utf8_lossy(&output.stdout).to_string();
+    let table = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
     (output.status.success(), table)
 }
 
@@ -530,7 +518,11 @@ struct RealPair {
 
 impl RealPair {
     async fn start() -> Self {
-        let redis = TestRedis::shared_or_spawn();
+        Self::on(TestRedis::shared_or_spawn()).await
+    }
+
+    /// The pair on `redis` (one the test owns, to restart it).
+    async fn on(redis: TestRedis) -> Self {
         let database = TestDatabase::postgres();
         let central = redis_central(redis.url()).await;
         let ledger = OrderLedger::connect(database.url()).await.expect("ledger");
@@ -544,6 +536,30 @@ impl RealPair {
 
     fn audit_passes(&self, event: &EventId) -> bool {
         audit_passes(self.redis.url(), self.database.url(), event)
+    }
+
+    /// `spike audit` with extra arguments: whether it passed, and its table.
+    fn audit(&self, event: &EventId, extra: &[&str]) -> (bool, String) {
+        audit_table(self.redis.url(), self.database.url(), event, extra)
+    }
+
+    /// `spike sale recover` with extra arguments: whether it succeeded, and
+    /// what it printed (stdout, then stderr).
+    fn recover(&self, event: &EventId, extra: &[&str]) -> (bool, String) {
+        let output = Command::new(SPIKE)
+            .args(["sale", "recover", "--redis", self.redis.url()])
+            .args([
+                "--database-url",
+                self.database.url(),
+                "--event",
+                event.as_str(),
+            ])
+            .args(extra)
+            .output()
+            .expect("run spike sale recover");
+        let said = String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), said)
     }
 }
 
@@ -920,33 +936,26 @@ async fn a_node_without_a_ledger_says_how_to_turn_the_orders_api_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_finds_each_violation_planted_by_hand() {
-    let redis = TestRedis::shared_or_spawn();
-    let database = TestDatabase::postgres();
-    let central = redis_central(redis.url()).await;
-    let ledger = OrderLedger::connect(database.url()).await.expect("ledger");
+    let pair = RealPair::start().await;
+    let (central, ledger) = (&pair.central, &pair.ledger);
     let event = event("planted");
-    create_sale(&central, &event, SaleConfig::new(10).expect("config")).await;
-    let pipeline = start_pipeline(&central, &ledger, &event);
+    create_sale(central, &event, SaleConfig::new(10).expect("config")).await;
+    let pipeline = start_pipeline(central, ledger, &event);
     let dir = std::env::temp_dir().join(unique("planted"));
     std::fs::create_dir_all(&dir).unwrap();
     let stat = dir.join("stat.log");
     let spec = named("n1")
         .serving(&event)
         .stat_log(&stat)
-        .orders_from(&ledger);
+        .orders_from(ledger);
     let node = spawn_node(central.clone(), spec).await;
     let alice = node.buy("alice").await.order().expect("alice's order");
     let bob = node.buy("bob").await.order().expect("bob's order");
-    drained(&central, &event).await;
+    drained(central, &event).await;
     node.stop().await;
     pipeline.stop().await;
     let honest = std::fs::read_to_string(&stat).unwrap();
-    let (passed, table) = audit_table(
-        redis.url(),
-        database.url(),
-        &event,
-        &["--stat-log", stat.to_str().unwrap()],
-    );
+    let (passed, table) = pair.audit(&event, &["--stat-log", stat.to_str().unwrap()]);
     assert!(passed, "the honest records agree:\n{table}");
 
     let bob_line = honest.lines().find(|line| line.contains(&bob)).unwrap();
@@ -976,12 +985,7 @@ async fn audit_finds_each_violation_planted_by_hand() {
     for (what, planted, found) in plants {
         let path = dir.join("planted.log");
         std::fs::write(&path, format!("{honest}{planted}\n")).unwrap();
-        let (passed, table) = audit_table(
-            redis.url(),
-            database.url(),
-            &event,
-            &["--stat-log", path.to_str().unwrap()],
-        );
+        let (passed, table) = pair.audit(&event, &["--stat-log", path.to_str().unwrap()]);
         assert!(!passed, "{what} is found:\n{table}");
         let mismatched: Vec<&str> = table
             .lines()
@@ -997,34 +1001,13 @@ async fn audit_finds_each_violation_planted_by_hand() {
     }
 }
 
-/// `spike sale recover --quiet-for 1s` on `event`: exit status and stderr.
-fn recover(redis: &str, database: &str, event: &EventId, extra: &[&str]) -> (bool, String) {
-    let output = Command::new(SPIKE)
-        .args([
-            "sale",
-            "recover",
-            "--redis",
-            redis,
-            "--database-url",
-            database,
-        ])
-        .args(["--event", event.as_str(), "--quiet-for", "1s"])
-        .args(extra)
-        .output()
-        .expect("run spike sale recover");
-    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    (output.status.success(), stderr)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_refuses_while_nodes_are_selling() {
-    let redis = TestRedis::shared_or_spawn();
-    let database = TestDatabase::postgres();
-    let central = redis_central(redis.url()).await;
-    let ledger = OrderLedger::connect(database.url()).await.expect("ledger");
+    let pair = RealPair::start().await;
+    let central = &pair.central;
     let event = event("selling");
-    create_sale(&central, &event, SaleConfig::new(100_000).expect("config")).await;
-    let node = node_with_orders(&central, &ledger, &event).await;
+    create_sale(central, &event, SaleConfig::new(100_000).expect("config")).await;
+    let node = node_with_orders(central, &pair.ledger, &event).await;
     let buying = {
         let urls = buy_urls(&node, 0..3_000);
         tokio::spawn(async move {
@@ -1035,7 +1018,7 @@ async fn recovery_refuses_while_nodes_are_selling() {
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     let sold_before = central.snapshot(&event).await.unwrap().unwrap().sold;
-    let (recovered, stderr) = recover(redis.url(), database.url(), &event, &[]);
+    let (recovered, stderr) = pair.recover(&event, &["--quiet-for", "1s"]);
     assert!(!recovered, "refused while selling");
     assert!(stderr.contains("still changing"), "{stderr}");
     assert!(
@@ -1049,10 +1032,9 @@ async fn recovery_refuses_while_nodes_are_selling() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sales_only_the_stat_logs_hold_are_recovered_from_them() {
-    let mut redis = TestRedis::spawn(); // no persistence: a restart loses everything
-    let database = TestDatabase::postgres();
-    let central = redis_central(redis.url()).await;
-    let ledger = OrderLedger::connect(database.url()).await.expect("ledger");
+    // Its own Redis, without persistence: a restart loses everything.
+    let mut pair = RealPair::on(TestRedis::spawn()).await;
+    let (central, ledger) = (pair.central.clone(), pair.ledger.clone());
     let event = event("fromlogs");
     let config = SaleConfig::new(50).expect("config");
     create_sale(&central, &event, config.clone()).await;
@@ -1068,31 +1050,10 @@ async fn sales_only_the_stat_logs_hold_are_recovered_from_them() {
     assert_eq!(count(&first, Code::Success), 20);
     node.stop().await;
 
-    redis.kill();
-    redis.start(); // same port, empty: the 20 sales are gone from Redis
-    let output = Command::new(SPIKE)
-        .args([
-            "sale",
-            "recover",
-            "--redis",
-            redis.url(),
-            "--database-url",
-            database.url(),
-        ])
-        .args([
-            "--event",
-            event.as_str(),
-            "--stat-log",
-            first_log.to_str().unwrap(),
-        ])
-        .output()
-        .expect("run spike sale recover");
-    let said = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{said}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    pair.redis.kill();
+    pair.redis.start(); // same port, empty: the 20 sales are gone from Redis
+    let (recovered, said) = pair.recover(&event, &["--stat-log", first_log.to_str().unwrap()]);
+    assert!(recovered, "{said}");
     assert!(
         said.contains("20 of them from the stat logs only"),
         "{said}"
@@ -1120,15 +1081,11 @@ async fn sales_only_the_stat_logs_hold_are_recovered_from_them() {
     node.stop().await;
     pipeline.stop().await;
     let logs = [
+        "--stat-log",
         first_log.to_str().unwrap(),
         "--stat-log",
         second_log.to_str().unwrap(),
     ];
-    let (passed, table) = audit_table(
-        redis.url(),
-        database.url(),
-        &event,
-        &[&["--stat-log"], &logs[..]].concat(),
-    );
+    let (passed, table) = pair.audit(&event, &logs);
     assert!(passed, "{table}");
 }

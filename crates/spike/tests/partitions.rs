@@ -43,6 +43,30 @@ async fn wait_listening(addr: SocketAddr) {
     }
 }
 
+/// A throwaway Redis in `host`, on its back address.
+async fn redis_in(host: &TestHost) -> (Running, SocketAddr) {
+    let ip = host.back.unwrap();
+    let ip_text = ip.to_string();
+    let child = host.spawn(
+        "redis-server",
+        &[
+            "--bind",
+            &ip_text,
+            "--port",
+            "6379",
+            "--protected-mode",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+    );
+    let addr = SocketAddr::from((ip, 6379));
+    wait_listening(addr).await;
+    (Running(child), addr)
+}
+
 /// A `spike node` in `host`, serving `event` from Redis at `redis`.
 async fn node_in(
     host: &TestHost,
@@ -77,27 +101,10 @@ async fn a_node_cut_off_from_redis_never_claims_a_sale_and_every_seat_sells_once
     let redis_host = network.host("redis", &[Net::Back]);
     let host1 = network.host("n1", &[Net::Front, Net::Back]);
     let host2 = network.host("n2", &[Net::Front, Net::Back]);
-    let redis_ip = redis_host.back.unwrap();
-    let _redis = Running(redis_host.spawn(
-        "redis-server",
-        &[
-            "--bind",
-            &redis_ip.to_string(),
-            "--port",
-            "6379",
-            "--protected-mode",
-            "no",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-    ));
-    wait_listening(SocketAddr::from((redis_ip, 6379))).await;
-    let central = redis_central(&format!("redis://{redis_ip}:6379")).await;
+    let (_redis, redis_addr) = redis_in(&redis_host).await;
+    let central = redis_central(&format!("redis://{redis_addr}")).await;
     let event = EventId::parse(unique("cut")).unwrap();
     create_sale(&central, &event, SaleConfig::new(SEATS).unwrap()).await;
-    let redis_addr = SocketAddr::from((redis_ip, 6379));
     let (_n1, url1) = node_in(&host1, "n1", redis_addr, &event).await;
     let (_n2, url2) = node_in(&host2, "n2", redis_addr, &event).await;
     let http = Http::new();
@@ -183,20 +190,7 @@ async fn fifty_ms_on_the_path_to_redis_slows_sales_but_changes_no_outcome() {
     let mut network = TestNetwork::new();
     let redis_host = network.host("redis", &[Net::Back]);
     let host1 = network.host("n1", &[Net::Front, Net::Back]);
-    let redis_ip = redis_host.back.unwrap();
-    let _redis = Running(redis_host.spawn(
-        "redis-server",
-        &[
-            "--bind",
-            &redis_ip.to_string(),
-            "--port",
-            "6379",
-            "--protected-mode",
-            "no",
-        ],
-    ));
-    let redis_addr = SocketAddr::from((redis_ip, 6379));
-    wait_listening(redis_addr).await;
+    let (_redis, redis_addr) = redis_in(&redis_host).await;
     // n1 reaches Redis through the load host, 50 ms late each way.
     let relay = DelayRelay::start(
         SocketAddr::from((network.gateway(Net::Back), 0)),
