@@ -64,7 +64,6 @@ struct Primary {
     config: AsyncConnectionConfig,
     connect_timeout: Duration,
     link: ArcSwap<Link>,
-    generations: AtomicU64,
     /// The generation a failure last broke; new calls wait for its repair.
     broken: AtomicU64,
     /// One repair at a time, and not more often than [`REPAIR_EVERY`].
@@ -141,7 +140,8 @@ impl Primary {
         *last = Instant::now();
         match self.connect().await {
             Ok(connection) => {
-                let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+                // Only a repair makes a link, one at a time (`repairing`).
+                let generation = self.link.load().generation + 1;
                 self.link.store(Arc::new(Link {
                     generation,
                     connection,
@@ -214,7 +214,6 @@ impl RedisCentral {
                 generation: 0,
                 connection,
             }),
-            generations: AtomicU64::new(0),
             broken: AtomicU64::new(u64::MAX),
             repairing: tokio::sync::Mutex::new(long_ago()),
             repairs: tokio::sync::watch::channel(0).0,

@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use redis::AsyncCommands;
 use spike_core::{CentralError, SecretUrl};
 
 /// The scheme of a Sentinel URL.
@@ -107,7 +106,6 @@ async fn ask_sentinel(sentinel: &str, service: &str) -> Result<(String, u16), St
         .query_async(&mut connection)
         .await
         .map_err(|e| e.to_string())?;
-    let _ = connection.ping::<String>().await;
     address.ok_or_else(|| format!("does not know {service}"))
 }
 
