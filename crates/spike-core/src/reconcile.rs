@@ -7,10 +7,12 @@ use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
 
 use crate::central::{Holding, Restoration};
-use crate::ids::{NodeId, OrderId, RequestId, UserId};
+use crate::code::Code;
+use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
 use crate::order::{Order, OrderState};
 use crate::order_stream::StreamEntry;
 use crate::sale::{unix_millis, BuyerPolicy, SaleConfig, SaleSnapshot};
+use crate::stat::parse_line;
 
 /// Everything an audit looks at, for one event.
 #[derive(Debug, Clone, Copy)]
@@ -23,9 +25,66 @@ pub struct Evidence<'a> {
     pub pending: u64,
     /// Every order of the event in the ledger.
     pub orders: &'a [Order],
-    /// The sales the stat logs report (buyers told "success"), when stat
-    /// logs were given.
-    pub logged_sales: Option<&'a [LoggedSale]>,
+    /// What the nodes' stat logs told buyers, when stat logs were given.
+    pub logged: Option<&'a LoggedAnswers>,
+}
+
+/// What the nodes' stat logs told buyers about one event: the sales
+/// ("success", with an order) and the purchases told "sold out".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoggedAnswers {
+    /// Buyers told "success".
+    pub sales: Vec<LoggedSale>,
+    /// Purchases told "sold out" after asking central stock.
+    pub sold_out: Vec<LoggedSoldOut>,
+}
+
+impl LoggedAnswers {
+    /// Adds the answers about `event` among a stat log's `lines`; lines
+    /// that do not parse, or are about other events, are skipped.
+    pub fn read_lines<'a>(&mut self, event: &EventId, lines: impl IntoIterator<Item = &'a str>) {
+        for line in lines {
+            let Some(parsed) = parse_line(line) else {
+                continue;
+            };
+            if parsed.event != Some(event.as_str()) {
+                continue;
+            }
+            let (Ok(node), Ok(at)) = (
+                NodeId::parse(parsed.node),
+                humantime::parse_rfc3339_weak(parsed.at),
+            ) else {
+                continue;
+            };
+            let at_ms = unix_millis(at);
+            let user = parsed.user.and_then(|user| UserId::parse(user).ok());
+            let request = parsed.request.and_then(|r| RequestId::parse(r).ok());
+            match (parsed.code, parsed.order) {
+                (Code::Success, Some(order)) => {
+                    let Ok(order) = OrderId::parse(order) else {
+                        continue;
+                    };
+                    self.sales.push(LoggedSale {
+                        order,
+                        user,
+                        request,
+                        node,
+                        at_ms,
+                    });
+                }
+                (Code::SoldOut, _) => {
+                    if let Some(request) = request {
+                        self.sold_out.push(LoggedSoldOut {
+                            request,
+                            user,
+                            at_ms,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 /// One sale a stat log reports: a buyer was told "success" with this order.
@@ -35,6 +94,9 @@ pub struct LoggedSale {
     pub order: OrderId,
     /// The buyer it was told to (`None` on an anonymous sale).
     pub user: Option<UserId>,
+    /// The purchase's request id (`None` in lines written before stat logs
+    /// carried it).
+    pub request: Option<RequestId>,
     /// The node that answered.
     pub node: NodeId,
     /// When it answered, Unix milliseconds.
@@ -43,19 +105,34 @@ pub struct LoggedSale {
 
 impl LoggedSale {
     /// The stream entry this sale had, for a sale no other record holds
-    /// (lost with Redis before a writer read it): the request id, which stat
-    /// logs do not carry, is `stat-log:SEQUENCE`.
+    /// (lost with Redis before a writer read it). A line without a request
+    /// id (written before stat logs carried it) gets `stat-log:SEQUENCE`.
     pub fn to_entry(&self) -> Option<StreamEntry> {
         let (_, sequence) = self.order.split()?;
+        let request = match &self.request {
+            Some(request) => request.clone(),
+            None => RequestId::parse(format!("stat-log:{sequence}")).ok()?,
+        };
         Some(StreamEntry {
             sequence,
             order: self.order.clone(),
             user: self.user.clone(),
-            request: RequestId::parse(format!("stat-log:{sequence}")).ok()?,
+            request,
             node: self.node.clone(),
             sold_at_ms: self.at_ms,
         })
     }
+}
+
+/// One purchase a stat log reports told "sold out" by central stock.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LoggedSoldOut {
+    /// The purchase's request id.
+    pub request: RequestId,
+    /// The buyer (`None` on an anonymous sale).
+    pub user: Option<UserId>,
+    /// When it answered, Unix milliseconds.
+    pub at_ms: u64,
 }
 
 /// One line of an audit: a figure and, for checks, what it should equal.
@@ -200,7 +277,8 @@ pub fn audit(evidence: &Evidence<'_>) -> AuditReport {
         }
     }
 
-    if let Some(logged) = evidence.logged_sales {
+    if let Some(answers) = evidence.logged {
+        let logged = answers.sales.as_slice();
         // Who holds each order id, by every record: the ledger, the stream
         // and the answers the stat logs report.
         let recorded: HashMap<&OrderId, Option<&UserId>> = (evidence.orders.iter())
@@ -248,8 +326,31 @@ pub fn audit(evidence: &Evidence<'_>) -> AuditReport {
             resold,
             0,
         ));
+        lines.push(AuditLine::check(
+            "buyers told sold out who hold an order",
+            phantom_orders(evidence, &answers.sold_out),
+            0,
+        ));
     }
     AuditReport { lines }
+}
+
+/// Orders whose request was told "sold out" once it held them: the
+/// buyer holds a seat they were told they did not get.
+fn phantom_orders(evidence: &Evidence<'_>, sold_out: &[LoggedSoldOut]) -> u64 {
+    let sold_at: HashMap<&RequestId, u64> = (evidence.orders.iter())
+        .map(|o| (&o.request, o.sold_at_ms))
+        .chain(evidence.stream.iter().map(|e| (&e.request, e.sold_at_ms)))
+        .collect();
+    let phantoms: HashSet<&RequestId> = (sold_out.iter())
+        .filter(|told| {
+            sold_at
+                .get(&told.request)
+                .is_some_and(|&at| at <= told.at_ms)
+        })
+        .map(|told| &told.request)
+        .collect();
+    phantoms.len() as u64
 }
 
 /// Order sequences handed out per millisecond, at most, between two
@@ -368,7 +469,7 @@ mod tests {
             stream: &stream,
             pending: 0,
             orders: &orders,
-            logged_sales: None,
+            logged: None,
         };
         let report = audit(&evidence);
         assert!(report.passed(), "{report:#?}");
@@ -385,8 +486,16 @@ mod tests {
         LoggedSale {
             order: order.clone(),
             user: Some(UserId::parse(user).unwrap()),
+            request: None,
             node: NodeId::parse("n1").unwrap(),
             at_ms: 1,
+        }
+    }
+
+    fn sales(sales: &[LoggedSale]) -> LoggedAnswers {
+        LoggedAnswers {
+            sales: sales.to_vec(),
+            sold_out: Vec::new(),
         }
     }
 
@@ -401,23 +510,23 @@ mod tests {
     fn stat_logs_must_match_orders_both_ways() {
         let orders = [order(1, "a", OrderState::Reserved, false)];
         let central = snapshot(1, 1);
-        let logged = [told(&orders[0].id, "a")];
+        let logged = sales(&[told(&orders[0].id, "a")]);
         let evidence = Evidence {
             central: Some(&central),
             stream: &[],
             pending: 0,
             orders: &orders,
-            logged_sales: Some(&logged),
+            logged: Some(&logged),
         };
         assert!(audit(&evidence).passed());
-        let extra = [told(&orders[0].id, "a"), told(&entry(9, "z").order, "z")];
+        let extra = sales(&[told(&orders[0].id, "a"), told(&entry(9, "z").order, "z")]);
         let report = audit(&Evidence {
-            logged_sales: Some(&extra),
+            logged: Some(&extra),
             ..evidence
         });
         assert_eq!(failed_checks(&report), ["logged sales without an order"]);
         let report = audit(&Evidence {
-            logged_sales: Some(&[]),
+            logged: Some(&LoggedAnswers::default()),
             ..evidence
         });
         assert_eq!(failed_checks(&report), ["orders without a logged sale"]);
@@ -428,13 +537,13 @@ mod tests {
         // Recovery handed order 1 to b after a had been told it was hers.
         let orders = [order(1, "b", OrderState::Reserved, false)];
         let central = snapshot(1, 1);
-        let logged = [told(&orders[0].id, "a"), told(&orders[0].id, "b")];
+        let logged = sales(&[told(&orders[0].id, "a"), told(&orders[0].id, "b")]);
         let report = audit(&Evidence {
             central: Some(&central),
             stream: &[],
             pending: 0,
             orders: &orders,
-            logged_sales: Some(&logged),
+            logged: Some(&logged),
         });
         assert_eq!(
             failed_checks(&report),
@@ -442,6 +551,82 @@ mod tests {
                 "order ids held by two buyers",
                 "buyers told success whose seat another holds"
             ]
+        );
+    }
+
+    #[test]
+    fn a_buyer_told_sold_out_while_holding_the_order_is_found() {
+        // order(1, "a") was sold at 1 ms to request r-a.
+        let orders = [order(1, "a", OrderState::Reserved, false)];
+        let central = snapshot(1, 1);
+        let told_sold_out = |at_ms| LoggedSoldOut {
+            request: RequestId::parse("r-a").unwrap(),
+            user: Some(UserId::parse("a").unwrap()),
+            at_ms,
+        };
+        let logged = |sold_out| LoggedAnswers {
+            sales: vec![told(&orders[0].id, "a")],
+            sold_out,
+        };
+        let evidence = |logged| {
+            audit(&Evidence {
+                central: Some(&central),
+                stream: &[],
+                pending: 0,
+                orders: &orders,
+                logged: Some(logged),
+            })
+        };
+        // Told "sold out" before it bought (an earlier try, then a retry
+        // that found a returned seat): true when said.
+        let earlier = logged(vec![told_sold_out(0)]);
+        assert!(evidence(&earlier).passed());
+        let after = logged(vec![told_sold_out(5), told_sold_out(6)]);
+        let report = evidence(&after);
+        assert_eq!(
+            failed_checks(&report),
+            ["buyers told sold out who hold an order"]
+        );
+        let line = report
+            .lines
+            .iter()
+            .find(|line| line.failed())
+            .map(|line| line.actual);
+        assert_eq!(line, Some(1), "one order, however many answers");
+    }
+
+    #[test]
+    fn stat_log_lines_become_logged_answers_of_their_event() {
+        let event = EventId::parse("A").unwrap();
+        let lines = [
+            "2026-11-22T10:00:00.001Z result:1,localSales:1,code:1,node:n1,event:A,user:a,order:A-1,request:r-a",
+            "2026-11-22T10:00:00.002Z result:0,localSales:1,code:-1,node:n1,event:A,user:b,order:-,request:r-b",
+            "2026-11-22T10:00:00.003Z result:0,localSales:1,code:-1,node:n1,event:A,user:c,order:-,request:-",
+            "2026-11-22T10:00:00.004Z result:1,localSales:1,code:1,node:n1,event:B,user:d,order:B-1,request:r-d",
+            "2026-11-22T10:00:00.005Z result:1,localSales:2,code:1,node:n1,event:A,user:e,order:A-2",
+            "not a stat line",
+        ];
+        let mut answers = LoggedAnswers::default();
+        answers.read_lines(&event, lines);
+        let sales: Vec<_> = (answers.sales.iter())
+            .map(|s| (s.order.as_str(), s.request.as_ref().map(RequestId::as_str)))
+            .collect();
+        assert_eq!(sales, [("A-1", Some("r-a")), ("A-2", None)]);
+        assert_eq!(answers.sales[0].at_ms % 1000, 1);
+        let sold_out: Vec<_> = answers
+            .sold_out
+            .iter()
+            .map(|s| s.request.as_str())
+            .collect();
+        assert_eq!(sold_out, ["r-b"], "only answers that asked central stock");
+        assert_eq!(
+            answers.sales[0].to_entry().unwrap().request.as_str(),
+            "r-a",
+            "recovery restores the buyer's own request id"
+        );
+        assert_eq!(
+            answers.sales[1].to_entry().unwrap().request.as_str(),
+            "stat-log:2"
         );
     }
 

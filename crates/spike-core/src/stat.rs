@@ -1,11 +1,12 @@
 //! The stat log's line format: the articles' `result:1,localSales:N`, plus
-//! when, which node, code, event, user and order. One answered request, one line.
+//! when, which node, code, event, user, order and request id. One answered
+//! request, one line.
 
 use std::fmt;
 use std::time::SystemTime;
 
 use crate::code::Code;
-use crate::ids::{EventId, NodeId, OrderId, UserId};
+use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
 
 /// One answered request, as written to `stat.log`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,10 @@ pub struct StatRecord {
     pub user: Option<UserId>,
     /// The order, on success or "already purchased".
     pub order: Option<OrderId>,
+    /// The purchase's request id, once it asked central stock (the
+    /// client's, or the one the node gave it): what recovery restores and
+    /// what ties a "sold out" answer to the request it answered.
+    pub request: Option<RequestId>,
 }
 
 /// A [`StatRecord`] as written by one node: the record plus the node's name.
@@ -47,7 +52,7 @@ impl StatLine<'_> {
         // Writing into a Vec cannot fail.
         let _ = writeln!(
             out,
-            " result:{},localSales:{},code:{},node:{},event:{},user:{},order:{}",
+            " result:{},localSales:{},code:{},node:{},event:{},user:{},order:{},request:{}",
             u8::from(record.code == Code::Success),
             record.local_sales,
             record.code,
@@ -55,6 +60,7 @@ impl StatLine<'_> {
             or_dash(&record.event),
             or_dash(&record.user),
             or_dash(&record.order),
+            or_dash(&record.request),
         );
     }
 }
@@ -104,10 +110,15 @@ pub struct ParsedStatLine<'a> {
     pub code: Code,
     /// The node that answered.
     pub node: &'a str,
+    /// The event, if any (`None` for `-`).
+    pub event: Option<&'a str>,
     /// The order id, if any (`None` for `-`).
     pub order: Option<&'a str>,
     /// The buyer, if any (`None` for `-`).
     pub user: Option<&'a str>,
+    /// The request id, if any (`None` for `-`, and for lines written before
+    /// stat logs carried it).
+    pub request: Option<&'a str>,
 }
 
 /// Reads back a line written by [`StatLine`]'s `Display`.
@@ -115,15 +126,19 @@ pub fn parse_line(line: &str) -> Option<ParsedStatLine<'_>> {
     let (at, fields) = line.split_once(' ')?;
     let mut code = None;
     let mut node = None;
+    let mut event = None;
     let mut order = None;
     let mut user = None;
+    let mut request = None;
     for field in fields.split(',') {
         let (key, value) = field.split_once(':')?;
         match key {
             "code" => code = value.parse().ok().and_then(Code::from_number),
             "node" => node = Some(value),
+            "event" => event = Some((value != "-").then_some(value)),
             "order" => order = Some((value != "-").then_some(value)),
             "user" => user = Some((value != "-").then_some(value)),
+            "request" => request = (value != "-").then_some(value),
             _ => {}
         }
     }
@@ -131,8 +146,10 @@ pub fn parse_line(line: &str) -> Option<ParsedStatLine<'_>> {
         at,
         code: code?,
         node: node?,
+        event: event?,
         order: order?,
         user: user?,
+        request,
     })
 }
 
@@ -150,6 +167,7 @@ mod tests {
             event: Some(EventId::parse("G1").unwrap()),
             user: Some(UserId::parse("u7").unwrap()),
             order: Some(OrderId::parse("G1-7").unwrap()),
+            request: Some(RequestId::parse("u7:1").unwrap()),
         };
         let node = NodeId::parse("n1").unwrap();
         let line = StatLine {
@@ -159,12 +177,18 @@ mod tests {
         .to_string();
         assert_eq!(
             line,
-            "2025-11-21T22:55:57.123Z result:1,localSales:42,code:1,node:n1,event:G1,user:u7,order:G1-7"
+            "2025-11-21T22:55:57.123Z result:1,localSales:42,code:1,node:n1,event:G1,user:u7,order:G1-7,request:u7:1"
         );
         let parsed = parse_line(&line).unwrap();
         assert_eq!(
-            (parsed.code, parsed.node, parsed.order),
-            (Code::Success, "n1", Some("G1-7"))
+            (parsed.code, parsed.node, parsed.order, parsed.request),
+            (Code::Success, "n1", Some("G1-7"), Some("u7:1"))
+        );
+        let older = line.rsplit_once(",request:").unwrap().0;
+        assert_eq!(
+            parse_line(older).unwrap().request,
+            None,
+            "older lines read too"
         );
     }
 
@@ -177,6 +201,7 @@ mod tests {
             event: None,
             user: None,
             order: None,
+            request: None,
         };
         let node = NodeId::parse("n1").unwrap();
         let line = StatLine {
@@ -185,6 +210,7 @@ mod tests {
         }
         .to_string();
         assert!(line.contains("result:0,localSales:0,code:-4"), "{line}");
-        assert_eq!(parse_line(&line).unwrap().order, None);
+        let parsed = parse_line(&line).unwrap();
+        assert_eq!((parsed.order, parsed.request), (None, None));
     }
 }

@@ -164,6 +164,8 @@ struct Outcome {
     answer: Answer,
     event: Option<EventId>,
     user: Option<UserId>,
+    /// The request id, once the purchase asked central stock.
+    request: Option<RequestId>,
     local_sales: u64,
 }
 
@@ -174,6 +176,7 @@ impl Outcome {
             answer,
             event: None,
             user,
+            request: None,
             local_sales: 0,
         }
     }
@@ -184,7 +187,16 @@ impl Outcome {
             answer,
             event: Some(event),
             user,
+            request: None,
             local_sales: state.stock.local_sales(),
+        }
+    }
+
+    /// The same outcome, for the purchase with `request` id.
+    fn of_request(self, request: RequestId) -> Self {
+        Self {
+            request: Some(request),
+            ..self
         }
     }
 }
@@ -390,6 +402,7 @@ impl<C: CentralStock> Node<C> {
                 event: outcome.event,
                 user: outcome.user,
                 order: outcome.answer.order().cloned(),
+                request: outcome.request,
             });
         }
         let took = started.elapsed();
@@ -466,7 +479,7 @@ impl<C: CentralStock> Node<C> {
                 self.undecided(error, &purchase)
             }
         };
-        Outcome::about(answer, purchase.event, purchase.user, &state)
+        Outcome::about(answer, purchase.event, purchase.user, &state).of_request(purchase.request)
     }
 
     /// Who is buying: on a token sale, the token's `sub` (a `user_id`, if

@@ -261,6 +261,7 @@ mod tests {
             event: None,
             user: None,
             order: None,
+            request: None,
         }
     }
 

@@ -7,19 +7,19 @@ use std::time::SystemTime;
 use spike_core::central::Restoration;
 use std::collections::HashSet;
 
-use spike_core::reconcile::{audit, restoration, AuditReport, Evidence, LoggedSale};
+use spike_core::reconcile::{audit, restoration, AuditReport, Evidence, LoggedAnswers, LoggedSale};
 use spike_core::sale::unix_millis;
 use spike_core::{CentralStock, EventId, OrderId, OrderStream, StreamEntry};
 
 use crate::error::OrdersError;
 use crate::ledger::OrderLedger;
 
-/// Audits one event; `logged` are the sales the stat logs report, if given.
+/// Audits one event; `logged` is what the stat logs told buyers, if given.
 pub async fn audit_event<C: CentralStock + OrderStream>(
     central: &C,
     ledger: &OrderLedger,
     event: &EventId,
-    logged: Option<&[LoggedSale]>,
+    logged: Option<&LoggedAnswers>,
 ) -> Result<AuditReport, OrdersError> {
     let snapshot = central.snapshot(event).await?;
     let stream = central.unacknowledged(event).await?;
@@ -30,7 +30,7 @@ pub async fn audit_event<C: CentralStock + OrderStream>(
         stream: &stream,
         pending: backlog.pending,
         orders: &orders,
-        logged_sales: logged,
+        logged,
     }))
 }
 
@@ -58,7 +58,7 @@ pub async fn recover_sale<C: CentralStock + OrderStream>(
     central: &C,
     ledger: &OrderLedger,
     event: &EventId,
-    logged: &[LoggedSale],
+    logged: &LoggedAnswers,
 ) -> Result<Recovered, OrdersError> {
     let config = match ledger.sale(event).await? {
         Some(config) => config,
@@ -73,7 +73,7 @@ pub async fn recover_sale<C: CentralStock + OrderStream>(
     let known: HashSet<&OrderId> = (orders.iter().map(|o| &o.id))
         .chain(stream.iter().map(|e| &e.order))
         .collect();
-    let lost: Vec<StreamEntry> = (logged.iter())
+    let lost: Vec<StreamEntry> = (logged.sales.iter())
         .filter(|sale| !known.contains(&sale.order))
         .filter_map(LoggedSale::to_entry)
         .collect();

@@ -2,7 +2,8 @@
 //! servers, either the one `scripts/test` started (`SPIKE_TEST_REDIS_URL`) or
 //! a throwaway `redis-server` this process starts on a free loopback port.
 //! Nothing here is a mock; a missing `redis-server` fails the test loudly.
-//! [`TestDatabase`] does the same for the order ledger's databases.
+//! [`TestDatabase`] does the same for the order ledger's databases, and
+//! [`TestPostgres`] is a PostgreSQL server a test can crash.
 
 #![warn(missing_docs)]
 // Test support: a failed setup step panics, and so fails the test that needed it.
@@ -11,11 +12,13 @@
 mod database;
 mod delay;
 mod netns;
+mod postgres;
 mod sentinel;
 
 pub use database::{TestDatabase, SHARED_POSTGRES_ENV};
 pub use delay::DelayRelay;
 pub use netns::{Net, TestHost, TestNetwork};
+pub use postgres::TestPostgres;
 pub use sentinel::TestSentinel;
 
 use std::net::TcpListener;

@@ -981,6 +981,14 @@ async fn audit_finds_each_violation_planted_by_hand() {
                 "buyers told success whose seat another holds",
             ],
         ),
+        (
+            "a phantom order: its request told sold out",
+            bob_line
+                .replace("result:1,", "result:0,")
+                .replace(",code:1,", ",code:-1,")
+                .replace(&format!("order:{bob}"), "order:-"),
+            vec!["buyers told sold out who hold an order"],
+        ),
     ];
     for (what, planted, found) in plants {
         let path = dir.join("planted.log");
@@ -1046,7 +1054,12 @@ async fn sales_only_the_stat_logs_hold_are_recovered_from_them() {
     let spec = named("n1").serving(&event).stat_log(&first_log);
     let node = spawn_node(central.clone(), spec).await;
     let http = Http::new();
-    let first = get_all(&http, buy_urls(&node, 0..20), 8).await;
+    let with_request_ids = |node: &TestNode<_>| -> Vec<String> {
+        (0..20)
+            .map(|u| node.url(&format!("/buy/ticket?user_id=u{u}&request_id=r{u}")))
+            .collect()
+    };
+    let first = get_all(&http, with_request_ids(&node), 8).await;
     assert_eq!(count(&first, Code::Success), 20);
     node.stop().await;
 
@@ -1070,6 +1083,15 @@ async fn sales_only_the_stat_logs_hold_are_recovered_from_them() {
     for (before, after) in first.iter().zip(&again) {
         assert_eq!(after.code(), Code::AlreadyPurchased, "{after:?}");
         assert_eq!(after.order(), before.order(), "the same order, kept");
+    }
+    let retried = get_all(&http, with_request_ids(&node), 8).await;
+    for (before, retry) in first.iter().zip(&retried) {
+        assert_eq!(retry.code(), Code::Success, "{retry:?}");
+        assert_eq!(
+            retry.order(),
+            before.order(),
+            "a retry with its request id finds its order"
+        );
     }
     let rest = get_all(&http, buy_urls(&node, 20..100), 8).await;
     assert_eq!(

@@ -6,56 +6,30 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use anyhow::Context;
-use spike_core::reconcile::{AuditReport, LoggedSale};
-use spike_core::stat::parse_line;
-use spike_core::{Code, EventId, NodeId, OrderId, UserId};
+use spike_core::reconcile::{AuditReport, LoggedAnswers};
+use spike_core::EventId;
 use spike_orders::audit_event;
 
 use super::orders::ledger;
 use super::redis;
 use crate::cli::AuditArgs;
 
-/// Reads the sales of `event` that stat logs record (code 1 lines): each
-/// order and the buyer it was told to.
-pub(crate) fn logged_sales(
+/// Reads what the stat logs at `paths` told buyers of `event`.
+pub(crate) fn logged_answers(
     event: &EventId,
     paths: &[impl AsRef<Path>],
-) -> anyhow::Result<Vec<LoggedSale>> {
-    let mut sales = Vec::new();
+) -> anyhow::Result<LoggedAnswers> {
+    let mut answers = LoggedAnswers::default();
     for path in paths {
         let path = path.as_ref();
         let file = std::fs::File::open(path)
             .with_context(|| format!("cannot read stat log {}", path.display()))?;
         for line in BufReader::new(file).lines() {
-            let line = line?;
-            let Some(parsed) = parse_line(&line) else {
-                continue;
-            };
-            let Some(order) = parsed.order.filter(|_| parsed.code == Code::Success) else {
-                continue;
-            };
-            let Ok(order) = OrderId::parse(order) else {
-                continue;
-            };
-            let user = parsed.user.and_then(|user| UserId::parse(user).ok());
-            let (Ok(node), Ok(at)) = (
-                NodeId::parse(parsed.node),
-                humantime::parse_rfc3339_weak(parsed.at),
-            ) else {
-                continue;
-            };
-            if order.split().is_some_and(|(of, _)| of == *event) {
-                let at_ms = spike_core::sale::unix_millis(at);
-                sales.push(LoggedSale {
-                    order,
-                    user,
-                    node,
-                    at_ms,
-                });
-            }
+            let line = line.with_context(|| format!("cannot read stat log {}", path.display()))?;
+            answers.read_lines(event, [line.as_str()]);
         }
     }
-    Ok(sales)
+    Ok(answers)
 }
 
 /// The report as a table: figure, expected, verdict.
@@ -89,9 +63,9 @@ pub async fn run_audit(args: AuditArgs) -> anyhow::Result<bool> {
     let logged = if args.stat_logs.is_empty() {
         None
     } else {
-        Some(logged_sales(event, &args.stat_logs)?)
+        Some(logged_answers(event, &args.stat_logs)?)
     };
-    let report = audit_event(&central, &ledger, event, logged.as_deref()).await?;
+    let report = audit_event(&central, &ledger, event, logged.as_ref()).await?;
     if args.json {
         let lines: Vec<_> = (report.lines.iter())
             .map(|l| serde_json::json!({ "name": l.name, "actual": l.actual, "expected": l.expected, "ok": !l.failed() }))

@@ -8,7 +8,7 @@ use spike_core::{BuyerPolicy, CentralStock, EventId, SaleSnapshot};
 use spike_orders::recover_sale;
 use spike_redis::RedisCentral;
 
-use super::audit::logged_sales;
+use super::audit::logged_answers;
 use super::orders::ledger;
 use super::redis;
 use crate::cli::{SaleCreateArgs, SaleRecoverArgs, SaleShowArgs};
@@ -57,7 +57,7 @@ pub async fn sale_recover(args: SaleRecoverArgs) -> anyhow::Result<()> {
     if !args.while_selling {
         refuse_while_selling(&central, event, args.quiet_for).await?;
     }
-    let logged = logged_sales(event, &args.stat_logs)?;
+    let logged = logged_answers(event, &args.stat_logs)?;
     let recovered = recover_sale(&central, &ledger, event, &logged).await?;
     let restored = &recovered.restoration;
     println!(

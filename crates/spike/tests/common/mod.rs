@@ -259,6 +259,11 @@ impl Reply {
             .unwrap_or_else(|| panic!("no answer code in {:?} ({})", self.body, self.status))
     }
 
+    /// The answer's code, if the body has one (a proxy's own 502 has none).
+    pub fn code_if_any(&self) -> Option<Code> {
+        self.body["code"].as_i64().and_then(Code::from_number)
+    }
+
     pub fn order(&self) -> Option<String> {
         self.body["data"]["order_id"].as_str().map(str::to_string)
     }
@@ -333,6 +338,28 @@ impl Http {
 
     pub async fn get(&self, url: &str) -> Reply {
         self.send(Method::GET, url).await
+    }
+
+    /// A GET that may fail: `None` when no whole HTTP answer came within
+    /// `limit` (refused, reset, timed out), for clients that retry.
+    pub async fn try_get(&self, url: &str, limit: Duration) -> Option<Reply> {
+        let request = Request::get(url).body(Empty::new()).ok()?;
+        let exchange = async {
+            let response = self.client.request(request).await.ok()?;
+            let (parts, body) = response.into_parts();
+            let bytes = body.collect().await.ok()?.to_bytes();
+            Some((parts, bytes))
+        };
+        let (parts, bytes) = tokio::time::timeout(limit, exchange).await.ok()??;
+        let node = (parts.headers.get("x-spike-node"))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Some(Reply {
+            status: parts.status,
+            body,
+            node,
+        })
     }
 }
 
