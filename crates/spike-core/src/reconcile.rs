@@ -379,6 +379,12 @@ fn phantom_orders(evidence: &Evidence<'_>, sold_out: &[LoggedSoldOut]) -> u64 {
 /// (a flash sale sells about 50 a millisecond at most; see BENCHMARKS.md).
 pub const SEQUENCES_PER_MS: u64 = 1_000;
 
+/// The lowest sequence a recovery at `recovered_at` may hand out: above
+/// every sequence of the life it closes (see [`restoration`]).
+pub fn sequence_floor(recovered_at: SystemTime) -> u64 {
+    unix_millis(recovered_at).saturating_mul(SEQUENCES_PER_MS)
+}
+
 /// Rebuilds central stock for a sale from the ledger plus the stream's
 /// unwritten entries: every order holding a seat holds it again, every seat
 /// given up stays given up.
@@ -418,7 +424,7 @@ pub fn restoration(
         .filter(|o| !o.state.holds_seat())
         .map(|o| o.id.clone())
         .collect();
-    let floor = unix_millis(recovered_at).saturating_mul(SEQUENCES_PER_MS);
+    let floor = sequence_floor(recovered_at);
     let last_sequence = (orders.iter().map(|o| o.sequence))
         .chain(stream.iter().map(|e| e.sequence))
         .chain([floor])

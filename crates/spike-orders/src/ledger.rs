@@ -5,6 +5,7 @@
 //! racing changes of one order have exactly one winner.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Once;
 use std::time::Duration;
 
@@ -52,6 +53,19 @@ pub struct Inserted {
     /// Entries whose order id is already taken by a different sale (central
     /// stock lost state and handed the id out again); never written.
     pub conflicts: Vec<OrderId>,
+    /// Entries from a life of central stock that a recovery closed, which
+    /// the recovery did not restore (see [`OrderLedger::fence`]); never
+    /// written: central stock does not count their seats.
+    pub fenced: Vec<OrderId>,
+}
+
+/// Whether an insert honours a recovery's fence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fence {
+    /// Writers: entries behind the fence are refused.
+    Honour,
+    /// The recovery itself, writing the orders it restores.
+    Pass,
 }
 
 /// What asking an order to move did.
@@ -80,12 +94,17 @@ pub struct StateCounts {
     pub seats_owed: u64,
 }
 
-const MIGRATIONS: [(i64, &str, &str); 2] = [
+const MIGRATIONS: [(i64, &str, &str); 3] = [
     (1, "orders", include_str!("../migrations/0001_orders.sql")),
     (
         2,
         "token_auth",
         include_str!("../migrations/0002_token_auth.sql"),
+    ),
+    (
+        3,
+        "recovery_fence",
+        include_str!("../migrations/0003_recovery_fence.sql"),
     ),
 ];
 
@@ -262,18 +281,99 @@ impl OrderLedger {
         Ok(Some(config))
     }
 
+    /// Closes the life of central stock that a recovery replaces: from now
+    /// on, [`OrderLedger::insert`] refuses entries of `event` with sequences
+    /// up to `through` (only raised, never lowered). Waits for inserts
+    /// under way to commit first, so that the recovery, reading the ledger
+    /// after this, sees every order of that life anyone wrote.
+    pub async fn fence(&self, event: &EventId, through: u64) -> Result<(), LedgerError> {
+        let updated = sqlx::query(
+            "UPDATE sales SET fenced_through_seq = $2 \
+             WHERE event_id = $1 AND fenced_through_seq < $2",
+        )
+        .bind(event.as_str())
+        .bind(to_i64(through))
+        .execute(&self.pool)
+        .await?;
+        if updated.rows_affected() == 0 && self.sale(event).await?.is_none() {
+            return Err(LedgerError::Corrupt(format!(
+                "cannot fence sale {event}: its rules are not in the ledger"
+            )));
+        }
+        Ok(())
+    }
+
     /// Writes stream entries as reserved orders, all or nothing, in one
-    /// transaction. An entry already in the ledger changes nothing.
+    /// transaction. An entry already in the ledger changes nothing; an
+    /// entry behind a recovery's fence is refused (`fenced`).
     pub async fn insert(
         &self,
         entries: &[StreamEntry],
         payment_window: Duration,
         now_ms: u64,
     ) -> Result<Inserted, LedgerError> {
+        self.insert_entries(entries, payment_window, now_ms, Fence::Honour)
+            .await
+    }
+
+    /// Writes the orders a recovery restores (of the life it closed, so
+    /// behind its own fence), otherwise as [`OrderLedger::insert`].
+    pub async fn insert_recovered(
+        &self,
+        entries: &[StreamEntry],
+        payment_window: Duration,
+        now_ms: u64,
+    ) -> Result<Inserted, LedgerError> {
+        self.insert_entries(entries, payment_window, now_ms, Fence::Pass)
+            .await
+    }
+
+    async fn insert_entries(
+        &self,
+        entries: &[StreamEntry],
+        payment_window: Duration,
+        now_ms: u64,
+        fence: Fence,
+    ) -> Result<Inserted, LedgerError> {
         let window_ms = u64::try_from(payment_window.as_millis()).unwrap_or(u64::MAX);
         let mut transaction = self.pool.begin().await?;
-        let mut written: Vec<String> = Vec::with_capacity(entries.len());
-        for chunk in entries.chunks(INSERT_CHUNK) {
+        let mut fences: HashMap<String, u64> = HashMap::new();
+        if fence == Fence::Honour {
+            // FOR SHARE (PostgreSQL): a recovery's fence waits for this
+            // transaction, and this one for a fence being raised. SQLite
+            // has one writer at a time anyway.
+            let lock = match self.backend {
+                Backend::Postgres => " FOR SHARE",
+                Backend::Sqlite => "",
+            };
+            let sql = format!("SELECT fenced_through_seq FROM sales WHERE event_id = $1{lock}");
+            for entry in entries {
+                let Some((event, _)) = entry.order.split() else {
+                    continue;
+                };
+                if fences.contains_key(event.as_str()) {
+                    continue;
+                }
+                let row = sqlx::query(&sql)
+                    .bind(event.as_str())
+                    .fetch_optional(&mut *transaction)
+                    .await?;
+                let through = match row {
+                    Some(row) => to_u64(row.try_get::<i64, _>("fenced_through_seq")?),
+                    None => 0,
+                };
+                fences.insert(event.to_string(), through);
+            }
+        }
+        let behind_fence = |entry: &StreamEntry| {
+            (entry.order.split())
+                .and_then(|(event, _)| fences.get(event.as_str()))
+                .is_some_and(|&through| entry.sequence <= through)
+        };
+        let (admitted, held_back): (Vec<&StreamEntry>, Vec<&StreamEntry>) =
+            entries.iter().partition(|entry| !behind_fence(entry));
+        let mut written: Vec<String> = Vec::with_capacity(admitted.len());
+        for chunk in admitted.chunks(INSERT_CHUNK) {
             let rows = (0..chunk.len())
                 .map(|i| format!("({})", placeholders(i * 10 + 1, 10)))
                 .collect::<Vec<_>>()
@@ -307,21 +407,22 @@ impl OrderLedger {
             written: written.len() as u64,
             ..Inserted::default()
         };
-        if written.len() < entries.len() {
-            written.sort_unstable();
-            for entry in entries {
-                if written
-                    .binary_search_by(|w| w.as_str().cmp(entry.order.as_str()))
-                    .is_ok()
-                {
-                    continue;
+        written.sort_unstable();
+        for entry in entries {
+            if written
+                .binary_search_by(|w| w.as_str().cmp(entry.order.as_str()))
+                .is_ok()
+            {
+                continue;
+            }
+            match self.order(&entry.order).await? {
+                Some(order) if order.request == entry.request && order.user == entry.user => {
+                    inserted.replayed += 1;
                 }
-                match self.order(&entry.order).await? {
-                    Some(order) if order.request == entry.request && order.user == entry.user => {
-                        inserted.replayed += 1;
-                    }
-                    _ => inserted.conflicts.push(entry.order.clone()),
+                _ if held_back.iter().any(|held| held.order == entry.order) => {
+                    inserted.fenced.push(entry.order.clone());
                 }
+                _ => inserted.conflicts.push(entry.order.clone()),
             }
         }
         Ok(inserted)

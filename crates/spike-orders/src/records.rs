@@ -7,7 +7,9 @@ use std::time::SystemTime;
 use spike_core::central::Restoration;
 use std::collections::HashSet;
 
-use spike_core::reconcile::{audit, restoration, AuditReport, Evidence, LoggedAnswers, LoggedSale};
+use spike_core::reconcile::{
+    audit, restoration, sequence_floor, AuditReport, Evidence, LoggedAnswers, LoggedSale,
+};
 use spike_core::sale::unix_millis;
 use spike_core::{CentralStock, EventId, OrderId, OrderStream, StreamEntry};
 
@@ -39,57 +41,83 @@ pub async fn audit_event<C: CentralStock + OrderStream>(
 pub struct Recovered {
     /// What central stock was rebuilt from.
     pub restoration: Restoration,
-    /// Orders read from the ledger.
+    /// Orders in the ledger after the recovery wrote what it restores.
     pub ledger_orders: usize,
-    /// Entries read from the stream.
-    pub stream_entries: usize,
+    /// Entries the stream held that no writer had written yet, written by
+    /// the recovery.
+    pub from_stream: usize,
     /// Sales only the stat logs held (lost with Redis before any writer read
-    /// them), written into the ledger as reserved orders.
+    /// them), written by the recovery.
     pub from_stat_logs: usize,
 }
 
-/// Rebuilds central stock for `event` from the ledger plus the stream's
-/// unwritten entries; the rules come from the ledger, else central stock.
-/// Sales the stat logs report (`logged`) that neither record holds were
-/// told to buyers and lost with Redis: they are written into the ledger
-/// first (reserved, their payment window counted from the answer), so that
-/// their buyers keep their seats.
+/// Rebuilds central stock for `event` from the ledger, the stream's
+/// unwritten entries and the stat logs; the rules come from the ledger,
+/// else central stock.
+///
+/// In this order:
+/// 1. the ledger is fenced: from now on writers cannot add an order of the
+///    life of central stock being replaced (an entry a writer read before
+///    Redis lost it, which no record here shows, would otherwise become an
+///    order central stock does not count: a seat sold twice);
+/// 2. every order of that life that the records show and the ledger lacks
+///    is written: the stream's unwritten entries, and the sales the stat
+///    logs report (`logged`) that were told to buyers and lost with Redis
+///    (reserved, their payment window counted from the answer, with the
+///    buyer's own request id);
+/// 3. central stock is rebuilt from the ledger, its sequence resuming past
+///    the fence.
 pub async fn recover_sale<C: CentralStock + OrderStream>(
     central: &C,
     ledger: &OrderLedger,
     event: &EventId,
     logged: &LoggedAnswers,
 ) -> Result<Recovered, OrdersError> {
+    let recovered_at = SystemTime::now();
     let config = match ledger.sale(event).await? {
         Some(config) => config,
-        None => central
-            .snapshot(event)
-            .await?
-            .map(|snapshot| snapshot.config)
-            .ok_or_else(|| OrdersError::UnknownSale(event.clone()))?,
+        None => {
+            let config = central
+                .snapshot(event)
+                .await?
+                .map(|snapshot| snapshot.config)
+                .ok_or_else(|| OrdersError::UnknownSale(event.clone()))?;
+            ledger.record_sale(event, &config).await?;
+            config
+        }
     };
-    let mut orders = ledger.orders_of_event(event).await?;
+    ledger.fence(event, sequence_floor(recovered_at)).await?;
+
+    let orders = ledger.orders_of_event(event).await?;
     let stream = central.unacknowledged(event).await?;
-    let known: HashSet<&OrderId> = (orders.iter().map(|o| &o.id))
+    let in_ledger: HashSet<&OrderId> = orders.iter().map(|o| &o.id).collect();
+    let unwritten: Vec<StreamEntry> = (stream.iter())
+        .filter(|entry| !in_ledger.contains(&entry.order))
+        .cloned()
+        .collect();
+    let known: HashSet<&OrderId> = in_ledger
+        .iter()
+        .copied()
         .chain(stream.iter().map(|e| &e.order))
         .collect();
     let lost: Vec<StreamEntry> = (logged.sales.iter())
         .filter(|sale| !known.contains(&sale.order))
         .filter_map(LoggedSale::to_entry)
         .collect();
-    if !lost.is_empty() {
+    let restoring: Vec<StreamEntry> = unwritten.iter().chain(&lost).cloned().collect();
+    if !restoring.is_empty() {
         let now_ms = unix_millis(SystemTime::now());
         ledger
-            .insert(&lost, config.payment_window(), now_ms)
+            .insert_recovered(&restoring, config.payment_window(), now_ms)
             .await?;
-        orders = ledger.orders_of_event(event).await?;
     }
-    let restored = restoration(config, &orders, &stream, SystemTime::now());
+    let orders = ledger.orders_of_event(event).await?;
+    let restored = restoration(config, &orders, &stream, recovered_at);
     central.restore(event, &restored).await?;
     Ok(Recovered {
         restoration: restored,
         ledger_orders: orders.len(),
-        stream_entries: stream.len(),
+        from_stream: unwritten.len(),
         from_stat_logs: lost.len(),
     })
 }

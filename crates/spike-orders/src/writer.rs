@@ -64,6 +64,9 @@ pub struct WriterTally {
     pub reclaimed: u64,
     /// Entries refused because their order id was already used by another sale.
     pub conflicts: u64,
+    /// Entries dropped because a recovery closed the life of central stock
+    /// they came from without restoring them.
+    pub fenced: u64,
 }
 
 /// Writes the order stream into the ledger.
@@ -214,6 +217,14 @@ impl<C: CentralStock + OrderStream> OrderWriter<C> {
             .map(|entry| entry.sequence)
             .collect();
         self.central.acknowledge(event, &done).await?;
+        if !inserted.fenced.is_empty() {
+            tracing::warn!(
+                %event,
+                orders = ?inserted.fenced,
+                "entries read before central stock lost state, which `sale recover` did not \
+                 restore: central stock does not count their seats; dropped"
+            );
+        }
         if !inserted.conflicts.is_empty() {
             tracing::error!(
                 %event,
@@ -226,6 +237,7 @@ impl<C: CentralStock + OrderStream> OrderWriter<C> {
         self.tally.written += inserted.written;
         self.tally.replayed += inserted.replayed;
         self.tally.conflicts += inserted.conflicts.len() as u64;
+        self.tally.fenced += inserted.fenced.len() as u64;
         Ok(())
     }
 }

@@ -69,6 +69,57 @@ async fn inserts_are_idempotent_and_reused_ids_are_refused() {
 }
 
 #[tokio::test]
+async fn a_recovery_fence_keeps_out_entries_of_the_closed_life_only() {
+    for database in TestDatabase::both() {
+        let ledger = OrderLedger::connect(database.url()).await.unwrap();
+        let event = EventId::parse("L9").unwrap();
+        let window = Duration::from_secs(60);
+        let unknown = EventId::parse("never-recorded").unwrap();
+        assert!(
+            ledger.fence(&unknown, 10).await.is_err(),
+            "a sale without rules cannot be fenced"
+        );
+        ledger
+            .record_sale(&event, &SaleConfig::new(100).unwrap())
+            .await
+            .unwrap();
+        let before: Vec<_> = (1..=2).map(|s| entry(&event, s, now())).collect();
+        ledger.insert(&before, window, now()).await.unwrap();
+
+        ledger.fence(&event, 10).await.unwrap();
+        ledger.fence(&event, 5).await.unwrap(); // never lowered
+                                                // A writer still holding entries 3 and 6 of the closed life, one
+                                                // already written (1), and one of the new life (11).
+        let late = [
+            entry(&event, 3, now()),
+            entry(&event, 6, now()),
+            entry(&event, 1, now()),
+            entry(&event, 11, now()),
+        ];
+        let inserted = ledger.insert(&late, window, now()).await.unwrap();
+        assert_eq!(inserted.written, 1, "the new life's entry");
+        assert_eq!(inserted.replayed, 1, "an order already written stays");
+        assert_eq!(
+            inserted.fenced,
+            [late[0].order.clone(), late[1].order.clone()],
+            "the closed life's entries stay out"
+        );
+        assert!(inserted.conflicts.is_empty());
+        // The recovery itself writes the orders it restores.
+        let restored = ledger
+            .insert_recovered(&late[..1], window, now())
+            .await
+            .unwrap();
+        assert_eq!(restored.written, 1);
+        let held: HashSet<u64> = (ledger.orders_of_event(&event).await.unwrap())
+            .iter()
+            .map(|o| o.sequence)
+            .collect();
+        assert_eq!(held, HashSet::from([1, 2, 3, 11]));
+    }
+}
+
+#[tokio::test]
 async fn transitions_leave_reserved_once_and_only_on_time() {
     for database in TestDatabase::both() {
         let ledger = OrderLedger::connect(database.url()).await.unwrap();

@@ -61,12 +61,13 @@ pub async fn sale_recover(args: SaleRecoverArgs) -> anyhow::Result<()> {
     let recovered = recover_sale(&central, &ledger, event, &logged).await?;
     let restored = &recovered.restoration;
     println!(
-        "recovered sale {event}: {} seats held ({} orders in the ledger, {} of them from the stat \
-         logs only, {} unwritten in the stream), {} given back, next order after sequence {}",
+        "recovered sale {event}: {} seats held ({} orders in the ledger, {} of them written now \
+         from the stat logs only, {} from the stream's unwritten entries), {} given back, next \
+         order after sequence {}",
         restored.holding.len(),
         recovered.ledger_orders,
         recovered.from_stat_logs,
-        recovered.stream_entries,
+        recovered.from_stream,
         restored.released.len(),
         restored.last_sequence,
     );
