@@ -32,7 +32,26 @@ pub enum LedgerError {
     /// A stored row is not a valid order or sale.
     #[error("corrupt ledger row: {0}")]
     Corrupt(String),
+    /// A sale the ledger has no rules for.
+    #[error("sale {0} is not in the ledger")]
+    UnknownSale(EventId),
+    /// A recovery could not fence a sale in time: an insert held its row.
+    #[error(
+        "cannot fence sale {0}: an order writer held an insert open for longer than {limit:?} \
+         (stalled?); stop the writers, or retry",
+        limit = FENCE_LOCK_LIMIT
+    )]
+    FenceBlocked(EventId),
 }
+
+/// How long a ledger session may sit in an open transaction (PostgreSQL's
+/// `idle_in_transaction_session_timeout`): a stalled writer's insert is
+/// ended by the server, so it never holds a sale's row for longer.
+pub const IDLE_IN_TRANSACTION_LIMIT: Duration = Duration::from_secs(10);
+
+/// How long a recovery waits to fence a sale (longer than
+/// [`IDLE_IN_TRANSACTION_LIMIT`], so that a stalled insert ends first).
+pub const FENCE_LOCK_LIMIT: Duration = Duration::from_secs(30);
 
 /// Which database a ledger is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,7 +219,17 @@ impl OrderLedger {
         let url = secret.expose();
         let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
         let options = match backend {
-            Backend::Postgres => options.max_connections(8),
+            Backend::Postgres => options.max_connections(8).after_connect(|connection, _| {
+                Box::pin(async move {
+                    let limit = IDLE_IN_TRANSACTION_LIMIT.as_millis();
+                    connection
+                        .execute(
+                            format!("SET idle_in_transaction_session_timeout = {limit}").as_str(),
+                        )
+                        .await
+                        .map(|_| ())
+                })
+            }),
             Backend::Sqlite => options
                 .max_connections(1)
                 .min_connections(1)
@@ -287,18 +316,31 @@ impl OrderLedger {
     /// under way to commit first, so that the recovery, reading the ledger
     /// after this, sees every order of that life anyone wrote.
     pub async fn fence(&self, event: &EventId, through: u64) -> Result<(), LedgerError> {
+        let mut transaction = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            let limit = FENCE_LOCK_LIMIT.as_millis();
+            sqlx::query(&format!("SET LOCAL lock_timeout = {limit}"))
+                .execute(&mut *transaction)
+                .await?;
+        }
         let updated = sqlx::query(
             "UPDATE sales SET fenced_through_seq = $2 \
              WHERE event_id = $1 AND fenced_through_seq < $2",
         )
         .bind(event.as_str())
         .bind(to_i64(through))
-        .execute(&self.pool)
-        .await?;
+        .execute(&mut *transaction)
+        .await
+        .map_err(|error| match &error {
+            // 55P03: lock_not_available (the lock timeout passed).
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03") => {
+                LedgerError::FenceBlocked(event.clone())
+            }
+            _ => LedgerError::Database(error),
+        })?;
+        transaction.commit().await?;
         if updated.rows_affected() == 0 && self.sale(event).await?.is_none() {
-            return Err(LedgerError::Corrupt(format!(
-                "cannot fence sale {event}: its rules are not in the ledger"
-            )));
+            return Err(LedgerError::UnknownSale(event.clone()));
         }
         Ok(())
     }
