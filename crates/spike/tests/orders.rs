@@ -1007,6 +1007,96 @@ async fn audit_finds_each_violation_planted_by_hand() {
             .collect();
         assert_eq!(mismatched, found, "{what}:\n{table}");
     }
+
+    // Central stock corrupted by hand, each undone before the next.
+    let keys = spike_redis::EventKeys::new(&event);
+    let redis_plants: [RedisPlant; 4] = [
+        RedisPlant {
+            what: "oversell: central sold beyond its seats",
+            plant: strings(&["HSET", &keys.sale, "sold", "11"]),
+            undo: strings(&["HSET", &keys.sale, "sold", "2"]),
+            found: vec![
+                "central sold beyond total",
+                "central sold = reserved + paid + owed + unwritten",
+            ],
+        },
+        RedisPlant {
+            what: "oversell to come: a seat an order holds, free again in central stock",
+            plant: strings(&["HINCRBY", &keys.sale, "sold", "-1"]),
+            undo: strings(&["HINCRBY", &keys.sale, "sold", "1"]),
+            found: vec!["central sold = reserved + paid + owed + unwritten"],
+        },
+        RedisPlant {
+            what: "undersell: a seat counted sold that no order holds",
+            plant: strings(&["HINCRBY", &keys.sale, "sold", "1"]),
+            undo: strings(&["HINCRBY", &keys.sale, "sold", "-1"]),
+            found: vec!["central sold = reserved + paid + owed + unwritten"],
+        },
+        RedisPlant {
+            what: "a duplicate id: bob's order id sold again to mallory",
+            plant: strings(&[
+                "XADD",
+                &keys.orders,
+                "1000-0",
+                "order",
+                &bob,
+                "user",
+                "mallory",
+                "request",
+                "mallory-1",
+                "node",
+                "n1",
+                "sold_at_ms",
+                "1",
+            ]),
+            undo: strings(&["XDEL", &keys.orders, "1000-0"]),
+            found: vec!["order ids sold twice"],
+        },
+    ];
+    let mut redis = pair.redis.connection();
+    for RedisPlant {
+        what,
+        plant,
+        undo,
+        found,
+    } in redis_plants
+    {
+        let _: redis::Value = redis::cmd(&plant[0])
+            .arg(&plant[1..])
+            .query(&mut redis)
+            .unwrap();
+        let (passed, table) = pair.audit(&event, &[]);
+        assert!(!passed, "{what} is found:\n{table}");
+        let mismatched: Vec<&str> = (table.lines())
+            .filter(|line| line.ends_with("MISMATCH"))
+            .map(|line| {
+                line.split("  ")
+                    .find(|p| !p.trim().is_empty())
+                    .unwrap_or("")
+                    .trim()
+            })
+            .collect();
+        assert_eq!(mismatched, found, "{what}:\n{table}");
+        let _: redis::Value = redis::cmd(&undo[0])
+            .arg(&undo[1..])
+            .query(&mut redis)
+            .unwrap();
+        let (passed, table) = pair.audit(&event, &[]);
+        assert!(passed, "undone:\n{table}");
+    }
+}
+
+/// A corruption of central stock: the command that plants it, the one that
+/// undoes it, and the audit lines that must then fail.
+struct RedisPlant {
+    what: &'static str,
+    plant: Vec<String>,
+    undo: Vec<String>,
+    found: Vec<&'static str>,
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| (*a).to_owned()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
