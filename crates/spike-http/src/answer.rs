@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
 use serde_json::{json, Value};
 use spike_core::{Code, EventId, OrderId, RequestId};
@@ -36,6 +36,9 @@ pub enum RetryReason {
     NoTokenKey,
     /// The server has as many connections open as it allows.
     Overloaded,
+    /// As many purchases wait on central stock as the node allows; nothing
+    /// was sold.
+    CentralBusy,
     /// The stat log cannot keep up (its disk stalls): nothing was sold.
     StatLogFull,
 }
@@ -58,9 +61,21 @@ impl RetryReason {
                 "this node cannot verify buyer tokens (no --token-key-file); try another node"
             }
             Self::Overloaded => "too many open connections; try again in a second",
+            Self::CentralBusy => {
+                "too many purchases are waiting on central stock; nothing was sold; try again in a second"
+            }
             Self::StatLogFull => {
                 "this node cannot record answers right now (its stat log is stalled); nothing was sold"
             }
+        }
+    }
+
+    /// Seconds to wait before trying again (`Retry-After`), when waiting
+    /// is the point: the server sheds load.
+    pub fn retry_after(self) -> Option<&'static str> {
+        match self {
+            Self::Overloaded | Self::CentralBusy => Some("1"),
+            _ => None,
         }
     }
 
@@ -279,6 +294,11 @@ impl Answer {
             }
             Self::Unauthorized { .. } => {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::TryAgain { reason, .. } => {
+                if let Some(seconds) = reason.retry_after() {
+                    headers.insert(RETRY_AFTER, HeaderValue::from_static(seconds));
+                }
             }
             _ => {}
         }

@@ -21,6 +21,7 @@ use spike_http::{Answer, RetryReason};
 
 use spike_auth::{OperatorKey, OrderKeys, TokenError, TokenVerifier};
 
+use crate::in_flight::{CentralGate, InFlight, DEFAULT_MAX_CENTRAL_IN_FLIGHT};
 use crate::orders::{Caller, OrdersApi};
 use crate::query::{BuyParams, ParamError};
 use crate::routes::{OrdersRequest, Route, Surface};
@@ -41,6 +42,9 @@ pub struct NodeConfig {
     pub refresh_interval: Duration,
     /// Export Prometheus metrics (installs the process's recorder).
     pub metrics: bool,
+    /// Purchases that may wait on central stock at once; past it, new ones
+    /// are answered "try again" at once (see [`crate::in_flight`]).
+    pub max_central_in_flight: std::num::NonZeroUsize,
 }
 
 /// The OpenAPI 3.1 document of both surfaces, served at `/openapi.json`.
@@ -57,6 +61,7 @@ impl NodeConfig {
             events,
             refresh_interval: DEFAULT_REFRESH_INTERVAL,
             metrics: true,
+            max_central_in_flight: DEFAULT_MAX_CENTRAL_IN_FLIGHT,
         }
     }
 }
@@ -207,6 +212,8 @@ struct Admitted {
     purchase: Purchase,
     seat: Reservation,
     state: Arc<EventState>,
+    /// Its place among the purchases waiting on central stock.
+    _in_flight: InFlight,
 }
 
 /// A node serving purchases in front of central stock `C`.
@@ -224,6 +231,7 @@ pub struct Node<C> {
     request_prefix: String,
     request_seq: AtomicU64,
     shutting_down: AtomicBool,
+    central_gate: Arc<CentralGate>,
     metrics: NodeMetrics,
     latency: LatencyBuckets,
 }
@@ -260,6 +268,7 @@ impl<C: CentralStock> Node<C> {
             let _ = spike_telemetry::prometheus();
         }
         let short_name: String = config.node_id.as_str().chars().take(24).collect();
+        let central_gate = CentralGate::new(config.max_central_in_flight);
         let node = Arc::new(Self {
             request_prefix: format!("{short_name}:{:016x}:", unguessable()),
             metrics: NodeMetrics::new(config.node_id.as_str()),
@@ -274,6 +283,7 @@ impl<C: CentralStock> Node<C> {
             stats: NodeStats::default(),
             request_seq: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
+            central_gate,
             latency: LatencyBuckets::default(),
         });
         tokio::spawn(refresh_forever(Arc::downgrade(&node)));
@@ -441,6 +451,11 @@ impl<C: CentralStock> Node<C> {
                 return Err(Outcome::about(Answer::SoldOut, event, user, &state))
             }
         };
+        let Some(in_flight) = self.central_gate.enter() else {
+            drop(seat);
+            let busy = try_again(RetryReason::CentralBusy, None);
+            return Err(Outcome::about(busy, event, user, &state));
+        };
         let purchase = Purchase {
             event,
             user,
@@ -451,6 +466,7 @@ impl<C: CentralStock> Node<C> {
             purchase,
             seat,
             state,
+            _in_flight: in_flight,
         })
     }
 
@@ -461,6 +477,7 @@ impl<C: CentralStock> Node<C> {
             purchase,
             seat,
             state,
+            _in_flight,
         } = admitted;
         let answer = match self.ask_central(&purchase).await {
             Ok(reply) => {
@@ -595,6 +612,12 @@ impl<C: CentralStock> Node<C> {
             "node": self.config.node_id.as_str(),
             "answers": answers,
             "central_calls": self.stats.central_calls(),
+            "central_in_flight": {
+                "now": self.central_gate.in_flight(),
+                "peak": self.central_gate.peak(),
+                "limit": self.central_gate.limit(),
+                "shed": self.central_gate.shed(),
+            },
             "latency_bounds_seconds": LATENCY_BUCKETS,
             "latency_counts": self.latency.snapshot(),
             "events": self.events_json(),
@@ -798,6 +821,12 @@ impl<C: CentralStock> Node<C> {
             "status": "ok",
             "node": self.config.node_id.as_str(),
             "central_calls": self.stats.central_calls(),
+            "central_in_flight": {
+                "now": self.central_gate.in_flight(),
+                "peak": self.central_gate.peak(),
+                "limit": self.central_gate.limit(),
+                "shed": self.central_gate.shed(),
+            },
             "events": self.events_json(),
         }))
     }

@@ -396,6 +396,12 @@ pub struct NodeArgs {
     /// 503 (the disk stalls): nothing is lost and memory stays bounded.
     #[arg(long, default_value_t = spike_node::stat_log::DEFAULT_QUEUE_LINES)]
     pub stat_log_queue: u64,
+    /// Purchases that may wait on central stock at once; past it, new ones
+    /// are answered 503 (code -5, Retry-After: 1) at once instead of
+    /// queueing (overload shedding). About 50 ms of queue at the measured
+    /// buy-path rate.
+    #[arg(long, default_value_t = spike_node::in_flight::DEFAULT_MAX_CENTRAL_IN_FLIGHT)]
+    pub max_central_in_flight: NonZeroUsize,
     /// Worker threads (default: the CPUs this process may run on).
     #[arg(long)]
     pub threads: Option<NonZeroUsize>,

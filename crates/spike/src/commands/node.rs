@@ -25,6 +25,7 @@ fn settings(args: &NodeArgs, worker: bool) -> anyhow::Result<NodeSettings> {
         args.events.clone(),
     );
     node.metrics = !args.no_metrics;
+    node.max_central_in_flight = args.max_central_in_flight;
     let mut settings = NodeSettings::new(args.listen, node);
     settings.admin_listen = args.admin_listen;
     settings.server = args.server.options(DEFAULT_GRACE);

@@ -58,6 +58,7 @@ pub struct NodeSpec {
     tokens: Option<KeyRing>,
     server: Option<spike_http::ServerOptions>,
     stat_log_queue: Option<u64>,
+    max_central_in_flight: Option<std::num::NonZeroUsize>,
 }
 
 /// A node named `name`, serving every event, refreshing hourly.
@@ -71,6 +72,7 @@ pub fn named(name: &str) -> NodeSpec {
         tokens: None,
         server: None,
         stat_log_queue: None,
+        max_central_in_flight: None,
     }
 }
 
@@ -96,6 +98,12 @@ impl NodeSpec {
     /// Queues at most `lines` stat-log lines before refusing purchases.
     pub fn stat_log_queue(mut self, lines: u64) -> Self {
         self.stat_log_queue = Some(lines);
+        self
+    }
+
+    /// Lets at most `limit` purchases wait on central stock at once.
+    pub fn max_central_in_flight(mut self, limit: usize) -> Self {
+        self.max_central_in_flight = std::num::NonZeroUsize::new(limit);
         self
     }
 
@@ -128,6 +136,9 @@ pub struct TestNode<C> {
 pub async fn spawn_node<C: Central>(central: C, spec: NodeSpec) -> TestNode<C> {
     let mut config = NodeConfig::new(NodeId::parse(spec.name).unwrap(), spec.events);
     config.refresh_interval = spec.refresh;
+    if let Some(limit) = spec.max_central_in_flight {
+        config.max_central_in_flight = limit;
+    }
     let mut settings = NodeSettings::new(SocketAddr::from(([127, 0, 0, 1], 0)), config);
     settings.stat_log = spec.stat_log;
     if let Some(lines) = spec.stat_log_queue {

@@ -1,0 +1,101 @@
+//! Overload shedding: when central stock slows down, a node lets at most
+//! `--max-central-in-flight` purchases wait on it and answers the rest at
+//! once with 503 "try again" (code -5, `Retry-After`), nothing sold; the
+//! purchases already waiting get their true answers, and the node recovers
+//! by itself when central stock does.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use hyper::{Method, StatusCode};
+use spike_core::{CentralStock, EventId, SaleConfig};
+use spike_testkit::{unique, TestRedis};
+
+const LIMIT: usize = 8;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_central_stock_sheds_new_purchases_at_once_and_recovers() {
+    let redis = TestRedis::spawn(); // its own: the test pauses it
+    let central = redis_central(redis.url()).await;
+    let event = EventId::parse(unique("shed")).unwrap();
+    create_sale(&central, &event, SaleConfig::new(1000).unwrap()).await;
+    let node = spawn_node(
+        central.clone(),
+        named("n1").serving(&event).max_central_in_flight(LIMIT),
+    )
+    .await;
+    assert_eq!(node.buy("warm-up").await.code(), Code::Success);
+
+    // Central stock stops answering for 3 s (longer than the node waits).
+    let pause = Duration::from_secs(3);
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(pause.as_millis() as u64)
+        .arg("ALL")
+        .query(&mut redis.connection())
+        .unwrap();
+    let paused_at = Instant::now();
+    let http = Http::new();
+    let urls: Vec<String> = (0..200)
+        .map(|u| node.url(&format!("/buy/ticket?user_id=u{u}")))
+        .collect();
+    let tasks: Vec<_> = urls
+        .into_iter()
+        .map(|url| {
+            let http = http.clone();
+            tokio::spawn(async move {
+                let (status, headers, body) = http.exchange(Method::GET, &url).await;
+                (status, headers, body, Instant::now())
+            })
+        })
+        .collect();
+    let mut shed = 0;
+    let mut waited = 0;
+    for task in tasks {
+        let (status, headers, body, answered_at) = task.await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let reason = body["data"]["reason"].as_str().unwrap_or_default();
+        if reason.contains("waiting on central stock") {
+            shed += 1;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(body["code"], -5);
+            assert_eq!(headers["retry-after"], "1");
+            assert!(
+                answered_at - paused_at < pause,
+                "shed while central stock was still paused"
+            );
+        } else {
+            // The few that waited: central stock's true answer, or
+            // "unknown" past the node's deadline; never a guess.
+            waited += 1;
+            assert!(
+                [1, -5].contains(&body["code"].as_i64().unwrap_or(0)),
+                "{body}"
+            );
+        }
+    }
+    assert_eq!(shed + waited, 200);
+    assert!(waited <= LIMIT, "at most {LIMIT} waited: {waited}");
+    assert!(shed >= 200 - LIMIT, "the rest were shed: {shed}");
+
+    let stats = http.get(&node.admin_url("/stats")).await;
+    let gate = &stats.body["central_in_flight"];
+    assert_eq!(gate["limit"], LIMIT as u64);
+    assert!(gate["peak"].as_u64().unwrap() <= LIMIT as u64, "{gate}");
+    assert_eq!(gate["shed"], shed as u64);
+
+    // Central stock is back: the node sells again by itself, and nothing
+    // shed was sold.
+    tokio::time::sleep(pause.saturating_sub(paused_at.elapsed()) + Duration::from_millis(200))
+        .await;
+    assert_eq!(node.buy("after").await.code(), Code::Success);
+    let sold = central.snapshot(&event).await.unwrap().unwrap().sold;
+    assert!(
+        sold <= 2 + waited as u64,
+        "only purchases that waited can have sold: {sold}"
+    );
+}
