@@ -10,6 +10,6 @@ pub mod proxy;
 pub mod upstream;
 pub mod weighted;
 
-pub use proxy::{serve_front, FrontConfig};
+pub use proxy::{serve_front, FrontConfig, DEFAULT_MAX_IN_FLIGHT_PER_UPSTREAM};
 pub use upstream::{Upstream, UpstreamError};
 pub use weighted::Balancer;

@@ -3,8 +3,12 @@
 //! passive health checks. Like the nginx configuration, it retries a request
 //! on the next live node when a node refuses the connection (any request),
 //! or fails mid-request (a read only: never a purchase, which the failing
-//! node may have sold before its answer was lost).
+//! node may have sold before its answer was lost). At most
+//! `max_in_flight_per_upstream` requests wait on one node: a slow node's
+//! share goes to the others, and when every node is full the front door
+//! answers 503 with `Retry-After` at once (overload shedding).
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +20,8 @@ use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use spike_http::{
-    declares_body_over, is_admin_path, serve, Answer, Handler, RetryReason, Server, ServerOptions,
-    PURCHASE_PATH,
+    declares_body_over, is_admin_path, serve, Answer, Handler, InFlightGate, RetryReason, Server,
+    ServerOptions, PURCHASE_PATH,
 };
 use tokio::net::TcpListener;
 
@@ -35,6 +39,9 @@ pub struct FrontConfig {
     pub upstream_timeout: Duration,
     /// Tries per request (first node plus fail-overs).
     pub tries: usize,
+    /// Requests that may wait on one node at once; a full node is passed
+    /// over, and when all are full the request is shed (503, `Retry-After`).
+    pub max_in_flight_per_upstream: NonZeroUsize,
     /// How the front door treats its own clients' connections.
     pub server: ServerOptions,
 }
@@ -48,13 +55,21 @@ impl FrontConfig {
             retry_after: Duration::from_secs(2),
             upstream_timeout: Duration::from_secs(5),
             tries: 3,
+            max_in_flight_per_upstream: DEFAULT_MAX_IN_FLIGHT_PER_UPSTREAM,
             server: ServerOptions::default(),
         }
     }
 }
 
+/// Requests that may wait on one node at once, by default: a node's own
+/// bound on purchases waiting on central stock
+/// (`spike_node::node::DEFAULT_MAX_CENTRAL_IN_FLIGHT`), so that the front
+/// door never queues more on a node than the node would accept.
+pub const DEFAULT_MAX_IN_FLIGHT_PER_UPSTREAM: NonZeroUsize = NonZeroUsize::new(1024).unwrap();
+
 struct Front {
     config: FrontConfig,
+    gates: Vec<Arc<InFlightGate>>,
     balancer: Balancer,
     client: Client<HttpConnector, Full<Bytes>>,
     authorities: Vec<hyper::http::uri::Authority>,
@@ -118,6 +133,9 @@ pub fn serve_front(listener: TcpListener, config: FrontConfig) -> Result<Server,
         metrics: config.upstreams.iter().map(UpstreamMetrics::new).collect(),
         retries: metrics::counter!("spike_front_retries_total"),
         balancer: Balancer::new(&config.upstreams),
+        gates: (config.upstreams.iter())
+            .map(|_| InFlightGate::new(config.max_in_flight_per_upstream))
+            .collect(),
         config,
         client,
         authorities,
@@ -172,14 +190,20 @@ impl Front {
         // sold on the node that failed to answer.
         let retry_when_sent = parts.method == Method::GET && path.path() != PURCHASE_PATH;
         let mut tried = Vec::with_capacity(self.config.tries);
-        while tried.len() < self.config.tries {
+        let mut full = 0;
+        while tried.len() - full < self.config.tries {
             let Some(index) = self.balancer.pick(&tried) else {
                 break;
             };
-            if !tried.is_empty() {
+            tried.push(index);
+            // Nothing was sent to a full node: passing it over is not a retry.
+            let Some(_in_flight) = self.gates[index].enter() else {
+                full += 1;
+                continue;
+            };
+            if tried.len() - full > 1 {
                 self.retries.increment(1);
             }
-            tried.push(index);
             let counters = &self.metrics[index];
             let uri = Uri::builder()
                 .scheme("http")
@@ -235,8 +259,13 @@ impl Front {
                 }
             }
         }
+        let reason = if full > 0 && full == tried.len() {
+            RetryReason::NodesBusy
+        } else {
+            RetryReason::NoNodeAnswered
+        };
         Answer::TryAgain {
-            reason: RetryReason::NoNodeAnswered,
+            reason,
             request: None,
         }
         .into_response()

@@ -39,6 +39,9 @@ pub enum RetryReason {
     /// As many purchases wait on central stock as the node allows; nothing
     /// was sold.
     CentralBusy,
+    /// The front door has as many requests waiting on every node as it
+    /// allows; nothing was sent.
+    NodesBusy,
     /// The stat log cannot keep up (its disk stalls): nothing was sold.
     StatLogFull,
 }
@@ -61,6 +64,9 @@ impl RetryReason {
                 "this node cannot verify buyer tokens (no --token-key-file); try another node"
             }
             Self::Overloaded => "too many open connections; try again in a second",
+            Self::NodesBusy => {
+                "every node has as many requests waiting as the front door allows; nothing was sent; try again in a second"
+            }
             Self::CentralBusy => {
                 "too many purchases are waiting on central stock; nothing was sold; try again in a second"
             }
@@ -74,7 +80,7 @@ impl RetryReason {
     /// is the point: the server sheds load.
     pub fn retry_after(self) -> Option<&'static str> {
         match self {
-            Self::Overloaded | Self::CentralBusy => Some("1"),
+            Self::Overloaded | Self::CentralBusy | Self::NodesBusy => Some("1"),
             _ => None,
         }
     }

@@ -7,12 +7,14 @@
 
 pub mod answer;
 pub mod connection;
+pub mod in_flight;
 mod memory;
 pub mod metrics;
 pub mod server;
 
 pub use answer::{Answer, RetryReason, SOLD_OUT_BODY};
 pub use connection::Connections;
+pub use in_flight::{InFlight, InFlightGate};
 pub use metrics::serve_metrics;
 pub use server::{
     serve, Handler, Server, ServerOptions, DEFAULT_BODY_TIMEOUT, DEFAULT_HEAD_TIMEOUT,

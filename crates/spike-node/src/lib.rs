@@ -6,7 +6,6 @@
 #![warn(missing_docs)]
 
 pub mod baseline;
-pub mod in_flight;
 pub mod node;
 pub mod orders;
 pub mod query;

@@ -400,7 +400,7 @@ pub struct NodeArgs {
     /// are answered 503 (code -5, Retry-After: 1) at once instead of
     /// queueing (overload shedding). About 50 ms of queue at the measured
     /// buy-path rate.
-    #[arg(long, default_value_t = spike_node::in_flight::DEFAULT_MAX_CENTRAL_IN_FLIGHT)]
+    #[arg(long, default_value_t = spike_node::node::DEFAULT_MAX_CENTRAL_IN_FLIGHT)]
     pub max_central_in_flight: NonZeroUsize,
     /// Worker threads (default: the CPUs this process may run on).
     #[arg(long)]
@@ -479,6 +479,11 @@ pub struct FrontArgs {
     /// A node and its weight, HOST:PORT=WEIGHT (repeatable).
     #[arg(long = "upstream", required = true)]
     pub upstreams: Vec<Upstream>,
+    /// Requests that may wait on one node at once; a full node is passed
+    /// over, and when every node is full the request is answered 503 with
+    /// Retry-After at once (overload shedding). Default: a node's own bound.
+    #[arg(long, default_value_t = spike_front::DEFAULT_MAX_IN_FLIGHT_PER_UPSTREAM)]
+    pub max_in_flight_per_upstream: NonZeroUsize,
     /// Worker threads (default: the CPUs this process may run on).
     #[arg(long)]
     pub threads: Option<NonZeroUsize>,

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use hyper::{Method, StatusCode};
 use spike_core::{CentralStock, EventId, SaleConfig};
+use spike_front::{serve_front, FrontConfig, Upstream};
 use spike_testkit::{unique, TestRedis};
 
 const LIMIT: usize = 8;
@@ -97,5 +98,76 @@ async fn a_slow_central_stock_sheds_new_purchases_at_once_and_recovers() {
     assert!(
         sold <= 2 + waited as u64,
         "only purchases that waited can have sold: {sold}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_door_sheds_what_its_nodes_cannot_take_and_recovers() {
+    let redis = TestRedis::spawn(); // its own: the test pauses it
+    let central = redis_central(redis.url()).await;
+    let event = EventId::parse(unique("front-shed")).unwrap();
+    create_sale(&central, &event, SaleConfig::new(1000).unwrap()).await;
+    // The node itself would let 1,024 wait: the front door's bound decides.
+    let node = spawn_node(central.clone(), named("n1").serving(&event)).await;
+    let mut config = FrontConfig::new(vec![Upstream {
+        address: node.addr().to_string(),
+        weight: std::num::NonZeroU32::MIN,
+    }]);
+    config.max_in_flight_per_upstream = std::num::NonZeroUsize::new(LIMIT).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let front = serve_front(listener, config).unwrap();
+    let door = |path: &str| format!("http://{}{path}", front.addr());
+    let http = Http::new();
+    assert_eq!(
+        http.get(&door("/buy/ticket?user_id=warm-up")).await.code(),
+        Code::Success
+    );
+
+    let pause = Duration::from_secs(3);
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(pause.as_millis() as u64)
+        .arg("ALL")
+        .query(&mut redis.connection())
+        .unwrap();
+    let paused_at = Instant::now();
+    let tasks: Vec<_> = (0..200)
+        .map(|u| {
+            let (http, url) = (http.clone(), door(&format!("/buy/ticket?user_id=u{u}")));
+            tokio::spawn(async move {
+                let (status, headers, body) = http.exchange(Method::GET, &url).await;
+                (status, headers, body, Instant::now())
+            })
+        })
+        .collect();
+    let mut shed = 0;
+    for task in tasks {
+        let (status, headers, body, answered_at) = task.await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let reason = body["data"]["reason"].as_str().unwrap_or_default();
+        if reason.contains("front door allows") {
+            shed += 1;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(body["code"], -5);
+            assert_eq!(headers["retry-after"], "1");
+            assert!(answered_at - paused_at < pause, "shed at once");
+        }
+    }
+    assert!(shed >= 200 - LIMIT, "all but {LIMIT} were shed: {shed}");
+    let node_stats = http.get(&node.admin_url("/stats")).await;
+    assert!(
+        node_stats.body["central_in_flight"]["peak"]
+            .as_u64()
+            .unwrap()
+            <= LIMIT as u64,
+        "the node never had more than the front door's bound waiting"
+    );
+
+    tokio::time::sleep(pause.saturating_sub(paused_at.elapsed()) + Duration::from_millis(200))
+        .await;
+    assert_eq!(
+        http.get(&door("/buy/ticket?user_id=after")).await.code(),
+        Code::Success,
+        "the front door recovers by itself"
     );
 }

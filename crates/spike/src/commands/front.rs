@@ -30,6 +30,7 @@ pub async fn run_front(args: FrontArgs) -> anyhow::Result<()> {
     let upstreams: Vec<String> = args.upstreams.iter().map(ToString::to_string).collect();
     let mut config = FrontConfig::new(args.upstreams);
     config.server = args.server.options(config.server.grace);
+    config.max_in_flight_per_upstream = args.max_in_flight_per_upstream;
     let front = serve_front(listener, config)?;
     let admin_listener = TcpListener::bind(args.admin_listen)
         .await

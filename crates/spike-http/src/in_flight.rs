@@ -1,40 +1,30 @@
-//! Overload shedding: a bound on the purchases a node has waiting on
-//! central stock. When central stock slows down (a busy or paused Redis),
-//! calls queue up; past the bound, new purchases are answered at once with
-//! "try again" instead of joining the queue, so that latency stays bounded
-//! for the purchases already admitted and memory stays flat.
+//! Overload shedding: a bound on the requests waiting on something slower
+//! (a node's purchases on central stock, the front door's requests on each
+//! node). When it slows down, calls queue up; past the bound, new requests
+//! are answered at once with "try again" instead of joining the queue, so
+//! that latency stays bounded for those already admitted and memory stays
+//! flat.
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// How many purchases may wait on central stock at once, by default.
-///
-/// Little's law: in flight = throughput × time in flight. The node's buy
-/// path measured about 20,000 central calls a second (BENCHMARKS.md), so
-/// 1,024 in flight is about 50 ms of queue at full speed: a purchase
-/// admitted behind the whole queue still gets its answer well inside the
-/// 500 ms response deadline, and a slowed central stock sheds load instead
-/// of growing the queue.
-pub const DEFAULT_MAX_CENTRAL_IN_FLIGHT: NonZeroUsize = NonZeroUsize::new(1024).unwrap();
-
-/// Counts the purchases waiting on central stock and refuses entry past a
-/// limit.
+/// Counts the requests waiting and refuses entry past a limit.
 #[derive(Debug)]
-pub struct CentralGate {
+pub struct InFlightGate {
     limit: usize,
     in_flight: AtomicUsize,
     peak: AtomicUsize,
     shed: AtomicU64,
 }
 
-/// One purchase's place in the gate, given back when dropped.
+/// One request's place in the gate, given back when dropped.
 #[derive(Debug)]
 pub struct InFlight {
-    gate: Arc<CentralGate>,
+    gate: Arc<InFlightGate>,
 }
 
-impl CentralGate {
+impl InFlightGate {
     /// A gate admitting at most `limit` at once.
     pub fn new(limit: NonZeroUsize) -> Arc<Self> {
         Arc::new(Self {
@@ -45,7 +35,7 @@ impl CentralGate {
         })
     }
 
-    /// A place for one more purchase, or `None` (counted as shed) when
+    /// A place for one more request, or `None` (counted as shed) when
     /// `limit` are already waiting.
     pub fn enter(self: &Arc<Self>) -> Option<InFlight> {
         let entered = self
@@ -72,7 +62,7 @@ impl CentralGate {
         self.limit
     }
 
-    /// Purchases waiting on central stock now.
+    /// Requests waiting now.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
     }
@@ -82,7 +72,7 @@ impl CentralGate {
         self.peak.load(Ordering::Relaxed)
     }
 
-    /// Purchases refused because the gate was full.
+    /// Requests refused because the gate was full.
     pub fn shed(&self) -> u64 {
         self.shed.load(Ordering::Relaxed)
     }
@@ -100,7 +90,7 @@ mod tests {
 
     #[test]
     fn admits_up_to_the_limit_and_again_once_one_leaves() {
-        let gate = CentralGate::new(NonZeroUsize::new(2).unwrap());
+        let gate = InFlightGate::new(NonZeroUsize::new(2).unwrap());
         let first = gate.enter().expect("room");
         let _second = gate.enter().expect("room");
         assert!(gate.enter().is_none(), "full");
