@@ -6,6 +6,7 @@ use std::future::Future;
 
 use crate::ids::{EventId, OrderId, RequestId, UserId};
 use crate::purchase::{CentralReply, Purchase};
+use crate::queue::QueueCounters;
 use crate::sale::{SaleConfig, SaleSnapshot};
 
 /// Why central stock could not answer.
@@ -76,6 +77,36 @@ pub struct Restoration {
     pub released: Vec<OrderId>,
 }
 
+/// What joining a sale's waiting room did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueJoin {
+    /// The buyer holds the `join_index`-th place (the same on every join).
+    Joined {
+        /// The order this buyer joined in (0 is first).
+        join_index: u64,
+    },
+    /// Joining starts at `joins_open_at_ms` (Unix milliseconds).
+    NotYetOpen {
+        /// When joining starts.
+        joins_open_at_ms: u64,
+    },
+    /// The sale has no waiting room.
+    NoQueue,
+    /// Central stock has no such sale.
+    NoSuchSale,
+}
+
+/// A waiting room's whole record, for the audit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueRecord {
+    /// The counters, with every admission step.
+    pub counters: QueueCounters,
+    /// Every buyer who joined and their join index.
+    pub joiners: Vec<(UserId, u64)>,
+    /// Every admitted position that bought, with its buyer.
+    pub bought: Vec<(u64, UserId)>,
+}
+
 /// Central stock: atomic, shared by every node of a sale.
 ///
 /// Every method is atomic with respect to every other call on the same event.
@@ -131,4 +162,42 @@ pub trait CentralStock: Send + Sync + 'static {
 
     /// Every event that has a sale.
     fn events(&self) -> impl Future<Output = Result<Vec<EventId>, CentralError>> + Send;
+
+    /// Puts `user` in the event's waiting room, or finds their place if
+    /// they joined before: one place per buyer. Once the sale has opened,
+    /// the queue is sealed first (with `seed`, unless it was sealed
+    /// before), so that only who joined before the opening is shuffled.
+    fn join_queue(
+        &self,
+        event: &EventId,
+        user: &UserId,
+        seed: u64,
+    ) -> impl Future<Output = Result<QueueJoin, CentralError>> + Send;
+
+    /// The join index of `user`, if they joined.
+    fn queue_place(
+        &self,
+        event: &EventId,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<u64>, CentralError>> + Send;
+
+    /// One admission step, which any node may take at any time: at the
+    /// sale's opening it seals the queue (with `seed`, unless it was sealed
+    /// before), then moves `admitted` as far as
+    /// [`crate::QueueConfig::admission_target`] allows (not once the sale is
+    /// sold out), and returns the counters with the admission steps taken
+    /// after `steps_after_ms`. `None`: no such sale, or no waiting room.
+    fn tick_queue(
+        &self,
+        event: &EventId,
+        seed: u64,
+        steps_after_ms: u64,
+    ) -> impl Future<Output = Result<Option<QueueCounters>, CentralError>> + Send;
+
+    /// The waiting room's whole record, for the audit (`None`: no such
+    /// sale, or no waiting room).
+    fn queue_record(
+        &self,
+        event: &EventId,
+    ) -> impl Future<Output = Result<Option<QueueRecord>, CentralError>> + Send;
 }

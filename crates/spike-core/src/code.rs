@@ -26,6 +26,10 @@ pub enum Code {
     /// -6: the request does not prove who sends it (a missing, expired,
     /// forged or mismatched token); nothing changed.
     Unauthorized,
+    /// -7: the sale has a waiting room and the buyer is not admitted (no
+    /// admission token, or one that is not theirs or expired); nothing
+    /// changed.
+    NotAdmitted,
 }
 
 /// One row of the code table.
@@ -39,7 +43,7 @@ struct Row {
 
 impl Code {
     /// The codes `/buy/ticket` answers with, in the order nodes count them.
-    pub const BUY: [Code; 7] = [
+    pub const BUY: [Code; 8] = [
         Code::Success,
         Code::SoldOut,
         Code::AlreadyPurchased,
@@ -47,12 +51,13 @@ impl Code {
         Code::Refused,
         Code::TryAgain,
         Code::Unauthorized,
+        Code::NotAdmitted,
     ];
 
     /// Every code: [`Code::Ok`], then [`Code::BUY`].
-    pub const ALL: [Code; 8] = {
+    pub const ALL: [Code; 9] = {
         let b = Code::BUY;
-        [Code::Ok, b[0], b[1], b[2], b[3], b[4], b[5], b[6]]
+        [Code::Ok, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]
     };
 
     /// The table: the one place a code's number, name, status and label live.
@@ -66,6 +71,7 @@ impl Code {
             Code::Refused => (-4, "-4", "refused", 400, "bad request"),
             Code::TryAgain => (-5, "-5", "try_again", 503, "try again"),
             Code::Unauthorized => (-6, "-6", "unauthorized", 401, "unauthorized"),
+            Code::NotAdmitted => (-7, "-7", "not_admitted", 403, "not admitted yet"),
         };
         Row {
             number,
@@ -129,7 +135,7 @@ mod tests {
     #[test]
     fn numbers_are_the_articles_and_round_trip() {
         let numbers: Vec<i8> = Code::BUY.iter().map(|c| c.number()).collect();
-        assert_eq!(numbers, [1, -1, -2, -3, -4, -5, -6]);
+        assert_eq!(numbers, [1, -1, -2, -3, -4, -5, -6, -7]);
         for code in Code::ALL {
             assert_eq!(Code::from_number(code.number().into()), Some(code));
             assert_eq!(code.number_text(), code.number().to_string());

@@ -8,10 +8,11 @@
 use std::num::NonZeroU32;
 use std::time::{Duration, SystemTime};
 
-use crate::central::{CentralStock, CreateSaleError, Holding, Release, Restoration};
+use crate::central::{CentralStock, CreateSaleError, Holding, QueueJoin, Release, Restoration};
 use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
 use crate::order_stream::{Backlog, OrderStream};
 use crate::purchase::{Purchase, Verdict};
+use crate::queue::{QueueConfig, QueueCounters};
 use crate::sale::{BuyerAuth, BuyerPolicy, SaleConfig};
 
 /// Declares one `#[tokio::test]` per conformance case, so that a failure
@@ -39,7 +40,11 @@ macro_rules! conformance_tests {
             a_released_seat_is_sold_again_exactly_once,
             release_refuses_what_was_not_sold,
             stream_delivers_each_entry_once_until_acknowledged,
-            restore_rebuilds_the_sale_and_continues_its_sequence);
+            restore_rebuilds_the_sale_and_continues_its_sequence,
+            a_waiting_room_places_each_buyer_once_and_seals_at_the_opening,
+            a_waiting_room_admits_only_admitted_positions,
+            a_waiting_room_keeps_max_active_and_stops_at_sold_out,
+            a_sale_without_a_waiting_room_has_none);
     };
     (@cases $setup:path; $($case:ident),*) => {
         $(
@@ -74,6 +79,7 @@ fn purchase(event: &EventId, user: Option<&str>, request: &str) -> Purchase {
         user: user.map(|u| UserId::parse(u).expect("valid test user")),
         request: RequestId::parse(request).expect("valid test request id"),
         node: NodeId::parse("conformance").expect("valid node id"),
+        admission: None,
     }
 }
 
@@ -150,6 +156,228 @@ pub async fn every_sale_rule_round_trips<C: CentralStock>(central: &C, prefix: &
         .expect("snapshot")
         .expect("exists");
     assert_eq!(snapshot.config, config, "central stock keeps every rule");
+    let queue = QueueConfig::new(NonZeroU32::new(250).expect("rate"))
+        .expect("queue")
+        .with_max_active(std::num::NonZeroU64::new(40))
+        .with_admit_window(Duration::from_secs(90))
+        .expect("window")
+        .joining_from(Some(SystemTime::UNIX_EPOCH + Duration::from_secs(999)));
+    let queued = config.with_queue(Some(queue)).expect("queued");
+    create(central, &event, queued.clone()).await;
+    let snapshot = central.snapshot(&event).await.expect("snapshot");
+    assert_eq!(
+        snapshot.expect("exists").config,
+        queued,
+        "and the waiting room's"
+    );
+}
+
+fn queued_sale(total: u64, per_second: u32, opens_in: Option<Duration>) -> SaleConfig {
+    let queue = QueueConfig::new(NonZeroU32::new(per_second).expect("rate")).expect("queue");
+    SaleConfig::new(total)
+        .expect("config")
+        .opening_at(opens_in.map(|wait| SystemTime::now() + wait))
+        .with_queue(Some(queue))
+        .expect("queued sale")
+}
+
+fn user(name: &str) -> UserId {
+    UserId::parse(name).expect("valid test user")
+}
+
+async fn join<C: CentralStock>(central: &C, event: &EventId, name: &str) -> u64 {
+    match central
+        .join_queue(event, &user(name), 99)
+        .await
+        .expect("join")
+    {
+        QueueJoin::Joined { join_index } => join_index,
+        other => panic!("{name} could not join: {other:?}"),
+    }
+}
+
+async fn tick<C: CentralStock>(central: &C, event: &EventId, seed: u64) -> QueueCounters {
+    central
+        .tick_queue(event, seed, 0)
+        .await
+        .expect("tick")
+        .expect("a waiting room")
+}
+
+fn admitted(event: &EventId, name: &str, request: &str, position: Option<u64>) -> Purchase {
+    Purchase {
+        admission: position,
+        ..purchase(event, Some(name), request)
+    }
+}
+
+/// Conformance case: see its name.
+pub async fn a_waiting_room_places_each_buyer_once_and_seals_at_the_opening<C: CentralStock>(
+    central: &C,
+    prefix: &str,
+) {
+    let event = event(prefix, "queue-seal");
+    let opens_in = Duration::from_millis(400);
+    create(central, &event, queued_sale(100, 100, Some(opens_in))).await;
+    let started = std::time::Instant::now();
+    for i in 0..50 {
+        assert_eq!(join(central, &event, &format!("q{i}")).await, i);
+    }
+    assert_eq!(join(central, &event, "q7").await, 7, "one place per buyer");
+    let before = tick(central, &event, 11).await;
+    assert_eq!((before.joined, before.seal, before.admitted), (50, None, 0));
+    let early = admitted(&event, "q0", "rq0-early", Some(0));
+    let reply = central.buy(&early).await.expect("buy");
+    assert_eq!(
+        reply.verdict,
+        Verdict::NotOpen,
+        "nothing before the opening"
+    );
+
+    tokio::time::sleep((opens_in + Duration::from_millis(150)).saturating_sub(started.elapsed()))
+        .await;
+    let opened = tick(central, &event, 12).await;
+    let seal = opened.seal.expect("sealed at the opening");
+    assert_eq!((seal.seed, seal.early), (12, 50));
+    assert!(
+        (10..=50).contains(&opened.admitted),
+        "100/s for more than 100 ms: {}",
+        opened.admitted
+    );
+    assert_eq!(
+        opened.steps.last().map(|s| s.admitted),
+        Some(opened.admitted)
+    );
+    assert_eq!(
+        join(central, &event, "late").await,
+        50,
+        "behind the early ones"
+    );
+    let again = tick(central, &event, 13).await;
+    assert_eq!(again.seal, Some(seal), "sealed once");
+    assert!(again.admitted >= opened.admitted, "never back");
+}
+
+/// Conformance case: see its name.
+pub async fn a_waiting_room_admits_only_admitted_positions<C: CentralStock>(
+    central: &C,
+    prefix: &str,
+) {
+    let event = event(prefix, "queue-admit");
+    // Open from creation at 1,000/s: the budget is far ahead, the joiners decide.
+    create(central, &event, queued_sale(10, 1000, None)).await;
+    for i in 0..4 {
+        join(central, &event, &format!("a{i}")).await;
+    }
+    let counters = tick(central, &event, 5).await;
+    assert_eq!((counters.joined, counters.admitted), (4, 4));
+    assert_eq!(
+        counters.seal,
+        Some(crate::queue::Seal { seed: 99, early: 0 }),
+        "the first join sealed it: nobody was early"
+    );
+    let reply = |purchase: Purchase| async move { central.buy(&purchase).await.expect("buy") };
+    let none = reply(admitted(&event, "a0", "ra0", None)).await;
+    assert_eq!(none.verdict, Verdict::NotAdmitted);
+    let beyond = reply(admitted(&event, "a0", "ra0", Some(4))).await;
+    assert_eq!(beyond.verdict, Verdict::NotAdmitted);
+    assert_eq!(sold(central, &event).await, 0, "nothing sold to strangers");
+    let sale = reply(admitted(&event, "a2", "ra2", Some(2))).await;
+    assert!(matches!(sale.verdict, Verdict::Sold { .. }), "{sale:?}");
+    let record = central
+        .queue_record(&event)
+        .await
+        .expect("record")
+        .expect("a waiting room");
+    assert_eq!(record.bought, vec![(2, user("a2"))]);
+    let joiners: Vec<u64> = record.joiners.iter().map(|(_, index)| *index).collect();
+    assert_eq!(joiners, [0, 1, 2, 3]);
+    assert_eq!(record.counters.admitted, 4);
+}
+
+/// Conformance case: see its name.
+pub async fn a_waiting_room_keeps_max_active_and_stops_at_sold_out<C: CentralStock>(
+    central: &C,
+    prefix: &str,
+) {
+    let event = event(prefix, "queue-active");
+    let queue = QueueConfig::new(NonZeroU32::new(1000).expect("rate"))
+        .expect("queue")
+        .with_max_active(std::num::NonZeroU64::new(3));
+    let config = SaleConfig::new(2)
+        .expect("config")
+        .with_queue(Some(queue))
+        .expect("queued");
+    create(central, &event, config).await;
+    for i in 0..10 {
+        join(central, &event, &format!("m{i}")).await;
+    }
+    assert_eq!(tick(central, &event, 1).await.admitted, 3, "three active");
+    assert_eq!(tick(central, &event, 1).await.admitted, 3, "still three");
+    let sale = central
+        .buy(&admitted(&event, "m0", "rm0", Some(0)))
+        .await
+        .expect("buy");
+    assert!(matches!(sale.verdict, Verdict::Sold { .. }), "{sale:?}");
+    assert_eq!(
+        tick(central, &event, 1).await.admitted,
+        4,
+        "one bought, one more"
+    );
+    let sale = central
+        .buy(&admitted(&event, "m1", "rm1", Some(1)))
+        .await
+        .expect("buy");
+    assert!(matches!(sale.verdict, Verdict::Sold { .. }), "{sale:?}");
+    assert_eq!(
+        tick(central, &event, 1).await.admitted,
+        4,
+        "sold out: nobody more is admitted"
+    );
+}
+
+/// Conformance case: see its name.
+pub async fn a_sale_without_a_waiting_room_has_none<C: CentralStock>(central: &C, prefix: &str) {
+    let event = event(prefix, "queue-none");
+    create(central, &event, SaleConfig::new(1).expect("config")).await;
+    let join = central
+        .join_queue(&event, &user("x"), 1)
+        .await
+        .expect("join");
+    assert_eq!(join, QueueJoin::NoQueue);
+    assert_eq!(central.tick_queue(&event, 1, 0).await.expect("tick"), None);
+    assert_eq!(central.queue_record(&event).await.expect("record"), None);
+    let sale = central
+        .buy(&purchase(&event, Some("x"), "rx"))
+        .await
+        .expect("buy");
+    assert!(
+        matches!(sale.verdict, Verdict::Sold { .. }),
+        "no admission needed"
+    );
+    let missing = super::conformance::event(prefix, "queue-missing");
+    let join = central
+        .join_queue(&missing, &user("x"), 1)
+        .await
+        .expect("join");
+    assert_eq!(join, QueueJoin::NoSuchSale);
+    let future = QueueConfig::new(NonZeroU32::MIN)
+        .expect("queue")
+        .joining_from(Some(SystemTime::now() + Duration::from_secs(3600)));
+    let later = SaleConfig::new(1)
+        .expect("config")
+        .opening_at(Some(SystemTime::now() + Duration::from_secs(7200)))
+        .with_queue(Some(future))
+        .expect("queued");
+    create(central, &event, later).await;
+    let join = central
+        .join_queue(&event, &user("x"), 1)
+        .await
+        .expect("join");
+    assert!(
+        matches!(join, QueueJoin::NotYetOpen { .. }),
+        "joining starts at --queue-opens-at: {join:?}"
+    );
 }
 
 /// Conformance case: see its name.

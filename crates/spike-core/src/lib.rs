@@ -12,6 +12,7 @@ pub mod memory;
 pub mod order;
 pub mod order_stream;
 pub mod purchase;
+pub mod queue;
 pub mod reconcile;
 pub mod sale;
 pub mod secret;
@@ -20,7 +21,10 @@ pub mod stat;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
-pub use central::{CentralError, CentralStock, CreateSaleError, Holding, Release, Restoration};
+pub use central::{
+    CentralError, CentralStock, CreateSaleError, Holding, QueueJoin, QueueRecord, Release,
+    Restoration,
+};
 pub use code::Code;
 pub use ids::{EventId, IdError, NodeId, OrderId, RequestId, UserId};
 pub use local_stock::{Admission, LocalStock, Reservation, Settlement};
@@ -28,5 +32,6 @@ pub use memory::MemoryCentral;
 pub use order::{Order, OrderState, Refusal, Transition};
 pub use order_stream::{Backlog, OrderStream, StreamEntry};
 pub use purchase::{CentralReply, Purchase, Verdict};
+pub use queue::{QueueConfig, QueueCounters, Seal, Shuffle, Standing};
 pub use sale::{BuyerPolicy, SaleConfig, SaleRecord, SaleSnapshot};
 pub use secret::SecretUrl;

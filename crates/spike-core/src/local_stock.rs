@@ -201,7 +201,8 @@ impl Reservation {
             | Verdict::AlreadyPurchased { .. }
             | Verdict::NotOpen
             | Verdict::UserRequired
-            | Verdict::RequestIdTaken => {
+            | Verdict::RequestIdTaken
+            | Verdict::NotAdmitted => {
                 self.refused(reply.remaining);
                 Settlement::Returned
             }

@@ -6,11 +6,56 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::central::{CentralError, CentralStock, CreateSaleError, Release, Restoration};
+use crate::central::{
+    CentralError, CentralStock, CreateSaleError, QueueJoin, QueueRecord, Release, Restoration,
+};
 use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
 use crate::order_stream::{Backlog, OrderStream, StreamEntry};
 use crate::purchase::{CentralReply, Purchase, Verdict};
+use crate::queue::{AdmissionProgress, AdmissionStep, QueueCounters, Seal};
 use crate::sale::{unix_millis, BuyerPolicy, SaleConfig, SaleSnapshot};
+
+/// A sale's waiting room, as `lua/queue_*.lua` keep it in Redis.
+#[derive(Debug, Default)]
+struct WaitingRoom {
+    /// Buyer → join index.
+    places: HashMap<UserId, u64>,
+    seal: Option<Seal>,
+    admitted: u64,
+    /// Admission steps, oldest first.
+    steps: Vec<AdmissionStep>,
+    /// Admitted positions that bought, and by whom.
+    bought: BTreeMap<u64, UserId>,
+}
+
+impl WaitingRoom {
+    fn joined(&self) -> u64 {
+        self.places.len() as u64
+    }
+
+    /// Positions admitted at or before `at_ms`.
+    fn admitted_by(&self, at_ms: u64) -> u64 {
+        let steps = self.steps.partition_point(|step| step.at_ms <= at_ms);
+        steps
+            .checked_sub(1)
+            .and_then(|last| self.steps.get(last))
+            .map_or(0, |step| step.admitted)
+    }
+
+    fn counters(&self, now_ms: u64, remaining: u64, steps_after_ms: u64) -> QueueCounters {
+        QueueCounters {
+            joined: self.joined(),
+            seal: self.seal,
+            admitted: self.admitted,
+            now_ms,
+            remaining,
+            steps: (self.steps.iter())
+                .filter(|step| step.at_ms >= steps_after_ms)
+                .copied()
+                .collect(),
+        }
+    }
+}
 
 #[derive(Debug)]
 struct Book {
@@ -27,6 +72,7 @@ struct Book {
     /// Delivered, unacknowledged entries: who holds them and since when.
     pending: HashMap<u64, (NodeId, Instant)>,
     released: HashSet<OrderId>,
+    queue: WaitingRoom,
 }
 
 impl Book {
@@ -41,7 +87,77 @@ impl Book {
             delivered: 0,
             pending: HashMap::new(),
             released: HashSet::new(),
+            queue: WaitingRoom::default(),
         }
+    }
+
+    /// The same steps as `lua/queue_join.lua`.
+    fn join_queue(&mut self, user: &UserId, seed: u64, now: SystemTime) -> QueueJoin {
+        let Some(queue) = self.config.queue() else {
+            return QueueJoin::NoQueue;
+        };
+        let joins_open_at_ms = queue.joins_open_at_millis();
+        self.seal_at_opening(seed, unix_millis(now));
+        if let Some(join_index) = self.queue.places.get(user) {
+            return QueueJoin::Joined {
+                join_index: *join_index,
+            };
+        }
+        if unix_millis(now) < joins_open_at_ms {
+            return QueueJoin::NotYetOpen { joins_open_at_ms };
+        }
+        let join_index = self.queue.joined();
+        self.queue.places.insert(user.clone(), join_index);
+        QueueJoin::Joined { join_index }
+    }
+
+    /// Seals the waiting room once the sale has opened: who joined before
+    /// is shuffled with `seed`.
+    fn seal_at_opening(&mut self, seed: u64, now_ms: u64) {
+        if self.queue.seal.is_none() && now_ms >= self.config.opens_at_millis() {
+            self.queue.seal = Some(Seal {
+                seed,
+                early: self.queue.joined(),
+            });
+        }
+    }
+
+    /// The same steps as `lua/queue_tick.lua`.
+    fn tick_queue(
+        &mut self,
+        seed: u64,
+        steps_after_ms: u64,
+        now: SystemTime,
+    ) -> Option<QueueCounters> {
+        let queue = *self.config.queue()?;
+        let now_ms = unix_millis(now);
+        let opens_at_ms = self.config.opens_at_millis();
+        self.seal_at_opening(seed, now_ms);
+        if self.queue.seal.is_some() && self.sold < self.config.total() {
+            let expired = self
+                .queue
+                .admitted_by(now_ms.saturating_sub(queue.admit_window_millis()));
+            let bought_expired = self.queue.bought.range(..expired).count() as u64;
+            let progress = AdmissionProgress {
+                since_opening_ms: now_ms.saturating_sub(opens_at_ms),
+                joined: self.queue.joined(),
+                admitted: self.queue.admitted,
+                bought: self.queue.bought.len() as u64,
+                expired_unbought: expired - bought_expired,
+            };
+            let target = queue.admission_target(&progress);
+            if target > self.queue.admitted {
+                self.queue.admitted = target;
+                self.queue.steps.push(AdmissionStep {
+                    at_ms: now_ms,
+                    admitted: target,
+                });
+            }
+        }
+        Some(
+            self.queue
+                .counters(now_ms, self.remaining(), steps_after_ms),
+        )
     }
 
     /// Takes up a sale again from a restoration; the stream stays.
@@ -128,6 +244,13 @@ impl Book {
             let Some(user) = &purchase.user else {
                 return reply(Verdict::UserRequired, self.remaining());
             };
+            if self.config.queue().is_some()
+                && purchase
+                    .admission
+                    .is_none_or(|position| position >= self.queue.admitted)
+            {
+                return reply(Verdict::NotAdmitted, self.remaining());
+            }
             if let Some(held) = self.buyers.get(user) {
                 let limit = usize::try_from(per_user_limit.get()).unwrap_or(usize::MAX);
                 if let (true, Some(last)) = (held.len() >= limit, held.last()) {
@@ -150,6 +273,9 @@ impl Book {
                 .entry(user.clone())
                 .or_default()
                 .push(order.clone());
+            if let (Some(_), Some(position)) = (self.config.queue(), purchase.admission) {
+                self.queue.bought.entry(position).or_insert(user.clone());
+            }
         }
         self.requests.insert(
             purchase.request.clone(),
@@ -297,6 +423,55 @@ impl CentralStock for MemoryCentral {
         events.sort();
         Ok(events)
     }
+
+    async fn join_queue(
+        &self,
+        event: &EventId,
+        user: &UserId,
+        seed: u64,
+    ) -> Result<QueueJoin, CentralError> {
+        Ok(self.with_book(event, QueueJoin::NoSuchSale, |book| {
+            book.join_queue(user, seed, SystemTime::now())
+        }))
+    }
+
+    async fn queue_place(
+        &self,
+        event: &EventId,
+        user: &UserId,
+    ) -> Result<Option<u64>, CentralError> {
+        Ok(self.with_book(event, None, |book| book.queue.places.get(user).copied()))
+    }
+
+    async fn tick_queue(
+        &self,
+        event: &EventId,
+        seed: u64,
+        steps_after_ms: u64,
+    ) -> Result<Option<QueueCounters>, CentralError> {
+        Ok(self.with_book(event, None, |book| {
+            book.tick_queue(seed, steps_after_ms, SystemTime::now())
+        }))
+    }
+
+    async fn queue_record(&self, event: &EventId) -> Result<Option<QueueRecord>, CentralError> {
+        Ok(self.with_book(event, None, |book| {
+            book.config.queue()?;
+            let mut joiners: Vec<(UserId, u64)> = (book.queue.places.iter())
+                .map(|(user, index)| (user.clone(), *index))
+                .collect();
+            joiners.sort_by_key(|(_, index)| *index);
+            Some(QueueRecord {
+                counters: book
+                    .queue
+                    .counters(unix_millis(SystemTime::now()), book.remaining(), 0),
+                joiners,
+                bought: (book.queue.bought.iter())
+                    .map(|(position, user)| (*position, user.clone()))
+                    .collect(),
+            })
+        }))
+    }
 }
 
 impl OrderStream for MemoryCentral {
@@ -389,6 +564,7 @@ mod tests {
                 user: Some(UserId::parse(format!("u{i}")).unwrap()),
                 request: RequestId::parse(format!("r{i}")).unwrap(),
                 node: NodeId::parse("n").unwrap(),
+                admission: None,
             };
             central.buy(&purchase).await.unwrap();
         }

@@ -13,6 +13,9 @@ pub struct Purchase {
     pub request: RequestId,
     /// The node that took the request (recorded with the order).
     pub node: NodeId,
+    /// On a sale with a waiting room: the buyer's admitted position, from
+    /// an admission token the node verified.
+    pub admission: Option<u64>,
 }
 
 /// Central stock's answer to a [`Purchase`].
@@ -41,6 +44,9 @@ pub enum Verdict {
     NoSuchSale,
     /// This request id already bought a seat for another buyer: nothing changed.
     RequestIdTaken,
+    /// The sale has a waiting room and this purchase carries no admitted
+    /// position: nothing changed.
+    NotAdmitted,
 }
 
 /// A verdict plus central stock's remaining seats right after it.

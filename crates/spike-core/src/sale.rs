@@ -1,8 +1,10 @@
 //! What a sale is: its stock, who may buy and how much, when it opens, and how
 //! long a buyer has to pay. A [`SaleConfig`] can only be built valid.
 
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::queue::{QueueConfig, QueueConfigError};
 
 /// Largest stock a sale may have: Lua numbers are doubles, exact up to 2^53.
 pub const MAX_STOCK: u64 = 1_000_000_000_000;
@@ -96,6 +98,15 @@ pub enum SaleConfigError {
     /// Token authentication names buyers; an anonymous sale has none.
     #[error("--auth token needs identified buyers; an anonymous sale has none")]
     TokenNeedsBuyers,
+    /// A waiting room places buyers; an anonymous sale has none.
+    #[error("--queue needs identified buyers; an anonymous sale has none")]
+    QueueNeedsBuyers,
+    /// Joining must start before the sale opens.
+    #[error("--queue-opens-at must be before the sale opens (--opens-at)")]
+    JoinsAfterOpening,
+    /// The waiting room's own rules.
+    #[error(transparent)]
+    Queue(#[from] QueueConfigError),
 }
 
 /// A valid sale configuration.
@@ -105,6 +116,7 @@ pub struct SaleConfig {
     policy: BuyerPolicy,
     opens_at: Option<SystemTime>,
     payment_window: Duration,
+    queue: Option<QueueConfig>,
 }
 
 impl SaleConfig {
@@ -118,6 +130,7 @@ impl SaleConfig {
                 policy: BuyerPolicy::ONE_PER_USER,
                 opens_at: None,
                 payment_window: DEFAULT_PAYMENT_WINDOW,
+                queue: None,
             }),
         }
     }
@@ -141,6 +154,29 @@ impl SaleConfig {
         }
         self.payment_window = window;
         Ok(self)
+    }
+
+    /// Puts the sale behind a waiting room (after its policy and opening
+    /// are set: a queue needs identified buyers, and joining must start
+    /// before the opening).
+    pub fn with_queue(mut self, queue: Option<QueueConfig>) -> Result<Self, SaleConfigError> {
+        if let Some(queue) = &queue {
+            if self.policy == BuyerPolicy::Anonymous {
+                return Err(SaleConfigError::QueueNeedsBuyers);
+            }
+            if let (Some(joins), Some(opens)) = (queue.joins_open_at(), self.opens_at) {
+                if joins >= opens {
+                    return Err(SaleConfigError::JoinsAfterOpening);
+                }
+            }
+        }
+        self.queue = queue;
+        Ok(self)
+    }
+
+    /// The sale's waiting room, if it has one.
+    pub fn queue(&self) -> Option<&QueueConfig> {
+        self.queue.as_ref()
     }
 
     /// Seats for sale.
@@ -200,6 +236,14 @@ pub struct SaleRecord {
     pub payment_window_ms: u64,
     /// 1 when buyers must carry a signed token, 0 otherwise.
     pub token_auth: u64,
+    /// Waiting room: positions admitted per second; 0 for a sale without one.
+    pub queue_admit_rate: u64,
+    /// Waiting room: most active admitted buyers at once; 0 for no cap.
+    pub queue_max_active: u64,
+    /// Waiting room: how long an admission lasts, in milliseconds.
+    pub queue_admit_window_ms: u64,
+    /// Waiting room: when joining starts, Unix milliseconds; 0 from creation.
+    pub queue_joins_open_at_ms: u64,
 }
 
 impl From<&SaleConfig> for SaleRecord {
@@ -211,6 +255,15 @@ impl From<&SaleConfig> for SaleRecord {
             payment_window_ms: u64::try_from(config.payment_window().as_millis())
                 .unwrap_or(u64::MAX),
             token_auth: u64::from(config.policy().needs_token()),
+            queue_admit_rate: config
+                .queue()
+                .map_or(0, |q| u64::from(q.admit_rate().get())),
+            queue_max_active: config
+                .queue()
+                .and_then(QueueConfig::max_active)
+                .map_or(0, NonZeroU64::get),
+            queue_admit_window_ms: config.queue().map_or(0, QueueConfig::admit_window_millis),
+            queue_joins_open_at_ms: config.queue().map_or(0, QueueConfig::joins_open_at_millis),
         }
     }
 }
@@ -231,10 +284,24 @@ impl TryFrom<SaleRecord> for SaleConfig {
             None if auth == BuyerAuth::Token => return Err(SaleConfigError::TokenNeedsBuyers),
             None => BuyerPolicy::Anonymous,
         };
+        let queue = match u32::try_from(record.queue_admit_rate).ok() {
+            Some(0) => None,
+            Some(rate) => Some(
+                QueueConfig::new(NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN))?
+                    .with_max_active(NonZeroU64::new(record.queue_max_active))
+                    .with_admit_window(Duration::from_millis(record.queue_admit_window_ms))?
+                    .joining_from(
+                        (record.queue_joins_open_at_ms > 0)
+                            .then(|| from_unix_millis(record.queue_joins_open_at_ms)),
+                    ),
+            ),
+            None => return Err(QueueConfigError::RateTooHigh.into()),
+        };
         SaleConfig::new(record.total)?
             .with_policy(policy)
             .opening_at((record.opens_at_ms > 0).then(|| from_unix_millis(record.opens_at_ms)))
-            .with_payment_window(Duration::from_millis(record.payment_window_ms))
+            .with_payment_window(Duration::from_millis(record.payment_window_ms))?
+            .with_queue(queue)
     }
 }
 
@@ -302,9 +369,29 @@ mod tests {
                 opens_at_ms: 1_700_000_000_000,
                 payment_window_ms: 90_000,
                 token_auth: 1,
+                queue_admit_rate: 0,
+                queue_max_active: 0,
+                queue_admit_window_ms: 0,
+                queue_joins_open_at_ms: 0,
             }
         );
-        assert_eq!(SaleConfig::try_from(record), Ok(config));
+        assert_eq!(SaleConfig::try_from(record), Ok(config.clone()));
+        let queue = QueueConfig::new(NonZeroU32::new(200).unwrap())
+            .unwrap()
+            .with_max_active(NonZeroU64::new(50))
+            .joining_from(Some(from_unix_millis(1_600_000_000_000)));
+        let queued = config.with_queue(Some(queue)).unwrap();
+        let record = SaleRecord::from(&queued);
+        assert_eq!(
+            (
+                record.queue_admit_rate,
+                record.queue_max_active,
+                record.queue_admit_window_ms,
+                record.queue_joins_open_at_ms
+            ),
+            (200, 50, 600_000, 1_600_000_000_000)
+        );
+        assert_eq!(SaleConfig::try_from(record), Ok(queued));
         let anonymous = SaleConfig::new(1)
             .unwrap()
             .with_policy(BuyerPolicy::Anonymous);
@@ -321,6 +408,28 @@ mod tests {
             SaleConfig::try_from(nobody),
             Err(SaleConfigError::TokenNeedsBuyers)
         );
+    }
+
+    #[test]
+    fn a_queue_needs_buyers_and_joining_before_the_opening() {
+        let queue = QueueConfig::new(NonZeroU32::MIN).unwrap();
+        let anonymous = SaleConfig::new(1)
+            .unwrap()
+            .with_policy(BuyerPolicy::Anonymous);
+        assert_eq!(
+            anonymous.with_queue(Some(queue)),
+            Err(SaleConfigError::QueueNeedsBuyers)
+        );
+        let opening = SaleConfig::new(1)
+            .unwrap()
+            .opening_at(Some(from_unix_millis(5_000)));
+        let late = queue.joining_from(Some(from_unix_millis(5_000)));
+        assert_eq!(
+            opening.clone().with_queue(Some(late)),
+            Err(SaleConfigError::JoinsAfterOpening)
+        );
+        let early = queue.joining_from(Some(from_unix_millis(4_999)));
+        assert!(opening.with_queue(Some(early)).is_ok());
     }
 
     #[test]

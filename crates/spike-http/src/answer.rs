@@ -42,6 +42,9 @@ pub enum RetryReason {
     /// The front door has as many requests waiting on every node as it
     /// allows; nothing was sent.
     NodesBusy,
+    /// The sale has a waiting room and this node has no key for admission
+    /// tokens.
+    NoAdmissionKey,
     /// The stat log cannot keep up (its disk stalls): nothing was sold.
     StatLogFull,
 }
@@ -64,6 +67,9 @@ impl RetryReason {
                 "this node cannot verify buyer tokens (no --token-key-file); try another node"
             }
             Self::Overloaded => "too many open connections; try again in a second",
+            Self::NoAdmissionKey => {
+                "this node cannot make or check admission tokens (no --order-key-file); try another node"
+            }
             Self::NodesBusy => {
                 "every node has as many requests waiting as the front door allows; nothing was sent; try again in a second"
             }
@@ -135,6 +141,14 @@ pub enum Answer {
         /// What the client should change.
         reason: String,
     },
+    /// Code -7, 403: the sale has a waiting room and this buyer is not
+    /// admitted; nothing changed.
+    NotAdmitted {
+        /// Why, and what to do.
+        reason: String,
+        /// Where the buyer stands, when known.
+        standing: Option<Value>,
+    },
     /// Code -5: try again.
     TryAgain {
         /// Why.
@@ -192,6 +206,7 @@ impl Answer {
             Self::Refused { .. } | Self::MethodNotAllowed { .. } => Code::Refused,
             Self::TryAgain { .. } => Code::TryAgain,
             Self::Unauthorized { .. } => Code::Unauthorized,
+            Self::NotAdmitted { .. } => Code::NotAdmitted,
             Self::Done { .. }
             | Self::Info(_)
             | Self::Metrics(_)
@@ -264,6 +279,11 @@ impl Answer {
             }
             Self::Unauthorized { reason } => {
                 json_bytes(&json!({ "code": code.number(), "msg": reason }))
+            }
+            Self::NotAdmitted { reason, standing } => {
+                let mut data = standing.clone().unwrap_or_else(|| json!({}));
+                data["reason"] = Value::from(reason.as_str());
+                json_bytes(&json!({ "code": code.number(), "msg": code.label(), "data": data }))
             }
             Self::MethodNotAllowed { allowed } => json_bytes(&json!({
                 "code": code.number(),

@@ -14,6 +14,7 @@ pub mod server;
 pub mod stat_log;
 pub mod stats;
 pub mod telemetry;
+pub mod waiting_room;
 
 pub use node::{
     EventState, Node, NodeConfig, NodeError, NodeParts, NodeRequest, DEFAULT_REFRESH_INTERVAL,

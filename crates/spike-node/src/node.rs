@@ -15,18 +15,22 @@ use hyper::{Method, StatusCode};
 use spike_core::stat::StatRecord;
 use spike_core::{
     Admission, BuyerPolicy, CentralError, CentralReply, CentralStock, Code, EventId, LocalStock,
-    NodeId, OrderId, Purchase, RequestId, Reservation, SaleConfig, Settlement, UserId, Verdict,
+    NodeId, OrderId, Purchase, QueueJoin, RequestId, Reservation, SaleConfig, Settlement, UserId,
+    Verdict,
 };
 use spike_http::{Answer, InFlight, InFlightGate, RetryReason};
 
-use spike_auth::{OperatorKey, OrderKeys, TokenError, TokenVerifier};
+use spike_auth::{
+    AdmissionError, AdmissionKeys, OperatorKey, OrderKeys, TokenError, TokenVerifier,
+};
 
 use crate::orders::{Caller, OrdersApi};
 use crate::query::{BuyParams, ParamError};
-use crate::routes::{OrdersRequest, Route, Surface};
+use crate::routes::{OrdersRequest, QueueRequest, Route, Surface};
 use crate::stat_log::{StatLog, StatSlot};
 use crate::stats::NodeStats;
 use crate::telemetry::{LatencyBuckets, NodeMetrics, LATENCY_BUCKETS};
+use crate::waiting_room::{WaitingRoom, QUEUE_TICK_INTERVAL};
 
 /// What a node serves and how it behaves.
 #[derive(Debug, Clone)]
@@ -45,6 +49,9 @@ pub struct NodeConfig {
     /// are answered "try again" at once (see [`spike_http::in_flight`]).
     pub max_central_in_flight: std::num::NonZeroUsize,
 }
+
+/// The waiting-room page, served at `/queue?event=E`.
+pub const QUEUE_PAGE: &str = include_str!("../queue.html");
 
 /// The OpenAPI 3.1 document of both surfaces, served at `/openapi.json`.
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -90,6 +97,9 @@ pub struct NodeParts {
     pub order_keys: Option<OrderKeys>,
     /// Recognises the payment service.
     pub operator: Option<OperatorKey>,
+    /// Makes and checks the admission tokens of sales with a waiting room
+    /// (every node of a sale must share them); required to serve one.
+    pub admissions: Option<AdmissionKeys>,
 }
 
 /// One request, as the node needs it.
@@ -116,6 +126,9 @@ pub enum NodeError {
     /// A sale needs buyer tokens and the node has no key to verify them.
     #[error("event {0} is a token sale (--auth token); start the node with --token-key-file")]
     NoTokenKey(EventId),
+    /// A sale has a waiting room and the node has no key for admission tokens.
+    #[error("event {0} has a waiting room (--queue); start the node with --order-key-file")]
+    NoAdmissionKey(EventId),
     /// Central stock failed while loading sales.
     #[error(transparent)]
     Central(#[from] CentralError),
@@ -130,14 +143,19 @@ pub struct EventState {
     pub stock: Arc<LocalStock>,
     /// Central stock reported the sale missing; refuse until it is back.
     missing: AtomicBool,
+    /// The sale's waiting room, if it has one.
+    pub queue: Option<WaitingRoom>,
 }
 
 impl EventState {
     fn new(config: SaleConfig, remaining: u64) -> Self {
+        let queue =
+            (config.queue()).map(|queue| WaitingRoom::new(*queue, config.opens_at_millis()));
         Self {
             config,
             stock: Arc::new(LocalStock::new(remaining)),
             missing: AtomicBool::new(false),
+            queue,
         }
     }
 
@@ -237,6 +255,7 @@ pub struct Node<C> {
     tokens: Option<TokenVerifier>,
     order_keys: Option<OrderKeys>,
     operator: Option<OperatorKey>,
+    admissions: Option<AdmissionKeys>,
     stats: NodeStats,
     request_prefix: String,
     request_seq: AtomicU64,
@@ -269,6 +288,9 @@ impl<C: CentralStock> Node<C> {
             if snapshot.config.policy().needs_token() && parts.tokens.is_none() {
                 return Err(NodeError::NoTokenKey(event));
             }
+            if snapshot.config.queue().is_some() && parts.admissions.is_none() {
+                return Err(NodeError::NoAdmissionKey(event));
+            }
             let auth = snapshot.config.policy().auth_name();
             tracing::info!(%event, total = snapshot.config.total(), auth, "serving event");
             let remaining = snapshot.remaining();
@@ -290,6 +312,7 @@ impl<C: CentralStock> Node<C> {
             tokens: parts.tokens,
             order_keys: parts.order_keys,
             operator: parts.operator,
+            admissions: parts.admissions,
             stats: NodeStats::default(),
             request_seq: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
@@ -297,6 +320,7 @@ impl<C: CentralStock> Node<C> {
             latency: LatencyBuckets::default(),
         });
         tokio::spawn(refresh_forever(Arc::downgrade(&node)));
+        tokio::spawn(tick_queues_forever(Arc::downgrade(&node)));
         Ok(node)
     }
 
@@ -364,7 +388,10 @@ impl<C: CentralStock> Node<C> {
                 }
                 let admitted = match self.admit(query, bearer) {
                     Ok(admitted) => admitted,
-                    Err(refused) => return self.purchase_answered(refused, started, slot),
+                    Err(refused) => {
+                        let refused = self.with_standing(refused).await;
+                        return self.purchase_answered(refused, started, slot);
+                    }
                 };
                 // From here the purchase reaches central stock: it finishes on
                 // its own task, stat-log line included, whether or not the
@@ -393,6 +420,15 @@ impl<C: CentralStock> Node<C> {
             Route::Metrics => Answer::Metrics(self.metrics_text().await),
             Route::OpenApi => Answer::Document(OPENAPI),
             Route::Orders(ref request) => self.orders(request.clone(), query, bearer).await,
+            Route::Queue(QueueRequest::Join) => {
+                self.stats.count_queue_answer();
+                self.queue_join(query, bearer).await
+            }
+            Route::Queue(QueueRequest::Status) => {
+                self.stats.count_queue_answer();
+                self.queue_status(query, bearer).await
+            }
+            Route::Queue(QueueRequest::Page) => Answer::Page(QUEUE_PAGE),
         };
         self.answered(route.name(), answer, started)
     }
@@ -454,6 +490,11 @@ impl<C: CentralStock> Node<C> {
         if let Some(refusal) = state.refusal(user.as_ref(), shutting_down, SystemTime::now()) {
             return Err(Outcome::about(refusal, event, user, &state));
         }
+        let admission =
+            match self.admission(&event, &state, user.as_ref(), params.admission.as_deref()) {
+                Ok(admission) => admission,
+                Err(refusal) => return Err(Outcome::about(refusal, event, user, &state)),
+            };
         let seat = match (state.stock.admit(), &params.request) {
             (Admission::Ask(seat), _) => seat,
             (Admission::SoldOut, Some(_)) => state.stock.ask_unreserved(),
@@ -471,6 +512,7 @@ impl<C: CentralStock> Node<C> {
             user,
             request: params.request.unwrap_or_else(|| self.next_request_id()),
             node: self.config.node_id.clone(),
+            admission,
         };
         Ok(Admitted {
             purchase,
@@ -507,6 +549,191 @@ impl<C: CentralStock> Node<C> {
             }
         };
         Outcome::about(answer, purchase.event, purchase.user, &state).of_request(purchase.request)
+    }
+
+    /// The admitted position a purchase of a queued sale carries, from its
+    /// admission token (`None` on a sale without a waiting room), or the
+    /// refusal: 403, code -7, "not admitted yet".
+    fn admission(
+        &self,
+        event: &EventId,
+        state: &EventState,
+        user: Option<&UserId>,
+        token: Option<&str>,
+    ) -> Result<Option<u64>, Answer> {
+        let (Some(_), Some(user)) = (&state.queue, user) else {
+            return Ok(None);
+        };
+        let Some(keys) = &self.admissions else {
+            return Err(try_again(RetryReason::NoAdmissionKey, None));
+        };
+        let now_ms = spike_core::sale::unix_millis(SystemTime::now());
+        match keys.verify(event, user, token, now_ms) {
+            Ok(admitted) => Ok(Some(admitted.position)),
+            Err(error) => Err(not_admitted(error)),
+        }
+    }
+
+    /// A "not admitted yet" refusal, completed with where the buyer stands
+    /// (a buyer this node has not seen costs one read of central stock).
+    async fn with_standing(&self, mut refused: Outcome) -> Outcome {
+        let (
+            Answer::NotAdmitted {
+                standing: slot @ None,
+                ..
+            },
+            Some(event),
+            Some(user),
+        ) = (&mut refused.answer, &refused.event, &refused.user)
+        else {
+            return refused;
+        };
+        if let Some(state) = self.event(event) {
+            *slot = self.standing_of(event, &state, user).await.ok().flatten();
+        }
+        refused
+    }
+
+    /// `POST /queue/join`: puts the buyer in the sale's waiting room (or
+    /// finds their place) and says where they stand.
+    async fn queue_join(&self, query: Option<&str>, bearer: Option<&str>) -> Answer {
+        let (event, state, user) = match self.queue_caller(query, bearer) {
+            Ok(found) => found,
+            Err(refusal) => return refusal,
+        };
+        let Some(room) = &state.queue else {
+            return no_queue(&event);
+        };
+        self.stats.count_queue_central_call();
+        let join_index = match self.central.join_queue(&event, &user, unguessable()).await {
+            Ok(QueueJoin::Joined { join_index }) => join_index,
+            Ok(QueueJoin::NotYetOpen { joins_open_at_ms }) => {
+                return Answer::Refused {
+                    status: StatusCode::CONFLICT,
+                    message: "the waiting room is not open yet".into(),
+                    data: Some(serde_json::json!({ "joins_open_at_ms": joins_open_at_ms })),
+                }
+            }
+            Ok(QueueJoin::NoQueue) => return no_queue(&event),
+            Ok(QueueJoin::NoSuchSale) => return try_again(RetryReason::SaleStateMissing, None),
+            Err(_) => return try_again(RetryReason::Unavailable, None),
+        };
+        room.remember(&user, join_index);
+        self.standing_answer(&event, &state, room, &user, join_index)
+    }
+
+    /// `GET /queue/status`: where the buyer stands, from this node's memory
+    /// (a buyer this node has not seen costs one read of central stock).
+    async fn queue_status(&self, query: Option<&str>, bearer: Option<&str>) -> Answer {
+        let (event, state, user) = match self.queue_caller(query, bearer) {
+            Ok(found) => found,
+            Err(refusal) => return refusal,
+        };
+        let Some(room) = &state.queue else {
+            return no_queue(&event);
+        };
+        match self.place_of(&event, room, &user).await {
+            Ok(Some(join_index)) => self.standing_answer(&event, &state, room, &user, join_index),
+            Ok(None) => Answer::refused(
+                StatusCode::NOT_FOUND,
+                format!("{user} is not in the waiting room of {event}: POST /queue/join first"),
+            ),
+            Err(answer) => answer,
+        }
+    }
+
+    /// The event and buyer of a waiting-room request, identified as a
+    /// purchase would be.
+    fn queue_caller(
+        &self,
+        query: Option<&str>,
+        bearer: Option<&str>,
+    ) -> Result<(EventId, Arc<EventState>, UserId), Answer> {
+        let params = BuyParams::parse(query).map_err(|error| param_error(&error))?;
+        let (event, state) = self.resolve_event(params.event)?;
+        let token = bearer.or(params.token.as_deref());
+        let user = self.buyer(&event, &state, params.user, token)?;
+        let user = user.ok_or_else(|| Answer::bad_request("user_id is required"))?;
+        Ok((event, state, user))
+    }
+
+    /// The buyer's join index: from memory, else from central stock (then
+    /// remembered).
+    async fn place_of(
+        &self,
+        event: &EventId,
+        room: &WaitingRoom,
+        user: &UserId,
+    ) -> Result<Option<u64>, Answer> {
+        if let Some(join_index) = room.place(user) {
+            return Ok(Some(join_index));
+        }
+        self.stats.count_queue_central_call();
+        match self.central.queue_place(event, user).await {
+            Ok(Some(join_index)) => {
+                room.remember(user, join_index);
+                Ok(Some(join_index))
+            }
+            Ok(None) => Ok(None),
+            Err(_) => Err(try_again(RetryReason::Unavailable, None)),
+        }
+    }
+
+    /// Where a buyer stands, as JSON, if they joined.
+    async fn standing_of(
+        &self,
+        event: &EventId,
+        state: &EventState,
+        user: &UserId,
+    ) -> Result<Option<serde_json::Value>, Answer> {
+        let (Some(room), Some(keys)) = (&state.queue, &self.admissions) else {
+            return Ok(None);
+        };
+        let Some(join_index) = self.place_of(event, room, user).await? else {
+            return Ok(Some(serde_json::json!({ "standing": "not_joined" })));
+        };
+        let now_ms = spike_core::sale::unix_millis(SystemTime::now());
+        let standing = room.standing(join_index, now_ms, state.stock.is_sold_out());
+        Ok(Some(room.describe(standing, event, user, keys)))
+    }
+
+    fn standing_answer(
+        &self,
+        event: &EventId,
+        state: &EventState,
+        room: &WaitingRoom,
+        user: &UserId,
+        join_index: u64,
+    ) -> Answer {
+        let Some(keys) = &self.admissions else {
+            return try_again(RetryReason::NoAdmissionKey, None);
+        };
+        let now_ms = spike_core::sale::unix_millis(SystemTime::now());
+        let standing = room.standing(join_index, now_ms, state.stock.is_sold_out());
+        Answer::Done {
+            message: None,
+            data: room.describe(standing, event, user, keys),
+        }
+    }
+
+    /// One admission step for each queued sale this node serves; what it
+    /// reads updates the node's waiting rooms (and lowers local stock to
+    /// central's count, so that a sellout reaches every waiting buyer).
+    async fn tick_queues(&self) {
+        let events = self.events.load_full();
+        for (event, state) in events.iter() {
+            let Some(room) = &state.queue else { continue };
+            let since = room.steps_known_until_ms();
+            self.stats.count_queue_tick();
+            match self.central.tick_queue(event, unguessable(), since).await {
+                Ok(Some(counters)) => {
+                    state.stock.lower_to(counters.remaining);
+                    room.apply(counters);
+                }
+                Ok(None) => {}
+                Err(error) => tracing::debug!(%error, %event, "queue tick failed"),
+            }
+        }
     }
 
     /// Who is buying: on a token sale, the token's `sub` (a `user_id`, if
@@ -628,6 +855,7 @@ impl<C: CentralStock> Node<C> {
                 "limit": self.central_gate.limit(),
                 "shed": self.central_gate.shed(),
             },
+            "queue": self.stats.queue_json(),
             "latency_bounds_seconds": LATENCY_BUCKETS,
             "latency_counts": self.latency.snapshot(),
             "events": self.events_json(),
@@ -819,6 +1047,7 @@ impl<C: CentralStock> Node<C> {
                     "local_sales": state.stock.local_sales(),
                     "sold_out": state.stock.is_sold_out(),
                     "missing": state.is_missing(),
+                    "queue": state.queue.as_ref().map(WaitingRoom::stats),
                 })
             })
             .collect();
@@ -907,6 +1136,10 @@ fn verdict_answer(
         Verdict::AlreadyPurchased { order } => Answer::AlreadyPurchased { order },
         Verdict::NotOpen => Answer::NotOpen,
         Verdict::UserRequired => Answer::bad_request("user_id is required"),
+        Verdict::NotAdmitted => Answer::NotAdmitted {
+            reason: "central stock has not admitted this position".into(),
+            standing: None,
+        },
         Verdict::RequestIdTaken => Answer::refused(
             StatusCode::CONFLICT,
             "request_id already bought a seat for another buyer; use a new one",
@@ -936,6 +1169,19 @@ async fn refresh_forever<C: CentralStock>(node: Weak<Node<C>>) {
     }
 }
 
+async fn tick_queues_forever<C: CentralStock>(node: Weak<Node<C>>) {
+    let mut ticker = tokio::time::interval(QUEUE_TICK_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(node) = node.upgrade() else { return };
+        if node.shutting_down.load(Ordering::Acquire) {
+            return;
+        }
+        node.tick_queues().await;
+    }
+}
+
 /// 64 bits no one can predict (from the OS-seeded keys of std's hasher),
 /// so that generated request ids cannot be guessed.
 fn unguessable() -> u64 {
@@ -961,6 +1207,20 @@ fn forbidden(reason: &str) -> Answer {
 
 fn try_again(reason: RetryReason, request: Option<RequestId>) -> Answer {
     Answer::TryAgain { reason, request }
+}
+
+fn no_queue(event: &EventId) -> Answer {
+    Answer::refused(
+        StatusCode::NOT_FOUND,
+        format!("event {event} has no waiting room"),
+    )
+}
+
+fn not_admitted(error: AdmissionError) -> Answer {
+    Answer::NotAdmitted {
+        reason: error.to_string(),
+        standing: None,
+    }
 }
 
 fn no_event() -> Answer {

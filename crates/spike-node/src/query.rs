@@ -38,6 +38,8 @@ pub struct BuyParams {
     pub token: Option<String>,
     /// `order_key`, if given: the key that opens one order of an open sale.
     pub order_key: Option<String>,
+    /// `admission`, if given: the admission token of a sale's waiting room.
+    pub admission: Option<String>,
 }
 
 pub(crate) fn decode(raw: &str, name: &'static str) -> Result<String, ParamError> {
@@ -83,6 +85,7 @@ impl BuyParams {
                 "request_id" => set(&mut params.request, "request_id", value, RequestId::parse)?,
                 "token" => set(&mut params.token, "token", value, Ok)?,
                 "order_key" => set(&mut params.order_key, "order_key", value, Ok)?,
+                "admission" => set(&mut params.admission, "admission", value, Ok)?,
                 _ => {}
             }
         }

@@ -26,7 +26,8 @@ impl Surface {
         match self {
             Surface::Public => {
                 "/buy/ticket, /buy/result, /healthz, /openapi.json, /orders/{id}, \
-                 /orders/{id}/pay, /orders/{id}/cancel, /users/{id}/orders"
+                 /orders/{id}/pay, /orders/{id}/cancel, /users/{id}/orders, /queue, \
+                 /queue/join, /queue/status"
             }
             Surface::Admin => "/metrics, /stats, /sale, /healthz, /openapi.json",
         }
@@ -44,6 +45,17 @@ pub enum OrdersRequest {
     Cancel(OrderId),
     /// `GET /users/{id}/orders`: a buyer's written orders.
     OfUser(UserId),
+}
+
+/// A request to a sale's waiting room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueRequest {
+    /// `POST /queue/join`: join (or find one's place).
+    Join,
+    /// `GET /queue/status`: where the buyer stands.
+    Status,
+    /// `GET /queue`: the waiting-room page.
+    Page,
 }
 
 /// One route of the node.
@@ -65,6 +77,8 @@ pub enum Route {
     OpenApi,
     /// The orders API.
     Orders(OrdersRequest),
+    /// A sale's waiting room.
+    Queue(QueueRequest),
 }
 
 /// The methods a route takes.
@@ -117,7 +131,9 @@ impl Route {
         match self {
             Route::Healthz | Route::OpenApi => true,
             Route::Sale | Route::Stats | Route::Metrics => surface == Surface::Admin,
-            Route::BuyTicket | Route::BuyResult | Route::Orders(_) => surface == Surface::Public,
+            Route::BuyTicket | Route::BuyResult | Route::Orders(_) | Route::Queue(_) => {
+                surface == Surface::Public
+            }
         }
     }
 
@@ -135,6 +151,9 @@ impl Route {
             [Some("stats"), None, ..] => (Route::Stats, Get),
             [Some("metrics"), None, ..] => (Route::Metrics, Get),
             [Some("openapi.json"), None, ..] => (Route::OpenApi, Get),
+            [Some("queue"), None, ..] => (Route::Queue(QueueRequest::Page), Get),
+            [Some("queue"), Some("join"), None, _] => (Route::Queue(QueueRequest::Join), Post),
+            [Some("queue"), Some("status"), None, _] => (Route::Queue(QueueRequest::Status), Get),
             [Some("orders"), Some(id), None, _] => {
                 (Route::Orders(OrdersRequest::Show(order(id)?)), Get)
             }
@@ -163,6 +182,9 @@ impl Route {
             Route::Metrics => "metrics",
             Route::OpenApi => "openapi",
             Route::Orders(_) => "orders",
+            Route::Queue(QueueRequest::Join) => "queue_join",
+            Route::Queue(QueueRequest::Status) => "queue_status",
+            Route::Queue(QueueRequest::Page) => "queue_page",
         }
     }
 }
@@ -232,6 +254,9 @@ mod tests {
             "/orders/{id}/pay",
             "/orders/{id}/cancel",
             "/users/{id}/orders",
+            "/queue",
+            "/queue/join",
+            "/queue/status",
             "/metrics",
             "/stats",
             "/sale",
@@ -244,7 +269,7 @@ mod tests {
                 "{path} is served"
             );
         }
-        assert_eq!(paths.len(), 11, "and nothing else");
+        assert_eq!(paths.len(), 14, "and nothing else");
     }
 
     #[test]

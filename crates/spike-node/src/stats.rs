@@ -13,6 +13,14 @@ pub struct NodeStats {
     central_calls: AtomicU64,
     /// `/buy/ticket` answers, one slot per [`Code::BUY`] code.
     answers: [AtomicU64; Code::BUY.len()],
+    /// Waiting-room answers (`/queue/join`, `/queue/status`).
+    queue_answers: AtomicU64,
+    /// Calls to central stock those answers made (joins, and places this
+    /// node did not know yet).
+    queue_central_calls: AtomicU64,
+    /// Admission steps this node took (one central call each, whatever the
+    /// number of buyers).
+    queue_ticks: AtomicU64,
 }
 
 impl NodeStats {
@@ -38,6 +46,30 @@ impl NodeStats {
     /// Purchases sent to central stock so far.
     pub fn central_calls(&self) -> u64 {
         self.central_calls.load(Ordering::Relaxed)
+    }
+
+    /// Counts one waiting-room answer.
+    pub fn count_queue_answer(&self) {
+        self.queue_answers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one central call a waiting-room answer made.
+    pub fn count_queue_central_call(&self) {
+        self.queue_central_calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one admission step.
+    pub fn count_queue_tick(&self) {
+        self.queue_ticks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The waiting-room counters, for `/stats`.
+    pub fn queue_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "answers": self.queue_answers.load(Ordering::Relaxed),
+            "central_calls": self.queue_central_calls.load(Ordering::Relaxed),
+            "ticks": self.queue_ticks.load(Ordering::Relaxed),
+        })
     }
 }
 

@@ -113,7 +113,7 @@ pub struct StateCounts {
     pub seats_owed: u64,
 }
 
-const MIGRATIONS: [(i64, &str, &str); 3] = [
+const MIGRATIONS: [(i64, &str, &str); 4] = [
     (1, "orders", include_str!("../migrations/0001_orders.sql")),
     (
         2,
@@ -124,6 +124,11 @@ const MIGRATIONS: [(i64, &str, &str); 3] = [
         3,
         "recovery_fence",
         include_str!("../migrations/0003_recovery_fence.sql"),
+    ),
+    (
+        4,
+        "waiting_room",
+        include_str!("../migrations/0004_waiting_room.sql"),
     ),
 ];
 
@@ -271,10 +276,15 @@ impl OrderLedger {
         let record = SaleRecord::from(config);
         sqlx::query(
             "INSERT INTO sales (event_id, total, per_user_limit, opens_at_ms, payment_window_ms, \
-             token_auth) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO UPDATE SET \
+             token_auth, queue_admit_rate, queue_max_active, queue_admit_window_ms, \
+             queue_joins_open_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (event_id) DO UPDATE SET \
              total = excluded.total, per_user_limit = excluded.per_user_limit, \
              opens_at_ms = excluded.opens_at_ms, payment_window_ms = excluded.payment_window_ms, \
-             token_auth = excluded.token_auth",
+             token_auth = excluded.token_auth, queue_admit_rate = excluded.queue_admit_rate, \
+             queue_max_active = excluded.queue_max_active, \
+             queue_admit_window_ms = excluded.queue_admit_window_ms, \
+             queue_joins_open_at_ms = excluded.queue_joins_open_at_ms",
         )
         .bind(event.as_str())
         .bind(to_i64(record.total))
@@ -282,6 +292,10 @@ impl OrderLedger {
         .bind(to_i64(record.opens_at_ms))
         .bind(to_i64(record.payment_window_ms))
         .bind(to_i64(record.token_auth))
+        .bind(to_i64(record.queue_admit_rate))
+        .bind(to_i64(record.queue_max_active))
+        .bind(to_i64(record.queue_admit_window_ms))
+        .bind(to_i64(record.queue_joins_open_at_ms))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -290,8 +304,9 @@ impl OrderLedger {
     /// A sale's recorded rules.
     pub async fn sale(&self, event: &EventId) -> Result<Option<SaleConfig>, LedgerError> {
         let row = sqlx::query(
-            "SELECT total, per_user_limit, opens_at_ms, payment_window_ms, token_auth FROM sales \
-             WHERE event_id = $1",
+            "SELECT total, per_user_limit, opens_at_ms, payment_window_ms, token_auth, \
+             queue_admit_rate, queue_max_active, queue_admit_window_ms, queue_joins_open_at_ms \
+             FROM sales WHERE event_id = $1",
         )
         .bind(event.as_str())
         .fetch_optional(&self.pool)
@@ -304,6 +319,10 @@ impl OrderLedger {
             opens_at_ms: number("opens_at_ms")?,
             payment_window_ms: number("payment_window_ms")?,
             token_auth: number("token_auth")?,
+            queue_admit_rate: number("queue_admit_rate")?,
+            queue_max_active: number("queue_max_active")?,
+            queue_admit_window_ms: number("queue_admit_window_ms")?,
+            queue_joins_open_at_ms: number("queue_joins_open_at_ms")?,
         };
         let config = SaleConfig::try_from(record)
             .map_err(|e| LedgerError::Corrupt(format!("sale {event}: {e}")))?;

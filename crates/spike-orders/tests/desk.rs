@@ -31,6 +31,7 @@ where
         user: Some(UserId::parse("ann").unwrap()),
         request: RequestId::parse("r-ann").unwrap(),
         node: NodeId::parse("n1").unwrap(),
+        admission: None,
     };
     let Verdict::Sold { order, .. } = central.buy(&purchase).await.unwrap().verdict else {
         panic!("sold");

@@ -7,7 +7,10 @@
 -- KEYS[3] spike:{E}:requests  hash: request id -> "order_id user_id" (user '' when none)
 -- KEYS[4] spike:{E}:orders    stream: one entry per sold seat, id '<sequence>-0'
 -- KEYS[5] spike:{E}:released  (unused here; see release.lua)
--- ARGV[1] user id ('' when none), ARGV[2] request id, ARGV[3] node id
+-- KEYS[6] spike:{E}:queue         hash: the waiting room's counters (admitted)
+-- KEYS[7] spike:{E}:queue:bought  sorted set: "position user" by position
+-- ARGV[1] user id ('' when none), ARGV[2] request id, ARGV[3] node id,
+-- ARGV[4] the buyer's admitted position ('' when none; a queued sale needs one)
 --
 -- Returns {code, order_id, remaining}, the codes being constants declared by
 -- the prelude that src/scripts.rs puts before this file (BuyCode there):
@@ -15,7 +18,9 @@
 --   SOLD_OUT | LIMIT_REACHED (the user's latest order) | NOT_OPEN
 --   USER_REQUIRED | NO_SUCH_SALE
 --   REQUEST_ID_TAKEN: this request id already bought for another buyer
-local sale = redis.call('HMGET', KEYS[1], 'total', 'sold', 'per_user_limit', 'opens_at_ms', 'event')
+--   NOT_ADMITTED: a queued sale, and no admitted position came with it
+local sale = redis.call('HMGET', KEYS[1], 'total', 'sold', 'per_user_limit', 'opens_at_ms', 'event',
+  'queue_admit_rate')
 if not sale[1] then
   return {NO_SUCH_SALE, '', 0}
 end
@@ -43,9 +48,17 @@ if now_ms < opens_at then
 end
 
 local held = nil
+local queued = tonumber(sale[6] or 0) > 0
+local position = tonumber(ARGV[4])
 if limit > 0 then
   if user == '' then
     return {USER_REQUIRED, '', remaining}
+  end
+  if queued then
+    local admitted = tonumber(redis.call('HGET', KEYS[6], 'admitted') or 0)
+    if not position or position >= admitted then
+      return {NOT_ADMITTED, '', remaining}
+    end
   end
   held = redis.call('HGET', KEYS[2], user)
   if held then
@@ -74,6 +87,9 @@ if limit > 0 then
     redis.call('HSET', KEYS[2], user, held .. ' ' .. order)
   else
     redis.call('HSET', KEYS[2], user, order)
+  end
+  if queued then
+    redis.call('ZADD', KEYS[7], 'NX', position, string.format('%d', position) .. ' ' .. user)
   end
 end
 redis.call('HSET', KEYS[3], request, order .. ' ' .. user)

@@ -1,18 +1,23 @@
 -- create.lua: create (or, forced, replace) one event's sale.
 --
 -- KEYS[1..5] as in release.lua (sale, buyers, requests, orders, released)
+-- KEYS[6..9] the waiting room's (queue, places, steps, bought)
 -- ARGV[1] '1' to replace an existing sale, ARGV[2] total, ARGV[3] per-user
 -- limit (0 = anonymous), ARGV[4] opens_at_ms (0 = open now),
 -- ARGV[5] payment_window_ms, ARGV[6] token_auth (1 = buyers need a token),
--- ARGV[7] event id
+-- ARGV[7] event id, ARGV[8] queue_admit_rate (0 = no waiting room),
+-- ARGV[9] queue_max_active (0 = no cap), ARGV[10] queue_admit_window_ms,
+-- ARGV[11] queue_joins_open_at_ms (0 = from now)
 --
 -- Returns CREATED, or EXISTS when a sale exists and ARGV[1] is not '1'
 -- (constants declared by the prelude of src/scripts.rs, CreateCode there).
 if redis.call('EXISTS', KEYS[1]) == 1 and ARGV[1] ~= '1' then
   return EXISTS
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
 redis.call('HSET', KEYS[1],
   'total', ARGV[2], 'sold', 0, 'order_seq', 0, 'per_user_limit', ARGV[3],
-  'opens_at_ms', ARGV[4], 'payment_window_ms', ARGV[5], 'token_auth', ARGV[6], 'event', ARGV[7])
+  'opens_at_ms', ARGV[4], 'payment_window_ms', ARGV[5], 'token_auth', ARGV[6], 'event', ARGV[7],
+  'queue_admit_rate', ARGV[8], 'queue_max_active', ARGV[9], 'queue_admit_window_ms', ARGV[10],
+  'queue_joins_open_at_ms', ARGV[11])
 return CREATED

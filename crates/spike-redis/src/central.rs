@@ -3,16 +3,18 @@
 //! and each script reply is decoded here into the domain's types.
 
 use redis::AsyncCommands;
+use spike_core::queue::AdmissionStep;
 use spike_core::sale::{SaleConfig, SaleSnapshot};
 use spike_core::{
-    CentralError, CentralReply, CentralStock, CreateSaleError, EventId, OrderId, Purchase, Release,
-    RequestId, Restoration, SaleRecord, UserId, Verdict,
+    CentralError, CentralReply, CentralStock, CreateSaleError, EventId, OrderId, Purchase,
+    QueueCounters, QueueJoin, QueueRecord, Release, RequestId, Restoration, SaleRecord, UserId,
+    Verdict,
 };
 
 use crate::client::RedisCentral;
 use crate::confirm::Confirmation;
 use crate::keys::{EventKeys, EVENTS_KEY};
-use crate::scripts::{BuyCode, CreateCode, ReleaseCode};
+use crate::scripts::{BuyCode, CreateCode, JoinCode, ReleaseCode, TickCode};
 use crate::wire;
 
 fn unknown_code(script: &str, code: i64) -> CentralError {
@@ -32,12 +34,14 @@ impl CentralStock for RedisCentral {
         force: bool,
     ) -> Result<(), CreateSaleError> {
         let keys = EventKeys::new(event);
+        let (rules, queue_rules) = wire::create_args(&SaleRecord::from(config));
         let mut invocation = self.scripts().create.prepare_invoke();
         invocation
-            .key(keys.all().as_slice())
+            .key(keys.everything().as_slice())
             .arg(if force { "1" } else { "0" })
-            .arg(wire::create_args(&SaleRecord::from(config)).as_slice())
-            .arg(event.as_str());
+            .arg(rules.as_slice())
+            .arg(event.as_str())
+            .arg(queue_rules.as_slice());
         let mut connection = self.connection().await;
         let created: i64 = self
             .with_deadline(invocation.invoke_async(&mut connection))
@@ -58,9 +62,17 @@ impl CentralStock for RedisCentral {
         let mut invocation = self.scripts().buy.prepare_invoke();
         invocation
             .key(keys.all().as_slice())
+            .key(&keys.queue)
+            .key(&keys.queue_bought)
             .arg(purchase.user.as_ref().map_or("", |u| u.as_str()))
             .arg(purchase.request.as_str())
-            .arg(purchase.node.as_str());
+            .arg(purchase.node.as_str())
+            .arg(
+                purchase
+                    .admission
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
+            );
         let link = self.link().await;
         let mut connection = link.connection.clone();
         let (code, order, remaining): (i64, String, u64) = self
@@ -83,6 +95,7 @@ impl CentralStock for RedisCentral {
             BuyCode::UserRequired => Verdict::UserRequired,
             BuyCode::NoSuchSale => Verdict::NoSuchSale,
             BuyCode::RequestIdTaken => Verdict::RequestIdTaken,
+            BuyCode::NotAdmitted => Verdict::NotAdmitted,
         };
         // A sale (new or replayed) is answered only once it is durable
         // beyond the primary's memory, when that is asked for.
@@ -231,5 +244,187 @@ impl CentralStock for RedisCentral {
             .collect();
         events.sort();
         Ok(events)
+    }
+
+    async fn join_queue(
+        &self,
+        event: &EventId,
+        user: &UserId,
+        seed: u64,
+    ) -> Result<QueueJoin, CentralError> {
+        let keys = EventKeys::new(event);
+        let mut invocation = self.scripts().queue_join.prepare_invoke();
+        invocation
+            .key(&keys.sale)
+            .key(&keys.queue)
+            .key(&keys.queue_places)
+            .arg(user.as_str())
+            .arg(seed.to_string());
+        let mut connection = self.connection().await;
+        let (code, number): (i64, u64) = self
+            .with_deadline(invocation.invoke_async(&mut connection))
+            .await?;
+        match JoinCode::from_reply(code) {
+            Some(JoinCode::Joined) => Ok(QueueJoin::Joined { join_index: number }),
+            Some(JoinCode::NotYetOpen) => Ok(QueueJoin::NotYetOpen {
+                joins_open_at_ms: number,
+            }),
+            Some(JoinCode::NoQueue) => Ok(QueueJoin::NoQueue),
+            Some(JoinCode::NoSuchSale) => Ok(QueueJoin::NoSuchSale),
+            None => Err(unknown_code("queue_join", code)),
+        }
+    }
+
+    async fn queue_place(
+        &self,
+        event: &EventId,
+        user: &UserId,
+    ) -> Result<Option<u64>, CentralError> {
+        let keys = EventKeys::new(event);
+        self.read(|mut connection| {
+            let key = keys.queue_places.clone();
+            let field = user.as_str().to_owned();
+            async move { connection.hget(key, field).await }
+        })
+        .await
+    }
+
+    async fn tick_queue(
+        &self,
+        event: &EventId,
+        seed: u64,
+        steps_after_ms: u64,
+    ) -> Result<Option<QueueCounters>, CentralError> {
+        let keys = EventKeys::new(event);
+        let mut invocation = self.scripts().queue_tick.prepare_invoke();
+        invocation
+            .key(&keys.sale)
+            .key(keys.queue_keys().as_slice())
+            .arg(seed.to_string())
+            .arg(steps_after_ms);
+        let mut connection = self.connection().await;
+        let reply: (i64, u64, String, u64, u64, u64, u64, Vec<u64>) = self
+            .with_deadline(invocation.invoke_async(&mut connection))
+            .await?;
+        let (code, joined, seed, early, admitted, now_ms, remaining, steps) = reply;
+        match TickCode::from_reply(code) {
+            Some(TickCode::Ticked) => {}
+            Some(TickCode::NoQueue) => return Ok(None),
+            None => return Err(unknown_code("queue_tick", code)),
+        }
+        Ok(Some(QueueCounters {
+            joined,
+            seal: wire::seal(&seed, early)
+                .map_err(|bad| CentralError::Protocol(format!("queue seed {bad:?} of {event}")))?,
+            admitted,
+            now_ms,
+            remaining,
+            steps: wire::steps(&steps),
+        }))
+    }
+
+    async fn queue_record(&self, event: &EventId) -> Result<Option<QueueRecord>, CentralError> {
+        let Some(counters) = self.tick_queue_read_only(event).await? else {
+            return Ok(None);
+        };
+        let keys = EventKeys::new(event);
+        let places: Vec<(String, u64)> = self
+            .read(|mut connection| {
+                let key = keys.queue_places.clone();
+                async move { connection.hgetall(key).await }
+            })
+            .await?;
+        let bought: Vec<String> = self
+            .read(|mut connection| {
+                let key = keys.queue_bought.clone();
+                async move { connection.zrange(key, 0, -1).await }
+            })
+            .await?;
+        let user = |raw: &str| {
+            UserId::parse(raw)
+                .map_err(|e| CentralError::Protocol(format!("queue of {event}: user {raw:?}: {e}")))
+        };
+        let mut joiners = Vec::with_capacity(places.len());
+        for (name, index) in places {
+            joiners.push((user(&name)?, index));
+        }
+        joiners.sort_by_key(|(_, index)| *index);
+        let mut buyers = Vec::with_capacity(bought.len());
+        for member in bought {
+            let (position, name) = wire::bought_member(&member).ok_or_else(|| {
+                CentralError::Protocol(format!("queue of {event}: bought {member:?}"))
+            })?;
+            buyers.push((position, user(name)?));
+        }
+        Ok(Some(QueueRecord {
+            counters,
+            joiners,
+            bought: buyers,
+        }))
+    }
+}
+
+impl RedisCentral {
+    /// The waiting room's counters and every admission step, changing
+    /// nothing (for the audit): `None` without a waiting room.
+    async fn tick_queue_read_only(
+        &self,
+        event: &EventId,
+    ) -> Result<Option<QueueCounters>, CentralError> {
+        let keys = EventKeys::new(event);
+        let sale: (Option<u64>, Option<u64>, Option<u64>) = self
+            .read(|mut connection| {
+                let key = keys.sale.clone();
+                async move {
+                    redis::cmd("HMGET")
+                        .arg(key)
+                        .arg(&["queue_admit_rate", "total", "sold"])
+                        .query_async(&mut connection)
+                        .await
+                }
+            })
+            .await?;
+        let (Some(1..), Some(total), Some(sold)) = sale else {
+            return Ok(None);
+        };
+        let state: (Option<String>, Option<u64>, Option<u64>) = self
+            .read(|mut connection| {
+                let key = keys.queue.clone();
+                async move {
+                    redis::cmd("HMGET")
+                        .arg(key)
+                        .arg(&["seed", "early", "admitted"])
+                        .query_async(&mut connection)
+                        .await
+                }
+            })
+            .await?;
+        let joined: u64 = self
+            .read(|mut connection| {
+                let key = keys.queue_places.clone();
+                async move { connection.hlen(key).await }
+            })
+            .await?;
+        let raw_steps: Vec<(u64, u64)> = self
+            .read(|mut connection| {
+                let key = keys.queue_steps.clone();
+                async move { connection.zrange_withscores(key, 0, -1).await }
+            })
+            .await?;
+        let (seed, early, admitted) = state;
+        let seal = wire::seal(seed.as_deref().unwrap_or_default(), early.unwrap_or(0))
+            .map_err(|bad| CentralError::Protocol(format!("queue seed {bad:?} of {event}")))?;
+        let mut steps: Vec<AdmissionStep> = (raw_steps.into_iter())
+            .map(|(admitted, at_ms)| AdmissionStep { at_ms, admitted })
+            .collect();
+        steps.sort_by_key(|step| step.admitted);
+        Ok(Some(QueueCounters {
+            joined,
+            seal,
+            admitted: admitted.unwrap_or(0),
+            now_ms: spike_core::sale::unix_millis(std::time::SystemTime::now()),
+            remaining: total.saturating_sub(sold),
+            steps,
+        }))
     }
 }

@@ -19,6 +19,15 @@ pub struct EventKeys {
     pub orders: String,
     /// Set: orders whose seat went back to the sale (expired, cancelled).
     pub released: String,
+    /// Hash: the waiting room's counters (admitted; seed and early once sealed).
+    pub queue: String,
+    /// Hash: user id → join index, one per buyer who joined the waiting room.
+    pub queue_places: String,
+    /// Sorted set: admission steps, member `admitted`, score the time (ms).
+    pub queue_steps: String,
+    /// Sorted set: admitted positions that bought, member `"position user"`,
+    /// score the position.
+    pub queue_bought: String,
 }
 
 impl EventKeys {
@@ -31,7 +40,29 @@ impl EventKeys {
             requests: key("requests"),
             orders: key("orders"),
             released: key("released"),
+            queue: key("queue"),
+            queue_places: key("queue:places"),
+            queue_steps: key("queue:steps"),
+            queue_bought: key("queue:bought"),
         }
+    }
+
+    /// The waiting room's keys, in the order its scripts expect them (after
+    /// the sale hash): counters, places, steps, bought.
+    pub fn queue_keys(&self) -> [&str; 4] {
+        [
+            &self.queue,
+            &self.queue_places,
+            &self.queue_steps,
+            &self.queue_bought,
+        ]
+    }
+
+    /// Every key of the event: the sale's, then the waiting room's.
+    pub fn everything(&self) -> Vec<&str> {
+        let mut keys = self.all().to_vec();
+        keys.extend(self.queue_keys());
+        keys
     }
 
     /// The sale's keys in the order every script expects them.
@@ -54,6 +85,7 @@ mod tests {
     fn keys_share_one_hash_tag() {
         let keys = EventKeys::new(&EventId::parse("G1").unwrap());
         assert_eq!(keys.sale, "spike:{G1}:sale");
-        assert!(keys.all().iter().all(|k| k.contains("{G1}")));
+        assert!(keys.everything().iter().all(|k| k.contains("{G1}")));
+        assert_eq!(keys.everything().len(), 9);
     }
 }

@@ -65,6 +65,32 @@ reply_codes! {
         NoSuchSale = -6 as "NO_SUCH_SALE",
         /// The request id bought for another buyer.
         RequestIdTaken = -7 as "REQUEST_ID_TAKEN",
+        /// A queued sale, and no admitted position came with the purchase.
+        NotAdmitted = -8 as "NOT_ADMITTED",
+    }
+}
+
+reply_codes! {
+    /// What `queue_join.lua` answers.
+    JoinCode {
+        /// The buyer has a place (its join index follows).
+        Joined = 1 as "JOINED",
+        /// Joining has not started (its time follows).
+        NotYetOpen = 0 as "NOT_YET_OPEN",
+        /// The sale has no waiting room.
+        NoQueue = -1 as "NO_QUEUE",
+        /// No such sale.
+        NoSuchSale = -6 as "NO_SUCH_SALE",
+    }
+}
+
+reply_codes! {
+    /// What `queue_tick.lua` answers.
+    TickCode {
+        /// The counters follow.
+        Ticked = 1 as "TICKED",
+        /// No such sale, or no waiting room.
+        NoQueue = -1 as "NO_QUEUE",
     }
 }
 
@@ -93,7 +119,7 @@ reply_codes! {
 }
 
 /// One script's name and its full source, as Redis receives it.
-fn sources() -> [(&'static str, String); 5] {
+fn sources() -> [(&'static str, String); 7] {
     [
         ("ack", include_str!("../lua/ack.lua").to_owned()),
         (
@@ -108,6 +134,14 @@ fn sources() -> [(&'static str, String); 5] {
         (
             "release",
             ReleaseCode::lua_prelude() + include_str!("../lua/release.lua"),
+        ),
+        (
+            "queue_join",
+            JoinCode::lua_prelude() + include_str!("../lua/queue_join.lua"),
+        ),
+        (
+            "queue_tick",
+            TickCode::lua_prelude() + include_str!("../lua/queue_tick.lua"),
         ),
     ]
 }
@@ -133,12 +167,14 @@ pub(crate) struct Scripts {
     pub(crate) create: Script,
     pub(crate) snapshot: Script,
     pub(crate) release: Script,
+    pub(crate) queue_join: Script,
+    pub(crate) queue_tick: Script,
 }
 
 impl Scripts {
     /// Every script of `lua/` with its prelude.
     pub(crate) fn load() -> Self {
-        let [ack, buy, create, snapshot, release] =
+        let [ack, buy, create, snapshot, release, queue_join, queue_tick] =
             sources().map(|(_, source)| Script::new(&source));
         Self {
             ack,
@@ -146,6 +182,8 @@ impl Scripts {
             create,
             snapshot,
             release,
+            queue_join,
+            queue_tick,
         }
     }
 }

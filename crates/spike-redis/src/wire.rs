@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use spike_core::queue::{AdmissionStep, Seal};
 use spike_core::{EventId, OrderId, SaleRecord, UserId};
 
 /// The sale hash's fields for `record`, as `create.lua` and a restore write
@@ -14,7 +15,7 @@ pub(crate) fn sale_fields(
     record: &SaleRecord,
     sold: u64,
     order_seq: u64,
-) -> [(&'static str, String); 8] {
+) -> [(&'static str, String); 12] {
     [
         ("total", record.total.to_string()),
         ("sold", sold.to_string()),
@@ -24,18 +25,37 @@ pub(crate) fn sale_fields(
         ("payment_window_ms", record.payment_window_ms.to_string()),
         ("token_auth", record.token_auth.to_string()),
         ("event", event.to_string()),
+        ("queue_admit_rate", record.queue_admit_rate.to_string()),
+        ("queue_max_active", record.queue_max_active.to_string()),
+        (
+            "queue_admit_window_ms",
+            record.queue_admit_window_ms.to_string(),
+        ),
+        (
+            "queue_joins_open_at_ms",
+            record.queue_joins_open_at_ms.to_string(),
+        ),
     ]
 }
 
-/// The rule arguments of `create.lua` (ARGV[2..6]), in its order.
-pub(crate) fn create_args(record: &SaleRecord) -> [u64; 5] {
-    [
-        record.total,
-        u64::from(record.per_user_limit),
-        record.opens_at_ms,
-        record.payment_window_ms,
-        record.token_auth,
-    ]
+/// The rule arguments of `create.lua` (ARGV[2..6] and ARGV[8..11]), in
+/// its order.
+pub(crate) fn create_args(record: &SaleRecord) -> ([u64; 5], [u64; 4]) {
+    (
+        [
+            record.total,
+            u64::from(record.per_user_limit),
+            record.opens_at_ms,
+            record.payment_window_ms,
+            record.token_auth,
+        ],
+        [
+            record.queue_admit_rate,
+            record.queue_max_active,
+            record.queue_admit_window_ms,
+            record.queue_joins_open_at_ms,
+        ],
+    )
 }
 
 /// What `snapshot.lua` returns, decoded.
@@ -56,7 +76,7 @@ pub(crate) struct SnapshotFields {
 pub(crate) fn snapshot_fields(fields: &[u64]) -> Result<Option<SnapshotFields>, usize> {
     match *fields {
         [] => Ok(None),
-        [total, sold, limit, opens_at_ms, payment_window_ms, token_auth, buyers, stream] => {
+        [total, sold, limit, opens_at_ms, payment_window_ms, token_auth, buyers, stream, queue_admit_rate, queue_max_active, queue_admit_window_ms, queue_joins_open_at_ms] => {
             Ok(Some(SnapshotFields {
                 record: SaleRecord {
                     total,
@@ -64,6 +84,10 @@ pub(crate) fn snapshot_fields(fields: &[u64]) -> Result<Option<SnapshotFields>, 
                     opens_at_ms,
                     payment_window_ms,
                     token_auth,
+                    queue_admit_rate,
+                    queue_max_active,
+                    queue_admit_window_ms,
+                    queue_joins_open_at_ms,
                 },
                 sold,
                 buyers,
@@ -99,6 +123,35 @@ pub(crate) fn request_entry_order(entry: &str) -> &str {
     entry.split(' ').next().unwrap_or_default()
 }
 
+/// The waiting room's seal from its hash fields: none while `seed` is
+/// empty; `Err` with the text when the seed is not a number.
+pub(crate) fn seal(seed: &str, early: u64) -> Result<Option<Seal>, String> {
+    if seed.is_empty() {
+        return Ok(None);
+    }
+    let seed = seed.parse().map_err(|_| seed.to_owned())?;
+    Ok(Some(Seal { seed, early }))
+}
+
+/// Admission steps from `queue_tick.lua`'s flat `{at_ms, admitted, …}`,
+/// in the order of `admitted` (steps of one millisecond sort by member).
+pub(crate) fn steps(flat: &[u64]) -> Vec<AdmissionStep> {
+    let mut steps: Vec<AdmissionStep> = (flat.chunks_exact(2))
+        .map(|pair| AdmissionStep {
+            at_ms: pair[0],
+            admitted: pair[1],
+        })
+        .collect();
+    steps.sort_by_key(|step| step.admitted);
+    steps
+}
+
+/// A member of the bought set, `"position user"`.
+pub(crate) fn bought_member(member: &str) -> Option<(u64, &str)> {
+    let (position, user) = member.split_once(' ')?;
+    Some((position.parse().ok()?, user))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,14 +166,27 @@ mod tests {
     }
 
     #[test]
+    fn queue_fields_decode() {
+        assert_eq!(seal("", 5), Ok(None));
+        assert_eq!(seal("17", 5), Ok(Some(Seal { seed: 17, early: 5 })));
+        assert_eq!(seal("x", 5), Err("x".to_owned()));
+        let decoded = steps(&[1000, 12, 1000, 9, 900, 4]);
+        let admitted: Vec<u64> = decoded.iter().map(|s| s.admitted).collect();
+        assert_eq!(admitted, [4, 9, 12]);
+        assert_eq!(bought_member("12 ann"), Some((12, "ann")));
+        assert_eq!(bought_member("12"), None);
+    }
+
+    #[test]
     fn snapshot_replies_decode_or_say_what_is_wrong() {
         assert_eq!(snapshot_fields(&[]), Ok(None));
         assert_eq!(snapshot_fields(&[1, 2]), Err(2));
-        let decoded = snapshot_fields(&[10, 3, 1, 0, 900_000, 1, 3, 3])
-            .expect("eight fields")
+        let decoded = snapshot_fields(&[10, 3, 1, 0, 900_000, 1, 3, 3, 200, 0, 600_000, 0])
+            .expect("twelve fields")
             .expect("a sale");
         assert_eq!((decoded.record.total, decoded.sold), (10, 3));
         assert_eq!(decoded.record.per_user_limit, 1);
+        assert_eq!(decoded.record.queue_admit_rate, 200);
         assert_eq!(decoded.record.token_auth, 1);
     }
 }

@@ -20,6 +20,7 @@ fn purchase(event: &EventId, user: &str) -> Purchase {
         user: Some(UserId::parse(user).unwrap()),
         request: RequestId::parse(format!("req-{user}")).unwrap(),
         node: NodeId::parse("test").unwrap(),
+        admission: None,
     }
 }
 

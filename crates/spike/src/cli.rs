@@ -2,7 +2,7 @@
 //! contract users script against.
 
 use std::net::SocketAddr;
-use std::num::{NonZeroU32, NonZeroUsize};
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use spike_core::sale::BuyerAuth;
 use spike_core::sale::DEFAULT_PAYMENT_WINDOW;
-use spike_core::{BuyerPolicy, EventId, NodeId, SaleConfig, SecretUrl, UserId};
+use spike_core::{BuyerPolicy, EventId, NodeId, QueueConfig, SaleConfig, SecretUrl, UserId};
 use spike_front::Upstream;
 use spike_orders::defaults;
 
@@ -292,6 +292,24 @@ pub struct SaleRules {
     /// token`) or `open` (the user_id is trusted).
     #[arg(long, value_enum, default_value = "open")]
     pub auth: AuthFlag,
+    /// Put the sale behind a waiting room: buyers join (POST /queue/join),
+    /// are shuffled at the opening, and buy only once admitted.
+    #[arg(long, requires = "admit_rate", conflicts_with = "anonymous")]
+    pub queue: bool,
+    /// Waiting room: positions admitted per second (e.g. 200/s).
+    #[arg(long, value_parser = parse_rate, requires = "queue")]
+    pub admit_rate: Option<NonZeroU32>,
+    /// Waiting room: most admitted buyers who have neither bought nor let
+    /// their admission expire, at once (no cap if absent).
+    #[arg(long, requires = "queue")]
+    pub max_active: Option<NonZeroU64>,
+    /// Waiting room: how long an admitted buyer may buy (e.g. 10m).
+    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    pub admit_window: Duration,
+    /// Waiting room: when joining starts (RFC 3339; before --opens-at);
+    /// from the sale's creation if absent.
+    #[arg(long, value_parser = parse_rfc3339, requires = "queue")]
+    pub queue_opens_at: Option<SystemTime>,
 }
 
 impl SaleRules {
@@ -309,10 +327,20 @@ impl SaleRules {
                 },
             }
         };
+        let queue = match (self.queue, self.admit_rate) {
+            (true, Some(rate)) => Some(
+                QueueConfig::new(rate)?
+                    .with_max_active(self.max_active)
+                    .with_admit_window(self.admit_window)?
+                    .joining_from(self.queue_opens_at),
+            ),
+            _ => None,
+        };
         Ok(SaleConfig::new(stock)?
             .with_policy(policy)
             .opening_at(self.opens_at)
-            .with_payment_window(self.payment_window)?)
+            .with_payment_window(self.payment_window)?
+            .with_queue(queue)?)
     }
 
     /// Whether any rule flag was given (they only make sense for a new sale).
@@ -323,6 +351,7 @@ impl SaleRules {
             || self.opens_at.is_some()
             || self.per_user_limit != NonZeroU32::MIN
             || self.payment_window != DEFAULT_PAYMENT_WINDOW
+            || self.queue
     }
 }
 
@@ -581,6 +610,14 @@ pub struct DemoArgs {
 
 fn parse_rfc3339(text: &str) -> Result<SystemTime, humantime::TimestampError> {
     humantime::parse_rfc3339_weak(text)
+}
+
+/// An admission rate: `200/s` or `200`.
+fn parse_rate(text: &str) -> Result<NonZeroU32, String> {
+    let number = text.strip_suffix("/s").unwrap_or(text);
+    number.parse().map_err(|_| {
+        format!("{text:?} is not a rate like 200/s (a whole number above 0, per second)")
+    })
 }
 
 fn parse_duration(text: &str) -> Result<Duration, humantime::DurationError> {

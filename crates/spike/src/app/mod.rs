@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use spike_auth::{KeyRing, OperatorKey, OrderKeys, SecretKey, TokenVerifier};
+use spike_auth::{AdmissionKeys, KeyRing, OperatorKey, OrderKeys, SecretKey, TokenVerifier};
 use spike_core::{CentralStock, IdError, NodeId, OrderStream, SecretUrl};
 use spike_http::{Server, ServerOptions};
 use spike_node::stat_log::{StatLogError, DEFAULT_QUEUE_LINES};
@@ -191,6 +191,7 @@ where
             stat_log,
             orders: api,
             tokens: settings.token_keys.map(TokenVerifier::new),
+            admissions: Some(AdmissionKeys::new(order_keys.clone())),
             order_keys: Some(OrderKeys::new(order_keys)),
             operator: settings.operator_keys.map(OperatorKey::new),
         };

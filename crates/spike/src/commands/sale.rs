@@ -127,6 +127,12 @@ fn snapshot_json(event: &str, s: &SaleSnapshot) -> serde_json::Value {
         "auth": s.config.policy().auth_name(),
         "opens_at": s.config.opens_at().map(|t| humantime::format_rfc3339(t).to_string()),
         "payment_window_secs": s.config.payment_window().as_secs_f64(),
+        "queue": s.config.queue().map(|q| serde_json::json!({
+            "admit_rate_per_s": q.admit_rate().get(),
+            "max_active": q.max_active().map(|m| m.get()),
+            "admit_window_secs": q.admit_window().as_secs_f64(),
+            "joins_open_at": q.joins_open_at().map(|t| humantime::format_rfc3339(t).to_string()),
+        })),
     })
 }
 
@@ -150,5 +156,24 @@ fn snapshot_table(event: &str, s: &SaleSnapshot) -> String {
         s.orders_in_stream,
         s.config.policy().auth_name(),
         humantime::format_duration(s.config.payment_window()),
+    ) + &queue_lines(s)
+}
+
+fn queue_lines(s: &SaleSnapshot) -> String {
+    let Some(queue) = s.config.queue() else {
+        return "waiting room     none\n".to_owned();
+    };
+    let cap = queue
+        .max_active()
+        .map_or("no cap".to_owned(), |m| m.to_string());
+    let joins = queue
+        .joins_open_at()
+        .map_or("from creation".to_string(), |t| {
+            humantime::format_rfc3339(t).to_string()
+        });
+    format!(
+        "waiting room     {}/s, max active {cap}, admission window {}, joining {joins}\n",
+        queue.admit_rate(),
+        humantime::format_duration(queue.admit_window()),
     )
 }

@@ -1,0 +1,478 @@
+//! The waiting room's rules: how a queued sale is configured, how buyers who
+//! joined before the opening are shuffled, how fast positions are admitted,
+//! and where a buyer stands. Central stock (Redis or embedded) keeps the
+//! counters; nodes and the audit compute everything else from them here.
+//!
+//! A buyer's *join index* is the order they joined in (0, 1, 2, …). At the
+//! opening central stock seals the queue: the `early` buyers who joined
+//! before it are shuffled by a uniform Fisher–Yates shuffle driven by a
+//! seed drawn at that moment, so arriving early, or with a bot, gains
+//! nothing; later arrivals keep their arrival order behind them. Positions
+//! start at 0; position `p` is admitted once `admitted > p`.
+
+use std::num::{NonZeroU32, NonZeroU64};
+use std::time::{Duration, SystemTime};
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+use crate::sale::unix_millis;
+
+/// How long an admitted buyer may buy, by default.
+pub const DEFAULT_ADMIT_WINDOW: Duration = Duration::from_secs(10 * 60);
+
+/// Fastest admission rate accepted, per second.
+pub const MAX_ADMIT_RATE: u32 = 1_000_000;
+
+/// Most buyers who may join before the opening (their shuffle is held in
+/// memory, four bytes each).
+pub const MAX_EARLY_JOINERS: u64 = u32::MAX as u64;
+
+/// Why a waiting room's configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueConfigError {
+    /// The admission rate is beyond [`MAX_ADMIT_RATE`].
+    #[error("--admit-rate must be at most {MAX_ADMIT_RATE}/s")]
+    RateTooHigh,
+    /// The admission window must be positive.
+    #[error("--admit-window must be longer than zero")]
+    NoWindow,
+}
+
+/// A sale's waiting room: admission rate, cap on active buyers, how long an
+/// admission lasts, and when joining starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueConfig {
+    admit_rate: NonZeroU32,
+    max_active: Option<NonZeroU64>,
+    admit_window: Duration,
+    joins_open_at: Option<SystemTime>,
+}
+
+impl QueueConfig {
+    /// A waiting room admitting `per_second` positions a second, no cap on
+    /// active buyers, the default window, joining open from the start.
+    pub fn new(per_second: NonZeroU32) -> Result<Self, QueueConfigError> {
+        if per_second.get() > MAX_ADMIT_RATE {
+            return Err(QueueConfigError::RateTooHigh);
+        }
+        Ok(Self {
+            admit_rate: per_second,
+            max_active: None,
+            admit_window: DEFAULT_ADMIT_WINDOW,
+            joins_open_at: None,
+        })
+    }
+
+    /// At most `max_active` admitted buyers who have neither bought nor let
+    /// their admission expire, at once.
+    pub fn with_max_active(mut self, max_active: Option<NonZeroU64>) -> Self {
+        self.max_active = max_active;
+        self
+    }
+
+    /// How long an admission lasts.
+    pub fn with_admit_window(mut self, window: Duration) -> Result<Self, QueueConfigError> {
+        if window.is_zero() {
+            return Err(QueueConfigError::NoWindow);
+        }
+        self.admit_window = window;
+        Ok(self)
+    }
+
+    /// Joining starts at `at` (`None`: from the sale's creation).
+    pub fn joining_from(mut self, at: Option<SystemTime>) -> Self {
+        self.joins_open_at = at;
+        self
+    }
+
+    /// Positions admitted per second.
+    pub fn admit_rate(&self) -> NonZeroU32 {
+        self.admit_rate
+    }
+
+    /// The cap on active admitted buyers, if any.
+    pub fn max_active(&self) -> Option<NonZeroU64> {
+        self.max_active
+    }
+
+    /// How long an admission lasts.
+    pub fn admit_window(&self) -> Duration {
+        self.admit_window
+    }
+
+    /// When joining starts, if not from the sale's creation.
+    pub fn joins_open_at(&self) -> Option<SystemTime> {
+        self.joins_open_at
+    }
+
+    /// When joining starts, in Unix milliseconds (0: from the creation).
+    pub fn joins_open_at_millis(&self) -> u64 {
+        self.joins_open_at.map_or(0, unix_millis)
+    }
+
+    /// The admission window in milliseconds.
+    pub fn admit_window_millis(&self) -> u64 {
+        u64::try_from(self.admit_window.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// How many positions the rate allows `elapsed_ms` after the opening.
+    pub fn rate_budget(&self, elapsed_ms: u64) -> u64 {
+        let budget = u128::from(elapsed_ms) * u128::from(self.admit_rate.get()) / 1000;
+        u64::try_from(budget).unwrap_or(u64::MAX)
+    }
+
+    /// How far `admitted` may move now: never back, never past the buyers
+    /// who joined, the rate since the opening, or (with `--max-active`)
+    /// `max_active` buyers still active.
+    pub fn admission_target(&self, progress: &AdmissionProgress) -> u64 {
+        let mut target = progress
+            .joined
+            .min(self.rate_budget(progress.since_opening_ms));
+        if let Some(max_active) = self.max_active {
+            let finished = progress.admitted.saturating_sub(progress.active());
+            target = target.min(finished.saturating_add(max_active.get()));
+        }
+        target.max(progress.admitted)
+    }
+
+    /// The wait for `ahead` positions at the admission rate (a lower bound
+    /// when `--max-active` holds admissions back).
+    pub fn estimated_wait(&self, ahead: u64) -> Duration {
+        let rate = u64::from(self.admit_rate.get());
+        Duration::from_millis(ahead.saturating_mul(1000).div_ceil(rate))
+    }
+}
+
+/// What an admission step needs to know about the queue right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdmissionProgress {
+    /// Milliseconds since the sale opened.
+    pub since_opening_ms: u64,
+    /// Buyers who joined.
+    pub joined: u64,
+    /// Positions admitted so far.
+    pub admitted: u64,
+    /// Admitted positions that bought.
+    pub bought: u64,
+    /// Admitted positions whose window passed without a purchase.
+    pub expired_unbought: u64,
+}
+
+impl AdmissionProgress {
+    /// Admitted buyers who have neither bought nor let their admission expire.
+    pub fn active(&self) -> u64 {
+        self.admitted
+            .saturating_sub(self.bought)
+            .saturating_sub(self.expired_unbought)
+    }
+}
+
+/// The queue sealed at the opening: how many joined before it and the seed
+/// of their shuffle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seal {
+    /// The shuffle's seed, drawn at the opening.
+    pub seed: u64,
+    /// Buyers who joined before the opening (join indexes `0..early`).
+    pub early: u64,
+}
+
+/// The moment `admitted` reached a value: a step of admission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdmissionStep {
+    /// When, by central stock's clock (Unix milliseconds).
+    pub at_ms: u64,
+    /// Positions admitted from then on.
+    pub admitted: u64,
+}
+
+/// A waiting room as central stock counted it at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueCounters {
+    /// Buyers who joined.
+    pub joined: u64,
+    /// The seal, once the sale opened.
+    pub seal: Option<Seal>,
+    /// Positions admitted so far.
+    pub admitted: u64,
+    /// Central stock's clock (Unix milliseconds).
+    pub now_ms: u64,
+    /// Seats still for sale (0: sold out, and nobody more is admitted).
+    pub remaining: u64,
+    /// Admission steps after the time the caller asked from, oldest first.
+    pub steps: Vec<AdmissionStep>,
+}
+
+/// The positions of the early joiners: a uniform shuffle of `0..early`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shuffle {
+    position_of: Vec<u32>,
+}
+
+impl Shuffle {
+    /// The shuffle `seal` stands for: the same on every node and in the
+    /// audit (ChaCha20 seeded with the seal's seed drives Fisher–Yates).
+    pub fn of(seal: Seal) -> Self {
+        let early = u32::try_from(seal.early.min(MAX_EARLY_JOINERS)).unwrap_or(u32::MAX);
+        let mut position_of: Vec<u32> = (0..early).collect();
+        position_of.shuffle(&mut ChaCha20Rng::seed_from_u64(seal.seed));
+        Self { position_of }
+    }
+
+    /// The position of the buyer who joined `join_index`-th.
+    pub fn position(&self, join_index: u64) -> u64 {
+        usize::try_from(join_index)
+            .ok()
+            .and_then(|index| self.position_of.get(index))
+            .map_or(join_index, |position| u64::from(*position))
+    }
+
+    /// Buyers shuffled.
+    pub fn early(&self) -> u64 {
+        self.position_of.len() as u64
+    }
+}
+
+/// When position `position` was admitted, from the admission steps (oldest
+/// first), if it was.
+pub fn admitted_at(steps: &[AdmissionStep], position: u64) -> Option<u64> {
+    let first = steps.partition_point(|step| step.admitted <= position);
+    steps.get(first).map(|step| step.at_ms)
+}
+
+/// Where one buyer stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Joined before the opening: everyone has the same standing until the
+    /// shuffle.
+    WaitingForStart {
+        /// When the sale opens (Unix milliseconds).
+        opens_at_ms: u64,
+    },
+    /// Has a position, not yet admitted.
+    Waiting {
+        /// The buyer's position (0 is first).
+        position: u64,
+        /// Positions ahead of it, not yet admitted.
+        ahead: u64,
+    },
+    /// Admitted: may buy until `expires_at_ms`.
+    Admitted {
+        /// The buyer's position.
+        position: u64,
+        /// When the admission ends (Unix milliseconds).
+        expires_at_ms: u64,
+    },
+    /// Admitted, and the window passed.
+    Expired {
+        /// The buyer's position.
+        position: u64,
+    },
+    /// The sale sold out before this buyer could buy.
+    SoldOut {
+        /// The buyer's position, if the queue was sealed.
+        position: Option<u64>,
+    },
+}
+
+/// What a node knows about one queued sale, to place a buyer.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueView<'a> {
+    /// The waiting room's rules.
+    pub config: &'a QueueConfig,
+    /// When the sale opens (Unix milliseconds).
+    pub opens_at_ms: u64,
+    /// The shuffle, once sealed.
+    pub shuffle: Option<&'a Shuffle>,
+    /// Positions admitted so far.
+    pub admitted: u64,
+    /// Admission steps, oldest first.
+    pub steps: &'a [AdmissionStep],
+    /// Whether the sale sold out.
+    pub sold_out: bool,
+}
+
+impl QueueView<'_> {
+    /// Where the buyer who joined `join_index`-th stands at `now_ms`.
+    pub fn standing(&self, join_index: u64, now_ms: u64) -> Standing {
+        let Some(shuffle) = self.shuffle else {
+            return if self.sold_out {
+                Standing::SoldOut { position: None }
+            } else {
+                Standing::WaitingForStart {
+                    opens_at_ms: self.opens_at_ms,
+                }
+            };
+        };
+        let position = shuffle.position(join_index);
+        if self.sold_out {
+            return Standing::SoldOut {
+                position: Some(position),
+            };
+        }
+        if position >= self.admitted {
+            return Standing::Waiting {
+                position,
+                ahead: position - self.admitted,
+            };
+        }
+        let expires_at_ms = admitted_at(self.steps, position)
+            .unwrap_or(now_ms)
+            .saturating_add(self.config.admit_window_millis());
+        if now_ms < expires_at_ms {
+            Standing::Admitted {
+                position,
+                expires_at_ms,
+            }
+        } else {
+            Standing::Expired { position }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    fn rate(per_second: u32) -> QueueConfig {
+        QueueConfig::new(NonZeroU32::new(per_second).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_shuffle_gives_every_position_once_and_is_the_same_everywhere() {
+        let seal = Seal {
+            seed: 42,
+            early: 2000,
+        };
+        let shuffle = Shuffle::of(seal);
+        let positions: HashSet<u64> = (0..2000).map(|i| shuffle.position(i)).collect();
+        assert_eq!(positions.len(), 2000);
+        assert!(positions.iter().all(|p| *p < 2000));
+        assert_eq!(shuffle, Shuffle::of(seal), "deterministic from the seal");
+        let moved = (0..2000).filter(|i| shuffle.position(*i) != *i).count();
+        assert!(moved > 1900, "a shuffle, not the join order: {moved}");
+        assert_ne!(shuffle, Shuffle::of(Seal { seed: 43, ..seal }));
+        assert_eq!(
+            shuffle.position(2000),
+            2000,
+            "late joiners keep their order"
+        );
+        assert_eq!(shuffle.position(2500), 2500);
+    }
+
+    #[test]
+    fn each_early_joiner_is_equally_likely_to_be_first() {
+        // 6,000 shuffles of 3 joiners: each takes position 0 about 2,000 times.
+        let mut first = [0u32; 3];
+        for seed in 0..6000 {
+            let shuffle = Shuffle::of(Seal { seed, early: 3 });
+            let winner = (0..3).find(|i| shuffle.position(*i) == 0).unwrap();
+            first[winner as usize] += 1;
+        }
+        assert!(first.iter().all(|n| (1800..2200).contains(n)), "{first:?}");
+    }
+
+    #[test]
+    fn admission_follows_the_rate_the_joiners_and_the_active_cap() {
+        let queue = rate(200);
+        let progress =
+            |since_opening_ms, joined, admitted, bought, expired_unbought| AdmissionProgress {
+                since_opening_ms,
+                joined,
+                admitted,
+                bought,
+                expired_unbought,
+            };
+        assert_eq!(queue.admission_target(&progress(0, 2000, 0, 0, 0)), 0);
+        assert_eq!(queue.admission_target(&progress(1000, 2000, 0, 0, 0)), 200);
+        assert_eq!(
+            queue.admission_target(&progress(10_500, 2000, 0, 0, 0)),
+            2000
+        );
+        assert_eq!(queue.admission_target(&progress(2000, 50, 0, 0, 0)), 50);
+        assert_eq!(
+            queue.admission_target(&progress(0, 2000, 300, 0, 0)),
+            300,
+            "never back"
+        );
+        let capped = queue.with_max_active(NonZeroU64::new(10));
+        assert_eq!(capped.admission_target(&progress(5000, 2000, 0, 0, 0)), 10);
+        assert_eq!(capped.admission_target(&progress(5000, 2000, 10, 4, 0)), 14);
+        assert_eq!(capped.admission_target(&progress(5000, 2000, 14, 4, 3)), 17);
+        assert_eq!(queue.estimated_wait(300), Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn a_buyer_stands_where_the_counters_say() {
+        let queue = rate(100)
+            .with_admit_window(Duration::from_secs(60))
+            .unwrap();
+        let shuffle = Shuffle::of(Seal { seed: 7, early: 10 });
+        let steps = [
+            AdmissionStep {
+                at_ms: 1_000,
+                admitted: 4,
+            },
+            AdmissionStep {
+                at_ms: 2_000,
+                admitted: 12,
+            },
+        ];
+        let mut view = QueueView {
+            config: &queue,
+            opens_at_ms: 500,
+            shuffle: None,
+            admitted: 12,
+            steps: &steps,
+            sold_out: false,
+        };
+        assert_eq!(
+            view.standing(3, 400),
+            Standing::WaitingForStart { opens_at_ms: 500 }
+        );
+        view.shuffle = Some(&shuffle);
+        assert_eq!(
+            view.standing(15, 2_500),
+            Standing::Waiting {
+                position: 15,
+                ahead: 3
+            }
+        );
+        let early = (0..10).find(|i| shuffle.position(*i) < 4).unwrap();
+        assert_eq!(
+            view.standing(early, 2_500),
+            Standing::Admitted {
+                position: shuffle.position(early),
+                expires_at_ms: 61_000
+            }
+        );
+        assert_eq!(
+            view.standing(11, 62_001),
+            Standing::Expired { position: 11 }
+        );
+        view.sold_out = true;
+        assert_eq!(
+            view.standing(15, 2_500),
+            Standing::SoldOut { position: Some(15) }
+        );
+        assert_eq!(admitted_at(&steps, 3), Some(1_000));
+        assert_eq!(admitted_at(&steps, 4), Some(2_000));
+        assert_eq!(admitted_at(&steps, 12), None);
+    }
+
+    #[test]
+    fn bad_configurations_are_refused() {
+        assert_eq!(
+            QueueConfig::new(NonZeroU32::new(MAX_ADMIT_RATE + 1).unwrap()),
+            Err(QueueConfigError::RateTooHigh)
+        );
+        assert_eq!(
+            rate(1).with_admit_window(Duration::ZERO),
+            Err(QueueConfigError::NoWindow)
+        );
+    }
+}

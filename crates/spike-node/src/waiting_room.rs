@@ -1,0 +1,275 @@
+//! A node's side of a sale's waiting room: the counters it last read from
+//! central stock (one admission step every [`QUEUE_TICK_INTERVAL`], which
+//! also reads them), the shuffle it computed from the seal, and the places
+//! of the buyers it has seen. `/queue/status` is answered from these alone:
+//! pollers cost central stock nothing once a buyer's place is known here.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use serde_json::{json, Value};
+use spike_auth::{AdmissionKeys, Admitted};
+use spike_core::queue::{AdmissionStep, QueueView};
+use spike_core::{EventId, QueueConfig, QueueCounters, Seal, Shuffle, Standing, UserId};
+
+/// How often a node takes an admission step (and reads the counters) for
+/// each queued sale it serves.
+pub const QUEUE_TICK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Most buyers' places a node remembers per sale; past it, the memory
+/// starts over (a forgotten place costs one read of central stock).
+pub const REMEMBERED_PLACES: usize = 1 << 20;
+
+/// The counters as last read, with the shuffle they imply.
+#[derive(Debug, Default)]
+struct Counted {
+    joined: u64,
+    admitted: u64,
+    seal: Option<Seal>,
+    shuffle: Option<Arc<Shuffle>>,
+    steps: Arc<Vec<AdmissionStep>>,
+    /// Central stock's clock at the last read (Unix milliseconds).
+    read_at_ms: u64,
+}
+
+/// One queued sale's waiting room, as this node sees it.
+#[derive(Debug)]
+pub struct WaitingRoom {
+    config: QueueConfig,
+    opens_at_ms: u64,
+    counted: ArcSwap<Counted>,
+    places: Mutex<HashMap<UserId, u64>>,
+}
+
+impl WaitingRoom {
+    /// A waiting room with `config`, for a sale opening at `opens_at_ms`,
+    /// before its first read.
+    pub fn new(config: QueueConfig, opens_at_ms: u64) -> Self {
+        Self {
+            config,
+            opens_at_ms,
+            counted: ArcSwap::from_pointee(Counted::default()),
+            places: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The waiting room's rules.
+    pub fn config(&self) -> &QueueConfig {
+        &self.config
+    }
+
+    /// The time to ask admission steps from: the last one this node has.
+    pub fn steps_known_until_ms(&self) -> u64 {
+        self.counted
+            .load()
+            .steps
+            .last()
+            .map_or(0, |step| step.at_ms)
+    }
+
+    /// Takes in counters central stock returned: new steps are appended,
+    /// and the shuffle is computed once, when the seal first appears.
+    pub fn apply(&self, counters: QueueCounters) {
+        let known = self.counted.load_full();
+        let last = known.steps.last().map_or(0, |step| step.admitted);
+        let fresh: Vec<AdmissionStep> = (counters.steps.into_iter())
+            .filter(|step| step.admitted > last)
+            .collect();
+        let steps = if fresh.is_empty() {
+            Arc::clone(&known.steps)
+        } else {
+            let mut all = Vec::with_capacity(known.steps.len() + fresh.len());
+            all.extend_from_slice(&known.steps);
+            all.extend(fresh);
+            Arc::new(all)
+        };
+        let shuffle = match (&known.shuffle, counters.seal) {
+            (Some(shuffle), Some(_)) => Some(Arc::clone(shuffle)),
+            (None, Some(seal)) => Some(Arc::new(Shuffle::of(seal))),
+            (_, None) => None,
+        };
+        self.counted.store(Arc::new(Counted {
+            joined: counters.joined,
+            admitted: counters.admitted.max(known.admitted),
+            seal: counters.seal,
+            shuffle,
+            steps,
+            read_at_ms: counters.now_ms,
+        }));
+    }
+
+    /// The join index of `user`, if this node knows it.
+    pub fn place(&self, user: &UserId) -> Option<u64> {
+        self.places
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(user)
+            .copied()
+    }
+
+    /// Remembers that `user` joined `join_index`-th.
+    pub fn remember(&self, user: &UserId, join_index: u64) {
+        let mut places = self.places.lock().unwrap_or_else(|p| p.into_inner());
+        if places.len() >= REMEMBERED_PLACES {
+            places.clear();
+        }
+        places.insert(user.clone(), join_index);
+    }
+
+    /// Where the buyer who joined `join_index`-th stands at `now_ms`.
+    pub fn standing(&self, join_index: u64, now_ms: u64, sold_out: bool) -> Standing {
+        let counted = self.counted.load();
+        QueueView {
+            config: &self.config,
+            opens_at_ms: self.opens_at_ms,
+            shuffle: counted.shuffle.as_deref(),
+            admitted: counted.admitted,
+            steps: &counted.steps,
+            sold_out,
+        }
+        .standing(join_index, now_ms)
+    }
+
+    /// What `/queue/status` and `/queue/join` say about a standing; an
+    /// admitted buyer's answer carries their admission token.
+    pub fn describe(
+        &self,
+        standing: Standing,
+        event: &EventId,
+        user: &UserId,
+        keys: &AdmissionKeys,
+    ) -> Value {
+        let counted = self.counted.load();
+        let mut answer = json!({
+            "event": event.as_str(),
+            "admitted_so_far": counted.admitted,
+            "joined": counted.joined,
+            "admit_rate_per_s": self.config.admit_rate().get(),
+        });
+        let wait_ms = |ahead: u64| {
+            u64::try_from(self.config.estimated_wait(ahead).as_millis()).unwrap_or(u64::MAX)
+        };
+        let details = match standing {
+            Standing::WaitingForStart { opens_at_ms } => json!({
+                "standing": "waiting_for_start",
+                "opens_at_ms": opens_at_ms,
+            }),
+            Standing::Waiting { position, ahead } => json!({
+                "standing": "waiting",
+                "position": position + 1,
+                "ahead": ahead,
+                "estimated_wait_ms": wait_ms(ahead),
+            }),
+            Standing::Admitted {
+                position,
+                expires_at_ms,
+            } => json!({
+                "standing": "admitted",
+                "position": position + 1,
+                "ahead": 0,
+                "estimated_wait_ms": 0,
+                "expires_at_ms": expires_at_ms,
+                "admission": keys.mint(event, user, Admitted { position, expires_at_ms }),
+            }),
+            Standing::Expired { position } => json!({
+                "standing": "expired",
+                "position": position + 1,
+            }),
+            Standing::SoldOut { position } => json!({
+                "standing": "sold_out",
+                "position": position.map(|p| p + 1),
+            }),
+        };
+        if let (Some(fields), Value::Object(more)) = (answer.as_object_mut(), details) {
+            fields.extend(more);
+        }
+        answer
+    }
+
+    /// What `/stats` shows.
+    pub fn stats(&self) -> Value {
+        let counted = self.counted.load();
+        json!({
+            "joined": counted.joined,
+            "admitted": counted.admitted,
+            "sealed": counted.seal.is_some(),
+            "early": counted.seal.map(|seal| seal.early),
+            "admit_rate_per_s": self.config.admit_rate().get(),
+            "max_active": self.config.max_active().map(|m| m.get()),
+            "read_at_ms": counted.read_at_ms,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use spike_auth::{KeyRing, SecretKey};
+
+    use super::*;
+
+    fn counters(admitted: u64, seal: Option<Seal>, steps: Vec<AdmissionStep>) -> QueueCounters {
+        QueueCounters {
+            joined: 10,
+            seal,
+            admitted,
+            now_ms: 5_000,
+            remaining: 10,
+            steps,
+        }
+    }
+
+    #[test]
+    fn a_room_places_buyers_from_the_counters_it_read() {
+        let config = QueueConfig::new(NonZeroU32::new(10).unwrap()).unwrap();
+        let room = WaitingRoom::new(config, 1_000);
+        assert_eq!(
+            room.standing(3, 500, false),
+            Standing::WaitingForStart { opens_at_ms: 1_000 }
+        );
+        let seal = Seal { seed: 5, early: 10 };
+        let step = |at_ms, admitted| AdmissionStep { at_ms, admitted };
+        room.apply(counters(2, Some(seal), vec![step(1_100, 2)]));
+        room.apply(counters(
+            4,
+            Some(seal),
+            vec![step(1_100, 2), step(1_300, 4)],
+        ));
+        assert_eq!(room.steps_known_until_ms(), 1_300, "each step once");
+        let shuffle = Shuffle::of(seal);
+        let first = (0..10).find(|i| shuffle.position(*i) == 0).unwrap();
+        assert!(matches!(
+            room.standing(first, 2_000, false),
+            Standing::Admitted {
+                position: 0,
+                expires_at_ms: 601_100
+            }
+        ));
+        let last = (0..10).find(|i| shuffle.position(*i) == 9).unwrap();
+        assert_eq!(
+            room.standing(last, 2_000, false),
+            Standing::Waiting {
+                position: 9,
+                ahead: 5
+            }
+        );
+        let keys = AdmissionKeys::new(KeyRing::new(SecretKey::new(vec![7; 32]).unwrap(), vec![]));
+        let (event, ann) = (EventId::parse("G1").unwrap(), UserId::parse("ann").unwrap());
+        let told = room.describe(room.standing(last, 2_000, false), &event, &ann, &keys);
+        assert_eq!(told["standing"], "waiting");
+        assert_eq!(told["position"], 10, "shown from 1");
+        assert_eq!(told["estimated_wait_ms"], 500);
+        let told = room.describe(room.standing(first, 2_000, false), &event, &ann, &keys);
+        let token = told["admission"].as_str().unwrap();
+        assert_eq!(
+            keys.verify(&event, &ann, Some(token), 2_000)
+                .map(|a| a.position),
+            Ok(0)
+        );
+        room.remember(&ann, 4);
+        assert_eq!(room.place(&ann), Some(4));
+    }
+}
