@@ -6,11 +6,12 @@
 use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
 
-use crate::central::{Holding, Restoration};
+use crate::central::{Holding, QueueRecord, Restoration};
 use crate::code::Code;
 use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
 use crate::order::{Order, OrderState};
 use crate::order_stream::StreamEntry;
+use crate::queue::Shuffle;
 use crate::sale::{unix_millis, BuyerPolicy, SaleConfig, SaleSnapshot};
 use crate::stat::parse_line;
 
@@ -27,6 +28,8 @@ pub struct Evidence<'a> {
     pub orders: &'a [Order],
     /// What the nodes' stat logs told buyers, when stat logs were given.
     pub logged: Option<&'a LoggedAnswers>,
+    /// The sale's waiting room, if it has one.
+    pub queue: Option<&'a QueueRecord>,
 }
 
 /// What the nodes' stat logs told buyers about one event: the sales
@@ -282,6 +285,10 @@ pub fn audit(evidence: &Evidence<'_>) -> AuditReport {
         }
     }
 
+    if let Some(record) = evidence.queue {
+        lines.extend(queue_lines(record, per_user.keys().copied()));
+    }
+
     if let Some(answers) = evidence.logged {
         let logged = answers.sales.as_slice();
         // Who holds each order id, by every record: the ledger, the stream
@@ -354,6 +361,62 @@ pub fn audit(evidence: &Evidence<'_>) -> AuditReport {
         ));
     }
     AuditReport { lines }
+}
+
+/// The waiting room's checks: every place given once, nobody admitted
+/// twice, and nobody holding a seat without an admission of their own.
+fn queue_lines<'a>(
+    record: &QueueRecord,
+    holders: impl Iterator<Item = &'a UserId>,
+) -> Vec<AuditLine> {
+    let joined = record.joiners.len() as u64;
+    let mut places = HashSet::new();
+    let misplaced = (record.joiners.iter())
+        .filter(|(_, index)| *index >= joined || !places.insert(*index))
+        .count() as u64;
+    let place_of: HashMap<&UserId, u64> = (record.joiners.iter())
+        .map(|(user, index)| (user, *index))
+        .collect();
+    let shuffle = record.counters.seal.map(Shuffle::of);
+    let admitted = record.counters.admitted;
+    let mut positions_of: HashMap<&UserId, HashSet<u64>> = HashMap::new();
+    for (position, user) in &record.bought {
+        positions_of.entry(user).or_default().insert(*position);
+    }
+    let twice = positions_of.values().filter(|p| p.len() > 1).count() as u64;
+    let not_admitted = (record.bought.iter())
+        .filter(|(position, _)| *position >= admitted)
+        .count() as u64;
+    let not_theirs = (record.bought.iter())
+        .filter(|(position, user)| {
+            let own = (place_of.get(user), &shuffle);
+            !matches!(own, (Some(index), Some(shuffle)) if shuffle.position(*index) == *position)
+        })
+        .count() as u64;
+    let unadmitted_holders = holders
+        .filter(|user| !positions_of.contains_key(user))
+        .count() as u64;
+    vec![
+        AuditLine::figure("waiting room: buyers who joined", joined),
+        AuditLine::figure("waiting room: positions admitted", admitted),
+        AuditLine::check("waiting room: places given twice or skipped", misplaced, 0),
+        AuditLine::check("waiting room: buyers admitted at two positions", twice, 0),
+        AuditLine::check(
+            "waiting room: purchases at a position not admitted",
+            not_admitted,
+            0,
+        ),
+        AuditLine::check(
+            "waiting room: purchases at another buyer's position",
+            not_theirs,
+            0,
+        ),
+        AuditLine::check(
+            "waiting room: buyers holding seats without an admission",
+            unadmitted_holders,
+            0,
+        ),
+    ]
 }
 
 /// Orders whose request was told "sold out" once it held them: the
@@ -497,6 +560,7 @@ mod tests {
             pending: 0,
             orders: &orders,
             logged: None,
+            queue: None,
         };
         let report = audit(&evidence);
         assert!(report.passed(), "{report:#?}");
@@ -544,6 +608,7 @@ mod tests {
             pending: 0,
             orders: &orders,
             logged: Some(&logged),
+            queue: None,
         };
         assert!(audit(&evidence).passed());
         let extra = sales(&[told(&orders[0].id, "a"), told(&entry(9, "z").order, "z")]);
@@ -581,6 +646,7 @@ mod tests {
             pending: 0,
             orders: &orders,
             logged: Some(&logged),
+            queue: None,
         });
         assert_eq!(
             failed_checks(&report),
@@ -613,6 +679,7 @@ mod tests {
                 pending: 0,
                 orders: &orders,
                 logged: Some(logged),
+                queue: None,
             })
         };
         // Told "sold out" before it bought (an earlier try, then a retry
@@ -702,5 +769,84 @@ mod tests {
         let later = crate::sale::from_unix_millis(1_800_000_060_000);
         let second = restoration(SaleConfig::new(4).unwrap(), &orders, &[], later);
         assert!(second.last_sequence > lost_up_to);
+    }
+
+    #[test]
+    fn the_waiting_room_must_admit_every_buyer_once_at_their_own_position() {
+        use crate::queue::{QueueCounters, Seal};
+        let seal = Seal { seed: 3, early: 4 };
+        let shuffle = Shuffle::of(seal);
+        let user = |name: &str| UserId::parse(name).unwrap();
+        let joiners: Vec<(UserId, u64)> = ["a", "b", "x", "y"]
+            .iter()
+            .enumerate()
+            .map(|(index, name)| (user(name), index as u64))
+            .collect();
+        // Admit the two whose positions are 0 and 1; they are "a" and "b".
+        let position = |index: u64| shuffle.position(index);
+        let record = QueueRecord {
+            counters: QueueCounters {
+                joined: 4,
+                seal: Some(seal),
+                admitted: 4,
+                now_ms: 0,
+                remaining: 0,
+                steps: Vec::new(),
+            },
+            joiners,
+            bought: vec![(position(0), user("a")), (position(1), user("b"))],
+        };
+        let orders = [
+            order(1, "a", OrderState::Paid, false),
+            order(2, "b", OrderState::Reserved, false),
+        ];
+        let central = snapshot(2, 2);
+        let evidence = Evidence {
+            central: Some(&central),
+            stream: &[],
+            pending: 0,
+            orders: &orders,
+            logged: None,
+            queue: Some(&record),
+        };
+        assert!(audit(&evidence).passed(), "{:#?}", audit(&evidence));
+
+        let check = |record: &QueueRecord| {
+            let report = audit(&Evidence {
+                queue: Some(record),
+                ..evidence
+            });
+            failed_checks(&report)
+                .into_iter()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        let mut no_admission = record.clone();
+        no_admission.bought.pop();
+        assert_eq!(
+            check(&no_admission),
+            ["waiting room: buyers holding seats without an admission"]
+        );
+        let mut beyond = record.clone();
+        beyond.counters.admitted = 1;
+        assert!(check(&beyond)
+            .contains(&"waiting room: purchases at a position not admitted".to_owned()));
+        let mut swapped = record.clone();
+        swapped.bought = vec![(position(1), user("a")), (position(0), user("b"))];
+        assert_eq!(
+            check(&swapped),
+            ["waiting room: purchases at another buyer's position"]
+        );
+        let mut twice = record.clone();
+        twice.bought.push((position(2), user("a")));
+        assert!(
+            check(&twice).contains(&"waiting room: buyers admitted at two positions".to_owned())
+        );
+        let mut reused = record.clone();
+        reused.joiners[3].1 = 0;
+        assert_eq!(
+            check(&reused),
+            ["waiting room: places given twice or skipped"]
+        );
     }
 }

@@ -27,12 +27,14 @@ pub async fn audit_event<C: CentralStock + OrderStream>(
     let stream = central.unacknowledged(event).await?;
     let backlog = central.backlog(event).await?;
     let orders = ledger.orders_of_event(event).await?;
+    let queue = central.queue_record(event).await?;
     Ok(audit(&Evidence {
         central: snapshot.as_ref(),
         stream: &stream,
         pending: backlog.pending,
         orders: &orders,
         logged,
+        queue: queue.as_ref(),
     }))
 }
 

@@ -1,7 +1,8 @@
-//! The dashboard in a real browser: headless Chromium (Debian's `chromium`,
-//! driven by `playwright-core` from tests/browser) opens the page during a
-//! small `spike demo --dashboard`, waits until the sold counter reaches the
-//! stock, and saves a screenshot to target/test-artifacts/dashboard.png.
+//! The pages in a real browser: headless Chromium (Debian's `chromium`,
+//! driven by `playwright-core` from tests/browser) opens the dashboard
+//! during a small `spike demo --dashboard` and waits until the sold counter
+//! reaches the stock; and goes through a sale's waiting room (join, wait,
+//! get admitted, buy). Screenshots go to target/test-artifacts/.
 //! `scripts/test` installs Chromium and the npm package.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
@@ -73,4 +74,53 @@ fn dashboard_shows_the_sale_selling_out_in_chromium() {
     );
     let size = std::fs::metadata(&screenshot).map(|m| m.len()).unwrap_or(0);
     assert!(size > 10_000, "screenshot written ({size} bytes)");
+}
+
+#[test]
+fn a_buyer_goes_through_the_waiting_room_page_in_chromium() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let script = root.join("tests/browser/queue.mjs");
+    let artifacts = root.join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).expect("artifact dir");
+    let screenshot = artifacts.join("queue.png");
+    let _ = std::fs::remove_file(&screenshot);
+
+    // An embedded node: 3 seats, a waiting room admitting 2 a second, the
+    // opening a few seconds away (time for six buyers to join before it).
+    let port = free_port();
+    let opens_at = std::time::SystemTime::now() + Duration::from_secs(4);
+    let mut node = Command::new(SPIKE)
+        .args(["node", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--event", "G7", "--stock", "3", "--no-stat-log"])
+        .args([
+            "--opens-at",
+            &humantime::format_rfc3339(opens_at).to_string(),
+        ])
+        .args(["--queue", "--admit-rate", "2/s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start spike node");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "node did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let browser = Command::new("node")
+        .arg(&script)
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg("G7")
+        .arg(&screenshot)
+        .output();
+    let _ = node.kill();
+    let _ = node.wait();
+    let browser = browser.expect("run node (scripts/test installs what it needs)");
+    assert!(
+        browser.status.success(),
+        "browser check failed:\n{}\n{}",
+        String::from_utf8_lossy(&browser.stdout),
+        String::from_utf8_lossy(&browser.stderr)
+    );
+    let size = std::fs::metadata(&screenshot).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 5_000, "screenshot written ({size} bytes)");
 }

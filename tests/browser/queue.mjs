@@ -1,0 +1,58 @@
+// Goes through a sale's waiting room in headless Chromium: five other
+// buyers join first, then the page joins for alice before the opening,
+// shows "waiting for the start", is admitted (the buy button appears), buys,
+// and shows the order. Saves a screenshot.
+// Usage: node queue.mjs BASE_URL EVENT SCREENSHOT.png
+import { chromium } from "playwright-core";
+
+const [base, event, screenshot] = process.argv.slice(2);
+if (!base || !event || !screenshot) {
+  console.error("usage: node queue.mjs BASE_URL EVENT SCREENSHOT.png");
+  process.exit(2);
+}
+for (let i = 0; i < 5; i++) {
+  const answer = await fetch(`${base}/queue/join?event=${event}&user_id=other${i}`, { method: "POST" });
+  if (answer.status !== 200) throw new Error(`other${i} could not join: ${answer.status}`);
+}
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 900, height: 700 } });
+  const errors = [];
+  page.on("pageerror", (error) => errors.push(String(error)));
+  await page.goto(`${base}/queue?event=${event}&user_id=alice`);
+  await page.waitForFunction(
+    () => document.getElementById("standing").textContent.startsWith("You are in."),
+    null,
+    { timeout: 10_000 },
+  );
+  if (await page.isVisible("#buy")) throw new Error("a buy button before the opening");
+  const seen = new Set();
+  const started = Date.now();
+  while (!(await page.isVisible("#buy"))) {
+    seen.add(await page.textContent("#standing"));
+    if (Date.now() - started > 30_000) throw new Error("never admitted: " + [...seen].join(" | "));
+    await page.waitForTimeout(100);
+  }
+  const position = await page.textContent("#position");
+  if (!/^#[1-6]$/.test(position)) throw new Error("position shown: " + position);
+  const progress = await page.$eval("#progress", (bar) => bar.style.width);
+  if (progress !== "100%") throw new Error("progress at admission: " + progress);
+  await page.click("#buy");
+  await page.waitForFunction(
+    () => document.getElementById("result").textContent.startsWith("Bought: order "),
+    null,
+    { timeout: 10_000 },
+  );
+  const result = await page.textContent("#result");
+  await page.screenshot({ path: screenshot, fullPage: true });
+  if (errors.length) throw new Error("page errors: " + errors.join("; "));
+  console.log(`alice at ${position}, saw: ${[...seen].join(" | ")}; ${result}`);
+} finally {
+  await browser.close();
+}
