@@ -8,6 +8,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use spike_core::{Code, EventId, OrderId, RequestId};
 
@@ -124,7 +126,7 @@ pub enum Answer {
     NotOpen,
     /// Code -4: the request is wrong or not allowed; nothing changed.
     Refused {
-        /// 400, 403, 404, 409, 413 or 414.
+        /// 400, 403, 404, 409, 413 or 414 (500 if an answer could not be built).
         status: StatusCode,
         /// What is wrong.
         message: String,
@@ -156,12 +158,13 @@ pub enum Answer {
         /// The request id to retry with, when a purchase was attempted.
         request: Option<RequestId>,
     },
-    /// Code 0, 200: something was carried out or looked up (`data`).
+    /// Code 0, 200: something was carried out or looked up (`data`); made
+    /// with [`Answer::done`].
     Done {
         /// What happened, when there is something to say.
         message: Option<String>,
-        /// The result.
-        data: Value,
+        /// The result, already serialized.
+        data: JsonData,
     },
     /// 200: informational JSON (`/healthz`, `/stats`, `/sale`), as is.
     Info(Value),
@@ -185,6 +188,21 @@ impl Answer {
             status,
             message: message.into(),
             data: None,
+        }
+    }
+
+    /// A code 0 answer carrying `data`, serialized once, here.
+    pub fn done(message: Option<String>, data: &impl Serialize) -> Self {
+        match serde_json::value::to_raw_value(data) {
+            Ok(data) => Self::Done {
+                message,
+                data: JsonData(data),
+            },
+            // Only a map with non-string keys fails; no answer has one.
+            Err(error) => {
+                tracing::error!(%error, "an answer could not be serialized");
+                Self::refused(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            }
         }
     }
 
@@ -295,11 +313,19 @@ impl Answer {
                 "data": { "reason": reason.text(), "request_id": request.as_ref().map(RequestId::as_str) },
             })),
             Self::Done { message, data } => {
-                let mut body = json!({ "code": code.number(), "data": data });
-                if let Some(message) = message {
-                    body["msg"] = Value::from(message.as_str());
+                #[derive(Serialize)]
+                struct DoneBody<'a> {
+                    code: i8,
+                    #[serde(skip_serializing_if = "Option::is_none")]
+                    msg: Option<&'a str>,
+                    data: &'a RawValue,
                 }
-                json_bytes(&body)
+                let body = DoneBody {
+                    code: code.number(),
+                    msg: message.as_deref(),
+                    data: &data.0,
+                };
+                serde_json::to_vec(&body).map_or_else(|_| Bytes::new(), Bytes::from)
             }
             Self::Info(value) => json_bytes(value),
             Self::Metrics(text) => Bytes::from(text.clone()),
@@ -329,6 +355,23 @@ impl Answer {
             _ => {}
         }
         response
+    }
+}
+
+/// A JSON value serialized once, when the answer was made.
+#[derive(Debug, Clone)]
+pub struct JsonData(Box<RawValue>);
+
+impl JsonData {
+    /// The JSON text.
+    pub fn text(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for JsonData {
+    fn eq(&self, other: &Self) -> bool {
+        self.text() == other.text()
     }
 }
 
@@ -382,10 +425,8 @@ mod tests {
                 reason: RetryReason::Unavailable,
                 request: None,
             },
-            Answer::Done {
-                message: None,
-                data: Value::Null,
-            },
+            Answer::done(None, &Value::Null),
+            Answer::done(Some("done".into()), &json!({ "x": 1 })),
             Answer::Unauthorized {
                 reason: "a token is required".into(),
             },

@@ -12,7 +12,7 @@ mod memory;
 pub mod metrics;
 pub mod server;
 
-pub use answer::{Answer, RetryReason, SOLD_OUT_BODY};
+pub use answer::{Answer, JsonData, RetryReason, SOLD_OUT_BODY};
 pub use connection::Connections;
 pub use in_flight::{InFlight, InFlightGate};
 pub use metrics::serve_metrics;

@@ -30,7 +30,7 @@ use crate::routes::{OrdersRequest, QueueRequest, Route, Surface};
 use crate::stat_log::{StatLog, StatSlot};
 use crate::stats::NodeStats;
 use crate::telemetry::{LatencyBuckets, NodeMetrics, LATENCY_BUCKETS};
-use crate::waiting_room::{WaitingRoom, QUEUE_TICK_INTERVAL};
+use crate::waiting_room::{Place, WaitingRoom, QUEUE_TICK_INTERVAL};
 
 /// What a node serves and how it behaves.
 #[derive(Debug, Clone)]
@@ -679,7 +679,7 @@ impl<C: CentralStock> Node<C> {
         }
     }
 
-    /// Where a buyer stands, as JSON, if they joined.
+    /// Where a buyer stands, as JSON, if the sale has a waiting room.
     async fn standing_of(
         &self,
         event: &EventId,
@@ -690,11 +690,11 @@ impl<C: CentralStock> Node<C> {
             return Ok(None);
         };
         let Some(join_index) = self.place_of(event, room, user).await? else {
-            return Ok(Some(serde_json::json!({ "standing": "not_joined" })));
+            return Ok(serde_json::to_value(Place::NotJoined).ok());
         };
         let now_ms = spike_core::sale::unix_millis(SystemTime::now());
         let standing = room.standing(join_index, now_ms, state.stock.is_sold_out());
-        Ok(Some(room.describe(standing, event, user, keys)))
+        Ok(serde_json::to_value(room.describe(standing, event, user, keys)).ok())
     }
 
     fn standing_answer(
@@ -710,10 +710,7 @@ impl<C: CentralStock> Node<C> {
         };
         let now_ms = spike_core::sale::unix_millis(SystemTime::now());
         let standing = room.standing(join_index, now_ms, state.stock.is_sold_out());
-        Answer::Done {
-            message: None,
-            data: room.describe(standing, event, user, keys),
-        }
+        Answer::done(None, &room.describe(standing, event, user, keys))
     }
 
     /// One admission step for each queued sale this node serves; what it

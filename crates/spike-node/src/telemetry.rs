@@ -6,6 +6,8 @@ use std::time::Duration;
 use metrics::{Counter, Gauge, Histogram};
 use spike_core::Code;
 
+use crate::routes::{QueueRequest, Route};
+
 pub use spike_telemetry::{render, LatencyBuckets, LATENCY_BUCKETS};
 
 /// The handles one node records into. Counts the node already keeps
@@ -23,7 +25,38 @@ pub struct NodeMetrics {
     pub central_unavailable: Counter,
     /// Central stock outcome unknown.
     pub central_unknown: Counter,
+    /// `/queue/status`: polled by every waiting buyer, so it records into
+    /// handles too.
+    polled: RouteMetrics,
     node: String,
+}
+
+/// One route's answer counters (one per [`Code::ALL`] code) and latency.
+#[derive(Debug, Clone)]
+struct RouteMetrics {
+    route: &'static str,
+    answers: [Counter; Code::ALL.len()],
+    duration: Histogram,
+}
+
+impl RouteMetrics {
+    fn new(node: &str, route: &'static str) -> Self {
+        let answer = |code: Code| metrics::counter!("spike_requests_total", "node" => node.to_string(), "route" => route, "code" => code.number_text());
+        Self {
+            route,
+            answers: Code::ALL.map(answer),
+            duration: metrics::histogram!("spike_request_duration_seconds", "node" => node.to_string(), "route" => route),
+        }
+    }
+
+    fn record(&self, code: Code, took: Duration) {
+        if let Some(counter) =
+            (Code::ALL.iter().position(|c| *c == code)).and_then(|index| self.answers.get(index))
+        {
+            counter.increment(1);
+        }
+        self.duration.record(took.as_secs_f64());
+    }
 }
 
 impl NodeMetrics {
@@ -39,6 +72,7 @@ impl NodeMetrics {
             central_duration: metrics::histogram!("spike_central_call_duration_seconds", "node" => node.clone()),
             central_unavailable: metrics::counter!("spike_central_errors_total", "node" => node.clone(), "kind" => "unavailable"),
             central_unknown: metrics::counter!("spike_central_errors_total", "node" => node.clone(), "kind" => "unknown"),
+            polled: RouteMetrics::new(&node, Route::Queue(QueueRequest::Status).name()),
             node,
         }
     }
@@ -56,8 +90,12 @@ impl NodeMetrics {
         self.central_calls.absolute(central_calls);
     }
 
-    /// Records an answer on another route (not on the hot path).
+    /// Records an answer on another route (a registry lookup, except on
+    /// the polled route).
     pub fn other_answered(&self, route: &'static str, code: Code, took: Duration) {
+        if route == self.polled.route {
+            return self.polled.record(code, took);
+        }
         metrics::counter!("spike_requests_total", "node" => self.node.clone(), "route" => route, "code" => code.number_text())
             .increment(1);
         metrics::histogram!("spike_request_duration_seconds", "node" => self.node.clone(), "route" => route)

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use serde::Serialize;
 use serde_json::{json, Value};
 use spike_auth::{AdmissionKeys, Admitted};
 use spike_core::queue::{AdmissionStep, QueueView};
@@ -134,58 +135,53 @@ impl WaitingRoom {
 
     /// What `/queue/status` and `/queue/join` say about a standing; an
     /// admitted buyer's answer carries their admission token.
-    pub fn describe(
+    pub fn describe<'a>(
         &self,
         standing: Standing,
-        event: &EventId,
+        event: &'a EventId,
         user: &UserId,
         keys: &AdmissionKeys,
-    ) -> Value {
+    ) -> QueueStatus<'a> {
         let counted = self.counted.load();
-        let mut answer = json!({
-            "event": event.as_str(),
-            "admitted_so_far": counted.admitted,
-            "joined": counted.joined,
-            "admit_rate_per_s": self.config.admit_rate().get(),
-        });
-        let wait_ms = |ahead: u64| {
-            u64::try_from(self.config.estimated_wait(ahead).as_millis()).unwrap_or(u64::MAX)
-        };
-        let details = match standing {
-            Standing::WaitingForStart { opens_at_ms } => json!({
-                "standing": "waiting_for_start",
-                "opens_at_ms": opens_at_ms,
-            }),
-            Standing::Waiting { position, ahead } => json!({
-                "standing": "waiting",
-                "position": position + 1,
-                "ahead": ahead,
-                "estimated_wait_ms": wait_ms(ahead),
-            }),
+        let shown = |position: u64| position + 1;
+        let place = match standing {
+            Standing::WaitingForStart { opens_at_ms } => Place::WaitingForStart { opens_at_ms },
+            Standing::Waiting { position, ahead } => Place::Waiting {
+                position: shown(position),
+                ahead,
+                estimated_wait_ms: millis(self.config.estimated_wait(ahead)),
+            },
             Standing::Admitted {
                 position,
                 expires_at_ms,
-            } => json!({
-                "standing": "admitted",
-                "position": position + 1,
-                "ahead": 0,
-                "estimated_wait_ms": 0,
-                "expires_at_ms": expires_at_ms,
-                "admission": keys.mint(event, user, Admitted { position, expires_at_ms }),
-            }),
-            Standing::Expired { position } => json!({
-                "standing": "expired",
-                "position": position + 1,
-            }),
-            Standing::SoldOut { position } => json!({
-                "standing": "sold_out",
-                "position": position.map(|p| p + 1),
-            }),
+            } => Place::Admitted {
+                position: shown(position),
+                ahead: 0,
+                estimated_wait_ms: 0,
+                expires_at_ms,
+                admission: keys.mint(
+                    event,
+                    user,
+                    Admitted {
+                        position,
+                        expires_at_ms,
+                    },
+                ),
+            },
+            Standing::Expired { position } => Place::Expired {
+                position: shown(position),
+            },
+            Standing::SoldOut { position } => Place::SoldOut {
+                position: position.map(shown),
+            },
         };
-        if let (Some(fields), Value::Object(more)) = (answer.as_object_mut(), details) {
-            fields.extend(more);
+        QueueStatus {
+            event: event.as_str(),
+            place,
+            admitted_so_far: counted.admitted,
+            joined: counted.joined,
+            admit_rate_per_s: self.config.admit_rate().get(),
         }
-        answer
     }
 
     /// What `/stats` shows.
@@ -201,6 +197,74 @@ impl WaitingRoom {
             "read_at_ms": counted.read_at_ms,
         })
     }
+}
+
+/// A duration in whole milliseconds, saturating.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Where one buyer stands, as `/queue/status` and `/queue/join` answer it
+/// (`data`), and as a "not admitted yet" refusal carries it. Serialized
+/// straight to the wire: the status path builds no JSON tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueStatus<'a> {
+    /// The sale.
+    pub event: &'a str,
+    /// The buyer's standing, with what it implies (`standing` names it).
+    #[serde(flatten)]
+    pub place: Place,
+    /// Positions admitted so far.
+    pub admitted_so_far: u64,
+    /// Buyers who joined.
+    pub joined: u64,
+    /// The admission rate, per second.
+    pub admit_rate_per_s: u32,
+}
+
+/// A buyer's standing on the wire: positions count from 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "standing", rename_all = "snake_case")]
+pub enum Place {
+    /// Joined before the opening: everyone alike until the shuffle.
+    WaitingForStart {
+        /// When the sale opens (Unix milliseconds).
+        opens_at_ms: u64,
+    },
+    /// Waiting for admission.
+    Waiting {
+        /// Position in the queue.
+        position: u64,
+        /// Positions not yet admitted ahead of this one.
+        ahead: u64,
+        /// `ahead` ÷ the admission rate (a lower bound under `--max-active`).
+        estimated_wait_ms: u64,
+    },
+    /// Admitted: may buy until `expires_at_ms` with `admission`.
+    Admitted {
+        /// Position in the queue.
+        position: u64,
+        /// Always 0.
+        ahead: u64,
+        /// Always 0.
+        estimated_wait_ms: u64,
+        /// When the admission lapses (Unix milliseconds).
+        expires_at_ms: u64,
+        /// The admission token to buy with.
+        admission: String,
+    },
+    /// Admitted, but the admission window passed.
+    Expired {
+        /// Position in the queue.
+        position: u64,
+    },
+    /// The sale sold out.
+    SoldOut {
+        /// Position in the queue, once shuffled.
+        position: Option<u64>,
+    },
+    /// Never joined this sale's waiting room.
+    NotJoined,
 }
 
 #[cfg(test)]
@@ -259,13 +323,25 @@ mod tests {
         let keys = AdmissionKeys::new(KeyRing::new(SecretKey::new(vec![7; 32]).unwrap(), vec![]));
         let (event, ann) = (EventId::parse("G1").unwrap(), UserId::parse("ann").unwrap());
         let told = room.describe(room.standing(last, 2_000, false), &event, &ann, &keys);
-        assert_eq!(told["standing"], "waiting");
-        assert_eq!(told["position"], 10, "shown from 1");
-        assert_eq!(told["estimated_wait_ms"], 500);
-        let told = room.describe(room.standing(first, 2_000, false), &event, &ann, &keys);
-        let token = told["admission"].as_str().unwrap();
         assert_eq!(
-            keys.verify(&event, &ann, Some(token), 2_000)
+            told.place,
+            Place::Waiting {
+                position: 10,
+                ahead: 5,
+                estimated_wait_ms: 500
+            },
+            "shown from 1"
+        );
+        let wire = serde_json::to_value(&told).unwrap();
+        assert_eq!(wire["standing"], "waiting");
+        assert_eq!(wire["event"], "G1");
+        assert_eq!(wire["admitted_so_far"], 4);
+        let told = room.describe(room.standing(first, 2_000, false), &event, &ann, &keys);
+        let Place::Admitted { admission, .. } = told.place else {
+            panic!("admitted: {told:?}")
+        };
+        assert_eq!(
+            keys.verify(&event, &ann, Some(&admission), 2_000)
                 .map(|a| a.position),
             Ok(0)
         );

@@ -59,7 +59,7 @@ fn entry_json(entry: &StreamEntry) -> Value {
 }
 
 fn done(message: Option<String>, data: Value) -> Answer {
-    Answer::Done { message, data }
+    Answer::done(message, &data)
 }
 
 /// The ledger failed: logged in full, answered without details.
