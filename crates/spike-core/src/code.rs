@@ -30,6 +30,9 @@ pub enum Code {
     /// admission token, or one that is not theirs or expired); nothing
     /// changed.
     NotAdmitted,
+    /// -8: the buyer, or their address, sent more requests than the node's
+    /// rate limit allows; try again after `Retry-After`. Nothing changed.
+    RateLimited,
 }
 
 /// One row of the code table.
@@ -43,7 +46,7 @@ struct Row {
 
 impl Code {
     /// The codes `/buy/ticket` answers with, in the order nodes count them.
-    pub const BUY: [Code; 8] = [
+    pub const BUY: [Code; 9] = [
         Code::Success,
         Code::SoldOut,
         Code::AlreadyPurchased,
@@ -52,12 +55,24 @@ impl Code {
         Code::TryAgain,
         Code::Unauthorized,
         Code::NotAdmitted,
+        Code::RateLimited,
     ];
 
     /// Every code: [`Code::Ok`], then [`Code::BUY`].
-    pub const ALL: [Code; 9] = {
+    pub const ALL: [Code; 10] = {
         let b = Code::BUY;
-        [Code::Ok, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]
+        [
+            Code::Ok,
+            b[0],
+            b[1],
+            b[2],
+            b[3],
+            b[4],
+            b[5],
+            b[6],
+            b[7],
+            b[8],
+        ]
     };
 
     /// The table: the one place a code's number, name, status and label live.
@@ -72,6 +87,7 @@ impl Code {
             Code::TryAgain => (-5, "-5", "try_again", 503, "try again"),
             Code::Unauthorized => (-6, "-6", "unauthorized", 401, "unauthorized"),
             Code::NotAdmitted => (-7, "-7", "not_admitted", 403, "not admitted yet"),
+            Code::RateLimited => (-8, "-8", "rate_limited", 429, "too many requests"),
         };
         Row {
             number,
@@ -135,7 +151,7 @@ mod tests {
     #[test]
     fn numbers_are_the_articles_and_round_trip() {
         let numbers: Vec<i8> = Code::BUY.iter().map(|c| c.number()).collect();
-        assert_eq!(numbers, [1, -1, -2, -3, -4, -5, -6, -7]);
+        assert_eq!(numbers, [1, -1, -2, -3, -4, -5, -6, -7, -8]);
         for code in Code::ALL {
             assert_eq!(Code::from_number(code.number().into()), Some(code));
             assert_eq!(code.number_text(), code.number().to_string());
@@ -156,6 +172,7 @@ mod tests {
         assert_eq!(Code::SoldOut.http_status(), 200);
         assert_eq!(Code::Refused.http_status(), 400);
         assert_eq!(Code::TryAgain.http_status(), 503);
+        assert_eq!(Code::RateLimited.http_status(), 429);
         assert_eq!(Code::NotOpen.label(), "sale not open");
     }
 }

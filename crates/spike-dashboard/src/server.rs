@@ -188,7 +188,7 @@ struct Pages {
 }
 
 impl Handler for Pages {
-    async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn handle(&self, request: Request<Incoming>, _peer: SocketAddr) -> Response<Full<Bytes>> {
         let path = request.uri().path();
         let known = matches!(path, "/" | "/dashboard" | "/dashboard/" | "/dashboard/data");
         let answer = match path {

@@ -92,6 +92,7 @@ http {{
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $remote_addr;
             proxy_next_upstream off;
             proxy_connect_timeout 1s;
             proxy_send_timeout 5s;
@@ -105,6 +106,7 @@ http {{
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $remote_addr;
             # A dead node's requests go to a live one: reads, and anything
             # not yet sent. nginx never retries a POST that was already sent.
             proxy_next_upstream error timeout;
@@ -146,6 +148,7 @@ mod tests {
             "keepalive 512;",
             "proxy_http_version 1.1;",
             "proxy_set_header Connection \"\";",
+            "proxy_set_header X-Forwarded-For $remote_addr;",
             "proxy_next_upstream error timeout;",
             "location = /buy/ticket {",
             "proxy_next_upstream off;",

@@ -8,6 +8,7 @@
 //! share goes to the others, and when every node is full the front door
 //! answers 503 with `Retry-After` at once (overload shedding).
 
+use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,8 +21,8 @@ use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use spike_http::{
-    declares_body_over, is_admin_path, serve, Answer, Handler, InFlightGate, RetryReason, Server,
-    ServerOptions, PURCHASE_PATH,
+    declares_body_over, forwarded_for, is_admin_path, serve, Answer, Handler, InFlightGate,
+    RetryReason, Server, ServerOptions, PURCHASE_PATH, X_FORWARDED_FOR,
 };
 use tokio::net::TcpListener;
 
@@ -145,13 +146,16 @@ pub fn serve_front(listener: TcpListener, config: FrontConfig) -> Result<Server,
 }
 
 impl Handler for Front {
-    async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
-        self.forward(request).await
+    async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+        self.forward(request, peer).await
     }
 }
 
 impl Front {
-    async fn forward(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    /// Sends `request`, from `peer`, to a node. The front door is an edge:
+    /// the node is told the client is `peer` (`X-Forwarded-For`, replacing
+    /// whatever the client wrote).
+    async fn forward(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
         let path = request.uri().path();
         if is_admin_path(path) {
             // The operators' surface is never forwarded to the world (nodes
@@ -219,6 +223,7 @@ impl Front {
             *upstream.headers_mut() = parts.headers.clone();
             upstream.headers_mut().remove(CONNECTION);
             upstream.headers_mut().remove(HOST);
+            (upstream.headers_mut()).insert(X_FORWARDED_FOR, forwarded_for(peer));
             let sent =
                 tokio::time::timeout(self.config.upstream_timeout, self.client.request(upstream));
             match sent.await {

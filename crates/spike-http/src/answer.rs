@@ -151,6 +151,13 @@ pub enum Answer {
         /// Where the buyer stands, when known.
         standing: Option<Value>,
     },
+    /// Code -8, 429: the buyer or their address is over a rate limit;
+    /// nothing changed.
+    RateLimited {
+        /// When the bucket holds a request again (`Retry-After`, rounded up
+        /// to whole seconds; `data.retry_after_ms` exactly).
+        retry_after: std::time::Duration,
+    },
     /// Code -5: try again.
     TryAgain {
         /// Why.
@@ -225,6 +232,7 @@ impl Answer {
             Self::TryAgain { .. } => Code::TryAgain,
             Self::Unauthorized { .. } => Code::Unauthorized,
             Self::NotAdmitted { .. } => Code::NotAdmitted,
+            Self::RateLimited { .. } => Code::RateLimited,
             Self::Done { .. }
             | Self::Info(_)
             | Self::Metrics(_)
@@ -303,6 +311,11 @@ impl Answer {
                 data["reason"] = Value::from(reason.as_str());
                 json_bytes(&json!({ "code": code.number(), "msg": code.label(), "data": data }))
             }
+            Self::RateLimited { retry_after } => Bytes::from(format!(
+                r#"{{"code":{code},"msg":"{}","data":{{"retry_after_ms":{}}}}}"#,
+                code.label(),
+                retry_after.as_millis()
+            )),
             Self::MethodNotAllowed { allowed } => json_bytes(&json!({
                 "code": code.number(),
                 "msg": format!("method not allowed; use {allowed}"),
@@ -351,6 +364,10 @@ impl Answer {
                 if let Some(seconds) = reason.retry_after() {
                     headers.insert(RETRY_AFTER, HeaderValue::from_static(seconds));
                 }
+            }
+            Self::RateLimited { retry_after } => {
+                let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                headers.insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
             }
             _ => {}
         }
@@ -412,6 +429,16 @@ mod tests {
             parsed(&Answer::NotOpen),
             json!({"code":-3,"msg":"sale not open"})
         );
+        let limited = Answer::RateLimited {
+            retry_after: std::time::Duration::from_millis(1_250),
+        };
+        assert_eq!(
+            parsed(&limited),
+            json!({"code":-8,"msg":"too many requests","data":{"retry_after_ms":1250}})
+        );
+        let response = limited.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[RETRY_AFTER], "2", "rounded up");
     }
 
     #[test]
@@ -429,6 +456,9 @@ mod tests {
             Answer::done(Some("done".into()), &json!({ "x": 1 })),
             Answer::Unauthorized {
                 reason: "a token is required".into(),
+            },
+            Answer::RateLimited {
+                retry_after: std::time::Duration::from_millis(250),
             },
         ];
         for answer in answers {

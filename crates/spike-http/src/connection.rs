@@ -20,6 +20,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -117,7 +118,7 @@ pub(crate) struct Limits {
 /// dropped when it ends. Each mode is its own task, sized for itself: a
 /// parked connection's task is small.
 pub(crate) fn spawn_client<H: Handler, T: Send + 'static>(
-    stream: TcpStream,
+    (stream, peer): (TcpStream, SocketAddr),
     handler: Arc<H>,
     http: Arc<http1::Builder>,
     limits: Limits,
@@ -129,14 +130,23 @@ pub(crate) fn spawn_client<H: Handler, T: Send + 'static>(
         Some(park_after) => {
             tokio::spawn(async move {
                 let _open = counts.open();
-                serve_parking(stream, handler, &http, limits, park_after, &counts, phase).await;
+                serve_parking(
+                    (stream, peer),
+                    handler,
+                    &http,
+                    limits,
+                    park_after,
+                    &counts,
+                    phase,
+                )
+                .await;
                 drop(held);
             });
         }
         None => {
             tokio::spawn(async move {
                 let _open = counts.open();
-                serve_unparked(stream, handler, &http, phase).await;
+                serve_unparked(stream, peer, handler, &http, phase).await;
                 drop(held);
             });
         }
@@ -146,13 +156,14 @@ pub(crate) fn spawn_client<H: Handler, T: Send + 'static>(
 /// Plain hyper, the connection held for its whole life (the baseline).
 async fn serve_unparked<H: Handler>(
     stream: TcpStream,
+    peer: SocketAddr,
     handler: Arc<H>,
     http: &http1::Builder,
     mut phase: watch::Receiver<Phase>,
 ) {
     let service = service_fn(move |request| {
         let handler = Arc::clone(&handler);
-        async move { Ok::<_, Infallible>(handler.handle(request).await) }
+        async move { Ok::<_, Infallible>(handler.handle(request, peer).await) }
     });
     let mut connection = std::pin::pin!(http.serve_connection(TokioIo::new(stream), service));
     let mut draining = false;
@@ -320,7 +331,7 @@ enum Session {
 
 /// The connection's life with parking: park, serve, take back, repeat.
 async fn serve_parking<H: Handler>(
-    stream: TcpStream,
+    (stream, peer): (TcpStream, SocketAddr),
     handler: Arc<H>,
     http: &http1::Builder,
     limits: Limits,
@@ -357,7 +368,11 @@ async fn serve_parking<H: Handler>(
                 _ => return,
             }
         }
-        match boxed_session(io, &handler, session, &activity, park_after, &mut phase).await {
+        match boxed_session(
+            io, peer, &handler, session, &activity, park_after, &mut phase,
+        )
+        .await
+        {
             Session::Closed => return,
             Session::HandedBack(back) => {
                 counts.handed_back.fetch_add(1, Ordering::Relaxed);
@@ -400,6 +415,7 @@ async fn park(
 /// connection's task then holds only the small parking state.
 fn boxed_session<'a, H: Handler>(
     io: ClientIo,
+    peer: SocketAddr,
     handler: &'a Arc<H>,
     http: http1::Builder,
     activity: &'a Arc<Activity>,
@@ -407,7 +423,7 @@ fn boxed_session<'a, H: Handler>(
     phase: &'a mut watch::Receiver<Phase>,
 ) -> Pin<Box<dyn Future<Output = Session> + Send + 'a>> {
     Box::pin(serve_session(
-        io, handler, http, activity, park_after, phase,
+        io, peer, handler, http, activity, park_after, phase,
     ))
 }
 
@@ -415,6 +431,7 @@ fn boxed_session<'a, H: Handler>(
 /// for `park_after`; then takes the socket back.
 async fn serve_session<H: Handler>(
     io: ClientIo,
+    peer: SocketAddr,
     handler: &Arc<H>,
     http: http1::Builder,
     activity: &Arc<Activity>,
@@ -430,7 +447,7 @@ async fn serve_session<H: Handler>(
             let handler = Arc::clone(&handler);
             let activity = Arc::clone(&activity);
             async move {
-                let response = handler.handle(request).await;
+                let response = handler.handle(request, peer).await;
                 activity.answered();
                 Ok::<_, Infallible>(response)
             }

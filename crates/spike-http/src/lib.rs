@@ -7,6 +7,7 @@
 
 pub mod answer;
 pub mod connection;
+pub mod forwarded;
 pub mod in_flight;
 mod memory;
 pub mod metrics;
@@ -14,6 +15,7 @@ pub mod server;
 
 pub use answer::{Answer, JsonData, RetryReason, SOLD_OUT_BODY};
 pub use connection::Connections;
+pub use forwarded::{forwarded_for, TrustedProxies, X_FORWARDED_FOR};
 pub use in_flight::{InFlight, InFlightGate};
 pub use metrics::serve_metrics;
 pub use server::{

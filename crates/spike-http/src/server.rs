@@ -29,13 +29,16 @@ use crate::memory::{give_back_freed_memory, TRIM_AFTER_HAND_BACKS};
 
 /// What a server does with one request.
 pub trait Handler: Send + Sync + 'static {
-    /// Answers one request.
+    /// Answers one request, which came from `peer` (the other end of the
+    /// TCP connection: the client, or a proxy in front of it).
     fn handle(
         &self,
         request: Request<Incoming>,
+        peer: SocketAddr,
     ) -> impl Future<Output = Response<Full<Bytes>>> + Send;
 }
 
+/// A closure is a handler that does not ask who is calling.
 impl<F, Fut> Handler for F
 where
     F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
@@ -44,6 +47,7 @@ where
     fn handle(
         &self,
         request: Request<Incoming>,
+        _peer: SocketAddr,
     ) -> impl Future<Output = Response<Full<Bytes>>> + Send {
         self(request)
     }
@@ -238,8 +242,8 @@ pub fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, options: Server
                     continue;
                 }
             };
-            let stream = match accepted {
-                Ok((stream, _)) => stream,
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
                 Err(error) => {
                     tracing::warn!(%error, %addr, "accept failed; backing off");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -258,7 +262,7 @@ pub fn serve<H: Handler>(listener: TcpListener, handler: Arc<H>, options: Server
             };
             let _ = stream.set_nodelay(true);
             spawn_client(
-                stream,
+                (stream, peer),
                 Arc::clone(&handler),
                 Arc::clone(&http),
                 limits,

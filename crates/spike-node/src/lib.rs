@@ -9,6 +9,7 @@ pub mod baseline;
 pub mod node;
 pub mod orders;
 pub mod query;
+pub mod rate_limit;
 pub mod routes;
 pub mod server;
 pub mod stat_log;

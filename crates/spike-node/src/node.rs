@@ -6,6 +6,7 @@
 //! exactly what central decided.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -26,6 +27,7 @@ use spike_auth::{
 
 use crate::orders::{Caller, OrdersApi};
 use crate::query::{BuyParams, ParamError};
+use crate::rate_limit::{RateLimiters, RateLimits, FORGET_IDLE_EVERY};
 use crate::routes::{OrdersRequest, QueueRequest, Route, Surface};
 use crate::stat_log::{StatLog, StatSlot};
 use crate::stats::NodeStats;
@@ -48,6 +50,8 @@ pub struct NodeConfig {
     /// Purchases that may wait on central stock at once; past it, new ones
     /// are answered "try again" at once (see [`spike_http::in_flight`]).
     pub max_central_in_flight: std::num::NonZeroUsize,
+    /// Requests a second per buyer and per client address (none by default).
+    pub rate_limits: RateLimits,
 }
 
 /// The waiting-room page, served at `/queue?event=E`.
@@ -79,6 +83,7 @@ impl NodeConfig {
             refresh_interval: DEFAULT_REFRESH_INTERVAL,
             metrics: true,
             max_central_in_flight: DEFAULT_MAX_CENTRAL_IN_FLIGHT,
+            rate_limits: RateLimits::default(),
         }
     }
 }
@@ -115,6 +120,8 @@ pub struct NodeRequest<'a> {
     pub bearer: Option<&'a str>,
     /// The listener it came in on.
     pub surface: Surface,
+    /// The client's address (behind a trusted proxy, the one it forwarded).
+    pub client: IpAddr,
 }
 
 /// Why a node could not start.
@@ -261,6 +268,7 @@ pub struct Node<C> {
     request_seq: AtomicU64,
     shutting_down: AtomicBool,
     central_gate: Arc<InFlightGate>,
+    limiters: RateLimiters,
     metrics: NodeMetrics,
     latency: LatencyBuckets,
 }
@@ -301,6 +309,7 @@ impl<C: CentralStock> Node<C> {
         }
         let short_name: String = config.node_id.as_str().chars().take(24).collect();
         let central_gate = InFlightGate::new(config.max_central_in_flight);
+        let config_limits = config.rate_limits.clone();
         let node = Arc::new(Self {
             request_prefix: format!("{short_name}:{:016x}:", unguessable()),
             metrics: NodeMetrics::new(config.node_id.as_str()),
@@ -317,11 +326,24 @@ impl<C: CentralStock> Node<C> {
             request_seq: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
             central_gate,
+            limiters: RateLimiters::new(&config_limits),
             latency: LatencyBuckets::default(),
         });
         tokio::spawn(refresh_forever(Arc::downgrade(&node)));
         tokio::spawn(tick_queues_forever(Arc::downgrade(&node)));
+        if node.limiters.any() {
+            tokio::spawn(forget_idle_buckets_forever(Arc::downgrade(&node)));
+        }
         Ok(node)
+    }
+
+    /// The client behind a connection from `peer`: `peer`, or, when it is a
+    /// trusted proxy, the address its `X-Forwarded-For` names.
+    pub fn client(&self, peer: SocketAddr, headers: &hyper::HeaderMap) -> IpAddr {
+        self.config
+            .rate_limits
+            .trusted_proxies
+            .client(peer, headers)
     }
 
     /// This node's name.
@@ -363,11 +385,20 @@ impl<C: CentralStock> Node<C> {
             query,
             bearer,
             surface,
+            client,
         } = request;
         let (route, methods) = match Route::parse(path, surface) {
             Ok(found) => found,
             Err(refusal) => return self.answered("other", refusal, started),
         };
+        // Buyers' routes: the client address's bucket first, from memory.
+        let address_limited = match surface == Surface::Public && route.rate_limited() {
+            true => self.limiters.check_address(client).err(),
+            false => None,
+        };
+        if let (Some(retry_after), false) = (address_limited, route == Route::BuyTicket) {
+            return self.answered(route.name(), Answer::RateLimited { retry_after }, started);
+        }
         let answer = match route {
             Route::BuyTicket => {
                 // A place for this answer's stat-log line comes first: with
@@ -385,6 +416,10 @@ impl<C: CentralStock> Node<C> {
                         allowed: methods.header(),
                     };
                     return self.purchase_answered(Outcome::early(refusal, None), started, slot);
+                }
+                if let Some(retry_after) = address_limited {
+                    let limited = Answer::RateLimited { retry_after };
+                    return self.purchase_answered(Outcome::early(limited, None), started, slot);
                 }
                 let admitted = match self.admit(query, bearer) {
                     Ok(admitted) => admitted,
@@ -486,6 +521,12 @@ impl<C: CentralStock> Node<C> {
         let user = self
             .buyer(&event, &state, params.user, token)
             .map_err(|refusal| Outcome::about(refusal, event.clone(), None, &state))?;
+        if let Some(buyer) = &user {
+            if let Err(retry_after) = self.limiters.check_buyer(buyer) {
+                let limited = Answer::RateLimited { retry_after };
+                return Err(Outcome::about(limited, event, user, &state));
+            }
+        }
         let shutting_down = self.shutting_down.load(Ordering::Acquire);
         if let Some(refusal) = state.refusal(user.as_ref(), shutting_down, SystemTime::now()) {
             return Err(Outcome::about(refusal, event, user, &state));
@@ -654,6 +695,9 @@ impl<C: CentralStock> Node<C> {
         let token = bearer.or(params.token.as_deref());
         let user = self.buyer(&event, &state, params.user, token)?;
         let user = user.ok_or_else(|| Answer::bad_request("user_id is required"))?;
+        if let Err(retry_after) = self.limiters.check_buyer(&user) {
+            return Err(Answer::RateLimited { retry_after });
+        }
         Ok((event, state, user))
     }
 
@@ -853,6 +897,7 @@ impl<C: CentralStock> Node<C> {
                 "shed": self.central_gate.shed(),
             },
             "queue": self.stats.queue_json(),
+            "rate_limits": self.limiters.stats(),
             "latency_bounds_seconds": LATENCY_BUCKETS,
             "latency_counts": self.latency.snapshot(),
             "events": self.events_json(),
@@ -1176,6 +1221,19 @@ async fn tick_queues_forever<C: CentralStock>(node: Weak<Node<C>>) {
             return;
         }
         node.tick_queues().await;
+    }
+}
+
+async fn forget_idle_buckets_forever<C: CentralStock>(node: Weak<Node<C>>) {
+    let mut ticker = tokio::time::interval(FORGET_IDLE_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(node) = node.upgrade() else { return };
+        if node.shutting_down.load(Ordering::Acquire) {
+            return;
+        }
+        node.limiters.forget_idle();
     }
 }
 

@@ -137,6 +137,17 @@ impl Route {
         }
     }
 
+    /// Whether the rate limits apply: the routes buyers call (not the
+    /// payment service's `pay`, the page, the documents or health).
+    pub fn rate_limited(&self) -> bool {
+        match self {
+            Route::BuyTicket | Route::BuyResult => true,
+            Route::Queue(request) => *request != QueueRequest::Page,
+            Route::Orders(request) => !matches!(request, OrdersRequest::Pay(_)),
+            Route::Sale | Route::Healthz | Route::Stats | Route::Metrics | Route::OpenApi => false,
+        }
+    }
+
     /// The routing table itself, whatever the surface.
     fn parse_any(path: &str) -> Result<(Route, Methods), Answer> {
         use Methods::{Get, GetOrPost, Post};
@@ -270,6 +281,33 @@ mod tests {
             );
         }
         assert_eq!(paths.len(), 14, "and nothing else");
+        let codes = &document["components"]["schemas"]["Answer"]["properties"]["code"]["enum"];
+        let every_code: Vec<i64> = (spike_core::Code::ALL.iter())
+            .map(|code| i64::from(code.number()))
+            .collect();
+        let mut documented: Vec<i64> = (codes.as_array().expect("code enum").iter())
+            .filter_map(serde_json::Value::as_i64)
+            .collect();
+        documented.sort_unstable();
+        let mut expected = every_code.clone();
+        expected.sort_unstable();
+        assert_eq!(documented, expected, "every answer code, and only those");
+    }
+
+    #[test]
+    fn the_openapi_document_says_which_routes_are_rate_limited() {
+        let document: serde_json::Value =
+            serde_json::from_str(crate::node::OPENAPI).expect("openapi.json is JSON");
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            let concrete = path.replace("{id}", "G1-1");
+            let Ok((route, _)) = Route::parse(&concrete, Surface::Public) else {
+                continue;
+            };
+            for (method, operation) in item.as_object().expect("path item") {
+                let documented = operation["responses"].get("429").is_some();
+                assert_eq!(documented, route.rate_limited(), "{method} {path}");
+            }
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! [`Node::answer`], sent with the `X-Spike-Node` header, through the shared
 //! accept loop of `spike-http`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -44,7 +45,7 @@ impl<C: CentralStock> NodeService<C> {
 }
 
 impl<C: CentralStock> Handler for NodeService<C> {
-    async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
         if declares_body_over(request.headers(), self.max_body_bytes) {
             let refusal = Answer::refused(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -67,6 +68,7 @@ impl<C: CentralStock> Handler for NodeService<C> {
                 query: uri.query(),
                 bearer,
                 surface: self.surface,
+                client: self.node.client(peer, request.headers()),
             })
             .await;
         self.respond(answer)

@@ -1,7 +1,7 @@
 //! Command-line arguments, as types. Every flag documented here is a
 //! contract users script against.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -431,6 +431,20 @@ pub struct NodeArgs {
     /// buy-path rate.
     #[arg(long, default_value_t = spike_node::node::DEFAULT_MAX_CENTRAL_IN_FLIGHT)]
     pub max_central_in_flight: NonZeroUsize,
+    /// Requests a second one buyer may send to the buyers' routes
+    /// (/buy/ticket, /buy/result, /queue/join, /queue/status, the orders API
+    /// but pay), in bursts of as many; past it, 429 (code -8) with
+    /// Retry-After, answered from memory. No limit if absent.
+    #[arg(long, value_parser = parse_rate)]
+    pub rate_limit_per_buyer: Option<NonZeroU32>,
+    /// The same, per client address (behind a --trusted-proxy, the address
+    /// it forwards).
+    #[arg(long, value_parser = parse_rate)]
+    pub rate_limit_per_ip: Option<NonZeroU32>,
+    /// A proxy (spike front, nginx) whose X-Forwarded-For names the client
+    /// (repeatable). From any other peer the header is ignored.
+    #[arg(long = "trusted-proxy", value_name = "IP")]
+    pub trusted_proxies: Vec<IpAddr>,
     /// Worker threads (default: the CPUs this process may run on).
     #[arg(long)]
     pub threads: Option<NonZeroUsize>,
@@ -612,7 +626,7 @@ fn parse_rfc3339(text: &str) -> Result<SystemTime, humantime::TimestampError> {
     humantime::parse_rfc3339_weak(text)
 }
 
-/// An admission rate: `200/s` or `200`.
+/// A rate (an admission rate, a rate limit): `200/s` or `200`.
 fn parse_rate(text: &str) -> Result<NonZeroU32, String> {
     let number = text.strip_suffix("/s").unwrap_or(text);
     number.parse().map_err(|_| {

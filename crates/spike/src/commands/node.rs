@@ -5,7 +5,8 @@ use std::sync::atomic::Ordering;
 use anyhow::{bail, Context};
 use spike_auth::KeyRing;
 use spike_core::{CentralStock, MemoryCentral, NodeId, OrderStream};
-use spike_http::ServerOptions;
+use spike_http::{ServerOptions, TrustedProxies};
+use spike_node::rate_limit::RateLimits;
 use spike_node::NodeConfig;
 use spike_redis::RedisSettings;
 use tokio::net::TcpListener;
@@ -26,6 +27,11 @@ fn settings(args: &NodeArgs, worker: bool) -> anyhow::Result<NodeSettings> {
     );
     node.metrics = !args.no_metrics;
     node.max_central_in_flight = args.max_central_in_flight;
+    node.rate_limits = RateLimits {
+        per_buyer: args.rate_limit_per_buyer,
+        per_ip: args.rate_limit_per_ip,
+        trusted_proxies: TrustedProxies::new(args.trusted_proxies.clone()),
+    };
     let mut settings = NodeSettings::new(args.listen, node);
     settings.admin_listen = args.admin_listen;
     settings.server = args.server.options(DEFAULT_GRACE);

@@ -59,6 +59,7 @@ pub struct NodeSpec {
     server: Option<spike_http::ServerOptions>,
     stat_log_queue: Option<u64>,
     max_central_in_flight: Option<std::num::NonZeroUsize>,
+    rate_limits: spike_node::rate_limit::RateLimits,
 }
 
 /// A node named `name`, serving every event, refreshing hourly.
@@ -73,6 +74,7 @@ pub fn named(name: &str) -> NodeSpec {
         server: None,
         stat_log_queue: None,
         max_central_in_flight: None,
+        rate_limits: Default::default(),
     }
 }
 
@@ -107,6 +109,12 @@ impl NodeSpec {
         self
     }
 
+    /// Enforces these rate limits.
+    pub fn rate_limits(mut self, limits: spike_node::rate_limit::RateLimits) -> Self {
+        self.rate_limits = limits;
+        self
+    }
+
     /// Serves with these connection limits.
     pub fn server(mut self, options: spike_http::ServerOptions) -> Self {
         self.server = Some(options);
@@ -136,6 +144,7 @@ pub struct TestNode<C> {
 pub async fn spawn_node<C: Central>(central: C, spec: NodeSpec) -> TestNode<C> {
     let mut config = NodeConfig::new(NodeId::parse(spec.name).unwrap(), spec.events);
     config.refresh_interval = spec.refresh;
+    config.rate_limits = spec.rate_limits;
     if let Some(limit) = spec.max_central_in_flight {
         config.max_central_in_flight = limit;
     }
@@ -301,6 +310,17 @@ impl Http {
         Self { client }
     }
 
+    /// A client connecting from `address` (any of 127.0.0.0/8 is this
+    /// machine: distinct clients on loopback).
+    pub fn from_address(address: std::net::IpAddr) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_local_address(Some(address));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(10))
+            .build(connector);
+        Self { client }
+    }
+
     /// Sends a request with an empty body; returns status, headers and body.
     pub async fn exchange(
         &self,
@@ -317,9 +337,24 @@ impl Http {
         url: &str,
         token: Option<&str>,
     ) -> (StatusCode, hyper::HeaderMap, Bytes) {
+        let bearer = token.map(|token| format!("Bearer {token}"));
+        let headers: Vec<(&str, &str)> = bearer
+            .iter()
+            .map(|b| ("authorization", b.as_str()))
+            .collect();
+        self.exchange_with(method, url, &headers).await
+    }
+
+    /// [`Http::exchange`] with these request headers.
+    pub async fn exchange_with(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, hyper::HeaderMap, Bytes) {
         let mut request = Request::builder().method(method).uri(url);
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let request = request.body(Empty::new()).expect("request");
         let response = tokio::time::timeout(Duration::from_secs(10), self.client.request(request))
