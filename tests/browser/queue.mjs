@@ -30,13 +30,15 @@ try {
     () => document.getElementById("standing").textContent.startsWith("You are in."),
     null,
     { timeout: 10_000 },
-  );
+  ).catch(async (error) => {
+    throw new Error(`no "You are in." before the opening (shown: ${await page.textContent("#standing")}): ${error}`);
+  });
   if (await page.isVisible("#buy")) throw new Error("a buy button before the opening");
   const seen = new Set();
   const started = Date.now();
   while (!(await page.isVisible("#buy"))) {
     seen.add(await page.textContent("#standing"));
-    if (Date.now() - started > 30_000) throw new Error("never admitted: " + [...seen].join(" | "));
+    if (Date.now() - started > 40_000) throw new Error("never admitted: " + [...seen].join(" | "));
     await page.waitForTimeout(100);
   }
   const position = await page.textContent("#position");

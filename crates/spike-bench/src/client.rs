@@ -1,5 +1,5 @@
-//! A minimal HTTP/1.1 keep-alive client for one connection: writes a GET,
-//! reads exactly one response (`Content-Length` framed, as every Spike and
+//! A minimal HTTP/1.1 keep-alive client for one connection: writes a GET
+//! (or a POST without a body), reads exactly one response (`Content-Length` framed, as every Spike and
 //! nginx answer is), and pulls out what the report needs: the status, the
 //! answer code, the order id, and the `X-Spike-Node` header.
 
@@ -44,21 +44,43 @@ impl Connection {
     /// Sends `GET path_and_query` and reads the answer. After an error the
     /// connection must be dropped.
     pub async fn get(&mut self, host: &str, path_and_query: &str) -> io::Result<Answer> {
+        self.send("GET", host, path_and_query).await?;
+        self.read_answer(|_| ()).await.map(|(answer, ())| answer)
+    }
+
+    /// Sends `method path_and_query` (no body) and reads the answer, with
+    /// its body passed to `read` (which keeps what it needs).
+    pub async fn exchange<T>(
+        &mut self,
+        method: &str,
+        host: &str,
+        path_and_query: &str,
+        read: impl FnOnce(&[u8]) -> T,
+    ) -> io::Result<(Answer, T)> {
+        self.send(method, host, path_and_query).await?;
+        self.read_answer(read).await
+    }
+
+    async fn send(&mut self, method: &str, host: &str, path_and_query: &str) -> io::Result<()> {
         self.request.clear();
-        self.request.extend_from_slice(b"GET ");
+        self.request.extend_from_slice(method.as_bytes());
+        self.request.push(b' ');
         self.request.extend_from_slice(path_and_query.as_bytes());
         self.request.extend_from_slice(b" HTTP/1.1\r\nHost: ");
         self.request.extend_from_slice(host.as_bytes());
+        if method == "POST" {
+            self.request.extend_from_slice(b"\r\nContent-Length: 0");
+        }
         self.request.extend_from_slice(b"\r\n\r\n");
-        self.stream.write_all(&self.request).await?;
-        self.read_answer().await
+        self.stream.write_all(&self.request).await
     }
 
-    async fn read_answer(&mut self) -> io::Result<Answer> {
+    async fn read_answer<T>(&mut self, read: impl FnOnce(&[u8]) -> T) -> io::Result<(Answer, T)> {
         loop {
-            if let Some((answer, used)) = parse(&self.buffer)? {
+            if let Some((answer, body, used)) = parse_with_body(&self.buffer)? {
+                let kept = read(&self.buffer[body..used]);
                 self.buffer.drain(..used);
-                return Ok(answer);
+                return Ok((answer, kept));
             }
             let mut chunk = [0u8; 4096];
             let read = self.stream.read(&mut chunk).await?;
@@ -76,6 +98,11 @@ impl Connection {
 /// Parses one complete response from the front of `bytes`, returning it and
 /// how many bytes it used, or `None` if more bytes are needed.
 pub fn parse(bytes: &[u8]) -> io::Result<Option<(Answer, usize)>> {
+    Ok(parse_with_body(bytes)?.map(|(answer, _, used)| (answer, used)))
+}
+
+/// [`parse`], also saying where the body starts.
+fn parse_with_body(bytes: &[u8]) -> io::Result<Option<(Answer, usize, usize)>> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut response = httparse::Response::new(&mut headers);
     let head = match response.parse(bytes) {
@@ -110,7 +137,7 @@ pub fn parse(bytes: &[u8]) -> io::Result<Option<(Answer, usize)>> {
         order: json_string(body, b"\"order_id\":\""),
         node,
     };
-    Ok(Some((answer, head + length)))
+    Ok(Some((answer, head, head + length)))
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

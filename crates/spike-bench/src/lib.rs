@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod crowd;
 pub mod invariants;
 pub mod plot;
 pub mod report;

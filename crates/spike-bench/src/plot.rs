@@ -134,6 +134,7 @@ mod tests {
                 max: 5.0,
             },
             answers_by_code: Default::default(),
+            latency_ms_by_code: Default::default(),
             answers_by_status: Default::default(),
             transport_errors: 0,
             nodes: Default::default(),

@@ -80,6 +80,8 @@ pub struct Report {
     pub latency_ms: Latency,
     /// Answers by JSON code.
     pub answers_by_code: BTreeMap<i64, u64>,
+    /// Latency of the answers with each JSON code.
+    pub latency_ms_by_code: BTreeMap<i64, Latency>,
     /// Answers by HTTP status.
     pub answers_by_status: BTreeMap<u16, u64>,
     /// Requests with no answer.
@@ -137,6 +139,9 @@ impl Report {
             },
             latency_ms: Latency::of(&data.latency_us),
             answers_by_code: data.by_code.iter().map(|(k, v)| (*k, *v)).collect(),
+            latency_ms_by_code: (data.latency_by_code_us.iter())
+                .map(|(code, latency)| (*code, Latency::of(latency)))
+                .collect(),
             answers_by_status: data.by_status.iter().map(|(k, v)| (*k, *v)).collect(),
             transport_errors: data.errors,
             nodes: data.by_node.iter().map(|(k, v)| (k.clone(), *v)).collect(),
@@ -198,9 +203,12 @@ impl fmt::Display for Report {
             l.p50, l.p90, l.p99, l.p999, l.max, l.mean)?;
         writeln!(f, "answers")?;
         for (code, n) in self.answers_by_code.iter().rev() {
+            let latency = (self.latency_ms_by_code.get(code)).map_or(String::new(), |l| {
+                format!("   p50 {:.2}  p99 {:.2} ms", l.p50, l.p99)
+            });
             writeln!(
                 f,
-                "  {code:>3} {:<18} {:>12}",
+                "  {code:>3} {:<18} {:>12}{latency}",
                 code_name(*code),
                 thousands(*n)
             )?;

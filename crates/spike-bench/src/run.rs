@@ -152,6 +152,9 @@ pub struct RunData {
     pub latency_us: Histogram<u64>,
     /// Answers by JSON code.
     pub by_code: HashMap<i64, u64>,
+    /// Latency of the answers with each JSON code, in microseconds (a shed
+    /// answer and a sale are not the same work).
+    pub latency_by_code_us: HashMap<i64, Histogram<u64>>,
     /// Answers by HTTP status.
     pub by_status: HashMap<u16, u64>,
     /// Answers by `X-Spike-Node`.
@@ -175,6 +178,7 @@ fn histogram() -> Histogram<u64> {
 struct Tally {
     latency_us: Histogram<u64>,
     by_code: HashMap<i64, u64>,
+    latency_by_code_us: HashMap<i64, Histogram<u64>>,
     by_status: HashMap<u16, u64>,
     by_node: HashMap<String, u64>,
     successes: Vec<(u64, String)>,
@@ -189,6 +193,7 @@ impl Tally {
         Self {
             latency_us: histogram(),
             by_code: HashMap::new(),
+            latency_by_code_us: HashMap::new(),
             by_status: HashMap::new(),
             by_node: HashMap::new(),
             successes: Vec::new(),
@@ -365,6 +370,9 @@ async fn drive(
                         .push((user, answer.order.unwrap_or_default()));
                 }
                 *tally.by_code.entry(answer.code).or_default() += 1;
+                let _ = (tally.latency_by_code_us.entry(answer.code))
+                    .or_insert_with(histogram)
+                    .record(micros);
                 *tally.by_status.entry(answer.status).or_default() += 1;
                 if let Some(node) = answer.node {
                     *tally.by_node.entry(node).or_default() += 1;
@@ -387,6 +395,7 @@ fn merge(tallies: Vec<Tally>, shared: &SharedSeconds, elapsed: Duration) -> RunD
         elapsed,
         latency_us: histogram(),
         by_code: HashMap::new(),
+        latency_by_code_us: HashMap::new(),
         by_status: HashMap::new(),
         by_node: HashMap::new(),
         successes: Vec::new(),
@@ -398,6 +407,11 @@ fn merge(tallies: Vec<Tally>, shared: &SharedSeconds, elapsed: Duration) -> RunD
         let _ = data.latency_us.add(&tally.latency_us);
         for (code, n) in tally.by_code {
             *data.by_code.entry(code).or_default() += n;
+        }
+        for (code, latency) in tally.latency_by_code_us {
+            let _ = (data.latency_by_code_us.entry(code))
+                .or_insert_with(histogram)
+                .add(&latency);
         }
         for (status, n) in tally.by_status {
             *data.by_status.entry(status).or_default() += n;

@@ -606,8 +606,19 @@ pub struct DemoArgs {
     #[arg(long, default_value = "sqlite::memory:")]
     pub database_url: SecretUrl,
     /// Fixed total request rate per second (default: as fast as possible).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "queue")]
     pub rate: Option<f64>,
+    /// Put the sale behind a waiting room: the users join, those who joined
+    /// before the opening are shuffled, positions are admitted at
+    /// --admit-rate, and admitted users buy with their admission token.
+    #[arg(long)]
+    pub queue: bool,
+    /// Waiting room: positions admitted per second.
+    #[arg(long, value_parser = parse_rate, default_value = "2000/s")]
+    pub admit_rate: NonZeroU32,
+    /// Waiting room: the sale opens this long after the demo starts.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub opens_in: Duration,
     /// Serve the live dashboard while the demo runs, and print its address.
     #[arg(long)]
     pub dashboard: bool,

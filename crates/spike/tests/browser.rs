@@ -86,9 +86,10 @@ fn a_buyer_goes_through_the_waiting_room_page_in_chromium() {
     let _ = std::fs::remove_file(&screenshot);
 
     // An embedded node: 3 seats, a waiting room admitting 2 a second, the
-    // opening a few seconds away (time for six buyers to join before it).
+    // opening 12 s away: time for Chromium to start and six buyers to join
+    // before it, on a loaded CI machine too.
     let port = free_port();
-    let opens_at = std::time::SystemTime::now() + Duration::from_secs(4);
+    let opens_at = std::time::SystemTime::now() + Duration::from_secs(12);
     let mut node = Command::new(SPIKE)
         .args(["node", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--event", "G7", "--stock", "3", "--no-stat-log"])

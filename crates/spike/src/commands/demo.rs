@@ -1,18 +1,22 @@
 //! `spike demo`: the articles' scenario in one process. Nodes with weights
 //! 1:2:…:N on one central stock (embedded, or Redis with `--redis`), the
-//! embedded front door before them, and simulated users buying through it;
-//! then the report, the split over nodes, the orders written to the ledger
-//! (SQLite in memory unless `--database-url`), the audit, and every invariant.
+//! embedded front door before them, and simulated users buying through it
+//! (with `--queue`, through the sale's waiting room first); then the report,
+//! the split over nodes, the orders written to the ledger (SQLite in memory
+//! unless `--database-url`), the audit, and every invariant.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
+use spike_bench::crowd::{run_crowd, CrowdConfig, CrowdReport};
 use spike_bench::report::thousands;
 use spike_bench::{BenchConfig, Report, Target};
-use spike_core::{CentralStock, EventId, MemoryCentral, NodeId, OrderStream, SaleConfig};
+use spike_core::{
+    CentralStock, EventId, MemoryCentral, NodeId, OrderStream, QueueConfig, SaleConfig,
+};
 use spike_dashboard::{serve_dashboard, DashboardConfig};
 use spike_front::{serve_front, FrontConfig, Upstream};
 use spike_node::NodeConfig;
@@ -26,12 +30,14 @@ use super::redis;
 use crate::app::{random_keys, NodeApp, NodeSettings};
 use crate::cli::DemoArgs;
 
-/// The demo's result: the load report plus what each node sold.
+/// The demo's result: the load report (or the crowd's, through a waiting
+/// room) plus what each node sold.
 #[derive(Debug, Serialize)]
 struct DemoReport {
     central: &'static str,
     event: String,
-    report: Report,
+    report: Option<Report>,
+    waiting_room: Option<CrowdReport>,
     sales_per_node: BTreeMap<String, u64>,
     orders: OrdersSummary,
     all_invariants_held: bool,
@@ -52,7 +58,12 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs the demo; `Ok(false)` when an invariant failed.
 pub async fn run_demo(args: DemoArgs) -> anyhow::Result<bool> {
-    let sale = SaleConfig::new(args.stock)?;
+    let mut sale = SaleConfig::new(args.stock)?;
+    if args.queue {
+        sale = sale
+            .opening_at(Some(SystemTime::now() + args.opens_in))
+            .with_queue(Some(QueueConfig::new(args.admit_rate)?))?;
+    }
     match &args.redis {
         None => {
             let central = MemoryCentral::new();
@@ -136,7 +147,29 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
     let mut config = BenchConfig::new(target, args.users, args.connections);
     config.progress = !args.output.no_progress;
     config.rate = args.rate;
-    let data = spike_bench::run(&config).await?;
+    let (data, crowd) = match central.snapshot(event).await?.map(|s| s.config) {
+        Some(sale) if sale.queue().is_some() => {
+            let crowd = CrowdConfig {
+                address: front_addr.to_string(),
+                event: event.to_string(),
+                users: args.users,
+                connections: args.connections,
+                admit_window: sale
+                    .queue()
+                    .map(QueueConfig::admit_window)
+                    .unwrap_or_default(),
+                opens_at_ms: sale.opens_at_millis(),
+            };
+            if !args.output.json {
+                println!(
+                    "waiting room: the sale opens in {:?}, admitting {}/s\n",
+                    args.opens_in, args.admit_rate
+                );
+            }
+            (None, Some(run_crowd(crowd).await?))
+        }
+        _ => (Some(spike_bench::run(&config).await?), None),
+    };
     let sale_ended = Instant::now();
     while central.backlog(event).await?.entries > 0 && sale_ended.elapsed() < DRAIN_TIMEOUT {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -155,7 +188,8 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
         audit_passed: audit.passed(),
     };
     let view = central_view(central, event).await?;
-    let report = Report::new(&config, &data, Some(view), args.users >= args.stock);
+    let sells_out = args.users >= args.stock;
+    let report = (data.as_ref()).map(|data| Report::new(&config, data, Some(view), sells_out));
 
     let sales_per_node: BTreeMap<String, u64> = apps
         .iter()
@@ -167,7 +201,16 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
             (node.id().to_string(), sold)
         })
         .collect();
-    let all_invariants_held = report.all_checks_passed()
+    let load_held = match (&report, &crowd) {
+        (Some(report), _) => report.all_checks_passed(),
+        (None, Some(crowd)) => {
+            crowd.everyone_answered(args.users)
+                && crowd.bought == view.sold
+                && (!sells_out || view.sold == view.total)
+        }
+        (None, None) => false,
+    };
+    let all_invariants_held = load_held
         && sales_per_node.values().sum::<u64>() == view.sold
         && orders.written == view.sold
         && orders.audit_passed;
@@ -176,13 +219,19 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
             central: central_kind,
             event: event.to_string(),
             report,
+            waiting_room: crowd,
             sales_per_node,
             orders,
             all_invariants_held,
         };
         println!("{}", serde_json::to_string_pretty(&demo)?);
     } else {
-        print_report(&report, &args.output)?;
+        if let Some(report) = &report {
+            print_report(report, &args.output)?;
+        }
+        if let Some(crowd) = &crowd {
+            print_crowd(crowd);
+        }
         println!("sales per node");
         for (node, sold) in &sales_per_node {
             println!("  {node:<12} {:>12}", thousands(*sold));
@@ -220,4 +269,38 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
         app.stop().await;
     }
     Ok(all_invariants_held)
+}
+
+/// The waiting room's report, as printed.
+fn print_crowd(crowd: &CrowdReport) {
+    println!(
+        "joined           {} before the opening (shuffled), {} after (in arrival order), in {:.2} s",
+        thousands(crowd.joined_early),
+        thousands(crowd.joined_late),
+        crowd.join_seconds
+    );
+    println!(
+        "after opening    {:.2} s until every user had a seat or a \"sold out\"",
+        crowd.after_opening_seconds
+    );
+    println!(
+        "requests         {} ({} status polls), {} errors",
+        thousands(crowd.requests),
+        thousands(crowd.polls),
+        thousands(crowd.errors)
+    );
+    println!(
+        "outcome          {} bought, {} told sold out, {} let their admission lapse",
+        thousands(crowd.bought),
+        thousands(crowd.told_sold_out),
+        thousands(crowd.expired)
+    );
+    match crowd.last_buyer {
+        Some(last) => println!(
+            "last buyer       position {} waited {:.2} s (from the opening, or their join if later, to admission)",
+            thousands(last.position),
+            last.waited_ms as f64 / 1000.0
+        ),
+        None => println!("last buyer       nobody bought"),
+    }
 }
