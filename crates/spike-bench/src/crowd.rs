@@ -117,6 +117,8 @@ type Due = Reverse<(u64, u64)>;
 struct Shared {
     config: CrowdConfig,
     next_join: AtomicU64,
+    /// Joiners still at work (pollers stop only once none is).
+    joining: AtomicU64,
     joined_at_ms: Vec<AtomicU64>,
     due: Mutex<BinaryHeap<Due>>,
     report: Mutex<CrowdReport>,
@@ -129,22 +131,28 @@ pub async fn run_crowd(config: CrowdConfig) -> io::Result<CrowdReport> {
     let shared = Arc::new(Shared {
         joined_at_ms: (0..users).map(|_| AtomicU64::new(0)).collect(),
         next_join: AtomicU64::new(1),
+        joining: AtomicU64::new(connections as u64),
         due: Mutex::new(BinaryHeap::with_capacity(users)),
         report: Mutex::new(CrowdReport::default()),
         config,
     });
     let started = Instant::now();
+    // Users poll from the moment they joined, while others still join.
     let joiners: Vec<_> = (0..connections)
         .map(|_| tokio::spawn(join_all(Arc::clone(&shared))))
         .collect();
-    for joiner in joiners {
-        joiner.await.map_err(io::Error::other)??;
-    }
-    let join_seconds = started.elapsed().as_secs_f64();
-    let opens_at_ms = shared.config.opens_at_ms;
     let pollers: Vec<_> = (0..connections)
         .map(|_| tokio::spawn(poll_until_done(Arc::clone(&shared))))
         .collect();
+    let mut joined_all_at = started;
+    for joiner in joiners {
+        let joined = joiner.await.map_err(io::Error::other);
+        shared.joining.fetch_sub(1, Ordering::Relaxed);
+        joined??;
+        joined_all_at = Instant::now();
+    }
+    let join_seconds = joined_all_at.duration_since(started).as_secs_f64();
+    let opens_at_ms = shared.config.opens_at_ms;
     for poller in pollers {
         poller.await.map_err(io::Error::other)??;
     }
@@ -215,7 +223,11 @@ async fn poll_until_done(shared: Arc<Shared>) -> io::Result<()> {
     loop {
         let next = lock(&shared.due).pop();
         let Some(Reverse((due_ms, user))) = next else {
-            return Ok(());
+            if shared.joining.load(Ordering::Relaxed) == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
         };
         let now = unix_millis(SystemTime::now());
         if due_ms > now {

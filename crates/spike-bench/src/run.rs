@@ -260,16 +260,30 @@ pub async fn run(config: &BenchConfig) -> Result<RunData, BenchError> {
             }
         })
     };
+    // Every connection is opened before the clock starts: at a fixed rate,
+    // requests due while thousands of connections were still being opened
+    // would otherwise count the opening as the server's latency.
+    let mut opening = tokio::task::JoinSet::new();
+    for _ in 0..config.connections {
+        let address = config.target.address.clone();
+        opening.spawn(async move { Connection::open(&address).await.ok() });
+    }
+    let mut opened = Vec::with_capacity(config.connections);
+    while let Some(connection) = opening.join_next().await {
+        opened.push(connection.ok().flatten());
+    }
     let start = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..config.connections {
+    for connection in opened {
         let (config, next, done, shared) = (
             Arc::clone(&config),
             Arc::clone(&next),
             Arc::clone(&done),
             Arc::clone(&shared),
         );
-        workers.spawn(async move { drive(&config, &next, &done, &shared, start).await });
+        workers.spawn(async move {
+            drive(&config, connection, &next, &done, &shared, start).await
+        });
     }
     let mut tallies = Vec::with_capacity(config.connections);
     while let Some(tally) = workers.join_next().await {
@@ -299,13 +313,13 @@ fn progress_bar(config: &BenchConfig) -> ProgressBar {
 
 async fn drive(
     config: &BenchConfig,
+    mut connection: Option<Connection>,
     next: &AtomicU64,
     done: &AtomicU64,
     shared: &SharedSeconds,
     start: Instant,
 ) -> Tally {
     let mut tally = Tally::new();
-    let mut connection: Option<Connection> = None;
     let separator = if config.target.path.contains('?') {
         '&'
     } else {
