@@ -281,9 +281,8 @@ pub async fn run(config: &BenchConfig) -> Result<RunData, BenchError> {
             Arc::clone(&done),
             Arc::clone(&shared),
         );
-        workers.spawn(async move {
-            drive(&config, connection, &next, &done, &shared, start).await
-        });
+        workers
+            .spawn(async move { drive(&config, connection, &next, &done, &shared, start).await });
     }
     let mut tallies = Vec::with_capacity(config.connections);
     while let Some(tally) = workers.join_next().await {
