@@ -614,10 +614,10 @@ pub struct DemoArgs {
     #[arg(long)]
     pub queue: bool,
     /// Waiting room: positions admitted per second.
-    #[arg(long, value_parser = parse_rate, default_value = "2000/s")]
+    #[arg(long, value_parser = parse_rate, default_value = "2000/s", requires = "queue")]
     pub admit_rate: NonZeroU32,
     /// Waiting room: the sale opens this long after the demo starts.
-    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    #[arg(long, value_parser = parse_duration, default_value = "5s", requires = "queue")]
     pub opens_in: Duration,
     /// Serve the live dashboard while the demo runs, and print its address.
     #[arg(long)]
@@ -680,6 +680,45 @@ mod tests {
             "100ms",
         ]);
         assert!(parsed.is_ok(), "{parsed:?}");
+    }
+
+    #[test]
+    fn rate_limits_and_trusted_proxies_parse_and_bad_ones_are_refused() {
+        let cli = Cli::try_parse_from([
+            "spike",
+            "node",
+            "--event",
+            "G1",
+            "--stock",
+            "5",
+            "--rate-limit-per-buyer",
+            "10/s",
+            "--rate-limit-per-ip",
+            "200",
+            "--trusted-proxy",
+            "127.0.0.1",
+            "--trusted-proxy",
+            "::1",
+        ])
+        .unwrap();
+        let Command::Node(args) = cli.command else {
+            panic!("node")
+        };
+        assert_eq!(args.rate_limit_per_buyer, NonZeroU32::new(10));
+        assert_eq!(args.rate_limit_per_ip, NonZeroU32::new(200));
+        assert_eq!(args.trusted_proxies.len(), 2);
+        for bad in [
+            ["--rate-limit-per-buyer", "0/s"],
+            ["--rate-limit-per-ip", "fast"],
+            ["--trusted-proxy", "proxy.example"],
+        ] {
+            let parsed = Cli::try_parse_from(["spike", "node", "--event", "G1", bad[0], bad[1]]);
+            assert!(parsed.is_err(), "{bad:?} refused");
+        }
+        let parsed = Cli::try_parse_from(["spike", "demo", "--admit-rate", "10/s"]);
+        assert!(parsed.is_err(), "--admit-rate needs --queue");
+        let parsed = Cli::try_parse_from(["spike", "demo"]);
+        assert!(parsed.is_ok(), "its defaults need nothing: {parsed:?}");
     }
 
     #[test]

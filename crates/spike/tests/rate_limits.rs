@@ -98,17 +98,13 @@ async fn a_buyer_over_the_limit_is_told_to_wait_and_other_buyers_are_not() {
     .await;
     let http = Http::new();
 
-    // Alice sends 100 purchases within a second.
+    // Alice sends 100 purchases as fast as she can (well within a second).
     let started = Instant::now();
     let mut alice = Vec::new();
     for _ in 0..100 {
         alice.push(send(&http, &node.url("/buy/ticket?user_id=alice"), &[]).await);
     }
     let elapsed = started.elapsed();
-    assert!(
-        elapsed < Duration::from_secs(1),
-        "sent within a second ({elapsed:?})"
-    );
     assert_eq!(alice[0].code(), Code::Success);
     assert!(
         (alice[1..RATE as usize].iter()).all(|a| a.code() == Code::AlreadyPurchased),
@@ -116,6 +112,10 @@ async fn a_buyer_over_the_limit_is_told_to_wait_and_other_buyers_are_not() {
     );
     let served = served_checking_refusals(&alice);
     assert_within_the_limit(served, RATE, elapsed);
+    assert!(
+        served < 100,
+        "over the limit, alice was refused ({elapsed:?} for 100)"
+    );
 
     // Other buyers are served, at once; nothing was sold to the refused.
     for buyer in ["bob", "carol", "dave"] {
