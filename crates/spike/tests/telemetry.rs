@@ -74,6 +74,7 @@ async fn metrics_parse_and_count_exactly_the_answers_given() {
         .find(|s| {
             s.metric == "spike_request_duration_seconds"
                 && s.labels.get("node") == Some(name.as_str())
+                && s.labels.get("route") == Some("buy")
         })
         .expect("latency histogram");
     let Value::Histogram(buckets) = &histogram.value else {
