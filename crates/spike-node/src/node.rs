@@ -329,10 +329,29 @@ impl<C: CentralStock> Node<C> {
             limiters: RateLimiters::new(&config_limits),
             latency: LatencyBuckets::default(),
         });
-        tokio::spawn(refresh_forever(Arc::downgrade(&node)));
-        tokio::spawn(tick_queues_forever(Arc::downgrade(&node)));
+        let (weak, refresh) = (Arc::downgrade(&node), node.config.refresh_interval);
+        tokio::spawn(repeat(weak, refresh, refresh, |node| async move {
+            node.refresh().await;
+        }));
+        let weak = Arc::downgrade(&node);
+        tokio::spawn(repeat(
+            weak,
+            Duration::ZERO,
+            QUEUE_TICK_INTERVAL,
+            |node| async move {
+                node.tick_queues().await;
+            },
+        ));
         if node.limiters.any() {
-            tokio::spawn(forget_idle_buckets_forever(Arc::downgrade(&node)));
+            let weak = Arc::downgrade(&node);
+            tokio::spawn(repeat(
+                weak,
+                FORGET_IDLE_EVERY,
+                FORGET_IDLE_EVERY,
+                |node| async move {
+                    node.limiters.forget_idle();
+                },
+            ));
         }
         Ok(node)
     }
@@ -1193,26 +1212,15 @@ fn verdict_answer(
     }
 }
 
-async fn refresh_forever<C: CentralStock>(node: Weak<Node<C>>) {
-    let interval = match node.upgrade() {
-        Some(node) => node.config.refresh_interval,
-        None => return,
-    };
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await;
-    loop {
-        ticker.tick().await;
-        let Some(node) = node.upgrade() else { return };
-        if node.shutting_down.load(Ordering::Acquire) {
-            return;
-        }
-        node.refresh().await;
-    }
-}
-
-async fn tick_queues_forever<C: CentralStock>(node: Weak<Node<C>>) {
-    let mut ticker = tokio::time::interval(QUEUE_TICK_INTERVAL);
+/// Runs `step` on the node every `period`, the first time after
+/// `first_in`, until the node is dropped or shuts down.
+async fn repeat<C, F, Fut>(node: Weak<Node<C>>, first_in: Duration, period: Duration, step: F)
+where
+    C: CentralStock,
+    F: Fn(Arc<Node<C>>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + first_in, period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
@@ -1220,20 +1228,7 @@ async fn tick_queues_forever<C: CentralStock>(node: Weak<Node<C>>) {
         if node.shutting_down.load(Ordering::Acquire) {
             return;
         }
-        node.tick_queues().await;
-    }
-}
-
-async fn forget_idle_buckets_forever<C: CentralStock>(node: Weak<Node<C>>) {
-    let mut ticker = tokio::time::interval(FORGET_IDLE_EVERY);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        let Some(node) = node.upgrade() else { return };
-        if node.shutting_down.load(Ordering::Acquire) {
-            return;
-        }
-        node.limiters.forget_idle();
+        step(node).await;
     }
 }
 

@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -30,7 +30,7 @@ fn dashboard_shows_the_sale_selling_out_in_chromium() {
     let _ = std::fs::remove_file(&screenshot);
 
     let port = free_port();
-    let mut demo = Command::new(SPIKE)
+    let demo = Command::new(SPIKE)
         .args([
             "demo",
             "--users",
@@ -52,28 +52,8 @@ fn dashboard_shows_the_sale_selling_out_in_chromium() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start spike demo");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "dashboard did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let browser = Command::new("node")
-        .arg(&script)
-        .arg(format!("http://127.0.0.1:{port}/dashboard"))
-        .arg("500")
-        .arg(&screenshot)
-        .output();
-    let _ = demo.kill();
-    let _ = demo.wait();
-    let browser = browser.expect("run node (scripts/test installs what it needs)");
-    assert!(
-        browser.status.success(),
-        "browser check failed:\n{}\n{}",
-        String::from_utf8_lossy(&browser.stdout),
-        String::from_utf8_lossy(&browser.stderr)
-    );
-    let size = std::fs::metadata(&screenshot).map(|m| m.len()).unwrap_or(0);
-    assert!(size > 10_000, "screenshot written ({size} bytes)");
+    let page = format!("http://127.0.0.1:{port}/dashboard");
+    browse(demo, port, &script, &[&page, "500"], &screenshot, 10_000);
 }
 
 #[test]
@@ -90,7 +70,7 @@ fn a_buyer_goes_through_the_waiting_room_page_in_chromium() {
     // before it, on a loaded CI machine too.
     let port = free_port();
     let opens_at = std::time::SystemTime::now() + Duration::from_secs(12);
-    let mut node = Command::new(SPIKE)
+    let node = Command::new(SPIKE)
         .args(["node", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--event", "G7", "--stock", "3", "--no-stat-log"])
         .args([
@@ -102,19 +82,33 @@ fn a_buyer_goes_through_the_waiting_room_page_in_chromium() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start spike node");
+    let base = format!("http://127.0.0.1:{port}");
+    browse(node, port, &script, &[&base, "G7"], &screenshot, 5_000);
+}
+
+/// Waits until `server` listens on `port`, runs the browser `script` with
+/// `args` and the screenshot path, stops the server, and checks that the
+/// script passed and saved a screenshot of more than `min_bytes`.
+fn browse(
+    mut server: std::process::Child,
+    port: u16,
+    script: &Path,
+    args: &[&str],
+    screenshot: &Path,
+    min_bytes: u64,
+) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "node did not start");
+        assert!(Instant::now() < deadline, "server did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
     let browser = Command::new("node")
-        .arg(&script)
-        .arg(format!("http://127.0.0.1:{port}"))
-        .arg("G7")
-        .arg(&screenshot)
+        .arg(script)
+        .args(args)
+        .arg(screenshot)
         .output();
-    let _ = node.kill();
-    let _ = node.wait();
+    let _ = server.kill();
+    let _ = server.wait();
     let browser = browser.expect("run node (scripts/test installs what it needs)");
     assert!(
         browser.status.success(),
@@ -122,6 +116,6 @@ fn a_buyer_goes_through_the_waiting_room_page_in_chromium() {
         String::from_utf8_lossy(&browser.stdout),
         String::from_utf8_lossy(&browser.stderr)
     );
-    let size = std::fs::metadata(&screenshot).map(|m| m.len()).unwrap_or(0);
-    assert!(size > 5_000, "screenshot written ({size} bytes)");
+    let size = std::fs::metadata(screenshot).map(|m| m.len()).unwrap_or(0);
+    assert!(size > min_bytes, "screenshot written ({size} bytes)");
 }
