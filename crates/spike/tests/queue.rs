@@ -4,7 +4,8 @@
 //! without an admission (or with another buyer's, or a forged one) is
 //! refused 403 -7 and changes nothing; once the sale sells out, everyone
 //! still waiting is told so. Two nodes share the sale: an admission made by
-//! one is honoured by the other.
+//! one is honoured by the other. On a token sale, strangers are refused 401
+//! and join nobody.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
@@ -309,4 +310,72 @@ async fn status_polls_cost_central_stock_nothing_once_a_buyer_is_known() {
         .get(&format!("/queue/join?event={event}&user_id=ann"))
         .await;
     assert_eq!(get_join.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_token_sale_strangers_are_refused_401_and_join_nobody() {
+    const KEY: &str = "a-test-key-that-is-long-enough-for-hs256";
+    let central = spike_core::MemoryCentral::new();
+    let event = EventId::parse(unique("queue-token")).unwrap();
+    let queue = QueueConfig::new(NonZeroU32::new(100).unwrap()).unwrap();
+    let sale = SaleConfig::new(10)
+        .unwrap()
+        .with_policy(spike_core::BuyerPolicy::Identified {
+            per_user_limit: NonZeroU32::MIN,
+            auth: spike_core::sale::BuyerAuth::Token,
+        })
+        .with_queue(Some(queue))
+        .unwrap();
+    create_sale(&central, &event, sale).await;
+    let keys = ring(KEY);
+    let node = spawn_node(central.clone(), named("n1").serving(&event).tokens(&keys)).await;
+    let http = Http::new();
+    let ann = spike_core::UserId::parse("ann").unwrap();
+    let token = spike_auth::mint(
+        keys.signing(),
+        &ann,
+        SystemTime::now(),
+        Duration::from_secs(3600),
+        None,
+    );
+    let forged = spike_auth::mint(
+        &spike_auth::SecretKey::new("another-key-nobody-gave-to-the-nodes-xyz").unwrap(),
+        &ann,
+        SystemTime::now(),
+        Duration::from_secs(3600),
+        None,
+    );
+
+    // No token, a forged one, a user_id alone: 401, and nobody joined.
+    let join = node.url(&format!("/queue/join?event={event}"));
+    let status = node.url(&format!("/queue/status?event={event}"));
+    for (url, method) in [(&join, Method::POST), (&status, Method::GET)] {
+        for bearer in [None, Some(forged.as_str())] {
+            let reply = http.send_as(method.clone(), url, bearer).await;
+            assert_eq!(
+                (reply.status, reply.code()),
+                (StatusCode::UNAUTHORIZED, Code::Unauthorized),
+                "{method} {url} with {bearer:?}"
+            );
+            assert!(
+                !reply.body.to_string().contains(KEY),
+                "no secret in answers"
+            );
+        }
+        let claimed = http
+            .send(method.clone(), &format!("{url}&user_id=ann"))
+            .await;
+        assert_eq!(claimed.code(), Code::Unauthorized, "a user_id is not proof");
+    }
+    let record = central.queue_record(&event).await.unwrap().unwrap();
+    assert!(record.joiners.is_empty(), "strangers joined nobody");
+
+    // The buyer's own token joins, and status answers that buyer only.
+    let joined = http.send_as(Method::POST, &join, Some(&token)).await;
+    assert_eq!(joined.code(), Code::Ok, "{:?}", joined.body);
+    let standing = http.send_as(Method::GET, &status, Some(&token)).await;
+    assert_eq!(standing.code(), Code::Ok);
+    let record = central.queue_record(&event).await.unwrap().unwrap();
+    assert_eq!(record.joiners.len(), 1);
+    assert_eq!(record.joiners[0].0, ann);
 }
