@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use crate::ids::{EventId, OrderId, RequestId, UserId};
-use crate::purchase::{CentralReply, Purchase};
+use crate::purchase::{CentralReply, Purchase, PurchaseBatch};
 use crate::queue::QueueCounters;
 use crate::sale::{SaleConfig, SaleSnapshot};
 
@@ -126,6 +126,16 @@ pub trait CentralStock: Send + Sync + 'static {
         &self,
         purchase: &Purchase,
     ) -> impl Future<Output = Result<CentralReply, CentralError>> + Send;
+
+    /// Tries to sell one seat to each purchase of `batch`, in order, in one
+    /// atomic step: each gets exactly the verdict [`CentralStock::buy`]
+    /// would have given it at that point (a later purchase sees what an
+    /// earlier one sold), and the replies come back in the same order. A
+    /// failure fails the whole batch.
+    fn buy_many(
+        &self,
+        batch: &PurchaseBatch,
+    ) -> impl Future<Output = Result<Vec<CentralReply>, CentralError>> + Send;
 
     /// The sale's current state, or `None` if there is no such sale.
     fn snapshot(

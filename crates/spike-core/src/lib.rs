@@ -31,7 +31,7 @@ pub use local_stock::{Admission, LocalStock, Reservation, Settlement};
 pub use memory::MemoryCentral;
 pub use order::{Order, OrderState, Refusal, Transition};
 pub use order_stream::{Backlog, OrderStream, StreamEntry};
-pub use purchase::{CentralReply, Purchase, Verdict};
+pub use purchase::{BatchRefusal, CentralReply, Purchase, PurchaseBatch, Verdict, MAX_BATCH};
 pub use queue::{QueueConfig, QueueCounters, Seal, Shuffle, Standing};
 pub use sale::{BuyerPolicy, SaleConfig, SaleRecord, SaleSnapshot};
 pub use secret::SecretUrl;

@@ -2,7 +2,7 @@
 //! this process. One mutex per event plays the part of Redis's single
 //! thread, so every purchase is atomic exactly as a Lua script is.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -11,7 +11,7 @@ use crate::central::{
 };
 use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
 use crate::order_stream::{Backlog, OrderStream, StreamEntry};
-use crate::purchase::{CentralReply, Purchase, Verdict};
+use crate::purchase::{CentralReply, Purchase, PurchaseBatch, Verdict};
 use crate::queue::{AdmissionProgress, AdmissionStep, QueueCounters, Seal};
 use crate::sale::{unix_millis, BuyerPolicy, SaleConfig, SaleSnapshot};
 
@@ -24,8 +24,9 @@ struct WaitingRoom {
     admitted: u64,
     /// Admission steps, oldest first.
     steps: Vec<AdmissionStep>,
-    /// Admitted positions that bought, and by whom.
-    bought: BTreeMap<u64, UserId>,
+    /// Admitted positions that bought, and by whom (as in Redis, a position
+    /// bought by two buyers is recorded twice, for the audit to see).
+    bought: BTreeSet<(u64, UserId)>,
 }
 
 impl WaitingRoom {
@@ -137,13 +138,15 @@ impl Book {
             let expired = self
                 .queue
                 .admitted_by(now_ms.saturating_sub(queue.admit_window_millis()));
-            let bought_expired = self.queue.bought.range(..expired).count() as u64;
+            let bought_expired = (self.queue.bought.iter())
+                .take_while(|(position, _)| *position < expired)
+                .count() as u64;
             let progress = AdmissionProgress {
                 since_opening_ms: now_ms.saturating_sub(opens_at_ms),
                 joined: self.queue.joined(),
                 admitted: self.queue.admitted,
                 bought: self.queue.bought.len() as u64,
-                expired_unbought: expired - bought_expired,
+                expired_unbought: expired.saturating_sub(bought_expired),
             };
             let target = queue.admission_target(&progress);
             if target > self.queue.admitted {
@@ -274,7 +277,7 @@ impl Book {
                 .or_default()
                 .push(order.clone());
             if let (Some(_), Some(position)) = (self.config.queue(), purchase.admission) {
-                self.queue.bought.entry(position).or_insert(user.clone());
+                self.queue.bought.insert((position, user.clone()));
             }
         }
         self.requests.insert(
@@ -364,6 +367,22 @@ impl CentralStock for MemoryCentral {
         };
         let reply = lock(&book).buy(&purchase.event, purchase, SystemTime::now());
         Ok(reply)
+    }
+
+    async fn buy_many(&self, batch: &PurchaseBatch) -> Result<Vec<CentralReply>, CentralError> {
+        let Some(book) = self.book(batch.event()) else {
+            let missing = CentralReply {
+                verdict: Verdict::NoSuchSale,
+                remaining: 0,
+            };
+            return Ok(vec![missing; batch.len()]);
+        };
+        let now = SystemTime::now();
+        let mut book = lock(&book);
+        let replies = (batch.purchases().iter())
+            .map(|purchase| book.buy(batch.event(), purchase, now))
+            .collect();
+        Ok(replies)
     }
 
     async fn snapshot(&self, event: &EventId) -> Result<Option<SaleSnapshot>, CentralError> {
@@ -466,9 +485,7 @@ impl CentralStock for MemoryCentral {
                     .queue
                     .counters(unix_millis(SystemTime::now()), book.remaining(), 0),
                 joiners,
-                bought: (book.queue.bought.iter())
-                    .map(|(position, user)| (*position, user.clone()))
-                    .collect(),
+                bought: book.queue.bought.iter().cloned().collect(),
             })
         }))
     }

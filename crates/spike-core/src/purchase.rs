@@ -57,3 +57,117 @@ pub struct CentralReply {
     /// Seats left after this purchase, as central stock counted them.
     pub remaining: u64,
 }
+
+/// The most purchases one batch may carry, and the default bound a node
+/// uses: enough to absorb a burst while one central call is in flight, few
+/// enough that one call stays short (it holds central stock's single
+/// thread for every purchase in it).
+pub const MAX_BATCH: usize = 256;
+
+/// Purchases of one sale sent to central stock together, applied in order
+/// in one atomic step: never empty, all of one event, at most
+/// [`MAX_BATCH`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurchaseBatch {
+    purchases: Vec<Purchase>,
+}
+
+/// Why a purchase cannot join a batch; it is handed back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchRefusal {
+    /// The purchase is for another sale.
+    #[error("a batch holds one sale's purchases")]
+    OtherEvent(Purchase),
+    /// The batch holds [`MAX_BATCH`] purchases.
+    #[error("a batch holds at most {MAX_BATCH} purchases")]
+    Full(Purchase),
+}
+
+impl PurchaseBatch {
+    /// A batch holding `first`.
+    pub fn new(first: Purchase) -> Self {
+        Self {
+            purchases: vec![first],
+        }
+    }
+
+    /// Adds `purchase` at the end, unless it is for another sale or the
+    /// batch is full.
+    pub fn push(&mut self, purchase: Purchase) -> Result<(), BatchRefusal> {
+        if purchase.event != *self.event() {
+            return Err(BatchRefusal::OtherEvent(purchase));
+        }
+        if self.purchases.len() >= MAX_BATCH {
+            return Err(BatchRefusal::Full(purchase));
+        }
+        self.purchases.push(purchase);
+        Ok(())
+    }
+
+    /// The sale every purchase is for.
+    pub fn event(&self) -> &EventId {
+        &self.purchases[0].event
+    }
+
+    /// The purchases, in the order they are applied.
+    pub fn purchases(&self) -> &[Purchase] {
+        &self.purchases
+    }
+
+    /// How many purchases it holds (at least one).
+    pub fn len(&self) -> usize {
+        self.purchases.len()
+    }
+
+    /// Always false: a batch holds at least one purchase.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn purchase(event: &str, request: &str) -> Purchase {
+        Purchase {
+            event: EventId::parse(event).unwrap(),
+            user: None,
+            request: RequestId::parse(request).unwrap(),
+            node: NodeId::parse("n").unwrap(),
+            admission: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_holds_one_events_purchases_in_order() {
+        let mut batch = PurchaseBatch::new(purchase("e", "r0"));
+        batch.push(purchase("e", "r1")).unwrap();
+        let other = purchase("f", "r2");
+        assert_eq!(
+            batch.push(other.clone()),
+            Err(BatchRefusal::OtherEvent(other))
+        );
+        let requests: Vec<&str> = batch
+            .purchases()
+            .iter()
+            .map(|p| p.request.as_str())
+            .collect();
+        assert_eq!(requests, ["r0", "r1"]);
+        assert_eq!(batch.event().as_str(), "e");
+    }
+
+    #[test]
+    fn a_batch_is_bounded() {
+        let mut batch = PurchaseBatch::new(purchase("e", "r0"));
+        for i in 1..MAX_BATCH {
+            batch.push(purchase("e", &format!("r{i}"))).unwrap();
+        }
+        let one_more = purchase("e", "over");
+        assert_eq!(
+            batch.push(one_more.clone()),
+            Err(BatchRefusal::Full(one_more))
+        );
+        assert_eq!(batch.len(), MAX_BATCH);
+    }
+}

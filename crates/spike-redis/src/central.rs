@@ -7,8 +7,8 @@ use spike_core::queue::AdmissionStep;
 use spike_core::sale::{SaleConfig, SaleSnapshot};
 use spike_core::{
     CentralError, CentralReply, CentralStock, CreateSaleError, EventId, OrderId, Purchase,
-    QueueCounters, QueueJoin, QueueRecord, Release, RequestId, Restoration, SaleRecord, UserId,
-    Verdict,
+    PurchaseBatch, QueueCounters, QueueJoin, QueueRecord, Release, RequestId, Restoration,
+    SaleRecord, UserId, Verdict,
 };
 
 use crate::client::RedisCentral;
@@ -19,6 +19,47 @@ use crate::wire;
 
 fn unknown_code(script: &str, code: i64) -> CentralError {
     CentralError::Protocol(format!("{script}.lua answered unknown code {code}"))
+}
+
+/// One purchase's reply as a script returns it: code, order id, remaining.
+type RawReply = (i64, String, u64);
+
+/// The user argument of a purchase script ('' when none).
+fn purchase_user(purchase: &Purchase) -> &str {
+    purchase.user.as_ref().map_or("", |u| u.as_str())
+}
+
+/// The admitted-position argument of a purchase script ('' when none).
+fn purchase_admission(purchase: &Purchase) -> String {
+    (purchase.admission)
+        .map(|p| p.to_string())
+        .unwrap_or_default()
+}
+
+/// Decodes one purchase's reply from `buy.lua` or `buy_many.lua`.
+fn decode_reply(
+    event: &EventId,
+    (code, order, remaining): RawReply,
+) -> Result<CentralReply, CentralError> {
+    let Some(code) = BuyCode::from_reply(code) else {
+        return Err(unknown_code("buy", code));
+    };
+    let verdict = match code {
+        BuyCode::Sold | BuyCode::Replayed => Verdict::Sold {
+            order: parse_order(event, order)?,
+            replayed: code == BuyCode::Replayed,
+        },
+        BuyCode::SoldOut => Verdict::SoldOut,
+        BuyCode::LimitReached => Verdict::AlreadyPurchased {
+            order: parse_order(event, order)?,
+        },
+        BuyCode::NotOpen => Verdict::NotOpen,
+        BuyCode::UserRequired => Verdict::UserRequired,
+        BuyCode::NoSuchSale => Verdict::NoSuchSale,
+        BuyCode::RequestIdTaken => Verdict::RequestIdTaken,
+        BuyCode::NotAdmitted => Verdict::NotAdmitted,
+    };
+    Ok(CentralReply { verdict, remaining })
 }
 
 fn parse_order(event: &EventId, raw: String) -> Result<OrderId, CentralError> {
@@ -64,49 +105,57 @@ impl CentralStock for RedisCentral {
             .key(keys.all().as_slice())
             .key(&keys.queue)
             .key(&keys.queue_bought)
-            .arg(purchase.user.as_ref().map_or("", |u| u.as_str()))
+            .arg(purchase_user(purchase))
             .arg(purchase.request.as_str())
             .arg(purchase.node.as_str())
-            .arg(
-                purchase
-                    .admission
-                    .map(|p| p.to_string())
-                    .unwrap_or_default(),
-            );
+            .arg(purchase_admission(purchase));
         let link = self.link().await;
         let mut connection = link.connection.clone();
-        let (code, order, remaining): (i64, String, u64) = self
+        let raw: RawReply = self
             .with_deadline(invocation.invoke_async(&mut connection))
             .await?;
-        let event = &purchase.event;
-        let Some(code) = BuyCode::from_reply(code) else {
-            return Err(unknown_code("buy", code));
-        };
-        let verdict = match code {
-            BuyCode::Sold | BuyCode::Replayed => Verdict::Sold {
-                order: parse_order(event, order)?,
-                replayed: code == BuyCode::Replayed,
-            },
-            BuyCode::SoldOut => Verdict::SoldOut,
-            BuyCode::LimitReached => Verdict::AlreadyPurchased {
-                order: parse_order(event, order)?,
-            },
-            BuyCode::NotOpen => Verdict::NotOpen,
-            BuyCode::UserRequired => Verdict::UserRequired,
-            BuyCode::NoSuchSale => Verdict::NoSuchSale,
-            BuyCode::RequestIdTaken => Verdict::RequestIdTaken,
-            BuyCode::NotAdmitted => Verdict::NotAdmitted,
-        };
-        // A sale (new or replayed) is answered only once it is durable
-        // beyond the primary's memory, when that is asked for.
-        if let (Verdict::Sold { .. }, Some(confirmer)) = (&verdict, self.confirmer()) {
-            if let Confirmation::Unconfirmed(why) = confirmer.confirm(link).await {
-                return Err(CentralError::OutcomeUnknown(format!(
-                    "sale not confirmed by replicas: {why}"
-                )));
-            }
+        let reply = decode_reply(&purchase.event, raw)?;
+        if matches!(reply.verdict, Verdict::Sold { .. }) {
+            self.confirm(link).await?;
         }
-        Ok(CentralReply { verdict, remaining })
+        Ok(reply)
+    }
+
+    async fn buy_many(&self, batch: &PurchaseBatch) -> Result<Vec<CentralReply>, CentralError> {
+        let event = batch.event();
+        let keys = EventKeys::new(event);
+        let mut invocation = self.scripts().buy_many.prepare_invoke();
+        invocation
+            .key(keys.all().as_slice())
+            .key(&keys.queue)
+            .key(&keys.queue_bought)
+            .arg(batch.purchases()[0].node.as_str());
+        for purchase in batch.purchases() {
+            invocation
+                .arg(purchase_user(purchase))
+                .arg(purchase.request.as_str())
+                .arg(purchase_admission(purchase));
+        }
+        let link = self.link().await;
+        let mut connection = link.connection.clone();
+        let raw: Vec<RawReply> = self
+            .with_deadline(invocation.invoke_async(&mut connection))
+            .await?;
+        if raw.len() != batch.len() {
+            return Err(CentralError::Protocol(format!(
+                "buy_many.lua answered {} replies for {} purchases",
+                raw.len(),
+                batch.len()
+            )));
+        }
+        let replies = (raw.into_iter())
+            .map(|raw| decode_reply(event, raw))
+            .collect::<Result<Vec<_>, _>>()?;
+        // One confirmation covers the whole batch: it was one write.
+        if (replies.iter()).any(|reply| matches!(reply.verdict, Verdict::Sold { .. })) {
+            self.confirm(link).await?;
+        }
+        Ok(replies)
     }
 
     async fn snapshot(&self, event: &EventId) -> Result<Option<SaleSnapshot>, CentralError> {
@@ -365,6 +414,20 @@ impl CentralStock for RedisCentral {
 }
 
 impl RedisCentral {
+    /// Answers a sale (new or replayed) only once it is durable beyond the
+    /// primary's memory, when that is asked for (`WAIT`, grouped).
+    async fn confirm(&self, link: std::sync::Arc<crate::client::Link>) -> Result<(), CentralError> {
+        let Some(confirmer) = self.confirmer() else {
+            return Ok(());
+        };
+        match confirmer.confirm(link).await {
+            Confirmation::Confirmed => Ok(()),
+            Confirmation::Unconfirmed(why) => Err(CentralError::OutcomeUnknown(format!(
+                "sale not confirmed by replicas: {why}"
+            ))),
+        }
+    }
+
     /// The waiting room's counters and every admission step, changing
     /// nothing (for the audit): `None` without a waiting room.
     async fn tick_queue_read_only(

@@ -47,7 +47,7 @@ macro_rules! reply_codes {
 }
 
 reply_codes! {
-    /// What `buy.lua` answers.
+    /// What `buy.lua` answers (and `buy_many.lua`, for each purchase).
     BuyCode {
         /// A seat was sold.
         Sold = 1 as "SOLD",
@@ -118,13 +118,20 @@ reply_codes! {
     }
 }
 
+/// The selling rules both purchase scripts run: the reply codes, then
+/// `sell.lua`'s functions.
+fn selling_rules() -> String {
+    BuyCode::lua_prelude() + include_str!("../lua/sell.lua")
+}
+
 /// One script's name and its full source, as Redis receives it.
-fn sources() -> [(&'static str, String); 7] {
+fn sources() -> [(&'static str, String); 8] {
     [
         ("ack", include_str!("../lua/ack.lua").to_owned()),
+        ("buy", selling_rules() + include_str!("../lua/buy.lua")),
         (
-            "buy",
-            BuyCode::lua_prelude() + include_str!("../lua/buy.lua"),
+            "buy_many",
+            selling_rules() + include_str!("../lua/buy_many.lua"),
         ),
         (
             "create",
@@ -164,6 +171,7 @@ pub fn script_source(name: &str) -> Option<String> {
 pub(crate) struct Scripts {
     pub(crate) ack: Script,
     pub(crate) buy: Script,
+    pub(crate) buy_many: Script,
     pub(crate) create: Script,
     pub(crate) snapshot: Script,
     pub(crate) release: Script,
@@ -174,11 +182,12 @@ pub(crate) struct Scripts {
 impl Scripts {
     /// Every script of `lua/` with its prelude.
     pub(crate) fn load() -> Self {
-        let [ack, buy, create, snapshot, release, queue_join, queue_tick] =
+        let [ack, buy, buy_many, create, snapshot, release, queue_join, queue_tick] =
             sources().map(|(_, source)| Script::new(&source));
         Self {
             ack,
             buy,
+            buy_many,
             create,
             snapshot,
             release,

@@ -1,0 +1,183 @@
+-- sell.lua: the rules of selling seats, shared by buy.lua (one purchase) and
+-- buy_many.lua (a batch of one event's purchases). It defines functions only;
+-- src/scripts.rs puts it after the reply codes' prelude and before the script
+-- that uses it.
+--
+-- One call reads the sale's rules and counters once (open_sale), applies each
+-- purchase in order exactly as if it came alone (sell_one), and writes the
+-- counters, the buyer index, the request index and the waiting room's
+-- "bought" set once at its end (close_sale). Only the stream takes one
+-- command per sale. The single source of truth for "sold < total"; the
+-- articles' version compared `total >= sold` and sold one seat too many.
+--
+-- KEYS[1] spike:{E}:sale      hash: total, sold, order_seq, per_user_limit (0 = anonymous), opens_at_ms, event
+-- KEYS[2] spike:{E}:buyers    hash: user -> space-separated order ids
+-- KEYS[3] spike:{E}:requests  hash: request id -> "order_id user_id" (user '' when none)
+-- KEYS[4] spike:{E}:orders    stream: one entry per sold seat, id '<sequence>-0'
+-- KEYS[5] spike:{E}:released  (unused here; see release.lua)
+-- KEYS[6] spike:{E}:queue         hash: the waiting room's counters (admitted)
+-- KEYS[7] spike:{E}:queue:bought  sorted set: "position user" by position
+
+-- The sale as one call sells it: its rules, its counters, the time, and what
+-- this call has read or changed so far. nil when there is no such sale.
+local function open_sale()
+  local fields = redis.call('HMGET', KEYS[1], 'total', 'sold', 'per_user_limit', 'opens_at_ms',
+    'event', 'queue_admit_rate', 'order_seq')
+  if not fields[1] then
+    return nil
+  end
+  local now = redis.call('TIME')
+  return {
+    total = tonumber(fields[1]),
+    sold = tonumber(fields[2]),
+    sold_before = tonumber(fields[2]),
+    limit = tonumber(fields[3]),
+    opens_at = tonumber(fields[4]),
+    event = fields[5],
+    queued = tonumber(fields[6] or 0) > 0,
+    seq = tonumber(fields[7] or 0),
+    now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000),
+    admitted = nil,
+    -- request id -> its entry (false: none), as read or written by this call
+    requests = {},
+    -- field, value pairs for the request index
+    request_writes = {},
+    -- user -> space-separated order ids (false: none), as read or written
+    held = {},
+    -- users whose held orders changed
+    held_changed = {},
+    -- score, member pairs for the waiting room's "bought" set
+    bought = {},
+  }
+end
+
+-- Seats left as this call has counted them.
+local function remaining_of(sale)
+  local remaining = sale.total - sale.sold
+  if remaining < 0 then
+    return 0
+  end
+  return remaining
+end
+
+-- A request's entry in the request index, or false.
+local function request_entry(sale, request)
+  local entry = sale.requests[request]
+  if entry == nil then
+    entry = redis.call('HGET', KEYS[3], request)
+    sale.requests[request] = entry
+  end
+  return entry
+end
+
+-- The orders a user holds ('id id …'), or false.
+local function held_by(sale, user)
+  local held = sale.held[user]
+  if held == nil then
+    held = redis.call('HGET', KEYS[2], user)
+    sale.held[user] = held
+  end
+  return held
+end
+
+-- Sells one seat to one purchase, or says why not: returns code, order,
+-- remaining (the codes being the prelude's BuyCode constants):
+--   SOLD (order) | REPLAYED: an earlier success of this request (order)
+--   SOLD_OUT | LIMIT_REACHED (the user's latest order) | NOT_OPEN
+--   USER_REQUIRED
+--   REQUEST_ID_TAKEN: this request id already bought for another buyer
+--   NOT_ADMITTED: a queued sale, and no admitted position came with it
+local function sell_one(sale, user, request, node, position_arg)
+  local remaining = remaining_of(sale)
+  local earlier = request_entry(sale, request)
+  if earlier then
+    local earlier_order, earlier_user = string.match(earlier, '^(%S+) ?(.*)$')
+    if earlier_user ~= user then
+      return REQUEST_ID_TAKEN, '', remaining
+    end
+    return REPLAYED, earlier_order, remaining
+  end
+  if sale.now_ms < sale.opens_at then
+    return NOT_OPEN, '', remaining
+  end
+
+  local held = false
+  local position = tonumber(position_arg)
+  if sale.limit > 0 then
+    if user == '' then
+      return USER_REQUIRED, '', remaining
+    end
+    if sale.queued then
+      if sale.admitted == nil then
+        sale.admitted = tonumber(redis.call('HGET', KEYS[6], 'admitted') or 0)
+      end
+      if not position or position >= sale.admitted then
+        return NOT_ADMITTED, '', remaining
+      end
+    end
+    held = held_by(sale, user)
+    if held then
+      local count, last = 0, ''
+      for id in string.gmatch(held, '%S+') do
+        count = count + 1
+        last = id
+      end
+      if count >= sale.limit then
+        return LIMIT_REACHED, last, remaining
+      end
+    end
+  end
+
+  if sale.sold >= sale.total then
+    return SOLD_OUT, '', 0
+  end
+
+  sale.seq = sale.seq + 1
+  sale.sold = sale.sold + 1
+  -- Formatted as an integer: Lua's own number-to-text conversion gives 14
+  -- significant digits, and a recovered sale's sequences have 16.
+  local seq = string.format('%d', sale.seq)
+  local order = sale.event .. '-' .. seq
+  if sale.limit > 0 then
+    if held then
+      sale.held[user] = held .. ' ' .. order
+    else
+      sale.held[user] = order
+    end
+    sale.held_changed[#sale.held_changed + 1] = user
+    if sale.queued then
+      sale.bought[#sale.bought + 1] = position
+      sale.bought[#sale.bought + 1] = string.format('%d', position) .. ' ' .. user
+    end
+  end
+  local entry = order .. ' ' .. user
+  sale.requests[request] = entry
+  sale.request_writes[#sale.request_writes + 1] = request
+  sale.request_writes[#sale.request_writes + 1] = entry
+  -- The entry id is the order's sequence, so an order can be found by its id.
+  redis.call('XADD', KEYS[4], seq .. '-0', 'order', order, 'user', user, 'request', request,
+    'node', node, 'sold_at_ms', sale.now_ms)
+  return SOLD, order, remaining_of(sale)
+end
+
+-- Writes what this call sold: counters, buyer index, request index, and the
+-- waiting room's "bought" set (a position keeps its first buyer: NX).
+local function close_sale(sale)
+  if sale.sold == sale.sold_before then
+    return
+  end
+  redis.call('HSET', KEYS[1], 'sold', string.format('%d', sale.sold),
+    'order_seq', string.format('%d', sale.seq))
+  redis.call('HSET', KEYS[3], unpack(sale.request_writes))
+  if #sale.held_changed > 0 then
+    local pairs_ = {}
+    for _, user in ipairs(sale.held_changed) do
+      pairs_[#pairs_ + 1] = user
+      pairs_[#pairs_ + 1] = sale.held[user]
+    end
+    redis.call('HSET', KEYS[2], unpack(pairs_))
+  end
+  if #sale.bought > 0 then
+    redis.call('ZADD', KEYS[7], 'NX', unpack(sale.bought))
+  end
+end
