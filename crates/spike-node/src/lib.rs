@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod baseline;
+pub mod batcher;
 pub mod node;
 pub mod orders;
 pub mod query;

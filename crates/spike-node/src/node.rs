@@ -25,6 +25,7 @@ use spike_auth::{
     AdmissionError, AdmissionKeys, OperatorKey, OrderKeys, TokenError, TokenVerifier,
 };
 
+use crate::batcher::{BatchSizes, Lane, DEFAULT_MAX_BATCH};
 use crate::orders::{Caller, OrdersApi};
 use crate::query::{BuyParams, ParamError};
 use crate::rate_limit::{RateLimiters, RateLimits, FORGET_IDLE_EVERY};
@@ -52,6 +53,10 @@ pub struct NodeConfig {
     pub max_central_in_flight: std::num::NonZeroUsize,
     /// Requests a second per buyer and per client address (none by default).
     pub rate_limits: RateLimits,
+    /// The most purchases of one sale sent to central stock in one call
+    /// (see [`crate::batcher`]); 1 sends each purchase on its own call, all
+    /// of them at once.
+    pub max_batch: std::num::NonZeroUsize,
 }
 
 /// The waiting-room page, served at `/queue?event=E`.
@@ -84,6 +89,7 @@ impl NodeConfig {
             metrics: true,
             max_central_in_flight: DEFAULT_MAX_CENTRAL_IN_FLIGHT,
             rate_limits: RateLimits::default(),
+            max_batch: DEFAULT_MAX_BATCH,
         }
     }
 }
@@ -152,10 +158,12 @@ pub struct EventState {
     missing: AtomicBool,
     /// The sale's waiting room, if it has one.
     pub queue: Option<WaitingRoom>,
+    /// The sale's line to central stock, when purchases go in batches.
+    lane: Option<Lane>,
 }
 
 impl EventState {
-    fn new(config: SaleConfig, remaining: u64) -> Self {
+    fn new(config: SaleConfig, remaining: u64, lane: Option<Lane>) -> Self {
         let queue =
             (config.queue()).map(|queue| WaitingRoom::new(*queue, config.opens_at_millis()));
         Self {
@@ -163,6 +171,7 @@ impl EventState {
             stock: Arc::new(LocalStock::new(remaining)),
             missing: AtomicBool::new(false),
             queue,
+            lane,
         }
     }
 
@@ -251,11 +260,35 @@ struct Admitted {
     _in_flight: InFlight,
 }
 
+/// A sale's lane to central stock, unless purchases go one per call
+/// (`max_batch` 1): a batch of one is sent as a single purchase.
+fn open_lane<C: CentralStock>(
+    central: &Arc<C>,
+    config: &NodeConfig,
+    sizes: &Arc<BatchSizes>,
+) -> Option<Lane> {
+    if config.max_batch.get() == 1 {
+        return None;
+    }
+    let central = Arc::clone(central);
+    let lane = Lane::start(config.max_batch, Arc::clone(sizes), move |batch| {
+        let central = Arc::clone(&central);
+        async move {
+            match batch.purchases() {
+                [alone] => central.buy(alone).await.map(|reply| vec![reply]),
+                _ => central.buy_many(&batch).await,
+            }
+        }
+    });
+    Some(lane)
+}
+
 /// A node serving purchases in front of central stock `C`.
 #[derive(Debug)]
 pub struct Node<C> {
     config: NodeConfig,
-    central: C,
+    central: Arc<C>,
+    batch_sizes: Arc<BatchSizes>,
     events: ArcSwap<HashMap<EventId, Arc<EventState>>>,
     stat_log: Option<Arc<StatLog>>,
     orders: Option<Arc<dyn OrdersApi>>,
@@ -287,6 +320,8 @@ impl<C: CentralStock> Node<C> {
         } else {
             config.events.clone()
         };
+        let central = Arc::new(central);
+        let batch_sizes = Arc::new(BatchSizes::default());
         let mut events = HashMap::new();
         for event in names {
             let snapshot = central
@@ -302,7 +337,9 @@ impl<C: CentralStock> Node<C> {
             let auth = snapshot.config.policy().auth_name();
             tracing::info!(%event, total = snapshot.config.total(), auth, "serving event");
             let remaining = snapshot.remaining();
-            events.insert(event, Arc::new(EventState::new(snapshot.config, remaining)));
+            let lane = open_lane(&central, &config, &batch_sizes);
+            let state = EventState::new(snapshot.config, remaining, lane);
+            events.insert(event, Arc::new(state));
         }
         if config.metrics {
             let _ = spike_telemetry::prometheus();
@@ -315,6 +352,7 @@ impl<C: CentralStock> Node<C> {
             metrics: NodeMetrics::new(config.node_id.as_str()),
             config,
             central,
+            batch_sizes,
             events: ArcSwap::from_pointee(events),
             stat_log: parts.stat_log.map(Arc::new),
             orders: parts.orders,
@@ -591,7 +629,7 @@ impl<C: CentralStock> Node<C> {
             state,
             _in_flight,
         } = admitted;
-        let answer = match self.ask_central(&purchase).await {
+        let answer = match self.ask_central(&purchase, &state).await {
             Ok(reply) => {
                 if seat.settle(&reply) == Settlement::SaleMissing {
                     state.set_missing(true);
@@ -826,13 +864,21 @@ impl<C: CentralStock> Node<C> {
         }
     }
 
-    /// Sends one purchase to central stock, counting and timing the call.
-    async fn ask_central(&self, purchase: &Purchase) -> Result<CentralReply, CentralError> {
+    /// Sends one purchase to central stock (in its sale's next batch, when
+    /// purchases go in batches), counting it and timing its wait.
+    async fn ask_central(
+        &self,
+        purchase: &Purchase,
+        state: &EventState,
+    ) -> Result<CentralReply, CentralError> {
         self.stats.count_central_call();
         let asked = Instant::now();
         // Boxed so that the (large) central future is only paid for by requests
         // that reach central stock, not by every sold-out answer.
-        let reply = Box::pin(self.central.buy(purchase)).await;
+        let reply = match &state.lane {
+            Some(lane) => lane.buy(purchase.clone()).await,
+            None => Box::pin(self.central.buy(purchase)).await,
+        };
         self.metrics
             .central_duration
             .record(asked.elapsed().as_secs_f64());
@@ -909,6 +955,7 @@ impl<C: CentralStock> Node<C> {
             "node": self.config.node_id.as_str(),
             "answers": answers,
             "central_calls": self.stats.central_calls(),
+            "central_batches": self.batch_sizes.json(),
             "central_in_flight": {
                 "now": self.central_gate.in_flight(),
                 "peak": self.central_gate.peak(),
@@ -1169,7 +1216,9 @@ impl<C: CentralStock> Node<C> {
             if let Ok(Some(snapshot)) = self.central.snapshot(&event).await {
                 tracing::info!(%event, total = snapshot.config.total(), "serving new event");
                 let remaining = snapshot.remaining();
-                grown.insert(event, Arc::new(EventState::new(snapshot.config, remaining)));
+                let lane = open_lane(&self.central, &self.config, &self.batch_sizes);
+                let state = EventState::new(snapshot.config, remaining, lane);
+                grown.insert(event, Arc::new(state));
             }
         }
         if grown.len() != known.len() {

@@ -431,6 +431,14 @@ pub struct NodeArgs {
     /// buy-path rate.
     #[arg(long, default_value_t = spike_node::node::DEFAULT_MAX_CENTRAL_IN_FLIGHT)]
     pub max_central_in_flight: NonZeroUsize,
+    /// The most purchases of one sale sent to central stock in one call:
+    /// purchases arriving while the sale's call is in flight go out
+    /// together with the next (one Lua call, one WAIT), up to this many; a
+    /// purchase that finds nothing in flight goes out at once. 1 sends
+    /// every purchase on its own call. At most 256.
+    #[arg(long, default_value_t = spike_node::batcher::DEFAULT_MAX_BATCH,
+          value_parser = parse_batch)]
+    pub central_batch: NonZeroUsize,
     /// Requests a second one buyer may send to the buyers' routes
     /// (/buy/ticket, /buy/result, /queue/join, /queue/status, the orders API
     /// but pay), in bursts of as many; past it, 429 (code -8) with
@@ -638,6 +646,15 @@ fn parse_rfc3339(text: &str) -> Result<SystemTime, humantime::TimestampError> {
 }
 
 /// A rate (an admission rate, a rate limit): `200/s` or `200`.
+/// A batch bound: 1 to [`spike_core::MAX_BATCH`].
+fn parse_batch(text: &str) -> Result<NonZeroUsize, String> {
+    let bound: NonZeroUsize = text.parse().map_err(|e| format!("{e}"))?;
+    if bound.get() > spike_core::MAX_BATCH {
+        return Err(format!("at most {}", spike_core::MAX_BATCH));
+    }
+    Ok(bound)
+}
+
 fn parse_rate(text: &str) -> Result<NonZeroU32, String> {
     let number = text.strip_suffix("/s").unwrap_or(text);
     number.parse().map_err(|_| {

@@ -27,6 +27,7 @@ fn settings(args: &NodeArgs, worker: bool) -> anyhow::Result<NodeSettings> {
     );
     node.metrics = !args.no_metrics;
     node.max_central_in_flight = args.max_central_in_flight;
+    node.max_batch = args.central_batch;
     node.rate_limits = RateLimits {
         per_buyer: args.rate_limit_per_buyer,
         per_ip: args.rate_limit_per_ip,
