@@ -188,8 +188,11 @@ mod tests {
         }
     }
 
+    /// The request ids of each batch sent, in order.
+    type Sent = Arc<Mutex<Vec<Vec<String>>>>;
+
     /// A central stock that takes 20 ms per call and records each batch.
-    fn recording_lane(max: usize) -> (Lane, Arc<Mutex<Vec<Vec<String>>>>, Arc<BatchSizes>) {
+    fn recording_lane(max: usize) -> (Lane, Sent, Arc<BatchSizes>) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sizes = Arc::new(BatchSizes::default());
         let record = Arc::clone(&seen);

@@ -135,7 +135,7 @@ const MIGRATIONS: [(i64, &str, &str); 4] = [
 const ORDER_COLUMNS: &str = "order_id, event_id, seq, user_id, request_id, node_id, state, \
      sold_at_ms, expires_at_ms, updated_at_ms, seat_returned_at_ms";
 
-/// Rows per multi-row `INSERT` (11 parameters each stays under every limit).
+/// Rows per `INSERT` (SQLite's ten parameters a row stay under its limit).
 const INSERT_CHUNK: usize = 1_000;
 
 fn migrator() -> Migrator {
@@ -171,6 +171,114 @@ fn placeholders(first: usize, count: usize) -> String {
         .map(|n| format!("${n}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The columns a new order's row is written with, in this order.
+const INSERTED_COLUMNS: &str = "order_id, event_id, seq, user_id, request_id, node_id, state, \
+     sold_at_ms, expires_at_ms, updated_at_ms";
+
+/// A query of the `Any` driver.
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// SQLite's path: one multi-row `INSERT … VALUES` of `rows` rows, ten
+/// parameters a row ([`bind_values`]).
+fn insert_values_sql(rows: usize) -> String {
+    let rows = (0..rows)
+        .map(|i| format!("({})", placeholders(i * 10 + 1, 10)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "INSERT INTO orders ({INSERTED_COLUMNS}) VALUES {rows} \
+         ON CONFLICT (order_id) DO NOTHING RETURNING order_id"
+    )
+}
+
+/// Binds [`insert_values_sql`]'s parameters.
+fn bind_values<'q>(
+    mut query: AnyQuery<'q>,
+    chunk: &[&'q StreamEntry],
+    window_ms: u64,
+    now_ms: u64,
+) -> AnyQuery<'q> {
+    for entry in chunk {
+        let event = entry.order.split().map(|(event, _)| event.to_string());
+        query = query
+            .bind(entry.order.as_str())
+            .bind(event.unwrap_or_default())
+            .bind(to_i64(entry.sequence))
+            .bind(entry.user.as_ref().map(|u| u.as_str().to_owned()))
+            .bind(entry.request.as_str())
+            .bind(entry.node.as_str())
+            .bind(OrderState::Reserved.as_str())
+            .bind(to_i64(entry.sold_at_ms))
+            .bind(to_i64(entry.sold_at_ms.saturating_add(window_ms)))
+            .bind(to_i64(now_ms));
+    }
+    query
+}
+
+/// PostgreSQL's bulk path: `INSERT … SELECT FROM UNNEST(arrays)`, one array
+/// a column whatever the number of rows, so one short statement (prepared
+/// once per connection) is planned per chunk instead of one with ten
+/// parameters a row. sqlx's `Any` driver binds no arrays, so each goes as
+/// its text form ([`pg_array`]) and PostgreSQL casts it.
+const INSERT_UNNEST: &str = "INSERT INTO orders (order_id, event_id, seq, user_id, request_id, \
+     node_id, state, sold_at_ms, expires_at_ms, updated_at_ms) \
+     SELECT o, e, s, u, r, n, $8, t, t + $9, $10 \
+     FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], \
+                 $7::bigint[]) AS x(o, e, s, u, r, n, t) \
+     ON CONFLICT (order_id) DO NOTHING RETURNING order_id";
+
+/// Binds [`INSERT_UNNEST`]'s parameters: seven columns, then the state,
+/// the payment window and the time.
+fn bind_unnest<'q>(
+    query: AnyQuery<'q>,
+    chunk: &[&'q StreamEntry],
+    window_ms: u64,
+    now_ms: u64,
+) -> AnyQuery<'q> {
+    let column = |value: &dyn Fn(&StreamEntry) -> Option<String>| {
+        pg_array(chunk.iter().map(|entry| value(entry)))
+    };
+    query
+        .bind(column(&|e| Some(e.order.to_string())))
+        .bind(column(&|e| {
+            e.order.split().map(|(event, _)| event.to_string())
+        }))
+        .bind(column(&|e| Some(e.sequence.to_string())))
+        .bind(column(&|e| e.user.as_ref().map(UserId::to_string)))
+        .bind(column(&|e| Some(e.request.to_string())))
+        .bind(column(&|e| Some(e.node.to_string())))
+        .bind(column(&|e| Some(e.sold_at_ms.to_string())))
+        .bind(OrderState::Reserved.as_str())
+        .bind(to_i64(window_ms))
+        .bind(to_i64(now_ms))
+}
+
+/// A PostgreSQL array literal: `{"a","b",NULL}`, each element quoted, with
+/// `"` and `\` escaped.
+fn pg_array(items: impl Iterator<Item = Option<String>>) -> String {
+    let mut literal = String::from("{");
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            literal.push(',');
+        }
+        match item {
+            None => literal.push_str("NULL"),
+            Some(text) => {
+                literal.push('"');
+                for c in text.chars() {
+                    if c == '"' || c == '\\' {
+                        literal.push('\\');
+                    }
+                    literal.push(c);
+                }
+                literal.push('"');
+            }
+        }
+    }
+    literal.push('}');
+    literal
 }
 
 fn order_from_row(row: &AnyRow) -> Result<Order, LedgerError> {
@@ -435,30 +543,14 @@ impl OrderLedger {
             entries.iter().partition(|entry| !behind_fence(entry));
         let mut written: Vec<String> = Vec::with_capacity(admitted.len());
         for chunk in admitted.chunks(INSERT_CHUNK) {
-            let rows = (0..chunk.len())
-                .map(|i| format!("({})", placeholders(i * 10 + 1, 10)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "INSERT INTO orders (order_id, event_id, seq, user_id, request_id, node_id, state, \
-                 sold_at_ms, expires_at_ms, updated_at_ms) VALUES {rows} \
-                 ON CONFLICT (order_id) DO NOTHING RETURNING order_id"
-            );
-            let mut query = sqlx::query(&sql);
-            for entry in chunk {
-                let event = entry.order.split().map(|(event, _)| event.to_string());
-                query = query
-                    .bind(entry.order.as_str())
-                    .bind(event.unwrap_or_default())
-                    .bind(to_i64(entry.sequence))
-                    .bind(entry.user.as_ref().map(|u| u.as_str().to_owned()))
-                    .bind(entry.request.as_str())
-                    .bind(entry.node.as_str())
-                    .bind(OrderState::Reserved.as_str())
-                    .bind(to_i64(entry.sold_at_ms))
-                    .bind(to_i64(entry.sold_at_ms.saturating_add(window_ms)))
-                    .bind(to_i64(now_ms));
-            }
+            let sql = match self.backend {
+                Backend::Postgres => Cow::Borrowed(INSERT_UNNEST),
+                Backend::Sqlite => Cow::Owned(insert_values_sql(chunk.len())),
+            };
+            let query = match self.backend {
+                Backend::Postgres => bind_unnest(sqlx::query(&sql), chunk, window_ms, now_ms),
+                Backend::Sqlite => bind_values(sqlx::query(&sql), chunk, window_ms, now_ms),
+            };
             for row in query.fetch_all(&mut *transaction).await? {
                 written.push(row.try_get("order_id")?);
             }
@@ -644,6 +736,13 @@ impl OrderLedger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn array_literals_quote_every_element() {
+        let items = [Some("a".to_string()), None, Some(r#"q"u\o{,}"#.to_string())];
+        assert_eq!(pg_array(items.into_iter()), r#"{"a",NULL,"q\"u\\o{,}"}"#);
+        assert_eq!(pg_array(std::iter::empty()), "{}");
+    }
 
     #[tokio::test]
     async fn unknown_schemes_are_refused_without_echoing_secrets() {

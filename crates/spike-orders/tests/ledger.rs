@@ -69,6 +69,40 @@ async fn inserts_are_idempotent_and_reused_ids_are_refused() {
 }
 
 #[tokio::test]
+async fn every_field_survives_the_bulk_insert() {
+    // PostgreSQL writes through UNNEST of array literals: braces, the word
+    // NULL, non-ASCII text and a missing buyer must all come back as sent.
+    for database in TestDatabase::both() {
+        let ledger = OrderLedger::connect(database.url()).await.unwrap();
+        let event = EventId::parse("L-bulk.1").unwrap();
+        let users = [Some("{a;b}"), Some("NULL"), Some("Zoë'"), None, Some("x}{")];
+        let sold_at = now();
+        let batch: Vec<StreamEntry> = (users.iter().enumerate())
+            .map(|(i, user)| StreamEntry {
+                user: user.map(|u| UserId::parse(u).unwrap()),
+                request: RequestId::parse(format!("req:{i}")).unwrap(),
+                ..entry(&event, i as u64 + 1, sold_at + i as u64)
+            })
+            .collect();
+        let inserted = ledger
+            .insert(&batch, Duration::from_secs(90), 7)
+            .await
+            .unwrap();
+        assert_eq!(inserted.written, users.len() as u64);
+        for sent in &batch {
+            let order = ledger.order(&sent.order).await.unwrap().unwrap();
+            assert_eq!(order.user, sent.user, "{:?}", database.url());
+            assert_eq!(order.request, sent.request);
+            assert_eq!((order.sequence, order.node.as_str()), (sent.sequence, "n1"));
+            assert_eq!(order.state, OrderState::Reserved);
+            assert_eq!(order.sold_at_ms, sent.sold_at_ms);
+            assert_eq!(order.expires_at_ms, sent.sold_at_ms + 90_000);
+            assert_eq!(order.updated_at_ms, 7);
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_recovery_fence_keeps_out_entries_of_the_closed_life_only() {
     for database in TestDatabase::both() {
         let ledger = OrderLedger::connect(database.url()).await.unwrap();

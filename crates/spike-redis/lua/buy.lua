@@ -6,10 +6,9 @@
 -- ARGV[4] the buyer's admitted position ('' when none; a queued sale needs one)
 --
 -- Returns {code, order_id, remaining}: sell_one's, or NO_SUCH_SALE.
-local sale = open_sale()
-if not sale then
+if not open_sale() then
   return {NO_SUCH_SALE, '', 0}
 end
-local code, order, remaining = sell_one(sale, ARGV[1], ARGV[2], ARGV[3], ARGV[4])
-close_sale(sale)
+local code, order, remaining = sell_one(ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+close_sale()
 return {code, order, remaining}

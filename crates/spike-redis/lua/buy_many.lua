@@ -15,13 +15,13 @@ local sale = open_sale()
 for i = 2, #ARGV, 3 do
   local code, order, remaining = NO_SUCH_SALE, '', 0
   if sale then
-    code, order, remaining = sell_one(sale, ARGV[i], ARGV[i + 1], node, ARGV[i + 2])
+    code, order, remaining = sell_one(ARGV[i], ARGV[i + 1], node, ARGV[i + 2])
   end
   replies[#replies + 1] = code
   replies[#replies + 1] = order
   replies[#replies + 1] = remaining
 end
 if sale then
-  close_sale(sale)
+  close_sale()
 end
 return replies

@@ -18,66 +18,47 @@
 -- KEYS[6] spike:{E}:queue         hash: the waiting room's counters (admitted)
 -- KEYS[7] spike:{E}:queue:bought  sorted set: "position user" by position
 
--- The sale as one call sells it: its rules, its counters, the time, and what
--- this call has read or changed so far. nil when there is no such sale.
+-- The sale as this call sells it: its rules, its counters and the time,
+-- read once (open_sale); then what the call has read or changed so far.
+-- Script-level locals, which sell_one and close_sale share as upvalues.
+local total, sold, sold_before, limit, opens_at, event, queued, seq, now_ms, admitted
+-- request id -> its entry (false: none), as read or written by this call
+local requests = {}
+-- field, value pairs for the request index
+local request_writes = {}
+-- user -> space-separated order ids (false: none), as read or written
+local held_orders = {}
+-- users whose held orders changed
+local held_changed = {}
+-- score, member pairs for the waiting room's "bought" set
+local bought = {}
+
+-- Reads the sale; false when there is no such sale.
 local function open_sale()
   local fields = redis.call('HMGET', KEYS[1], 'total', 'sold', 'per_user_limit', 'opens_at_ms',
     'event', 'queue_admit_rate', 'order_seq')
   if not fields[1] then
-    return nil
+    return false
   end
   local now = redis.call('TIME')
-  return {
-    total = tonumber(fields[1]),
-    sold = tonumber(fields[2]),
-    sold_before = tonumber(fields[2]),
-    limit = tonumber(fields[3]),
-    opens_at = tonumber(fields[4]),
-    event = fields[5],
-    queued = tonumber(fields[6] or 0) > 0,
-    seq = tonumber(fields[7] or 0),
-    now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000),
-    admitted = nil,
-    -- request id -> its entry (false: none), as read or written by this call
-    requests = {},
-    -- field, value pairs for the request index
-    request_writes = {},
-    -- user -> space-separated order ids (false: none), as read or written
-    held = {},
-    -- users whose held orders changed
-    held_changed = {},
-    -- score, member pairs for the waiting room's "bought" set
-    bought = {},
-  }
+  total = tonumber(fields[1])
+  sold = tonumber(fields[2])
+  sold_before = sold
+  limit = tonumber(fields[3])
+  opens_at = tonumber(fields[4])
+  event = fields[5]
+  queued = tonumber(fields[6] or 0) > 0
+  seq = tonumber(fields[7] or 0)
+  now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  return true
 end
 
 -- Seats left as this call has counted them.
-local function remaining_of(sale)
-  local remaining = sale.total - sale.sold
-  if remaining < 0 then
+local function remaining_now()
+  if sold >= total then
     return 0
   end
-  return remaining
-end
-
--- A request's entry in the request index, or false.
-local function request_entry(sale, request)
-  local entry = sale.requests[request]
-  if entry == nil then
-    entry = redis.call('HGET', KEYS[3], request)
-    sale.requests[request] = entry
-  end
-  return entry
-end
-
--- The orders a user holds ('id id …'), or false.
-local function held_by(sale, user)
-  local held = sale.held[user]
-  if held == nil then
-    held = redis.call('HGET', KEYS[2], user)
-    sale.held[user] = held
-  end
-  return held
+  return total - sold
 end
 
 -- Sells one seat to one purchase, or says why not: returns code, order,
@@ -87,9 +68,13 @@ end
 --   USER_REQUIRED
 --   REQUEST_ID_TAKEN: this request id already bought for another buyer
 --   NOT_ADMITTED: a queued sale, and no admitted position came with it
-local function sell_one(sale, user, request, node, position_arg)
-  local remaining = remaining_of(sale)
-  local earlier = request_entry(sale, request)
+local function sell_one(user, request, node, position_arg)
+  local remaining = remaining_now()
+  local earlier = requests[request]
+  if earlier == nil then
+    earlier = redis.call('HGET', KEYS[3], request)
+    requests[request] = earlier
+  end
   if earlier then
     local earlier_order, earlier_user = string.match(earlier, '^(%S+) ?(.*)$')
     if earlier_user ~= user then
@@ -97,87 +82,98 @@ local function sell_one(sale, user, request, node, position_arg)
     end
     return REPLAYED, earlier_order, remaining
   end
-  if sale.now_ms < sale.opens_at then
+  if now_ms < opens_at then
     return NOT_OPEN, '', remaining
   end
 
   local held = false
   local position = tonumber(position_arg)
-  if sale.limit > 0 then
+  if limit > 0 then
     if user == '' then
       return USER_REQUIRED, '', remaining
     end
-    if sale.queued then
-      if sale.admitted == nil then
-        sale.admitted = tonumber(redis.call('HGET', KEYS[6], 'admitted') or 0)
+    if queued then
+      if admitted == nil then
+        admitted = tonumber(redis.call('HGET', KEYS[6], 'admitted') or 0)
       end
-      if not position or position >= sale.admitted then
+      if not position or position >= admitted then
         return NOT_ADMITTED, '', remaining
       end
     end
-    held = held_by(sale, user)
+    held = held_orders[user]
+    if held == nil then
+      held = redis.call('HGET', KEYS[2], user)
+    end
     if held then
       local count, last = 0, ''
       for id in string.gmatch(held, '%S+') do
         count = count + 1
         last = id
       end
-      if count >= sale.limit then
+      if count >= limit then
         return LIMIT_REACHED, last, remaining
       end
     end
   end
 
-  if sale.sold >= sale.total then
+  if sold >= total then
     return SOLD_OUT, '', 0
   end
 
-  sale.seq = sale.seq + 1
-  sale.sold = sale.sold + 1
+  seq = seq + 1
+  sold = sold + 1
   -- Formatted as an integer: Lua's own number-to-text conversion gives 14
   -- significant digits, and a recovered sale's sequences have 16.
-  local seq = string.format('%d', sale.seq)
-  local order = sale.event .. '-' .. seq
-  if sale.limit > 0 then
+  local sequence = string.format('%d', seq)
+  local order = event .. '-' .. sequence
+  if limit > 0 then
     if held then
-      sale.held[user] = held .. ' ' .. order
+      held_orders[user] = held .. ' ' .. order
     else
-      sale.held[user] = order
+      held_orders[user] = order
     end
-    sale.held_changed[#sale.held_changed + 1] = user
-    if sale.queued then
-      sale.bought[#sale.bought + 1] = position
-      sale.bought[#sale.bought + 1] = string.format('%d', position) .. ' ' .. user
+    held_changed[#held_changed + 1] = user
+    if queued then
+      bought[#bought + 1] = position
+      bought[#bought + 1] = string.format('%d', position) .. ' ' .. user
     end
   end
   local entry = order .. ' ' .. user
-  sale.requests[request] = entry
-  sale.request_writes[#sale.request_writes + 1] = request
-  sale.request_writes[#sale.request_writes + 1] = entry
+  requests[request] = entry
+  request_writes[#request_writes + 1] = request
+  request_writes[#request_writes + 1] = entry
   -- The entry id is the order's sequence, so an order can be found by its id.
-  redis.call('XADD', KEYS[4], seq .. '-0', 'order', order, 'user', user, 'request', request,
-    'node', node, 'sold_at_ms', sale.now_ms)
-  return SOLD, order, remaining_of(sale)
+  redis.call('XADD', KEYS[4], sequence .. '-0', 'order', order, 'user', user, 'request', request,
+    'node', node, 'sold_at_ms', now_ms)
+  return SOLD, order, remaining_now()
 end
 
 -- Writes what this call sold: counters, buyer index, request index, and the
 -- waiting room's "bought" set (a position keeps its first buyer: NX).
-local function close_sale(sale)
-  if sale.sold == sale.sold_before then
+local function close_sale()
+  if sold == sold_before then
     return
   end
-  redis.call('HSET', KEYS[1], 'sold', string.format('%d', sale.sold),
-    'order_seq', string.format('%d', sale.seq))
-  redis.call('HSET', KEYS[3], unpack(sale.request_writes))
-  if #sale.held_changed > 0 then
+  redis.call('HSET', KEYS[1], 'sold', string.format('%d', sold), 'order_seq', string.format('%d', seq))
+  if #request_writes == 2 then
+    redis.call('HSET', KEYS[3], request_writes[1], request_writes[2])
+  else
+    redis.call('HSET', KEYS[3], unpack(request_writes))
+  end
+  local changed = #held_changed
+  if changed == 1 then
+    local user = held_changed[1]
+    redis.call('HSET', KEYS[2], user, held_orders[user])
+  elseif changed > 1 then
     local pairs_ = {}
-    for _, user in ipairs(sale.held_changed) do
-      pairs_[#pairs_ + 1] = user
-      pairs_[#pairs_ + 1] = sale.held[user]
+    for i = 1, changed do
+      local user = held_changed[i]
+      pairs_[2 * i - 1] = user
+      pairs_[2 * i] = held_orders[user]
     end
     redis.call('HSET', KEYS[2], unpack(pairs_))
   end
-  if #sale.bought > 0 then
-    redis.call('ZADD', KEYS[7], 'NX', unpack(sale.bought))
+  if #bought > 0 then
+    redis.call('ZADD', KEYS[7], 'NX', unpack(bought))
   end
 end
