@@ -60,6 +60,41 @@ start_redis() {
   return 1
 }
 
+# start_redis_cluster: starts six redis-server --cluster-enabled yes on free
+# ports and joins them into three primaries with one replica each
+# (redis-cli --cluster create); sets REDIS_CLUSTER_URL
+# (redis+cluster://127.0.0.1:P1,…) once every slot is served.
+start_redis_cluster() {
+  ensure_command redis-server redis-server
+  ensure_command redis-cli redis-tools
+  local addresses=() port bus dir
+  for _ in 1 2 3 4 5 6; do
+    port="$(free_port)"; bus="$(free_port)"
+    dir="$SPIKE_TMP/redis-cluster-$port"
+    mkdir -p "$dir"
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --protected-mode no \
+      --cluster-enabled yes --cluster-port "$bus" --cluster-node-timeout 1000 \
+      --dir "$dir" --logfile "$dir/redis.log" --daemonize no &
+    SPIKE_PIDS+=("$!")
+    wait_port "$port" || { echo "redis-server did not start; see $dir/redis.log" >&2; return 1; }
+    addresses+=("127.0.0.1:$port")
+  done
+  redis-cli --cluster create "${addresses[@]}" --cluster-replicas 1 --cluster-yes >"$SPIKE_TMP/cluster-create.log" 2>&1 \
+    || { cat "$SPIKE_TMP/cluster-create.log" >&2; return 1; }
+  local address ok
+  for _ in $(seq 1 200); do
+    ok=1
+    for address in "${addresses[@]}"; do
+      redis-cli -p "${address##*:}" CLUSTER INFO | grep -q '^cluster_state:ok' || ok=0
+    done
+    [ "$ok" = 1 ] && break
+    sleep 0.1
+  done
+  [ "$ok" = 1 ] || { echo "the Redis Cluster did not become healthy" >&2; return 1; }
+  REDIS_CLUSTER_URL="redis+cluster://$(IFS=,; echo "${addresses[*]}")"
+  echo "== Redis Cluster (3 primaries, 3 replicas) on $REDIS_CLUSTER_URL"
+}
+
 # as_postgres_user COMMAND...: PostgreSQL refuses to run as root; as root,
 # run its tools as the `postgres` user the Debian package creates.
 as_postgres_user() {

@@ -1,7 +1,7 @@
 //! [`RedisCentral`]'s connection: one multiplexed Redis connection that
 //! concurrent calls pipeline on, to the primary (found through Sentinel for
-//! a Sentinel URL), made again after a failure, to whichever server is the
-//! primary then; the response deadline that turns silence into "outcome
+//! a Sentinel URL) or to a whole Redis Cluster (a cluster URL), made again
+//! after a failure, to whichever server is the primary then; the response deadline that turns silence into "outcome
 //! unknown"; and the mapping of Redis failures onto [`CentralError`]. The contracts themselves are implemented in
 //! `central.rs` (sales) and `stream.rs` (the order stream).
 
@@ -10,20 +10,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use redis::aio::MultiplexedConnection;
+use redis::cluster::ClusterClient;
 use redis::{AsyncConnectionConfig, RedisError};
 use spike_core::{CentralError, SecretUrl};
 
 use crate::confirm::Confirmer;
+use crate::connection::RedisConnection;
 use crate::scripts::Scripts;
 use crate::target::RedisTarget;
 
 /// How to reach Redis and how long to wait for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisSettings {
-    /// `redis://[user:password@]host:port[/db]`, or
+    /// `redis://[user:password@]host:port[/db]`,
     /// `redis+sentinel://HOST:PORT[,HOST:PORT…]/SERVICE` for the primary a
-    /// Sentinel watches; shown without its password.
+    /// Sentinel watches, or `redis+cluster://HOST:PORT[,HOST:PORT…]` for a
+    /// Redis Cluster; shown without its password.
     pub url: SecretUrl,
     /// Longest wait for a (re)connection.
     pub connect_timeout: Duration,
@@ -55,7 +57,7 @@ pub(crate) struct Link {
     /// connection.
     pub(crate) generation: u64,
     /// The multiplexed connection concurrent calls pipeline on.
-    pub(crate) connection: MultiplexedConnection,
+    pub(crate) connection: RedisConnection,
 }
 
 /// The current link and how to make the next one.
@@ -63,6 +65,7 @@ struct Primary {
     target: RedisTarget,
     config: AsyncConnectionConfig,
     connect_timeout: Duration,
+    response_timeout: Duration,
     link: ArcSwap<Link>,
     /// The generation a failure last broke; new calls wait for its repair.
     broken: AtomicU64,
@@ -81,12 +84,17 @@ fn long_ago() -> Instant {
 /// The shortest time between two repairs of the link.
 const REPAIR_EVERY: Duration = Duration::from_millis(200);
 
-/// Finds the primary `target` names now and connects to it.
+/// Finds the primary `target` names now and connects to it; for a
+/// cluster, learns its slots from the nodes given and connects to them.
 async fn connect_to(
     target: &RedisTarget,
     config: &AsyncConnectionConfig,
     connect_timeout: Duration,
-) -> Result<MultiplexedConnection, CentralError> {
+    response_timeout: Duration,
+) -> Result<RedisConnection, CentralError> {
+    if let Some(nodes) = target.cluster_nodes() {
+        return connect_to_cluster(&nodes, connect_timeout, response_timeout).await;
+    }
     // A sentinel answers in one round trip; the margin is for a busy machine.
     let url = target.resolve(connect_timeout * 3).await?;
     let client = redis::Client::open(url.expose())
@@ -98,6 +106,28 @@ async fn connect_to(
     .await
     .map_err(|_| CentralError::Unavailable(format!("no answer from {url}")))?
     .map_err(|e| CentralError::Unavailable(format!("{url}: {e}")))
+    .map(RedisConnection::Server)
+}
+
+/// Connects to the cluster `nodes` belong to. The cluster client follows
+/// redirections and re-reads the slots after a failover by itself; within
+/// one call it retries for at most `response_timeout`.
+async fn connect_to_cluster(
+    nodes: &[SecretUrl],
+    connect_timeout: Duration,
+    response_timeout: Duration,
+) -> Result<RedisConnection, CentralError> {
+    let named = nodes.first().map(ToString::to_string).unwrap_or_default();
+    let client = ClusterClient::builder(nodes.iter().map(SecretUrl::expose))
+        .connection_timeout(connect_timeout)
+        .response_timeout(response_timeout)
+        .build()
+        .map_err(|e| CentralError::Unavailable(format!("bad cluster URL {named}: {e}")))?;
+    tokio::time::timeout(connect_timeout * 3, client.get_async_connection())
+        .await
+        .map_err(|_| CentralError::Unavailable(format!("no answer from the cluster at {named}")))?
+        .map_err(|e| CentralError::Unavailable(format!("cluster at {named}: {e}")))
+        .map(RedisConnection::Cluster)
 }
 
 impl Primary {
@@ -124,8 +154,14 @@ impl Primary {
     }
 
     /// Finds the primary and connects to it.
-    async fn connect(&self) -> Result<MultiplexedConnection, CentralError> {
-        connect_to(&self.target, &self.config, self.connect_timeout).await
+    async fn connect(&self) -> Result<RedisConnection, CentralError> {
+        connect_to(
+            &self.target,
+            &self.config,
+            self.connect_timeout,
+            self.response_timeout,
+        )
+        .await
     }
 
     /// Replaces the link after a failure that `seen` (a generation) suffered,
@@ -205,11 +241,18 @@ impl RedisCentral {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(settings.connect_timeout))
             .set_response_timeout(Some(settings.response_timeout));
-        let connection = connect_to(&target, &config, settings.connect_timeout).await?;
+        let connection = connect_to(
+            &target,
+            &config,
+            settings.connect_timeout,
+            settings.response_timeout,
+        )
+        .await?;
         let primary = Arc::new(Primary {
             target,
             config,
             connect_timeout: settings.connect_timeout,
+            response_timeout: settings.response_timeout,
             link: ArcSwap::from_pointee(Link {
                 generation: 0,
                 connection,
@@ -229,7 +272,7 @@ impl RedisCentral {
     }
 
     /// A handle on the shared, multiplexed connection.
-    pub(crate) async fn connection(&self) -> MultiplexedConnection {
+    pub(crate) async fn connection(&self) -> RedisConnection {
         self.primary.current().await.connection.clone()
     }
 
@@ -280,7 +323,7 @@ impl RedisCentral {
     /// Only for reads: a write whose connection broke may have been applied.
     pub(crate) async fn read<T, F, Fut>(&self, call: F) -> Result<T, CentralError>
     where
-        F: Fn(MultiplexedConnection) -> Fut,
+        F: Fn(RedisConnection) -> Fut,
         Fut: std::future::Future<Output = Result<T, RedisError>>,
     {
         let gone = |error: &RedisError| {

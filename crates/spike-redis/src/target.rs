@@ -1,7 +1,9 @@
-//! Where central stock's Redis is: one server (`redis://…`), or the primary
+//! Where central stock's Redis is: one server (`redis://…`), the primary
 //! of a replicated set that Redis Sentinel watches
 //! (`redis+sentinel://HOST:PORT[,HOST:PORT…]/SERVICE`), found by asking the
-//! sentinels and asked again after a failover.
+//! sentinels and asked again after a failover, or a Redis Cluster
+//! (`redis+cluster://HOST:PORT[,HOST:PORT…]`), any of whose nodes tells
+//! the client where every slot lives.
 
 use std::time::Duration;
 
@@ -9,6 +11,9 @@ use spike_core::{CentralError, SecretUrl};
 
 /// The scheme of a Sentinel URL.
 pub const SENTINEL_SCHEME: &str = "redis+sentinel://";
+
+/// The scheme of a Redis Cluster URL.
+pub const CLUSTER_SCHEME: &str = "redis+cluster://";
 
 /// Where Redis is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,39 +30,69 @@ pub enum RedisTarget {
         /// when it needs credentials (kept secret).
         credentials: Option<SecretUrl>,
     },
+    /// A Redis Cluster, discovered from any of `nodes`.
+    Cluster {
+        /// Some of the cluster's nodes, `host:port` each.
+        nodes: Vec<String>,
+        /// `redis://user:password@`, the nodes' URL up to their address,
+        /// when they need credentials (kept secret).
+        credentials: Option<SecretUrl>,
+    },
 }
 
-/// A Sentinel URL that cannot be used, and why.
+/// A Sentinel or Cluster URL that cannot be used, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("bad Sentinel URL (want {SENTINEL_SCHEME}HOST:PORT[,HOST:PORT…]/SERVICE): {0}")]
+#[error(
+    "bad Redis URL (want {SENTINEL_SCHEME}HOST:PORT[,HOST:PORT…]/SERVICE or \
+     {CLUSTER_SCHEME}HOST:PORT[,HOST:PORT…]): {0}"
+)]
 pub struct TargetError(&'static str);
 
+/// `redis://user:password@` and the rest, when `rest` starts with
+/// credentials.
+fn split_credentials(rest: &str) -> (Option<SecretUrl>, &str) {
+    match rest.rsplit_once('@') {
+        Some((credentials, rest)) => (
+            Some(SecretUrl::new(format!("redis://{credentials}@"))),
+            rest,
+        ),
+        None => (None, rest),
+    }
+}
+
+/// `HOST:PORT,HOST:PORT…` as a list, if every item is well formed.
+fn host_list(hosts: &str, what: &'static str) -> Result<Vec<String>, TargetError> {
+    let list: Vec<String> = hosts.split(',').map(str::to_string).collect();
+    let well_formed = |host: &String| {
+        host.rsplit_once(':')
+            .is_some_and(|(name, port)| !name.is_empty() && port.parse::<u16>().is_ok())
+    };
+    if list.iter().all(well_formed) {
+        Ok(list)
+    } else {
+        Err(TargetError(what))
+    }
+}
+
 impl RedisTarget {
-    /// Reads `url`: a Sentinel URL, or any other Redis URL as one server.
+    /// Reads `url`: a Sentinel or Cluster URL, or any other Redis URL as
+    /// one server.
     pub fn parse(url: &SecretUrl) -> Result<Self, TargetError> {
+        if let Some(rest) = url.expose().strip_prefix(CLUSTER_SCHEME) {
+            let (credentials, hosts) = split_credentials(rest);
+            let nodes = host_list(hosts.trim_end_matches('/'), "every node must be HOST:PORT")?;
+            return Ok(Self::Cluster { nodes, credentials });
+        }
         let Some(rest) = url.expose().strip_prefix(SENTINEL_SCHEME) else {
             return Ok(Self::Direct(url.clone()));
         };
-        let (credentials, rest) = match rest.rsplit_once('@') {
-            Some((credentials, rest)) => (
-                Some(SecretUrl::new(format!("redis://{credentials}@"))),
-                rest,
-            ),
-            None => (None, rest),
-        };
+        let (credentials, rest) = split_credentials(rest);
         let (hosts, service) = rest.split_once('/').ok_or(TargetError("no /SERVICE"))?;
         let service = service.trim_end_matches('/');
         if service.is_empty() || service.contains('/') {
             return Err(TargetError("SERVICE must be one non-empty name"));
         }
-        let sentinels: Vec<String> = hosts.split(',').map(str::to_string).collect();
-        let well_formed = |host: &String| {
-            host.rsplit_once(':')
-                .is_some_and(|(name, port)| !name.is_empty() && port.parse::<u16>().is_ok())
-        };
-        if !sentinels.iter().all(well_formed) {
-            return Err(TargetError("every sentinel must be HOST:PORT"));
-        }
+        let sentinels = host_list(hosts, "every sentinel must be HOST:PORT")?;
         Ok(Self::Sentinel {
             sentinels,
             service: service.to_string(),
@@ -65,11 +100,30 @@ impl RedisTarget {
         })
     }
 
+    /// The URLs of a cluster's nodes as given (credentials included), or
+    /// `None` for a target that is no cluster.
+    pub(crate) fn cluster_nodes(&self) -> Option<Vec<SecretUrl>> {
+        let Self::Cluster { nodes, credentials } = self else {
+            return None;
+        };
+        let start = credentials.as_ref().map_or("redis://", SecretUrl::expose);
+        Some(
+            (nodes.iter())
+                .map(|node| SecretUrl::new(format!("{start}{node}")))
+                .collect(),
+        )
+    }
+
     /// The URL of the server to connect to now: the direct URL, or the
     /// primary the first answering sentinel names.
     pub(crate) async fn resolve(&self, timeout: Duration) -> Result<SecretUrl, CentralError> {
         let (sentinels, service, credentials) = match self {
             Self::Direct(url) => return Ok(url.clone()),
+            Self::Cluster { .. } => {
+                return Err(CentralError::Unavailable(
+                    "a cluster has no one server to resolve".into(),
+                ))
+            }
             Self::Sentinel {
                 sentinels,
                 service,
@@ -144,6 +198,30 @@ mod tests {
             panic!("a sentinel target");
         };
         assert_eq!(credentials.unwrap().expose(), "redis://:hunter2@");
+    }
+
+    #[test]
+    fn cluster_urls_list_nodes_and_keep_credentials_secret() {
+        let target = parse("redis+cluster://:hunter2@10.0.0.1:7000,10.0.0.2:7001/").unwrap();
+        assert!(!format!("{target:?}").contains("hunter2"), "{target:?}");
+        let nodes: Vec<String> = (target.cluster_nodes().unwrap().iter())
+            .map(|url| url.expose().to_string())
+            .collect();
+        assert_eq!(
+            nodes,
+            [
+                "redis://:hunter2@10.0.0.1:7000",
+                "redis://:hunter2@10.0.0.2:7001"
+            ]
+        );
+        assert_eq!(parse("redis://h:1").unwrap().cluster_nodes(), None);
+        for url in [
+            "redis+cluster://",
+            "redis+cluster://h",
+            "redis+cluster://h:1,:2",
+        ] {
+            assert!(parse(url).is_err(), "{url}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! servers, either the one `scripts/test` started (`SPIKE_TEST_REDIS_URL`) or
 //! a throwaway `redis-server` this process starts on a free loopback port.
 //! Nothing here is a mock; a missing `redis-server` fails the test loudly.
+//! [`TestRedisCluster`] is a real three-primary Redis Cluster,
 //! [`TestDatabase`] does the same for the order ledger's databases, and
 //! [`TestPostgres`] is a PostgreSQL server a test can crash.
 
@@ -9,12 +10,14 @@
 // Test support: a failed setup step panics, and so fails the test that needed it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cluster;
 mod database;
 mod delay;
 mod netns;
 mod postgres;
 mod sentinel;
 
+pub use cluster::{TestRedisCluster, SHARED_CLUSTER_ENV};
 pub use database::{TestDatabase, SHARED_POSTGRES_ENV};
 pub use delay::DelayRelay;
 pub use netns::{Net, TestHost, TestNetwork};
