@@ -22,7 +22,7 @@ use hyper::{Method, StatusCode};
 use spike_core::order::OrderState;
 use spike_core::{CentralStock, EventId, MemoryCentral, NodeId, OrderStream, SaleConfig};
 use spike_orders::{audit_event, OrderLedger, Pipeline, PipelineConfig, WriterConfig};
-use spike_testkit::{free_port, unique, TestDatabase, TestRedis};
+use spike_testkit::{free_port, unique, TestDatabase, TestRedis, TestRedisCluster};
 
 const SPIKE: &str = env!("CARGO_BIN_EXE_spike");
 
@@ -194,6 +194,53 @@ fn signal(child: &Child, name: &str) {
         .status()
         .expect("kill");
     assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_on_a_redis_cluster_writes_every_order_exactly_once() {
+    // The node, the `spike orders` process and `spike audit` all take the
+    // cluster's URL; the sale and its stream live in one slot.
+    let cluster = TestRedisCluster::shared();
+    let database = TestDatabase::postgres();
+    let central = redis_central(cluster.url()).await;
+    let ledger = OrderLedger::connect(database.url()).await.expect("ledger");
+    let event = event("cluster-writer");
+    create_sale(&central, &event, SaleConfig::new(500).expect("config")).await;
+    let stat_path = std::env::temp_dir().join(format!("{}.stat.log", unique("cluster")));
+    let spec = named("n1").serving(&event).stat_log(&stat_path);
+    let node = spawn_node(central.clone(), spec).await;
+    let mut writer = spawn_writer(
+        cluster.url(),
+        database.url(),
+        &event,
+        "writer-c",
+        free_port(),
+    );
+
+    let replies = get_all(&Http::new(), buy_urls(&node, 0..2_000), 100).await;
+    assert_eq!(count(&replies, Code::Success), 500, "exactly the stock");
+    assert_eq!(count(&replies, Code::SoldOut), 1_500);
+    drained(&central, &event).await;
+    let _ = writer.kill();
+    let _ = writer.wait();
+    let orders = ledger.orders_of_event(&event).await.expect("orders");
+    let sequences: BTreeSet<u64> = orders.iter().map(|o| o.sequence).collect();
+    assert_eq!(sequences, (1..=500).collect(), "no duplicate, none missing");
+    let sold_to: HashSet<String> = replies.iter().filter_map(common::Reply::order).collect();
+    let written: HashSet<String> = orders.iter().map(|o| o.id.to_string()).collect();
+    assert_eq!(
+        sold_to, written,
+        "every success has its order, and only those"
+    );
+    node.stop().await; // flushes the stat log
+    let stat_arg = stat_path.to_string_lossy().into_owned();
+    let with_log = ["--stat-log", stat_arg.as_str()];
+    assert!(audit_passes_with(
+        cluster.url(),
+        database.url(),
+        &event,
+        &with_log
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

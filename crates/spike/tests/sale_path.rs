@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use hyper::{Method, StatusCode};
 use spike_core::{BuyerPolicy, CentralStock, EventId, MemoryCentral, SaleConfig};
-use spike_testkit::{unique, TestRedis};
+use spike_testkit::{unique, TestRedis, TestRedisCluster};
 
 fn event(tag: &str) -> EventId {
     EventId::parse(unique(tag)).expect("event id")
@@ -57,6 +57,12 @@ async fn two_thousand_users_scenario<C: Central>(central: C) {
 async fn two_thousand_users_buy_exactly_five_hundred_seats_on_redis() {
     let redis = TestRedis::shared_or_spawn();
     two_thousand_users_scenario(redis_central(redis.url()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_users_buy_exactly_five_hundred_seats_on_a_redis_cluster() {
+    let cluster = TestRedisCluster::shared();
+    two_thousand_users_scenario(redis_central(cluster.url()).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
