@@ -250,3 +250,35 @@ async fn a_primary_failover_mid_sale_still_sells_exactly_the_stock() {
     let snapshot = central.snapshot(&event).await.unwrap().unwrap();
     assert_eq!((snapshot.sold, snapshot.orders_in_stream), (500, 500));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sales_and_batches_are_confirmed_by_a_replica_on_a_cluster() {
+    // WAIT goes to every primary (each has one replica) and counts the
+    // fewest acknowledgements: a sale is answered only once its shard's
+    // replica holds it.
+    let cluster = TestRedisCluster::shared();
+    let mut settings = RedisSettings::new(cluster.url());
+    settings.confirm_replicas = 1;
+    let central = RedisCentral::connect(&settings).await.unwrap();
+    let event = EventId::parse(unique("confirmed")).unwrap();
+    central
+        .create_sale(&event, &SaleConfig::new(10).unwrap(), false)
+        .await
+        .unwrap();
+    let reply = central.buy(&purchase(&event, "alone")).await.unwrap();
+    assert!(matches!(reply.verdict, Verdict::Sold { .. }), "{reply:?}");
+    let mut batch = PurchaseBatch::new(purchase(&event, "b1"));
+    batch.push(purchase(&event, "b2")).unwrap();
+    let replies = central.buy_many(&batch).await.unwrap();
+    assert!(
+        (replies.iter()).all(|r| matches!(r.verdict, Verdict::Sold { .. })),
+        "{replies:?}"
+    );
+    settings.confirm_replicas = 2; // more replicas than any shard has
+    let strict = RedisCentral::connect(&settings).await.unwrap();
+    let unconfirmed = strict.buy(&purchase(&event, "nobody-confirms")).await;
+    assert!(
+        matches!(unconfirmed, Err(CentralError::OutcomeUnknown(_))),
+        "{unconfirmed:?}"
+    );
+}
