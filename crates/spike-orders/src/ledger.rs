@@ -113,24 +113,56 @@ pub struct StateCounts {
     pub seats_owed: u64,
 }
 
-const MIGRATIONS: [(i64, &str, &str); 4] = [
-    (1, "orders", include_str!("../migrations/0001_orders.sql")),
+/// The schema's migrations, in order: version, name, and the SQL that
+/// PostgreSQL and SQLite share, or each one's own.
+const MIGRATIONS: [(i64, &str, MigrationSql); 5] = [
+    (
+        1,
+        "orders",
+        MigrationSql::Shared(include_str!("../migrations/0001_orders.sql")),
+    ),
     (
         2,
         "token_auth",
-        include_str!("../migrations/0002_token_auth.sql"),
+        MigrationSql::Shared(include_str!("../migrations/0002_token_auth.sql")),
     ),
     (
         3,
         "recovery_fence",
-        include_str!("../migrations/0003_recovery_fence.sql"),
+        MigrationSql::Shared(include_str!("../migrations/0003_recovery_fence.sql")),
     ),
     (
         4,
         "waiting_room",
-        include_str!("../migrations/0004_waiting_room.sql"),
+        MigrationSql::Shared(include_str!("../migrations/0004_waiting_room.sql")),
+    ),
+    (
+        5,
+        "byte_order_ids",
+        MigrationSql::PostgresOnly(include_str!(
+            "../migrations/0005_byte_order_ids.postgres.sql"
+        )),
     ),
 ];
+
+/// A migration's SQL.
+#[derive(Debug, Clone, Copy)]
+enum MigrationSql {
+    /// The same on both backends.
+    Shared(&'static str),
+    /// PostgreSQL's; SQLite has nothing to do (the version is still recorded).
+    PostgresOnly(&'static str),
+}
+
+impl MigrationSql {
+    /// The SQL `backend` runs.
+    fn for_backend(self, backend: Backend) -> &'static str {
+        match (self, backend) {
+            (Self::Shared(sql), _) | (Self::PostgresOnly(sql), Backend::Postgres) => sql,
+            (Self::PostgresOnly(_), Backend::Sqlite) => "SELECT 1;",
+        }
+    }
+}
 
 const ORDER_COLUMNS: &str = "order_id, event_id, seq, user_id, request_id, node_id, state, \
      sold_at_ms, expires_at_ms, updated_at_ms, seat_returned_at_ms";
@@ -138,7 +170,7 @@ const ORDER_COLUMNS: &str = "order_id, event_id, seq, user_id, request_id, node_
 /// Rows per `INSERT` (SQLite's ten parameters a row stay under its limit).
 const INSERT_CHUNK: usize = 1_000;
 
-fn migrator() -> Migrator {
+fn migrator(backend: Backend) -> Migrator {
     let migrations = MIGRATIONS
         .iter()
         .map(|&(version, name, sql)| {
@@ -146,7 +178,7 @@ fn migrator() -> Migrator {
                 version,
                 Cow::Borrowed(name),
                 MigrationType::Simple,
-                Cow::Borrowed(sql),
+                Cow::Borrowed(sql.for_backend(backend)),
                 false,
             )
         })
@@ -366,7 +398,7 @@ impl OrderLedger {
             _ => url.to_owned(),
         };
         let pool = options.connect(&url).await?;
-        migrator().run(&pool).await?;
+        migrator(backend).run(&pool).await?;
         Ok(Self { pool, backend })
     }
 
