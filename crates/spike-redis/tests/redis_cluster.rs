@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,8 +94,9 @@ async fn a_hundred_sales_spread_over_every_primary() {
 /// Lets `buyers` buyers buy, eight at a time in batches of five, retrying
 /// each batch whose outcome was unknown (as a client would, with the same
 /// request ids) until it is decided; returns the orders sold. While `slow`
-/// is set, each lane pauses between batches, so that a fault injected
-/// meanwhile lands mid-sale.
+/// is set, each lane pauses a second between batches, and all hold once
+/// [`HELD_BACK`] seats are left, so that a fault injected meanwhile lands
+/// mid-sale however long it takes.
 async fn sell_out(
     central: &RedisCentral,
     event: &EventId,
@@ -103,11 +104,13 @@ async fn sell_out(
     slow: Arc<AtomicBool>,
 ) -> HashSet<String> {
     let central = Arc::new(central.clone());
+    let sold_so_far = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for lane in 0..8 {
         let central = Arc::clone(&central);
         let event = event.clone();
         let slow = Arc::clone(&slow);
+        let sold_so_far = Arc::clone(&sold_so_far);
         tasks.push(tokio::spawn(async move {
             let mut sold = Vec::new();
             for chunk in (0..buyers)
@@ -131,10 +134,16 @@ async fn sell_out(
                 for reply in replies {
                     if let Verdict::Sold { order, .. } = reply.verdict {
                         sold.push(order.to_string());
+                        sold_so_far.fetch_add(1, Ordering::AcqRel);
                     }
                 }
                 if slow.load(Ordering::Acquire) {
                     tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                while slow.load(Ordering::Acquire)
+                    && sold_so_far.load(Ordering::Acquire) >= STOCK - HELD_BACK
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }
             sold
@@ -148,6 +157,12 @@ async fn sell_out(
     }
     orders
 }
+
+/// Seats of the mid-sale tests.
+const STOCK: u64 = 500;
+
+/// Seats the mid-sale tests keep for after the fault.
+const HELD_BACK: u64 = 50;
 
 /// Waits until the sale has sold at least `seats`; returns how many it has.
 async fn sold_at_least(central: &RedisCentral, event: &EventId, seats: u64) -> u64 {
@@ -168,7 +183,7 @@ async fn a_slot_migration_mid_sale_still_sells_exactly_the_stock() {
     let event = EventId::parse(unique("migrating")).unwrap();
     let keys = EventKeys::new(&event);
     central
-        .create_sale(&event, &SaleConfig::new(500).unwrap(), false)
+        .create_sale(&event, &SaleConfig::new(STOCK).unwrap(), false)
         .await
         .unwrap();
     let from = cluster.primary_of(&keys.sale).port();
@@ -199,7 +214,7 @@ async fn a_slot_migration_mid_sale_still_sells_exactly_the_stock() {
     slow.store(false, Ordering::Release);
     let orders = selling.await.unwrap();
     assert!(
-        sold_before < sold_after && sold_after < 500,
+        sold_before < sold_after && sold_after < STOCK,
         "seats sold before ({sold_before}), during and after ({sold_after}) the migration"
     );
     assert_ne!(
@@ -208,9 +223,9 @@ async fn a_slot_migration_mid_sale_still_sells_exactly_the_stock() {
         "the sale moved"
     );
     assert_eq!(cluster.primary_of(&keys.sale).port(), target_port);
-    assert_eq!(orders.len(), 500, "exactly the stock");
+    assert_eq!(orders.len() as u64, STOCK, "exactly the stock");
     let snapshot = central.snapshot(&event).await.unwrap().unwrap();
-    assert_eq!((snapshot.sold, snapshot.orders_in_stream), (500, 500));
+    assert_eq!((snapshot.sold, snapshot.orders_in_stream), (STOCK, STOCK));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,7 +235,7 @@ async fn a_primary_failover_mid_sale_still_sells_exactly_the_stock() {
     let event = EventId::parse(unique("failover")).unwrap();
     let keys = EventKeys::new(&event);
     central
-        .create_sale(&event, &SaleConfig::new(500).unwrap(), false)
+        .create_sale(&event, &SaleConfig::new(STOCK).unwrap(), false)
         .await
         .unwrap();
     let slow = Arc::new(AtomicBool::new(true));
@@ -242,13 +257,13 @@ async fn a_primary_failover_mid_sale_still_sells_exactly_the_stock() {
     slow.store(false, Ordering::Release);
     let orders = selling.await.unwrap();
     assert!(
-        sold_before < sold_after && sold_after < 500,
+        sold_before < sold_after && sold_after < STOCK,
         "seats sold before ({sold_before}), during and after ({sold_after}) the failover"
     );
     assert_ne!(cluster.primary_of(&keys.sale).port(), primary.port());
-    assert_eq!(orders.len(), 500, "exactly the stock");
+    assert_eq!(orders.len() as u64, STOCK, "exactly the stock");
     let snapshot = central.snapshot(&event).await.unwrap().unwrap();
-    assert_eq!((snapshot.sold, snapshot.orders_in_stream), (500, 500));
+    assert_eq!((snapshot.sold, snapshot.orders_in_stream), (STOCK, STOCK));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -358,7 +358,8 @@ impl SaleRules {
 /// `spike sale create`
 #[derive(Debug, Args)]
 pub struct SaleCreateArgs {
-    /// Redis URL, e.g. redis://127.0.0.1:6379.
+    /// Redis URL, e.g. redis://127.0.0.1:6379 (also redis+sentinel://…/SERVICE
+    /// or redis+cluster://HOST:PORT[,…]).
     #[arg(long, env = "SPIKE_REDIS", hide_env_values = true)]
     pub redis: SecretUrl,
     /// The event (train, concert, drop): [A-Za-z0-9_.-]{1,64}.
@@ -399,8 +400,10 @@ pub struct NodeArgs {
     /// keep it off the public network. Port 0: any free port (logged).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub admin_listen: SocketAddr,
-    /// Central stock in Redis. Without it the node runs embedded, with the
-    /// sale given by --event and --stock.
+    /// Central stock in Redis: redis://HOST:PORT, the primary Sentinel
+    /// watches (redis+sentinel://HOST:PORT[,…]/SERVICE), or a Redis Cluster
+    /// (redis+cluster://HOST:PORT[,…]). Without it the node runs embedded,
+    /// with the sale given by --event and --stock.
     #[arg(long, env = "SPIKE_REDIS", hide_env_values = true)]
     pub redis: Option<SecretUrl>,
     /// Answer a sale only once this many Redis replicas hold it (`WAIT`,

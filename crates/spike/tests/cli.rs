@@ -99,9 +99,11 @@ fn passwords_in_urls_never_reach_error_messages() {
     let redis = format!("redis://:hunter2@127.0.0.1:{port}");
     let ledger = format!("postgres://spike:hunter3@127.0.0.1:{port}/x");
     let sentinel = format!("redis+sentinel://:hunter4@127.0.0.1:{port}/tickets");
+    let cluster = format!("redis+cluster://:hunter5@127.0.0.1:{port}");
     let runs = [
         spike(&["sale", "show", "--redis", &redis, "--event", "e"]),
         spike(&["sale", "show", "--redis", &sentinel, "--event", "e"]),
+        spike(&["sale", "show", "--redis", &cluster, "--event", "e"]),
         spike(&["node", "--redis", &redis, "--listen", "127.0.0.1:0"]),
         spike(&[
             "audit",
