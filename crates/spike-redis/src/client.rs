@@ -326,11 +326,10 @@ impl RedisCentral {
         F: Fn(RedisConnection) -> Fut,
         Fut: std::future::Future<Output = Result<T, RedisError>>,
     {
-        let gone = |error: &RedisError| {
-            error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal()
-        };
         match self.deadline_raw(call(self.connection().await)).await? {
-            Err(error) if gone(&error) => self.with_deadline(call(self.connection().await)).await,
+            Err(error) if connection_gone(&error) => {
+                self.with_deadline(call(self.connection().await)).await
+            }
             other => other.map_err(classify),
         }
     }

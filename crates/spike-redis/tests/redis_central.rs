@@ -4,24 +4,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
-use spike_core::{CentralStock, EventId, NodeId, Purchase, RequestId, SaleConfig, UserId, Verdict};
-use spike_redis::{EventKeys, RedisCentral, RedisSettings};
+use spike_core::{CentralStock, EventId, SaleConfig, Verdict};
+use spike_redis::{EventKeys, RedisCentral};
 use spike_testkit::{unique, TestRedis};
 
-async fn central(redis: &TestRedis) -> RedisCentral {
-    RedisCentral::connect(&RedisSettings::new(redis.url()))
-        .await
-        .expect("connect to Redis")
-}
+mod common;
 
-fn purchase(event: &EventId, user: &str) -> Purchase {
-    Purchase {
-        event: event.clone(),
-        user: Some(UserId::parse(user).unwrap()),
-        request: RequestId::parse(format!("req-{user}")).unwrap(),
-        node: NodeId::parse("test").unwrap(),
-        admission: None,
-    }
+use common::purchase;
+
+async fn central(redis: &TestRedis) -> RedisCentral {
+    common::connect(redis.url()).await
 }
 
 /// The conformance suite on Redis, one test per case.

@@ -11,27 +11,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Commands;
-use spike_core::{
-    CentralError, CentralStock, EventId, NodeId, Purchase, PurchaseBatch, RequestId, SaleConfig,
-    UserId, Verdict,
-};
+use spike_core::{CentralError, CentralStock, EventId, PurchaseBatch, SaleConfig, Verdict};
 use spike_redis::{EventKeys, RedisCentral, RedisSettings};
 use spike_testkit::{unique, TestRedisCluster};
 
-async fn central(cluster: &TestRedisCluster) -> RedisCentral {
-    RedisCentral::connect(&RedisSettings::new(cluster.url()))
-        .await
-        .expect("connect to the cluster")
-}
+mod common;
 
-fn purchase(event: &EventId, user: &str) -> Purchase {
-    Purchase {
-        event: event.clone(),
-        user: Some(UserId::parse(user).unwrap()),
-        request: RequestId::parse(format!("req-{user}")).unwrap(),
-        node: NodeId::parse("test").unwrap(),
-        admission: None,
-    }
+use common::purchase;
+
+async fn central(cluster: &TestRedisCluster) -> RedisCentral {
+    common::connect(cluster.url()).await
 }
 
 /// The conformance suite on the suite's shared cluster, one test per case.
@@ -176,17 +165,24 @@ async fn sold_at_least(central: &RedisCentral, event: &EventId, seats: u64) -> u
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slot_migration_mid_sale_still_sells_exactly_the_stock() {
+/// A sale of [`STOCK`] seats on a fresh cluster, bought by 2,000 buyers
+/// while `fault` runs, given the cluster and the port of the sale's
+/// primary. Checks that seats sold before, during and after the fault, and
+/// exactly the stock in the end; returns the cluster, the sale's keys, that
+/// port and what `fault` returned, for the fault's own checks.
+async fn sells_exactly_the_stock_through<T>(
+    fault: &str,
+    inject: impl FnOnce(&TestRedisCluster, u16) -> T,
+) -> (TestRedisCluster, EventKeys, u16, T) {
     let cluster = TestRedisCluster::spawn();
     let central = central(&cluster).await;
-    let event = EventId::parse(unique("migrating")).unwrap();
+    let event = EventId::parse(unique(fault)).unwrap();
     let keys = EventKeys::new(&event);
     central
         .create_sale(&event, &SaleConfig::new(STOCK).unwrap(), false)
         .await
         .unwrap();
-    let from = cluster.primary_of(&keys.sale).port();
+    let primary = cluster.primary_of(&keys.sale).port();
     let slow = Arc::new(AtomicBool::new(true));
     let selling = tokio::spawn({
         let central = central.clone();
@@ -195,75 +191,55 @@ async fn a_slot_migration_mid_sale_still_sells_exactly_the_stock() {
         async move { sell_out(&central, &event, 2_000, slow).await }
     });
     let sold_before = sold_at_least(&central, &event, 20).await;
-    // Move every slot of the sale's primary away while buyers buy.
-    let source = cluster
-        .primaries()
-        .into_iter()
-        .find(|p| p.port() == from)
-        .unwrap();
-    let target = cluster
-        .primaries()
-        .into_iter()
-        .find(|p| p.port() != from)
-        .unwrap();
-    let (source_port, target_port) = (source.port(), target.port());
     let started = std::time::Instant::now();
-    tokio::task::block_in_place(|| cluster.reshard(source, target, 16384));
-    eprintln!("resharding took {:?}", started.elapsed());
+    let injected = tokio::task::block_in_place(|| inject(&cluster, primary));
+    eprintln!("the {fault} took {:?}", started.elapsed());
     let sold_after = sold_at_least(&central, &event, 0).await;
     slow.store(false, Ordering::Release);
     let orders = selling.await.unwrap();
     assert!(
         sold_before < sold_after && sold_after < STOCK,
-        "seats sold before ({sold_before}), during and after ({sold_after}) the migration"
+        "seats sold before ({sold_before}), during and after ({sold_after}) the {fault}"
     );
-    assert_ne!(
-        cluster.primary_of(&keys.sale).port(),
-        source_port,
-        "the sale moved"
-    );
-    assert_eq!(cluster.primary_of(&keys.sale).port(), target_port);
     assert_eq!(orders.len() as u64, STOCK, "exactly the stock");
     let snapshot = central.snapshot(&event).await.unwrap().unwrap();
     assert_eq!((snapshot.sold, snapshot.orders_in_stream), (STOCK, STOCK));
+    (cluster, keys, primary, injected)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_migration_mid_sale_still_sells_exactly_the_stock() {
+    // Move every slot of the sale's primary to another primary.
+    let (cluster, keys, source, target) =
+        sells_exactly_the_stock_through("migration", |cluster, from| {
+            let primaries = cluster.primaries();
+            let source = primaries.iter().find(|p| p.port() == from).unwrap();
+            let target = primaries.iter().find(|p| p.port() != from).unwrap();
+            cluster.reshard(source, target, 16384);
+            target.port()
+        })
+        .await;
+    assert_ne!(
+        cluster.primary_of(&keys.sale).port(),
+        source,
+        "the sale moved"
+    );
+    assert_eq!(cluster.primary_of(&keys.sale).port(), target);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_failover_mid_sale_still_sells_exactly_the_stock() {
-    let cluster = TestRedisCluster::spawn();
-    let central = central(&cluster).await;
-    let event = EventId::parse(unique("failover")).unwrap();
-    let keys = EventKeys::new(&event);
-    central
-        .create_sale(&event, &SaleConfig::new(STOCK).unwrap(), false)
-        .await
-        .unwrap();
-    let slow = Arc::new(AtomicBool::new(true));
-    let selling = tokio::spawn({
-        let central = central.clone();
-        let event = event.clone();
-        let slow = Arc::clone(&slow);
-        async move { sell_out(&central, &event, 2_000, slow).await }
-    });
-    let sold_before = sold_at_least(&central, &event, 20).await;
-    let primary = cluster.primary_of(&keys.sale).port();
-    let primary = cluster
-        .nodes()
-        .iter()
-        .find(|n| n.port() == primary)
-        .unwrap();
-    tokio::task::block_in_place(|| cluster.fail_over(primary));
-    let sold_after = sold_at_least(&central, &event, 0).await;
-    slow.store(false, Ordering::Release);
-    let orders = selling.await.unwrap();
-    assert!(
-        sold_before < sold_after && sold_after < STOCK,
-        "seats sold before ({sold_before}), during and after ({sold_after}) the failover"
-    );
-    assert_ne!(cluster.primary_of(&keys.sale).port(), primary.port());
-    assert_eq!(orders.len() as u64, STOCK, "exactly the stock");
-    let snapshot = central.snapshot(&event).await.unwrap().unwrap();
-    assert_eq!((snapshot.sold, snapshot.orders_in_stream), (STOCK, STOCK));
+    let (cluster, keys, primary, ()) =
+        sells_exactly_the_stock_through("failover", |cluster, primary| {
+            let primary = cluster
+                .nodes()
+                .iter()
+                .find(|n| n.port() == primary)
+                .unwrap();
+            cluster.fail_over(primary);
+        })
+        .await;
+    assert_ne!(cluster.primary_of(&keys.sale).port(), primary);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
