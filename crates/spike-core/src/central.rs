@@ -5,9 +5,10 @@
 use std::future::Future;
 
 use crate::ids::{EventId, OrderId, RequestId, UserId};
-use crate::purchase::{CentralReply, Purchase, PurchaseBatch};
+use crate::purchase::{CentralReply, Purchase, PurchaseBatch, TicketPurchase, TicketReply};
 use crate::queue::QueueCounters;
 use crate::sale::{SaleConfig, SaleSnapshot};
+use crate::train::{Occupancy, Ticket};
 
 /// Why central stock could not answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,6 +62,8 @@ pub struct Holding {
     pub user: Option<UserId>,
     /// The request that bought it.
     pub request: RequestId,
+    /// On a train run, the seats it holds.
+    pub ticket: Option<Ticket>,
 }
 
 /// Everything central stock needs to take up a sale again after it lost its
@@ -137,6 +140,23 @@ pub trait CentralStock: Send + Sync + 'static {
         batch: &PurchaseBatch,
     ) -> impl Future<Output = Result<Vec<CentralReply>, CentralError>> + Send;
 
+    /// Tries to sell seats on a train run: the same checks as
+    /// [`CentralStock::buy`] (request id, opening, buyer, waiting room,
+    /// per-user limit), then the seats [`crate::ClassOccupancy::find_seats`]
+    /// picks, marked sold over the leg, recorded with the order and in its
+    /// stream entry, all in one step.
+    fn buy_seats(
+        &self,
+        purchase: &TicketPurchase,
+    ) -> impl Future<Output = Result<TicketReply, CentralError>> + Send;
+
+    /// Which seat-segments of a train run are sold, read in one step, or
+    /// `None` when there is no such sale or it is not a train run.
+    fn occupancy(
+        &self,
+        event: &EventId,
+    ) -> impl Future<Output = Result<Option<Occupancy>, CentralError>> + Send;
+
     /// The sale's current state, or `None` if there is no such sale.
     fn snapshot(
         &self,
@@ -152,7 +172,8 @@ pub trait CentralStock: Send + Sync + 'static {
 
     /// Gives the seat of `order` (bought by `request`, for `user`) back to
     /// the sale, exactly once: the buyer may buy again, and a second release
-    /// of the same order changes nothing.
+    /// of the same order changes nothing. On a train run, exactly the bits
+    /// the order set are cleared.
     fn release(
         &self,
         event: &EventId,

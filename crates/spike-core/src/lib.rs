@@ -17,6 +17,7 @@ pub mod reconcile;
 pub mod sale;
 pub mod secret;
 pub mod stat;
+pub mod train;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -31,7 +32,14 @@ pub use local_stock::{Admission, LocalStock, Reservation, Settlement};
 pub use memory::MemoryCentral;
 pub use order::{Order, OrderState, Refusal, Transition};
 pub use order_stream::{Backlog, OrderStream, StreamEntry};
-pub use purchase::{BatchRefusal, CentralReply, Purchase, PurchaseBatch, Verdict, MAX_BATCH};
+pub use purchase::{
+    BatchRefusal, CentralReply, Purchase, PurchaseBatch, TicketPurchase, TicketReply, Verdict,
+    MAX_BATCH,
+};
 pub use queue::{QueueConfig, QueueCounters, Seal, Shuffle, Standing};
 pub use sale::{BuyerPolicy, SaleConfig, SaleRecord, SaleSnapshot};
 pub use secret::SecretUrl;
+pub use train::{
+    ClassOccupancy, Leg, Occupancy, Passengers, SeatClass, SeatRequest, SoldOutMemo, Ticket,
+    TrainError, TrainLayout, TrainRun,
+};

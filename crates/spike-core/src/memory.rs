@@ -11,9 +11,12 @@ use crate::central::{
 };
 use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
 use crate::order_stream::{Backlog, OrderStream, StreamEntry};
-use crate::purchase::{CentralReply, Purchase, PurchaseBatch, Verdict};
+use crate::purchase::{
+    CentralReply, Purchase, PurchaseBatch, TicketPurchase, TicketReply, Verdict,
+};
 use crate::queue::{AdmissionProgress, AdmissionStep, QueueCounters, Seal};
 use crate::sale::{unix_millis, BuyerPolicy, SaleConfig, SaleSnapshot};
+use crate::train::{Occupancy, SeatRequest, Ticket};
 
 /// A sale's waiting room, as `lua/queue_*.lua` keep it in Redis.
 #[derive(Debug, Default)]
@@ -74,11 +77,19 @@ struct Book {
     pending: HashMap<u64, (NodeId, Instant)>,
     released: HashSet<OrderId>,
     queue: WaitingRoom,
+    /// A train run's seats, as `lua/ticket.lua` keeps them in Redis.
+    seats: Option<Occupancy>,
+    /// A train run's held orders and their seats.
+    tickets: HashMap<OrderId, Ticket>,
 }
 
 impl Book {
     fn new(config: SaleConfig) -> Self {
         Self {
+            seats: config
+                .train()
+                .map(|layout| Occupancy::empty(Arc::clone(layout))),
+            tickets: HashMap::new(),
             config,
             sold: 0,
             order_seq: 0,
@@ -170,7 +181,15 @@ impl Book {
         self.order_seq = restoration.last_sequence;
         self.buyers.clear();
         self.requests.clear();
+        self.tickets.clear();
+        self.seats = (self.config.train()).map(|layout| Occupancy::empty(Arc::clone(layout)));
         for holding in &restoration.holding {
+            if let (Some(seats), Some(ticket)) = (&mut self.seats, &holding.ticket) {
+                if let Some(class) = seats.classes.get_mut(ticket.class) {
+                    class.take(&ticket.seats, ticket.leg);
+                }
+                self.tickets.insert(holding.order.clone(), ticket.clone());
+            }
             if let (BuyerPolicy::Identified { .. }, Some(user)) =
                 (self.config.policy(), &holding.user)
             {
@@ -181,6 +200,9 @@ impl Book {
             self.requests.insert(holding.request.clone(), bought);
         }
         self.released = restoration.released.iter().cloned().collect();
+        if let Some(seats) = &mut self.seats {
+            seats.as_of = self.order_seq;
+        }
     }
 
     /// Hands `entries` to `consumer` as pending.
@@ -219,6 +241,11 @@ impl Book {
             }
         }
         self.requests.remove(request);
+        if let (Some(seats), Some(ticket)) = (&mut self.seats, self.tickets.remove(order)) {
+            if let Some(class) = seats.classes.get_mut(ticket.class) {
+                class.give_back(&ticket.seats, ticket.leg);
+            }
+        }
         self.released.insert(order.clone());
         self.sold = self.sold.saturating_sub(1);
         Release::Released {
@@ -228,8 +255,66 @@ impl Book {
 
     /// The same steps, in the same order, as `lua/buy.lua`.
     fn buy(&mut self, event: &EventId, purchase: &Purchase, now: SystemTime) -> CentralReply {
-        let reply = |verdict, remaining| CentralReply { verdict, remaining };
+        if self.seats.is_some() {
+            // A train run sells nothing but seats (lua/sell.lua's rule too).
+            return CentralReply {
+                verdict: Verdict::NoSuchSale,
+                remaining: 0,
+            };
+        }
+        self.sell(event, purchase, None, now).0
+    }
+
+    /// The same steps, in the same order, as `lua/ticket.lua`.
+    fn buy_seats(
+        &mut self,
+        event: &EventId,
+        purchase: &TicketPurchase,
+        now: SystemTime,
+    ) -> TicketReply {
+        let (reply, ticket) = match self.seats {
+            Some(_) => self.sell(event, &purchase.purchase, Some(&purchase.seats), now),
+            None => (
+                CentralReply {
+                    verdict: Verdict::NoSuchSale,
+                    remaining: 0,
+                },
+                None,
+            ),
+        };
+        TicketReply {
+            verdict: reply.verdict,
+            ticket,
+            as_of: self.order_seq,
+        }
+    }
+
+    /// Sells to one purchase by `lua/sell.lua`'s rules: one seat of the
+    /// counter, or, with `seats`, the seats the train run's occupancy
+    /// gives (and the ticket that records them).
+    fn sell(
+        &mut self,
+        event: &EventId,
+        purchase: &Purchase,
+        seats: Option<&SeatRequest>,
+        now: SystemTime,
+    ) -> (CentralReply, Option<Ticket>) {
+        let reply = |verdict, remaining| (CentralReply { verdict, remaining }, None);
         if let Some((order, buyer)) = self.requests.get(&purchase.request) {
+            if *buyer == purchase.user {
+                let ticket = self.tickets.get(order).cloned();
+                let verdict = Verdict::Sold {
+                    order: order.clone(),
+                    replayed: true,
+                };
+                return (
+                    CentralReply {
+                        verdict,
+                        remaining: self.remaining(),
+                    },
+                    ticket,
+                );
+            }
             let verdict = if *buyer == purchase.user {
                 Verdict::Sold {
                     order: order.clone(),
@@ -267,6 +352,27 @@ impl Book {
         if self.sold >= self.config.total() {
             return reply(Verdict::SoldOut, 0);
         }
+        let ticket = match (seats, &mut self.seats) {
+            (Some(request), Some(occupancy)) => {
+                let layout = Arc::clone(&occupancy.layout);
+                let found = (layout.classes().get(request.class))
+                    .zip(occupancy.classes.get_mut(request.class))
+                    .and_then(|(class, held)| {
+                        let seats = held.find_seats(class, request.leg, request.passengers)?;
+                        held.take(&seats, request.leg);
+                        Some(seats)
+                    });
+                let Some(seats) = found else {
+                    return reply(Verdict::SoldOut, self.remaining());
+                };
+                Some(Ticket {
+                    class: request.class,
+                    leg: request.leg,
+                    seats,
+                })
+            }
+            _ => None,
+        };
         self.order_seq += 1;
         self.sold += 1;
         let order = OrderId::for_sequence(event, self.order_seq);
@@ -291,13 +397,26 @@ impl Book {
             request: purchase.request.clone(),
             node: purchase.node.clone(),
             sold_at_ms: unix_millis(now),
+            ticket: ticket.clone(),
         };
         self.stream.insert(self.order_seq, entry);
+        if let Some(ticket) = &ticket {
+            self.tickets.insert(order.clone(), ticket.clone());
+        }
+        if let Some(seats) = &mut self.seats {
+            seats.as_of = self.order_seq;
+        }
         let verdict = Verdict::Sold {
             order,
             replayed: false,
         };
-        reply(verdict, self.remaining())
+        (
+            CentralReply {
+                verdict,
+                remaining: self.remaining(),
+            },
+            ticket,
+        )
     }
 }
 
@@ -383,6 +502,23 @@ impl CentralStock for MemoryCentral {
             .map(|purchase| book.buy(batch.event(), purchase, now))
             .collect();
         Ok(replies)
+    }
+
+    async fn buy_seats(&self, purchase: &TicketPurchase) -> Result<TicketReply, CentralError> {
+        let event = &purchase.purchase.event;
+        Ok(self.with_book(
+            event,
+            TicketReply {
+                verdict: Verdict::NoSuchSale,
+                ticket: None,
+                as_of: 0,
+            },
+            |book| book.buy_seats(event, purchase, SystemTime::now()),
+        ))
+    }
+
+    async fn occupancy(&self, event: &EventId) -> Result<Option<Occupancy>, CentralError> {
+        Ok(self.with_book(event, None, |book| book.seats.clone()))
     }
 
     async fn snapshot(&self, event: &EventId) -> Result<Option<SaleSnapshot>, CentralError> {

@@ -142,6 +142,8 @@ pub struct Order {
     pub updated_at_ms: u64,
     /// When its seat went back to central stock (expired and cancelled orders only).
     pub seat_returned_at_ms: Option<u64>,
+    /// On a train run, the seats it holds (or held).
+    pub ticket: Option<crate::train::Ticket>,
 }
 
 impl Order {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::central::{CentralError, Holding};
 use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
+use crate::train::Ticket;
 
 /// One sold seat waiting to become a durable order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +25,8 @@ pub struct StreamEntry {
     pub node: NodeId,
     /// When it was sold, Unix milliseconds.
     pub sold_at_ms: u64,
+    /// On a train run, the seats the order holds.
+    pub ticket: Option<Ticket>,
 }
 
 impl From<&StreamEntry> for Holding {
@@ -32,6 +35,7 @@ impl From<&StreamEntry> for Holding {
             order: entry.order.clone(),
             user: entry.user.clone(),
             request: entry.request.clone(),
+            ticket: entry.ticket.clone(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! One purchase attempt and the verdict central stock gives it.
 
 use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
+use crate::train::{SeatRequest, Ticket};
 
 /// A request to buy one seat, as sent to central stock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +57,29 @@ pub struct CentralReply {
     pub verdict: Verdict,
     /// Seats left after this purchase, as central stock counted them.
     pub remaining: u64,
+}
+
+/// A request for seats on a train run, as sent to central stock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketPurchase {
+    /// Who buys, with which request id, through which node.
+    pub purchase: Purchase,
+    /// Which class, which leg, how many seats.
+    pub seats: SeatRequest,
+}
+
+/// Central stock's answer to a [`TicketPurchase`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketReply {
+    /// What happened; [`Verdict::SoldOut`] means sold out for this leg,
+    /// class and group size. A train run sells nothing but seats, and a
+    /// sale that is not a train run answers [`Verdict::NoSuchSale`].
+    pub verdict: Verdict,
+    /// The seats the order holds, when it sold (or replays a sale).
+    pub ticket: Option<Ticket>,
+    /// The last order sequence handed out when the verdict was given: a
+    /// "sold out" was true with the orders up to it.
+    pub as_of: u64,
 }
 
 /// The most purchases one batch may carry, and the default bound a node

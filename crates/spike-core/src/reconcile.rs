@@ -128,6 +128,9 @@ impl LoggedSale {
             request,
             node: self.node.clone(),
             sold_at_ms: self.at_ms,
+            // A stat-log line names no seats: a train order known only
+            // from it comes back without them (see the README).
+            ticket: None,
         })
     }
 }
@@ -475,6 +478,7 @@ pub fn restoration(
             order: o.id.clone(),
             user: o.user.clone(),
             request: o.request.clone(),
+            ticket: o.ticket.clone(),
         })
         .chain(
             stream
@@ -515,6 +519,7 @@ mod tests {
             request: RequestId::parse(format!("r-{user}")).unwrap(),
             node: NodeId::parse("n").unwrap(),
             sold_at_ms: 1,
+            ticket: None,
         }
     }
 
@@ -532,6 +537,7 @@ mod tests {
             expires_at_ms: 2,
             updated_at_ms: 2,
             seat_returned_at_ms: returned.then_some(3),
+            ticket: None,
         }
     }
 

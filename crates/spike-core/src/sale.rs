@@ -5,6 +5,8 @@ use std::num::{NonZeroU32, NonZeroU64};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::queue::{QueueConfig, QueueConfigError};
+use crate::train::{TrainError, TrainLayout};
+use std::sync::Arc;
 
 /// Largest stock a sale may have: Lua numbers are doubles, exact up to 2^53.
 pub const MAX_STOCK: u64 = 1_000_000_000_000;
@@ -107,6 +109,9 @@ pub enum SaleConfigError {
     /// The waiting room's own rules.
     #[error(transparent)]
     Queue(#[from] QueueConfigError),
+    /// The train layout's own rules.
+    #[error(transparent)]
+    Train(#[from] TrainError),
 }
 
 /// A valid sale configuration.
@@ -117,9 +122,25 @@ pub struct SaleConfig {
     opens_at: Option<SystemTime>,
     payment_window: Duration,
     queue: Option<QueueConfig>,
+    train: Option<Arc<TrainLayout>>,
 }
 
 impl SaleConfig {
+    /// A train run's sale: its seats on its route's segments. Its `total`
+    /// is the run's capacity in seat-segments (seats × segments), a bound
+    /// no run of orders can pass (each holds at least one seat-segment);
+    /// seats themselves are found by [`crate::ClassOccupancy::find_seats`].
+    pub fn for_train(layout: TrainLayout) -> Result<Self, SaleConfigError> {
+        let mut config = Self::new(layout.capacity())?;
+        config.train = Some(Arc::new(layout));
+        Ok(config)
+    }
+
+    /// The train layout, when the sale is a train run's.
+    pub fn train(&self) -> Option<&Arc<TrainLayout>> {
+        self.train.as_ref()
+    }
+
     /// A sale of `total` seats, one per user, open now, default payment window.
     pub fn new(total: u64) -> Result<Self, SaleConfigError> {
         match total {
@@ -131,6 +152,7 @@ impl SaleConfig {
                 opens_at: None,
                 payment_window: DEFAULT_PAYMENT_WINDOW,
                 queue: None,
+                train: None,
             }),
         }
     }
@@ -224,7 +246,7 @@ pub fn from_unix_millis(millis: u64) -> SystemTime {
 /// A sale's rules as plain numbers: the one form in which every store
 /// (Redis hash fields, Lua arguments, ledger columns) writes them down and
 /// reads them back. Only [`SaleConfig`] converts to and from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SaleRecord {
     /// Seats for sale.
     pub total: u64,
@@ -244,6 +266,8 @@ pub struct SaleRecord {
     pub queue_admit_window_ms: u64,
     /// Waiting room: when joining starts, Unix milliseconds; 0 from creation.
     pub queue_joins_open_at_ms: u64,
+    /// A train run's layout ([`TrainLayout::to_wire`]); empty for other sales.
+    pub train: String,
 }
 
 impl From<&SaleConfig> for SaleRecord {
@@ -264,6 +288,7 @@ impl From<&SaleConfig> for SaleRecord {
                 .map_or(0, NonZeroU64::get),
             queue_admit_window_ms: config.queue().map_or(0, QueueConfig::admit_window_millis),
             queue_joins_open_at_ms: config.queue().map_or(0, QueueConfig::joins_open_at_millis),
+            train: config.train().map_or_else(String::new, |t| t.to_wire()),
         }
     }
 }
@@ -297,8 +322,11 @@ impl TryFrom<SaleRecord> for SaleConfig {
             ),
             None => return Err(QueueConfigError::RateTooHigh.into()),
         };
-        SaleConfig::new(record.total)?
-            .with_policy(policy)
+        let base = match record.train.as_str() {
+            "" => SaleConfig::new(record.total)?,
+            wire => SaleConfig::for_train(TrainLayout::parse(wire)?)?,
+        };
+        base.with_policy(policy)
             .opening_at((record.opens_at_ms > 0).then(|| from_unix_millis(record.opens_at_ms)))
             .with_payment_window(Duration::from_millis(record.payment_window_ms))?
             .with_queue(queue)
@@ -373,9 +401,18 @@ mod tests {
                 queue_max_active: 0,
                 queue_admit_window_ms: 0,
                 queue_joins_open_at_ms: 0,
+                train: String::new(),
             }
         );
         assert_eq!(SaleConfig::try_from(record), Ok(config.clone()));
+        let layout = crate::TrainLayout::new(&["A", "B", "C"], &["first:2x10"]).unwrap();
+        let train = SaleConfig::for_train(layout).unwrap();
+        let record = SaleRecord::from(&train);
+        assert_eq!(
+            (record.total, record.train.as_str()),
+            (40, "A,B,C|first:2x10")
+        );
+        assert_eq!(SaleConfig::try_from(record), Ok(train));
         let queue = QueueConfig::new(NonZeroU32::new(200).unwrap())
             .unwrap()
             .with_max_active(NonZeroU64::new(50))
@@ -397,8 +434,11 @@ mod tests {
             .with_policy(BuyerPolicy::Anonymous);
         let record = SaleRecord::from(&anonymous);
         assert_eq!((record.per_user_limit, record.opens_at_ms), (0, 0));
-        assert_eq!(SaleConfig::try_from(record), Ok(anonymous));
-        let broken = SaleRecord { total: 0, ..record };
+        assert_eq!(SaleConfig::try_from(record.clone()), Ok(anonymous));
+        let broken = SaleRecord {
+            total: 0,
+            ..record.clone()
+        };
         assert_eq!(SaleConfig::try_from(broken), Err(SaleConfigError::NoStock));
         let nobody = SaleRecord {
             token_auth: 1,

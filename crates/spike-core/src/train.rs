@@ -1,0 +1,862 @@
+//! Trains: seats on route segments. A train run (a train number on a date)
+//! has ordered stations, seat classes and seats; each seat is a bitmask
+//! over the run's segments (segment `s` runs from station `s` to `s + 1`).
+//! This module holds the rules every central stock applies the same way —
+//! which seats a purchase gets ([`ClassOccupancy::find_seats`]), what a
+//! ticket is on the wire ([`Ticket`]) — and what a node derives from them:
+//! availability per station pair and the sold-out memo ([`SoldOutMemo`]).
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::ids::EventId;
+
+/// Most stations a run may have: 63 segments fit one `u64` mask.
+pub const MAX_STATIONS: usize = 64;
+
+/// Most passengers one order may carry.
+pub const MAX_PASSENGERS: u8 = 5;
+
+/// Seats in one row, lettered as 12306 letters a second-class row.
+pub const ROW_LETTERS: [char; 5] = ['A', 'B', 'C', 'D', 'F'];
+
+/// Most carriages a run may have (carriage numbers have two digits).
+pub const MAX_CARRIAGES: u32 = 99;
+
+/// Most seats one carriage may have (rows numbered up to 50).
+pub const MAX_SEATS_PER_CARRIAGE: u32 = 250;
+
+/// Why a train, a station, a class or a ticket was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrainError {
+    /// The train number is not 1–16 letters and digits.
+    #[error("train must be 1-16 letters and digits (such as G1)")]
+    BadTrain,
+    /// The date is not `YYYY-MM-DD`.
+    #[error("date must be YYYY-MM-DD")]
+    BadDate,
+    /// A station name is empty, too long or holds `,` `|` `:` or spaces.
+    #[error("station {0:?} must be 1-32 letters, digits, '.', '_' or '-'")]
+    BadStation(String),
+    /// Fewer than two or more than [`MAX_STATIONS`] stations.
+    #[error("a train stops at 2 to {MAX_STATIONS} stations")]
+    StationCount,
+    /// A station appears twice.
+    #[error("station {0} appears twice")]
+    RepeatedStation(String),
+    /// A class is not `name:CARRIAGESxSEATS`.
+    #[error("class {0:?} must be NAME:CARRIAGESxSEATS (such as second:8x80)")]
+    BadClass(String),
+    /// A class name appears twice.
+    #[error("class {0} appears twice")]
+    RepeatedClass(String),
+    /// No class at all.
+    #[error("a train needs at least one seat class")]
+    NoClass,
+    /// Too many carriages or seats.
+    #[error(
+        "a train has at most {MAX_CARRIAGES} carriages of at most {MAX_SEATS_PER_CARRIAGE} seats"
+    )]
+    TooBig,
+    /// The station is not on this train's route.
+    #[error("{0} is not a station of this train")]
+    UnknownStation(String),
+    /// `from` is not before `to` on the route.
+    #[error("from must be a station before to")]
+    Backwards,
+    /// The class is not one of this train's.
+    #[error("{0} is not a seat class of this train")]
+    UnknownClass(String),
+    /// Passengers outside 1–[`MAX_PASSENGERS`].
+    #[error("passengers must be 1 to {MAX_PASSENGERS}")]
+    Passengers,
+    /// A stored train layout or ticket does not parse.
+    #[error("malformed train record: {0}")]
+    Malformed(String),
+}
+
+/// A train run: a train number on a date, sold as one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrainRun {
+    train: String,
+    date: String,
+}
+
+impl TrainRun {
+    /// Validates `train` (letters and digits) and `date` (`YYYY-MM-DD`).
+    pub fn parse(train: &str, date: &str) -> Result<Self, TrainError> {
+        if train.is_empty() || train.len() > 16 || !train.chars().all(|c| c.is_ascii_alphanumeric())
+        {
+            return Err(TrainError::BadTrain);
+        }
+        let parts: Vec<&str> = date.split('-').collect();
+        let valid = match parts.as_slice() {
+            [y, m, d] if y.len() == 4 && m.len() == 2 && d.len() == 2 => {
+                let number = |s: &str| s.parse::<u32>().ok();
+                matches!(
+                    (number(y), number(m), number(d)),
+                    (Some(_), Some(1..=12), Some(1..=31))
+                ) && date.chars().all(|c| c.is_ascii_digit() || c == '-')
+            }
+            _ => false,
+        };
+        if !valid {
+            return Err(TrainError::BadDate);
+        }
+        Ok(Self {
+            train: train.to_owned(),
+            date: date.to_owned(),
+        })
+    }
+
+    /// The event the run is sold as: `<train>_<date>`, such as `G1_2026-12-01`.
+    pub fn event(&self) -> EventId {
+        // Letters, digits, '_' and '-' only: always a valid event id.
+        EventId::parse(format!("{}_{}", self.train, self.date))
+            .unwrap_or_else(|e| unreachable!("train event id: {e}"))
+    }
+
+    /// The train number.
+    pub fn train(&self) -> &str {
+        &self.train
+    }
+
+    /// The date.
+    pub fn date(&self) -> &str {
+        &self.date
+    }
+}
+
+/// One seat class: its name and how many carriages of how many seats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatClass {
+    name: String,
+    carriages: u32,
+    seats_per_carriage: u32,
+    /// The number of its first carriage (classes are numbered in order).
+    first_carriage: u32,
+}
+
+impl SeatClass {
+    /// The class's name (`first`, `second`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its carriages.
+    pub fn carriages(&self) -> u32 {
+        self.carriages
+    }
+
+    /// Seats in each of its carriages.
+    pub fn seats_per_carriage(&self) -> u32 {
+        self.seats_per_carriage
+    }
+
+    /// Its seats (numbered 0.. within the class).
+    pub fn seats(&self) -> u32 {
+        self.carriages * self.seats_per_carriage
+    }
+
+    /// The name of seat `index` of this class: carriage, row and letter,
+    /// such as `03-12A`.
+    pub fn seat_name(&self, index: u32) -> String {
+        let carriage = self.first_carriage + index / self.seats_per_carriage;
+        let within = index % self.seats_per_carriage;
+        let row = within / ROW_LETTERS.len() as u32 + 1;
+        let letter = ROW_LETTERS[(within % ROW_LETTERS.len() as u32) as usize];
+        format!("{carriage:02}-{row:02}{letter}")
+    }
+}
+
+fn station_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// A run's stations and seat classes; built only valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrainLayout {
+    stations: Vec<String>,
+    classes: Vec<SeatClass>,
+}
+
+impl TrainLayout {
+    /// Stations in route order, and classes as `name:CARRIAGESxSEATS`.
+    pub fn new<S: AsRef<str>, C: AsRef<str>>(
+        stations: &[S],
+        classes: &[C],
+    ) -> Result<Self, TrainError> {
+        if !(2..=MAX_STATIONS).contains(&stations.len()) {
+            return Err(TrainError::StationCount);
+        }
+        let mut names: Vec<String> = Vec::with_capacity(stations.len());
+        for station in stations {
+            let station = station.as_ref();
+            if !station_ok(station) {
+                return Err(TrainError::BadStation(station.to_owned()));
+            }
+            if names.iter().any(|s| s == station) {
+                return Err(TrainError::RepeatedStation(station.to_owned()));
+            }
+            names.push(station.to_owned());
+        }
+        if classes.is_empty() {
+            return Err(TrainError::NoClass);
+        }
+        let mut parsed: Vec<SeatClass> = Vec::with_capacity(classes.len());
+        let mut next_carriage = 1;
+        for spec in classes {
+            let spec = spec.as_ref();
+            let bad = || TrainError::BadClass(spec.to_owned());
+            let (name, shape) = spec.split_once(':').ok_or_else(bad)?;
+            let (carriages, seats) = shape.split_once('x').ok_or_else(bad)?;
+            let carriages: u32 = carriages.parse().map_err(|_| bad())?;
+            let seats_per_carriage: u32 = seats.parse().map_err(|_| bad())?;
+            let name_ok = !name.is_empty()
+                && name.len() <= 16
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !name_ok || carriages == 0 || seats_per_carriage == 0 {
+                return Err(bad());
+            }
+            if parsed.iter().any(|c| c.name == name) {
+                return Err(TrainError::RepeatedClass(name.to_owned()));
+            }
+            if seats_per_carriage > MAX_SEATS_PER_CARRIAGE
+                || next_carriage + carriages - 1 > MAX_CARRIAGES
+            {
+                return Err(TrainError::TooBig);
+            }
+            parsed.push(SeatClass {
+                name: name.to_owned(),
+                carriages,
+                seats_per_carriage,
+                first_carriage: next_carriage,
+            });
+            next_carriage += carriages;
+        }
+        Ok(Self {
+            stations: names,
+            classes: parsed,
+        })
+    }
+
+    /// The stations, in route order.
+    pub fn stations(&self) -> &[String] {
+        &self.stations
+    }
+
+    /// The segments between consecutive stations (stations − 1).
+    pub fn segments(&self) -> u32 {
+        self.stations.len() as u32 - 1
+    }
+
+    /// The seat classes, in carriage order.
+    pub fn classes(&self) -> &[SeatClass] {
+        &self.classes
+    }
+
+    /// Every seat of every class.
+    pub fn seats(&self) -> u64 {
+        self.classes.iter().map(|c| u64::from(c.seats())).sum()
+    }
+
+    /// The most seat-segments the run can sell: seats × segments.
+    pub fn capacity(&self) -> u64 {
+        self.seats() * u64::from(self.segments())
+    }
+
+    /// The index of the class called `name`.
+    pub fn class_index(&self, name: &str) -> Result<usize, TrainError> {
+        (self.classes.iter())
+            .position(|c| c.name == name)
+            .ok_or_else(|| TrainError::UnknownClass(name.to_owned()))
+    }
+
+    /// The leg from station `from` to station `to`, by name.
+    pub fn leg(&self, from: &str, to: &str) -> Result<Leg, TrainError> {
+        let find = |name: &str| {
+            (self.stations.iter())
+                .position(|s| s == name)
+                .ok_or_else(|| TrainError::UnknownStation(name.to_owned()))
+        };
+        Leg::new(find(from)?, find(to)?)
+    }
+
+    /// One line that gives the layout back through [`TrainLayout::parse`]:
+    /// `Beijing,Jinan,Shanghai|first:2x50,second:8x80`.
+    pub fn to_wire(&self) -> String {
+        let classes: Vec<String> = (self.classes.iter())
+            .map(|c| format!("{}:{}x{}", c.name, c.carriages, c.seats_per_carriage))
+            .collect();
+        format!("{}|{}", self.stations.join(","), classes.join(","))
+    }
+
+    /// Reads [`TrainLayout::to_wire`]'s form.
+    pub fn parse(wire: &str) -> Result<Self, TrainError> {
+        let (stations, classes) = wire
+            .split_once('|')
+            .ok_or_else(|| TrainError::Malformed(wire.to_owned()))?;
+        let stations: Vec<&str> = stations.split(',').collect();
+        let classes: Vec<&str> = classes.split(',').collect();
+        Self::new(&stations, &classes)
+    }
+
+    /// A ticket's seat names.
+    pub fn seat_names(&self, ticket: &Ticket) -> Vec<String> {
+        match self.classes.get(ticket.class) {
+            Some(class) => ticket.seats.iter().map(|&s| class.seat_name(s)).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// A ticket's station names.
+    pub fn leg_names(&self, leg: Leg) -> (&str, &str) {
+        let name = |i: u32| self.stations.get(i as usize).map_or("?", String::as_str);
+        (name(leg.from), name(leg.to))
+    }
+}
+
+/// A stretch of the route: from station `from` to station `to` (`from <
+/// to`), covering segments `from..to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Leg {
+    from: u32,
+    to: u32,
+}
+
+impl Leg {
+    /// The leg between station indices `from` and `to`.
+    pub fn new(from: usize, to: usize) -> Result<Self, TrainError> {
+        if from >= to || to >= MAX_STATIONS {
+            return Err(TrainError::Backwards);
+        }
+        Ok(Self {
+            from: from as u32,
+            to: to as u32,
+        })
+    }
+
+    /// The first station's index.
+    pub fn from(self) -> u32 {
+        self.from
+    }
+
+    /// The last station's index.
+    pub fn to(self) -> u32 {
+        self.to
+    }
+
+    /// Its segments as bits: bit `s` for segment `s`.
+    pub fn mask(self) -> u64 {
+        let upto = if self.to >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.to) - 1
+        };
+        upto & !((1u64 << self.from) - 1)
+    }
+
+    /// How many segments it covers.
+    pub fn segments(self) -> u32 {
+        self.to - self.from
+    }
+
+    /// Whether `self` covers every segment of `inner`.
+    pub fn covers(self, inner: Leg) -> bool {
+        self.from <= inner.from && inner.to <= self.to
+    }
+}
+
+/// How many travel together on one order: 1 to [`MAX_PASSENGERS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Passengers(u8);
+
+impl Passengers {
+    /// One passenger.
+    pub const ONE: Self = Self(1);
+
+    /// Validates a count.
+    pub fn new(count: u32) -> Result<Self, TrainError> {
+        match u8::try_from(count) {
+            Ok(n @ 1..=MAX_PASSENGERS) => Ok(Self(n)),
+            _ => Err(TrainError::Passengers),
+        }
+    }
+
+    /// The count.
+    pub fn get(self) -> u32 {
+        u32::from(self.0)
+    }
+}
+
+/// What a ticket purchase asks for: a class, a leg and how many seats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SeatRequest {
+    /// The class's index in the layout.
+    pub class: usize,
+    /// From where to where.
+    pub leg: Leg,
+    /// How many seats, side by side where possible.
+    pub passengers: Passengers,
+}
+
+/// The seats one order holds: a class, a leg and seat indices within the
+/// class. Its wire form (stream entries, ledger rows, Redis) is
+/// `"<class index> <from> <to> <seat>,<seat>…"`, written and read only here.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Ticket {
+    /// The class's index in the layout.
+    pub class: usize,
+    /// From where to where.
+    pub leg: Leg,
+    /// Seat indices within the class, ascending.
+    pub seats: Vec<u32>,
+}
+
+impl fmt::Display for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {} ", self.class, self.leg.from, self.leg.to)?;
+        for (i, seat) in self.seats.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{seat}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for Ticket {
+    type Err = TrainError;
+
+    fn from_str(wire: &str) -> Result<Self, TrainError> {
+        let bad = || TrainError::Malformed(wire.to_owned());
+        let mut parts = wire.split(' ');
+        let mut number = || -> Result<usize, TrainError> {
+            parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)
+        };
+        let class = number()?;
+        let leg = Leg::new(number()?, number()?).map_err(|_| bad())?;
+        let seats: Vec<u32> = (parts.next().ok_or_else(bad)?.split(','))
+            .map(|s| s.parse().map_err(|_| bad()))
+            .collect::<Result<_, _>>()?;
+        if parts.next().is_some() || seats.is_empty() || seats.len() > MAX_PASSENGERS as usize {
+            return Err(bad());
+        }
+        Ok(Self { class, leg, seats })
+    }
+}
+
+/// Which segments of each seat of one class are sold: one mask per seat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassOccupancy {
+    masks: Vec<u64>,
+}
+
+impl ClassOccupancy {
+    /// A class of `seats` seats, all free.
+    pub fn empty(seats: u32) -> Self {
+        Self {
+            masks: vec![0; seats as usize],
+        }
+    }
+
+    /// From one bitmap per segment, as Redis keeps them (`SETBIT` order: seat
+    /// `i` is bit `7 - i % 8` of byte `i / 8`; missing bytes are free).
+    pub fn from_segment_maps(seats: u32, maps: &[Vec<u8>]) -> Self {
+        let mut masks = vec![0u64; seats as usize];
+        for (segment, map) in maps.iter().enumerate() {
+            for (seat, mask) in masks.iter_mut().enumerate() {
+                let byte = map.get(seat / 8).copied().unwrap_or(0);
+                if byte & (0x80 >> (seat % 8)) != 0 {
+                    *mask |= 1 << segment;
+                }
+            }
+        }
+        Self { masks }
+    }
+
+    /// Each seat's mask.
+    pub fn masks(&self) -> &[u64] {
+        &self.masks
+    }
+
+    fn free(&self, seat: usize, want: u64) -> bool {
+        self.masks.get(seat).is_some_and(|m| m & want == 0)
+    }
+
+    /// Seats free over all of `leg`.
+    pub fn free_seats(&self, leg: Leg) -> u32 {
+        let want = leg.mask();
+        self.masks.iter().filter(|m| *m & want == 0).count() as u32
+    }
+
+    /// The seats a purchase of `passengers` over `leg` gets, or `None` when
+    /// no carriage has that many seats free over it. The one rule every
+    /// central stock applies (`lua/ticket.lua` is its mirror):
+    /// - one passenger: the lowest free seat;
+    /// - several: the first run of that many free seats side by side in one
+    ///   row (carriages, then rows, then letters in order); failing that,
+    ///   the lowest free seats of the first carriage with enough of them.
+    pub fn find_seats(
+        &self,
+        class: &SeatClass,
+        leg: Leg,
+        passengers: Passengers,
+    ) -> Option<Vec<u32>> {
+        let want = leg.mask();
+        let k = passengers.get() as usize;
+        if k == 1 {
+            return (0..self.masks.len())
+                .find(|&s| self.free(s, want))
+                .map(|s| vec![s as u32]);
+        }
+        let per = class.seats_per_carriage as usize;
+        let width = ROW_LETTERS.len();
+        for carriage in 0..class.carriages as usize {
+            let base = carriage * per;
+            for row_start in (0..per).step_by(width) {
+                let row_end = (row_start + width).min(per);
+                let mut run = 0;
+                for within in row_start..row_end {
+                    run = if self.free(base + within, want) {
+                        run + 1
+                    } else {
+                        0
+                    };
+                    if run == k {
+                        let first = base + within + 1 - k;
+                        return Some((first..first + k).map(|s| s as u32).collect());
+                    }
+                }
+            }
+        }
+        for carriage in 0..class.carriages as usize {
+            let base = carriage * per;
+            let free: Vec<u32> = (base..base + per)
+                .filter(|&s| self.free(s, want))
+                .take(k)
+                .map(|s| s as u32)
+                .collect();
+            if free.len() == k {
+                return Some(free);
+            }
+        }
+        None
+    }
+
+    /// Whether every seat of `seats` is free over `leg`.
+    pub fn all_free(&self, seats: &[u32], leg: Leg) -> bool {
+        seats.iter().all(|&s| self.free(s as usize, leg.mask()))
+    }
+
+    /// Marks `seats` sold over `leg`.
+    pub fn take(&mut self, seats: &[u32], leg: Leg) {
+        for &seat in seats {
+            if let Some(mask) = self.masks.get_mut(seat as usize) {
+                *mask |= leg.mask();
+            }
+        }
+    }
+
+    /// Marks `seats` free over `leg` again.
+    pub fn give_back(&mut self, seats: &[u32], leg: Leg) {
+        for &seat in seats {
+            if let Some(mask) = self.masks.get_mut(seat as usize) {
+                *mask &= !leg.mask();
+            }
+        }
+    }
+
+    /// Seat-segments sold.
+    pub fn sold_segments(&self) -> u64 {
+        self.masks.iter().map(|m| u64::from(m.count_ones())).sum()
+    }
+}
+
+/// A whole run's occupancy: one [`ClassOccupancy`] per class, as central
+/// stock held it after order `as_of`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Occupancy {
+    /// The layout it is about.
+    pub layout: Arc<TrainLayout>,
+    /// Per class, in the layout's order.
+    pub classes: Vec<ClassOccupancy>,
+    /// The last order sequence handed out when it was read.
+    pub as_of: u64,
+}
+
+impl Occupancy {
+    /// Every seat free.
+    pub fn empty(layout: Arc<TrainLayout>) -> Self {
+        let classes = (layout.classes().iter())
+            .map(|c| ClassOccupancy::empty(c.seats()))
+            .collect();
+        Self {
+            layout,
+            classes,
+            as_of: 0,
+        }
+    }
+
+    /// Seats free per class, for every station pair `(from, to)`.
+    pub fn availability(&self) -> Vec<(Leg, Vec<u32>)> {
+        let stations = self.layout.stations().len();
+        let mut pairs = Vec::with_capacity(stations * (stations - 1) / 2);
+        for from in 0..stations {
+            for to in from + 1..stations {
+                let Ok(leg) = Leg::new(from, to) else {
+                    continue;
+                };
+                let free = self.classes.iter().map(|c| c.free_seats(leg)).collect();
+                pairs.push((leg, free));
+            }
+        }
+        pairs
+    }
+
+    /// Seat-segments sold, over every class.
+    pub fn sold_segments(&self) -> u64 {
+        self.classes.iter().map(ClassOccupancy::sold_segments).sum()
+    }
+}
+
+/// What a node has learnt is sold out, per class: if no group of `k` seats
+/// is free over a leg, none is free over any leg covering it, nor for more
+/// passengers. Kept as the smallest such facts; a purchase any of them
+/// covers is refused from memory. Cleared at each refresh, when returned
+/// seats may have freed what was sold out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SoldOutMemo {
+    /// Per class: (leg, passengers, order sequence it was true after).
+    facts: Vec<Vec<(Leg, Passengers, u64)>>,
+}
+
+impl SoldOutMemo {
+    /// An empty memo for `classes` classes.
+    pub fn new(classes: usize) -> Self {
+        Self {
+            facts: vec![Vec::new(); classes],
+        }
+    }
+
+    /// The order sequence after which some fact covering `request` was
+    /// learnt, if one does: the request is sold out.
+    pub fn covering(&self, request: &SeatRequest) -> Option<u64> {
+        let facts = self.facts.get(request.class)?;
+        (facts.iter())
+            .find(|(leg, passengers, _)| {
+                request.leg.covers(*leg) && *passengers <= request.passengers
+            })
+            .map(|(_, _, as_of)| *as_of)
+    }
+
+    /// Remembers that `request` was sold out after order `as_of`.
+    pub fn learn(&mut self, request: &SeatRequest, as_of: u64) {
+        if self.covering(request).is_some() {
+            return;
+        }
+        let Some(facts) = self.facts.get_mut(request.class) else {
+            return;
+        };
+        facts.retain(|(leg, passengers, _)| {
+            !(leg.covers(request.leg) && request.passengers <= *passengers)
+        });
+        facts.push((request.leg, request.passengers, as_of));
+    }
+
+    /// How many facts it holds.
+    pub fn len(&self) -> usize {
+        self.facts.iter().map(Vec::len).sum()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g1() -> TrainLayout {
+        TrainLayout::new(
+            &["Beijing", "Jinan", "Nanjing", "Shanghai"],
+            &["first:2x10", "second:3x8"],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_run_is_an_event_and_bad_names_are_refused() {
+        let run = TrainRun::parse("G1", "2026-12-01").unwrap();
+        assert_eq!(run.event().as_str(), "G1_2026-12-01");
+        assert_eq!(
+            TrainRun::parse("G 1", "2026-12-01"),
+            Err(TrainError::BadTrain)
+        );
+        assert_eq!(
+            TrainRun::parse("G1", "2026-13-01"),
+            Err(TrainError::BadDate)
+        );
+        assert_eq!(TrainRun::parse("G1", "26-12-01"), Err(TrainError::BadDate));
+    }
+
+    #[test]
+    fn layouts_number_carriages_across_classes_and_round_trip() {
+        let layout = g1();
+        assert_eq!(layout.segments(), 3);
+        assert_eq!(layout.seats(), 20 + 24);
+        assert_eq!(layout.capacity(), 44 * 3);
+        let second = &layout.classes()[1];
+        assert_eq!(second.seat_name(0), "03-01A");
+        assert_eq!(second.seat_name(4), "03-01F");
+        assert_eq!(second.seat_name(5), "03-02A");
+        assert_eq!(second.seat_name(8), "04-01A");
+        assert_eq!(TrainLayout::parse(&layout.to_wire()), Ok(layout));
+        assert_eq!(
+            TrainLayout::new(&["A", "A"], &["x:1x1"]),
+            Err(TrainError::RepeatedStation("A".into()))
+        );
+        assert!(TrainLayout::new(&["A", "B"], &["x:1"]).is_err());
+        assert!(TrainLayout::new(&["A", "B,C"], &["x:1x1"]).is_err());
+        assert!(TrainLayout::new(&["A"], &["x:1x1"]).is_err());
+        let many: Vec<String> = (0..65).map(|i| format!("S{i}")).collect();
+        assert_eq!(
+            TrainLayout::new(&many, &["x:1x1"]),
+            Err(TrainError::StationCount)
+        );
+        assert_eq!(
+            TrainLayout::new(&many[..64], &["x:1x1"])
+                .unwrap()
+                .segments(),
+            63
+        );
+    }
+
+    #[test]
+    fn legs_are_masks_of_their_segments() {
+        let layout = g1();
+        let leg = layout.leg("Jinan", "Shanghai").unwrap();
+        assert_eq!(leg.mask(), 0b110);
+        assert_eq!(Leg::new(0, 63).unwrap().mask(), u64::MAX >> 1);
+        assert_eq!(layout.leg("Shanghai", "Jinan"), Err(TrainError::Backwards));
+        assert_eq!(
+            layout.leg("Jinan", "Tianjin"),
+            Err(TrainError::UnknownStation("Tianjin".into()))
+        );
+        assert!(leg.covers(Leg::new(2, 3).unwrap()));
+        assert!(!leg.covers(Leg::new(0, 2).unwrap()));
+    }
+
+    #[test]
+    fn tickets_round_trip_their_wire_form() {
+        let ticket = Ticket {
+            class: 1,
+            leg: Leg::new(1, 3).unwrap(),
+            seats: vec![11, 12],
+        };
+        assert_eq!(ticket.to_string(), "1 1 3 11,12");
+        assert_eq!("1 1 3 11,12".parse(), Ok(ticket));
+        for bad in [
+            "",
+            "1 3 1 4",
+            "1 1 3",
+            "1 1 3 ",
+            "x 1 3 4",
+            "1 1 3 1,2,3,4,5,6",
+        ] {
+            assert!(bad.parse::<Ticket>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_seat_sold_part_of_the_way_is_free_for_the_rest() {
+        let layout = g1();
+        let first = &layout.classes()[0];
+        let mut occupancy = ClassOccupancy::empty(first.seats());
+        let beijing_nanjing = layout.leg("Beijing", "Nanjing").unwrap();
+        let seats = occupancy
+            .find_seats(first, beijing_nanjing, Passengers::ONE)
+            .unwrap();
+        assert_eq!(seats, [0]);
+        occupancy.take(&seats, beijing_nanjing);
+        let onwards = layout.leg("Nanjing", "Shanghai").unwrap();
+        assert_eq!(
+            occupancy
+                .find_seats(first, onwards, Passengers::ONE)
+                .unwrap(),
+            [0]
+        );
+        let jinan_shanghai = layout.leg("Jinan", "Shanghai").unwrap();
+        assert_eq!(
+            occupancy
+                .find_seats(first, jinan_shanghai, Passengers::ONE)
+                .unwrap(),
+            [1]
+        );
+        occupancy.give_back(&seats, beijing_nanjing);
+        assert_eq!(occupancy.sold_segments(), 0);
+    }
+
+    #[test]
+    fn a_group_sits_side_by_side_or_at_least_in_one_carriage() {
+        let layout = TrainLayout::new(&["A", "B"], &["c:2x10"]).unwrap();
+        let class = &layout.classes()[0];
+        let leg = Leg::new(0, 1).unwrap();
+        let three = Passengers::new(3).unwrap();
+        let mut occupancy = ClassOccupancy::empty(class.seats());
+        // Row 1 of carriage 1 has A, B free then C taken: no run of three.
+        occupancy.take(&[2], leg);
+        assert_eq!(occupancy.find_seats(class, leg, three).unwrap(), [5, 6, 7]);
+        // Break every row of three in carriage 1 and 2: scattered in carriage 1.
+        for row in 0..4 {
+            occupancy.take(&[row * 5 + 2], leg);
+        }
+        occupancy.take(&[12, 17], leg);
+        let scattered = occupancy.find_seats(class, leg, three).unwrap();
+        assert_eq!(scattered, [0, 1, 3]);
+        // No carriage with five free: refused, though ten seats are free.
+        let five = Passengers::new(5).unwrap();
+        occupancy.take(&[0, 1, 3, 5, 6, 10, 11, 13, 14], leg);
+        assert!(occupancy.free_seats(leg) >= 5);
+        assert_eq!(occupancy.find_seats(class, leg, five), None);
+    }
+
+    #[test]
+    fn segment_maps_read_as_masks() {
+        // Seat 0 and seat 9 sold on segment 1; seat 3 on segment 0.
+        let maps = vec![vec![0b0001_0000, 0], vec![0b1000_0000, 0b0100_0000]];
+        let occupancy = ClassOccupancy::from_segment_maps(10, &maps);
+        assert_eq!(occupancy.masks()[0], 0b10);
+        assert_eq!(occupancy.masks()[3], 0b01);
+        assert_eq!(occupancy.masks()[9], 0b10);
+        assert_eq!(occupancy.sold_segments(), 3);
+    }
+
+    #[test]
+    fn the_memo_refuses_wider_legs_and_bigger_groups_only() {
+        let request = |from, to, n| SeatRequest {
+            class: 0,
+            leg: Leg::new(from, to).unwrap(),
+            passengers: Passengers::new(n).unwrap(),
+        };
+        let mut memo = SoldOutMemo::new(2);
+        memo.learn(&request(1, 2, 2), 7);
+        assert_eq!(memo.covering(&request(0, 3, 2)), Some(7));
+        assert_eq!(memo.covering(&request(1, 2, 5)), Some(7));
+        assert_eq!(memo.covering(&request(1, 2, 1)), None, "one may still fit");
+        assert_eq!(memo.covering(&request(2, 3, 2)), None, "another segment");
+        let mut other_class = request(1, 2, 2);
+        other_class.class = 1;
+        assert_eq!(memo.covering(&other_class), None);
+        memo.learn(&request(1, 2, 1), 9);
+        assert_eq!(memo.len(), 1, "the smaller fact replaces the wider one");
+        assert_eq!(memo.covering(&request(0, 2, 3)), Some(9));
+    }
+}
