@@ -39,15 +39,17 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 fn layout() -> impl Strategy<Value = TrainLayout> {
-    (2..=9usize, prop::collection::vec((1..=3u32, 1..=12u32), 1..=2)).prop_map(
-        |(stations, classes)| {
+    (
+        2..=9usize,
+        prop::collection::vec((1..=3u32, 1..=12u32), 1..=2),
+    )
+        .prop_map(|(stations, classes)| {
             let names: Vec<String> = (0..stations).map(|i| format!("S{i}")).collect();
             let specs: Vec<String> = (classes.iter().enumerate())
                 .map(|(i, (carriages, seats))| format!("c{i}:{carriages}x{seats}"))
                 .collect();
             TrainLayout::new(&names, &specs).expect("a valid layout")
-        },
-    )
+        })
 }
 
 /// Whether some carriage of `class` has `k` seats free over `leg`, and
@@ -71,7 +73,9 @@ fn side_by_side(class: &SeatClass, seats: &[u32]) -> bool {
     let width = spike_core::train::ROW_LETTERS.len() as u32;
     let per = class.seats_per_carriage();
     let row = |s: u32| (s / per, s % per / width);
-    seats.windows(2).all(|w| w[1] == w[0] + 1 && row(w[0]) == row(w[1]))
+    seats
+        .windows(2)
+        .all(|w| w[1] == w[0] + 1 && row(w[0]) == row(w[1]))
 }
 
 fn run(layout: TrainLayout, steps: Vec<Step>) -> Result<(), TestCaseError> {
@@ -87,7 +91,12 @@ fn run(layout: TrainLayout, steps: Vec<Step>) -> Result<(), TestCaseError> {
         for (i, step) in steps.into_iter().enumerate() {
             let before = central.occupancy(&event).await.unwrap().unwrap();
             match step {
-                Step::Buy { class, from, to, passengers } => {
+                Step::Buy {
+                    class,
+                    from,
+                    to,
+                    passengers,
+                } => {
                     let stations = layout.stations().len();
                     let (from, to) = (from % (stations - 1), to.min(stations - 1));
                     let (class, Ok(leg)) = (class % layout.classes().len(), Leg::new(from, to))

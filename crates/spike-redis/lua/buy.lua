@@ -5,8 +5,9 @@
 -- ARGV[1] user id ('' when none), ARGV[2] request id, ARGV[3] node id,
 -- ARGV[4] the buyer's admitted position ('' when none; a queued sale needs one)
 --
--- Returns {code, order_id, remaining}: sell_one's, or NO_SUCH_SALE.
-if not open_sale() then
+-- Returns {code, order_id, remaining}: sell_one's, or NO_SUCH_SALE (also for
+-- a train run, which sells only seats: ticket.lua).
+if not open_sale() or train then
   return {NO_SUCH_SALE, '', 0}
 end
 local code, order, remaining = sell_one(ARGV[1], ARGV[2], ARGV[3], ARGV[4])

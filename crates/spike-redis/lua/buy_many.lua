@@ -11,7 +11,8 @@
 -- triple per purchase, in order.
 local node = ARGV[1]
 local replies = {}
-local sale = open_sale()
+-- A train run sells only seats (ticket.lua): NO_SUCH_SALE here.
+local sale = open_sale() and not train
 for i = 2, #ARGV, 3 do
   local code, order, remaining = NO_SUCH_SALE, '', 0
   if sale then

@@ -5,7 +5,10 @@
 --
 -- KEYS[1..4] as in buy.lua (sale, buyers, requests, orders)
 -- KEYS[5] spike:{E}:released  set: order ids already given back
--- ARGV[1] order id, ARGV[2] its user ('' when none), ARGV[3] its request id
+-- KEYS[6] spike:{E}:tickets   hash: a train run's orders and their seats (ticket.lua)
+-- ARGV[1] order id, ARGV[2] its user ('' when none), ARGV[3] its request id,
+-- ARGV[4] the seat-map prefix: a train order's seats are cleared on exactly
+-- the segments it set, and its ticket leaves the hash
 --
 -- Returns {code, remaining}, the codes being constants declared by the
 -- prelude that src/scripts.rs puts before this file (ReleaseCode there):
@@ -38,6 +41,16 @@ if user ~= '' then
   end
 end
 redis.call('HDEL', KEYS[3], request)
+local ticket = redis.call('HGET', KEYS[6], order)
+if ticket then
+  local class, from, to, seats = string.match(ticket, '^(%d+) (%d+) (%d+) (.+)$')
+  for seat in string.gmatch(seats, '%d+') do
+    for segment = tonumber(from), tonumber(to) - 1 do
+      redis.call('SETBIT', ARGV[4] .. class .. ':' .. segment, seat, 0)
+    end
+  end
+  redis.call('HDEL', KEYS[6], order)
+end
 redis.call('SADD', KEYS[5], order)
 redis.call('HINCRBY', KEYS[1], 'sold', -1)
 return {RELEASED, total - sold + 1}

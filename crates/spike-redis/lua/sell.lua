@@ -10,7 +10,8 @@
 -- command per sale. The single source of truth for "sold < total"; the
 -- articles' version compared `total >= sold` and sold one seat too many.
 --
--- KEYS[1] spike:{E}:sale      hash: total, sold, order_seq, per_user_limit (0 = anonymous), opens_at_ms, event
+-- KEYS[1] spike:{E}:sale      hash: total, sold, order_seq, per_user_limit (0 = anonymous), opens_at_ms, event,
+--                             train_classes (0 unless a train run; see ticket.lua)
 -- KEYS[2] spike:{E}:buyers    hash: user -> space-separated order ids
 -- KEYS[3] spike:{E}:requests  hash: request id -> "order_id user_id" (user '' when none)
 -- KEYS[4] spike:{E}:orders    stream: one entry per sold seat, id '<sequence>-0'
@@ -21,7 +22,7 @@
 -- The sale as this call sells it: its rules, its counters and the time,
 -- read once (open_sale); then what the call has read or changed so far.
 -- Script-level locals, which sell_one and close_sale share as upvalues.
-local total, sold, sold_before, limit, opens_at, event, queued, seq, now_ms, admitted
+local total, sold, sold_before, limit, opens_at, event, queued, seq, now_ms, admitted, train
 -- request id -> its entry (false: none), as read or written by this call
 local requests = {}
 -- field, value pairs for the request index
@@ -36,7 +37,7 @@ local bought = {}
 -- Reads the sale; false when there is no such sale.
 local function open_sale()
   local fields = redis.call('HMGET', KEYS[1], 'total', 'sold', 'per_user_limit', 'opens_at_ms',
-    'event', 'queue_admit_rate', 'order_seq')
+    'event', 'queue_admit_rate', 'order_seq', 'train_classes')
   if not fields[1] then
     return false
   end
@@ -49,6 +50,7 @@ local function open_sale()
   event = fields[5]
   queued = tonumber(fields[6] or 0) > 0
   seq = tonumber(fields[7] or 0)
+  train = tonumber(fields[8] or 0) > 0
   now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
   return true
 end
@@ -62,13 +64,16 @@ local function remaining_now()
 end
 
 -- Sells one seat to one purchase, or says why not: returns code, order,
--- remaining (the codes being the prelude's BuyCode constants):
+-- remaining, and the ticket take_seats gave (the codes being the prelude's
+-- BuyCode constants). take_seats, given by ticket.lua for a train run, picks
+-- and marks the seats (returning the ticket) or returns nil: sold out for
+-- that leg. Without it, one seat of the counter is sold.
 --   SOLD (order) | REPLAYED: an earlier success of this request (order)
 --   SOLD_OUT | LIMIT_REACHED (the user's latest order) | NOT_OPEN
 --   USER_REQUIRED
 --   REQUEST_ID_TAKEN: this request id already bought for another buyer
 --   NOT_ADMITTED: a queued sale, and no admitted position came with it
-local function sell_one(user, request, node, position_arg)
+local function sell_one(user, request, node, position_arg, take_seats)
   local remaining = remaining_now()
   local earlier = requests[request]
   if earlier == nil then
@@ -119,6 +124,13 @@ local function sell_one(user, request, node, position_arg)
   if sold >= total then
     return SOLD_OUT, '', 0
   end
+  local ticket = nil
+  if take_seats then
+    ticket = take_seats()
+    if not ticket then
+      return SOLD_OUT, '', remaining
+    end
+  end
 
   seq = seq + 1
   sold = sold + 1
@@ -143,9 +155,14 @@ local function sell_one(user, request, node, position_arg)
   request_writes[#request_writes + 1] = request
   request_writes[#request_writes + 1] = entry
   -- The entry id is the order's sequence, so an order can be found by its id.
-  redis.call('XADD', KEYS[4], sequence .. '-0', 'order', order, 'user', user, 'request', request,
-    'node', node, 'sold_at_ms', now_ms)
-  return SOLD, order, remaining_now()
+  if ticket then
+    redis.call('XADD', KEYS[4], sequence .. '-0', 'order', order, 'user', user, 'request', request,
+      'node', node, 'sold_at_ms', now_ms, 'ticket', ticket)
+  else
+    redis.call('XADD', KEYS[4], sequence .. '-0', 'order', order, 'user', user, 'request', request,
+      'node', node, 'sold_at_ms', now_ms)
+  end
+  return SOLD, order, remaining_now(), ticket
 end
 
 -- Writes what this call sold: counters, buyer index, request index, and the

@@ -6,9 +6,9 @@ use redis::AsyncCommands;
 use spike_core::queue::AdmissionStep;
 use spike_core::sale::{SaleConfig, SaleSnapshot};
 use spike_core::{
-    CentralError, CentralReply, CentralStock, CreateSaleError, EventId, OrderId, Purchase,
-    PurchaseBatch, QueueCounters, QueueJoin, QueueRecord, Release, RequestId, Restoration,
-    SaleRecord, UserId, Verdict,
+    CentralError, CentralReply, CentralStock, CreateSaleError, EventId, Occupancy, OrderId,
+    Purchase, PurchaseBatch, QueueCounters, QueueJoin, QueueRecord, Release, RequestId,
+    Restoration, SaleRecord, Ticket, TicketPurchase, TicketReply, UserId, Verdict,
 };
 
 use crate::client::RedisCentral;
@@ -62,6 +62,44 @@ fn decode_reply(
     Ok(CentralReply { verdict, remaining })
 }
 
+impl RedisCentral {
+    /// A restore's train seats: the tickets hash and every seat map, built
+    /// from the held orders' tickets (a sale that is not a train run has
+    /// neither).
+    async fn restore_seats(
+        &self,
+        keys: &EventKeys,
+        restoration: &Restoration,
+        connection: &mut crate::connection::RedisConnection,
+    ) -> Result<(), CentralError> {
+        let Some(layout) = restoration.config.train() else {
+            return Ok(());
+        };
+        let tickets: Vec<(&OrderId, &Ticket)> = (restoration.holding.iter())
+            .filter_map(|h| Some((&h.order, h.ticket.as_ref()?)))
+            .collect();
+        for chunk in tickets.chunks(1_000) {
+            let fields: Vec<(&str, String)> = (chunk.iter())
+                .map(|(order, ticket)| (order.as_str(), ticket.to_string()))
+                .collect();
+            let _: () = self
+                .with_deadline(connection.hset_multiple(&keys.tickets, &fields))
+                .await?;
+        }
+        for (index, class) in layout.classes().iter().enumerate() {
+            let held = (tickets.iter())
+                .map(|(_, ticket)| *ticket)
+                .filter(|ticket| ticket.class == index);
+            let maps = wire::seat_maps(class, layout.segments(), held);
+            for (segment, map) in maps.into_iter().enumerate() {
+                let key = keys.seat_map(index, segment as u32);
+                let _: () = self.with_deadline(connection.set(key, map)).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
 fn parse_order(event: &EventId, raw: String) -> Result<OrderId, CentralError> {
     OrderId::parse(raw)
         .map_err(|e| CentralError::Protocol(format!("bad order id for {event}: {e}")))
@@ -75,14 +113,18 @@ impl CentralStock for RedisCentral {
         force: bool,
     ) -> Result<(), CreateSaleError> {
         let keys = EventKeys::new(event);
-        let (rules, queue_rules) = wire::create_args(&SaleRecord::from(config));
+        let record = SaleRecord::from(config);
+        let (rules, queue_rules) = wire::create_args(&record);
         let mut invocation = self.scripts().create.prepare_invoke();
         invocation
             .key(keys.everything().as_slice())
             .arg(if force { "1" } else { "0" })
             .arg(rules.as_slice())
             .arg(event.as_str())
-            .arg(queue_rules.as_slice());
+            .arg(queue_rules.as_slice())
+            .arg(&record.train)
+            .arg(&keys.seat_maps)
+            .arg(wire::create_train_args(&record).as_slice());
         let mut connection = self.connection().await;
         let created: i64 = self
             .with_deadline(invocation.invoke_async(&mut connection))
@@ -158,19 +200,73 @@ impl CentralStock for RedisCentral {
         Ok(replies)
     }
 
-    async fn snapshot(&self, event: &EventId) -> Result<Option<SaleSnapshot>, CentralError> {
+    async fn buy_seats(&self, ticket: &TicketPurchase) -> Result<TicketReply, CentralError> {
+        let TicketPurchase { purchase, seats } = ticket;
+        let keys = EventKeys::new(&purchase.event);
+        let mut invocation = self.scripts().ticket.prepare_invoke();
+        invocation
+            .key(keys.all().as_slice())
+            .key(&keys.queue)
+            .key(&keys.queue_bought)
+            .key(&keys.tickets)
+            .key(&keys.seat_scratch)
+            .arg(purchase_user(purchase))
+            .arg(purchase.request.as_str())
+            .arg(purchase.node.as_str())
+            .arg(purchase_admission(purchase))
+            .arg(&keys.seat_maps)
+            .arg(seats.class)
+            .arg(seats.leg.from())
+            .arg(seats.leg.to())
+            .arg(seats.passengers.get());
+        let link = self.link().await;
+        let mut connection = link.connection.clone();
+        let (code, order, remaining, ticket, as_of): (i64, String, u64, String, u64) = self
+            .with_deadline(invocation.invoke_async(&mut connection))
+            .await?;
+        let reply = decode_reply(&purchase.event, (code, order, remaining))?;
+        let ticket = match (&reply.verdict, ticket.as_str()) {
+            (Verdict::Sold { .. }, wire) => Some(wire.parse::<Ticket>().map_err(|e| {
+                CentralError::Protocol(format!("ticket.lua answered a bad ticket: {e}"))
+            })?),
+            _ => None,
+        };
+        if matches!(reply.verdict, Verdict::Sold { .. }) {
+            self.confirm(link).await?;
+        }
+        Ok(TicketReply {
+            verdict: reply.verdict,
+            ticket,
+            as_of,
+        })
+    }
+
+    async fn occupancy(&self, event: &EventId) -> Result<Option<Occupancy>, CentralError> {
         let keys = EventKeys::new(event);
-        let mut invocation = self.scripts().snapshot.prepare_invoke();
-        invocation.key(keys.all().as_slice());
-        let fields: Vec<u64> = self
+        let mut invocation = self.scripts().occupancy.prepare_invoke();
+        invocation.key(&keys.sale).arg(&keys.seat_maps);
+        let reply: Vec<Vec<u8>> = self
             .read(|mut connection| {
                 let invocation = &invocation;
                 async move { invocation.invoke_async(&mut connection).await }
             })
             .await?;
-        let Some(fields) = wire::snapshot_fields(&fields).map_err(|count| {
-            CentralError::Protocol(format!("snapshot.lua answered {count} fields"))
-        })?
+        wire::occupancy(&reply)
+            .map_err(|e| CentralError::Protocol(format!("occupancy.lua for {event}: {e}")))
+    }
+
+    async fn snapshot(&self, event: &EventId) -> Result<Option<SaleSnapshot>, CentralError> {
+        let keys = EventKeys::new(event);
+        let mut invocation = self.scripts().snapshot.prepare_invoke();
+        invocation.key(keys.all().as_slice());
+        let fields: Vec<String> = self
+            .read(|mut connection| {
+                let invocation = &invocation;
+                async move { invocation.invoke_async(&mut connection).await }
+            })
+            .await?;
+        let Some(fields) = wire::snapshot_fields(&fields)
+            .map_err(|what| CentralError::Protocol(format!("snapshot.lua answered {what}")))?
         else {
             return Ok(None);
         };
@@ -213,9 +309,11 @@ impl CentralStock for RedisCentral {
         let mut invocation = self.scripts().release.prepare_invoke();
         invocation
             .key(keys.all().as_slice())
+            .key(&keys.tickets)
             .arg(order.as_str())
             .arg(user.map_or("", |u| u.as_str()))
-            .arg(request.as_str());
+            .arg(request.as_str())
+            .arg(&keys.seat_maps);
         let mut connection = self.connection().await;
         let (code, remaining): (i64, u64) = self
             .with_deadline(invocation.invoke_async(&mut connection))
@@ -240,8 +338,16 @@ impl CentralStock for RedisCentral {
         let mut connection = self.connection().await;
         // First the sale disappears, so every node refuses it while the
         // indexes are rebuilt; the stream is left alone.
-        let wipe = [&keys.sale, &keys.buyers, &keys.requests, &keys.released];
+        let wipe = [
+            &keys.sale,
+            &keys.buyers,
+            &keys.requests,
+            &keys.released,
+            &keys.tickets,
+        ];
         let _: i64 = self.with_deadline(connection.del(&wipe[..])).await?;
+        self.restore_seats(&keys, restoration, &mut connection)
+            .await?;
         let buyers = wire::buyer_index(
             (restoration.holding.iter())
                 .filter(|_| record.per_user_limit > 0)
@@ -276,6 +382,10 @@ impl CentralStock for RedisCentral {
         let sale = wire::sale_fields(event, &record, sold, restoration.last_sequence);
         let _: () = self
             .with_deadline(connection.hset_multiple(&keys.sale, &sale))
+            .await?;
+        let train = wire::train_fields(&record);
+        let _: () = self
+            .with_deadline(connection.hset_multiple(&keys.sale, &train))
             .await?;
         let _: i64 = self
             .with_deadline(connection.sadd(EVENTS_KEY, event.as_str()))

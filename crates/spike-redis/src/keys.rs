@@ -28,6 +28,13 @@ pub struct EventKeys {
     /// Sorted set: admitted positions that bought, member `"position user"`,
     /// score the position.
     pub queue_bought: String,
+    /// Hash: a train run's held orders → their tickets.
+    pub tickets: String,
+    /// A train run's seat maps are `<seat_maps><class>:<segment>` (see
+    /// [`EventKeys::seat_map`]).
+    pub seat_maps: String,
+    /// Where `ticket.lua` ORs a leg's maps, for the length of one call.
+    pub seat_scratch: String,
 }
 
 impl EventKeys {
@@ -44,7 +51,16 @@ impl EventKeys {
             queue_places: key("queue:places"),
             queue_steps: key("queue:steps"),
             queue_bought: key("queue:bought"),
+            tickets: key("tickets"),
+            seat_maps: key("seats:"),
+            seat_scratch: key("seats:scratch"),
         }
+    }
+
+    /// The bitmap of one class on one segment: bit `i` (`SETBIT` order) set
+    /// when seat `i` of the class is sold there.
+    pub fn seat_map(&self, class: usize, segment: u32) -> String {
+        format!("{}{class}:{segment}", self.seat_maps)
     }
 
     /// The waiting room's keys, in the order its scripts expect them (after
@@ -58,10 +74,12 @@ impl EventKeys {
         ]
     }
 
-    /// Every key of the event: the sale's, then the waiting room's.
+    /// Every key of the event but its seat maps: the sale's, the waiting
+    /// room's, then the tickets (as `create.lua` expects them).
     pub fn everything(&self) -> Vec<&str> {
         let mut keys = self.all().to_vec();
         keys.extend(self.queue_keys());
+        keys.push(&self.tickets);
         keys
     }
 
@@ -86,6 +104,8 @@ mod tests {
         let keys = EventKeys::new(&EventId::parse("G1").unwrap());
         assert_eq!(keys.sale, "spike:{G1}:sale");
         assert!(keys.everything().iter().all(|k| k.contains("{G1}")));
-        assert_eq!(keys.everything().len(), 9);
+        assert_eq!(keys.everything().len(), 10);
+        assert_eq!(keys.seat_map(1, 7), "spike:{G1}:seats:1:7");
+        assert!(keys.seat_scratch.contains("{G1}"));
     }
 }

@@ -47,7 +47,8 @@ macro_rules! reply_codes {
 }
 
 reply_codes! {
-    /// What `buy.lua` answers (and `buy_many.lua`, for each purchase).
+    /// What `buy.lua` answers (and `buy_many.lua`, for each purchase, and
+    /// `ticket.lua`).
     BuyCode {
         /// A seat was sold.
         Sold = 1 as "SOLD",
@@ -125,10 +126,15 @@ fn selling_rules() -> String {
 }
 
 /// One script's name and its full source, as Redis receives it.
-fn sources() -> [(&'static str, String); 8] {
+fn sources() -> [(&'static str, String); 10] {
     [
         ("ack", include_str!("../lua/ack.lua").to_owned()),
         ("buy", selling_rules() + include_str!("../lua/buy.lua")),
+        (
+            "ticket",
+            selling_rules() + include_str!("../lua/ticket.lua"),
+        ),
+        ("occupancy", include_str!("../lua/occupancy.lua").to_owned()),
         (
             "buy_many",
             selling_rules() + include_str!("../lua/buy_many.lua"),
@@ -171,6 +177,8 @@ pub fn script_source(name: &str) -> Option<String> {
 pub(crate) struct Scripts {
     pub(crate) ack: Script,
     pub(crate) buy: Script,
+    pub(crate) ticket: Script,
+    pub(crate) occupancy: Script,
     pub(crate) buy_many: Script,
     pub(crate) create: Script,
     pub(crate) snapshot: Script,
@@ -182,11 +190,13 @@ pub(crate) struct Scripts {
 impl Scripts {
     /// Every script of `lua/` with its prelude.
     pub(crate) fn load() -> Self {
-        let [ack, buy, buy_many, create, snapshot, release, queue_join, queue_tick] =
+        let [ack, buy, ticket, occupancy, buy_many, create, snapshot, release, queue_join, queue_tick] =
             sources().map(|(_, source)| Script::new(&source));
         Self {
             ack,
             buy,
+            ticket,
+            occupancy,
             buy_many,
             create,
             snapshot,

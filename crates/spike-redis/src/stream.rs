@@ -26,7 +26,8 @@ fn is_missing_group(error: &RedisError) -> bool {
     error.code() == Some("NOGROUP")
 }
 
-/// Parses one stream entry written by `lua/buy.lua`.
+/// Parses one stream entry written by `lua/sell.lua` (a train run's
+/// carries its `ticket`).
 fn parse_entry(event: &EventId, raw: &StreamId) -> Result<StreamEntry, CentralError> {
     let bad =
         |what: &str| CentralError::Protocol(format!("stream {event} entry {}: {what}", raw.id));
@@ -47,6 +48,10 @@ fn parse_entry(event: &EventId, raw: &StreamId) -> Result<StreamEntry, CentralEr
         sold_at_ms: field("sold_at_ms")?
             .parse()
             .map_err(|_| bad("sold_at_ms"))?,
+        ticket: (raw.get::<String>("ticket"))
+            .map(|t| t.parse())
+            .transpose()
+            .map_err(|_| bad("ticket"))?,
     })
 }
 

@@ -6,7 +6,11 @@
 use std::collections::HashMap;
 
 use spike_core::queue::{AdmissionStep, Seal};
-use spike_core::{EventId, OrderId, SaleRecord, UserId};
+use std::sync::Arc;
+
+use spike_core::{
+    ClassOccupancy, EventId, Occupancy, OrderId, SaleRecord, Ticket, TrainLayout, UserId,
+};
 
 /// The sale hash's fields for `record`, as `create.lua` and a restore write
 /// them, plus the counters a restore sets (`sold`, `order_seq`).
@@ -38,6 +42,93 @@ pub(crate) fn sale_fields(
     ]
 }
 
+/// A train run's fields of the sale hash, as `create.lua` writes them:
+/// `train` (the layout), `train_classes`, `train_segments`, and per class
+/// `class:<index>` = `"<carriages> <seats per carriage>"`. Other sales
+/// have `train` empty and no classes.
+pub(crate) fn train_fields(record: &SaleRecord) -> Vec<(String, String)> {
+    let layout = TrainLayout::parse(&record.train).ok();
+    let classes = layout.as_ref().map_or(&[][..], |l| l.classes());
+    let mut fields = vec![
+        ("train".to_owned(), record.train.clone()),
+        ("train_classes".to_owned(), classes.len().to_string()),
+        (
+            "train_segments".to_owned(),
+            layout.as_ref().map_or(0, |l| l.segments()).to_string(),
+        ),
+    ];
+    fields.extend(
+        classes
+            .iter()
+            .enumerate()
+            .map(|(index, class)| (format!("class:{index}"), class_shape(class))),
+    );
+    fields
+}
+
+/// A class's shape as `create.lua` takes and `ticket.lua` reads it.
+fn class_shape(class: &spike_core::SeatClass) -> String {
+    format!("{} {}", class.carriages(), class.seats_per_carriage())
+}
+
+/// The train arguments of `create.lua` (ARGV[14..]): segments, then each
+/// class's shape; just `0` for other sales.
+pub(crate) fn create_train_args(record: &SaleRecord) -> Vec<String> {
+    match TrainLayout::parse(&record.train) {
+        Ok(layout) => std::iter::once(layout.segments().to_string())
+            .chain(layout.classes().iter().map(class_shape))
+            .collect(),
+        Err(_) => vec!["0".to_owned()],
+    }
+}
+
+/// Decodes `occupancy.lua`'s reply: `None` for "no such train run".
+pub(crate) fn occupancy(reply: &[Vec<u8>]) -> Result<Option<Occupancy>, String> {
+    let [as_of, layout, maps @ ..] = reply else {
+        return Ok(None);
+    };
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    let as_of: u64 = text(as_of)
+        .parse()
+        .map_err(|_| "order_seq is not a number")?;
+    let layout = TrainLayout::parse(&text(layout)).map_err(|e| e.to_string())?;
+    let segments = layout.segments() as usize;
+    if maps.len() != layout.classes().len() * segments {
+        return Err(format!("{} maps for this layout", maps.len()));
+    }
+    let classes = (layout.classes().iter().zip(maps.chunks(segments.max(1))))
+        .map(|(class, maps)| ClassOccupancy::from_segment_maps(class.seats(), maps))
+        .collect();
+    Ok(Some(Occupancy {
+        layout: Arc::new(layout),
+        classes,
+        as_of,
+    }))
+}
+
+/// A class's seat maps holding `tickets`' seats: one bitmap per segment,
+/// as `ticket.lua` keeps them.
+pub(crate) fn seat_maps<'a>(
+    class: &spike_core::SeatClass,
+    segments: u32,
+    tickets: impl Iterator<Item = &'a Ticket>,
+) -> Vec<Vec<u8>> {
+    let bytes = (class.seats() as usize).div_ceil(8);
+    let mut maps = vec![vec![0u8; bytes]; segments as usize];
+    for ticket in tickets {
+        for segment in ticket.leg.from()..ticket.leg.to() {
+            for &seat in &ticket.seats {
+                if let Some(byte) =
+                    (maps.get_mut(segment as usize)).and_then(|map| map.get_mut(seat as usize / 8))
+                {
+                    *byte |= 0x80 >> (seat % 8);
+                }
+            }
+        }
+    }
+    maps
+}
+
 /// The rule arguments of `create.lua` (ARGV[2..6] and ARGV[8..11]), in
 /// its order.
 pub(crate) fn create_args(record: &SaleRecord) -> ([u64; 5], [u64; 4]) {
@@ -59,7 +150,7 @@ pub(crate) fn create_args(record: &SaleRecord) -> ([u64; 5], [u64; 4]) {
 }
 
 /// What `snapshot.lua` returns, decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SnapshotFields {
     /// The sale's rules.
     pub(crate) record: SaleRecord,
@@ -71,11 +162,20 @@ pub(crate) struct SnapshotFields {
     pub(crate) stream: u64,
 }
 
-/// Decodes `snapshot.lua`'s reply: `None` for "no such sale" (an empty
-/// reply), an error naming the field count otherwise.
-pub(crate) fn snapshot_fields(fields: &[u64]) -> Result<Option<SnapshotFields>, usize> {
+/// Decodes `snapshot.lua`'s reply (twelve numbers and the train layout,
+/// all read as text): `None` for "no such sale" (an empty reply), an error
+/// saying what is wrong otherwise.
+pub(crate) fn snapshot_fields(reply: &[String]) -> Result<Option<SnapshotFields>, String> {
+    let Some((train, numbers)) = reply.split_last() else {
+        return Ok(None);
+    };
+    let fields: Vec<u64> = (numbers.iter())
+        .map(|n| {
+            n.parse()
+                .map_err(|_| format!("field {n:?} is not a number"))
+        })
+        .collect::<Result<_, _>>()?;
     match *fields {
-        [] => Ok(None),
         [total, sold, limit, opens_at_ms, payment_window_ms, token_auth, buyers, stream, queue_admit_rate, queue_max_active, queue_admit_window_ms, queue_joins_open_at_ms] => {
             Ok(Some(SnapshotFields {
                 record: SaleRecord {
@@ -88,13 +188,14 @@ pub(crate) fn snapshot_fields(fields: &[u64]) -> Result<Option<SnapshotFields>, 
                     queue_max_active,
                     queue_admit_window_ms,
                     queue_joins_open_at_ms,
+                    train: train.clone(),
                 },
                 sold,
                 buyers,
                 stream,
             }))
         }
-        _ => Err(fields.len()),
+        _ => Err(format!("{} fields", reply.len())),
     }
 }
 
@@ -178,12 +279,46 @@ mod tests {
     }
 
     #[test]
+    fn seat_maps_and_occupancy_agree() {
+        let layout = TrainLayout::new(&["A", "B", "C"], &["x:1x10", "y:1x3"]).expect("layout");
+        let ticket: Ticket = "0 1 2 0,9".parse().expect("ticket");
+        let maps = seat_maps(&layout.classes()[0], 2, [&ticket].into_iter());
+        assert_eq!(maps, [vec![0, 0], vec![0x80, 0x40]]);
+        let mut reply = vec![b"7".to_vec(), layout.to_wire().into_bytes()];
+        reply.extend(maps);
+        reply.extend([vec![], vec![0x20]]);
+        let decoded = occupancy(&reply).expect("decodes").expect("a train");
+        assert_eq!(decoded.as_of, 7);
+        assert_eq!(decoded.classes[0].masks()[0], 0b10);
+        assert_eq!(decoded.classes[0].masks()[9], 0b10);
+        assert_eq!(decoded.classes[1].masks(), [0, 0, 0b10]);
+        assert_eq!(occupancy(&[]), Ok(None));
+        assert!(occupancy(&reply[..3]).is_err());
+        let fields = train_fields(&SaleRecord::from(
+            &spike_core::SaleConfig::for_train(layout).expect("config"),
+        ));
+        assert_eq!(fields[3], ("class:0".to_owned(), "1 10".to_owned()));
+    }
+
+    #[test]
     fn snapshot_replies_decode_or_say_what_is_wrong() {
+        let text =
+            |fields: &[&str]| -> Vec<String> { fields.iter().map(|f| f.to_string()).collect() };
         assert_eq!(snapshot_fields(&[]), Ok(None));
-        assert_eq!(snapshot_fields(&[1, 2]), Err(2));
-        let decoded = snapshot_fields(&[10, 3, 1, 0, 900_000, 1, 3, 3, 200, 0, 600_000, 0])
-            .expect("twelve fields")
+        assert_eq!(
+            snapshot_fields(&text(&["1", "2", ""])),
+            Err("3 fields".into())
+        );
+        assert!(snapshot_fields(&text(&["x", ""])).is_err());
+        let fields = [
+            "10", "3", "1", "0", "900000", "1", "3", "3", "200", "0", "600000", "0",
+        ];
+        let mut reply = text(&fields);
+        reply.push("A,B|first:1x2".into());
+        let decoded = snapshot_fields(&reply)
+            .expect("thirteen fields")
             .expect("a sale");
+        assert_eq!(decoded.record.train, "A,B|first:1x2");
         assert_eq!((decoded.record.total, decoded.sold), (10, 3));
         assert_eq!(decoded.record.per_user_limit, 1);
         assert_eq!(decoded.record.queue_admit_rate, 200);

@@ -1,0 +1,120 @@
+-- ticket.lua: sell seats on a train run, atomically, by sell.lua's rules
+-- (request id, opening, buyer, waiting room, per-user limit; src/scripts.rs
+-- puts them before this file, with the reply codes), then the seats.
+--
+-- Seats are kept per class and segment: the string at
+-- '<seat-map prefix><class>:<segment>' has bit i set (SETBIT order) when
+-- seat i of the class is sold on that segment. A leg's free seats are the
+-- zero bits of the OR of its segments' maps. The seats chosen are
+-- spike-core's ClassOccupancy::find_seats, mirrored here:
+-- - one passenger: the lowest free seat (BITPOS);
+-- - several: the first run of that many free seats side by side in one row
+--   (ROW seats a row: carriages, then rows, then letters in order); failing
+--   that, the lowest free seats of the first carriage with enough of them.
+--
+-- KEYS[1..7] as in sell.lua
+-- KEYS[8] spike:{E}:tickets  hash: order id -> ticket '<class> <from> <to> <seat>,<seat>…'
+-- KEYS[9] spike:{E}:seats:scratch  the OR of a leg's maps, deleted before returning
+-- ARGV[1] user id ('' when none), ARGV[2] request id, ARGV[3] node id,
+-- ARGV[4] admitted position ('' when none), ARGV[5] the seat-map prefix,
+-- ARGV[6] class index, ARGV[7] from station, ARGV[8] to station (from < to),
+-- ARGV[9] passengers. The class's shape is the sale hash's 'class:<index>',
+-- '<carriages> <seats per carriage>' (create.lua).
+--
+-- Returns {code, order_id, remaining, ticket ('' when none), order_seq}:
+-- sell_one's (SOLD_OUT: no room on that leg), or NO_SUCH_SALE (no sale, not
+-- a train run, or no such class); order_seq is the last sequence handed out.
+local ROW = 5
+local shape = redis.call('HGET', KEYS[1], 'class:' .. ARGV[6])
+if not shape or not open_sale() or not train then
+  return {NO_SUCH_SALE, '', 0, '', 0}
+end
+local prefix, class = ARGV[5], ARGV[6]
+local from, to, k = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local carriages, per = string.match(shape, '^(%d+) (%d+)$')
+carriages, per = tonumber(carriages), tonumber(per)
+
+local function seat_map(segment)
+  return prefix .. class .. ':' .. segment
+end
+
+-- The seats for this purchase, or nil.
+local function choose(map_key)
+  if k == 1 then
+    local seat = redis.call('BITPOS', map_key, 0)
+    if seat >= 0 and seat < carriages * per then
+      return {seat}
+    end
+    return nil
+  end
+  local map = redis.call('GET', map_key) or ''
+  local function free(seat)
+    local byte = string.byte(map, math.floor(seat / 8) + 1) or 0
+    return bit.band(byte, bit.rshift(128, seat % 8)) == 0
+  end
+  for carriage = 0, carriages - 1 do
+    local base = carriage * per
+    for row_start = 0, per - 1, ROW do
+      local row_end = math.min(row_start + ROW, per)
+      local run = 0
+      for within = row_start, row_end - 1 do
+        if free(base + within) then run = run + 1 else run = 0 end
+        if run == k then
+          local seats = {}
+          for i = 1, k do
+            seats[i] = base + within - k + i
+          end
+          return seats
+        end
+      end
+    end
+  end
+  for carriage = 0, carriages - 1 do
+    local base = carriage * per
+    local seats = {}
+    for seat = base, base + per - 1 do
+      if free(seat) then
+        seats[#seats + 1] = seat
+        if #seats == k then
+          return seats
+        end
+      end
+    end
+  end
+  return nil
+end
+
+-- Picks and marks the seats; returns the ticket, or nil.
+local function take_seats()
+  local map_key = seat_map(from)
+  if to - from > 1 then
+    local maps = {}
+    for segment = from, to - 1 do
+      maps[#maps + 1] = seat_map(segment)
+    end
+    redis.call('BITOP', 'OR', KEYS[9], unpack(maps))
+    map_key = KEYS[9]
+  end
+  local seats = choose(map_key)
+  if map_key == KEYS[9] then
+    redis.call('DEL', KEYS[9])
+  end
+  if not seats then
+    return nil
+  end
+  for _, seat in ipairs(seats) do
+    for segment = from, to - 1 do
+      redis.call('SETBIT', seat_map(segment), seat, 1)
+    end
+  end
+  return string.format('%d %d %d ', class, from, to) .. table.concat(seats, ',')
+end
+
+local code, order, remaining, ticket = sell_one(ARGV[1], ARGV[2], ARGV[3], ARGV[4], take_seats)
+close_sale()
+if code == SOLD then
+  redis.call('HSET', KEYS[8], order, ticket)
+elseif code == REPLAYED then
+  ticket = redis.call('HGET', KEYS[8], order)
+end
+return {code, order, remaining, ticket or '', string.format('%d', seq)}
