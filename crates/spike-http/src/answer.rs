@@ -11,7 +11,7 @@ use hyper::{Response, StatusCode};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use spike_core::{Code, EventId, OrderId, RequestId};
+use spike_core::{Code, EventId, OrderId, RequestId, Ticket, TrainLayout};
 
 /// Body of the sold-out answer; the baseline server answers these same bytes.
 pub const SOLD_OUT_BODY: &[u8] = br#"{"code":-1,"msg":"sold out"}"#;
@@ -115,8 +115,26 @@ pub enum Answer {
         /// anonymous sales; token sales use the buyer's token instead).
         order_key: Option<String>,
     },
+    /// Code 1: seats on a train run were sold (or this request id had
+    /// bought them before).
+    SeatsSold {
+        /// The train run's event.
+        event: EventId,
+        /// The order holding the seats.
+        order: OrderId,
+        /// As in [`Answer::Sold`].
+        order_key: Option<String>,
+        /// The seats ([`ticket_json`]).
+        ticket: Value,
+    },
     /// Code -1.
     SoldOut,
+    /// Code -1 on a train run: no seat (or no group of seats in one
+    /// carriage) is free over the leg asked for.
+    SoldOutForLeg {
+        /// What was asked, and the order sequence it was true after.
+        asked: Value,
+    },
     /// Code -2: the user's limit is reached; their latest order.
     AlreadyPurchased {
         /// The user's latest order.
@@ -224,8 +242,8 @@ impl Answer {
     /// The answer's code.
     pub fn code(&self) -> Code {
         match self {
-            Self::Sold { .. } => Code::Success,
-            Self::SoldOut => Code::SoldOut,
+            Self::Sold { .. } | Self::SeatsSold { .. } => Code::Success,
+            Self::SoldOut | Self::SoldOutForLeg { .. } => Code::SoldOut,
             Self::AlreadyPurchased { .. } => Code::AlreadyPurchased,
             Self::NotOpen => Code::NotOpen,
             Self::Refused { .. } | Self::MethodNotAllowed { .. } => Code::Refused,
@@ -244,7 +262,9 @@ impl Answer {
     /// The order this answer names, if any.
     pub fn order(&self) -> Option<&OrderId> {
         match self {
-            Self::Sold { order, .. } | Self::AlreadyPurchased { order } => Some(order),
+            Self::Sold { order, .. }
+            | Self::SeatsSold { order, .. }
+            | Self::AlreadyPurchased { order } => Some(order),
             _ => None,
         }
     }
@@ -290,7 +310,26 @@ impl Answer {
                 r#"{{"code":{code},"msg":"{}","data":{{"order_id":"{order}","event":"{event}","order_key":"{key}"}}}}"#,
                 code.label()
             )),
+            Self::SeatsSold {
+                event,
+                order,
+                order_key,
+                ticket,
+            } => {
+                let mut data = ticket.clone();
+                data["order_id"] = Value::from(order.as_str());
+                data["event"] = Value::from(event.as_str());
+                if let Some(key) = order_key {
+                    data["order_key"] = Value::from(key.as_str());
+                }
+                json_bytes(&json!({ "code": code.number(), "msg": code.label(), "data": data }))
+            }
             Self::SoldOut => Bytes::from_static(SOLD_OUT_BODY),
+            Self::SoldOutForLeg { asked } => json_bytes(&json!({
+                "code": code.number(),
+                "msg": "sold out for this segment",
+                "data": asked,
+            })),
             Self::AlreadyPurchased { order } => Bytes::from(format!(
                 r#"{{"code":{code},"msg":"{}","data":{{"order_id":"{order}"}}}}"#,
                 code.label()
@@ -373,6 +412,19 @@ impl Answer {
         }
         response
     }
+}
+
+/// A ticket as answers show it: `{"class": "second", "from": "Jinan",
+/// "to": "Shanghai", "seats": ["03-12A", "03-12B"]}` (the purchase answer
+/// adds the order to it; the orders API shows it as the order's `ticket`).
+pub fn ticket_json(layout: &TrainLayout, ticket: &Ticket) -> Value {
+    let (from, to) = layout.leg_names(ticket.leg);
+    json!({
+        "class": layout.classes().get(ticket.class).map_or("?", |c| c.name()),
+        "from": from,
+        "to": to,
+        "seats": layout.seat_names(ticket),
+    })
 }
 
 /// A JSON value serialized once, when the answer was made.

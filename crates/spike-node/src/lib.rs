@@ -16,6 +16,7 @@ pub mod server;
 pub mod stat_log;
 pub mod stats;
 pub mod telemetry;
+pub mod train;
 pub mod waiting_room;
 
 pub use node::{

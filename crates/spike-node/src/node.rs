@@ -16,10 +16,10 @@ use hyper::{Method, StatusCode};
 use spike_core::stat::StatRecord;
 use spike_core::{
     Admission, BuyerPolicy, CentralError, CentralReply, CentralStock, Code, EventId, LocalStock,
-    NodeId, OrderId, Purchase, QueueJoin, RequestId, Reservation, SaleConfig, Settlement, UserId,
-    Verdict,
+    NodeId, OrderId, Passengers, Purchase, QueueJoin, RequestId, Reservation, SaleConfig,
+    SeatRequest, Settlement, TicketPurchase, TrainLayout, TrainRun, UserId, Verdict,
 };
-use spike_http::{Answer, InFlight, InFlightGate, RetryReason};
+use spike_http::{ticket_json, Answer, InFlight, InFlightGate, RetryReason};
 
 use spike_auth::{
     AdmissionError, AdmissionKeys, OperatorKey, OrderKeys, TokenError, TokenVerifier,
@@ -27,12 +27,13 @@ use spike_auth::{
 
 use crate::batcher::{BatchSizes, Lane, DEFAULT_MAX_BATCH};
 use crate::orders::{Caller, OrdersApi};
-use crate::query::{BuyParams, ParamError};
+use crate::query::{BuyParams, ParamError, TicketParams};
 use crate::rate_limit::{RateLimiters, RateLimits, FORGET_IDLE_EVERY};
 use crate::routes::{OrdersRequest, QueueRequest, Route, Surface};
 use crate::stat_log::{StatLog, StatSlot};
 use crate::stats::NodeStats;
 use crate::telemetry::{LatencyBuckets, NodeMetrics, LATENCY_BUCKETS};
+use crate::train::TrainState;
 use crate::waiting_room::{Place, WaitingRoom, QUEUE_TICK_INTERVAL};
 
 /// What a node serves and how it behaves.
@@ -160,6 +161,8 @@ pub struct EventState {
     pub queue: Option<WaitingRoom>,
     /// The sale's line to central stock, when purchases go in batches.
     lane: Option<Lane>,
+    /// A train run's memo and availability (`None` for other sales).
+    pub train: Option<TrainState>,
 }
 
 impl EventState {
@@ -167,6 +170,7 @@ impl EventState {
         let queue =
             (config.queue()).map(|queue| WaitingRoom::new(*queue, config.opens_at_millis()));
         Self {
+            train: (config.train()).map(|layout| TrainState::new(Arc::clone(layout))),
             config,
             stock: Arc::new(LocalStock::new(remaining)),
             missing: AtomicBool::new(false),
@@ -250,11 +254,19 @@ impl Outcome {
     }
 }
 
+/// What an admitted purchase holds until central stock answers.
+enum Hold {
+    /// One seat of the node's local stock (a sale).
+    Seat(Reservation),
+    /// Nothing local: seats on a train run, as asked for.
+    Seats(SeatRequest),
+}
+
 /// A purchase admitted to ask central stock, owning all it needs, so that
 /// it can finish on its own task.
 struct Admitted {
     purchase: Purchase,
-    seat: Reservation,
+    hold: Hold,
     state: Arc<EventState>,
     /// Its place among the purchases waiting on central stock.
     _in_flight: InFlight,
@@ -367,6 +379,12 @@ impl<C: CentralStock> Node<C> {
             limiters: RateLimiters::new(&config_limits),
             latency: LatencyBuckets::default(),
         });
+        let events = node.events.load_full();
+        for (event, state) in events.iter() {
+            if let Some(train) = &state.train {
+                node.refresh_train(event, state, train).await;
+            }
+        }
         let (weak, refresh) = (Arc::downgrade(&node), node.config.refresh_interval);
         tokio::spawn(repeat(weak, refresh, refresh, |node| async move {
             node.refresh().await;
@@ -521,6 +539,7 @@ impl<C: CentralStock> Node<C> {
                 self.queue_status(query, bearer).await
             }
             Route::Queue(QueueRequest::Page) => Answer::Page(QUEUE_PAGE),
+            Route::Availability { ref train, ref date } => self.availability(train, date),
         };
         self.answered(route.name(), answer, started)
     }
@@ -571,9 +590,11 @@ impl<C: CentralStock> Node<C> {
     fn admit(&self, query: Option<&str>, bearer: Option<&str>) -> Result<Admitted, Outcome> {
         let params =
             BuyParams::parse(query).map_err(|error| Outcome::early(param_error(&error), None))?;
-        let (event, state) = self
-            .resolve_event(params.event)
+        let (event, state) = requested_event(params.event.clone(), &params.ticket)
+            .and_then(|requested| self.resolve_event(requested))
             .map_err(|answer| Outcome::early(answer, params.user.clone()))?;
+        let seats = seat_request(&event, &state, &params.ticket)
+            .map_err(|answer| Outcome::about(answer, event.clone(), params.user.clone(), &state))?;
         let token = bearer.or(params.token.as_deref());
         let user = self
             .buyer(&event, &state, params.user, token)
@@ -593,15 +614,26 @@ impl<C: CentralStock> Node<C> {
                 Ok(admission) => admission,
                 Err(refusal) => return Err(Outcome::about(refusal, event, user, &state)),
             };
-        let seat = match (state.stock.admit(), &params.request) {
-            (Admission::Ask(seat), _) => seat,
-            (Admission::SoldOut, Some(_)) => state.stock.ask_unreserved(),
-            (Admission::SoldOut, None) => {
-                return Err(Outcome::about(Answer::SoldOut, event, user, &state))
+        let hold = match (seats, &state.train) {
+            (Some(request), Some(train)) => {
+                // As for a sale, a request with its own id may be a retry
+                // of a purchase that sold: only central stock knows.
+                if let (Some(as_of), None) = (train.sold_out(&request), &params.request) {
+                    let sold_out = leg_sold_out(train.layout(), &request, as_of);
+                    return Err(Outcome::about(sold_out, event, user, &state));
+                }
+                Hold::Seats(request)
             }
+            _ => match (state.stock.admit(), &params.request) {
+                (Admission::Ask(seat), _) => Hold::Seat(seat),
+                (Admission::SoldOut, Some(_)) => Hold::Seat(state.stock.ask_unreserved()),
+                (Admission::SoldOut, None) => {
+                    return Err(Outcome::about(Answer::SoldOut, event, user, &state))
+                }
+            },
         };
         let Some(in_flight) = self.central_gate.enter() else {
-            drop(seat);
+            drop(hold);
             let busy = try_again(RetryReason::CentralBusy, None);
             return Err(Outcome::about(busy, event, user, &state));
         };
@@ -614,7 +646,7 @@ impl<C: CentralStock> Node<C> {
         };
         Ok(Admitted {
             purchase,
-            seat,
+            hold,
             state,
             _in_flight: in_flight,
         })
@@ -625,10 +657,14 @@ impl<C: CentralStock> Node<C> {
     async fn complete(&self, admitted: Admitted) -> Outcome {
         let Admitted {
             purchase,
-            seat,
+            hold,
             state,
             _in_flight,
         } = admitted;
+        let seat = match hold {
+            Hold::Seat(seat) => seat,
+            Hold::Seats(request) => return self.complete_ticket(purchase, request, state).await,
+        };
         let answer = match self.ask_central(&purchase, &state).await {
             Ok(reply) => {
                 if seat.settle(&reply) == Settlement::SaleMissing {
@@ -647,6 +683,91 @@ impl<C: CentralStock> Node<C> {
             }
         };
         Outcome::about(answer, purchase.event, purchase.user, &state).of_request(purchase.request)
+    }
+
+    /// A train ticket's last steps: ask central stock for the seats, learn
+    /// a "sold out" into the memo, answer the seats central gave.
+    async fn complete_ticket(
+        &self,
+        purchase: Purchase,
+        request: SeatRequest,
+        state: Arc<EventState>,
+    ) -> Outcome {
+        self.stats.count_central_call();
+        let asked = Instant::now();
+        let ticket = TicketPurchase {
+            purchase,
+            seats: request,
+        };
+        // Boxed, as in ask_central: only purchases that reach central pay for it.
+        let reply = Box::pin(self.central.buy_seats(&ticket)).await;
+        self.metrics
+            .central_duration
+            .record(asked.elapsed().as_secs_f64());
+        let TicketPurchase { purchase, .. } = ticket;
+        let order_key = |order: &OrderId| {
+            let keys = self.order_keys.as_ref()?;
+            (!state.config.policy().needs_token()).then(|| keys.key_for(order))
+        };
+        let answer = match (reply, &state.train) {
+            (Ok(reply), Some(train)) => match (reply.verdict, reply.ticket) {
+                (Verdict::Sold { order, .. }, Some(ticket)) => Answer::SeatsSold {
+                    event: purchase.event.clone(),
+                    order_key: order_key(&order),
+                    order,
+                    ticket: ticket_json(train.layout(), &ticket),
+                },
+                (Verdict::Sold { .. }, None) => self.undecided(
+                    CentralError::Protocol("a sale of seats without its seats".into()),
+                    &purchase,
+                ),
+                (Verdict::SoldOut, _) => {
+                    train.learn(&request, reply.as_of);
+                    leg_sold_out(train.layout(), &request, reply.as_of)
+                }
+                (verdict, _) => {
+                    if verdict == Verdict::NoSuchSale {
+                        state.set_missing(true);
+                    }
+                    let reply = CentralReply {
+                        verdict,
+                        remaining: 0,
+                    };
+                    verdict_answer(reply, &purchase, order_key)
+                }
+            },
+            (Ok(_), None) => try_again(RetryReason::SaleStateMissing, None),
+            (Err(error), _) => self.undecided(error, &purchase),
+        };
+        Outcome::about(answer, purchase.event, purchase.user, &state).of_request(purchase.request)
+    }
+
+    /// `GET /trains/{train}/{date}/availability`: free seats per station
+    /// pair and class, from the node's memory (refreshed from central
+    /// stock every refresh period; 503 when the last refresh is older
+    /// than two periods).
+    fn availability(&self, train: &str, date: &str) -> Answer {
+        let run = match TrainRun::parse(train, date) {
+            Ok(run) => run,
+            Err(error) => return Answer::bad_request(error.to_string()),
+        };
+        let event = run.event();
+        let state = self.event(&event);
+        let Some(train_state) = state.as_ref().and_then(|state| state.train.as_ref()) else {
+            return Answer::refused(
+                StatusCode::NOT_FOUND,
+                format!("no train run {train} on {date} is served here"),
+            );
+        };
+        match train_state.availability(self.config.refresh_interval * 2) {
+            Some(mut table) => {
+                table["train"] = run.train().into();
+                table["date"] = run.date().into();
+                table["event"] = event.as_str().into();
+                Answer::done(None, &table)
+            }
+            None => try_again(RetryReason::Unavailable, None),
+        }
     }
 
     /// The admitted position a purchase of a queued sale carries, from its
@@ -1156,6 +1277,7 @@ impl<C: CentralStock> Node<C> {
                     "sold_out": state.stock.is_sold_out(),
                     "missing": state.is_missing(),
                     "queue": state.queue.as_ref().map(WaitingRoom::stats),
+                    "train": state.train.as_ref().map(TrainState::grid),
                 })
             })
             .collect();
@@ -1184,6 +1306,10 @@ impl<C: CentralStock> Node<C> {
         self.sync_metrics();
         let events = self.events.load_full();
         for (event, state) in events.iter() {
+            if let Some(train) = &state.train {
+                self.refresh_train(event, state, train).await;
+                continue;
+            }
             let missing = state.is_missing();
             if !missing && !state.stock.is_sold_out() {
                 continue;
@@ -1204,6 +1330,19 @@ impl<C: CentralStock> Node<C> {
         }
         if self.config.events.is_empty() {
             self.discover(&events).await;
+        }
+    }
+
+    /// A train run's refresh, every period whatever it sold: central's
+    /// occupancy becomes the memo and the availability table.
+    async fn refresh_train(&self, event: &EventId, state: &EventState, train: &TrainState) {
+        match self.central.occupancy(event).await {
+            Ok(Some(occupancy)) => {
+                train.refreshed(occupancy);
+                state.set_missing(false);
+            }
+            Ok(None) => state.set_missing(true),
+            Err(error) => tracing::debug!(%error, %event, "train refresh failed"),
         }
     }
 
@@ -1332,4 +1471,82 @@ fn param_error(error: &ParamError) -> Answer {
         _ => StatusCode::BAD_REQUEST,
     };
     Answer::refused(status, error.to_string())
+}
+
+/// The event a purchase names: `event`, or a train run's `train` and
+/// `date` (both, and not with a different `event`).
+fn requested_event(event: Option<EventId>, ticket: &TicketParams) -> Result<Option<EventId>, Answer> {
+    let run = match (&ticket.train, &ticket.date) {
+        (None, None) => return Ok(event),
+        (Some(train), Some(date)) => {
+            TrainRun::parse(train, date).map_err(|e| Answer::bad_request(e.to_string()))?
+        }
+        _ => return Err(Answer::bad_request("train and date go together")),
+    };
+    match event {
+        Some(event) if event != run.event() => Err(Answer::bad_request(format!(
+            "event {event} is not train {} on {}",
+            run.train(),
+            run.date()
+        ))),
+        _ => Ok(Some(run.event())),
+    }
+}
+
+/// What a purchase of a train run asks for (`None` for other sales), or
+/// why it is refused: every part must name the run's stations and classes.
+fn seat_request(
+    event: &EventId,
+    state: &EventState,
+    ticket: &TicketParams,
+) -> Result<Option<SeatRequest>, Answer> {
+    let Some(train) = &state.train else {
+        return match ticket.any() {
+            true => Err(Answer::bad_request(format!(
+                "event {event} is not a train run: it takes no train, from, to, class or passengers"
+            ))),
+            false => Ok(None),
+        };
+    };
+    let (Some(from), Some(to), Some(class)) = (&ticket.from, &ticket.to, &ticket.class) else {
+        return Err(Answer::bad_request(format!(
+            "{event} is a train run: give from, to and class (stations {}; classes {})",
+            train.layout().stations().join(", "),
+            (train.layout().classes().iter())
+                .map(|c| c.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    let bad = |e: spike_core::TrainError| Answer::bad_request(e.to_string());
+    let layout = train.layout();
+    let passengers = match &ticket.passengers {
+        None => Passengers::ONE,
+        Some(count) => count
+            .parse()
+            .map_err(|_| spike_core::TrainError::Passengers)
+            .and_then(Passengers::new)
+            .map_err(bad)?,
+    };
+    Ok(Some(SeatRequest {
+        class: layout.class_index(class).map_err(bad)?,
+        leg: layout.leg(from, to).map_err(bad)?,
+        passengers,
+    }))
+}
+
+/// "Sold out for this segment": what was asked, and the order sequence
+/// after which it was true.
+fn leg_sold_out(layout: &TrainLayout, request: &SeatRequest, as_of: u64) -> Answer {
+    let (from, to) = layout.leg_names(request.leg);
+    let class = layout.classes().get(request.class).map_or("?", |c| c.name());
+    Answer::SoldOutForLeg {
+        asked: serde_json::json!({
+            "from": from,
+            "to": to,
+            "class": class,
+            "passengers": request.passengers.get(),
+            "as_of_order": as_of,
+        }),
+    }
 }

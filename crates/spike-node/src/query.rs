@@ -40,6 +40,38 @@ pub struct BuyParams {
     pub order_key: Option<String>,
     /// `admission`, if given: the admission token of a sale's waiting room.
     pub admission: Option<String>,
+    /// A train run's purchase: `train`, `date`, `from`, `to`, `class`,
+    /// `passengers`, as given (checked against the run's layout later).
+    pub ticket: TicketParams,
+}
+
+/// The parameters of a train ticket purchase, decoded, not yet checked.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TicketParams {
+    /// `train`, such as `G1`.
+    pub train: Option<String>,
+    /// `date`, `YYYY-MM-DD`.
+    pub date: Option<String>,
+    /// `from`: the boarding station.
+    pub from: Option<String>,
+    /// `to`: the station left at.
+    pub to: Option<String>,
+    /// `class`: the seat class.
+    pub class: Option<String>,
+    /// `passengers`: 1 to 5 (1 when absent).
+    pub passengers: Option<String>,
+}
+
+impl TicketParams {
+    /// Whether any of them was given.
+    pub fn any(&self) -> bool {
+        self.train.is_some()
+            || self.date.is_some()
+            || self.from.is_some()
+            || self.to.is_some()
+            || self.class.is_some()
+            || self.passengers.is_some()
+    }
 }
 
 pub(crate) fn decode(raw: &str, name: &'static str) -> Result<String, ParamError> {
@@ -86,6 +118,12 @@ impl BuyParams {
                 "token" => set(&mut params.token, "token", value, Ok)?,
                 "order_key" => set(&mut params.order_key, "order_key", value, Ok)?,
                 "admission" => set(&mut params.admission, "admission", value, Ok)?,
+                "train" => set(&mut params.ticket.train, "train", value, Ok)?,
+                "date" => set(&mut params.ticket.date, "date", value, Ok)?,
+                "from" => set(&mut params.ticket.from, "from", value, Ok)?,
+                "to" => set(&mut params.ticket.to, "to", value, Ok)?,
+                "class" => set(&mut params.ticket.class, "class", value, Ok)?,
+                "passengers" => set(&mut params.ticket.passengers, "passengers", value, Ok)?,
                 _ => {}
             }
         }

@@ -27,7 +27,7 @@ impl Surface {
             Surface::Public => {
                 "/buy/ticket, /buy/result, /healthz, /openapi.json, /orders/{id}, \
                  /orders/{id}/pay, /orders/{id}/cancel, /users/{id}/orders, /queue, \
-                 /queue/join, /queue/status"
+                 /queue/join, /queue/status, /trains/{train}/{date}/availability"
             }
             Surface::Admin => "/metrics, /stats, /sale, /healthz, /openapi.json",
         }
@@ -79,6 +79,14 @@ pub enum Route {
     Orders(OrdersRequest),
     /// A sale's waiting room.
     Queue(QueueRequest),
+    /// `GET /trains/{train}/{date}/availability`: free seats per station
+    /// pair, from the node's memory.
+    Availability {
+        /// The train number, as given.
+        train: String,
+        /// The date, as given.
+        date: String,
+    },
 }
 
 /// The methods a route takes.
@@ -131,9 +139,11 @@ impl Route {
         match self {
             Route::Healthz | Route::OpenApi => true,
             Route::Sale | Route::Stats | Route::Metrics => surface == Surface::Admin,
-            Route::BuyTicket | Route::BuyResult | Route::Orders(_) | Route::Queue(_) => {
-                surface == Surface::Public
-            }
+            Route::BuyTicket
+            | Route::BuyResult
+            | Route::Orders(_)
+            | Route::Queue(_)
+            | Route::Availability { .. } => surface == Surface::Public,
         }
     }
 
@@ -141,7 +151,7 @@ impl Route {
     /// payment service's `pay`, the page, the documents or health).
     pub fn rate_limited(&self) -> bool {
         match self {
-            Route::BuyTicket | Route::BuyResult => true,
+            Route::BuyTicket | Route::BuyResult | Route::Availability { .. } => true,
             Route::Queue(request) => *request != QueueRequest::Page,
             Route::Orders(request) => !matches!(request, OrdersRequest::Pay(_)),
             Route::Sale | Route::Healthz | Route::Stats | Route::Metrics | Route::OpenApi => false,
@@ -151,10 +161,17 @@ impl Route {
     /// The routing table itself, whatever the surface.
     fn parse_any(path: &str) -> Result<(Route, Methods), Answer> {
         use Methods::{Get, GetOrPost, Post};
-        // Up to four segments, without allocating: this runs for every request.
+        // Up to five segments, without allocating: this runs for every request.
         let mut parts = path.strip_prefix('/').unwrap_or(path).split('/');
         let segments = [parts.next(), parts.next(), parts.next(), parts.next()];
+        let fifth = parts.next();
         let found = match segments {
+            [Some("trains"), Some(train), Some(date), Some("availability")] if fifth.is_none() => {
+                let train = decode(train, "train").map_err(bad_id)?;
+                let date = decode(date, "date").map_err(bad_id)?;
+                (Route::Availability { train, date }, Get)
+            }
+            _ if fifth.is_some() => return Err(Answer::no_such_path(path, Surface::Public.paths())),
             [Some("buy"), Some("ticket"), None, _] => (Route::BuyTicket, GetOrPost),
             [Some("buy"), Some("result"), None, _] => (Route::BuyResult, Get),
             [Some("sale"), None, ..] => (Route::Sale, Get),
@@ -196,6 +213,7 @@ impl Route {
             Route::Queue(QueueRequest::Join) => "queue_join",
             Route::Queue(QueueRequest::Status) => "queue_status",
             Route::Queue(QueueRequest::Page) => "queue_page",
+            Route::Availability { .. } => "availability",
         }
     }
 }

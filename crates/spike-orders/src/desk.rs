@@ -10,7 +10,9 @@ use std::time::SystemTime;
 use metrics::counter;
 use spike_core::order::{Order, Transition};
 use spike_core::sale::unix_millis;
-use spike_core::{CentralStock, OrderId, OrderStream, StreamEntry, UserId};
+use std::sync::Arc;
+
+use spike_core::{CentralStock, EventId, OrderId, OrderStream, StreamEntry, TrainLayout, UserId};
 
 use crate::error::OrdersError;
 use crate::expiry::return_seats;
@@ -74,6 +76,19 @@ impl<C: CentralStock + OrderStream> OrderDesk<C> {
             Some(order) => Found::Written(order),
             None => Found::Missing,
         })
+    }
+
+    /// A train run's layout (to name an order's seats): central stock's,
+    /// else the ledger's record of the sale; `None` for other sales.
+    pub async fn layout(
+        &self,
+        event: &EventId,
+    ) -> Result<Option<Arc<TrainLayout>>, OrdersError> {
+        let config = match self.central.snapshot(event).await? {
+            Some(snapshot) => Some(snapshot.config),
+            None => self.ledger.sale(event).await?,
+        };
+        Ok(config.and_then(|config| config.train().cloned()))
     }
 
     /// A user's orders, newest first.

@@ -115,7 +115,7 @@ pub struct StateCounts {
 
 /// The schema's migrations, in order: version, name, and the SQL that
 /// PostgreSQL and SQLite share, or each one's own.
-const MIGRATIONS: [(i64, &str, MigrationSql); 5] = [
+const MIGRATIONS: [(i64, &str, MigrationSql); 6] = [
     (
         1,
         "orders",
@@ -143,6 +143,11 @@ const MIGRATIONS: [(i64, &str, MigrationSql); 5] = [
             "../migrations/0005_byte_order_ids.postgres.sql"
         )),
     ),
+    (
+        6,
+        "train_seats",
+        MigrationSql::Shared(include_str!("../migrations/0006_train_seats.sql")),
+    ),
 ];
 
 /// A migration's SQL.
@@ -165,9 +170,9 @@ impl MigrationSql {
 }
 
 const ORDER_COLUMNS: &str = "order_id, event_id, seq, user_id, request_id, node_id, state, \
-     sold_at_ms, expires_at_ms, updated_at_ms, seat_returned_at_ms";
+     sold_at_ms, expires_at_ms, updated_at_ms, seat_returned_at_ms, ticket";
 
-/// Rows per `INSERT` (SQLite's ten parameters a row stay under its limit).
+/// Rows per `INSERT` (SQLite's eleven parameters a row stay under its limit).
 const INSERT_CHUNK: usize = 1_000;
 
 fn migrator(backend: Backend) -> Migrator {
@@ -207,16 +212,19 @@ fn placeholders(first: usize, count: usize) -> String {
 
 /// The columns a new order's row is written with, in this order.
 const INSERTED_COLUMNS: &str = "order_id, event_id, seq, user_id, request_id, node_id, state, \
-     sold_at_ms, expires_at_ms, updated_at_ms";
+     sold_at_ms, expires_at_ms, updated_at_ms, ticket";
+
+/// Parameters a row of [`insert_values_sql`] binds.
+const VALUES_PER_ROW: usize = 11;
 
 /// A query of the `Any` driver.
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
-/// SQLite's path: one multi-row `INSERT … VALUES` of `rows` rows, ten
-/// parameters a row ([`bind_values`]).
+/// SQLite's path: one multi-row `INSERT … VALUES` of `rows` rows,
+/// [`VALUES_PER_ROW`] parameters a row ([`bind_values`]).
 fn insert_values_sql(rows: usize) -> String {
     let rows = (0..rows)
-        .map(|i| format!("({})", placeholders(i * 10 + 1, 10)))
+        .map(|i| format!("({})", placeholders(i * VALUES_PER_ROW + 1, VALUES_PER_ROW)))
         .collect::<Vec<_>>()
         .join(", ");
     format!(
@@ -244,7 +252,8 @@ fn bind_values<'q>(
             .bind(OrderState::Reserved.as_str())
             .bind(to_i64(entry.sold_at_ms))
             .bind(to_i64(entry.sold_at_ms.saturating_add(window_ms)))
-            .bind(to_i64(now_ms));
+            .bind(to_i64(now_ms))
+            .bind(entry.ticket.as_ref().map(ToString::to_string));
     }
     query
 }
@@ -255,13 +264,13 @@ fn bind_values<'q>(
 /// parameters a row. sqlx's `Any` driver binds no arrays, so each goes as
 /// its text form ([`pg_array`]) and PostgreSQL casts it.
 const INSERT_UNNEST: &str = "INSERT INTO orders (order_id, event_id, seq, user_id, request_id, \
-     node_id, state, sold_at_ms, expires_at_ms, updated_at_ms) \
-     SELECT o, e, s, u, r, n, $8, t, t + $9, $10 \
+     node_id, state, sold_at_ms, expires_at_ms, updated_at_ms, ticket) \
+     SELECT o, e, s, u, r, n, $9, t, t + $10, $11, k \
      FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], \
-                 $7::bigint[]) AS x(o, e, s, u, r, n, t) \
+                 $7::bigint[], $8::text[]) AS x(o, e, s, u, r, n, t, k) \
      ON CONFLICT (order_id) DO NOTHING RETURNING order_id";
 
-/// Binds [`INSERT_UNNEST`]'s parameters: seven columns, then the state,
+/// Binds [`INSERT_UNNEST`]'s parameters: eight columns, then the state,
 /// the payment window and the time.
 fn bind_unnest<'q>(
     query: AnyQuery<'q>,
@@ -282,6 +291,7 @@ fn bind_unnest<'q>(
         .bind(column(&|e| Some(e.request.to_string())))
         .bind(column(&|e| Some(e.node.to_string())))
         .bind(column(&|e| Some(e.sold_at_ms.to_string())))
+        .bind(column(&|e| e.ticket.as_ref().map(ToString::to_string)))
         .bind(OrderState::Reserved.as_str())
         .bind(to_i64(window_ms))
         .bind(to_i64(now_ms))
@@ -336,6 +346,10 @@ fn order_from_row(row: &AnyRow) -> Result<Order, LedgerError> {
         seat_returned_at_ms: row
             .try_get::<Option<i64>, _>("seat_returned_at_ms")?
             .map(to_u64),
+        ticket: (row.try_get::<Option<String>, _>("ticket")?)
+            .map(|t| t.parse())
+            .transpose()
+            .map_err(|_| corrupt("ticket"))?,
     })
 }
 
@@ -417,14 +431,14 @@ impl OrderLedger {
         sqlx::query(
             "INSERT INTO sales (event_id, total, per_user_limit, opens_at_ms, payment_window_ms, \
              token_auth, queue_admit_rate, queue_max_active, queue_admit_window_ms, \
-             queue_joins_open_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             queue_joins_open_at_ms, train) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (event_id) DO UPDATE SET \
              total = excluded.total, per_user_limit = excluded.per_user_limit, \
              opens_at_ms = excluded.opens_at_ms, payment_window_ms = excluded.payment_window_ms, \
              token_auth = excluded.token_auth, queue_admit_rate = excluded.queue_admit_rate, \
              queue_max_active = excluded.queue_max_active, \
              queue_admit_window_ms = excluded.queue_admit_window_ms, \
-             queue_joins_open_at_ms = excluded.queue_joins_open_at_ms",
+             queue_joins_open_at_ms = excluded.queue_joins_open_at_ms, train = excluded.train",
         )
         .bind(event.as_str())
         .bind(to_i64(record.total))
@@ -436,6 +450,7 @@ impl OrderLedger {
         .bind(to_i64(record.queue_max_active))
         .bind(to_i64(record.queue_admit_window_ms))
         .bind(to_i64(record.queue_joins_open_at_ms))
+        .bind(record.train.as_str())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -445,8 +460,8 @@ impl OrderLedger {
     pub async fn sale(&self, event: &EventId) -> Result<Option<SaleConfig>, LedgerError> {
         let row = sqlx::query(
             "SELECT total, per_user_limit, opens_at_ms, payment_window_ms, token_auth, \
-             queue_admit_rate, queue_max_active, queue_admit_window_ms, queue_joins_open_at_ms \
-             FROM sales WHERE event_id = $1",
+             queue_admit_rate, queue_max_active, queue_admit_window_ms, queue_joins_open_at_ms, \
+             train FROM sales WHERE event_id = $1",
         )
         .bind(event.as_str())
         .fetch_optional(&self.pool)
@@ -463,6 +478,7 @@ impl OrderLedger {
             queue_max_active: number("queue_max_active")?,
             queue_admit_window_ms: number("queue_admit_window_ms")?,
             queue_joins_open_at_ms: number("queue_joins_open_at_ms")?,
+            train: row.try_get::<String, _>("train")?,
         };
         let config = SaleConfig::try_from(record)
             .map_err(|e| LedgerError::Corrupt(format!("sale {event}: {e}")))?;

@@ -21,6 +21,7 @@ fn entry(event: &EventId, sequence: u64, sold_at_ms: u64) -> StreamEntry {
         request: RequestId::parse(format!("r{sequence}")).unwrap(),
         node: NodeId::parse("n1").unwrap(),
         sold_at_ms,
+        ticket: None,
     }
 }
 
@@ -81,6 +82,8 @@ async fn every_field_survives_the_bulk_insert() {
             .map(|(i, user)| StreamEntry {
                 user: user.map(|u| UserId::parse(u).unwrap()),
                 request: RequestId::parse(format!("req:{i}")).unwrap(),
+                // Every other order is a train ticket; the rest have none.
+                ticket: (i % 2 == 0).then(|| format!("{i} 0 {} 3,{i}", i + 1).parse().unwrap()),
                 ..entry(&event, i as u64 + 1, sold_at + i as u64)
             })
             .collect();
@@ -98,7 +101,12 @@ async fn every_field_survives_the_bulk_insert() {
             assert_eq!(order.sold_at_ms, sent.sold_at_ms);
             assert_eq!(order.expires_at_ms, sent.sold_at_ms + 90_000);
             assert_eq!(order.updated_at_ms, 7);
+            assert_eq!(order.ticket, sent.ticket);
         }
+        let layout = spike_core::TrainLayout::new(&["A", "B", "C"], &["first:2x10"]).unwrap();
+        let train = SaleConfig::for_train(layout).unwrap();
+        ledger.record_sale(&event, &train).await.unwrap();
+        assert_eq!(ledger.sale(&event).await.unwrap(), Some(train), "a train's layout");
     }
 }
 

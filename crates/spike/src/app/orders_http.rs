@@ -7,7 +7,10 @@
 use hyper::StatusCode;
 use serde_json::{json, Value};
 use spike_core::order::{Order, Refusal};
-use spike_core::{CentralStock, OrderId, OrderStream, StreamEntry, UserId};
+use std::sync::Arc;
+
+use spike_core::{CentralStock, EventId, OrderId, OrderStream, StreamEntry, Ticket, TrainLayout, UserId};
+use spike_http::ticket_json;
 use spike_node::{Answer, AnswerFuture, Caller, OrdersApi, OrdersRequest, RetryReason};
 use spike_orders::{Found, Moved, OrderDesk, OrdersError};
 
@@ -27,9 +30,10 @@ impl<C> OrdersHttp<C> {
     }
 }
 
-/// An order as the API shows it.
-pub fn order_json(order: &Order) -> Value {
-    json!({
+/// An order as the API shows it; a train run's order with its `ticket`
+/// (named seats when `layout` is known, else the ticket's wire form).
+pub fn order_json(order: &Order, layout: Option<&TrainLayout>) -> Value {
+    let mut shown = json!({
         "order_id": order.id.as_str(),
         "event": order.event.as_str(),
         "user_id": order.user.as_ref().map(UserId::as_str),
@@ -41,12 +45,23 @@ pub fn order_json(order: &Order) -> Value {
         "updated_at_ms": order.updated_at_ms,
         "seat_returned_at_ms": order.seat_returned_at_ms,
         "written": true,
-    })
+    });
+    if let Some(ticket) = &order.ticket {
+        shown["ticket"] = shown_ticket(ticket, layout);
+    }
+    shown
+}
+
+fn shown_ticket(ticket: &Ticket, layout: Option<&TrainLayout>) -> Value {
+    match layout {
+        Some(layout) => ticket_json(layout, ticket),
+        None => Value::from(ticket.to_string()),
+    }
 }
 
 /// An order still in the stream (not written yet), as the API shows it.
-fn entry_json(entry: &StreamEntry) -> Value {
-    json!({
+fn entry_json(entry: &StreamEntry, layout: Option<&TrainLayout>) -> Value {
+    let mut shown = json!({
         "order_id": entry.order.as_str(),
         "event": entry.order.split().map(|(event, _)| event.to_string()),
         "user_id": entry.user.as_ref().map(UserId::as_str),
@@ -55,7 +70,11 @@ fn entry_json(entry: &StreamEntry) -> Value {
         "state": "reserved",
         "sold_at_ms": entry.sold_at_ms,
         "written": false,
-    })
+    });
+    if let Some(ticket) = &entry.ticket {
+        shown["ticket"] = shown_ticket(ticket, layout);
+    }
+    shown
 }
 
 fn done(message: Option<String>, data: Value) -> Answer {
@@ -83,7 +102,8 @@ fn no_such_order(id: &OrderId) -> Answer {
 }
 
 /// The answer to a pay or cancel that reached the ledger.
-fn moved_answer(id: &OrderId, moved: Moved) -> Answer {
+fn moved_answer(id: &OrderId, moved: Moved, layout: Option<&TrainLayout>) -> Answer {
+    let order_json = |order: &Order| order_json(order, layout);
     let (order, refusal) = match moved {
         Moved::Applied(order) => {
             return done(Some(format!("order {}", order.state)), order_json(&order))
@@ -118,18 +138,45 @@ impl<C: CentralStock + OrderStream + Clone> OrdersHttp<C> {
         }
     }
 
+    /// The layout that names `event`'s seats, when it is a train run (a
+    /// failed lookup shows tickets in their wire form instead).
+    async fn layout(&self, event: &EventId) -> Option<Arc<TrainLayout>> {
+        self.desk.layout(event).await.ok().flatten()
+    }
+
     async fn of_user(&self, owner: &UserId) -> Answer {
-        match self.desk.orders_of_user(owner, MAX_USER_ORDERS).await {
-            Ok(orders) => done(None, orders.iter().map(order_json).collect()),
-            Err(error) => unavailable(&error),
+        let orders = match self.desk.orders_of_user(owner, MAX_USER_ORDERS).await {
+            Ok(orders) => orders,
+            Err(error) => return unavailable(&error),
+        };
+        let mut shown = Vec::with_capacity(orders.len());
+        for order in &orders {
+            let layout = match order.ticket {
+                Some(_) => self.layout(&order.event).await,
+                None => None,
+            };
+            shown.push(order_json(order, layout.as_deref()));
         }
+        done(None, Value::from(shown))
     }
 
     async fn show(&self, id: &OrderId, caller: &Caller) -> Answer {
         match self.desk.find(id).await {
             Ok(found) if !caller.may_touch(found.user()) => not_yours(id),
-            Ok(Found::Written(order)) => done(None, order_json(&order)),
-            Ok(Found::InStream(entry)) => done(None, entry_json(&entry)),
+            Ok(Found::Written(order)) => {
+                let layout = match order.ticket {
+                    Some(_) => self.layout(&order.event).await,
+                    None => None,
+                };
+                done(None, order_json(&order, layout.as_deref()))
+            }
+            Ok(Found::InStream(entry)) => {
+                let layout = match (&entry.ticket, entry.order.split()) {
+                    (Some(_), Some((event, _))) => self.layout(&event).await,
+                    _ => None,
+                };
+                done(None, entry_json(&entry, layout.as_deref()))
+            }
             Ok(Found::Missing) => no_such_order(id),
             Err(error) => unavailable(&error),
         }
@@ -149,8 +196,16 @@ impl<C: CentralStock + OrderStream + Clone> OrdersHttp<C> {
         } else {
             self.desk.cancel(id).await
         };
+        let has_ticket = match &moved {
+            Ok(Moved::Applied(order) | Moved::Refused(order, _)) => order.ticket.is_some(),
+            _ => false,
+        };
+        let layout = match (has_ticket, id.split()) {
+            (true, Some((event, _))) => self.layout(&event).await,
+            _ => None,
+        };
         match moved {
-            Ok(moved) => moved_answer(id, moved),
+            Ok(moved) => moved_answer(id, moved, layout.as_deref()),
             Err(error) => unavailable(&error),
         }
     }

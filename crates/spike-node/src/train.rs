@@ -1,0 +1,200 @@
+//! A train run as a node serves it: the sold-out memo that refuses, from
+//! memory, every purchase a fact central stock gave covers (a leg sold out
+//! is sold out on every leg around it, and for every bigger group), and the
+//! availability table per station pair. Both come from central's occupancy,
+//! read at every refresh; the memo also learns from central's "sold out"
+//! answers in between, and is replaced at the next refresh, so that seats
+//! given back (expiry, cancellation) are for sale again from then on.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use serde_json::{json, Value};
+use spike_core::sale::unix_millis;
+use spike_core::{Occupancy, Passengers, SeatRequest, SoldOutMemo, TrainLayout};
+
+/// What a node knows of one train run.
+#[derive(Debug)]
+pub struct TrainState {
+    layout: Arc<TrainLayout>,
+    memo: Mutex<SoldOutMemo>,
+    /// The availability answer, rebuilt at each refresh.
+    availability: ArcSwap<Value>,
+    /// The occupancy it was built from (the dashboard's grid).
+    occupancy: ArcSwap<Occupancy>,
+    /// When the last refresh read central stock, Unix milliseconds (0: never).
+    refreshed_at_ms: AtomicU64,
+}
+
+impl TrainState {
+    /// A run with nothing known yet: no memo, every seat free until the
+    /// first refresh says otherwise.
+    pub fn new(layout: Arc<TrainLayout>) -> Self {
+        let occupancy = Occupancy::empty(Arc::clone(&layout));
+        Self {
+            memo: Mutex::new(SoldOutMemo::new(layout.classes().len())),
+            availability: ArcSwap::from_pointee(availability_json(&occupancy)),
+            occupancy: ArcSwap::from_pointee(occupancy),
+            layout,
+            refreshed_at_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// The run's stations and classes.
+    pub fn layout(&self) -> &Arc<TrainLayout> {
+        &self.layout
+    }
+
+    fn memo(&self) -> std::sync::MutexGuard<'_, SoldOutMemo> {
+        self.memo.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The order sequence after which `request` was known sold out, if a
+    /// fact of the memo covers it.
+    pub fn sold_out(&self, request: &SeatRequest) -> Option<u64> {
+        self.memo().covering(request)
+    }
+
+    /// Remembers central's "sold out" for `request`, true after order `as_of`.
+    pub fn learn(&self, request: &SeatRequest, as_of: u64) {
+        self.memo().learn(request, as_of);
+    }
+
+    /// How many facts the memo holds.
+    pub fn memo_len(&self) -> usize {
+        self.memo().len()
+    }
+
+    /// Takes up central's occupancy: the memo becomes what it says is sold
+    /// out (one passenger, every leg with no free seat), which lifts what
+    /// returned seats freed; availability is rebuilt.
+    pub fn refreshed(&self, occupancy: Occupancy) {
+        let mut memo = SoldOutMemo::new(self.layout.classes().len());
+        for (leg, free) in occupancy.availability() {
+            for (class, free) in free.iter().enumerate() {
+                if *free == 0 {
+                    let request = SeatRequest {
+                        class,
+                        leg,
+                        passengers: Passengers::ONE,
+                    };
+                    memo.learn(&request, occupancy.as_of);
+                }
+            }
+        }
+        *self.memo() = memo;
+        self.availability
+            .store(Arc::new(availability_json(&occupancy)));
+        self.occupancy.store(Arc::new(occupancy));
+        self.refreshed_at_ms
+            .store(unix_millis(SystemTime::now()), Ordering::Release);
+    }
+
+    /// The availability table, if the last refresh is younger than
+    /// `stale_after` (an older one is not answered: its numbers could be
+    /// wrong by more than a refresh period).
+    pub fn availability(&self, stale_after: Duration) -> Option<Value> {
+        let refreshed = self.refreshed_at_ms.load(Ordering::Acquire);
+        let now = unix_millis(SystemTime::now());
+        let age = now.saturating_sub(refreshed);
+        if refreshed == 0 || u128::from(age) > stale_after.as_millis() {
+            return None;
+        }
+        let mut table = Value::clone(&self.availability.load());
+        table["refreshed_at_ms"] = refreshed.into();
+        table["age_ms"] = age.into();
+        Some(table)
+    }
+
+    /// Each class's seats as segment masks, for the dashboard's grid.
+    pub fn grid(&self) -> Value {
+        let occupancy = self.occupancy.load();
+        let classes: Vec<Value> = (self.layout.classes().iter())
+            .zip(&occupancy.classes)
+            .map(|(class, held)| {
+                json!({
+                    "class": class.name(),
+                    "seats": (0..class.seats()).map(|s| class.seat_name(s)).collect::<Vec<_>>(),
+                    "masks": held.masks(),
+                })
+            })
+            .collect();
+        json!({
+            "stations": self.layout.stations(),
+            "as_of_order": occupancy.as_of,
+            "sold_segments": occupancy.sold_segments(),
+            "capacity": self.layout.capacity(),
+            "classes": classes,
+        })
+    }
+}
+
+/// The availability answer's body: per station pair, the free seats of
+/// each class.
+fn availability_json(occupancy: &Occupancy) -> Value {
+    let layout = &occupancy.layout;
+    let classes: Vec<&str> = layout.classes().iter().map(|c| c.name()).collect();
+    let legs: Vec<Value> = (occupancy.availability().into_iter())
+        .map(|(leg, free)| {
+            let (from, to) = layout.leg_names(leg);
+            let free: serde_json::Map<String, Value> = (classes.iter())
+                .zip(free)
+                .map(|(class, free)| ((*class).to_owned(), free.into()))
+                .collect();
+            json!({ "from": from, "to": to, "free": free })
+        })
+        .collect();
+    json!({
+        "stations": layout.stations(),
+        "classes": (layout.classes().iter())
+            .map(|c| json!({ "class": c.name(), "seats": c.seats() }))
+            .collect::<Vec<_>>(),
+        "as_of_order": occupancy.as_of,
+        "legs": legs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spike_core::{ClassOccupancy, Leg};
+
+    fn layout() -> Arc<TrainLayout> {
+        Arc::new(TrainLayout::new(&["A", "B", "C"], &["first:1x2"]).unwrap())
+    }
+
+    #[test]
+    fn a_refresh_replaces_the_memo_with_what_central_holds() {
+        let train = TrainState::new(layout());
+        assert_eq!(train.availability(Duration::from_secs(1)), None, "never read");
+        let ab = SeatRequest {
+            class: 0,
+            leg: Leg::new(0, 1).unwrap(),
+            passengers: Passengers::ONE,
+        };
+        train.learn(&ab, 3);
+        assert_eq!(train.sold_out(&SeatRequest { leg: Leg::new(0, 2).unwrap(), ..ab }), Some(3));
+        // Central says both seats are sold A → B only.
+        let mut first = ClassOccupancy::empty(2);
+        first.take(&[0, 1], Leg::new(0, 1).unwrap());
+        let occupancy = Occupancy {
+            layout: layout(),
+            classes: vec![first],
+            as_of: 5,
+        };
+        train.refreshed(occupancy);
+        assert_eq!(train.sold_out(&ab), Some(5));
+        let bc = SeatRequest { leg: Leg::new(1, 2).unwrap(), ..ab };
+        assert_eq!(train.sold_out(&bc), None);
+        let table = train.availability(Duration::from_secs(60)).unwrap();
+        assert_eq!(table["legs"][0], json!({"from": "A", "to": "B", "free": {"first": 0}}));
+        assert_eq!(table["legs"][2], json!({"from": "B", "to": "C", "free": {"first": 2}}));
+        assert_eq!(table["as_of_order"], 5);
+        // Seats given back: the next refresh lifts the memo.
+        train.refreshed(Occupancy::empty(layout()));
+        assert_eq!(train.sold_out(&ab), None);
+        assert_eq!(train.memo_len(), 0);
+    }
+}
