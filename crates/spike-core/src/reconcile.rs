@@ -14,6 +14,7 @@ use crate::order_stream::StreamEntry;
 use crate::queue::Shuffle;
 use crate::sale::{unix_millis, BuyerPolicy, SaleConfig, SaleSnapshot};
 use crate::stat::parse_line;
+use crate::train::{ClassOccupancy, Occupancy, Ticket};
 
 /// Everything an audit looks at, for one event.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +31,8 @@ pub struct Evidence<'a> {
     pub logged: Option<&'a LoggedAnswers>,
     /// The sale's waiting room, if it has one.
     pub queue: Option<&'a QueueRecord>,
+    /// A train run's seats as central stock holds them.
+    pub occupancy: Option<&'a Occupancy>,
 }
 
 /// What the nodes' stat logs told buyers about one event: the sales
@@ -292,6 +295,14 @@ pub fn audit(evidence: &Evidence<'_>) -> AuditReport {
         lines.extend(queue_lines(record, per_user.keys().copied()));
     }
 
+    if let Some(occupancy) = evidence.occupancy {
+        let seated = (evidence.orders.iter())
+            .filter(|o| o.counts_as_sold())
+            .map(|o| o.ticket.as_ref())
+            .chain(unwritten.iter().map(|e| e.ticket.as_ref()));
+        lines.extend(seat_lines(occupancy, seated));
+    }
+
     if let Some(answers) = evidence.logged {
         let logged = answers.sales.as_slice();
         // Who holds each order id, by every record: the ledger, the stream
@@ -440,6 +451,49 @@ fn phantom_orders(evidence: &Evidence<'_>, sold_out: &[LoggedSoldOut]) -> u64 {
     phantoms.len() as u64
 }
 
+/// A train run's checks: the seats of every order that counts as sold
+/// (holding them, or given up and not yet returned), laid over each other,
+/// never share a seat-segment, and are exactly the bits central stock holds.
+fn seat_lines<'a>(
+    occupancy: &Occupancy,
+    seated: impl Iterator<Item = Option<&'a Ticket>>,
+) -> Vec<AuditLine> {
+    let mut rebuilt: Vec<ClassOccupancy> = (occupancy.layout.classes().iter())
+        .map(|c| ClassOccupancy::empty(c.seats()))
+        .collect();
+    let (mut without_seats, mut sold_twice) = (0, 0);
+    for ticket in seated {
+        let Some(ticket) = ticket else {
+            without_seats += 1;
+            continue;
+        };
+        let Some(class) = rebuilt.get_mut(ticket.class) else {
+            without_seats += 1;
+            continue;
+        };
+        for &seat in &ticket.seats {
+            let held = class.masks().get(seat as usize).copied().unwrap_or(0);
+            sold_twice += u64::from((held & ticket.leg.mask()).count_ones());
+        }
+        class.take(&ticket.seats, ticket.leg);
+    }
+    let differing: u64 = (rebuilt.iter().zip(&occupancy.classes))
+        .flat_map(|(ours, central)| ours.masks().iter().zip(central.masks()))
+        .map(|(ours, central)| u64::from((ours ^ central).count_ones()))
+        .sum();
+    vec![
+        AuditLine::figure("seat-segments sold (central)", occupancy.sold_segments()),
+        AuditLine::figure("seat-segments the run has", occupancy.layout.capacity()),
+        AuditLine::check("train orders without seats", without_seats, 0),
+        AuditLine::check("seat-segments sold twice", sold_twice, 0),
+        AuditLine::check(
+            "seat-segments where central differs from the orders",
+            differing,
+            0,
+        ),
+    ]
+}
+
 /// Order sequences handed out per millisecond, at most, between two
 /// recoveries: the bound that makes [`restoration`]'s time floor safe
 /// (a flash sale sells about 50 a millisecond at most; see BENCHMARKS.md).
@@ -567,6 +621,7 @@ mod tests {
             orders: &orders,
             logged: None,
             queue: None,
+            occupancy: None,
         };
         let report = audit(&evidence);
         assert!(report.passed(), "{report:#?}");
@@ -604,6 +659,46 @@ mod tests {
     }
 
     #[test]
+    fn seats_sold_twice_or_off_central_fail_the_audit() {
+        let layout = crate::train::TrainLayout::new(&["A", "B", "C"], &["second:1x5"]).unwrap();
+        let mut central = Occupancy::empty(std::sync::Arc::new(layout));
+        let ticket = |from, to, seats: &[u32]| Ticket {
+            class: 0,
+            leg: crate::train::Leg::new(from, to).unwrap(),
+            seats: seats.to_vec(),
+        };
+        let (ab, bc) = (ticket(0, 1, &[0, 1]), ticket(1, 2, &[0]));
+        central.classes[0].take(&ab.seats, ab.leg);
+        central.classes[0].take(&bc.seats, bc.leg);
+        let names = |lines: Vec<AuditLine>| {
+            (lines.into_iter())
+                .filter(|l| l.failed())
+                .map(|l| l.name)
+                .collect::<Vec<_>>()
+        };
+        assert!(names(seat_lines(&central, [Some(&ab), Some(&bc)].into_iter())).is_empty());
+
+        let overlapping = ticket(0, 2, &[1]);
+        assert_eq!(
+            names(seat_lines(
+                &central,
+                [Some(&ab), Some(&bc), Some(&overlapping)].into_iter()
+            )),
+            [
+                "seat-segments sold twice",
+                "seat-segments where central differs from the orders"
+            ]
+        );
+        assert_eq!(
+            names(seat_lines(&central, [Some(&ab), None].into_iter())),
+            [
+                "train orders without seats",
+                "seat-segments where central differs from the orders"
+            ]
+        );
+    }
+
+    #[test]
     fn stat_logs_must_match_orders_both_ways() {
         let orders = [order(1, "a", OrderState::Reserved, false)];
         let central = snapshot(1, 1);
@@ -615,6 +710,7 @@ mod tests {
             orders: &orders,
             logged: Some(&logged),
             queue: None,
+            occupancy: None,
         };
         assert!(audit(&evidence).passed());
         let extra = sales(&[told(&orders[0].id, "a"), told(&entry(9, "z").order, "z")]);
@@ -653,6 +749,7 @@ mod tests {
             orders: &orders,
             logged: Some(&logged),
             queue: None,
+            occupancy: None,
         });
         assert_eq!(
             failed_checks(&report),
@@ -686,6 +783,7 @@ mod tests {
                 orders: &orders,
                 logged: Some(logged),
                 queue: None,
+                occupancy: None,
             })
         };
         // Told "sold out" before it bought (an earlier try, then a retry
@@ -814,6 +912,7 @@ mod tests {
             orders: &orders,
             logged: None,
             queue: Some(&record),
+            occupancy: None,
         };
         assert!(audit(&evidence).passed(), "{:#?}", audit(&evidence));
 

@@ -539,7 +539,10 @@ impl<C: CentralStock> Node<C> {
                 self.queue_status(query, bearer).await
             }
             Route::Queue(QueueRequest::Page) => Answer::Page(QUEUE_PAGE),
-            Route::Availability { ref train, ref date } => self.availability(train, date),
+            Route::Availability {
+                ref train,
+                ref date,
+            } => self.availability(train, date),
         };
         self.answered(route.name(), answer, started)
     }
@@ -1475,7 +1478,10 @@ fn param_error(error: &ParamError) -> Answer {
 
 /// The event a purchase names: `event`, or a train run's `train` and
 /// `date` (both, and not with a different `event`).
-fn requested_event(event: Option<EventId>, ticket: &TicketParams) -> Result<Option<EventId>, Answer> {
+fn requested_event(
+    event: Option<EventId>,
+    ticket: &TicketParams,
+) -> Result<Option<EventId>, Answer> {
     let run = match (&ticket.train, &ticket.date) {
         (None, None) => return Ok(event),
         (Some(train), Some(date)) => {
@@ -1539,7 +1545,10 @@ fn seat_request(
 /// after which it was true.
 fn leg_sold_out(layout: &TrainLayout, request: &SeatRequest, as_of: u64) -> Answer {
     let (from, to) = layout.leg_names(request.leg);
-    let class = layout.classes().get(request.class).map_or("?", |c| c.name());
+    let class = layout
+        .classes()
+        .get(request.class)
+        .map_or("?", |c| c.name());
     Answer::SoldOutForLeg {
         asked: serde_json::json!({
             "from": from,

@@ -171,7 +171,9 @@ impl Route {
                 let date = decode(date, "date").map_err(bad_id)?;
                 (Route::Availability { train, date }, Get)
             }
-            _ if fifth.is_some() => return Err(Answer::no_such_path(path, Surface::Public.paths())),
+            _ if fifth.is_some() => {
+                return Err(Answer::no_such_path(path, Surface::Public.paths()))
+            }
             [Some("buy"), Some("ticket"), None, _] => (Route::BuyTicket, GetOrPost),
             [Some("buy"), Some("result"), None, _] => (Route::BuyResult, Get),
             [Some("sale"), None, ..] => (Route::Sale, Get),

@@ -168,14 +168,24 @@ mod tests {
     #[test]
     fn a_refresh_replaces_the_memo_with_what_central_holds() {
         let train = TrainState::new(layout());
-        assert_eq!(train.availability(Duration::from_secs(1)), None, "never read");
+        assert_eq!(
+            train.availability(Duration::from_secs(1)),
+            None,
+            "never read"
+        );
         let ab = SeatRequest {
             class: 0,
             leg: Leg::new(0, 1).unwrap(),
             passengers: Passengers::ONE,
         };
         train.learn(&ab, 3);
-        assert_eq!(train.sold_out(&SeatRequest { leg: Leg::new(0, 2).unwrap(), ..ab }), Some(3));
+        assert_eq!(
+            train.sold_out(&SeatRequest {
+                leg: Leg::new(0, 2).unwrap(),
+                ..ab
+            }),
+            Some(3)
+        );
         // Central says both seats are sold A → B only.
         let mut first = ClassOccupancy::empty(2);
         first.take(&[0, 1], Leg::new(0, 1).unwrap());
@@ -186,11 +196,20 @@ mod tests {
         };
         train.refreshed(occupancy);
         assert_eq!(train.sold_out(&ab), Some(5));
-        let bc = SeatRequest { leg: Leg::new(1, 2).unwrap(), ..ab };
+        let bc = SeatRequest {
+            leg: Leg::new(1, 2).unwrap(),
+            ..ab
+        };
         assert_eq!(train.sold_out(&bc), None);
         let table = train.availability(Duration::from_secs(60)).unwrap();
-        assert_eq!(table["legs"][0], json!({"from": "A", "to": "B", "free": {"first": 0}}));
-        assert_eq!(table["legs"][2], json!({"from": "B", "to": "C", "free": {"first": 2}}));
+        assert_eq!(
+            table["legs"][0],
+            json!({"from": "A", "to": "B", "free": {"first": 0}})
+        );
+        assert_eq!(
+            table["legs"][2],
+            json!({"from": "B", "to": "C", "free": {"first": 2}})
+        );
         assert_eq!(table["as_of_order"], 5);
         // Seats given back: the next refresh lifts the memo.
         train.refreshed(Occupancy::empty(layout()));

@@ -80,10 +80,7 @@ impl<C: CentralStock + OrderStream> OrderDesk<C> {
 
     /// A train run's layout (to name an order's seats): central stock's,
     /// else the ledger's record of the sale; `None` for other sales.
-    pub async fn layout(
-        &self,
-        event: &EventId,
-    ) -> Result<Option<Arc<TrainLayout>>, OrdersError> {
+    pub async fn layout(&self, event: &EventId) -> Result<Option<Arc<TrainLayout>>, OrdersError> {
         let config = match self.central.snapshot(event).await? {
             Some(snapshot) => Some(snapshot.config),
             None => self.ledger.sale(event).await?,

@@ -28,6 +28,7 @@ pub async fn audit_event<C: CentralStock + OrderStream>(
     let backlog = central.backlog(event).await?;
     let orders = ledger.orders_of_event(event).await?;
     let queue = central.queue_record(event).await?;
+    let occupancy = central.occupancy(event).await?;
     Ok(audit(&Evidence {
         central: snapshot.as_ref(),
         stream: &stream,
@@ -35,6 +36,7 @@ pub async fn audit_event<C: CentralStock + OrderStream>(
         orders: &orders,
         logged,
         queue: queue.as_ref(),
+        occupancy: occupancy.as_ref(),
     }))
 }
 

@@ -106,7 +106,11 @@ async fn every_field_survives_the_bulk_insert() {
         let layout = spike_core::TrainLayout::new(&["A", "B", "C"], &["first:2x10"]).unwrap();
         let train = SaleConfig::for_train(layout).unwrap();
         ledger.record_sale(&event, &train).await.unwrap();
-        assert_eq!(ledger.sale(&event).await.unwrap(), Some(train), "a train's layout");
+        assert_eq!(
+            ledger.sale(&event).await.unwrap(),
+            Some(train),
+            "a train's layout"
+        );
     }
 }
 

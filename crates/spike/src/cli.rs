@@ -82,6 +82,9 @@ pub enum Command {
     /// Create or inspect a sale in Redis.
     #[command(subcommand)]
     Sale(SaleCommand),
+    /// Create a train run: seats on route segments, sold by /buy/ticket?train=….
+    #[command(subcommand)]
+    Train(TrainCommand),
     /// Run a node serving GET|POST /buy/ticket.
     Node(Box<NodeArgs>),
     /// Run the benchmark baseline: a bare hyper server answering the sold-out bytes.
@@ -316,6 +319,12 @@ impl SaleRules {
     /// The sale these flags describe; `--stock` is required.
     pub fn to_config(&self) -> anyhow::Result<SaleConfig> {
         let stock = self.stock.context("--stock is required")?;
+        self.apply(SaleConfig::new(stock)?)
+    }
+
+    /// `base` (a sale's stock, or a train run's seats) with these flags'
+    /// buyers, opening, payment window and waiting room.
+    pub fn apply(&self, base: SaleConfig) -> anyhow::Result<SaleConfig> {
         let policy = if self.anonymous {
             BuyerPolicy::Anonymous
         } else {
@@ -336,7 +345,7 @@ impl SaleRules {
             ),
             _ => None,
         };
-        Ok(SaleConfig::new(stock)?
+        Ok(base
             .with_policy(policy)
             .opening_at(self.opens_at)
             .with_payment_window(self.payment_window)?
@@ -374,6 +383,57 @@ pub struct SaleCreateArgs {
     /// Also record the sale's rules in this order ledger (`sale recover` needs them).
     #[arg(long, env = "SPIKE_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<SecretUrl>,
+}
+
+/// `spike train …`
+#[derive(Debug, Subcommand)]
+pub enum TrainCommand {
+    /// Create a train run (refused if it exists, unless --force).
+    Create(TrainCreateArgs),
+}
+
+/// `spike train create`
+#[derive(Debug, Args)]
+pub struct TrainCreateArgs {
+    /// Redis URL (as for `sale create`).
+    #[arg(long, env = "SPIKE_REDIS", hide_env_values = true)]
+    pub redis: SecretUrl,
+    /// The train number, such as G1.
+    #[arg(long)]
+    pub train: String,
+    /// The date it runs, YYYY-MM-DD.
+    #[arg(long)]
+    pub date: String,
+    /// Its stations in route order, comma-separated (2 to 64).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub stations: Vec<String>,
+    /// A seat class, NAME:CARRIAGESxSEATS such as second:8x80 (repeatable;
+    /// carriages are numbered across classes in this order, seats in rows
+    /// of five lettered A B C D F).
+    #[arg(long = "class", required = true)]
+    pub classes: Vec<String>,
+    /// Buyers, opening, payment window and waiting room, as for a sale
+    /// (--stock does not apply: a train's seats are its classes').
+    #[command(flatten)]
+    pub rules: SaleRules,
+    /// Replace an existing run, deleting its buyers and orders.
+    #[arg(long)]
+    pub force: bool,
+    /// Also record the run in this order ledger (`sale recover` needs it).
+    #[arg(long, env = "SPIKE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<SecretUrl>,
+}
+
+impl TrainCreateArgs {
+    /// The run and its sale's configuration.
+    pub fn to_config(&self) -> anyhow::Result<(spike_core::TrainRun, SaleConfig)> {
+        if self.rules.stock.is_some() {
+            anyhow::bail!("--stock does not apply to a train: its seats are its classes'");
+        }
+        let run = spike_core::TrainRun::parse(&self.train, &self.date)?;
+        let layout = spike_core::TrainLayout::new(&self.stations, &self.classes)?;
+        Ok((run, self.rules.apply(SaleConfig::for_train(layout)?)?))
+    }
 }
 
 /// `spike sale show`

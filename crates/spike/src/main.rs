@@ -5,7 +5,7 @@ use std::num::NonZeroUsize;
 use std::process::ExitCode;
 
 use clap::Parser;
-use spike::cli::{Cli, Command, LogFormat, SaleCommand};
+use spike::cli::{Cli, Command, LogFormat, SaleCommand, TrainCommand};
 use spike::commands;
 
 fn runtime(threads: Option<NonZeroUsize>) -> std::io::Result<tokio::runtime::Runtime> {
@@ -50,6 +50,7 @@ fn main() -> ExitCode {
         Command::Baseline(args) => args.threads,
         Command::Front(args) => args.threads,
         Command::Sale(_)
+        | Command::Train(_)
         | Command::NginxConf(_)
         | Command::Audit(_)
         | Command::Scripts(_)
@@ -64,6 +65,9 @@ fn main() -> ExitCode {
                     Command::Sale(SaleCommand::Create(args)) => commands::sale_create(args).await,
                     Command::Sale(SaleCommand::Show(args)) => commands::sale_show(args).await,
                     Command::Sale(SaleCommand::Recover(args)) => commands::sale_recover(args).await,
+                    Command::Train(TrainCommand::Create(args)) => {
+                        commands::train_create(args).await
+                    }
                     Command::Orders(args) => commands::run_orders(args).await,
                     Command::Audit(args) => invariants(commands::run_audit(args).await),
                     Command::Node(args) => commands::run_node(*args).await,

@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 use spike_core::order::{Order, Refusal};
 use std::sync::Arc;
 
-use spike_core::{CentralStock, EventId, OrderId, OrderStream, StreamEntry, Ticket, TrainLayout, UserId};
+use spike_core::{
+    CentralStock, EventId, OrderId, OrderStream, StreamEntry, Ticket, TrainLayout, UserId,
+};
 use spike_http::ticket_json;
 use spike_node::{Answer, AnswerFuture, Caller, OrdersApi, OrdersRequest, RetryReason};
 use spike_orders::{Found, Moved, OrderDesk, OrdersError};

@@ -18,7 +18,7 @@ pub use demo::run_demo;
 pub use front::{print_nginx_conf, run_front};
 pub use node::{run_baseline, run_node};
 pub use orders::run_orders;
-pub use sale::{sale_create, sale_recover, sale_show};
+pub use sale::{sale_create, sale_recover, sale_show, train_create};
 pub use scripts::print_scripts;
 pub use token::print_token;
 

@@ -11,7 +11,7 @@ use spike_redis::RedisCentral;
 use super::audit::logged_answers;
 use super::orders::ledger;
 use super::redis;
-use crate::cli::{SaleCreateArgs, SaleRecoverArgs, SaleShowArgs};
+use crate::cli::{SaleCreateArgs, SaleRecoverArgs, SaleShowArgs, TrainCreateArgs};
 
 /// `spike sale create`: creates the sale, or explains why not.
 pub async fn sale_create(args: SaleCreateArgs) -> anyhow::Result<()> {
@@ -43,6 +43,34 @@ pub async fn sale_create(args: SaleCreateArgs) -> anyhow::Result<()> {
             BuyerPolicy::Anonymous => "are anonymous",
         },
     );
+    Ok(())
+}
+
+/// `spike train create`: creates the train run's sale, or explains why not.
+pub async fn train_create(args: TrainCreateArgs) -> anyhow::Result<()> {
+    let (run, config) = args.to_config()?;
+    let event = run.event();
+    let central = redis(&args.redis).await?;
+    central.create_sale(&event, &config, args.force).await?;
+    if let Some(url) = &args.database_url {
+        ledger(url).await?.record_sale(&event, &config).await?;
+    }
+    if let Some(layout) = config.train() {
+        let classes: Vec<String> = (layout.classes().iter())
+            .map(|c| format!("{} {} seats", c.name(), c.seats()))
+            .collect();
+        println!(
+            "created train {} on {} as event {event}: {} stations ({}), {}; buy with \
+             /buy/ticket?train={}&date={}&from=…&to=…&class=…",
+            run.train(),
+            run.date(),
+            layout.stations().len(),
+            layout.stations().join(" → "),
+            classes.join(", "),
+            run.train(),
+            run.date(),
+        );
+    }
     Ok(())
 }
 
