@@ -118,14 +118,10 @@ pub enum Answer {
     /// Code 1: seats on a train run were sold (or this request id had
     /// bought them before).
     SeatsSold {
-        /// The train run's event.
-        event: EventId,
         /// The order holding the seats.
         order: OrderId,
-        /// As in [`Answer::Sold`].
-        order_key: Option<String>,
-        /// The seats ([`ticket_json`]).
-        ticket: Value,
+        /// The answer's `data`, built by [`Answer::seats_sold`].
+        data: Box<Value>,
     },
     /// Code -1.
     SoldOut,
@@ -133,7 +129,7 @@ pub enum Answer {
     /// carriage) is free over the leg asked for.
     SoldOutForLeg {
         /// What was asked, and the order sequence it was true after.
-        asked: Value,
+        asked: Box<Value>,
     },
     /// Code -2: the user's limit is reached; their latest order.
     AlreadyPurchased {
@@ -213,6 +209,26 @@ impl Answer {
             status,
             message: message.into(),
             data: None,
+        }
+    }
+
+    /// Code 1 on a train run: `ticket` ([`ticket_json`]) with the order id,
+    /// the event and, when the buyer needs one, the order key.
+    pub fn seats_sold(
+        event: &EventId,
+        order: OrderId,
+        order_key: Option<String>,
+        ticket: Value,
+    ) -> Self {
+        let mut data = ticket;
+        data["order_id"] = Value::from(order.as_str());
+        data["event"] = Value::from(event.as_str());
+        if let Some(key) = order_key {
+            data["order_key"] = Value::from(key);
+        }
+        Self::SeatsSold {
+            order,
+            data: Box::new(data),
         }
     }
 
@@ -310,20 +326,11 @@ impl Answer {
                 r#"{{"code":{code},"msg":"{}","data":{{"order_id":"{order}","event":"{event}","order_key":"{key}"}}}}"#,
                 code.label()
             )),
-            Self::SeatsSold {
-                event,
-                order,
-                order_key,
-                ticket,
-            } => {
-                let mut data = ticket.clone();
-                data["order_id"] = Value::from(order.as_str());
-                data["event"] = Value::from(event.as_str());
-                if let Some(key) = order_key {
-                    data["order_key"] = Value::from(key.as_str());
-                }
-                json_bytes(&json!({ "code": code.number(), "msg": code.label(), "data": data }))
-            }
+            Self::SeatsSold { data, .. } => json_bytes(&json!({
+                "code": code.number(),
+                "msg": code.label(),
+                "data": data,
+            })),
             Self::SoldOut => Bytes::from_static(SOLD_OUT_BODY),
             Self::SoldOutForLeg { asked } => json_bytes(&json!({
                 "code": code.number(),

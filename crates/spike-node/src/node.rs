@@ -714,12 +714,11 @@ impl<C: CentralStock> Node<C> {
         };
         let answer = match (reply, &state.train) {
             (Ok(reply), Some(train)) => match (reply.verdict, reply.ticket) {
-                (Verdict::Sold { order, .. }, Some(ticket)) => Answer::SeatsSold {
-                    event: purchase.event.clone(),
-                    order_key: order_key(&order),
-                    order,
-                    ticket: ticket_json(train.layout(), &ticket),
-                },
+                (Verdict::Sold { order, .. }, Some(ticket)) => {
+                    let key = order_key(&order);
+                    let ticket = ticket_json(train.layout(), &ticket);
+                    Answer::seats_sold(&purchase.event, order, key, ticket)
+                }
                 (Verdict::Sold { .. }, None) => self.undecided(
                     CentralError::Protocol("a sale of seats without its seats".into()),
                     &purchase,
@@ -1550,12 +1549,12 @@ fn leg_sold_out(layout: &TrainLayout, request: &SeatRequest, as_of: u64) -> Answ
         .get(request.class)
         .map_or("?", |c| c.name());
     Answer::SoldOutForLeg {
-        asked: serde_json::json!({
+        asked: Box::new(serde_json::json!({
             "from": from,
             "to": to,
             "class": class,
             "passengers": request.passengers.get(),
             "as_of_order": as_of,
-        }),
+        })),
     }
 }

@@ -291,16 +291,19 @@ mod tests {
             "/metrics",
             "/stats",
             "/sale",
+            "/trains/{train}/{date}/availability",
         ] {
             assert!(paths.contains_key(path), "{path} is documented");
-            let concrete = path.replace("{id}", "G1-1");
+            let concrete = (path.replace("{id}", "G1-1"))
+                .replace("{train}", "G1")
+                .replace("{date}", "2026-12-01");
             assert!(
                 Route::parse(&concrete, Surface::Public).is_ok()
                     || Route::parse(&concrete, Surface::Admin).is_ok(),
                 "{path} is served"
             );
         }
-        assert_eq!(paths.len(), 14, "and nothing else");
+        assert_eq!(paths.len(), 15, "and nothing else");
         let codes = &document["components"]["schemas"]["Answer"]["properties"]["code"]["enum"];
         let every_code: Vec<i64> = (spike_core::Code::ALL.iter())
             .map(|code| i64::from(code.number()))
