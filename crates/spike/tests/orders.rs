@@ -10,64 +10,23 @@ mod common;
 
 use spike_core::Code;
 use std::collections::{BTreeSet, HashSet};
-use std::num::NonZeroUsize;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    count, create_sale, get_all, get_prometheus_text, named, redis_central, spawn_node, Http,
-    TestNode, OPERATOR_KEY,
+    count, create_sale, drained, get_all, get_prometheus_text, named, redis_central, seats_settled,
+    spawn_node, start_pipeline, Http, TestNode, OPERATOR_KEY,
 };
 use hyper::{Method, StatusCode};
 use spike_core::order::OrderState;
 use spike_core::{CentralStock, EventId, MemoryCentral, NodeId, OrderStream, SaleConfig};
-use spike_orders::{audit_event, OrderLedger, Pipeline, PipelineConfig, WriterConfig};
+use spike_orders::{audit_event, OrderLedger, Pipeline};
 use spike_testkit::{free_port, unique, TestDatabase, TestRedis, TestRedisCluster};
 
 const SPIKE: &str = env!("CARGO_BIN_EXE_spike");
 
 fn event(tag: &str) -> EventId {
     EventId::parse(unique(tag)).expect("event id")
-}
-
-/// The order pipeline (one writer lane and expiry every 50 ms) in this
-/// process, reclaiming after 1 s.
-fn start_pipeline<C: CentralStock + OrderStream + Clone>(
-    central: &C,
-    ledger: &OrderLedger,
-    event: &EventId,
-) -> Pipeline {
-    let mut writer = WriterConfig::new(NodeId::parse(unique("writer")).expect("id"));
-    writer.events = vec![event.clone()];
-    writer.claim_idle = Duration::from_secs(1);
-    let config = PipelineConfig {
-        writer,
-        lanes: NonZeroUsize::MIN,
-        expire_every: Some(Duration::from_millis(50)),
-    };
-    Pipeline::start(central.clone(), ledger.clone(), config).expect("pipeline")
-}
-
-/// Waits until every stream entry of `event` is written and acknowledged.
-async fn drained<C: OrderStream>(central: &C, event: &EventId) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let backlog = central.backlog(event).await.expect("backlog");
-        if backlog.entries == 0 && backlog.pending == 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "stream not drained: {backlog:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Waits until no expired or cancelled order still owes its seat.
-async fn seats_settled(ledger: &OrderLedger, event: &EventId) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while ledger.counts(event).await.expect("counts").seats_owed > 0 {
-        assert!(Instant::now() < deadline, "seats still owed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Runs `spike audit` and returns whether it passed (exit status 0).

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -18,7 +18,7 @@ use spike::app::{LedgerSource, NodeApp, NodeSettings, OrdersSettings};
 use spike_auth::KeyRing;
 use spike_core::{CentralStock, EventId, NodeId, OrderStream, SaleConfig};
 use spike_node::{Node, NodeConfig};
-use spike_orders::OrderLedger;
+use spike_orders::{OrderLedger, Pipeline, PipelineConfig, WriterConfig};
 use spike_redis::{RedisCentral, RedisSettings};
 
 pub use spike_core::Code;
@@ -461,4 +461,56 @@ pub async fn get_prometheus_text(url: &str) -> String {
     let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
     assert_eq!(content_type, Some("text/plain; version=0.0.4"));
     String::from_utf8(bytes.to_vec()).expect("UTF-8")
+}
+
+/// The order pipeline (one writer lane and expiry every 50 ms) in this
+/// process, reclaiming after 1 s.
+pub fn start_pipeline<C: CentralStock + OrderStream + Clone>(
+    central: &C,
+    ledger: &OrderLedger,
+    event: &EventId,
+) -> Pipeline {
+    let mut writer = WriterConfig::new(NodeId::parse(spike_testkit::unique("writer")).expect("id"));
+    writer.events = vec![event.clone()];
+    writer.claim_idle = Duration::from_secs(1);
+    let config = PipelineConfig {
+        writer,
+        lanes: std::num::NonZeroUsize::MIN,
+        expire_every: Some(Duration::from_millis(50)),
+    };
+    Pipeline::start(central.clone(), ledger.clone(), config).expect("pipeline")
+}
+
+/// Waits until every stream entry of `event` is written and acknowledged.
+pub async fn drained<C: OrderStream>(central: &C, event: &EventId) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let backlog = central.backlog(event).await.expect("backlog");
+        if backlog.entries == 0 && backlog.pending == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "stream not drained: {backlog:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until no expired or cancelled order still owes its seat.
+pub async fn seats_settled(ledger: &OrderLedger, event: &EventId) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ledger.counts(event).await.expect("counts").seats_owed > 0 {
+        assert!(Instant::now() < deadline, "seats still owed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs the `spike` binary with `args`: whether it succeeded, and what it
+/// printed (stdout, then stderr).
+pub fn spike(args: &[&str]) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_spike"))
+        .args(args)
+        .output()
+        .expect("run spike");
+    let said = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), said)
 }
