@@ -328,7 +328,7 @@ async fn availability_is_answered_from_memory_and_bad_input_changes_nothing() {
             run.train()
         ),
         format!("/buy/ticket?event={}&user_id=x", run.event()),
-        format!("/buy/ticket?train=G-1&date=2026-12-01&user_id=x&from=A&to=B&class=first"),
+        "/buy/ticket?train=G-1&date=2026-12-01&user_id=x&from=A&to=B&class=first".to_owned(),
     ];
     for query in bad {
         let reply = node.get(&query).await;
