@@ -12,7 +12,9 @@ pub mod invariants;
 pub mod plot;
 pub mod report;
 pub mod run;
+pub mod tickets;
 
 pub use invariants::{CentralView, Check};
 pub use report::Report;
 pub use run::{run, BenchConfig, BenchError, Target, Users};
+pub use tickets::TicketChoices;

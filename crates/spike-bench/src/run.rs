@@ -12,6 +12,7 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::client::Connection;
+use crate::tickets::TicketChoices;
 
 /// Where the load goes: `http://HOST:PORT/PATH[?QUERY]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +97,9 @@ pub struct BenchConfig {
     pub timeout: Duration,
     /// Draw a progress bar on stderr (when it is a terminal).
     pub progress: bool,
+    /// A train run's buyers: each request also asks for a station pair,
+    /// a class and a party ([`TicketChoices`]).
+    pub tickets: Option<TicketChoices>,
 }
 
 impl BenchConfig {
@@ -110,6 +114,7 @@ impl BenchConfig {
             rate: None,
             timeout: Duration::from_secs(5),
             progress: true,
+            tickets: None,
         }
     }
 
@@ -125,7 +130,8 @@ impl BenchConfig {
     }
 }
 
-fn splitmix64(mut x: u64) -> u64 {
+/// SplitMix64: a fast, well-mixed hash of `x` (seeded draws).
+pub(crate) fn splitmix64(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -336,6 +342,10 @@ async fn drive(
         path.push(separator);
         path.push_str("user_id=");
         path.push_str(&user.to_string());
+        if let Some(tickets) = &config.tickets {
+            path.push('&');
+            path.push_str(&tickets.query_of(index));
+        }
         // With a fixed rate, latency counts from when the request was due
         // (no coordinated omission).
         let due = match config.rate {

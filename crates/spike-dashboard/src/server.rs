@@ -58,6 +58,9 @@ struct State {
     started: Instant,
     nodes: Vec<Watched>,
     sale: Value,
+    /// A train run's seat × segment grid, the freshest any node holds
+    /// (`Null` for other sales).
+    train: Value,
 }
 
 /// A running dashboard: its server and its poller.
@@ -95,6 +98,7 @@ pub fn serve_dashboard(listener: TcpListener, config: DashboardConfig) -> Runnin
             })
             .collect(),
         sale: Value::Null,
+        train: Value::Null,
     }));
     let options = config.server.clone();
     let poller = tokio::spawn(poll(Arc::clone(&state), config));
@@ -125,12 +129,18 @@ async fn poll(state: Arc<Mutex<State>>, config: DashboardConfig) {
     loop {
         ticker.tick().await;
         let mut sale = Value::Null;
+        let mut train = Value::Null;
         for (index, address) in config.nodes.iter().enumerate() {
             let stats = get_json(&client, format!("http://{address}/stats")).await;
             if sale.is_null() && stats.is_some() {
                 sale = get_json(&client, format!("http://{address}/sale{sale_query}"))
                     .await
                     .unwrap_or(Value::Null);
+            }
+            if let Some(grid) = stats.as_ref().and_then(|s| train_grid(s, &sale["event"])) {
+                if grid["as_of_order"].as_u64() >= train["as_of_order"].as_u64() {
+                    train = grid.clone();
+                }
             }
             let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
             let at = state.started.elapsed().as_secs_f64();
@@ -146,9 +156,19 @@ async fn poll(state: Arc<Mutex<State>>, config: DashboardConfig) {
             }
         }
         if !sale.is_null() {
-            state.lock().unwrap_or_else(|p| p.into_inner()).sale = sale;
+            let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+            state.sale = sale;
+            state.train = train;
         }
     }
+}
+
+/// The seat × segment grid a node's `/stats` holds for `event`, if it is
+/// a train run.
+fn train_grid<'a>(stats: &'a Value, event: &Value) -> Option<&'a Value> {
+    let events = stats["events"].as_array()?;
+    let entry = events.iter().find(|e| &e["event"] == event)?;
+    Some(&entry["train"]).filter(|grid| grid.is_object())
 }
 
 fn data(state: &State) -> Value {
@@ -177,6 +197,7 @@ fn data(state: &State) -> Value {
     json!({
         "elapsed": state.started.elapsed().as_secs_f64(),
         "sale": state.sale,
+        "train": state.train,
         "nodes": nodes,
         "codes": codes,
     })

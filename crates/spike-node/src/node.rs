@@ -166,6 +166,15 @@ pub struct EventState {
 }
 
 impl EventState {
+    /// Sales this node has made of it: seats of local stock, or orders of
+    /// seats on a train run.
+    pub fn local_sales(&self) -> u64 {
+        match &self.train {
+            Some(train) => train.sales(),
+            None => self.stock.local_sales(),
+        }
+    }
+
     fn new(config: SaleConfig, remaining: u64, lane: Option<Lane>) -> Self {
         let queue =
             (config.queue()).map(|queue| WaitingRoom::new(*queue, config.opens_at_millis()));
@@ -241,7 +250,7 @@ impl Outcome {
             event: Some(event),
             user,
             request: None,
-            local_sales: state.stock.local_sales(),
+            local_sales: state.local_sales(),
         }
     }
 
@@ -715,6 +724,7 @@ impl<C: CentralStock> Node<C> {
         let answer = match (reply, &state.train) {
             (Ok(reply), Some(train)) => match (reply.verdict, reply.ticket) {
                 (Verdict::Sold { order, .. }, Some(ticket)) => {
+                    train.count_sale();
                     let key = order_key(&order);
                     let ticket = ticket_json(train.layout(), &ticket);
                     Answer::seats_sold(&purchase.event, order, key, ticket)
@@ -1033,7 +1043,7 @@ impl<C: CentralStock> Node<C> {
         for (event, state) in events.iter() {
             let gauge = |name| self.metrics.event_gauge(name, event.as_str());
             gauge("spike_local_stock").set(state.stock.remaining() as f64);
-            gauge("spike_local_sales").set(state.stock.local_sales() as f64);
+            gauge("spike_local_sales").set(state.local_sales() as f64);
             gauge("spike_sold_out").set(if state.stock.is_sold_out() { 1.0 } else { 0.0 });
             if let Ok(Some(snapshot)) = self.central.snapshot(event).await {
                 gauge("spike_order_stream_entries").set(snapshot.orders_in_stream as f64);
@@ -1100,11 +1110,34 @@ impl<C: CentralStock> Node<C> {
             Err(answer) => return answer,
         };
         match self.central.snapshot(&event).await {
+            // A train run counts seat-segments (a seat over one segment):
+            // its total is the run's, sold is what its orders hold.
+            Ok(Some(snapshot)) if snapshot.config.train().is_some() => {
+                match self.central.occupancy(&event).await {
+                    Ok(Some(occupancy)) => {
+                        let (total, sold) = (snapshot.config.total(), occupancy.sold_segments());
+                        Answer::Info(serde_json::json!({
+                            "event": event.as_str(),
+                            "unit": "seat-segments",
+                            "total": total,
+                            "sold": sold,
+                            "remaining": total.saturating_sub(sold),
+                            "orders": snapshot.sold,
+                            "buyers": snapshot.buyers,
+                            "orders_in_stream": snapshot.orders_in_stream,
+                        }))
+                    }
+                    Ok(None) => try_again(RetryReason::SaleStateMissing, None),
+                    Err(_) => try_again(RetryReason::Unavailable, None),
+                }
+            }
             Ok(Some(snapshot)) => Answer::Info(serde_json::json!({
                 "event": event.as_str(),
+                "unit": "seats",
                 "total": snapshot.config.total(),
                 "sold": snapshot.sold,
                 "remaining": snapshot.remaining(),
+                "orders": snapshot.sold,
                 "buyers": snapshot.buyers,
                 "orders_in_stream": snapshot.orders_in_stream,
             })),
@@ -1275,7 +1308,7 @@ impl<C: CentralStock> Node<C> {
                     "event": event.as_str(),
                     "total": state.config.total(),
                     "local_stock": state.stock.remaining(),
-                    "local_sales": state.stock.local_sales(),
+                    "local_sales": state.local_sales(),
                     "sold_out": state.stock.is_sold_out(),
                     "missing": state.is_missing(),
                     "queue": state.queue.as_ref().map(WaitingRoom::stats),

@@ -26,6 +26,8 @@ pub struct TrainState {
     occupancy: ArcSwap<Occupancy>,
     /// When the last refresh read central stock, Unix milliseconds (0: never).
     refreshed_at_ms: AtomicU64,
+    /// Orders of seats this node has sold.
+    sales: AtomicU64,
 }
 
 impl TrainState {
@@ -39,6 +41,7 @@ impl TrainState {
             occupancy: ArcSwap::from_pointee(occupancy),
             layout,
             refreshed_at_ms: AtomicU64::new(0),
+            sales: AtomicU64::new(0),
         }
     }
 
@@ -60,6 +63,16 @@ impl TrainState {
     /// Remembers central's "sold out" for `request`, true after order `as_of`.
     pub fn learn(&self, request: &SeatRequest, as_of: u64) {
         self.memo().learn(request, as_of);
+    }
+
+    /// Counts one order of seats this node sold.
+    pub fn count_sale(&self) {
+        self.sales.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Orders of seats this node has sold.
+    pub fn sales(&self) -> u64 {
+        self.sales.load(Ordering::Relaxed)
     }
 
     /// How many facts the memo holds.
@@ -108,7 +121,8 @@ impl TrainState {
         Some(table)
     }
 
-    /// Each class's seats as segment masks, for the dashboard's grid.
+    /// Each class's seats as segment masks (hex: bit i is the segment
+    /// from station i to i + 1), for the dashboard's grid.
     pub fn grid(&self) -> Value {
         let occupancy = self.occupancy.load();
         let classes: Vec<Value> = (self.layout.classes().iter())
@@ -117,7 +131,9 @@ impl TrainState {
                 json!({
                     "class": class.name(),
                     "seats": (0..class.seats()).map(|s| class.seat_name(s)).collect::<Vec<_>>(),
-                    "masks": held.masks(),
+                    // Hex: a mask may need all 64 bits, more than a JSON
+                    // number keeps exactly in a browser.
+                    "masks": held.masks().iter().map(|m| format!("{m:x}")).collect::<Vec<_>>(),
                 })
             })
             .collect();

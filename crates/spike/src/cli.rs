@@ -664,6 +664,12 @@ pub struct DemoArgs {
     /// Tickets for sale.
     #[arg(long, default_value = "10000")]
     pub stock: u64,
+    /// Sell a train run instead (--stock does not apply): 10 stations,
+    /// 1,000 seats (first:2x50, second:9x100); each user buys a random
+    /// station pair, class and party of 1 to 5. The report counts
+    /// seat-segments sold against the run's 9,000.
+    #[arg(long, conflicts_with = "queue")]
+    pub train: bool,
     /// Nodes; node i gets weight i (1:2:3:4 for four).
     #[arg(long, default_value = "4")]
     pub nodes: NonZeroU32,

@@ -1,7 +1,8 @@
 //! The pages in a real browser: headless Chromium (Debian's `chromium`,
 //! driven by `playwright-core` from tests/browser) opens the dashboard
 //! during a small `spike demo --dashboard` and waits until the sold counter
-//! reaches the stock; and goes through a sale's waiting room (join, wait,
+//! reaches the stock; watches a train's seat × segment grid fill in during
+//! `spike demo --train --dashboard`; and goes through a sale's waiting room (join, wait,
 //! get admitted, buy). Screenshots go to target/test-artifacts/.
 //! `scripts/test` installs Chromium and the npm package.
 
@@ -54,6 +55,35 @@ fn dashboard_shows_the_sale_selling_out_in_chromium() {
         .expect("start spike demo");
     let page = format!("http://127.0.0.1:{port}/dashboard");
     browse(demo, port, &script, &[&page, "500"], &screenshot, 10_000);
+}
+
+#[test]
+fn dashboard_fills_a_trains_seat_segment_grid_in_chromium() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let script = root.join("tests/browser/train.mjs");
+    let artifacts = root.join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).expect("artifact dir");
+    let screenshot = artifacts.join("train.png");
+    let _ = std::fs::remove_file(&screenshot);
+
+    // The demo train (1,000 seats over 9 segments), bought at 4,000 a
+    // second; the page must show at least 1,000 seat-segments sold.
+    let port = free_port();
+    let demo = Command::new(SPIKE)
+        .args(["demo", "--train", "--users", "40000", "--rate", "4000"])
+        .args(["--connections", "20"])
+        .args([
+            "--dashboard",
+            "--dashboard-listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(["--linger", "30s", "--no-progress"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start spike demo --train");
+    let page = format!("http://127.0.0.1:{port}/dashboard");
+    browse(demo, port, &script, &[&page, "1000"], &screenshot, 10_000);
 }
 
 #[test]

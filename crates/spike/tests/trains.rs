@@ -599,3 +599,51 @@ fn audit(
         event.as_str(),
     ])
 }
+
+/// `spike demo --train` with `extra` arguments: its JSON report.
+fn train_demo(users: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "demo",
+        "--train",
+        "--users",
+        users,
+        "--json",
+        "--no-progress",
+    ];
+    args.extend_from_slice(extra);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_spike"))
+        .args(&args)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .expect("run spike demo");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    serde_json::from_slice(&output.stdout).expect("a JSON report")
+}
+
+#[test]
+fn the_train_demo_fills_the_run_and_every_invariant_holds() {
+    let redis = TestRedis::shared_or_spawn();
+    for demo in [
+        train_demo("30000", &[]),
+        train_demo("5000", &["--redis", redis.url()]),
+    ] {
+        assert_eq!(demo["all_invariants_held"], true, "{demo:#}");
+        assert_eq!(demo["orders"]["audit_passed"], true);
+        let seats = &demo["seats"];
+        assert_eq!(
+            seats["seat_segments_total"], 9_000,
+            "1,000 seats over 9 segments"
+        );
+        let sold = seats["seat_segments_sold"].as_u64().unwrap();
+        assert!(sold > 1_000 && sold <= 9_000, "{seats}");
+        let per_class: u64 = (seats["per_class"].as_array().unwrap().iter())
+            .map(|class| class["sold"].as_u64().unwrap())
+            .sum();
+        assert_eq!(per_class, sold);
+        assert_eq!(demo["orders"]["written"], demo["report"]["central"]["sold"]);
+    }
+}

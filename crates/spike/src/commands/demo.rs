@@ -13,9 +13,10 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 use spike_bench::crowd::{run_crowd, CrowdConfig, CrowdReport};
 use spike_bench::report::thousands;
-use spike_bench::{BenchConfig, Report, Target};
+use spike_bench::{BenchConfig, Report, Target, TicketChoices};
 use spike_core::{
-    CentralStock, EventId, MemoryCentral, NodeId, OrderStream, QueueConfig, SaleConfig,
+    CentralStock, EventId, MemoryCentral, NodeId, Occupancy, OrderStream, QueueConfig, SaleConfig,
+    TrainLayout, TrainRun,
 };
 use spike_dashboard::{serve_dashboard, DashboardConfig};
 use spike_front::{serve_front, FrontConfig, Upstream};
@@ -40,7 +41,45 @@ struct DemoReport {
     waiting_room: Option<CrowdReport>,
     sales_per_node: BTreeMap<String, u64>,
     orders: OrdersSummary,
+    /// A train run's seats, when the demo sold one.
+    seats: Option<SeatSummary>,
     all_invariants_held: bool,
+}
+
+/// How full a train run is: seat-segments sold of its capacity, per class.
+#[derive(Debug, Serialize)]
+struct SeatSummary {
+    seat_segments_sold: u64,
+    seat_segments_total: u64,
+    per_class: Vec<ClassFill>,
+}
+
+/// One class's seat-segments sold and capacity.
+#[derive(Debug, Serialize)]
+struct ClassFill {
+    class: String,
+    sold: u64,
+    total: u64,
+}
+
+impl SeatSummary {
+    fn of(occupancy: &Occupancy) -> Self {
+        let layout = &occupancy.layout;
+        let segments = u64::from(layout.segments());
+        let per_class = (layout.classes().iter())
+            .zip(&occupancy.classes)
+            .map(|(class, held)| ClassFill {
+                class: class.name().to_owned(),
+                sold: held.sold_segments(),
+                total: u64::from(class.seats()) * segments,
+            })
+            .collect();
+        Self {
+            seat_segments_sold: occupancy.sold_segments(),
+            seat_segments_total: layout.capacity(),
+            per_class,
+        }
+    }
 }
 
 /// What became of the sold seats in the order ledger.
@@ -56,33 +95,75 @@ struct OrdersSummary {
 /// Longest wait for the order stream to drain after the sale.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The demo train's route: G1's stations, Beijing to Shanghai.
+const DEMO_STATIONS: [&str; 10] = [
+    "Beijing", "Langfang", "Tianjin", "Cangzhou", "Dezhou", "Jinan", "Xuzhou", "Bengbu", "Nanjing",
+    "Shanghai",
+];
+
+/// The demo train's classes: 100 first-class and 900 second-class seats.
+const DEMO_CLASSES: [&str; 2] = ["first:2x50", "second:9x100"];
+
+/// What the demo sells: a plain sale of `--stock`, or (`--train`) a train run.
+struct DemoSale {
+    event: EventId,
+    config: SaleConfig,
+    train: Option<TrainRun>,
+}
+
+impl DemoSale {
+    /// `train` names the run (its date is fixed), `plain` the plain sale.
+    fn new(args: &DemoArgs, train: &str, plain: &str) -> anyhow::Result<Self> {
+        if args.train {
+            let run = TrainRun::parse(train, "2026-12-01")?;
+            let layout = TrainLayout::new(&DEMO_STATIONS, &DEMO_CLASSES)?;
+            return Ok(Self {
+                event: run.event(),
+                config: SaleConfig::for_train(layout)?,
+                train: Some(run),
+            });
+        }
+        let mut config = SaleConfig::new(args.stock)?;
+        if args.queue {
+            config = config
+                .opening_at(Some(SystemTime::now() + args.opens_in))
+                .with_queue(Some(QueueConfig::new(args.admit_rate)?))?;
+        }
+        Ok(Self {
+            event: EventId::parse(plain)?,
+            config,
+            train: None,
+        })
+    }
+}
+
 /// Runs the demo; `Ok(false)` when an invariant failed.
 pub async fn run_demo(args: DemoArgs) -> anyhow::Result<bool> {
-    let mut sale = SaleConfig::new(args.stock)?;
-    if args.queue {
-        sale = sale
-            .opening_at(Some(SystemTime::now() + args.opens_in))
-            .with_queue(Some(QueueConfig::new(args.admit_rate)?))?;
-    }
     match &args.redis {
         None => {
+            let sale = DemoSale::new(&args, "G1", "G1")?;
             let central = MemoryCentral::new();
-            let event = EventId::parse("G1")?;
-            central.create_sale(&event, &sale, false).await?;
+            central
+                .create_sale(&sale.event, &sale.config, false)
+                .await?;
             let nodes = (0..args.nodes.get()).map(|_| central.clone()).collect();
-            demo(&args, "embedded", &event, &central, nodes).await
+            demo(&args, "embedded", &sale, &central, nodes).await
         }
         Some(url) => {
             let millis = spike_core::sale::unix_millis(std::time::SystemTime::now());
-            let event = EventId::parse(format!("demo-{millis}"))?;
+            // A fresh run or sale each time, so that runs never collide.
+            let train = format!("D{}", millis % 1_000_000_000);
+            let sale = DemoSale::new(&args, &train, &format!("demo-{millis}"))?;
             let central = redis(url).await?;
-            central.create_sale(&event, &sale, false).await?;
+            central
+                .create_sale(&sale.event, &sale.config, false)
+                .await?;
             let mut nodes = Vec::new();
             for _ in 0..args.nodes.get() {
                 // One connection per node, as separate processes would have.
                 nodes.push(redis(url).await?);
             }
-            demo(&args, "redis", &event, &central, nodes).await
+            demo(&args, "redis", &sale, &central, nodes).await
         }
     }
 }
@@ -90,10 +171,11 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<bool> {
 async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
     args: &DemoArgs,
     central_kind: &'static str,
-    event: &EventId,
+    sale: &DemoSale,
     central: &C,
     node_centrals: Vec<C>,
 ) -> anyhow::Result<bool> {
+    let event = &sale.event;
     let ledger = ledger(&args.database_url).await?;
     let consumer = NodeId::parse(format!("orders-{}", std::process::id()))?;
     let config = PipelineConfig::new(consumer, vec![event.clone()]);
@@ -132,21 +214,43 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
     let front_addr = front_listener.local_addr()?;
     let front = serve_front(front_listener, FrontConfig::new(upstreams))?;
     let weights: Vec<String> = (1..=apps.len()).map(|w| w.to_string()).collect();
+    let goods = match (&sale.train, sale.config.train()) {
+        (Some(run), Some(layout)) => format!(
+            "seats of train {} ({} stations, {} seats, {} seat-segments)",
+            run.train(),
+            layout.stations().len(),
+            thousands(layout.seats()),
+            thousands(layout.capacity())
+        ),
+        _ => format!("{} tickets", thousands(args.stock)),
+    };
     if !args.output.json {
         println!(
-            "Spike demo: {} users buying {} tickets through the front door at {front_addr},\n\
+            "Spike demo: {} users buying {goods} through the front door at {front_addr},\n\
              {} nodes with weights {}, {central_kind} central stock (event {event})\n",
             thousands(args.users),
-            thousands(args.stock),
             apps.len(),
             weights.join(":"),
         );
     }
 
-    let target: Target = format!("http://{front_addr}/buy/ticket").parse()?;
+    let path = match &sale.train {
+        Some(run) => format!("/buy/ticket?train={}&date={}", run.train(), run.date()),
+        None => "/buy/ticket".to_owned(),
+    };
+    let target: Target = format!("http://{front_addr}{path}").parse()?;
     let mut config = BenchConfig::new(target, args.users, args.connections);
     config.progress = !args.output.no_progress;
     config.rate = args.rate;
+    config.tickets = (sale.config.train()).map(|layout| TicketChoices {
+        stations: layout.stations().to_vec(),
+        classes: layout
+            .classes()
+            .iter()
+            .map(|c| c.name().to_owned())
+            .collect(),
+        seed: 12306,
+    });
     let (data, crowd) = match central.snapshot(event).await?.map(|s| s.config) {
         Some(sale) if sale.queue().is_some() => {
             let crowd = CrowdConfig {
@@ -188,16 +292,18 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
         audit_passed: audit.passed(),
     };
     let view = central_view(central, event).await?;
-    let sells_out = args.users >= args.stock;
+    let seats = central.occupancy(event).await?.as_ref().map(SeatSummary::of);
+    // A plain sale must sell out when buyers outnumber its seats; a train
+    // run's orders hold any number of seat-segments, so its fill is
+    // reported (seat-segments sold of the most that could be), not assumed.
+    let sells_out = seats.is_none() && args.users >= args.stock;
     let report = (data.as_ref()).map(|data| Report::new(&config, data, Some(view), sells_out));
 
     let sales_per_node: BTreeMap<String, u64> = apps
         .iter()
         .map(|app| {
             let node = app.node();
-            let sold = node
-                .event(event)
-                .map_or(0, |state| state.stock.local_sales());
+            let sold = node.event(event).map_or(0, |state| state.local_sales());
             (node.id().to_string(), sold)
         })
         .collect();
@@ -222,6 +328,7 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
             waiting_room: crowd,
             sales_per_node,
             orders,
+            seats,
             all_invariants_held,
         };
         println!("{}", serde_json::to_string_pretty(&demo)?);
@@ -248,11 +355,32 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
         } else {
             "AN INVARIANT FAILED"
         };
-        println!(
-            "\n{verdict}: {} of {} tickets sold.",
-            thousands(view.sold),
-            thousands(view.total)
-        );
+        match &seats {
+            Some(seats) => {
+                println!("\nseat-segments sold (a seat over one station-to-station segment)");
+                for class in &seats.per_class {
+                    println!(
+                        "  {:<12} {:>8} of {:>8} ({:.1} %)",
+                        class.class,
+                        thousands(class.sold),
+                        thousands(class.total),
+                        percent(class.sold, class.total)
+                    );
+                }
+                println!(
+                    "\n{verdict}: {} orders; {} of the {} seat-segments the run has sold ({:.1} %).",
+                    thousands(view.sold),
+                    thousands(seats.seat_segments_sold),
+                    thousands(seats.seat_segments_total),
+                    percent(seats.seat_segments_sold, seats.seat_segments_total)
+                );
+            }
+            None => println!(
+                "\n{verdict}: {} of {} tickets sold.",
+                thousands(view.sold),
+                thousands(view.total)
+            ),
+        }
     }
     if !args.linger.is_zero() {
         eprintln!(
@@ -269,6 +397,11 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
         app.stop().await;
     }
     Ok(all_invariants_held)
+}
+
+/// `part` of `whole`, in percent.
+fn percent(part: u64, whole: u64) -> f64 {
+    100.0 * part as f64 / whole.max(1) as f64
 }
 
 /// The waiting room's report, as printed.
