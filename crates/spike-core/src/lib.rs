@@ -37,7 +37,7 @@ pub use purchase::{
     MAX_BATCH,
 };
 pub use queue::{QueueConfig, QueueCounters, Seal, Shuffle, Standing};
-pub use sale::{BuyerPolicy, SaleConfig, SaleRecord, SaleSnapshot};
+pub use sale::{BuyerPolicy, SaleConfig, SaleFigures, SaleRecord, SaleSnapshot, SaleUnit};
 pub use secret::SecretUrl;
 pub use train::{
     ClassOccupancy, Leg, Occupancy, Passengers, SeatClass, SeatRequest, SoldOutMemo, Ticket,

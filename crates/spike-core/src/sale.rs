@@ -347,10 +347,61 @@ pub struct SaleSnapshot {
 }
 
 impl SaleSnapshot {
-    /// Seats still for sale.
+    /// Seats still for sale (a train run's are in [`SaleSnapshot::figures`]).
     pub fn remaining(&self) -> u64 {
         self.config.total().saturating_sub(self.sold)
     }
+
+    /// How much of the sale is sold, in its unit: seats, or for a train
+    /// run (with its `occupancy`) seat-segments, a seat over one segment.
+    pub fn figures(&self, occupancy: Option<&crate::train::Occupancy>) -> SaleFigures {
+        let total = self.config.total();
+        let (unit, sold) = match (self.config.train(), occupancy) {
+            (Some(_), Some(occupancy)) => (SaleUnit::SeatSegments, occupancy.sold_segments()),
+            _ => (SaleUnit::Seats, self.sold),
+        };
+        SaleFigures {
+            unit,
+            total,
+            sold,
+            remaining: total.saturating_sub(sold),
+            orders: self.sold,
+        }
+    }
+}
+
+/// What a sale counts: seats, or a train run's seat-segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaleUnit {
+    /// One seat is one unit.
+    Seats,
+    /// A seat over one segment between consecutive stations.
+    SeatSegments,
+}
+
+impl SaleUnit {
+    /// Its name in answers and tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Seats => "seats",
+            Self::SeatSegments => "seat-segments",
+        }
+    }
+}
+
+/// A sale's progress in its unit ([`SaleSnapshot::figures`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SaleFigures {
+    /// What is counted.
+    pub unit: SaleUnit,
+    /// Units for sale.
+    pub total: u64,
+    /// Units sold.
+    pub sold: u64,
+    /// Units left.
+    pub remaining: u64,
+    /// Orders holding them.
+    pub orders: u64,
 }
 
 #[cfg(test)]

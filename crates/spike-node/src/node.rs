@@ -1109,41 +1109,31 @@ impl<C: CentralStock> Node<C> {
             Ok(found) => found,
             Err(answer) => return answer,
         };
-        match self.central.snapshot(&event).await {
-            // A train run counts seat-segments (a seat over one segment):
-            // its total is the run's, sold is what its orders hold.
-            Ok(Some(snapshot)) if snapshot.config.train().is_some() => {
-                match self.central.occupancy(&event).await {
-                    Ok(Some(occupancy)) => {
-                        let (total, sold) = (snapshot.config.total(), occupancy.sold_segments());
-                        Answer::Info(serde_json::json!({
-                            "event": event.as_str(),
-                            "unit": "seat-segments",
-                            "total": total,
-                            "sold": sold,
-                            "remaining": total.saturating_sub(sold),
-                            "orders": snapshot.sold,
-                            "buyers": snapshot.buyers,
-                            "orders_in_stream": snapshot.orders_in_stream,
-                        }))
-                    }
-                    Ok(None) => try_again(RetryReason::SaleStateMissing, None),
-                    Err(_) => try_again(RetryReason::Unavailable, None),
-                }
-            }
-            Ok(Some(snapshot)) => Answer::Info(serde_json::json!({
-                "event": event.as_str(),
-                "unit": "seats",
-                "total": snapshot.config.total(),
-                "sold": snapshot.sold,
-                "remaining": snapshot.remaining(),
-                "orders": snapshot.sold,
-                "buyers": snapshot.buyers,
-                "orders_in_stream": snapshot.orders_in_stream,
-            })),
-            Ok(None) => try_again(RetryReason::SaleStateMissing, None),
-            Err(_) => try_again(RetryReason::Unavailable, None),
-        }
+        let snapshot = match self.central.snapshot(&event).await {
+            Ok(Some(snapshot)) => snapshot,
+            Ok(None) => return try_again(RetryReason::SaleStateMissing, None),
+            Err(_) => return try_again(RetryReason::Unavailable, None),
+        };
+        // A train run counts seat-segments: one more read, of its seats.
+        let occupancy = match snapshot.config.train() {
+            None => None,
+            Some(_) => match self.central.occupancy(&event).await {
+                Ok(Some(occupancy)) => Some(occupancy),
+                Ok(None) => return try_again(RetryReason::SaleStateMissing, None),
+                Err(_) => return try_again(RetryReason::Unavailable, None),
+            },
+        };
+        let figures = snapshot.figures(occupancy.as_ref());
+        Answer::Info(serde_json::json!({
+            "event": event.as_str(),
+            "unit": figures.unit.name(),
+            "total": figures.total,
+            "sold": figures.sold,
+            "remaining": figures.remaining,
+            "orders": figures.orders,
+            "buyers": snapshot.buyers,
+            "orders_in_stream": snapshot.orders_in_stream,
+        }))
     }
 
     /// What a request id bought (resolves "outcome unknown").

@@ -292,7 +292,11 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
         audit_passed: audit.passed(),
     };
     let view = central_view(central, event).await?;
-    let seats = central.occupancy(event).await?.as_ref().map(SeatSummary::of);
+    let seats = central
+        .occupancy(event)
+        .await?
+        .as_ref()
+        .map(SeatSummary::of);
     // A plain sale must sell out when buyers outnumber its seats; a train
     // run's orders hold any number of seat-segments, so its fill is
     // reported (seat-segments sold of the most that could be), not assumed.

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use spike_core::sale::BuyerAuth;
-use spike_core::{BuyerPolicy, CentralStock, EventId, SaleSnapshot};
+use spike_core::{BuyerPolicy, CentralStock, EventId, SaleFigures, SaleSnapshot};
 use spike_orders::recover_sale;
 use spike_redis::RedisCentral;
 
@@ -135,20 +135,39 @@ pub async fn sale_show(args: SaleShowArgs) -> anyhow::Result<()> {
     let Some(snapshot) = central.snapshot(&args.event).await? else {
         bail!("event {} has no sale in {}", args.event, args.redis);
     };
+    let occupancy = match snapshot.config.train() {
+        Some(_) => central.occupancy(&args.event).await?,
+        None => None,
+    };
+    let figures = snapshot.figures(occupancy.as_ref());
     if args.json {
-        println!("{}", snapshot_json(args.event.as_str(), &snapshot));
+        println!(
+            "{}",
+            snapshot_json(args.event.as_str(), &snapshot, &figures)
+        );
     } else {
-        print!("{}", snapshot_table(args.event.as_str(), &snapshot));
+        print!(
+            "{}",
+            snapshot_table(args.event.as_str(), &snapshot, &figures)
+        );
     }
     Ok(())
 }
 
-fn snapshot_json(event: &str, s: &SaleSnapshot) -> serde_json::Value {
+fn snapshot_json(event: &str, s: &SaleSnapshot, figures: &SaleFigures) -> serde_json::Value {
     serde_json::json!({
         "event": event,
-        "total": s.config.total(),
-        "sold": s.sold,
-        "remaining": s.remaining(),
+        "unit": figures.unit.name(),
+        "total": figures.total,
+        "sold": figures.sold,
+        "remaining": figures.remaining,
+        "orders": figures.orders,
+        "train": s.config.train().map(|layout| serde_json::json!({
+            "stations": layout.stations(),
+            "classes": (layout.classes().iter())
+                .map(|c| serde_json::json!({"class": c.name(), "carriages": c.carriages(), "seats": c.seats()}))
+                .collect::<Vec<_>>(),
+        })),
         "buyers": s.buyers,
         "orders_in_stream": s.orders_in_stream,
         "per_user_limit": s.config.policy().per_user_limit().map(|l| l.get()),
@@ -164,7 +183,7 @@ fn snapshot_json(event: &str, s: &SaleSnapshot) -> serde_json::Value {
     })
 }
 
-fn snapshot_table(event: &str, s: &SaleSnapshot) -> String {
+fn snapshot_table(event: &str, s: &SaleSnapshot, figures: &SaleFigures) -> String {
     let limit = s
         .config
         .policy()
@@ -173,13 +192,26 @@ fn snapshot_table(event: &str, s: &SaleSnapshot) -> String {
     let opens = s.config.opens_at().map_or("open".to_string(), |t| {
         humantime::format_rfc3339(t).to_string()
     });
+    let unit = figures.unit.name();
+    let train = s.config.train().map_or(String::new(), |layout| {
+        let classes: Vec<String> = (layout.classes().iter())
+            .map(|c| format!("{} {}×{}", c.name(), c.carriages(), c.seats_per_carriage()))
+            .collect();
+        format!(
+            "stations         {}\nclasses          {}\n",
+            layout.stations().join(" → "),
+            classes.join(", ")
+        )
+    });
     format!(
-        "event            {event}\ntotal            {}\nsold             {}\nremaining        {}\n\
+        "event            {event}\n{train}total            {} {unit}\nsold             {} {unit}\n\
+         remaining        {} {unit}\norders           {}\n\
          buyers           {}\norders in stream {}\nper-user limit   {limit}\nauth             {}\n\
          opens at         {opens}\npayment window   {}\n",
-        s.config.total(),
-        s.sold,
-        s.remaining(),
+        figures.total,
+        figures.sold,
+        figures.remaining,
+        figures.orders,
         s.buyers,
         s.orders_in_stream,
         s.config.policy().auth_name(),
