@@ -392,26 +392,61 @@ pub enum TrainCommand {
     Create(TrainCreateArgs),
 }
 
+/// A train run's stops and seats: `spike train create`'s, and an embedded
+/// `spike node`'s when it serves a run.
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    /// The train number, such as G1.
+    #[arg(long)]
+    pub train: Option<String>,
+    /// The date it runs, YYYY-MM-DD.
+    #[arg(long, requires = "train")]
+    pub date: Option<String>,
+    /// Its stations in route order, comma-separated (2 to 64).
+    #[arg(long, value_delimiter = ',', requires = "train")]
+    pub stations: Vec<String>,
+    /// A seat class, NAME:CARRIAGESxSEATS such as second:8x80 (repeatable;
+    /// carriages are numbered across classes in this order, seats in rows
+    /// of five lettered A B C D F).
+    #[arg(long = "class", requires = "train")]
+    pub classes: Vec<String>,
+}
+
+impl TrainArgs {
+    /// The run and its sale with `rules` (buyers, opening, payment window,
+    /// waiting room), or `None` when no --train was given.
+    pub fn to_config(
+        &self,
+        rules: &SaleRules,
+    ) -> anyhow::Result<Option<(spike_core::TrainRun, SaleConfig)>> {
+        let Some(train) = &self.train else {
+            return Ok(None);
+        };
+        if rules.stock.is_some() {
+            anyhow::bail!("--stock does not apply to a train: its seats are its classes'");
+        }
+        let date = self
+            .date
+            .as_deref()
+            .context("--date is required with --train")?;
+        if self.stations.is_empty() || self.classes.is_empty() {
+            anyhow::bail!("a train needs --stations and at least one --class");
+        }
+        let run = spike_core::TrainRun::parse(train, date)?;
+        let layout = spike_core::TrainLayout::new(&self.stations, &self.classes)?;
+        Ok(Some((run, rules.apply(SaleConfig::for_train(layout)?)?)))
+    }
+}
+
 /// `spike train create`
 #[derive(Debug, Args)]
 pub struct TrainCreateArgs {
     /// Redis URL (as for `sale create`).
     #[arg(long, env = "SPIKE_REDIS", hide_env_values = true)]
     pub redis: SecretUrl,
-    /// The train number, such as G1.
-    #[arg(long)]
-    pub train: String,
-    /// The date it runs, YYYY-MM-DD.
-    #[arg(long)]
-    pub date: String,
-    /// Its stations in route order, comma-separated (2 to 64).
-    #[arg(long, value_delimiter = ',', required = true)]
-    pub stations: Vec<String>,
-    /// A seat class, NAME:CARRIAGESxSEATS such as second:8x80 (repeatable;
-    /// carriages are numbered across classes in this order, seats in rows
-    /// of five lettered A B C D F).
-    #[arg(long = "class", required = true)]
-    pub classes: Vec<String>,
+    /// The run: --train, --date, --stations and --class are required.
+    #[command(flatten)]
+    pub run: TrainArgs,
     /// Buyers, opening, payment window and waiting room, as for a sale
     /// (--stock does not apply: a train's seats are its classes').
     #[command(flatten)]
@@ -427,12 +462,9 @@ pub struct TrainCreateArgs {
 impl TrainCreateArgs {
     /// The run and its sale's configuration.
     pub fn to_config(&self) -> anyhow::Result<(spike_core::TrainRun, SaleConfig)> {
-        if self.rules.stock.is_some() {
-            anyhow::bail!("--stock does not apply to a train: its seats are its classes'");
-        }
-        let run = spike_core::TrainRun::parse(&self.train, &self.date)?;
-        let layout = spike_core::TrainLayout::new(&self.stations, &self.classes)?;
-        Ok((run, self.rules.apply(SaleConfig::for_train(layout)?)?))
+        self.run
+            .to_config(&self.rules)?
+            .context("--train is required")
     }
 }
 
@@ -548,6 +580,10 @@ pub struct NodeArgs {
     /// The embedded sale's rules (only without --redis).
     #[command(flatten)]
     pub rules: SaleRules,
+    /// Serve a train run instead of --event/--stock (only without --redis;
+    /// with Redis, make it with `spike train create`).
+    #[command(flatten)]
+    pub train: TrainArgs,
     /// Connection limits.
     #[command(flatten)]
     pub server: ServerArgs,

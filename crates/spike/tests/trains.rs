@@ -647,3 +647,80 @@ fn the_train_demo_fills_the_run_and_every_invariant_holds() {
         assert_eq!(demo["orders"]["written"], demo["report"]["central"]["sold"]);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_node_serves_a_train_run_made_from_its_flags() {
+    let port = spike_testkit::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let run = [
+        "--train",
+        "G7",
+        "--date",
+        "2026-12-01",
+        "--stations",
+        "A,B,C",
+    ];
+    let _node = tokio::process::Command::new(env!("CARGO_BIN_EXE_spike"))
+        .args(["node", "--listen", &listen, "--no-stat-log"])
+        .args(run)
+        .args(["--class", "first:1x5"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start spike node");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(&listen).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "node did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let http = Http::new();
+    let base = format!("http://{listen}");
+    let bought = http
+        .get(&format!(
+            "{base}/buy/ticket?train=G7&date=2026-12-01&from=A&to=C&class=first&passengers=2&user_id=u"
+        ))
+        .await;
+    assert_eq!(bought.code(), Code::Success, "{:?}", bought.body);
+    assert_eq!(
+        bought.body["data"]["seats"],
+        serde_json::json!(["01-01A", "01-01B"])
+    );
+    // The table is answered once the node has read the run (at start).
+    let table = loop {
+        let table = http
+            .get(&format!("{base}/trains/G7/2026-12-01/availability"))
+            .await;
+        if table.code() == Code::Ok || std::time::Instant::now() > deadline {
+            break table;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(table.code(), Code::Ok, "{:?}", table.body);
+    let a_to_b = &table.body["data"]["legs"][0];
+    assert_eq!((&a_to_b["from"], &a_to_b["to"]), (&"A".into(), &"B".into()));
+
+    // What an embedded node refuses to start with.
+    for (extra, why) in [
+        (
+            &["--class", "first:1x5", "--stock", "5"][..],
+            "--stock does not apply",
+        ),
+        (
+            &["--class", "first:1x5", "--event", "E"],
+            "exactly one sale",
+        ),
+        (
+            &["--class", "first:1x5", "--redis", "redis://127.0.0.1:1"],
+            "spike train create",
+        ),
+        (&[], "--class"),
+    ] {
+        let mut args = vec!["node", "--listen", "127.0.0.1:0", "--no-stat-log"];
+        args.extend_from_slice(&run);
+        args.extend_from_slice(extra);
+        let (started, said) = spike(&args);
+        assert!(!started, "{extra:?}");
+        assert!(said.contains(why), "{extra:?}: {said}");
+    }
+}

@@ -64,6 +64,9 @@ pub async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             if args.rules.any_given() {
                 bail!("with --redis the sale's rules live in Redis: set them with `spike sale create`");
             }
+            if args.train.train.is_some() {
+                bail!("with --redis a train run lives in Redis: make it with `spike train create`");
+            }
             let redis = RedisSettings {
                 confirm_replicas: args.confirm_replicas,
                 ..RedisSettings::new(url.clone())
@@ -74,12 +77,18 @@ pub async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             serve_until_signal(app).await
         }
         None => {
-            let [event] = args.events.as_slice() else {
-                bail!("an embedded node (no --redis) serves exactly one --event, with --stock");
+            let (event, sale) = match (args.train.to_config(&args.rules)?, args.events.as_slice()) {
+                (Some((run, sale)), []) => (run.event(), sale),
+                (None, [event]) => (event.clone(), args.rules.to_config()?),
+                _ => bail!(
+                    "an embedded node (no --redis) serves exactly one sale: --event with --stock, \
+                     or a train run (--train, --date, --stations, --class)"
+                ),
             };
-            let sale = args.rules.to_config()?;
+            let mut args = args;
+            args.events = vec![event.clone()];
             let central = MemoryCentral::new();
-            central.create_sale(event, &sale, false).await?;
+            central.create_sale(&event, &sale, false).await?;
             let app = NodeApp::build(settings(&args, true)?, central).await?;
             tracing::info!(node = %app.node().id(), addr = %app.addr(), admin = %app.admin_addr(), central = "embedded", %event, stock = sale.total(), "node listening");
             serve_until_signal(app).await
