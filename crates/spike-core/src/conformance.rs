@@ -1179,7 +1179,7 @@ pub async fn a_train_sells_seats_per_segment<C: CentralStock + OrderStream>(
     let tickets: Vec<String> = (entries.iter())
         .map(|e| e.ticket.as_ref().expect("a ticket").to_string())
         .collect();
-    assert_eq!(tickets, ["0 0 2 0", "0 2 3 0", "0 1 3 1", "0 0 1 1"]);
+    assert_eq!(tickets, ["0/0/2/0", "0/2/3/0", "0/1/3/1", "0/0/1/1"]);
     assert_eq!(sold(central, &event).await, 4, "sold counts orders");
 }
 
@@ -1343,7 +1343,7 @@ pub async fn restore_rebuilds_a_trains_seats<C: CentralStock>(central: &C, prefi
     let restoration = Restoration {
         config,
         last_sequence: 9,
-        holding: vec![held(2, "a", "0 0 2 0"), held(5, "b", "0 1 3 1,2")],
+        holding: vec![held(2, "a", "0/0/2/0"), held(5, "b", "0/1/3/1.2")],
         released: vec![OrderId::for_sequence(&event, 3)],
     };
     central

@@ -74,12 +74,14 @@ impl LoggedAnswers {
                     let Ok(order) = OrderId::parse(order) else {
                         continue;
                     };
+                    let ticket = parsed.ticket.and_then(|t| t.parse().ok());
                     self.sales.push(LoggedSale {
                         order,
                         user,
                         request,
                         node,
                         at_ms,
+                        ticket,
                     });
                 }
                 (Code::SoldOut, _) => {
@@ -112,6 +114,8 @@ pub struct LoggedSale {
     pub node: NodeId,
     /// When it answered, Unix milliseconds.
     pub at_ms: u64,
+    /// The seats it gave, on a train run.
+    pub ticket: Option<Ticket>,
 }
 
 impl LoggedSale {
@@ -131,9 +135,7 @@ impl LoggedSale {
             request,
             node: self.node.clone(),
             sold_at_ms: self.at_ms,
-            // A stat-log line names no seats: a train order known only
-            // from it comes back without them (see the README).
-            ticket: None,
+            ticket: self.ticket.clone(),
         })
     }
 }
@@ -641,6 +643,7 @@ mod tests {
             request: None,
             node: NodeId::parse("n1").unwrap(),
             at_ms: 1,
+            ticket: None,
         }
     }
 

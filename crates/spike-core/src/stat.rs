@@ -1,12 +1,13 @@
 //! The stat log's line format: the articles' `result:1,localSales:N`, plus
-//! when, which node, code, event, user, order and request id. One answered
-//! request, one line.
+//! when, which node, code, event, user, order and request id, and on a
+//! train run's sale the seats (`ticket`). One answered request, one line.
 
 use std::fmt;
 use std::time::SystemTime;
 
 use crate::code::Code;
 use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
+use crate::train::Ticket;
 
 /// One answered request, as written to `stat.log`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +28,9 @@ pub struct StatRecord {
     /// client's, or the one the node gave it): what recovery restores and
     /// what ties a "sold out" answer to the request it answered.
     pub request: Option<RequestId>,
+    /// The seats a train run's sale gave (written only then, last), so
+    /// that recovery from stat logs restores them.
+    pub ticket: Option<Ticket>,
 }
 
 /// A [`StatRecord`] as written by one node: the record plus the node's name.
@@ -62,6 +66,11 @@ impl StatLine<'_> {
             or_dash(&record.order),
             or_dash(&record.request),
         );
+        if let Some(ticket) = &record.ticket {
+            // The newline goes after the ticket.
+            out.pop();
+            let _ = writeln!(out, ",ticket:{ticket}");
+        }
     }
 }
 
@@ -119,6 +128,8 @@ pub struct ParsedStatLine<'a> {
     /// The request id, if any (`None` for `-`, and for lines written before
     /// stat logs carried it).
     pub request: Option<&'a str>,
+    /// A train run's seats, on a sale of them (`None` otherwise).
+    pub ticket: Option<&'a str>,
 }
 
 /// Reads back a line written by [`StatLine`]'s `Display`.
@@ -130,6 +141,7 @@ pub fn parse_line(line: &str) -> Option<ParsedStatLine<'_>> {
     let mut order = None;
     let mut user = None;
     let mut request = None;
+    let mut ticket = None;
     for field in fields.split(',') {
         let (key, value) = field.split_once(':')?;
         match key {
@@ -139,6 +151,7 @@ pub fn parse_line(line: &str) -> Option<ParsedStatLine<'_>> {
             "order" => order = Some((value != "-").then_some(value)),
             "user" => user = Some((value != "-").then_some(value)),
             "request" => request = (value != "-").then_some(value),
+            "ticket" => ticket = Some(value),
             _ => {}
         }
     }
@@ -150,6 +163,7 @@ pub fn parse_line(line: &str) -> Option<ParsedStatLine<'_>> {
         order: order?,
         user: user?,
         request,
+        ticket,
     })
 }
 
@@ -168,6 +182,7 @@ mod tests {
             user: Some(UserId::parse("u7").unwrap()),
             order: Some(OrderId::parse("G1-7").unwrap()),
             request: Some(RequestId::parse("u7:1").unwrap()),
+            ticket: None,
         };
         let node = NodeId::parse("n1").unwrap();
         let line = StatLine {
@@ -193,6 +208,30 @@ mod tests {
     }
 
     #[test]
+    fn a_train_sale_writes_its_seats_last() {
+        let ticket: Ticket = "1/0/3/11.12".parse().unwrap();
+        let record = StatRecord {
+            at: from_unix_millis(0),
+            code: Code::Success,
+            local_sales: 1,
+            event: Some(EventId::parse("G1_2026-12-01").unwrap()),
+            user: Some(UserId::parse("u").unwrap()),
+            order: Some(OrderId::parse("G1_2026-12-01-9").unwrap()),
+            request: Some(RequestId::parse("r").unwrap()),
+            ticket: Some(ticket.clone()),
+        };
+        let node = NodeId::parse("n1").unwrap();
+        let line = StatLine {
+            node: &node,
+            record: &record,
+        }
+        .to_string();
+        assert!(line.ends_with(",request:r,ticket:1/0/3/11.12"), "{line}");
+        let parsed = parse_line(&line).unwrap();
+        assert_eq!(parsed.ticket.map(str::parse), Some(Ok(ticket)));
+    }
+
+    #[test]
     fn failures_are_result_zero_with_dashes() {
         let record = StatRecord {
             at: from_unix_millis(0),
@@ -202,6 +241,7 @@ mod tests {
             user: None,
             order: None,
             request: None,
+            ticket: None,
         };
         let node = NodeId::parse("n1").unwrap();
         let line = StatLine {

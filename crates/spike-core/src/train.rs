@@ -406,7 +406,9 @@ pub struct SeatRequest {
 
 /// The seats one order holds: a class, a leg and seat indices within the
 /// class. Its wire form (stream entries, ledger rows, Redis) is
-/// `"<class index> <from> <to> <seat>,<seat>…"`, written and read only here.
+/// `"<class index>/<from>/<to>/<seat>.<seat>…"` (`1/1/3/11.12`: no space
+/// or comma, so that it sits in a stat-log field as is), written and read
+/// only here.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Ticket {
     /// The class's index in the layout.
@@ -419,10 +421,10 @@ pub struct Ticket {
 
 impl fmt::Display for Ticket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} {} ", self.class, self.leg.from, self.leg.to)?;
+        write!(f, "{}/{}/{}/", self.class, self.leg.from, self.leg.to)?;
         for (i, seat) in self.seats.iter().enumerate() {
             if i > 0 {
-                f.write_str(",")?;
+                f.write_str(".")?;
             }
             write!(f, "{seat}")?;
         }
@@ -435,13 +437,13 @@ impl std::str::FromStr for Ticket {
 
     fn from_str(wire: &str) -> Result<Self, TrainError> {
         let bad = || TrainError::Malformed(wire.to_owned());
-        let mut parts = wire.split(' ');
+        let mut parts = wire.split('/');
         let mut number = || -> Result<usize, TrainError> {
             parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)
         };
         let class = number()?;
         let leg = Leg::new(number()?, number()?).map_err(|_| bad())?;
-        let seats: Vec<u32> = (parts.next().ok_or_else(bad)?.split(','))
+        let seats: Vec<u32> = (parts.next().ok_or_else(bad)?.split('.'))
             .map(|s| s.parse().map_err(|_| bad()))
             .collect::<Result<_, _>>()?;
         if parts.next().is_some() || seats.is_empty() || seats.len() > MAX_PASSENGERS as usize {
@@ -761,15 +763,15 @@ mod tests {
             leg: Leg::new(1, 3).unwrap(),
             seats: vec![11, 12],
         };
-        assert_eq!(ticket.to_string(), "1 1 3 11,12");
-        assert_eq!("1 1 3 11,12".parse(), Ok(ticket));
+        assert_eq!(ticket.to_string(), "1/1/3/11.12");
+        assert_eq!("1/1/3/11.12".parse(), Ok(ticket));
         for bad in [
             "",
-            "1 3 1 4",
-            "1 1 3",
-            "1 1 3 ",
-            "x 1 3 4",
-            "1 1 3 1,2,3,4,5,6",
+            "1/3/1/4",
+            "1/1/3",
+            "1/1/3/",
+            "x/1/3/4",
+            "1/1/3/1.2.3.4.5.6",
         ] {
             assert!(bad.parse::<Ticket>().is_err(), "{bad:?}");
         }

@@ -120,8 +120,8 @@ pub enum Answer {
     SeatsSold {
         /// The order holding the seats.
         order: OrderId,
-        /// The answer's `data`, built by [`Answer::seats_sold`].
-        data: Box<Value>,
+        /// The seats, and the answer's `data` ([`Answer::seats_sold`]).
+        seats: Box<SoldSeats>,
     },
     /// Code -1.
     SoldOut,
@@ -212,15 +212,16 @@ impl Answer {
         }
     }
 
-    /// Code 1 on a train run: `ticket` ([`ticket_json`]) with the order id,
-    /// the event and, when the buyer needs one, the order key.
+    /// Code 1 on a train run: the seats by name ([`ticket_json`]) with the
+    /// order id, the event and, when the buyer needs one, the order key.
     pub fn seats_sold(
+        layout: &TrainLayout,
         event: &EventId,
         order: OrderId,
         order_key: Option<String>,
-        ticket: Value,
+        ticket: Ticket,
     ) -> Self {
-        let mut data = ticket;
+        let mut data = ticket_json(layout, &ticket);
         data["order_id"] = Value::from(order.as_str());
         data["event"] = Value::from(event.as_str());
         if let Some(key) = order_key {
@@ -228,7 +229,7 @@ impl Answer {
         }
         Self::SeatsSold {
             order,
-            data: Box::new(data),
+            seats: Box::new(SoldSeats { ticket, data }),
         }
     }
 
@@ -285,6 +286,14 @@ impl Answer {
         }
     }
 
+    /// The seats this answer sold, on a train run.
+    pub fn ticket(&self) -> Option<&Ticket> {
+        match self {
+            Self::SeatsSold { seats, .. } => Some(&seats.ticket),
+            _ => None,
+        }
+    }
+
     /// The `Content-Type` of the body.
     pub fn content_type(&self) -> &'static str {
         match self {
@@ -326,10 +335,10 @@ impl Answer {
                 r#"{{"code":{code},"msg":"{}","data":{{"order_id":"{order}","event":"{event}","order_key":"{key}"}}}}"#,
                 code.label()
             )),
-            Self::SeatsSold { data, .. } => json_bytes(&json!({
+            Self::SeatsSold { seats, .. } => json_bytes(&json!({
                 "code": code.number(),
                 "msg": code.label(),
-                "data": data,
+                "data": seats.data,
             })),
             Self::SoldOut => Bytes::from_static(SOLD_OUT_BODY),
             Self::SoldOutForLeg { asked } => json_bytes(&json!({
@@ -432,6 +441,16 @@ pub fn ticket_json(layout: &TrainLayout, ticket: &Ticket) -> Value {
         "to": to,
         "seats": layout.seat_names(ticket),
     })
+}
+
+/// What [`Answer::SeatsSold`] carries: the seats (for the stat log) and
+/// the answer's `data`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SoldSeats {
+    /// The seats, as central stock gave them.
+    pub ticket: Ticket,
+    /// The answer's `data`: the seats by name, the order, its key.
+    pub data: Value,
 }
 
 /// A JSON value serialized once, when the answer was made.

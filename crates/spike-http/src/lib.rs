@@ -13,7 +13,7 @@ mod memory;
 pub mod metrics;
 pub mod server;
 
-pub use answer::{ticket_json, Answer, JsonData, RetryReason, SOLD_OUT_BODY};
+pub use answer::{ticket_json, Answer, JsonData, RetryReason, SoldSeats, SOLD_OUT_BODY};
 pub use connection::Connections;
 pub use forwarded::{forwarded_for, TrustedProxies, X_FORWARDED_FOR};
 pub use in_flight::{InFlight, InFlightGate};

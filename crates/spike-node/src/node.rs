@@ -19,7 +19,7 @@ use spike_core::{
     NodeId, OrderId, Passengers, Purchase, QueueJoin, RequestId, Reservation, SaleConfig,
     SeatRequest, Settlement, TicketPurchase, TrainLayout, TrainRun, UserId, Verdict,
 };
-use spike_http::{ticket_json, Answer, InFlight, InFlightGate, RetryReason};
+use spike_http::{Answer, InFlight, InFlightGate, RetryReason};
 
 use spike_auth::{
     AdmissionError, AdmissionKeys, OperatorKey, OrderKeys, TokenError, TokenVerifier,
@@ -582,6 +582,7 @@ impl<C: CentralStock> Node<C> {
                 user: outcome.user,
                 order: outcome.answer.order().cloned(),
                 request: outcome.request,
+                ticket: outcome.answer.ticket().cloned(),
             });
         }
         let took = started.elapsed();
@@ -726,8 +727,7 @@ impl<C: CentralStock> Node<C> {
                 (Verdict::Sold { order, .. }, Some(ticket)) => {
                     train.count_sale();
                     let key = order_key(&order);
-                    let ticket = ticket_json(train.layout(), &ticket);
-                    Answer::seats_sold(&purchase.event, order, key, ticket)
+                    Answer::seats_sold(train.layout(), &purchase.event, order, key, ticket)
                 }
                 (Verdict::Sold { .. }, None) => self.undecided(
                     CentralError::Protocol("a sale of seats without its seats".into()),

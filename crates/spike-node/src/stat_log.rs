@@ -262,6 +262,7 @@ mod tests {
             user: None,
             order: None,
             request: None,
+            ticket: None,
         }
     }
 

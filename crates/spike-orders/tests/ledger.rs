@@ -83,7 +83,7 @@ async fn every_field_survives_the_bulk_insert() {
                 user: user.map(|u| UserId::parse(u).unwrap()),
                 request: RequestId::parse(format!("req:{i}")).unwrap(),
                 // Every other order is a train ticket; the rest have none.
-                ticket: (i % 2 == 0).then(|| format!("{i} 0 {} 3,{i}", i + 1).parse().unwrap()),
+                ticket: (i % 2 == 0).then(|| format!("{i}/0/{}/3.{i}", i + 1).parse().unwrap()),
                 ..entry(&event, i as u64 + 1, sold_at + i as u64)
             })
             .collect();

@@ -43,7 +43,7 @@ end
 redis.call('HDEL', KEYS[3], request)
 local ticket = redis.call('HGET', KEYS[6], order)
 if ticket then
-  local class, from, to, seats = string.match(ticket, '^(%d+) (%d+) (%d+) (.+)$')
+  local class, from, to, seats = string.match(ticket, '^(%d+)/(%d+)/(%d+)/(.+)$')
   for seat in string.gmatch(seats, '%d+') do
     for segment = tonumber(from), tonumber(to) - 1 do
       redis.call('SETBIT', ARGV[4] .. class .. ':' .. segment, seat, 0)

@@ -13,7 +13,7 @@
 --   that, the lowest free seats of the first carriage with enough of them.
 --
 -- KEYS[1..7] as in sell.lua
--- KEYS[8] spike:{E}:tickets  hash: order id -> ticket '<class> <from> <to> <seat>,<seat>…'
+-- KEYS[8] spike:{E}:tickets  hash: order id -> ticket '<class>/<from>/<to>/<seat>.<seat>…'
 -- KEYS[9] spike:{E}:seats:scratch  the OR of a leg's maps, deleted before returning
 -- ARGV[1] user id ('' when none), ARGV[2] request id, ARGV[3] node id,
 -- ARGV[4] admitted position ('' when none), ARGV[5] the seat-map prefix,
@@ -140,7 +140,7 @@ local function take_seats()
       redis.call('SETBIT', seat_map(segment), seat, 1)
     end
   end
-  return string.format('%d %d %d ', class, from, to) .. table.concat(seats, ',')
+  return string.format('%d/%d/%d/', class, from, to) .. table.concat(seats, '.')
 end
 
 local code, order, remaining, ticket = sell_one(ARGV[1], ARGV[2], ARGV[3], ARGV[4], take_seats)

@@ -281,7 +281,7 @@ mod tests {
     #[test]
     fn seat_maps_and_occupancy_agree() {
         let layout = TrainLayout::new(&["A", "B", "C"], &["x:1x10", "y:1x3"]).expect("layout");
-        let ticket: Ticket = "0 1 2 0,9".parse().expect("ticket");
+        let ticket: Ticket = "0/1/2/0.9".parse().expect("ticket");
         let maps = seat_maps(&layout.classes()[0], 2, [&ticket].into_iter());
         assert_eq!(maps, [vec![0, 0], vec![0x80, 0x40]]);
         let mut reply = vec![b"7".to_vec(), layout.to_wire().into_bytes()];

@@ -724,3 +724,80 @@ async fn an_embedded_node_serves_a_train_run_made_from_its_flags() {
         assert!(said.contains(why), "{extra:?}: {said}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seats_known_only_from_the_stat_log_come_back_with_recovery() {
+    // Redis dies before any writer read the orders: the stat log is the
+    // only record of them, and it names their seats.
+    let mut redis = TestRedis::spawn();
+    let database = spike_testkit::TestDatabase::postgres();
+    let run = run();
+    let (created, said) = spike(&[
+        "train",
+        "create",
+        "--redis",
+        redis.url(),
+        "--database-url",
+        database.url(),
+        "--train",
+        run.train(),
+        "--date",
+        run.date(),
+        "--stations",
+        "A,B,C,D",
+        "--class",
+        "first:1x5",
+    ]);
+    assert!(created, "{said}");
+    let event = run.event();
+    let stat_log = std::env::temp_dir().join(format!("{}.stat.log", unique("train-stat")));
+    let spec = named("logged").serving(&event).stat_log(&stat_log);
+    let node = spawn_node(redis_central(redis.url()).await, spec).await;
+    for (user, from, to, passengers) in [("a", "A", "C", 2), ("b", "B", "D", 3), ("c", "C", "D", 2)]
+    {
+        let reply = node
+            .get(&ticket(&run, user, from, to, "first", passengers))
+            .await;
+        assert_eq!(reply.code(), Code::Success, "{:?}", reply.body);
+    }
+    let central = redis_central(redis.url()).await;
+    let before = central.occupancy(&event).await.unwrap().unwrap();
+    node.stop().await;
+    let logged = std::fs::read_to_string(&stat_log).unwrap();
+    assert_eq!(logged.matches(",ticket:").count(), 3, "{logged}");
+
+    redis.kill();
+    redis.start();
+    let (recovered, said) = spike(&[
+        "sale",
+        "recover",
+        "--redis",
+        redis.url(),
+        "--database-url",
+        database.url(),
+        "--event",
+        event.as_str(),
+        "--stat-log",
+        stat_log.to_str().unwrap(),
+    ]);
+    assert!(recovered, "{said}");
+    let central = redis_central(redis.url()).await;
+    let after = central
+        .occupancy(&event)
+        .await
+        .unwrap()
+        .expect("the run is back");
+    assert_eq!(after.classes, before.classes, "every logged sale's seats");
+    let (audited, table) = spike(&[
+        "audit",
+        "--redis",
+        redis.url(),
+        "--database-url",
+        database.url(),
+        "--event",
+        event.as_str(),
+        "--stat-log",
+        stat_log.to_str().unwrap(),
+    ]);
+    assert!(audited, "{table}");
+}
