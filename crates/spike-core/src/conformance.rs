@@ -55,7 +55,8 @@ macro_rules! conformance_tests {
             releasing_a_ticket_clears_exactly_its_bits,
             a_train_sells_only_seats_and_a_sale_no_seats,
             restore_rebuilds_a_trains_seats,
-            concurrent_ticket_buyers_never_share_a_seat_segment);
+            concurrent_ticket_buyers_never_share_a_seat_segment,
+            every_seat_choice_is_the_one_rule_over_a_long_random_sale);
     };
     (@cases $setup:path; $($case:ident),*) => {
         $(
@@ -1369,6 +1370,66 @@ pub async fn restore_rebuilds_a_trains_seats<C: CentralStock>(central: &C, prefi
         .expect("release");
     let seats = occupancy(central, &event).await;
     assert_eq!(seats.classes[0].masks(), [0b111, 0, 0]);
+}
+
+/// Conformance case: see its name. 400 purchases of random legs and
+/// parties on carriages of 23 seats (rows of 5, 5, 5, 5 and 3; carriages
+/// that start mid-byte in Redis's maps): every seat central stock picks is
+/// the one `ClassOccupancy::find_seats` picks, and every refusal is its
+/// refusal.
+pub async fn every_seat_choice_is_the_one_rule_over_a_long_random_sale<C: CentralStock>(
+    central: &C,
+    prefix: &str,
+) {
+    let event = event(prefix, "one-rule");
+    let stations = ["A", "B", "C", "D", "E", "F", "G", "H"];
+    let layout = TrainLayout::new(&stations, &["second:3x23"]).expect("layout");
+    let class = layout.classes()[0].clone();
+    create_train(central, &event, layout).await;
+    let mut expected = crate::train::ClassOccupancy::empty(class.seats());
+    let mut dice: u64 = 0x1230_6000_0000_0001;
+    let mut roll = |n: u64| {
+        dice ^= dice << 13;
+        dice ^= dice >> 7;
+        dice ^= dice << 17;
+        dice % n
+    };
+    let (mut sold, mut refused) = (0, 0);
+    for i in 0..400 {
+        let from = roll(7) as usize;
+        let to = from + 1 + roll((7 - from) as u64) as usize;
+        let passengers = 1 + roll(5) as u32;
+        let request = ticket_purchase(
+            &event,
+            &format!("u{i}"),
+            &format!("r{i}"),
+            (from, to),
+            passengers,
+        );
+        let reply = buy_seats(central, &request).await;
+        let leg = request.seats.leg;
+        match expected.find_seats(&class, leg, request.seats.passengers) {
+            Some(seats) => {
+                assert_eq!(
+                    seats_of(&reply),
+                    seats,
+                    "purchase {i}: {leg:?} ×{passengers}"
+                );
+                expected.take(&seats, leg);
+                sold += 1;
+            }
+            None => {
+                assert_eq!(
+                    reply.verdict,
+                    Verdict::SoldOut,
+                    "purchase {i}: {leg:?} ×{passengers}"
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert!(sold > 50 && refused > 50, "{sold} sold, {refused} refused");
+    assert_eq!(occupancy(central, &event).await.classes, [expected]);
 }
 
 /// Conformance case: see its name.
