@@ -130,7 +130,11 @@ impl TrainState {
             .map(|(class, held)| {
                 json!({
                     "class": class.name(),
-                    "seats": (0..class.seats()).map(|s| class.seat_name(s)).collect::<Vec<_>>(),
+                    // Seat i is named class.seat_name(i): the first and last
+                    // are enough for a legend, and keep /stats small.
+                    "seats": class.seats(),
+                    "first_seat": class.seat_name(0),
+                    "last_seat": class.seat_name(class.seats().saturating_sub(1)),
                     // Hex: a mask may need all 64 bits, more than a JSON
                     // number keeps exactly in a browser.
                     "masks": held.masks().iter().map(|m| format!("{m:x}")).collect::<Vec<_>>(),
