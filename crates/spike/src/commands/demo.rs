@@ -1,9 +1,11 @@
 //! `spike demo`: the articles' scenario in one process. Nodes with weights
 //! 1:2:…:N on one central stock (embedded, or Redis with `--redis`), the
 //! embedded front door before them, and simulated users buying through it
-//! (with `--queue`, through the sale's waiting room first); then the report,
+//! (with `--queue`, through the sale's waiting room first; with `--train`,
+//! each for a random leg, class and party of a train run); then the report,
 //! the split over nodes, the orders written to the ledger (SQLite in memory
-//! unless `--database-url`), the audit, and every invariant.
+//! unless `--database-url`), the audit, every invariant and, for a train
+//! run, the seat-segments sold of its capacity.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
