@@ -1,20 +1,14 @@
 // Opens Spike's dashboard in headless Chromium during a sale, waits until the
 // sold counter reaches the stock, and saves a screenshot.
 // Usage: node dashboard.mjs URL STOCK SCREENSHOT.png
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const [url, stock, screenshot] = process.argv.slice(2);
 if (!url || !stock || !screenshot) {
   console.error("usage: node dashboard.mjs URL STOCK SCREENSHOT.png");
   process.exit(2);
 }
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
   const errors = [];

@@ -3,7 +3,7 @@
 // shows "waiting for the start", is admitted (the buy button appears), buys,
 // and shows the order. Saves a screenshot.
 // Usage: node queue.mjs BASE_URL EVENT SCREENSHOT.png
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const [base, event, screenshot] = process.argv.slice(2);
 if (!base || !event || !screenshot) {
@@ -14,13 +14,7 @@ for (let i = 0; i < 5; i++) {
   const answer = await fetch(`${base}/queue/join?event=${event}&user_id=other${i}`, { method: "POST" });
   if (answer.status !== 200) throw new Error(`other${i} could not join: ${answer.status}`);
 }
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 900, height: 700 } });
   const errors = [];

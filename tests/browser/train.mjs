@@ -2,20 +2,14 @@
 // until the seat × segment grid shows at least MIN seat-segments sold and
 // the canvas has cells lit, and saves a screenshot.
 // Usage: node train.mjs URL MIN SCREENSHOT.png
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const [url, min, screenshot] = process.argv.slice(2);
 if (!url || !min || !screenshot) {
   console.error("usage: node train.mjs URL MIN SCREENSHOT.png");
   process.exit(2);
 }
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
   const errors = [];

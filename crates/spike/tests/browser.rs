@@ -18,17 +18,7 @@ const SPIKE: &str = env!("CARGO_BIN_EXE_spike");
 
 #[test]
 fn dashboard_shows_the_sale_selling_out_in_chromium() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let script = root.join("tests/browser/dashboard.mjs");
-    assert!(
-        root.join("tests/browser/node_modules/playwright-core")
-            .exists(),
-        "playwright-core missing: run scripts/test (it runs npm install in tests/browser)"
-    );
-    let artifacts = root.join("target/test-artifacts");
-    std::fs::create_dir_all(&artifacts).expect("artifact dir");
-    let screenshot = artifacts.join("dashboard.png");
-    let _ = std::fs::remove_file(&screenshot);
+    let (script, screenshot) = check("dashboard");
 
     let port = free_port();
     let demo = Command::new(SPIKE)
@@ -59,12 +49,7 @@ fn dashboard_shows_the_sale_selling_out_in_chromium() {
 
 #[test]
 fn dashboard_fills_a_trains_seat_segment_grid_in_chromium() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let script = root.join("tests/browser/train.mjs");
-    let artifacts = root.join("target/test-artifacts");
-    std::fs::create_dir_all(&artifacts).expect("artifact dir");
-    let screenshot = artifacts.join("train.png");
-    let _ = std::fs::remove_file(&screenshot);
+    let (script, screenshot) = check("train");
 
     // The demo train (1,000 seats over 9 segments), bought at 4,000 a
     // second; the page must show at least 1,000 seat-segments sold.
@@ -88,12 +73,7 @@ fn dashboard_fills_a_trains_seat_segment_grid_in_chromium() {
 
 #[test]
 fn a_buyer_goes_through_the_waiting_room_page_in_chromium() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let script = root.join("tests/browser/queue.mjs");
-    let artifacts = root.join("target/test-artifacts");
-    std::fs::create_dir_all(&artifacts).expect("artifact dir");
-    let screenshot = artifacts.join("queue.png");
-    let _ = std::fs::remove_file(&screenshot);
+    let (script, screenshot) = check("queue");
 
     // An embedded node: 3 seats, a waiting room admitting 2 a second, the
     // opening 12 s away: time for Chromium to start and six buyers to join
@@ -114,6 +94,23 @@ fn a_buyer_goes_through_the_waiting_room_page_in_chromium() {
         .expect("start spike node");
     let base = format!("http://127.0.0.1:{port}");
     browse(node, port, &script, &[&base, "G7"], &screenshot, 5_000);
+}
+
+/// The browser check `tests/browser/NAME.mjs` and where its screenshot goes
+/// (`target/test-artifacts/NAME.png`, removed first so that a stale one
+/// never passes).
+fn check(name: &str) -> (PathBuf, PathBuf) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core")
+            .exists(),
+        "playwright-core missing: run scripts/test (it runs npm install in tests/browser)"
+    );
+    let artifacts = root.join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).expect("artifact dir");
+    let screenshot = artifacts.join(format!("{name}.png"));
+    let _ = std::fs::remove_file(&screenshot);
+    (root.join(format!("tests/browser/{name}.mjs")), screenshot)
 }
 
 /// Waits until `server` listens on `port`, runs the browser `script` with

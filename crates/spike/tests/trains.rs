@@ -370,21 +370,9 @@ async fn availability_is_answered_from_memory_and_bad_input_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_train_made_by_the_cli_sells_keeps_and_gives_back_seats_and_recovers() {
-    // A Redis of this test's own, restarted empty below.
-    let mut redis = TestRedis::spawn();
-    let database = spike_testkit::TestDatabase::postgres();
-    let run = run();
-    let (created, said) = spike(&[
-        "train",
-        "create",
-        "--redis",
-        redis.url(),
-        "--database-url",
-        database.url(),
-        "--train",
-        run.train(),
-        "--date",
-        run.date(),
+    let mut records = Records::new();
+    let run = records.run.clone();
+    let (created, said) = records.create_train(&[
         "--stations",
         "Beijing,Jinan,Nanjing,Shanghai",
         "--class",
@@ -399,20 +387,7 @@ async fn a_train_made_by_the_cli_sells_keeps_and_gives_back_seats_and_recovers()
         said.contains("Beijing → Jinan → Nanjing → Shanghai"),
         "{said}"
     );
-    let (again, said) = spike(&[
-        "train",
-        "create",
-        "--redis",
-        redis.url(),
-        "--train",
-        run.train(),
-        "--date",
-        run.date(),
-        "--stations",
-        "A,B",
-        "--class",
-        "first:1x5",
-    ]);
+    let (again, said) = records.create_train(&["--stations", "A,B", "--class", "first:1x5"]);
     assert!(
         !again,
         "an existing run is not replaced without --force: {said}"
@@ -428,7 +403,7 @@ async fn a_train_made_by_the_cli_sells_keeps_and_gives_back_seats_and_recovers()
             "train",
             "create",
             "--redis",
-            redis.url(),
+            records.redis.url(),
             "--train",
             "B9",
             "--date",
@@ -440,8 +415,8 @@ async fn a_train_made_by_the_cli_sells_keeps_and_gives_back_seats_and_recovers()
         assert!(!said.contains("panicked"), "{said}");
     }
 
-    let central = redis_central(redis.url()).await;
-    let ledger = spike_orders::OrderLedger::connect(database.url())
+    let central = redis_central(records.redis.url()).await;
+    let ledger = spike_orders::OrderLedger::connect(records.database.url())
         .await
         .unwrap();
     let event = run.event();
@@ -534,7 +509,7 @@ async fn a_train_made_by_the_cli_sells_keeps_and_gives_back_seats_and_recovers()
     assert_eq!(resold.code(), Code::Success, "{:?}", resold.body);
     assert_eq!(resold.body["data"]["seats"], serde_json::json!(["01-01C"]));
     drained(&central, &event).await;
-    let (audited, table) = audit(&redis, &database, &event);
+    let (audited, table) = records.spike_on(&["audit"], &[]);
     assert!(audited, "{table}");
     assert!(table.contains("seat-segments sold twice"), "{table}");
 
@@ -542,20 +517,8 @@ async fn a_train_made_by_the_cli_sells_keeps_and_gives_back_seats_and_recovers()
     let before = central.occupancy(&event).await.unwrap().unwrap();
     node.stop().await;
     drop(pipeline);
-    redis.kill();
-    redis.start();
-    let central = redis_central(redis.url()).await;
-    assert_eq!(central.occupancy(&event).await.unwrap(), None, "gone");
-    let (recovered, said) = spike(&[
-        "sale",
-        "recover",
-        "--redis",
-        redis.url(),
-        "--database-url",
-        database.url(),
-        "--event",
-        event.as_str(),
-    ]);
+    let central = records.lose_redis().await;
+    let (recovered, said) = records.spike_on(&["sale", "recover"], &[]);
     assert!(recovered, "{said}");
     let after = central
         .occupancy(&event)
@@ -566,7 +529,7 @@ async fn a_train_made_by_the_cli_sells_keeps_and_gives_back_seats_and_recovers()
         after.classes, before.classes,
         "the same seats, on the same segments"
     );
-    let (audited, table) = audit(&redis, &database, &event);
+    let (audited, table) = records.spike_on(&["audit"], &[]);
     assert!(audited, "{table}");
 }
 
@@ -583,21 +546,56 @@ fn free(table: &Reply, from: &str, to: &str) -> u64 {
         .unwrap()
 }
 
-/// `spike audit` of `event`: whether it passed, and its table.
-fn audit(
-    redis: &TestRedis,
-    database: &spike_testkit::TestDatabase,
-    event: &EventId,
-) -> (bool, String) {
-    spike(&[
-        "audit",
-        "--redis",
-        redis.url(),
-        "--database-url",
-        database.url(),
-        "--event",
-        event.as_str(),
-    ])
+/// A train run on records of a test's own: a Redis it may restart empty,
+/// and a PostgreSQL ledger.
+struct Records {
+    redis: TestRedis,
+    database: spike_testkit::TestDatabase,
+    run: TrainRun,
+}
+
+impl Records {
+    fn new() -> Self {
+        Self {
+            redis: TestRedis::spawn(),
+            database: spike_testkit::TestDatabase::postgres(),
+            run: run(),
+        }
+    }
+
+    /// `spike train create` of the run in Redis and the ledger, with
+    /// `layout` (stations, classes, rules).
+    fn create_train(&self, layout: &[&str]) -> (bool, String) {
+        let mut args = vec!["train", "create", "--train", self.run.train()];
+        args.extend_from_slice(&["--date", self.run.date()]);
+        args.extend_from_slice(&["--redis", self.redis.url()]);
+        args.extend_from_slice(&["--database-url", self.database.url()]);
+        args.extend_from_slice(layout);
+        spike(&args)
+    }
+
+    /// `spike COMMAND…` of the run's event on these records, with `extra`:
+    /// whether it succeeded, and what it printed.
+    fn spike_on(&self, command: &[&str], extra: &[&str]) -> (bool, String) {
+        let event = self.run.event();
+        let mut args = command.to_vec();
+        args.extend_from_slice(&["--redis", self.redis.url()]);
+        args.extend_from_slice(&["--database-url", self.database.url()]);
+        args.extend_from_slice(&["--event", event.as_str()]);
+        args.extend_from_slice(extra);
+        spike(&args)
+    }
+
+    /// Redis crashes and comes back empty; a connection to it, once the
+    /// run is checked gone.
+    async fn lose_redis(&mut self) -> RedisCentral {
+        self.redis.kill();
+        self.redis.start();
+        let central = redis_central(self.redis.url()).await;
+        let event = self.run.event();
+        assert_eq!(central.occupancy(&event).await.unwrap(), None, "gone");
+        central
+    }
 }
 
 /// `spike demo --train` with `extra` arguments: its JSON report.
@@ -729,30 +727,14 @@ async fn an_embedded_node_serves_a_train_run_made_from_its_flags() {
 async fn seats_known_only_from_the_stat_log_come_back_with_recovery() {
     // Redis dies before any writer read the orders: the stat log is the
     // only record of them, and it names their seats.
-    let mut redis = TestRedis::spawn();
-    let database = spike_testkit::TestDatabase::postgres();
-    let run = run();
-    let (created, said) = spike(&[
-        "train",
-        "create",
-        "--redis",
-        redis.url(),
-        "--database-url",
-        database.url(),
-        "--train",
-        run.train(),
-        "--date",
-        run.date(),
-        "--stations",
-        "A,B,C,D",
-        "--class",
-        "first:1x5",
-    ]);
+    let mut records = Records::new();
+    let run = records.run.clone();
+    let (created, said) = records.create_train(&["--stations", "A,B,C,D", "--class", "first:1x5"]);
     assert!(created, "{said}");
     let event = run.event();
     let stat_log = std::env::temp_dir().join(format!("{}.stat.log", unique("train-stat")));
     let spec = named("logged").serving(&event).stat_log(&stat_log);
-    let node = spawn_node(redis_central(redis.url()).await, spec).await;
+    let node = spawn_node(redis_central(records.redis.url()).await, spec).await;
     for (user, from, to, passengers) in [("a", "A", "C", 2), ("b", "B", "D", 3), ("c", "C", "D", 2)]
     {
         let reply = node
@@ -760,44 +742,22 @@ async fn seats_known_only_from_the_stat_log_come_back_with_recovery() {
             .await;
         assert_eq!(reply.code(), Code::Success, "{:?}", reply.body);
     }
-    let central = redis_central(redis.url()).await;
+    let central = redis_central(records.redis.url()).await;
     let before = central.occupancy(&event).await.unwrap().unwrap();
     node.stop().await;
     let logged = std::fs::read_to_string(&stat_log).unwrap();
     assert_eq!(logged.matches(",ticket:").count(), 3, "{logged}");
 
-    redis.kill();
-    redis.start();
-    let (recovered, said) = spike(&[
-        "sale",
-        "recover",
-        "--redis",
-        redis.url(),
-        "--database-url",
-        database.url(),
-        "--event",
-        event.as_str(),
-        "--stat-log",
-        stat_log.to_str().unwrap(),
-    ]);
+    let central = records.lose_redis().await;
+    let with_log = ["--stat-log", stat_log.to_str().unwrap()];
+    let (recovered, said) = records.spike_on(&["sale", "recover"], &with_log);
     assert!(recovered, "{said}");
-    let central = redis_central(redis.url()).await;
     let after = central
         .occupancy(&event)
         .await
         .unwrap()
         .expect("the run is back");
     assert_eq!(after.classes, before.classes, "every logged sale's seats");
-    let (audited, table) = spike(&[
-        "audit",
-        "--redis",
-        redis.url(),
-        "--database-url",
-        database.url(),
-        "--event",
-        event.as_str(),
-        "--stat-log",
-        stat_log.to_str().unwrap(),
-    ]);
+    let (audited, table) = records.spike_on(&["audit"], &with_log);
     assert!(audited, "{table}");
 }

@@ -1,10 +1,13 @@
-//! `spike sale create` and `spike sale show`.
+//! `spike sale create`, `spike train create`, `spike sale show` and
+//! `spike sale recover`.
 
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use spike_core::sale::BuyerAuth;
-use spike_core::{BuyerPolicy, CentralStock, EventId, SaleFigures, SaleSnapshot};
+use spike_core::{
+    BuyerPolicy, CentralStock, EventId, SaleConfig, SaleFigures, SaleSnapshot, SecretUrl,
+};
 use spike_orders::recover_sale;
 use spike_redis::RedisCentral;
 
@@ -13,16 +16,36 @@ use super::orders::ledger;
 use super::redis;
 use crate::cli::{SaleCreateArgs, SaleRecoverArgs, SaleShowArgs, TrainCreateArgs};
 
+/// Creates `event` with `config` in Redis (replacing it with `force`), and
+/// records it in the ledger at `database_url` if given.
+async fn create(
+    redis_url: &SecretUrl,
+    event: &EventId,
+    config: &SaleConfig,
+    force: bool,
+    database_url: Option<&SecretUrl>,
+) -> anyhow::Result<()> {
+    redis(redis_url)
+        .await?
+        .create_sale(event, config, force)
+        .await?;
+    if let Some(url) = database_url {
+        ledger(url).await?.record_sale(event, config).await?;
+    }
+    Ok(())
+}
+
 /// `spike sale create`: creates the sale, or explains why not.
 pub async fn sale_create(args: SaleCreateArgs) -> anyhow::Result<()> {
     let config = args.rules.to_config()?;
-    let central = redis(&args.redis).await?;
-    central
-        .create_sale(&args.event, &config, args.force)
-        .await?;
-    if let Some(url) = &args.database_url {
-        ledger(url).await?.record_sale(&args.event, &config).await?;
-    }
+    create(
+        &args.redis,
+        &args.event,
+        &config,
+        args.force,
+        args.database_url.as_ref(),
+    )
+    .await?;
     println!(
         "created sale {}: {} seats, {}, buyers {}",
         args.event,
@@ -50,11 +73,14 @@ pub async fn sale_create(args: SaleCreateArgs) -> anyhow::Result<()> {
 pub async fn train_create(args: TrainCreateArgs) -> anyhow::Result<()> {
     let (run, config) = args.to_config()?;
     let event = run.event();
-    let central = redis(&args.redis).await?;
-    central.create_sale(&event, &config, args.force).await?;
-    if let Some(url) = &args.database_url {
-        ledger(url).await?.record_sale(&event, &config).await?;
-    }
+    create(
+        &args.redis,
+        &event,
+        &config,
+        args.force,
+        args.database_url.as_ref(),
+    )
+    .await?;
     if let Some(layout) = config.train() {
         let classes: Vec<String> = (layout.classes().iter())
             .map(|c| format!("{} {} seats", c.name(), c.seats()))
