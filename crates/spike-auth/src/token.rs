@@ -76,6 +76,12 @@ pub struct Claims {
 /// Most verified tokens remembered; past it, the memory starts over.
 pub const REMEMBERED_TOKENS: usize = 65_536;
 
+/// Most bytes of tokens remembered (the tokens themselves, which are the
+/// memory's keys); past it, the memory starts over. With tokens only ever
+/// in their one canonical form, filling it takes this many bytes of
+/// genuinely signed tokens.
+pub const REMEMBERED_BYTES: usize = 16 << 20;
+
 /// A verified token, as remembered.
 #[derive(Debug, Clone)]
 struct Verified {
@@ -89,12 +95,19 @@ struct Verified {
 #[derive(Clone)]
 pub struct TokenVerifier {
     keys: KeyRing,
-    verified: Arc<Mutex<HashMap<Box<str>, Verified>>>,
+    verified: Arc<Mutex<Remembered>>,
+}
+
+/// Verified tokens, with the bytes they take.
+#[derive(Debug, Default)]
+struct Remembered {
+    tokens: HashMap<Box<str>, Verified>,
+    bytes: usize,
 }
 
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let remembered = self.verified.lock().map_or(0, |verified| verified.len());
+        let remembered = (self.verified.lock()).map_or(0, |verified| verified.tokens.len());
         f.debug_struct("TokenVerifier")
             .field("keys", &self.keys)
             .field("remembered", &remembered)
@@ -120,11 +133,19 @@ fn numeric_date(value: &Value) -> Option<u64> {
         .or_else(|| value.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
 }
 
+/// Decodes one part of a token: base64url without padding, in its one
+/// canonical form (RFC 7515, section 2): `=` padding, or unused bits set in
+/// the last character, make it malformed. So every token has one spelling,
+/// and a genuine token cannot be varied into many that all verify.
+fn decode_part(part: &str) -> Result<Vec<u8>, TokenError> {
+    // base64's URL_SAFE_NO_PAD refuses padding and non-zero trailing bits.
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| TokenError::Malformed)
+}
+
 fn decode_json(part: &str) -> Result<Value, TokenError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part.trim_end_matches('='))
-        .map_err(|_| TokenError::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)
+    serde_json::from_slice(&decode_part(part)?).map_err(|_| TokenError::Malformed)
 }
 
 fn mac(key: &SecretKey) -> HmacSha256 {
@@ -165,17 +186,26 @@ impl TokenVerifier {
     ) -> Result<Claims, TokenError> {
         let remembered = {
             let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-            verified.get(token).cloned()
+            verified.tokens.get(token).cloned()
         };
         let verified = match remembered {
             Some(verified) => verified,
             None => {
                 let verified = self.verify_signed(token, now)?;
                 let mut memory = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-                if memory.len() >= REMEMBERED_TOKENS {
-                    memory.clear();
+                if memory.tokens.len() >= REMEMBERED_TOKENS
+                    || memory.bytes + token.len() > REMEMBERED_BYTES
+                {
+                    memory.tokens.clear();
+                    memory.bytes = 0;
                 }
-                memory.insert(token.into(), verified.clone());
+                if memory
+                    .tokens
+                    .insert(token.into(), verified.clone())
+                    .is_none()
+                {
+                    memory.bytes += token.len();
+                }
                 verified
             }
         };
@@ -210,9 +240,7 @@ impl TokenVerifier {
             Some(other) => return Err(TokenError::Algorithm(other.to_owned())),
             None => return Err(TokenError::Algorithm(String::new())),
         }
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature.trim_end_matches('='))
-            .map_err(|_| TokenError::Malformed)?;
+        let signature = decode_part(signature)?;
         let signed = &token[..header.len() + 1 + payload.len()];
         let genuine = self.keys.all().iter().any(|key| {
             let mut check = mac(key);
@@ -264,7 +292,7 @@ pub fn mint(
     let mut claims = json!({
         "sub": sub.as_str(),
         "iat": issued,
-        "exp": issued.saturating_add(ttl.as_secs().max(1)),
+        "exp": issued.saturating_add(ttl.as_secs()),
     });
     if let Some(event) = audience {
         claims["aud"] = Value::from(event.as_str());
@@ -329,6 +357,67 @@ mod tests {
             Err(TokenError::WrongAudience(other))
         );
         assert!(verifier().verify_identity(&scoped, now).is_ok());
+    }
+
+    #[test]
+    fn only_the_canonical_spelling_of_a_token_verifies_and_none_other_is_remembered() {
+        let now = SystemTime::now();
+        let verifier = verifier();
+        let token = mint(&key('a'), &alice(), now, HOUR, None);
+        verifier
+            .verify(&token, &event(), now)
+            .expect("the token itself");
+        // Padding on any part, or a last character with unused bits set:
+        // the same bytes, spelled otherwise.
+        let (head, signature) = token.rsplit_once('.').expect("three parts");
+        let last = signature.chars().last().expect("signature");
+        let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let index = alphabet.find(last).expect("base64url");
+        // 32 bytes are 43 characters: the last one carries 4 bits, 2 unused.
+        let twin = alphabet.chars().nth(index | 1).expect("in the alphabet");
+        let mut variants = vec![
+            format!("{token}="),
+            format!("{token}=="),
+            format!("{token}==="),
+            format!("{head}.{}", signature.replace(last, &twin.to_string())),
+        ];
+        let (header, rest) = token.split_once('.').expect("three parts");
+        variants.push(format!("{header}=.{rest}"));
+        for variant in variants {
+            if variant == token {
+                continue;
+            }
+            assert_eq!(
+                verifier.verify(&variant, &event(), now),
+                Err(TokenError::Malformed),
+                "{variant}"
+            );
+        }
+        let remembered = verifier.verified.lock().expect("memory");
+        assert_eq!(remembered.tokens.len(), 1, "only the genuine spelling");
+        assert_eq!(remembered.bytes, token.len());
+    }
+
+    #[test]
+    fn the_memory_of_verified_tokens_is_bounded_in_bytes() {
+        let now = SystemTime::now();
+        let verifier = verifier();
+        let exp = unix_seconds(now) + 3600;
+        let filler = "f".repeat(2_900);
+        let mut minted = 0;
+        for i in 0..6_000 {
+            let claims = format!(r#"{{"sub":"u{i}","exp":{exp},"note":"{filler}"}}"#);
+            let token = forge(r#"{"alg":"HS256"}"#, &claims, &key('a'));
+            minted += token.len();
+            verifier.verify(&token, &event(), now).expect("verifies");
+            let remembered = verifier.verified.lock().expect("memory");
+            assert!(remembered.bytes <= REMEMBERED_BYTES);
+            assert_eq!(
+                remembered.bytes,
+                remembered.tokens.keys().map(|t| t.len()).sum::<usize>()
+            );
+        }
+        assert!(minted > REMEMBERED_BYTES, "the test goes past the bound");
     }
 
     #[test]

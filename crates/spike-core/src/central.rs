@@ -5,7 +5,9 @@
 use std::future::Future;
 
 use crate::ids::{EventId, OrderId, RequestId, UserId};
-use crate::purchase::{CentralReply, Purchase, PurchaseBatch, TicketPurchase, TicketReply};
+use crate::purchase::{
+    CentralReply, Purchase, PurchaseBatch, RequestRecord, TicketPurchase, TicketReply,
+};
 use crate::queue::QueueCounters;
 use crate::sale::{SaleConfig, SaleSnapshot};
 use crate::train::{Occupancy, Ticket};
@@ -163,12 +165,15 @@ pub trait CentralStock: Send + Sync + 'static {
         event: &EventId,
     ) -> impl Future<Output = Result<Option<SaleSnapshot>, CentralError>> + Send;
 
-    /// The order a request id bought, if it bought one (resolves unknown outcomes).
-    fn order_for_request(
+    /// What a request id bought, if it bought anything: its order and buyer
+    /// (resolves unknown outcomes). A backend that confirms sales with
+    /// replicas confirms this answer the same way: it is `Ok(Some)` only
+    /// once as many replicas hold the sale as a new sale needs.
+    fn request_record(
         &self,
         event: &EventId,
         request: &RequestId,
-    ) -> impl Future<Output = Result<Option<OrderId>, CentralError>> + Send;
+    ) -> impl Future<Output = Result<Option<RequestRecord>, CentralError>> + Send;
 
     /// Gives the seat of `order` (bought by `request`, for `user`) back to
     /// the sale, exactly once: the buyer may buy again, and a second release

@@ -33,8 +33,8 @@ pub use memory::MemoryCentral;
 pub use order::{Order, OrderState, Refusal, Transition};
 pub use order_stream::{Backlog, OrderStream, StreamEntry};
 pub use purchase::{
-    BatchRefusal, CentralReply, Purchase, PurchaseBatch, TicketPurchase, TicketReply, Verdict,
-    MAX_BATCH,
+    BatchRefusal, CentralReply, Purchase, PurchaseBatch, RequestRecord, TicketPurchase,
+    TicketReply, Verdict, MAX_BATCH,
 };
 pub use queue::{QueueConfig, QueueCounters, Seal, Shuffle, Standing};
 pub use sale::{BuyerPolicy, SaleConfig, SaleFigures, SaleRecord, SaleSnapshot, SaleUnit};

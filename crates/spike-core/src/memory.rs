@@ -12,7 +12,7 @@ use crate::central::{
 use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
 use crate::order_stream::{Backlog, OrderStream, StreamEntry};
 use crate::purchase::{
-    CentralReply, Purchase, PurchaseBatch, TicketPurchase, TicketReply, Verdict,
+    CentralReply, Purchase, PurchaseBatch, RequestRecord, TicketPurchase, TicketReply, Verdict,
 };
 use crate::queue::{AdmissionProgress, AdmissionStep, QueueCounters, Seal};
 use crate::sale::{unix_millis, BuyerPolicy, SaleConfig, SaleSnapshot};
@@ -533,16 +533,16 @@ impl CentralStock for MemoryCentral {
         }))
     }
 
-    async fn order_for_request(
+    async fn request_record(
         &self,
         event: &EventId,
         request: &RequestId,
-    ) -> Result<Option<OrderId>, CentralError> {
+    ) -> Result<Option<RequestRecord>, CentralError> {
         Ok(self.book(event).and_then(|book| {
-            lock(&book)
-                .requests
-                .get(request)
-                .map(|(order, _)| order.clone())
+            (lock(&book).requests.get(request)).map(|(order, buyer)| RequestRecord {
+                order: order.clone(),
+                buyer: buyer.clone(),
+            })
         }))
     }
 

@@ -19,6 +19,15 @@ pub struct Purchase {
     pub admission: Option<u64>,
 }
 
+/// What a request id bought, as central stock's request index holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// The order it bought.
+    pub order: OrderId,
+    /// The buyer it bought for (`None` on an anonymous sale).
+    pub buyer: Option<UserId>,
+}
+
 /// Central stock's answer to a [`Purchase`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {

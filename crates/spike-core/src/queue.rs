@@ -38,6 +38,9 @@ pub enum QueueConfigError {
     /// The admission window must be positive.
     #[error("--admit-window must be longer than zero")]
     NoWindow,
+    /// The admission window is longer than [`crate::sale::MAX_SALE_DURATION`].
+    #[error("--admit-window must be at most 30 days")]
+    WindowTooLong,
 }
 
 /// A sale's waiting room: admission rate, cap on active buyers, how long an
@@ -76,6 +79,9 @@ impl QueueConfig {
     pub fn with_admit_window(mut self, window: Duration) -> Result<Self, QueueConfigError> {
         if window.is_zero() {
             return Err(QueueConfigError::NoWindow);
+        }
+        if window > crate::sale::MAX_SALE_DURATION {
+            return Err(QueueConfigError::WindowTooLong);
         }
         self.admit_window = window;
         Ok(self)

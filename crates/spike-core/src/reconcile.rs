@@ -502,9 +502,44 @@ fn seat_lines<'a>(
 pub const SEQUENCES_PER_MS: u64 = 1_000;
 
 /// The lowest sequence a recovery at `recovered_at` may hand out: above
-/// every sequence of the life it closes (see [`restoration`]).
+/// every sequence of a first life (see [`restoration`]).
 pub fn sequence_floor(recovered_at: SystemTime) -> u64 {
     unix_millis(recovered_at).saturating_mul(SEQUENCES_PER_MS)
+}
+
+/// The fence an earlier recovery left on a sale's ledger: sequences up to
+/// `through` belong to lives it closed, and the life it opened started
+/// right above, at `at_ms` (Unix milliseconds on the ledger's own clock; 0
+/// when unknown). `through` 0: never recovered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EarlierFence {
+    /// The highest sequence of the lives closed so far.
+    pub through: u64,
+    /// When it was raised, on the ledger's clock.
+    pub at_ms: u64,
+}
+
+impl EarlierFence {
+    /// The fence a recovery at `now_ms` (the ledger's clock) raises, given
+    /// the highest sequence its records show: above those records, above
+    /// the time floor ([`SEQUENCES_PER_MS`] a millisecond since the epoch),
+    /// and above every sequence the life the earlier fence opened could
+    /// have handed out since (at most [`SEQUENCES_PER_MS`] a millisecond).
+    /// Both clocks are the ledger's, so a recovery run on a host whose
+    /// clock is behind never lands inside the life it closes.
+    pub fn next(&self, now_ms: u64, records: u64) -> u64 {
+        let time_floor = now_ms.saturating_mul(SEQUENCES_PER_MS);
+        let life = match self.through {
+            0 => 0,
+            through => {
+                let elapsed = now_ms.saturating_sub(self.at_ms);
+                through
+                    .saturating_add(elapsed.saturating_mul(SEQUENCES_PER_MS))
+                    .saturating_add(1)
+            }
+        };
+        records.max(time_floor).max(life)
+    }
 }
 
 /// Rebuilds central stock for a sale from the ledger plus the stream's
@@ -525,7 +560,7 @@ pub fn restoration(
     config: SaleConfig,
     orders: &[Order],
     stream: &[StreamEntry],
-    recovered_at: SystemTime,
+    fence: u64,
 ) -> Restoration {
     let in_ledger: HashSet<&OrderId> = orders.iter().map(|o| &o.id).collect();
     let holding = (orders.iter())
@@ -547,12 +582,11 @@ pub fn restoration(
         .filter(|o| !o.state.holds_seat())
         .map(|o| o.id.clone())
         .collect();
-    let floor = sequence_floor(recovered_at);
     let last_sequence = (orders.iter().map(|o| o.sequence))
         .chain(stream.iter().map(|e| e.sequence))
-        .chain([floor])
+        .chain([fence])
         .max()
-        .unwrap_or(floor);
+        .unwrap_or(fence);
     Restoration {
         config,
         last_sequence,
@@ -852,8 +886,7 @@ mod tests {
             order(2, "b", OrderState::Expired, false),
         ];
         let stream = [entry(2, "b"), entry(7, "g")];
-        let at = crate::sale::from_unix_millis(0);
-        let restored = restoration(SaleConfig::new(4).unwrap(), &orders, &stream, at);
+        let restored = restoration(SaleConfig::new(4).unwrap(), &orders, &stream, 0);
         let held: Vec<_> = restored
             .holding
             .iter()
@@ -867,15 +900,40 @@ mod tests {
     #[test]
     fn restoration_resumes_past_ids_no_record_holds() {
         let orders = [order(1, "a", OrderState::Paid, false)];
-        let at = crate::sale::from_unix_millis(1_800_000_000_000);
-        let first = restoration(SaleConfig::new(4).unwrap(), &orders, &[], at);
+        let never = EarlierFence {
+            through: 0,
+            at_ms: 0,
+        };
+        let fence = never.next(1_800_000_000_000, 1);
+        let first = restoration(SaleConfig::new(4).unwrap(), &orders, &[], fence);
         assert_eq!(first.last_sequence, 1_800_000_000_000 * SEQUENCES_PER_MS);
         // A second recovery a minute later, after 1,000 sales that were all
         // lost (no record holds them): it still resumes past them.
         let lost_up_to = first.last_sequence + 1_000;
-        let later = crate::sale::from_unix_millis(1_800_000_060_000);
-        let second = restoration(SaleConfig::new(4).unwrap(), &orders, &[], later);
+        let earlier = EarlierFence {
+            through: fence,
+            at_ms: 1_800_000_000_000,
+        };
+        let fence = earlier.next(1_800_000_060_000, 1);
+        let second = restoration(SaleConfig::new(4).unwrap(), &orders, &[], fence);
         assert!(second.last_sequence > lost_up_to);
+    }
+
+    #[test]
+    fn a_fence_never_goes_below_an_earlier_one_or_into_its_life() {
+        // The first recovery ran where the clock was an hour ahead.
+        let now_ms = 1_800_000_000_000;
+        let hour_ahead = EarlierFence {
+            through: (now_ms + 3_600_000) * SEQUENCES_PER_MS,
+            at_ms: now_ms,
+        };
+        // Its life sold as fast as the bound allows for ten seconds.
+        let sold_up_to = hour_ahead.through + 10_000 * SEQUENCES_PER_MS;
+        let next = hour_ahead.next(now_ms + 10_000, 0);
+        assert!(next > sold_up_to, "{next} ≤ {sold_up_to}");
+        // Records above everything win, and a clock gone back changes nothing.
+        assert_eq!(hour_ahead.next(now_ms, u64::MAX / 2), u64::MAX / 2);
+        assert!(hour_ahead.next(now_ms - 60_000, 0) > hour_ahead.through);
     }
 
     #[test]

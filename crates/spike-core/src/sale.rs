@@ -15,6 +15,12 @@ pub const MAX_STOCK: u64 = 1_000_000_000_000;
 /// default to the articles' 15).
 pub const DEFAULT_PAYMENT_WINDOW: Duration = Duration::from_secs(15 * 60);
 
+/// The longest payment or admission window a sale may have: 30 days. A
+/// flash sale's windows are minutes; the bound keeps every time a sale
+/// computes from them (expiry times in milliseconds) far inside the
+/// integers that Redis, the ledger and the wire hold.
+pub const MAX_SALE_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// How an identified sale knows who is buying.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BuyerAuth {
@@ -97,6 +103,9 @@ pub enum SaleConfigError {
     /// The payment window must be positive.
     #[error("payment window must be longer than zero")]
     NoPaymentWindow,
+    /// The payment window is longer than [`MAX_SALE_DURATION`].
+    #[error("payment window must be at most 30 days")]
+    PaymentWindowTooLong,
     /// Token authentication names buyers; an anonymous sale has none.
     #[error("--auth token needs identified buyers; an anonymous sale has none")]
     TokenNeedsBuyers,
@@ -173,6 +182,9 @@ impl SaleConfig {
     pub fn with_payment_window(mut self, window: Duration) -> Result<Self, SaleConfigError> {
         if window.is_zero() {
             return Err(SaleConfigError::NoPaymentWindow);
+        }
+        if window > MAX_SALE_DURATION {
+            return Err(SaleConfigError::PaymentWindowTooLong);
         }
         self.payment_window = window;
         Ok(self)
@@ -529,6 +541,22 @@ mod tests {
         assert_eq!(
             sale.with_payment_window(Duration::ZERO),
             Err(SaleConfigError::NoPaymentWindow)
+        );
+    }
+
+    #[test]
+    fn windows_in_years_are_refused() {
+        let years = Duration::from_secs(3 * 365 * 24 * 3600);
+        let sale = SaleConfig::new(1).unwrap();
+        assert_eq!(
+            sale.clone().with_payment_window(years),
+            Err(SaleConfigError::PaymentWindowTooLong)
+        );
+        assert!(sale.with_payment_window(MAX_SALE_DURATION).is_ok());
+        let queue = QueueConfig::new(NonZeroU32::MIN).unwrap();
+        assert_eq!(
+            queue.with_admit_window(years),
+            Err(QueueConfigError::WindowTooLong)
         );
     }
 }

@@ -75,6 +75,17 @@ pub enum TrainError {
     Malformed(String),
 }
 
+/// Days in `month` (1–12) of `year`, in the Gregorian calendar.
+fn days_in_month(year: u32, month: u32) -> u32 {
+    let leap = (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400);
+    match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
 /// A train run: a train number on a date, sold as one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrainRun {
@@ -93,10 +104,13 @@ impl TrainRun {
         let valid = match parts.as_slice() {
             [y, m, d] if y.len() == 4 && m.len() == 2 && d.len() == 2 => {
                 let number = |s: &str| s.parse::<u32>().ok();
-                matches!(
-                    (number(y), number(m), number(d)),
-                    (Some(_), Some(1..=12), Some(1..=31))
-                ) && date.chars().all(|c| c.is_ascii_digit() || c == '-')
+                let digits = date.chars().all(|c| c.is_ascii_digit() || c == '-');
+                match (number(y), number(m), number(d)) {
+                    (Some(year), Some(month @ 1..=12), Some(day)) => {
+                        digits && (1..=days_in_month(year, month)).contains(&day)
+                    }
+                    _ => false,
+                }
             }
             _ => false,
         };
@@ -684,6 +698,33 @@ impl SoldOutMemo {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_run_is_on_a_day_the_calendar_has() {
+        for day in [
+            "2026-02-28",
+            "2028-02-29",
+            "2000-02-29",
+            "2026-04-30",
+            "2026-12-31",
+        ] {
+            assert!(TrainRun::parse("G1", day).is_ok(), "{day}");
+        }
+        for day in [
+            "2026-02-29",
+            "2100-02-29",
+            "2026-02-30",
+            "2026-04-31",
+            "2026-13-01",
+            "2026-00-10",
+        ] {
+            assert_eq!(
+                TrainRun::parse("G1", day),
+                Err(TrainError::BadDate),
+                "{day}"
+            );
+        }
+    }
     use super::*;
 
     fn g1() -> TrainLayout {

@@ -272,6 +272,7 @@ impl Front {
         Answer::TryAgain {
             reason,
             request: None,
+            request_key: None,
         }
         .into_response()
     }

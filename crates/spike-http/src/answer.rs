@@ -115,6 +115,16 @@ pub enum Answer {
         /// anonymous sales; token sales use the buyer's token instead).
         order_key: Option<String>,
     },
+    /// Code 1: this request id bought a seat before, and the caller has not
+    /// proved that the order is theirs (on an open or anonymous sale, a
+    /// request id proves nothing): the answer says so and withholds the
+    /// order and its key. The order is kept for the stat log.
+    ReplayWithheld {
+        /// The sale.
+        event: EventId,
+        /// The order the request bought (never in the body).
+        order: OrderId,
+    },
     /// Code 1: seats on a train run were sold (or this request id had
     /// bought them before).
     SeatsSold {
@@ -178,6 +188,10 @@ pub enum Answer {
         reason: RetryReason,
         /// The request id to retry with, when a purchase was attempted.
         request: Option<RequestId>,
+        /// The request key that proves on a retry that the caller sent
+        /// this purchase: given only with a request id the node made, on an
+        /// open or anonymous sale (see `spike_auth::OrderKeys`).
+        request_key: Option<String>,
     },
     /// Code 0, 200: something was carried out or looked up (`data`); made
     /// with [`Answer::done`].
@@ -259,7 +273,9 @@ impl Answer {
     /// The answer's code.
     pub fn code(&self) -> Code {
         match self {
-            Self::Sold { .. } | Self::SeatsSold { .. } => Code::Success,
+            Self::Sold { .. } | Self::SeatsSold { .. } | Self::ReplayWithheld { .. } => {
+                Code::Success
+            }
             Self::SoldOut | Self::SoldOutForLeg { .. } => Code::SoldOut,
             Self::AlreadyPurchased { .. } => Code::AlreadyPurchased,
             Self::NotOpen => Code::NotOpen,
@@ -281,6 +297,7 @@ impl Answer {
         match self {
             Self::Sold { order, .. }
             | Self::SeatsSold { order, .. }
+            | Self::ReplayWithheld { order, .. }
             | Self::AlreadyPurchased { order } => Some(order),
             _ => None,
         }
@@ -335,6 +352,15 @@ impl Answer {
                 r#"{{"code":{code},"msg":"{}","data":{{"order_id":"{order}","event":"{event}","order_key":"{key}"}}}}"#,
                 code.label()
             )),
+            Self::ReplayWithheld { event, .. } => json_bytes(&json!({
+                "code": code.number(),
+                "msg": code.label(),
+                "data": {
+                    "event": event.as_str(),
+                    "replayed": true,
+                    "withheld": "this request id bought a seat before; its order is shown to whoever proves it holds it: send the request_key of this request's 503 answer, or the order_key (or, on a token sale, the buyer's token)",
+                },
+            })),
             Self::SeatsSold { seats, .. } => json_bytes(&json!({
                 "code": code.number(),
                 "msg": code.label(),
@@ -375,11 +401,17 @@ impl Answer {
                 "code": code.number(),
                 "msg": format!("method not allowed; use {allowed}"),
             })),
-            Self::TryAgain { reason, request } => json_bytes(&json!({
-                "code": code.number(),
-                "msg": code.label(),
-                "data": { "reason": reason.text(), "request_id": request.as_ref().map(RequestId::as_str) },
-            })),
+            Self::TryAgain {
+                reason,
+                request,
+                request_key,
+            } => {
+                let mut data = json!({ "reason": reason.text(), "request_id": request.as_ref().map(RequestId::as_str) });
+                if let Some(key) = request_key {
+                    data["request_key"] = Value::from(key.as_str());
+                }
+                json_bytes(&json!({ "code": code.number(), "msg": code.label(), "data": data }))
+            }
             Self::Done { message, data } => {
                 #[derive(Serialize)]
                 struct DoneBody<'a> {
@@ -529,6 +561,7 @@ mod tests {
             Answer::TryAgain {
                 reason: RetryReason::Unavailable,
                 request: None,
+                request_key: None,
             },
             Answer::done(None, &Value::Null),
             Answer::done(Some("done".into()), &json!({ "x": 1 })),
@@ -556,6 +589,7 @@ mod tests {
         let retry = Answer::TryAgain {
             reason: RetryReason::OutcomeUnknown,
             request: Some(RequestId::parse("r:1").expect("request")),
+            request_key: None,
         };
         assert_eq!(parsed(&retry)["data"]["request_id"], "r:1");
         assert_eq!(retry.status(), StatusCode::SERVICE_UNAVAILABLE);

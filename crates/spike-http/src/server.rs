@@ -187,6 +187,7 @@ async fn turn_away(mut stream: TcpStream) {
     let answer = Answer::TryAgain {
         reason: RetryReason::Overloaded,
         request: None,
+        request_key: None,
     };
     let body = answer.body();
     let head = format!(

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -271,12 +271,26 @@ enum Hold {
     Seats(SeatRequest),
 }
 
+/// What a purchase's caller showed that could prove a replayed order is
+/// theirs (see [`Node::proves_replay`]).
+#[derive(Debug, Default)]
+struct Proof {
+    /// `order_key`, if given.
+    order_key: Option<String>,
+    /// `request_key`, if given.
+    request_key: Option<String>,
+    /// Whether the node made this purchase's request id (none was given):
+    /// its "try again" answer may then carry the request key.
+    request_made_here: bool,
+}
+
 /// A purchase admitted to ask central stock, owning all it needs, so that
 /// it can finish on its own task.
 struct Admitted {
     purchase: Purchase,
     hold: Hold,
     state: Arc<EventState>,
+    proof: Proof,
     /// Its place among the purchases waiting on central stock.
     _in_flight: InFlight,
 }
@@ -318,8 +332,8 @@ pub struct Node<C> {
     operator: Option<OperatorKey>,
     admissions: Option<AdmissionKeys>,
     stats: NodeStats,
-    request_prefix: String,
-    request_seq: AtomicU64,
+    /// The start of every request id this node makes: its name, cut short.
+    request_tag: String,
     shutting_down: AtomicBool,
     central_gate: Arc<InFlightGate>,
     limiters: RateLimiters,
@@ -369,7 +383,7 @@ impl<C: CentralStock> Node<C> {
         let central_gate = InFlightGate::new(config.max_central_in_flight);
         let config_limits = config.rate_limits.clone();
         let node = Arc::new(Self {
-            request_prefix: format!("{short_name}:{:016x}:", unguessable()),
+            request_tag: short_name,
             metrics: NodeMetrics::new(config.node_id.as_str()),
             config,
             central,
@@ -382,7 +396,6 @@ impl<C: CentralStock> Node<C> {
             operator: parts.operator,
             admissions: parts.admissions,
             stats: NodeStats::default(),
-            request_seq: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
             central_gate,
             limiters: RateLimiters::new(&config_limits),
@@ -532,9 +545,9 @@ impl<C: CentralStock> Node<C> {
             _ if !methods.allow(method) => Answer::MethodNotAllowed {
                 allowed: methods.header(),
             },
-            Route::BuyResult => self.result(query).await,
+            Route::BuyResult => self.result(query, bearer).await,
             Route::Sale => self.sale(query).await,
-            Route::Healthz => self.health(),
+            Route::Healthz => self.health(surface),
             Route::Stats => self.stats_json(),
             Route::Metrics => Answer::Metrics(self.metrics_text().await),
             Route::OpenApi => Answer::Document(OPENAPI),
@@ -601,16 +614,16 @@ impl<C: CentralStock> Node<C> {
     /// lost), so it asks central stock, whose request index knows (a
     /// read-only call when the sale is sold out).
     fn admit(&self, query: Option<&str>, bearer: Option<&str>) -> Result<Admitted, Outcome> {
-        let params =
-            BuyParams::parse(query).map_err(|error| Outcome::early(param_error(&error), None))?;
+        let params = self
+            .read_params(query, bearer)
+            .map_err(|refusal| Outcome::early(refusal, None))?;
         let (event, state) = requested_event(params.event.clone(), &params.ticket)
             .and_then(|requested| self.resolve_event(requested))
             .map_err(|answer| Outcome::early(answer, params.user.clone()))?;
         let seats = seat_request(&event, &state, &params.ticket)
             .map_err(|answer| Outcome::about(answer, event.clone(), params.user.clone(), &state))?;
-        let token = bearer.or(params.token.as_deref());
         let user = self
-            .buyer(&event, &state, params.user, token)
+            .buyer(&event, &state, params.user, params.token.as_deref())
             .map_err(|refusal| Outcome::about(refusal, event.clone(), None, &state))?;
         if let Some(buyer) = &user {
             if let Err(retry_after) = self.limiters.check_buyer(buyer) {
@@ -650,6 +663,11 @@ impl<C: CentralStock> Node<C> {
             let busy = try_again(RetryReason::CentralBusy, None);
             return Err(Outcome::about(busy, event, user, &state));
         };
+        let proof = Proof {
+            order_key: params.order_key,
+            request_key: params.request_key,
+            request_made_here: params.request.is_none(),
+        };
         let purchase = Purchase {
             event,
             user,
@@ -661,6 +679,7 @@ impl<C: CentralStock> Node<C> {
             purchase,
             hold,
             state,
+            proof,
             _in_flight: in_flight,
         })
     }
@@ -672,11 +691,14 @@ impl<C: CentralStock> Node<C> {
             purchase,
             hold,
             state,
+            proof,
             _in_flight,
         } = admitted;
         let seat = match hold {
             Hold::Seat(seat) => seat,
-            Hold::Seats(request) => return self.complete_ticket(purchase, request, state).await,
+            Hold::Seats(request) => {
+                return self.complete_ticket(purchase, request, state, proof).await
+            }
         };
         let answer = match self.ask_central(&purchase, &state).await {
             Ok(reply) => {
@@ -684,15 +706,16 @@ impl<C: CentralStock> Node<C> {
                     state.set_missing(true);
                     tracing::error!(event = %purchase.event, "central stock has no state for this sale; refusing to sell it");
                 }
-                let order_key = |order: &OrderId| {
-                    let keys = self.order_keys.as_ref()?;
-                    (!state.config.policy().needs_token()).then(|| keys.key_for(order))
-                };
-                verdict_answer(reply, &purchase, order_key)
+                match self.withheld(&reply.verdict, &purchase, &state, &proof) {
+                    Some(withheld) => withheld,
+                    None => {
+                        verdict_answer(reply, &purchase, |order| self.order_key_for(&state, order))
+                    }
+                }
             }
             Err(error) => {
                 drop(seat);
-                self.undecided(error, &purchase)
+                self.undecided(error, &purchase, &state, &proof)
             }
         };
         Outcome::about(answer, purchase.event, purchase.user, &state).of_request(purchase.request)
@@ -705,6 +728,7 @@ impl<C: CentralStock> Node<C> {
         purchase: Purchase,
         request: SeatRequest,
         state: Arc<EventState>,
+        proof: Proof,
     ) -> Outcome {
         self.stats.count_central_call();
         let asked = Instant::now();
@@ -718,20 +742,27 @@ impl<C: CentralStock> Node<C> {
             .central_duration
             .record(asked.elapsed().as_secs_f64());
         let TicketPurchase { purchase, .. } = ticket;
-        let order_key = |order: &OrderId| {
-            let keys = self.order_keys.as_ref()?;
-            (!state.config.policy().needs_token()).then(|| keys.key_for(order))
-        };
+        let order_key = |order: &OrderId| self.order_key_for(&state, order);
         let answer = match (reply, &state.train) {
             (Ok(reply), Some(train)) => match (reply.verdict, reply.ticket) {
-                (Verdict::Sold { order, .. }, Some(ticket)) => {
+                (verdict @ Verdict::Sold { .. }, Some(ticket)) => {
                     train.count_sale();
-                    let key = order_key(&order);
-                    Answer::seats_sold(train.layout(), &purchase.event, order, key, ticket)
+                    match self.withheld(&verdict, &purchase, &state, &proof) {
+                        Some(withheld) => withheld,
+                        None => {
+                            let Verdict::Sold { order, .. } = verdict else {
+                                unreachable!("matched as a sale")
+                            };
+                            let key = order_key(&order);
+                            Answer::seats_sold(train.layout(), &purchase.event, order, key, ticket)
+                        }
+                    }
                 }
                 (Verdict::Sold { .. }, None) => self.undecided(
                     CentralError::Protocol("a sale of seats without its seats".into()),
                     &purchase,
+                    &state,
+                    &proof,
                 ),
                 (Verdict::SoldOut, _) => {
                     train.learn(&request, reply.as_of);
@@ -749,7 +780,7 @@ impl<C: CentralStock> Node<C> {
                 }
             },
             (Ok(_), None) => try_again(RetryReason::SaleStateMissing, None),
-            (Err(error), _) => self.undecided(error, &purchase),
+            (Err(error), _) => self.undecided(error, &purchase, &state, &proof),
         };
         Outcome::about(answer, purchase.event, purchase.user, &state).of_request(purchase.request)
     }
@@ -880,10 +911,9 @@ impl<C: CentralStock> Node<C> {
         query: Option<&str>,
         bearer: Option<&str>,
     ) -> Result<(EventId, Arc<EventState>, UserId), Answer> {
-        let params = BuyParams::parse(query).map_err(|error| param_error(&error))?;
+        let params = self.read_params(query, bearer)?;
         let (event, state) = self.resolve_event(params.event)?;
-        let token = bearer.or(params.token.as_deref());
-        let user = self.buyer(&event, &state, params.user, token)?;
+        let user = self.buyer(&event, &state, params.user, params.token.as_deref())?;
         let user = user.ok_or_else(|| Answer::bad_request("user_id is required"))?;
         if let Err(retry_after) = self.limiters.check_buyer(&user) {
             return Err(Answer::RateLimited { retry_after });
@@ -1020,7 +1050,13 @@ impl<C: CentralStock> Node<C> {
 
     /// The answer when central stock gave none: try again, with the request
     /// id that resolves it.
-    fn undecided(&self, error: CentralError, purchase: &Purchase) -> Answer {
+    fn undecided(
+        &self,
+        error: CentralError,
+        purchase: &Purchase,
+        state: &EventState,
+        proof: &Proof,
+    ) -> Answer {
         tracing::warn!(%error, event = %purchase.event, request = %purchase.request, "purchase not decided");
         let reason = match error {
             CentralError::Unavailable(_) => {
@@ -1032,7 +1068,70 @@ impl<C: CentralStock> Node<C> {
                 RetryReason::OutcomeUnknown
             }
         };
-        try_again(reason, Some(purchase.request.clone()))
+        // A request id this node made was told to this caller alone: its
+        // key lets them prove it on a retry (open and anonymous sales).
+        let request_key = (self.order_keys.as_ref())
+            .filter(|_| proof.request_made_here && !state.config.policy().needs_token())
+            .map(|keys| keys.request_key(&purchase.event, &purchase.request));
+        Answer::TryAgain {
+            reason,
+            request: Some(purchase.request.clone()),
+            request_key,
+        }
+    }
+
+    /// The order key a success answer carries: on open and anonymous sales,
+    /// when the node has order keys.
+    fn order_key_for(&self, state: &EventState, order: &OrderId) -> Option<String> {
+        let keys = self.order_keys.as_ref()?;
+        (!state.config.policy().needs_token()).then(|| keys.key_for(order))
+    }
+
+    /// Whether the caller proved that a replayed `order` of `request` is
+    /// theirs: on a token sale their token did (central stock replays a
+    /// request only to the buyer who made it); on an open or anonymous
+    /// sale, where a request id or a user id proves nothing, the order's
+    /// key or the request key of a request id this node made does.
+    fn proves_replay(
+        &self,
+        state: &EventState,
+        event: &EventId,
+        request: &RequestId,
+        order: &OrderId,
+        proof: &Proof,
+    ) -> bool {
+        if state.config.policy().needs_token() {
+            return true;
+        }
+        let Some(keys) = &self.order_keys else {
+            return false;
+        };
+        (proof.order_key.as_deref()).is_some_and(|key| keys.verify(order, key))
+            || (proof.request_key.as_deref())
+                .is_some_and(|key| keys.verify_request(event, request, key))
+    }
+
+    /// The answer to a replayed sale whose caller has not proved it theirs:
+    /// "success", with the order withheld; `None` for any other verdict.
+    fn withheld(
+        &self,
+        verdict: &Verdict,
+        purchase: &Purchase,
+        state: &EventState,
+        proof: &Proof,
+    ) -> Option<Answer> {
+        let Verdict::Sold {
+            order,
+            replayed: true,
+        } = verdict
+        else {
+            return None;
+        };
+        let proved = self.proves_replay(state, &purchase.event, &purchase.request, order, proof);
+        (!proved).then(|| Answer::ReplayWithheld {
+            event: purchase.event.clone(),
+            order: order.clone(),
+        })
     }
 
     /// The Prometheus exposition, with gauges brought up to date first
@@ -1105,8 +1204,12 @@ impl<C: CentralStock> Node<C> {
 
     /// Central stock's view of a sale (one read).
     async fn sale(&self, query: Option<&str>) -> Answer {
-        let (event, _) = match self.read_params(query) {
-            Ok(found) => found,
+        let params = match BuyParams::parse(query) {
+            Ok(params) => params,
+            Err(error) => return param_error(&error),
+        };
+        let event = match self.resolve_event(params.event) {
+            Ok((event, _)) => event,
             Err(answer) => return answer,
         };
         let snapshot = match self.central.snapshot(&event).await {
@@ -1136,27 +1239,85 @@ impl<C: CentralStock> Node<C> {
         }))
     }
 
-    /// What a request id bought (resolves "outcome unknown").
-    async fn result(&self, query: Option<&str>) -> Answer {
-        let (event, request) = match self.read_params(query) {
+    /// What a request id bought (resolves "outcome unknown"), shown only
+    /// to whoever proves it theirs: on a token sale the buyer's token (any
+    /// other buyer is told "no order", as if it had bought nothing); on an
+    /// open or anonymous sale its request key or its order's key, without
+    /// which the answer says the request bought and withholds the order.
+    /// Confirmed by replicas like a sale, on nodes that confirm sales.
+    async fn result(&self, query: Option<&str>, bearer: Option<&str>) -> Answer {
+        let params = match self.read_params(query, bearer) {
+            Ok(params) => params,
+            Err(answer) => return answer,
+        };
+        let (event, state) = match self.resolve_event(params.event.clone()) {
             Ok(found) => found,
             Err(answer) => return answer,
         };
-        let Some(request) = request else {
+        let Some(request) = params.request.clone() else {
             return Answer::bad_request("request_id is required");
         };
-        match self.central.order_for_request(&event, &request).await {
-            Ok(Some(order)) => Answer::Sold {
-                event,
-                order,
-                order_key: None,
+        let asker = match state.config.policy().needs_token() {
+            true => match self.token_subject(&event, params.token.as_deref()) {
+                Ok(subject) => Some(subject),
+                Err(refusal) => return refusal,
             },
-            Ok(None) => Answer::refused(
+            false => None,
+        };
+        let no_order = || {
+            Answer::refused(
                 StatusCode::NOT_FOUND,
                 format!("no order for request_id {request}"),
-            ),
-            Err(_) => try_again(RetryReason::Unavailable, Some(request)),
+            )
+        };
+        let record = match self.central.request_record(&event, &request).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return no_order(),
+            Err(CentralError::OutcomeUnknown(why)) => {
+                tracing::warn!(%event, %request, %why, "result not confirmed");
+                return try_again(RetryReason::OutcomeUnknown, Some(request));
+            }
+            Err(_) => return try_again(RetryReason::Unavailable, Some(request)),
+        };
+        if let Some(subject) = asker {
+            return match record.buyer.as_ref() == Some(&subject) {
+                true => Answer::Sold {
+                    event,
+                    order: record.order,
+                    order_key: None,
+                },
+                false => no_order(),
+            };
         }
+        let proof = Proof {
+            order_key: params.order_key,
+            request_key: params.request_key,
+            request_made_here: false,
+        };
+        match self.proves_replay(&state, &event, &request, &record.order, &proof) {
+            true => Answer::Sold {
+                event,
+                order_key: self.order_key_for(&state, &record.order),
+                order: record.order,
+            },
+            false => Answer::ReplayWithheld {
+                event,
+                order: record.order,
+            },
+        }
+    }
+
+    /// The buyer a token proves, for a request about `event`: 401 without a
+    /// token or with one that does not verify.
+    fn token_subject(&self, event: &EventId, token: Option<&str>) -> Result<UserId, Answer> {
+        let token = token.ok_or_else(|| {
+            unauthorized("this sale's results are shown to their buyer: send the buyer's token (Authorization: Bearer)")
+        })?;
+        let tokens =
+            (self.tokens.as_ref()).ok_or_else(|| try_again(RetryReason::NoTokenKey, None))?;
+        (tokens.verify(token, event, SystemTime::now()))
+            .map(|claims| claims.sub)
+            .map_err(|e| unauthorized(&e.to_string()))
     }
 
     /// Hands an orders request to the orders API, if this node has one,
@@ -1173,9 +1334,9 @@ impl<C: CentralStock> Node<C> {
                 "the orders API is off; start the node with --database-url",
             );
         };
-        let params = match BuyParams::parse(query) {
+        let params = match self.read_params(query, bearer) {
             Ok(params) => params,
-            Err(error) => return param_error(&error),
+            Err(refusal) => return refusal,
         };
         // The operator key only counts from the header (a key in a URL ends
         // up in access logs); a buyer token may also come as `token=`.
@@ -1184,8 +1345,11 @@ impl<C: CentralStock> Node<C> {
         if operator.is_some() {
             return orders.answer(request, Caller::Operator).await;
         }
-        let bearer = bearer.or(params.token.as_deref());
-        match self.caller(&request, params.order_key.as_deref(), bearer) {
+        match self.caller(
+            &request,
+            params.order_key.as_deref(),
+            params.token.as_deref(),
+        ) {
             Ok(caller) => orders.answer(request, caller).await,
             Err(refusal) => refusal,
         }
@@ -1273,17 +1437,21 @@ impl<C: CentralStock> Node<C> {
         }
     }
 
-    /// Parses a read-only request's parameters: its event and request id.
-    fn read_params(&self, query: Option<&str>) -> Result<(EventId, Option<RequestId>), Answer> {
-        let params = BuyParams::parse(query).map_err(|error| param_error(&error))?;
-        let (event, _) = self.resolve_event(params.event)?;
-        Ok((event, params.request))
+    /// Parses a request's parameters, with the credential it carries: the
+    /// `Authorization: Bearer` token, or `token=`; both at once is refused
+    /// (RFC 6750, section 2: one method per request).
+    fn read_params(&self, query: Option<&str>, bearer: Option<&str>) -> Result<BuyParams, Answer> {
+        let mut params = BuyParams::parse(query).map_err(|error| param_error(&error))?;
+        params.token = one_credential(bearer, params.token)?;
+        Ok(params)
     }
 
+    /// A request id for a purchase that came without one: the node's name
+    /// and 128 random bits (from a generator seeded by the operating
+    /// system), so that no one can guess another buyer's.
     fn next_request_id(&self) -> RequestId {
-        let seq = self.request_seq.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{}{seq:x}", self.request_prefix);
-        // The prefix is a validated node id plus hex digits and colons.
+        let id = format!("{}:{:032x}", self.request_tag, rand::random::<u128>());
+        // A validated node id (at most 24 characters), a colon, 32 hex digits.
         RequestId::parse(id).unwrap_or_else(|e| unreachable!("generated request id: {e}"))
     }
 
@@ -1310,7 +1478,16 @@ impl<C: CentralStock> Node<C> {
         events
     }
 
-    fn health(&self) -> Answer {
+    /// `/healthz`: on the public surface a few bytes that say the node
+    /// answers (any stranger may ask: nothing costly, nothing about the
+    /// sales); on the admin surface, the detail.
+    fn health(&self, surface: Surface) -> Answer {
+        if surface == Surface::Public {
+            return Answer::Info(serde_json::json!({
+                "status": "ok",
+                "node": self.config.node_id.as_str(),
+            }));
+        }
         Answer::Info(serde_json::json!({
             "status": "ok",
             "node": self.config.node_id.as_str(),
@@ -1445,17 +1622,10 @@ where
     }
 }
 
-/// 64 bits no one can predict (from the OS-seeded keys of std's hasher),
-/// so that generated request ids cannot be guessed.
+/// 64 bits no one can predict (from a generator the operating system
+/// seeds): a waiting room's shuffle seed.
 fn unguessable() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    hasher.finish()
+    rand::random()
 }
 
 fn unauthorized(reason: &str) -> Answer {
@@ -1469,7 +1639,24 @@ fn forbidden(reason: &str) -> Answer {
 }
 
 fn try_again(reason: RetryReason, request: Option<RequestId>) -> Answer {
-    Answer::TryAgain { reason, request }
+    Answer::TryAgain {
+        reason,
+        request,
+        request_key: None,
+    }
+}
+
+/// The one token a request carries: from the `Authorization` header or from
+/// `token=`. Both at once is a 400 (RFC 6750, section 2: a client uses one
+/// method per request), even when they are equal.
+fn one_credential(bearer: Option<&str>, query: Option<String>) -> Result<Option<String>, Answer> {
+    match (bearer, query) {
+        (Some(_), Some(_)) => Err(Answer::bad_request(
+            "two credentials: send the token either as Authorization: Bearer or as token=, not both",
+        )),
+        (Some(header), None) => Ok(Some(header.to_owned())),
+        (None, query) => Ok(query),
+    }
 }
 
 fn no_queue(event: &EventId) -> Answer {

@@ -38,6 +38,9 @@ pub struct BuyParams {
     pub token: Option<String>,
     /// `order_key`, if given: the key that opens one order of an open sale.
     pub order_key: Option<String>,
+    /// `request_key`, if given: proves that the caller sent the purchase
+    /// whose request id the node made (its 503 answer carried both).
+    pub request_key: Option<String>,
     /// `admission`, if given: the admission token of a sale's waiting room.
     pub admission: Option<String>,
     /// A train run's purchase: `train`, `date`, `from`, `to`, `class`,
@@ -117,6 +120,7 @@ impl BuyParams {
                 "request_id" => set(&mut params.request, "request_id", value, RequestId::parse)?,
                 "token" => set(&mut params.token, "token", value, Ok)?,
                 "order_key" => set(&mut params.order_key, "order_key", value, Ok)?,
+                "request_key" => set(&mut params.request_key, "request_key", value, Ok)?,
                 "admission" => set(&mut params.admission, "admission", value, Ok)?,
                 "train" => set(&mut params.ticket.train, "train", value, Ok)?,
                 "date" => set(&mut params.ticket.date, "date", value, Ok)?,

@@ -10,6 +10,7 @@ use std::sync::Once;
 use std::time::Duration;
 
 use spike_core::order::{Order, OrderState, Refusal, Transition};
+use spike_core::reconcile::EarlierFence;
 use spike_core::sale::{SaleConfig, SaleRecord};
 use spike_core::{EventId, NodeId, OrderId, RequestId, SecretUrl, StreamEntry, UserId};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -115,7 +116,7 @@ pub struct StateCounts {
 
 /// The schema's migrations, in order: version, name, and the SQL that
 /// PostgreSQL and SQLite share, or each one's own.
-const MIGRATIONS: [(i64, &str, MigrationSql); 6] = [
+const MIGRATIONS: [(i64, &str, MigrationSql); 7] = [
     (
         1,
         "orders",
@@ -147,6 +148,11 @@ const MIGRATIONS: [(i64, &str, MigrationSql); 6] = [
         6,
         "train_seats",
         MigrationSql::Shared(include_str!("../migrations/0006_train_seats.sql")),
+    ),
+    (
+        7,
+        "fence_clock",
+        MigrationSql::Shared(include_str!("../migrations/0007_fence_clock.sql")),
     ),
 ];
 
@@ -487,37 +493,69 @@ impl OrderLedger {
 
     /// Closes the life of central stock that a recovery replaces: from now
     /// on, [`OrderLedger::insert`] refuses entries of `event` with sequences
-    /// up to `through` (only raised, never lowered). Waits for inserts
-    /// under way to commit first, so that the recovery, reading the ledger
-    /// after this, sees every order of that life anyone wrote.
-    pub async fn fence(&self, event: &EventId, through: u64) -> Result<(), LedgerError> {
-        let mut transaction = self.pool.begin().await?;
-        if self.backend == Backend::Postgres {
-            let limit = FENCE_LOCK_LIMIT.as_millis();
-            sqlx::query(&format!("SET LOCAL lock_timeout = {limit}"))
-                .execute(&mut *transaction)
-                .await?;
-        }
-        let updated = sqlx::query(
-            "UPDATE sales SET fenced_through_seq = $2 \
-             WHERE event_id = $1 AND fenced_through_seq < $2",
-        )
-        .bind(event.as_str())
-        .bind(to_i64(through))
-        .execute(&mut *transaction)
-        .await
-        .map_err(|error| match &error {
+    /// up to the fence this returns, and the new life starts above it.
+    /// Waits for inserts under way to commit first, so that the recovery,
+    /// reading the ledger after this, sees every order of that life anyone
+    /// wrote.
+    ///
+    /// The fence is the highest of `at_least` (the records' highest
+    /// sequence), [`fence_floor`] of the database's clock now, and the
+    /// earlier fence moved on by the sequences its life could have handed
+    /// out since it was raised (measured on the same clock): so it never
+    /// goes down, and never lands inside the life it closes, whatever the
+    /// clocks of the hosts that run recoveries say.
+    pub async fn fence(&self, event: &EventId, at_least: u64) -> Result<u64, LedgerError> {
+        let blocked = |error: sqlx::Error| match &error {
             // 55P03: lock_not_available (the lock timeout passed).
             sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03") => {
                 LedgerError::FenceBlocked(event.clone())
             }
             _ => LedgerError::Database(error),
-        })?;
+        };
+        let mut transaction = self.pool.begin().await?;
+        let (lock, clock) = match self.backend {
+            Backend::Postgres => {
+                let limit = FENCE_LOCK_LIMIT.as_millis();
+                sqlx::query(&format!("SET LOCAL lock_timeout = {limit}"))
+                    .execute(&mut *transaction)
+                    .await?;
+                (
+                    " FOR UPDATE",
+                    "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT",
+                )
+            }
+            // One writer at a time: SQLite's transaction is the lock.
+            Backend::Sqlite => (
+                "",
+                "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
+            ),
+        };
+        let row = sqlx::query(&format!(
+            "SELECT fenced_through_seq, fenced_at_ms, {clock} AS now_ms \
+             FROM sales WHERE event_id = $1{lock}"
+        ))
+        .bind(event.as_str())
+        .fetch_optional(&mut *transaction)
+        .await
+        .map_err(blocked)?
+        .ok_or_else(|| LedgerError::UnknownSale(event.clone()))?;
+        let earlier = EarlierFence {
+            through: to_u64(row.try_get::<i64, _>("fenced_through_seq")?),
+            at_ms: to_u64(row.try_get::<i64, _>("fenced_at_ms")?),
+        };
+        let now_ms = to_u64(row.try_get::<i64, _>("now_ms")?);
+        let fence = earlier.next(now_ms, at_least);
+        sqlx::query(
+            "UPDATE sales SET fenced_through_seq = $2, fenced_at_ms = $3 WHERE event_id = $1",
+        )
+        .bind(event.as_str())
+        .bind(to_i64(fence))
+        .bind(to_i64(now_ms))
+        .execute(&mut *transaction)
+        .await
+        .map_err(blocked)?;
         transaction.commit().await?;
-        if updated.rows_affected() == 0 && self.sale(event).await?.is_none() {
-            return Err(LedgerError::UnknownSale(event.clone()));
-        }
-        Ok(())
+        Ok(fence)
     }
 
     /// Writes stream entries as reserved orders, all or nothing, in one

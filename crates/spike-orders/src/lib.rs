@@ -19,5 +19,5 @@ pub use error::OrdersError;
 pub use expiry::{expire_and_return, return_seats, run_expiry, ExpiryPass};
 pub use ledger::{Backend, Inserted, LedgerError, Moved, OrderLedger, StateCounts};
 pub use pipeline::{Pipeline, PipelineConfig};
-pub use records::{audit_event, recover_sale, Recovered};
+pub use records::{audit_event, recover_sale, Recovered, Recovery};
 pub use writer::{OrderWriter, WriterConfig, WriterTally};

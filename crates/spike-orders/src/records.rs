@@ -7,9 +7,7 @@ use std::time::SystemTime;
 use spike_core::central::Restoration;
 use std::collections::HashSet;
 
-use spike_core::reconcile::{
-    audit, restoration, sequence_floor, AuditReport, Evidence, LoggedAnswers, LoggedSale,
-};
+use spike_core::reconcile::{audit, restoration, AuditReport, Evidence, LoggedAnswers, LoggedSale};
 use spike_core::sale::unix_millis;
 use spike_core::{CentralStock, EventId, OrderId, OrderStream, StreamEntry};
 
@@ -57,71 +55,124 @@ pub struct Recovered {
 
 /// Rebuilds central stock for `event` from the ledger, the stream's
 /// unwritten entries and the stat logs; the rules come from the ledger,
-/// else central stock.
-///
-/// In this order:
-/// 1. the ledger is fenced: from now on writers cannot add an order of the
-///    life of central stock being replaced (an entry a writer read before
-///    Redis lost it, which no record here shows, would otherwise become an
-///    order central stock does not count: a seat sold twice);
-/// 2. every order of that life that the records show and the ledger lacks
-///    is written: the stream's unwritten entries, and the sales the stat
-///    logs report (`logged`) that were told to buyers and lost with Redis
-///    (reserved, their payment window counted from the answer, with the
-///    buyer's own request id);
-/// 3. central stock is rebuilt from the ledger, its sequence resuming past
-///    the fence.
+/// else central stock. The steps of a [`Recovery`], in order.
 pub async fn recover_sale<C: CentralStock + OrderStream>(
     central: &C,
     ledger: &OrderLedger,
     event: &EventId,
     logged: &LoggedAnswers,
 ) -> Result<Recovered, OrdersError> {
-    let recovered_at = SystemTime::now();
-    let config = match ledger.sale(event).await? {
-        Some(config) => config,
-        None => {
-            let config = central
-                .snapshot(event)
-                .await?
-                .map(|snapshot| snapshot.config)
-                .ok_or_else(|| OrdersError::UnknownSale(event.clone()))?;
-            ledger.record_sale(event, &config).await?;
-            config
-        }
-    };
-    ledger.fence(event, sequence_floor(recovered_at)).await?;
+    let mut recovery = Recovery::begin(central, ledger, event).await?;
+    recovery.fence().await?;
+    recovery.finish(logged).await
+}
 
-    let orders = ledger.orders_of_event(event).await?;
-    let stream = central.unacknowledged(event).await?;
-    let in_ledger: HashSet<&OrderId> = orders.iter().map(|o| &o.id).collect();
-    let unwritten: Vec<StreamEntry> = (stream.iter())
-        .filter(|entry| !in_ledger.contains(&entry.order))
-        .cloned()
-        .collect();
-    let known: HashSet<&OrderId> = in_ledger
-        .iter()
-        .copied()
-        .chain(stream.iter().map(|e| &e.order))
-        .collect();
-    let lost: Vec<StreamEntry> = (logged.sales.iter())
-        .filter(|sale| !known.contains(&sale.order))
-        .filter_map(LoggedSale::to_entry)
-        .collect();
-    let restoring: Vec<StreamEntry> = unwritten.iter().chain(&lost).cloned().collect();
-    if !restoring.is_empty() {
-        let now_ms = unix_millis(SystemTime::now());
-        ledger
-            .insert_recovered(&restoring, config.payment_window(), now_ms)
-            .await?;
+/// A recovery of one sale, step by step:
+/// 1. [`Recovery::begin`] reads the rules and the stream's unacknowledged
+///    entries, before anything is fenced: a writer acknowledges (deletes) an
+///    entry only once the ledger holds it, or once the ledger refused it as
+///    fenced; with no fence yet, every entry is in the stream or in the
+///    ledger when the other is read;
+/// 2. [`Recovery::fence`] closes the life of central stock being replaced:
+///    from then on writers cannot add an order of that life (an entry a
+///    writer read before Redis lost it, which no record shows, would
+///    otherwise become an order central stock does not count: a seat sold
+///    twice), and entries they refuse were read in step 1;
+/// 3. [`Recovery::finish`] reads the ledger, writes every order of that
+///    life that the records show and the ledger lacks (the stream's
+///    unwritten entries, and the sales the stat logs report that were told
+///    to buyers and lost with Redis: reserved, their payment window counted
+///    from the answer, with the buyer's own request id), and rebuilds
+///    central stock from the ledger, its sequence resuming above the fence.
+pub struct Recovery<'a, C> {
+    central: &'a C,
+    ledger: &'a OrderLedger,
+    event: &'a EventId,
+    config: spike_core::SaleConfig,
+    stream: Vec<StreamEntry>,
+    fence: Option<u64>,
+}
+
+impl<'a, C: CentralStock + OrderStream> Recovery<'a, C> {
+    /// Step 1: the rules (recorded in the ledger if only central stock had
+    /// them) and the stream's unacknowledged entries.
+    pub async fn begin(
+        central: &'a C,
+        ledger: &'a OrderLedger,
+        event: &'a EventId,
+    ) -> Result<Self, OrdersError> {
+        let config = match ledger.sale(event).await? {
+            Some(config) => config,
+            None => {
+                let config = central
+                    .snapshot(event)
+                    .await?
+                    .map(|snapshot| snapshot.config)
+                    .ok_or_else(|| OrdersError::UnknownSale(event.clone()))?;
+                ledger.record_sale(event, &config).await?;
+                config
+            }
+        };
+        let stream = central.unacknowledged(event).await?;
+        Ok(Self {
+            central,
+            ledger,
+            event,
+            config,
+            stream,
+            fence: None,
+        })
     }
-    let orders = ledger.orders_of_event(event).await?;
-    let restored = restoration(config, &orders, &stream, recovered_at);
-    central.restore(event, &restored).await?;
-    Ok(Recovered {
-        restoration: restored,
-        ledger_orders: orders.len(),
-        from_stream: unwritten.len(),
-        from_stat_logs: lost.len(),
-    })
+
+    /// Step 2: fences the ledger above every sequence the stream shows and
+    /// the life being closed could have handed out; returns the fence.
+    pub async fn fence(&mut self) -> Result<u64, OrdersError> {
+        let records = self.stream.iter().map(|e| e.sequence).max().unwrap_or(0);
+        let fence = self.ledger.fence(self.event, records).await?;
+        self.fence = Some(fence);
+        Ok(fence)
+    }
+
+    /// Step 3: writes what the records hold and the ledger lacks, and
+    /// rebuilds central stock (fencing first if [`Recovery::fence`] was
+    /// not called).
+    pub async fn finish(mut self, logged: &LoggedAnswers) -> Result<Recovered, OrdersError> {
+        let fence = match self.fence {
+            Some(fence) => fence,
+            None => self.fence().await?,
+        };
+        let (ledger, event) = (self.ledger, self.event);
+        let orders = ledger.orders_of_event(event).await?;
+        let stream = &self.stream;
+        let in_ledger: HashSet<&OrderId> = orders.iter().map(|o| &o.id).collect();
+        let unwritten: Vec<StreamEntry> = (stream.iter())
+            .filter(|entry| !in_ledger.contains(&entry.order))
+            .cloned()
+            .collect();
+        let known: HashSet<&OrderId> = in_ledger
+            .iter()
+            .copied()
+            .chain(stream.iter().map(|e| &e.order))
+            .collect();
+        let lost: Vec<StreamEntry> = (logged.sales.iter())
+            .filter(|sale| !known.contains(&sale.order))
+            .filter_map(LoggedSale::to_entry)
+            .collect();
+        let restoring: Vec<StreamEntry> = unwritten.iter().chain(&lost).cloned().collect();
+        if !restoring.is_empty() {
+            let now_ms = unix_millis(SystemTime::now());
+            ledger
+                .insert_recovered(&restoring, self.config.payment_window(), now_ms)
+                .await?;
+        }
+        let orders = ledger.orders_of_event(event).await?;
+        let restored = restoration(self.config, &orders, stream, fence);
+        self.central.restore(event, &restored).await?;
+        Ok(Recovered {
+            restoration: restored,
+            ledger_orders: orders.len(),
+            from_stream: unwritten.len(),
+            from_stat_logs: lost.len(),
+        })
+    }
 }

@@ -8,7 +8,7 @@ use spike_core::sale::{SaleConfig, SaleSnapshot};
 use spike_core::{
     CentralError, CentralReply, CentralStock, CreateSaleError, EventId, Occupancy, OrderId,
     Purchase, PurchaseBatch, QueueCounters, QueueJoin, QueueRecord, Release, RequestId,
-    Restoration, SaleRecord, Ticket, TicketPurchase, TicketReply, UserId, Verdict,
+    RequestRecord, Restoration, SaleRecord, Ticket, TicketPurchase, TicketReply, UserId, Verdict,
 };
 
 use crate::client::RedisCentral;
@@ -157,9 +157,8 @@ impl CentralStock for RedisCentral {
             .with_deadline(invocation.invoke_async(&mut connection))
             .await?;
         let reply = decode_reply(&purchase.event, raw)?;
-        if matches!(reply.verdict, Verdict::Sold { .. }) {
-            self.confirm(link).await?;
-        }
+        self.confirm_sales(&keys, link, std::slice::from_ref(&reply.verdict))
+            .await?;
         Ok(reply)
     }
 
@@ -194,9 +193,8 @@ impl CentralStock for RedisCentral {
             .map(|raw| decode_reply(event, raw))
             .collect::<Result<Vec<_>, _>>()?;
         // One confirmation covers the whole batch: it was one write.
-        if (replies.iter()).any(|reply| matches!(reply.verdict, Verdict::Sold { .. })) {
-            self.confirm(link).await?;
-        }
+        let verdicts: Vec<Verdict> = replies.iter().map(|r| r.verdict.clone()).collect();
+        self.confirm_sales(&keys, link, &verdicts).await?;
         Ok(replies)
     }
 
@@ -231,9 +229,8 @@ impl CentralStock for RedisCentral {
             })?),
             _ => None,
         };
-        if matches!(reply.verdict, Verdict::Sold { .. }) {
-            self.confirm(link).await?;
-        }
+        self.confirm_sales(&keys, link, std::slice::from_ref(&reply.verdict))
+            .await?;
         Ok(TicketReply {
             verdict: reply.verdict,
             ticket,
@@ -280,22 +277,30 @@ impl CentralStock for RedisCentral {
         }))
     }
 
-    async fn order_for_request(
+    async fn request_record(
         &self,
         event: &EventId,
         request: &RequestId,
-    ) -> Result<Option<OrderId>, CentralError> {
+    ) -> Result<Option<RequestRecord>, CentralError> {
         let keys = EventKeys::new(event);
+        let link = self.link().await;
+        let mut connection = link.connection.clone();
         let entry: Option<String> = self
-            .read(|mut connection| {
-                let key = keys.requests.clone();
-                let field = request.as_str().to_owned();
-                async move { connection.hget(key, field).await }
-            })
+            .with_deadline(connection.hget(&keys.requests, request.as_str()))
             .await?;
-        entry
-            .map(|e| parse_order(event, wire::request_entry_order(&e).to_owned()))
-            .transpose()
+        let Some(entry) = entry else {
+            return Ok(None);
+        };
+        let (order, buyer) = wire::request_entry_parts(&entry);
+        let record = RequestRecord {
+            order: parse_order(event, order.to_owned())?,
+            buyer: (!buyer.is_empty())
+                .then(|| UserId::parse(buyer))
+                .transpose()
+                .map_err(|e| CentralError::Protocol(format!("request index of {event}: {e}")))?,
+        };
+        self.confirm_read(&keys, link).await?;
+        Ok(Some(record))
     }
 
     async fn release(
@@ -524,6 +529,51 @@ impl CentralStock for RedisCentral {
 }
 
 impl RedisCentral {
+    /// Confirms the sales among `verdicts`, made or read on `link`, when
+    /// sales are confirmed. A new sale is a write of its own; a replay
+    /// wrote nothing, so it is confirmed as a read is
+    /// ([`RedisCentral::confirm_read`]).
+    async fn confirm_sales(
+        &self,
+        keys: &EventKeys,
+        link: std::sync::Arc<crate::client::Link>,
+        verdicts: &[Verdict],
+    ) -> Result<(), CentralError> {
+        let sold = |replayed: bool| {
+            (verdicts.iter())
+                .any(|v| matches!(v, Verdict::Sold { replayed: r, .. } if *r == replayed))
+        };
+        if sold(true) {
+            return self.confirm_read(keys, link).await;
+        }
+        if sold(false) {
+            return self.confirm(link).await;
+        }
+        Ok(())
+    }
+
+    /// Confirms that what was just read on `link` (a sale, made on any
+    /// connection) is on enough replicas. `WAIT` only covers its own
+    /// connection's writes, and a read writes nothing: so a small write
+    /// (`INCR` of the event's confirmation counter) goes first, on the same
+    /// link. A primary applies and replicates commands in one order, so a
+    /// replica that holds that write holds every write before it, the sale
+    /// among them.
+    async fn confirm_read(
+        &self,
+        keys: &EventKeys,
+        link: std::sync::Arc<crate::client::Link>,
+    ) -> Result<(), CentralError> {
+        if self.confirmer().is_none() {
+            return Ok(());
+        }
+        let mut connection = link.connection.clone();
+        let _: i64 = self
+            .with_deadline(connection.incr(&keys.confirmations, 1))
+            .await?;
+        self.confirm(link).await
+    }
+
     /// Answers a sale (new or replayed) only once it is durable beyond the
     /// primary's memory, when that is asked for (`WAIT`, grouped).
     async fn confirm(&self, link: std::sync::Arc<crate::client::Link>) -> Result<(), CentralError> {

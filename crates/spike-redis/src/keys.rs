@@ -35,6 +35,10 @@ pub struct EventKeys {
     pub seat_maps: String,
     /// Where `ticket.lua` ORs a leg's maps, for the length of one call.
     pub seat_scratch: String,
+    /// A counter written only to confirm what was read: a replayed sale or
+    /// a request's result is confirmed by `WAIT` on a write made after
+    /// reading it (see `RedisCentral::confirm_read`).
+    pub confirmations: String,
 }
 
 impl EventKeys {
@@ -54,6 +58,7 @@ impl EventKeys {
             tickets: key("tickets"),
             seat_maps: key("seats:"),
             seat_scratch: key("seats:scratch"),
+            confirmations: key("confirmations"),
         }
     }
 

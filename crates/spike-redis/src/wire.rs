@@ -219,9 +219,9 @@ pub(crate) fn request_entry(order: &OrderId, user: Option<&UserId>) -> String {
     format!("{order} {}", user.map_or("", UserId::as_str))
 }
 
-/// The order of a request index entry.
-pub(crate) fn request_entry_order(entry: &str) -> &str {
-    entry.split(' ').next().unwrap_or_default()
+/// The order and the buyer ('' when none) of a request index entry.
+pub(crate) fn request_entry_parts(entry: &str) -> (&str, &str) {
+    entry.split_once(' ').unwrap_or((entry, ""))
 }
 
 /// The waiting room's seal from its hash fields: none while `seed` is
@@ -263,7 +263,8 @@ mod tests {
         let user = UserId::parse("alice").expect("user");
         assert_eq!(request_entry(&order, Some(&user)), "G1-4 alice");
         assert_eq!(request_entry(&order, None), "G1-4 ");
-        assert_eq!(request_entry_order("G1-4 alice"), "G1-4");
+        assert_eq!(request_entry_parts("G1-4 alice"), ("G1-4", "alice"));
+        assert_eq!(request_entry_parts("G1-5 "), ("G1-5", ""));
     }
 
     #[test]

@@ -118,8 +118,8 @@ pub struct TokenArgs {
     /// The buyer (the token's `sub`).
     #[arg(long)]
     pub user: UserId,
-    /// How long the token is valid.
-    #[arg(long, default_value = "1h")]
+    /// How long the token is valid (longer than zero).
+    #[arg(long, default_value = "1h", value_parser = parse_positive_duration)]
     pub ttl: humantime::Duration,
     /// Bind the token to one sale (its `aud`).
     #[arg(long)]

@@ -33,13 +33,14 @@ impl<C> OrdersHttp<C> {
 }
 
 /// An order as the API shows it; a train run's order with its `ticket`
-/// (named seats when `layout` is known, else the ticket's wire form).
+/// (named seats when `layout` is known, else the ticket's wire form). Never
+/// its request id: on an open or anonymous sale that id is what a replay
+/// presents, so it is not shown, even to the order's holder.
 pub fn order_json(order: &Order, layout: Option<&TrainLayout>) -> Value {
     let mut shown = json!({
         "order_id": order.id.as_str(),
         "event": order.event.as_str(),
         "user_id": order.user.as_ref().map(UserId::as_str),
-        "request_id": order.request.as_str(),
         "node": order.node.as_str(),
         "state": order.state.as_str(),
         "sold_at_ms": order.sold_at_ms,
@@ -67,7 +68,6 @@ fn entry_json(entry: &StreamEntry, layout: Option<&TrainLayout>) -> Value {
         "order_id": entry.order.as_str(),
         "event": entry.order.split().map(|(event, _)| event.to_string()),
         "user_id": entry.user.as_ref().map(UserId::as_str),
-        "request_id": entry.request.as_str(),
         "node": entry.node.as_str(),
         "state": "reserved",
         "sold_at_ms": entry.sold_at_ms,
@@ -89,6 +89,7 @@ fn unavailable(error: &OrdersError) -> Answer {
     Answer::TryAgain {
         reason: RetryReason::LedgerUnavailable,
         request: None,
+        request_key: None,
     }
 }
 

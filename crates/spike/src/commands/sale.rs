@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use spike_core::sale::BuyerAuth;
 use spike_core::{
-    BuyerPolicy, CentralStock, EventId, SaleConfig, SaleFigures, SaleSnapshot, SecretUrl,
+    BuyerPolicy, CentralStock, CreateSaleError, EventId, SaleConfig, SaleFigures, SaleSnapshot,
+    SecretUrl,
 };
 use spike_orders::recover_sale;
 use spike_redis::RedisCentral;
@@ -17,7 +18,9 @@ use super::redis;
 use crate::cli::{SaleCreateArgs, SaleRecoverArgs, SaleShowArgs, TrainCreateArgs};
 
 /// Creates `event` with `config` in Redis (replacing it with `force`), and
-/// records it in the ledger at `database_url` if given.
+/// records it in the ledger at `database_url` if given. The ledger goes
+/// first: a sale that nodes can sell always has its rules recorded, and a
+/// create that fails (the ledger unreachable, say) leaves no sale live.
 async fn create(
     redis_url: &SecretUrl,
     event: &EventId,
@@ -25,13 +28,18 @@ async fn create(
     force: bool,
     database_url: Option<&SecretUrl>,
 ) -> anyhow::Result<()> {
-    redis(redis_url)
-        .await?
-        .create_sale(event, config, force)
-        .await?;
-    if let Some(url) = database_url {
-        ledger(url).await?.record_sale(event, config).await?;
+    let ledger = match database_url {
+        Some(url) => Some(ledger(url).await?),
+        None => None,
+    };
+    let central = redis(redis_url).await?;
+    if !force && central.snapshot(event).await?.is_some() {
+        return Err(CreateSaleError::AlreadyExists(event.clone()).into());
     }
+    if let Some(ledger) = ledger {
+        ledger.record_sale(event, config).await?;
+    }
+    central.create_sale(event, config, force).await?;
     Ok(())
 }
 

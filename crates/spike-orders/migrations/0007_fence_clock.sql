@@ -1,0 +1,5 @@
+-- When the fence was last raised, in Unix milliseconds by the database's own
+-- clock (0: never, or before this column existed). A later recovery measures
+-- the time since on the same clock, so hosts whose clocks disagree never put
+-- a new life's sequences below an earlier fence or its life.
+ALTER TABLE sales ADD COLUMN fenced_at_ms BIGINT NOT NULL DEFAULT 0;
