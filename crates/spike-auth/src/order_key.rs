@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use spike_core::{EventId, OrderId, RequestId};
+use spike_core::{EventId, OrderId, RequestId, SaleLife};
 
 use crate::keys::{KeyRing, SecretKey};
 
@@ -49,26 +49,40 @@ impl OrderKeys {
         Self { keys }
     }
 
-    /// The key of `order` (43 base64url characters).
-    pub fn key_for(&self, order: &OrderId) -> String {
-        self.make(ORDER_KEY, &[order.as_str()])
+    /// The key of `order` in the sale's `life` (43 base64url characters):
+    /// bound to the life, so that after `sale create --force` (a new life,
+    /// whose order ids start over) an old key opens nothing.
+    pub fn key_for(&self, life: SaleLife, order: &OrderId) -> String {
+        self.make(ORDER_KEY, &[&life.get().to_string(), order.as_str()])
     }
 
-    /// Whether `given` is `order`'s key (compared in constant time).
-    pub fn verify(&self, order: &OrderId, given: &str) -> bool {
-        self.check(ORDER_KEY, &[order.as_str()], given)
+    /// Whether `given` is `order`'s key in `life` (compared in constant time).
+    pub fn verify(&self, life: SaleLife, order: &OrderId, given: &str) -> bool {
+        self.check(ORDER_KEY, &[&life.get().to_string(), order.as_str()], given)
     }
 
-    /// The request key of `request` on `event` (43 base64url characters):
-    /// given with a request id a node made, it proves on a retry that the
-    /// caller sent that purchase.
-    pub fn request_key(&self, event: &EventId, request: &RequestId) -> String {
-        self.make(REQUEST_KEY, &[event.as_str(), request.as_str()])
+    /// The request key of `request` on `event` in `life` (43 base64url
+    /// characters): given with a request id a node made, it proves on a
+    /// retry that the caller sent that purchase.
+    pub fn request_key(&self, life: SaleLife, event: &EventId, request: &RequestId) -> String {
+        let life = life.get().to_string();
+        self.make(REQUEST_KEY, &[&life, event.as_str(), request.as_str()])
     }
 
-    /// Whether `given` is the request key of `request` on `event`.
-    pub fn verify_request(&self, event: &EventId, request: &RequestId, given: &str) -> bool {
-        self.check(REQUEST_KEY, &[event.as_str(), request.as_str()], given)
+    /// Whether `given` is the request key of `request` on `event` in `life`.
+    pub fn verify_request(
+        &self,
+        life: SaleLife,
+        event: &EventId,
+        request: &RequestId,
+        given: &str,
+    ) -> bool {
+        let life = life.get().to_string();
+        self.check(
+            REQUEST_KEY,
+            &[&life, event.as_str(), request.as_str()],
+            given,
+        )
     }
 
     fn make(&self, purpose: &[u8], parts: &[&str]) -> String {
@@ -129,15 +143,21 @@ mod tests {
     #[test]
     fn an_order_key_opens_its_order_only() {
         let keys = OrderKeys::new(ring('k'));
+        let life = SaleLife::from_random(7 << 11);
         let one = OrderId::parse("G1-1").unwrap();
         let two = OrderId::parse("G1-2").unwrap();
-        let key = keys.key_for(&one);
+        let key = keys.key_for(life, &one);
         assert_eq!(key.len(), 43);
-        assert!(keys.verify(&one, &key));
-        assert!(!keys.verify(&two, &key), "a key opens one order");
-        assert!(!keys.verify(&one, "not-a-key"));
+        assert!(keys.verify(life, &one, &key));
+        assert!(!keys.verify(life, &two, &key), "a key opens one order");
+        assert!(!keys.verify(life, &one, "not-a-key"));
+        let next_life = SaleLife::from_random(8 << 11);
         assert!(
-            !OrderKeys::new(ring('x')).verify(&one, &key),
+            !keys.verify(next_life, &one, &key),
+            "the same order id in the sale's next life"
+        );
+        assert!(
+            !OrderKeys::new(ring('x')).verify(life, &one, &key),
             "another secret"
         );
     }
@@ -149,12 +169,22 @@ mod tests {
         let g2 = EventId::parse("G2").unwrap();
         let request = RequestId::parse("n1:0123").unwrap();
         let other = RequestId::parse("n1:0124").unwrap();
-        let key = keys.request_key(&g1, &request);
-        assert!(keys.verify_request(&g1, &request, &key));
-        assert!(!keys.verify_request(&g1, &other, &key), "another request");
-        assert!(!keys.verify_request(&g2, &request, &key), "another event");
+        let life = SaleLife::default();
+        let key = keys.request_key(life, &g1, &request);
+        assert!(keys.verify_request(life, &g1, &request, &key));
+        assert!(
+            !keys.verify_request(life, &g1, &other, &key),
+            "another request"
+        );
+        assert!(
+            !keys.verify_request(life, &g2, &request, &key),
+            "another event"
+        );
         let order = OrderId::parse("G1-1").unwrap();
-        assert!(!keys.verify(&order, &key), "a request key is no order key");
+        assert!(
+            !keys.verify(life, &order, &key),
+            "a request key is no order key"
+        );
     }
 
     #[test]

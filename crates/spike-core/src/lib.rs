@@ -37,7 +37,9 @@ pub use purchase::{
     TicketReply, Verdict, MAX_BATCH,
 };
 pub use queue::{QueueConfig, QueueCounters, Seal, Shuffle, Standing};
-pub use sale::{BuyerPolicy, SaleConfig, SaleFigures, SaleRecord, SaleSnapshot, SaleUnit};
+pub use sale::{
+    BuyerPolicy, SaleConfig, SaleFigures, SaleLife, SaleRecord, SaleSnapshot, SaleUnit,
+};
 pub use secret::SecretUrl;
 pub use train::{
     ClassOccupancy, Leg, Occupancy, Passengers, SeatClass, SeatRequest, SoldOutMemo, Ticket,

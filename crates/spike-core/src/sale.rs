@@ -106,6 +106,9 @@ pub enum SaleConfigError {
     /// The payment window is longer than [`MAX_SALE_DURATION`].
     #[error("payment window must be at most 30 days")]
     PaymentWindowTooLong,
+    /// A recorded life is beyond [`SaleLife::MAX`].
+    #[error("the sale's life is beyond 2^53 - 1")]
+    BadLife,
     /// Token authentication names buyers; an anonymous sale has none.
     #[error("--auth token needs identified buyers; an anonymous sale has none")]
     TokenNeedsBuyers,
@@ -132,6 +135,36 @@ pub struct SaleConfig {
     payment_window: Duration,
     queue: Option<QueueConfig>,
     train: Option<Arc<TrainLayout>>,
+    life: SaleLife,
+}
+
+/// Which life of an event's sale this is: a number drawn when the sale is
+/// created (`spike sale create`, `spike train create`), kept by recovery,
+/// and new when a sale is created again with `--force`. Order keys are
+/// bound to it, so a key of an old life opens nothing in the new one,
+/// whose order ids start over. At most 53 bits, so that it is exact in
+/// Lua, JSON and SQL alike.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct SaleLife(u64);
+
+impl SaleLife {
+    /// The largest life: 2^53 - 1.
+    pub const MAX: u64 = (1 << 53) - 1;
+
+    /// The life numbered `n`, if it fits in 53 bits.
+    pub fn new(n: u64) -> Option<Self> {
+        (n <= Self::MAX).then_some(Self(n))
+    }
+
+    /// A life drawn from `random` bits (the top 11 are dropped).
+    pub fn from_random(random: u64) -> Self {
+        Self(random >> 11)
+    }
+
+    /// Its number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
 }
 
 impl SaleConfig {
@@ -162,8 +195,20 @@ impl SaleConfig {
                 payment_window: DEFAULT_PAYMENT_WINDOW,
                 queue: None,
                 train: None,
+                life: SaleLife::default(),
             }),
         }
+    }
+
+    /// The same sale in life `life` (see [`SaleLife`]).
+    pub fn in_life(mut self, life: SaleLife) -> Self {
+        self.life = life;
+        self
+    }
+
+    /// Which life of the event's sale this is.
+    pub fn life(&self) -> SaleLife {
+        self.life
     }
 
     /// Sets who may buy.
@@ -280,6 +325,8 @@ pub struct SaleRecord {
     pub queue_joins_open_at_ms: u64,
     /// A train run's layout ([`TrainLayout::to_wire`]); empty for other sales.
     pub train: String,
+    /// The sale's life ([`SaleLife`]); 0 for sales made before lives.
+    pub life: u64,
 }
 
 impl From<&SaleConfig> for SaleRecord {
@@ -301,6 +348,7 @@ impl From<&SaleConfig> for SaleRecord {
             queue_admit_window_ms: config.queue().map_or(0, QueueConfig::admit_window_millis),
             queue_joins_open_at_ms: config.queue().map_or(0, QueueConfig::joins_open_at_millis),
             train: config.train().map_or_else(String::new, |t| t.to_wire()),
+            life: config.life().get(),
         }
     }
 }
@@ -338,7 +386,9 @@ impl TryFrom<SaleRecord> for SaleConfig {
             "" => SaleConfig::new(record.total)?,
             wire => SaleConfig::for_train(TrainLayout::parse(wire)?)?,
         };
+        let life = SaleLife::new(record.life).ok_or(SaleConfigError::BadLife)?;
         base.with_policy(policy)
+            .in_life(life)
             .opening_at((record.opens_at_ms > 0).then(|| from_unix_millis(record.opens_at_ms)))
             .with_payment_window(Duration::from_millis(record.payment_window_ms))?
             .with_queue(queue)
@@ -450,7 +500,8 @@ mod tests {
             })
             .opening_at(Some(from_unix_millis(1_700_000_000_000)))
             .with_payment_window(Duration::from_secs(90))
-            .unwrap();
+            .unwrap()
+            .in_life(SaleLife::new(42).unwrap());
         let record = SaleRecord::from(&config);
         assert_eq!(
             record,
@@ -465,6 +516,7 @@ mod tests {
                 queue_admit_window_ms: 0,
                 queue_joins_open_at_ms: 0,
                 train: String::new(),
+                life: 42,
             }
         );
         assert_eq!(SaleConfig::try_from(record), Ok(config.clone()));

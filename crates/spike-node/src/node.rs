@@ -1072,7 +1072,7 @@ impl<C: CentralStock> Node<C> {
         // key lets them prove it on a retry (open and anonymous sales).
         let request_key = (self.order_keys.as_ref())
             .filter(|_| proof.request_made_here && !state.config.policy().needs_token())
-            .map(|keys| keys.request_key(&purchase.event, &purchase.request));
+            .map(|keys| keys.request_key(state.config.life(), &purchase.event, &purchase.request));
         Answer::TryAgain {
             reason,
             request: Some(purchase.request.clone()),
@@ -1084,7 +1084,7 @@ impl<C: CentralStock> Node<C> {
     /// when the node has order keys.
     fn order_key_for(&self, state: &EventState, order: &OrderId) -> Option<String> {
         let keys = self.order_keys.as_ref()?;
-        (!state.config.policy().needs_token()).then(|| keys.key_for(order))
+        (!state.config.policy().needs_token()).then(|| keys.key_for(state.config.life(), order))
     }
 
     /// Whether the caller proved that a replayed `order` of `request` is
@@ -1106,9 +1106,10 @@ impl<C: CentralStock> Node<C> {
         let Some(keys) = &self.order_keys else {
             return false;
         };
-        (proof.order_key.as_deref()).is_some_and(|key| keys.verify(order, key))
+        let life = state.config.life();
+        (proof.order_key.as_deref()).is_some_and(|key| keys.verify(life, order, key))
             || (proof.request_key.as_deref())
-                .is_some_and(|key| keys.verify_request(event, request, key))
+                .is_some_and(|key| keys.verify_request(life, event, request, key))
     }
 
     /// The answer to a replayed sale whose caller has not proved it theirs:
@@ -1410,7 +1411,9 @@ impl<C: CentralStock> Node<C> {
                     unauthorized("this order is reached with the order_key its purchase answer carried")
                 })?;
                 match &self.order_keys {
-                    Some(keys) if keys.verify(order, key) => Ok(Caller::OrderKeyHolder),
+                    Some(keys) if keys.verify(state.config.life(), order, key) => {
+                        Ok(Caller::OrderKeyHolder)
+                    }
                     _ => Err(forbidden("this order_key does not open this order")),
                 }
             }

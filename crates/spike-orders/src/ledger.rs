@@ -151,8 +151,8 @@ const MIGRATIONS: [(i64, &str, MigrationSql); 7] = [
     ),
     (
         7,
-        "fence_clock",
-        MigrationSql::Shared(include_str!("../migrations/0007_fence_clock.sql")),
+        "fence_clock_and_life",
+        MigrationSql::Shared(include_str!("../migrations/0007_fence_clock_and_life.sql")),
     ),
 ];
 
@@ -427,7 +427,9 @@ impl OrderLedger {
         self.backend
     }
 
-    /// Records (or updates) a sale's rules.
+    /// Records (or updates) a sale's rules. A new life of the sale (created
+    /// again with `--force`) starts without the old life's recovery fence:
+    /// its sequences count from 1 again.
     pub async fn record_sale(
         &self,
         event: &EventId,
@@ -437,8 +439,14 @@ impl OrderLedger {
         sqlx::query(
             "INSERT INTO sales (event_id, total, per_user_limit, opens_at_ms, payment_window_ms, \
              token_auth, queue_admit_rate, queue_max_active, queue_admit_window_ms, \
-             queue_joins_open_at_ms, train) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             queue_joins_open_at_ms, train, life) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              ON CONFLICT (event_id) DO UPDATE SET \
+             fenced_through_seq = CASE WHEN sales.life = excluded.life \
+               THEN sales.fenced_through_seq ELSE 0 END, \
+             fenced_at_ms = CASE WHEN sales.life = excluded.life \
+               THEN sales.fenced_at_ms ELSE 0 END, \
+             life = excluded.life, \
              total = excluded.total, per_user_limit = excluded.per_user_limit, \
              opens_at_ms = excluded.opens_at_ms, payment_window_ms = excluded.payment_window_ms, \
              token_auth = excluded.token_auth, queue_admit_rate = excluded.queue_admit_rate, \
@@ -457,6 +465,7 @@ impl OrderLedger {
         .bind(to_i64(record.queue_admit_window_ms))
         .bind(to_i64(record.queue_joins_open_at_ms))
         .bind(record.train.as_str())
+        .bind(to_i64(record.life))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -467,7 +476,7 @@ impl OrderLedger {
         let row = sqlx::query(
             "SELECT total, per_user_limit, opens_at_ms, payment_window_ms, token_auth, \
              queue_admit_rate, queue_max_active, queue_admit_window_ms, queue_joins_open_at_ms, \
-             train FROM sales WHERE event_id = $1",
+             train, life FROM sales WHERE event_id = $1",
         )
         .bind(event.as_str())
         .fetch_optional(&self.pool)
@@ -485,6 +494,7 @@ impl OrderLedger {
             queue_admit_window_ms: number("queue_admit_window_ms")?,
             queue_joins_open_at_ms: number("queue_joins_open_at_ms")?,
             train: row.try_get::<String, _>("train")?,
+            life: number("life")?,
         };
         let config = SaleConfig::try_from(record)
             .map_err(|e| LedgerError::Corrupt(format!("sale {event}: {e}")))?;

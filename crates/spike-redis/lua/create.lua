@@ -7,10 +7,11 @@
 -- ARGV[5] payment_window_ms, ARGV[6] token_auth (1 = buyers need a token),
 -- ARGV[7] event id, ARGV[8] queue_admit_rate (0 = no waiting room),
 -- ARGV[9] queue_max_active (0 = no cap), ARGV[10] queue_admit_window_ms,
--- ARGV[11] queue_joins_open_at_ms (0 = from now)
+-- ARGV[11] queue_joins_open_at_ms (0 = from now), ARGV[12] the sale's life
+-- (a number drawn at creation: order keys are bound to it)
 -- KEYS[10] spike:{E}:tickets (a train run's; see ticket.lua)
--- ARGV[12] a train run's layout ('' for other sales), ARGV[13] the seat-map
--- prefix, ARGV[14] its segments, ARGV[15..] each class's shape
+-- ARGV[13] a train run's layout ('' for other sales), ARGV[14] the seat-map
+-- prefix, ARGV[15] its segments, ARGV[16..] each class's shape
 -- '<carriages> <seats per carriage>', kept as field 'class:<index>': every
 -- map is made full length (all free), and the old sale's maps are deleted
 --
@@ -22,23 +23,23 @@ end
 local old = redis.call('HMGET', KEYS[1], 'train_classes', 'train_segments')
 for class = 0, tonumber(old[1] or 0) - 1 do
   for segment = 0, tonumber(old[2] or 0) - 1 do
-    redis.call('DEL', ARGV[13] .. class .. ':' .. segment)
+    redis.call('DEL', ARGV[14] .. class .. ':' .. segment)
   end
 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9],
   KEYS[10])
-local classes, segments = #ARGV - 14, tonumber(ARGV[14])
+local classes, segments = #ARGV - 15, tonumber(ARGV[15])
 for class = 0, classes - 1 do
   for segment = 0, segments - 1 do
-    local carriages, per = string.match(ARGV[15 + class], '^(%d+) (%d+)$')
-    redis.call('SETBIT', ARGV[13] .. class .. ':' .. segment, carriages * per - 1, 0)
+    local carriages, per = string.match(ARGV[16 + class], '^(%d+) (%d+)$')
+    redis.call('SETBIT', ARGV[14] .. class .. ':' .. segment, carriages * per - 1, 0)
   end
-  redis.call('HSET', KEYS[1], 'class:' .. class, ARGV[15 + class])
+  redis.call('HSET', KEYS[1], 'class:' .. class, ARGV[16 + class])
 end
 redis.call('HSET', KEYS[1],
   'total', ARGV[2], 'sold', 0, 'order_seq', 0, 'per_user_limit', ARGV[3],
   'opens_at_ms', ARGV[4], 'payment_window_ms', ARGV[5], 'token_auth', ARGV[6], 'event', ARGV[7],
   'queue_admit_rate', ARGV[8], 'queue_max_active', ARGV[9], 'queue_admit_window_ms', ARGV[10],
-  'queue_joins_open_at_ms', ARGV[11], 'train', ARGV[12], 'train_classes', classes,
+  'queue_joins_open_at_ms', ARGV[11], 'life', ARGV[12], 'train', ARGV[13], 'train_classes', classes,
   'train_segments', segments)
 return CREATED

@@ -19,7 +19,7 @@ pub(crate) fn sale_fields(
     record: &SaleRecord,
     sold: u64,
     order_seq: u64,
-) -> [(&'static str, String); 12] {
+) -> [(&'static str, String); 13] {
     [
         ("total", record.total.to_string()),
         ("sold", sold.to_string()),
@@ -39,6 +39,7 @@ pub(crate) fn sale_fields(
             "queue_joins_open_at_ms",
             record.queue_joins_open_at_ms.to_string(),
         ),
+        ("life", record.life.to_string()),
     ]
 }
 
@@ -129,9 +130,9 @@ pub(crate) fn seat_maps<'a>(
     maps
 }
 
-/// The rule arguments of `create.lua` (ARGV[2..6] and ARGV[8..11]), in
+/// The rule arguments of `create.lua` (ARGV[2..6] and ARGV[8..12]), in
 /// its order.
-pub(crate) fn create_args(record: &SaleRecord) -> ([u64; 5], [u64; 4]) {
+pub(crate) fn create_args(record: &SaleRecord) -> ([u64; 5], [u64; 5]) {
     (
         [
             record.total,
@@ -145,6 +146,7 @@ pub(crate) fn create_args(record: &SaleRecord) -> ([u64; 5], [u64; 4]) {
             record.queue_max_active,
             record.queue_admit_window_ms,
             record.queue_joins_open_at_ms,
+            record.life,
         ],
     )
 }
@@ -162,7 +164,7 @@ pub(crate) struct SnapshotFields {
     pub(crate) stream: u64,
 }
 
-/// Decodes `snapshot.lua`'s reply (twelve numbers and the train layout,
+/// Decodes `snapshot.lua`'s reply (thirteen numbers and the train layout,
 /// all read as text): `None` for "no such sale" (an empty reply), an error
 /// saying what is wrong otherwise.
 pub(crate) fn snapshot_fields(reply: &[String]) -> Result<Option<SnapshotFields>, String> {
@@ -176,7 +178,7 @@ pub(crate) fn snapshot_fields(reply: &[String]) -> Result<Option<SnapshotFields>
         })
         .collect::<Result<_, _>>()?;
     match *fields {
-        [total, sold, limit, opens_at_ms, payment_window_ms, token_auth, buyers, stream, queue_admit_rate, queue_max_active, queue_admit_window_ms, queue_joins_open_at_ms] => {
+        [total, sold, limit, opens_at_ms, payment_window_ms, token_auth, buyers, stream, queue_admit_rate, queue_max_active, queue_admit_window_ms, queue_joins_open_at_ms, life] => {
             Ok(Some(SnapshotFields {
                 record: SaleRecord {
                     total,
@@ -189,6 +191,7 @@ pub(crate) fn snapshot_fields(reply: &[String]) -> Result<Option<SnapshotFields>
                     queue_admit_window_ms,
                     queue_joins_open_at_ms,
                     train: train.clone(),
+                    life,
                 },
                 sold,
                 buyers,
@@ -312,7 +315,7 @@ mod tests {
         );
         assert!(snapshot_fields(&text(&["x", ""])).is_err());
         let fields = [
-            "10", "3", "1", "0", "900000", "1", "3", "3", "200", "0", "600000", "0",
+            "10", "3", "1", "0", "900000", "1", "3", "3", "200", "0", "600000", "0", "77",
         ];
         let mut reply = text(&fields);
         reply.push("A,B|first:1x2".into());
@@ -324,5 +327,6 @@ mod tests {
         assert_eq!(decoded.record.per_user_limit, 1);
         assert_eq!(decoded.record.queue_admit_rate, 200);
         assert_eq!(decoded.record.token_auth, 1);
+        assert_eq!(decoded.record.life, 77);
     }
 }

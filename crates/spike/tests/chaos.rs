@@ -62,6 +62,21 @@ const RETRY_FOR: Duration = Duration::from_secs(5);
 const REQUEST_LIMIT: Duration = Duration::from_secs(3);
 /// The Sentinel service name.
 const SERVICE: &str = "tickets";
+/// The key buyer tokens are signed with (the login system's).
+const TOKEN_KEY: &str = "the-chaos-login-system-signs-its-buyers-tokens";
+
+/// `user`'s token, valid for an hour.
+fn token_for(user: &str) -> String {
+    let key = spike_auth::SecretKey::new(TOKEN_KEY).expect("long enough");
+    let user = spike_core::UserId::parse(user).expect("user");
+    spike_auth::mint(
+        &key,
+        &user,
+        std::time::SystemTime::now(),
+        Duration::from_secs(3600),
+        None,
+    )
+}
 
 /// One fault per round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,8 +236,13 @@ impl Rig {
         let sentinel = TestSentinel::watch(&primary, SERVICE);
         let redis_url = format!("redis+sentinel://{}/{SERVICE}", sentinel.address());
         let database = postgres.create_database();
+        // A token sale, as a real drop is: a buyer's retries and results
+        // are proved theirs by their token.
+        let token_keys = dir.join("token.keys");
+        std::fs::write(&token_keys, format!("{TOKEN_KEY}\n")).expect("key file");
+        let token_keys = token_keys.display().to_string();
         let created = Command::new(SPIKE)
-            .args(["sale", "create", "--redis", &redis_url])
+            .args(["sale", "create", "--redis", &redis_url, "--auth", "token"])
             .args(["--event", event.as_str(), "--stock", &STOCK.to_string()])
             .args(["--database-url", &database])
             .output()
@@ -273,6 +293,8 @@ impl Rig {
                     &name,
                     "--stat-log",
                     &dir.join(format!("{name}.stat.log")).display().to_string(),
+                    "--token-key-file",
+                    &token_keys,
                     "--no-metrics",
                 ]);
                 Daemon::start(&name, args, Some(port), &dir)
@@ -442,7 +464,10 @@ struct Progress {
 /// sure or [`RETRY_FOR`] has passed.
 async fn buyer(http: &Http, front: &str, user: &str, progress: &Progress) -> Told {
     let arrived_healed = progress.healed.load(Ordering::Acquire);
-    let url = format!("{front}/buy/ticket?user_id={user}&request_id={user}-r");
+    let url = format!(
+        "{front}/buy/ticket?request_id={user}-r&token={}",
+        token_for(user)
+    );
     let deadline = Instant::now() + RETRY_FOR;
     let mut attempt: u64 = 0;
     loop {
@@ -476,7 +501,10 @@ async fn buyer(http: &Http, front: &str, user: &str, progress: &Progress) -> Tol
 
 /// What `/buy/result` says a buyer holds, asked until it answers surely.
 async fn result_of(http: &Http, front: &str, user: &str) -> Option<String> {
-    let url = format!("{front}/buy/result?request_id={user}-r");
+    let url = format!(
+        "{front}/buy/result?request_id={user}-r&token={}",
+        token_for(user)
+    );
     for _ in 0..100 {
         if let Some(reply) = http.try_get(&url, REQUEST_LIMIT).await {
             match reply.status {

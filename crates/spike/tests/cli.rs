@@ -172,7 +172,8 @@ async fn node_process_flushes_every_stat_line_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let health = http.get(&format!("{base}/healthz")).await;
-    assert_eq!(health.body["events"][0]["total"], 300);
+    assert_eq!(health.body["status"], "ok");
+    assert!(health.body.get("events").is_none(), "no detail in public");
 
     let urls = (0..2000).map(|_| format!("{base}/buy/ticket")).collect();
     let replies = get_all(&http, urls, 100).await;

@@ -47,19 +47,22 @@ async fn a_sale_is_answered_only_once_a_replica_holds_it() {
     create_sale(&central, &event, SaleConfig::new(10).unwrap()).await;
     let node = spawn_node(central, named("n1").serving(&event)).await;
 
-    // A client retries an unknown outcome with its request id (a busy
-    // machine may miss WAIT's deadline once); it is never told a guess.
-    let mut sold = node
-        .get("/buy/ticket?user_id=alice&request_id=alice-1")
-        .await;
+    // A client retries an unknown outcome with the request id and request
+    // key the node gave it (a busy machine may miss WAIT's deadline once);
+    // it is never told a guess.
+    let mut sold = node.get("/buy/ticket?user_id=alice").await;
     for _ in 0..3 {
         if sold.code() != Code::TryAgain {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-        sold = node
-            .get("/buy/ticket?user_id=alice&request_id=alice-1")
-            .await;
+        let data = &sold.body["data"];
+        let retry = format!(
+            "/buy/ticket?user_id=alice&request_id={}&request_key={}",
+            data["request_id"].as_str().unwrap(),
+            data["request_key"].as_str().unwrap()
+        );
+        sold = node.get(&retry).await;
     }
     assert_eq!(sold.code(), Code::Success, "{sold:?}");
     let order = sold.order().unwrap();

@@ -1224,7 +1224,17 @@ async fn sales_only_the_stat_logs_hold_are_recovered_from_them() {
         assert_eq!(after.code(), Code::AlreadyPurchased, "{after:?}");
         assert_eq!(after.order(), before.order(), "the same order, kept");
     }
-    let retried = get_all(&http, with_request_ids(&node), 8).await;
+    // Each buyer retries with its request id and the order key its first
+    // answer carried (the proof of an open sale's order).
+    let proved: Vec<String> = (first.iter().zip(with_request_ids(&node)))
+        .map(|(before, url)| {
+            format!(
+                "{url}&order_key={}",
+                before.body["data"]["order_key"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let retried = get_all(&http, proved, 8).await;
     for (before, retry) in first.iter().zip(&retried) {
         assert_eq!(retry.code(), Code::Success, "{retry:?}");
         assert_eq!(

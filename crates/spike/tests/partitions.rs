@@ -76,6 +76,10 @@ async fn node_in(
 ) -> (Running, String) {
     let front = host.front.unwrap();
     let listen = format!("{front}:8080");
+    // Order keys (and so request keys) made with one secret on every node.
+    let keys = std::env::temp_dir().join(unique("order-keys"));
+    std::fs::write(&keys, "the-partition-tests-order-key-secret-of-all-nodes\n").unwrap();
+    let keys = keys.display().to_string();
     let child = host.spawn(
         SPIKE,
         &[
@@ -89,6 +93,8 @@ async fn node_in(
             "--node-id",
             name,
             "--no-stat-log",
+            "--order-key-file",
+            &keys,
         ],
     );
     wait_listening(listen.parse().unwrap()).await;
@@ -123,7 +129,11 @@ async fn a_node_cut_off_from_redis_never_claims_a_sale_and_every_seat_sells_once
     // n1 is cut off from Redis, not from its clients.
     host1.cut(Net::Back);
     let cut_users: Vec<String> = (0..40).map(|u| format!("c{u}")).collect();
-    let urls = cut_users.iter().map(|user| buy(&url1, user)).collect();
+    // Their purchases carry no request id: the node makes one, and its 503
+    // gives it with the request key that proves the retry theirs.
+    let urls = (cut_users.iter())
+        .map(|user| format!("{url1}/buy/ticket?user_id={user}"))
+        .collect();
     let during = get_all(&http, urls, 8).await;
     for reply in &during {
         assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{reply:?}");
@@ -144,13 +154,19 @@ async fn a_node_cut_off_from_redis_never_claims_a_sale_and_every_seat_sells_once
     told_success.extend(replies.iter().filter_map(|r| r.order()));
 
     // Healed: n1 sells again by itself; the cut-off buyers retry with their
-    // request ids and get their true outcome.
+    // request ids and keys and get their true outcome.
     host1.heal(Net::Back);
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut retried = Vec::new();
-    for user in &cut_users {
+    for (user, unsure) in cut_users.iter().zip(&during) {
+        let data = &unsure.body["data"];
+        let retry = format!(
+            "{url1}/buy/ticket?user_id={user}&request_id={}&request_key={}",
+            data["request_id"].as_str().expect("request id"),
+            data["request_key"].as_str().expect("request key")
+        );
         loop {
-            let reply = http.get(&buy(&url1, user)).await;
+            let reply = http.get(&retry).await;
             if reply.code() != Code::TryAgain {
                 retried.push(reply);
                 break;

@@ -69,7 +69,8 @@ async fn a_purchase_whose_client_left_still_sells_and_writes_its_line() {
 }
 
 /// One seat: alice buys it with a request id, then the node knows the sale
-/// is sold out; her retry with the same id gets her order, not "sold out".
+/// is sold out; her retry with the same id (and her order key, the proof
+/// on an open sale) gets her order, not "sold out".
 async fn retry_after_sell_out_scenario<C: Central>(central: C) {
     let event = event("retry");
     create_sale(&central, &event, SaleConfig::new(1).unwrap()).await;
@@ -90,8 +91,11 @@ async fn retry_after_sell_out_scenario<C: Central>(central: C) {
         "no request id: answered from memory"
     );
 
+    let key = first.body["data"]["order_key"].as_str().unwrap().to_owned();
     let retry = node
-        .get("/buy/ticket?user_id=alice&request_id=alice-1")
+        .get(&format!(
+            "/buy/ticket?user_id=alice&request_id=alice-1&order_key={key}"
+        ))
         .await;
     assert_eq!(
         retry.code(),
@@ -99,6 +103,11 @@ async fn retry_after_sell_out_scenario<C: Central>(central: C) {
         "the retry gets its true outcome"
     );
     assert_eq!(retry.order(), first.order(), "the same order");
+    let unproved = node
+        .get("/buy/ticket?user_id=alice&request_id=alice-1")
+        .await;
+    assert_eq!(unproved.code(), Code::Success, "it did buy");
+    assert_eq!(unproved.order(), None, "a user id proves nothing");
 
     let stranger = node
         .get("/buy/ticket?user_id=mallory&request_id=alice-1")

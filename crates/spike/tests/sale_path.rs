@@ -501,17 +501,23 @@ async fn retry_scenario<C: Central>(central: C) {
     let first = http
         .get(&node.url("/buy/ticket?request_id=client-42"))
         .await;
+    let key = first.body["data"]["order_key"].as_str().unwrap().to_owned();
     let again = http
-        .get(&node.url("/buy/ticket?request_id=client-42"))
+        .get(&node.url(&format!("/buy/ticket?request_id=client-42&order_key={key}")))
         .await;
     assert_eq!((first.code(), again.code()), (Code::Success, Code::Success));
     assert_eq!(
         first.order(),
         again.order(),
-        "a retry returns the same order"
+        "a retry that proves it with the order key returns the same order"
     );
+    let bare = http
+        .get(&node.url("/buy/ticket?request_id=client-42"))
+        .await;
+    assert_eq!(bare.code(), Code::Success);
+    assert_eq!(bare.order(), None, "the request id alone proves nothing");
     let result = http
-        .get(&node.url("/buy/result?request_id=client-42"))
+        .get(&node.url(&format!("/buy/result?request_id=client-42&order_key={key}")))
         .await;
     assert_eq!(result.order(), first.order());
     let reused = http

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use spike_core::sale::BuyerAuth;
 use spike_core::{
-    BuyerPolicy, CentralStock, CreateSaleError, EventId, SaleConfig, SaleFigures, SaleSnapshot,
-    SecretUrl,
+    BuyerPolicy, CentralStock, CreateSaleError, EventId, SaleConfig, SaleFigures, SaleLife,
+    SaleSnapshot, SecretUrl,
 };
 use spike_orders::recover_sale;
 use spike_redis::RedisCentral;
@@ -18,9 +18,11 @@ use super::redis;
 use crate::cli::{SaleCreateArgs, SaleRecoverArgs, SaleShowArgs, TrainCreateArgs};
 
 /// Creates `event` with `config` in Redis (replacing it with `force`), and
-/// records it in the ledger at `database_url` if given. The ledger goes
-/// first: a sale that nodes can sell always has its rules recorded, and a
-/// create that fails (the ledger unreachable, say) leaves no sale live.
+/// records it in the ledger at `database_url` if given, in a new life (a
+/// number drawn now: order keys of an earlier life open nothing in it).
+/// The ledger goes first: a sale that nodes can sell always has its rules
+/// recorded, and a create that fails (the ledger unreachable, say) leaves
+/// no sale live.
 async fn create(
     redis_url: &SecretUrl,
     event: &EventId,
@@ -32,6 +34,9 @@ async fn create(
         Some(url) => Some(ledger(url).await?),
         None => None,
     };
+    let config = &config
+        .clone()
+        .in_life(SaleLife::from_random(rand::random()));
     let central = redis(redis_url).await?;
     if !force && central.snapshot(event).await?.is_some() {
         return Err(CreateSaleError::AlreadyExists(event.clone()).into());
