@@ -496,6 +496,12 @@ impl<C: CentralStock> Node<C> {
         if let (Some(retry_after), false) = (address_limited, route == Route::BuyTicket) {
             return self.answered(route.name(), Answer::RateLimited { retry_after }, started);
         }
+        // Routes that cost a central or ledger call whatever the stock.
+        if surface == Surface::Public && route.costly() {
+            if let Err(retry_after) = self.limiters.check_costly(client) {
+                return self.answered(route.name(), Answer::RateLimited { retry_after }, started);
+            }
+        }
         let answer = match route {
             Route::BuyTicket => {
                 // A place for this answer's stat-log line comes first: with
@@ -518,7 +524,7 @@ impl<C: CentralStock> Node<C> {
                     let limited = Answer::RateLimited { retry_after };
                     return self.purchase_answered(Outcome::early(limited, None), started, slot);
                 }
-                let admitted = match self.admit(query, bearer) {
+                let admitted = match self.admit(query, bearer, client) {
                     Ok(admitted) => admitted,
                     Err(refused) => {
                         let refused = self.with_standing(refused).await;
@@ -613,7 +619,12 @@ impl<C: CentralStock> Node<C> {
     /// memory: it may be a retry of a purchase that sold (its first answer
     /// lost), so it asks central stock, whose request index knows (a
     /// read-only call when the sale is sold out).
-    fn admit(&self, query: Option<&str>, bearer: Option<&str>) -> Result<Admitted, Outcome> {
+    fn admit(
+        &self,
+        query: Option<&str>,
+        bearer: Option<&str>,
+        client: IpAddr,
+    ) -> Result<Admitted, Outcome> {
         let params = self
             .read_params(query, bearer)
             .map_err(|refusal| Outcome::early(refusal, None))?;
@@ -644,15 +655,32 @@ impl<C: CentralStock> Node<C> {
             (Some(request), Some(train)) => {
                 // As for a sale, a request with its own id may be a retry
                 // of a purchase that sold: only central stock knows.
-                if let (Some(as_of), None) = (train.sold_out(&request), &params.request) {
-                    let sold_out = leg_sold_out(train.layout(), &request, as_of);
-                    return Err(Outcome::about(sold_out, event, user, &state));
+                match (train.sold_out(&request), &params.request) {
+                    (Some(as_of), None) => {
+                        let sold_out = leg_sold_out(train.layout(), &request, as_of);
+                        return Err(Outcome::about(sold_out, event, user, &state));
+                    }
+                    (Some(_), Some(_)) => {
+                        if let Err(retry_after) = self.limiters.check_costly(client) {
+                            let limited = Answer::RateLimited { retry_after };
+                            return Err(Outcome::about(limited, event, user, &state));
+                        }
+                    }
+                    (None, _) => {}
                 }
                 Hold::Seats(request)
             }
             _ => match (state.stock.admit(), &params.request) {
                 (Admission::Ask(seat), _) => Hold::Seat(seat),
-                (Admission::SoldOut, Some(_)) => Hold::Seat(state.stock.ask_unreserved()),
+                (Admission::SoldOut, Some(_)) => {
+                    // Sold out, and only central stock knows whether this
+                    // request bought: a call each time, so a costly request.
+                    if let Err(retry_after) = self.limiters.check_costly(client) {
+                        let limited = Answer::RateLimited { retry_after };
+                        return Err(Outcome::about(limited, event, user, &state));
+                    }
+                    Hold::Seat(state.stock.ask_unreserved())
+                }
                 (Admission::SoldOut, None) => {
                     return Err(Outcome::about(Answer::SoldOut, event, user, &state))
                 }

@@ -17,6 +17,14 @@ use spike_http::TrustedProxies;
 /// How often buckets that have filled up again are forgotten.
 pub const FORGET_IDLE_EVERY: Duration = Duration::from_secs(1);
 
+/// The default limit of `spike node` on the costly public requests of one
+/// client address: those that cost central stock or the ledger a call
+/// whatever the stock (`/buy/result`, `/queue/join`, the orders API, a
+/// purchase with a request id after the sale sold out) and the
+/// availability table. A buyer needs a handful; a stranger replaying at
+/// full speed is held to this.
+pub const DEFAULT_COSTLY_PER_IP: NonZeroU32 = NonZeroU32::new(1_000).unwrap();
+
 /// The limits a node enforces; none by default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RateLimits {
@@ -26,6 +34,9 @@ pub struct RateLimits {
     /// Requests a second one client address may send
     /// (`--rate-limit-per-ip`), with the same burst.
     pub per_ip: Option<NonZeroU32>,
+    /// Costly requests a second one client address may send
+    /// (`--rate-limit-costly-per-ip`; see [`DEFAULT_COSTLY_PER_IP`]).
+    pub costly_per_ip: Option<NonZeroU32>,
     /// The proxies whose `X-Forwarded-For` names the client
     /// (`--trusted-proxy`); from anyone else the peer is the client.
     pub trusted_proxies: TrustedProxies,
@@ -44,6 +55,7 @@ fn buckets<K: Clone + Eq + std::hash::Hash>(rate: NonZeroU32) -> Buckets<K> {
 pub struct RateLimiters {
     per_buyer: Option<Buckets<UserId>>,
     per_ip: Option<Buckets<IpAddr>>,
+    costly_per_ip: Option<Buckets<IpAddr>>,
     clock: DefaultClock,
 }
 
@@ -53,13 +65,19 @@ impl RateLimiters {
         Self {
             per_buyer: limits.per_buyer.map(buckets),
             per_ip: limits.per_ip.map(buckets),
+            costly_per_ip: limits.costly_per_ip.map(buckets),
             clock: DefaultClock::default(),
         }
     }
 
     /// Whether any limit is set.
     pub fn any(&self) -> bool {
-        self.per_buyer.is_some() || self.per_ip.is_some()
+        self.per_buyer.is_some() || self.per_ip.is_some() || self.costly_per_ip.is_some()
+    }
+
+    /// Takes one costly request from `address`'s bucket of costly requests.
+    pub fn check_costly(&self, address: IpAddr) -> Result<(), Duration> {
+        self.check(self.costly_per_ip.as_ref(), &address)
     }
 
     /// Takes one request from `buyer`'s bucket; when it is empty, how long
@@ -91,7 +109,7 @@ impl RateLimiters {
             buckets.retain_recent();
             buckets.shrink_to_fit();
         }
-        if let Some(buckets) = &self.per_ip {
+        for buckets in [&self.per_ip, &self.costly_per_ip].into_iter().flatten() {
             buckets.retain_recent();
             buckets.shrink_to_fit();
         }
@@ -114,6 +132,7 @@ mod tests {
         RateLimits {
             per_buyer: NonZeroU32::new(per_buyer),
             per_ip: NonZeroU32::new(per_ip),
+            costly_per_ip: None,
             trusted_proxies: TrustedProxies::default(),
         }
     }

@@ -147,6 +147,19 @@ impl Route {
         }
     }
 
+    /// Whether it costs central stock or the ledger a call (or a large
+    /// answer) whatever the stock: held to the costly-request limit per
+    /// client address (a purchase is, once its sale sold out and it carries
+    /// a request id; see `Node::admit`).
+    pub fn costly(&self) -> bool {
+        match self {
+            Route::BuyResult | Route::Availability { .. } => true,
+            Route::Queue(request) => *request == QueueRequest::Join,
+            Route::Orders(request) => !matches!(request, OrdersRequest::Pay(_)),
+            _ => false,
+        }
+    }
+
     /// Whether the rate limits apply: the routes buyers call (not the
     /// payment service's `pay`, the page, the documents or health).
     pub fn rate_limited(&self) -> bool {

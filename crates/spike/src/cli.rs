@@ -544,6 +544,14 @@ pub struct NodeArgs {
     /// it forwards).
     #[arg(long, value_parser = parse_rate)]
     pub rate_limit_per_ip: Option<NonZeroU32>,
+    /// Costly requests a second one client address may send: those that
+    /// cost central stock or the ledger a call whatever the stock
+    /// (/buy/result, /queue/join, the orders API but pay, a purchase with a
+    /// request_id once the sale sold out) and the availability table; `off`
+    /// for no limit. Behind a proxy, pass --trusted-proxy, or every client
+    /// shares the proxy's bucket.
+    #[arg(long, value_parser = parse_rate_or_off, default_value = "1000/s")]
+    pub rate_limit_costly_per_ip: RateOrOff,
     /// A proxy (spike front, nginx) whose X-Forwarded-For names the client
     /// (repeatable). From any other peer the header is ignored.
     #[arg(long = "trusted-proxy", value_name = "IP")]
@@ -758,6 +766,17 @@ fn parse_batch(text: &str) -> Result<NonZeroUsize, String> {
         return Err(format!("at most {}", spike_core::MAX_BATCH));
     }
     Ok(bound)
+}
+
+/// A rate, or `off`: no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateOrOff(pub Option<NonZeroU32>);
+
+fn parse_rate_or_off(text: &str) -> Result<RateOrOff, String> {
+    match text {
+        "off" => Ok(RateOrOff(None)),
+        rate => parse_rate(rate).map(|rate| RateOrOff(Some(rate))),
+    }
 }
 
 fn parse_rate(text: &str) -> Result<NonZeroU32, String> {

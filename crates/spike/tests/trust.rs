@@ -513,3 +513,103 @@ async fn a_sale_create_that_fails_leaves_no_sale_live_and_bad_values_are_refused
     ]);
     assert!(!made && said.contains("longer than 0"), "{said}");
 }
+
+// ------------------------------------------------------- 9. order keys
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_key_of_an_old_life_opens_nothing_after_sale_create_force() {
+    let redis = TestRedis::shared_or_spawn();
+    let database = TestDatabase::sqlite();
+    let ledger = OrderLedger::connect(database.url()).await.expect("ledger");
+    let event = event("lives");
+    let create = |force: bool| {
+        let mut args = vec![
+            "sale",
+            "create",
+            "--redis",
+            redis.url(),
+            "--event",
+            event.as_str(),
+            "--stock",
+            "5",
+        ];
+        if force {
+            args.push("--force");
+        }
+        let (created, said) = spike(&args);
+        assert!(created, "{said}");
+    };
+    create(false);
+    let central = redis_central(redis.url()).await;
+    let node = spawn_node(
+        central.clone(),
+        named("n1").serving(&event).orders_from(&ledger),
+    )
+    .await;
+    let first = node.buy("ann").await;
+    let old_key = first.body["data"]["order_key"].as_str().unwrap().to_owned();
+    let order = first.order().unwrap();
+    node.stop().await;
+
+    // The sale is made again: its order ids start over, in a new life.
+    create(true);
+    let node = spawn_node(central, named("n1").serving(&event).orders_from(&ledger)).await;
+    let second = node.buy("bob").await;
+    assert_eq!(
+        second.order().as_deref(),
+        Some(order.as_str()),
+        "the same id again"
+    );
+    let new_key = second.body["data"]["order_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(new_key, old_key, "a key is bound to its sale's life");
+    let stale = node
+        .get(&format!("/orders/{order}?order_key={old_key}"))
+        .await;
+    assert_eq!(stale.status, StatusCode::FORBIDDEN, "{stale:?}");
+    let cancel = node
+        .post(&format!("/orders/{order}/cancel?order_key={old_key}"))
+        .await;
+    assert_eq!(cancel.status, StatusCode::FORBIDDEN, "{cancel:?}");
+}
+
+// ------------------------------------------------ 6. costly public routes
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_and_results_from_one_address_are_held_to_the_costly_limit() {
+    let central = spike_core::MemoryCentral::new();
+    let event = event("costly");
+    create_sale(&central, &event, SaleConfig::new(1).unwrap()).await;
+    let limits = spike_node::rate_limit::RateLimits {
+        costly_per_ip: std::num::NonZeroU32::new(5),
+        ..Default::default()
+    };
+    let node = spawn_node(central, named("n1").serving(&event).rate_limits(limits)).await;
+    assert_eq!(node.buy("ann").await.code(), Code::Success);
+    assert_eq!(node.buy("bob").await.code(), Code::SoldOut, "sold out now");
+    let calls = node.central_calls();
+    let http = Http::new();
+    let replays: Vec<String> = (0..20)
+        .map(|i| node.url(&format!("/buy/ticket?user_id=m{i}&request_id=guess-{i}")))
+        .collect();
+    let answered = get_all(&http, replays, 4).await;
+    let limited = count(&answered, Code::RateLimited);
+    assert!(limited >= 14, "{limited} of 20 held back");
+    assert!(
+        node.central_calls() - calls <= 6,
+        "each one let through costs one call"
+    );
+    let results: Vec<String> = (0..20)
+        .map(|i| node.url(&format!("/buy/result?request_id=guess-{i}")))
+        .collect();
+    let answered = get_all(&http, results, 4).await;
+    assert_eq!(
+        count(&answered, Code::RateLimited),
+        20,
+        "the bucket is empty"
+    );
+    // Without a request id, a sold-out purchase costs nothing and is not held.
+    assert_eq!(node.buy("carl").await.code(), Code::SoldOut);
+}

@@ -31,6 +31,7 @@ fn settings(args: &NodeArgs, worker: bool) -> anyhow::Result<NodeSettings> {
     node.rate_limits = RateLimits {
         per_buyer: args.rate_limit_per_buyer,
         per_ip: args.rate_limit_per_ip,
+        costly_per_ip: args.rate_limit_costly_per_ip.0,
         trusted_proxies: TrustedProxies::new(args.trusted_proxies.clone()),
     };
     let mut settings = NodeSettings::new(args.listen, node);
