@@ -575,6 +575,21 @@ impl<C: CentralStock> Node<C> {
         self.answered(route.name(), answer, started)
     }
 
+    /// An answer given before the request was read (its body is over the
+    /// limit): counted like any answer to its route, and a purchase's
+    /// refusal gets its stat-log line like every purchase answer.
+    pub fn refused_unread(&self, path: &str, surface: Surface, refusal: Answer) -> Answer {
+        let started = Instant::now();
+        match Route::parse(path, surface) {
+            Ok((Route::BuyTicket, _)) => {
+                let slot = self.stat_log.as_ref().and_then(StatLog::reserve);
+                self.purchase_answered(Outcome::early(refusal, None), started, slot)
+            }
+            Ok((route, _)) => self.answered(route.name(), refusal, started),
+            Err(_) => self.answered("other", refusal, started),
+        }
+    }
+
     /// Records a non-purchase answer in the metrics.
     fn answered(&self, route: &'static str, answer: Answer, started: Instant) -> Answer {
         self.metrics

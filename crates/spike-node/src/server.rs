@@ -51,7 +51,8 @@ impl<C: CentralStock> Handler for NodeService<C> {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("request body over {} bytes", self.max_body_bytes),
             );
-            return self.respond(refusal);
+            let path = request.uri().path();
+            return self.respond(self.node.refused_unread(path, self.surface, refusal));
         }
         let uri = request.uri();
         let bearer = request

@@ -613,3 +613,26 @@ async fn replays_and_results_from_one_address_are_held_to_the_costly_limit() {
     // Without a request id, a sold-out purchase costs nothing and is not held.
     assert_eq!(node.buy("carl").await.code(), Code::SoldOut);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purchase_refused_for_its_body_size_still_gets_its_stat_log_line() {
+    let central = spike_core::MemoryCentral::new();
+    let event = event("bigbody");
+    create_sale(&central, &event, SaleConfig::new(3).unwrap()).await;
+    let dir = std::env::temp_dir().join(unique("bigbody"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stat = dir.join("stat.log");
+    let node = spawn_node(central, named("n1").serving(&event).stat_log(&stat)).await;
+    let request = format!(
+        "POST /buy/ticket?user_id=ann&event={event} HTTP/1.1\r\nHost: spike\r\n\
+         Content-Length: 10000000\r\n\r\n"
+    );
+    assert_eq!(raw_status(node.addr(), request.as_bytes()).await, 413);
+    node.stop().await;
+    let text = std::fs::read_to_string(&stat).unwrap();
+    let lines: Vec<_> = (text.lines())
+        .map(|line| spike_core::stat::parse_line(line).expect("parses"))
+        .collect();
+    assert_eq!(lines.len(), 1, "the refusal was logged: {text}");
+    assert_eq!(lines[0].code, Code::Refused);
+}
