@@ -10,10 +10,13 @@
 -- ARGV[11] queue_joins_open_at_ms (0 = from now), ARGV[12] the sale's life
 -- (a number drawn at creation: order keys are bound to it)
 -- KEYS[10] spike:{E}:tickets (a train run's; see ticket.lua)
--- ARGV[13] a train run's layout ('' for other sales), ARGV[14] the seat-map
--- prefix, ARGV[15] its segments, ARGV[16..] each class's shape
+-- KEYS[11..10+ARGV[14]] the old sale's seat maps, deleted (its every map, as
+--            the sale hash lays them out: a different count is refused)
+-- KEYS[11+ARGV[14]..] the new run's seat maps, class by class
+-- ARGV[13] a train run's layout ('' for other sales), ARGV[14] how many old
+-- maps are declared, ARGV[15] its segments, ARGV[16..] each class's shape
 -- '<carriages> <seats per carriage>', kept as field 'class:<index>': every
--- map is made full length (all free), and the old sale's maps are deleted
+-- map is made full length (all free)
 --
 -- Returns CREATED, or EXISTS when a sale exists and ARGV[1] is not '1'
 -- (constants declared by the prelude of src/scripts.rs, CreateCode there).
@@ -21,18 +24,21 @@ if redis.call('EXISTS', KEYS[1]) == 1 and ARGV[1] ~= '1' then
   return EXISTS
 end
 local old = redis.call('HMGET', KEYS[1], 'train_classes', 'train_segments')
-for class = 0, tonumber(old[1] or 0) - 1 do
-  for segment = 0, tonumber(old[2] or 0) - 1 do
-    redis.call('DEL', ARGV[14] .. class .. ':' .. segment)
-  end
+local old_maps = tonumber(ARGV[14])
+local classes, segments = #ARGV - 15, tonumber(ARGV[15])
+if old_maps ~= tonumber(old[1] or 0) * tonumber(old[2] or 0)
+    or #KEYS ~= 10 + old_maps + classes * segments then
+  return redis.error_reply('create.lua: the old and new seat maps must be declared')
+end
+for i = 11, 10 + old_maps do
+  redis.call('DEL', KEYS[i])
 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9],
   KEYS[10])
-local classes, segments = #ARGV - 15, tonumber(ARGV[15])
 for class = 0, classes - 1 do
   for segment = 0, segments - 1 do
     local carriages, per = string.match(ARGV[16 + class], '^(%d+) (%d+)$')
-    redis.call('SETBIT', ARGV[14] .. class .. ':' .. segment, carriages * per - 1, 0)
+    redis.call('SETBIT', KEYS[11 + old_maps + class * segments + segment], carriages * per - 1, 0)
   end
   redis.call('HSET', KEYS[1], 'class:' .. class, ARGV[16 + class])
 end

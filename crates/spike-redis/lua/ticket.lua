@@ -3,7 +3,7 @@
 -- puts them before this file, with the reply codes), then the seats.
 --
 -- Seats are kept per class and segment: the string at
--- '<seat-map prefix><class>:<segment>' has bit i set (SETBIT order) when
+-- 'spike:{E}:seats:<class>:<segment>' has bit i set (SETBIT order) when
 -- seat i of the class is sold on that segment. A leg's free seats are the
 -- zero bits of the OR of its segments' maps. The seats chosen are
 -- spike-core's ClassOccupancy::find_seats, mirrored here:
@@ -15,27 +15,33 @@
 -- KEYS[1..7] as in sell.lua
 -- KEYS[8] spike:{E}:tickets  hash: order id -> ticket '<class>/<from>/<to>/<seat>.<seat>…'
 -- KEYS[9] spike:{E}:seats:scratch  the OR of a leg's maps, deleted before returning
+-- KEYS[10..] the class's seat maps of the leg's segments, from..to-1 (every
+--            key a script touches is declared, as Redis's contract asks)
 -- ARGV[1] user id ('' when none), ARGV[2] request id, ARGV[3] node id,
--- ARGV[4] admitted position ('' when none), ARGV[5] the seat-map prefix,
--- ARGV[6] class index, ARGV[7] from station, ARGV[8] to station (from < to),
--- ARGV[9] passengers. The class's shape is the sale hash's 'class:<index>',
+-- ARGV[4] admitted position ('' when none), ARGV[5] class index,
+-- ARGV[6] from station, ARGV[7] to station (from < to),
+-- ARGV[8] passengers. The class's shape is the sale hash's 'class:<index>',
 -- '<carriages> <seats per carriage>' (create.lua).
 --
 -- Returns {code, order_id, remaining, ticket ('' when none), order_seq}:
 -- sell_one's (SOLD_OUT: no room on that leg), or NO_SUCH_SALE (no sale, not
 -- a train run, or no such class); order_seq is the last sequence handed out.
 local ROW = 5
-local shape = redis.call('HGET', KEYS[1], 'class:' .. ARGV[6])
+local class = ARGV[5]
+local from, to, k = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+if #KEYS ~= 9 + to - from then
+  return redis.error_reply('ticket.lua: the leg\'s ' .. (to - from) .. ' seat maps must be declared')
+end
+local shape = redis.call('HGET', KEYS[1], 'class:' .. class)
 if not shape or not open_sale() or not train then
   return {NO_SUCH_SALE, '', 0, '', 0}
 end
-local prefix, class = ARGV[5], ARGV[6]
-local from, to, k = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local carriages, per = string.match(shape, '^(%d+) (%d+)$')
 carriages, per = tonumber(carriages), tonumber(per)
 
+-- The declared map of `segment` (one of from..to-1).
 local function seat_map(segment)
-  return prefix .. class .. ':' .. segment
+  return KEYS[10 + segment - from]
 end
 
 -- The seats for this purchase, or nil. Scans seat by seat, but jumps over

@@ -115,15 +115,22 @@ impl CentralStock for RedisCentral {
         let keys = EventKeys::new(event);
         let record = SaleRecord::from(config);
         let (rules, queue_rules) = wire::create_args(&record);
+        let old_maps = self.seat_maps(&keys).await?;
+        let new_maps = match config.train() {
+            Some(layout) => keys.all_maps(layout.classes().len(), layout.segments()),
+            None => Vec::new(),
+        };
         let mut invocation = self.scripts().create.prepare_invoke();
         invocation
             .key(keys.everything().as_slice())
+            .key(old_maps.as_slice())
+            .key(new_maps)
             .arg(if force { "1" } else { "0" })
             .arg(rules.as_slice())
             .arg(event.as_str())
             .arg(queue_rules.as_slice())
             .arg(&record.train)
-            .arg(&keys.seat_maps)
+            .arg(old_maps.len())
             .arg(wire::create_train_args(&record).as_slice());
         let mut connection = self.connection().await;
         let created: i64 = self
@@ -208,11 +215,11 @@ impl CentralStock for RedisCentral {
             .key(&keys.queue_bought)
             .key(&keys.tickets)
             .key(&keys.seat_scratch)
+            .key(keys.leg_maps(seats.class, seats.leg.from(), seats.leg.to()))
             .arg(purchase_user(purchase))
             .arg(purchase.request.as_str())
             .arg(purchase.node.as_str())
             .arg(purchase_admission(purchase))
-            .arg(&keys.seat_maps)
             .arg(seats.class)
             .arg(seats.leg.from())
             .arg(seats.leg.to())
@@ -240,8 +247,9 @@ impl CentralStock for RedisCentral {
 
     async fn occupancy(&self, event: &EventId) -> Result<Option<Occupancy>, CentralError> {
         let keys = EventKeys::new(event);
+        let maps = self.seat_maps(&keys).await?;
         let mut invocation = self.scripts().occupancy.prepare_invoke();
-        invocation.key(&keys.sale).arg(&keys.seat_maps);
+        invocation.key(&keys.sale).key(maps);
         let reply: Vec<Vec<u8>> = self
             .read(|mut connection| {
                 let invocation = &invocation;
@@ -311,14 +319,15 @@ impl CentralStock for RedisCentral {
         request: &RequestId,
     ) -> Result<Release, CentralError> {
         let keys = EventKeys::new(event);
+        let maps = self.seat_maps(&keys).await?;
         let mut invocation = self.scripts().release.prepare_invoke();
         invocation
             .key(keys.all().as_slice())
             .key(&keys.tickets)
+            .key(maps)
             .arg(order.as_str())
             .arg(user.map_or("", |u| u.as_str()))
-            .arg(request.as_str())
-            .arg(&keys.seat_maps);
+            .arg(request.as_str());
         let mut connection = self.connection().await;
         let (code, remaining): (i64, u64) = self
             .with_deadline(invocation.invoke_async(&mut connection))
@@ -529,6 +538,26 @@ impl CentralStock for RedisCentral {
 }
 
 impl RedisCentral {
+    /// Every seat map of the event's run as its sale hash lays it out
+    /// (`train_classes` × `train_segments`; none for other sales), for the
+    /// scripts that declare them. The layout of a sale never changes in its
+    /// life; a script given another count refuses, and is asked again.
+    async fn seat_maps(&self, keys: &EventKeys) -> Result<Vec<String>, CentralError> {
+        let (classes, segments): (Option<usize>, Option<u32>) = self
+            .read(|mut connection| {
+                let key = keys.sale.clone();
+                async move {
+                    redis::cmd("HMGET")
+                        .arg(key)
+                        .arg(&["train_classes", "train_segments"])
+                        .query_async(&mut connection)
+                        .await
+                }
+            })
+            .await?;
+        Ok(keys.all_maps(classes.unwrap_or(0), segments.unwrap_or(0)))
+    }
+
     /// Confirms the sales among `verdicts`, made or read on `link`, when
     /// sales are confirmed. A new sale is a write of its own; a replay
     /// wrote nothing, so it is confirmed as a read is

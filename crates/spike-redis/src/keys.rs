@@ -68,6 +68,21 @@ impl EventKeys {
         format!("{}{class}:{segment}", self.seat_maps)
     }
 
+    /// The maps of `class` on segments `from..to` (a leg), in order.
+    pub fn leg_maps(&self, class: usize, from: u32, to: u32) -> Vec<String> {
+        (from..to)
+            .map(|segment| self.seat_map(class, segment))
+            .collect()
+    }
+
+    /// Every seat map of a run of `classes` classes over `segments`
+    /// segments, class by class: map `(c, s)` at index `c * segments + s`.
+    pub fn all_maps(&self, classes: usize, segments: u32) -> Vec<String> {
+        (0..classes)
+            .flat_map(|class| self.leg_maps(class, 0, segments))
+            .collect()
+    }
+
     /// The waiting room's keys, in the order its scripts expect them (after
     /// the sale hash): counters, places, steps, bought.
     pub fn queue_keys(&self) -> [&str; 4] {
