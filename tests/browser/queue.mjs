@@ -1,17 +1,23 @@
 // Goes through a sale's waiting room in headless Chromium: five other
 // buyers join first, then the page joins for alice before the opening,
 // shows "waiting for the start", is admitted (the buy button appears), buys,
-// and shows the order. Saves a screenshot.
-// Usage: node queue.mjs BASE_URL EVENT SCREENSHOT.png
+// and shows the order. Saves a screenshot. A waiting room is a token sale:
+// TOKENS_JSON maps each buyer (alice, other0..other4) to their token, and
+// the page gets alice's in its fragment, as a login system would hand it.
+// Usage: node queue.mjs BASE_URL EVENT TOKENS_JSON SCREENSHOT.png
 import { launch } from "./chromium.mjs";
 
-const [base, event, screenshot] = process.argv.slice(2);
-if (!base || !event || !screenshot) {
-  console.error("usage: node queue.mjs BASE_URL EVENT SCREENSHOT.png");
+const [base, event, tokensJson, screenshot] = process.argv.slice(2);
+if (!base || !event || !tokensJson || !screenshot) {
+  console.error("usage: node queue.mjs BASE_URL EVENT TOKENS_JSON SCREENSHOT.png");
   process.exit(2);
 }
+const tokens = JSON.parse(tokensJson);
 for (let i = 0; i < 5; i++) {
-  const answer = await fetch(`${base}/queue/join?event=${event}&user_id=other${i}`, { method: "POST" });
+  const answer = await fetch(`${base}/queue/join?event=${event}`, {
+    method: "POST",
+    headers: { Authorization: "Bearer " + tokens[`other${i}`] },
+  });
   if (answer.status !== 200) throw new Error(`other${i} could not join: ${answer.status}`);
 }
 const browser = await launch();
@@ -19,7 +25,7 @@ try {
   const page = await browser.newPage({ viewport: { width: 900, height: 700 } });
   const errors = [];
   page.on("pageerror", (error) => errors.push(String(error)));
-  await page.goto(`${base}/queue?event=${event}&user_id=alice`);
+  await page.goto(`${base}/queue?event=${event}#token=${tokens.alice}`);
   await page.waitForFunction(
     () => document.getElementById("standing").textContent.startsWith("You are in."),
     null,

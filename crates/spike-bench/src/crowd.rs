@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use spike_core::sale::unix_millis;
-use spike_core::Code;
+use spike_core::{Code, UserId};
 
 use crate::client::Connection;
 
@@ -24,6 +24,9 @@ const SHORTEST_POLL_MS: u64 = 100;
 /// How long a waiting user waits between polls at most (the page polls
 /// once a second).
 const LONGEST_POLL_MS: u64 = 1_000;
+
+/// How long a crowd user's token lasts: the whole demo.
+const TOKEN_TTL: Duration = Duration::from_secs(3600);
 
 /// What the crowd is and where it goes.
 #[derive(Debug, Clone)]
@@ -40,6 +43,10 @@ pub struct CrowdConfig {
     pub admit_window: Duration,
     /// The sale's opening (Unix milliseconds).
     pub opens_at_ms: u64,
+    /// The key the users' tokens are signed with, as the operator's login
+    /// system would: a waiting room is a token sale, and each user sends
+    /// their own token (`token=`).
+    pub token_key: spike_auth::SecretKey,
 }
 
 /// The admitted buyer with the last position who bought.
@@ -171,7 +178,17 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Shared {
     fn path(&self, route: &str, user: u64) -> String {
-        format!("{route}?event={}&user_id={user}", self.config.event)
+        let token = match UserId::parse(user.to_string()) {
+            Ok(user) => spike_auth::mint(
+                &self.config.token_key,
+                &user,
+                SystemTime::now(),
+                TOKEN_TTL,
+                None,
+            ),
+            Err(_) => String::new(),
+        };
+        format!("{route}?event={}&token={token}", self.config.event)
     }
 
     fn schedule(&self, at_ms: u64, user: u64) {

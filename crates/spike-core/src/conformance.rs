@@ -175,6 +175,7 @@ pub async fn every_sale_rule_round_trips<C: CentralStock>(central: &C, prefix: &
         .with_admit_window(Duration::from_secs(90))
         .expect("window")
         .joining_from(Some(SystemTime::UNIX_EPOCH + Duration::from_secs(999)));
+    // (`config` has token buyers: a waiting room needs them.)
     let queued = config.with_queue(Some(queue)).expect("queued");
     create(central, &event, queued.clone()).await;
     let snapshot = central.snapshot(&event).await.expect("snapshot");
@@ -185,10 +186,17 @@ pub async fn every_sale_rule_round_trips<C: CentralStock>(central: &C, prefix: &
     );
 }
 
+/// Buyers who prove who they are with a token: what a waiting room needs.
+const TOKEN_BUYERS: BuyerPolicy = BuyerPolicy::Identified {
+    per_user_limit: NonZeroU32::MIN,
+    auth: BuyerAuth::Token,
+};
+
 fn queued_sale(total: u64, per_second: u32, opens_in: Option<Duration>) -> SaleConfig {
     let queue = QueueConfig::new(NonZeroU32::new(per_second).expect("rate")).expect("queue");
     SaleConfig::new(total)
         .expect("config")
+        .with_policy(TOKEN_BUYERS)
         .opening_at(opens_in.map(|wait| SystemTime::now() + wait))
         .with_queue(Some(queue))
         .expect("queued sale")
@@ -319,6 +327,7 @@ pub async fn a_waiting_room_keeps_max_active_and_stops_at_sold_out<C: CentralSto
         .with_max_active(std::num::NonZeroU64::new(3));
     let config = SaleConfig::new(2)
         .expect("config")
+        .with_policy(TOKEN_BUYERS)
         .with_queue(Some(queue))
         .expect("queued");
     create(central, &event, config).await;
@@ -379,6 +388,7 @@ pub async fn a_sale_without_a_waiting_room_has_none<C: CentralStock>(central: &C
         .joining_from(Some(SystemTime::now() + Duration::from_secs(3600)));
     let later = SaleConfig::new(1)
         .expect("config")
+        .with_policy(TOKEN_BUYERS)
         .opening_at(Some(SystemTime::now() + Duration::from_secs(7200)))
         .with_queue(Some(future))
         .expect("queued");

@@ -115,6 +115,11 @@ pub enum SaleConfigError {
     /// A waiting room places buyers; an anonymous sale has none.
     #[error("--queue needs identified buyers; an anonymous sale has none")]
     QueueNeedsBuyers,
+    /// A waiting room orders buyers by who they are: on an open sale anyone
+    /// may join under any number of names (diluting the shuffle) and read
+    /// anyone's admission, so a queued sale needs proved buyers.
+    #[error("--queue needs buyers who prove who they are: add --auth token")]
+    QueueNeedsTokens,
     /// Joining must start before the sale opens.
     #[error("--queue-opens-at must be before the sale opens (--opens-at)")]
     JoinsAfterOpening,
@@ -236,12 +241,15 @@ impl SaleConfig {
     }
 
     /// Puts the sale behind a waiting room (after its policy and opening
-    /// are set: a queue needs identified buyers, and joining must start
-    /// before the opening).
+    /// are set: a queue needs buyers proved by tokens, and joining must
+    /// start before the opening).
     pub fn with_queue(mut self, queue: Option<QueueConfig>) -> Result<Self, SaleConfigError> {
         if let Some(queue) = &queue {
             if self.policy == BuyerPolicy::Anonymous {
                 return Err(SaleConfigError::QueueNeedsBuyers);
+            }
+            if !self.policy.needs_token() {
+                return Err(SaleConfigError::QueueNeedsTokens);
             }
             if let (Some(joins), Some(opens)) = (queue.joins_open_at(), self.opens_at) {
                 if joins >= opens {
@@ -565,6 +573,11 @@ mod tests {
         );
     }
 
+    const TOKEN_BUYERS: BuyerPolicy = BuyerPolicy::Identified {
+        per_user_limit: NonZeroU32::MIN,
+        auth: BuyerAuth::Token,
+    };
+
     #[test]
     fn a_queue_needs_buyers_and_joining_before_the_opening() {
         let queue = QueueConfig::new(NonZeroU32::MIN).unwrap();
@@ -575,8 +588,14 @@ mod tests {
             anonymous.with_queue(Some(queue)),
             Err(SaleConfigError::QueueNeedsBuyers)
         );
+        let open = SaleConfig::new(1).unwrap();
+        assert_eq!(
+            open.with_queue(Some(queue)),
+            Err(SaleConfigError::QueueNeedsTokens)
+        );
         let opening = SaleConfig::new(1)
             .unwrap()
+            .with_policy(TOKEN_BUYERS)
             .opening_at(Some(from_unix_millis(5_000)));
         let late = queue.joining_from(Some(from_unix_millis(5_000)));
         assert_eq!(

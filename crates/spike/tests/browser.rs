@@ -80,6 +80,28 @@ fn a_buyer_goes_through_the_waiting_room_page_in_chromium() {
     // before it, on a loaded CI machine too.
     let port = free_port();
     let opens_at = std::time::SystemTime::now() + Duration::from_secs(12);
+    // A waiting room is a token sale: the buyers' tokens, from the key the
+    // node verifies with.
+    const KEY: &str = "the-browser-tests-login-system-signs-with-it";
+    let keys = std::env::temp_dir().join(spike_testkit::unique("queue-keys"));
+    std::fs::write(&keys, format!("{KEY}\n")).expect("key file");
+    let key = spike_auth::SecretKey::new(KEY).expect("long enough");
+    let tokens: serde_json::Map<String, serde_json::Value> =
+        ["alice", "other0", "other1", "other2", "other3", "other4"]
+            .iter()
+            .map(|name| {
+                let user = spike_core::UserId::parse(*name).expect("user");
+                let token = spike_auth::mint(
+                    &key,
+                    &user,
+                    std::time::SystemTime::now(),
+                    Duration::from_secs(3600),
+                    None,
+                );
+                (name.to_string(), serde_json::Value::from(token))
+            })
+            .collect();
+    let tokens = serde_json::Value::Object(tokens).to_string();
     let node = Command::new(SPIKE)
         .args(["node", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--event", "G7", "--stock", "3", "--no-stat-log"])
@@ -88,12 +110,21 @@ fn a_buyer_goes_through_the_waiting_room_page_in_chromium() {
             &humantime::format_rfc3339(opens_at).to_string(),
         ])
         .args(["--queue", "--admit-rate", "2/s"])
+        .args(["--auth", "token", "--token-key-file"])
+        .arg(&keys)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start spike node");
     let base = format!("http://127.0.0.1:{port}");
-    browse(node, port, &script, &[&base, "G7"], &screenshot, 5_000);
+    browse(
+        node,
+        port,
+        &script,
+        &[&base, "G7", &tokens],
+        &screenshot,
+        5_000,
+    );
 }
 
 /// The browser check `tests/browser/NAME.mjs` and where its screenshot goes

@@ -4,8 +4,8 @@
 //! without an admission (or with another buyer's, or a forged one) is
 //! refused 403 -7 and changes nothing; once the sale sells out, everyone
 //! still waiting is told so. Two nodes share the sale: an admission made by
-//! one is honoured by the other. On a token sale, strangers are refused 401
-//! and join nobody.
+//! one is honoured by the other. A waiting room needs a token sale:
+//! strangers are refused 401 and join nobody.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
@@ -22,6 +22,27 @@ use spike_core::{CentralStock, EventId, QueueConfig, SaleConfig};
 use spike_testkit::{unique, TestRedis};
 
 const BUYERS: usize = 2000;
+/// The key buyer tokens are signed with: a waiting room needs a token sale.
+const TOKEN_KEY: &str = "the-queue-tests-login-system-signs-with-this";
+
+/// Buyers proved by their token.
+const TOKEN_BUYERS: spike_core::BuyerPolicy = spike_core::BuyerPolicy::Identified {
+    per_user_limit: NonZeroU32::MIN,
+    auth: spike_core::sale::BuyerAuth::Token,
+};
+
+/// `user`'s token, valid for an hour.
+fn token_of(user: &str) -> String {
+    let user = spike_core::UserId::parse(user).unwrap();
+    let keys = ring(TOKEN_KEY);
+    spike_auth::mint(
+        keys.signing(),
+        &user,
+        SystemTime::now(),
+        Duration::from_secs(3600),
+        None,
+    )
+}
 const SEATS: u64 = 1000;
 const RATE: u32 = 200;
 
@@ -66,16 +87,18 @@ async fn a_crowd_is_shuffled_admitted_at_the_rate_and_only_the_admitted_buy() {
     let queue = QueueConfig::new(NonZeroU32::new(RATE).unwrap()).unwrap();
     let sale = SaleConfig::new(SEATS)
         .unwrap()
+        .with_policy(TOKEN_BUYERS)
         .opening_at(Some(SystemTime::now() + opens_in))
         .with_queue(Some(queue))
         .unwrap();
     let created = Instant::now();
     create_sale(&central, &event, sale).await;
-    let n1 = spawn_node(central.clone(), named("n1").serving(&event)).await;
-    let n2 = spawn_node(central.clone(), named("n2").serving(&event)).await;
+    let keys = ring(TOKEN_KEY);
+    let n1 = spawn_node(central.clone(), named("n1").serving(&event).tokens(&keys)).await;
+    let n2 = spawn_node(central.clone(), named("n2").serving(&event).tokens(&keys)).await;
     let http = Http::new();
     let at = |node: &TestNode<_>, path: &str, user: &str| {
-        node.url(&format!("{path}?event={event}&user_id={user}"))
+        node.url(&format!("{path}?event={event}&token={}", token_of(user)))
     };
 
     // Joining before the opening: everyone has the same standing.
@@ -270,18 +293,24 @@ async fn status_polls_cost_central_stock_nothing_once_a_buyer_is_known() {
     let queue = QueueConfig::new(NonZeroU32::new(10).unwrap()).unwrap();
     let sale = SaleConfig::new(10)
         .unwrap()
+        .with_policy(TOKEN_BUYERS)
         .with_queue(Some(queue))
         .unwrap();
     create_sale(&central, &event, sale).await;
-    let node = spawn_node(central, named("n1").serving(&event)).await;
+    let node = spawn_node(
+        central,
+        named("n1").serving(&event).tokens(&ring(TOKEN_KEY)),
+    )
+    .await;
     let http = Http::new();
+    let ann = token_of("ann");
     let joined = node
-        .post(&format!("/queue/join?event={event}&user_id=ann"))
+        .post(&format!("/queue/join?event={event}&token={ann}"))
         .await;
     assert_eq!(joined.code(), Code::Ok, "{:?}", joined.body);
     let before = http.get(&node.admin_url("/stats")).await.body["queue"].clone();
     let polls: Vec<String> = (0..500)
-        .map(|_| node.url(&format!("/queue/status?event={event}&user_id=ann")))
+        .map(|_| node.url(&format!("/queue/status?event={event}&token={ann}")))
         .collect();
     for reply in send_all(&http, Method::GET, polls).await {
         assert_eq!(reply.code(), Code::Ok);
@@ -299,15 +328,20 @@ async fn status_polls_cost_central_stock_nothing_once_a_buyer_is_known() {
     // A stranger's status is a clear 404; bad input a 400; a sale without a
     // waiting room says so.
     let stranger = node
-        .get(&format!("/queue/status?event={event}&user_id=bob"))
+        .get(&format!(
+            "/queue/status?event={event}&token={}",
+            token_of("bob")
+        ))
         .await;
     assert_eq!(stranger.status, StatusCode::NOT_FOUND);
     let nobody = node.get(&format!("/queue/status?event={event}")).await;
-    assert_eq!(nobody.status, StatusCode::BAD_REQUEST);
-    let wrong = node.get("/queue/status?event=nope&user_id=ann").await;
+    assert_eq!(nobody.status, StatusCode::UNAUTHORIZED);
+    let wrong = node
+        .get(&format!("/queue/status?event=nope&token={ann}"))
+        .await;
     assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
     let get_join = node
-        .get(&format!("/queue/join?event={event}&user_id=ann"))
+        .get(&format!("/queue/join?event={event}&token={ann}"))
         .await;
     assert_eq!(get_join.status, StatusCode::METHOD_NOT_ALLOWED);
 }

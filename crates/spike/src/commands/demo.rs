@@ -16,9 +16,10 @@ use serde::Serialize;
 use spike_bench::crowd::{run_crowd, CrowdConfig, CrowdReport};
 use spike_bench::report::thousands;
 use spike_bench::{BenchConfig, Report, Target, TicketChoices};
+use spike_core::sale::BuyerAuth;
 use spike_core::{
-    CentralStock, EventId, MemoryCentral, NodeId, Occupancy, OrderStream, QueueConfig, SaleConfig,
-    TrainLayout, TrainRun,
+    BuyerPolicy, CentralStock, EventId, MemoryCentral, NodeId, Occupancy, OrderStream, QueueConfig,
+    SaleConfig, TrainLayout, TrainRun,
 };
 use spike_dashboard::{serve_dashboard, DashboardConfig};
 use spike_front::{serve_front, FrontConfig, Upstream};
@@ -127,7 +128,12 @@ impl DemoSale {
         }
         let mut config = SaleConfig::new(args.stock)?;
         if args.queue {
+            // A waiting room is a token sale: the crowd carries tokens.
             config = config
+                .with_policy(BuyerPolicy::Identified {
+                    per_user_limit: NonZeroU32::MIN,
+                    auth: BuyerAuth::Token,
+                })
                 .opening_at(Some(SystemTime::now() + args.opens_in))
                 .with_queue(Some(QueueConfig::new(args.admit_rate)?))?;
         }
@@ -184,14 +190,17 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
     let pipeline = Pipeline::start(central.clone(), ledger.clone(), config)?;
     let mut apps = Vec::new();
     let mut upstreams = Vec::new();
-    // Every node of the sale makes order keys with the same secret.
+    // Every node of the sale makes order keys with the same secret, and
+    // verifies the crowd's tokens with one key (a queued sale's).
     let order_keys = random_keys()?;
+    let token_keys = random_keys()?;
     for (i, node_central) in node_centrals.into_iter().enumerate() {
         let name = NodeId::parse(format!("n{}", i + 1))?;
         let listen = SocketAddr::from(([127, 0, 0, 1], 0));
         let mut settings = NodeSettings::new(listen, NodeConfig::new(name, vec![event.clone()]));
         settings.server.grace = Duration::from_secs(1);
         settings.order_keys = Some(order_keys.clone());
+        settings.token_keys = Some(token_keys.clone());
         let app = NodeApp::build(settings, node_central).await?;
         let weight = NonZeroU32::new(u32::try_from(i + 1)?).unwrap_or(NonZeroU32::MIN);
         upstreams.push(Upstream {
@@ -265,6 +274,7 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
                     .map(QueueConfig::admit_window)
                     .unwrap_or_default(),
                 opens_at_ms: sale.opens_at_millis(),
+                token_key: token_keys.signing().clone(),
             };
             if !args.output.json {
                 println!(
