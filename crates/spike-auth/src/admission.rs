@@ -41,13 +41,20 @@ pub struct Admitted {
     pub expires_at_ms: u64,
 }
 
-fn mac(key: &SecretKey, event: &EventId, user: &UserId, admitted: Admitted) -> HmacSha256 {
+fn mac(
+    key: &SecretKey,
+    event: &EventId,
+    seal: u64,
+    user: &UserId,
+    admitted: Admitted,
+) -> HmacSha256 {
     // HMAC takes a key of any length; this cannot fail.
     let mut mac =
         HmacSha256::new_from_slice(key.expose()).unwrap_or_else(|_| unreachable!("HMAC key"));
     for part in [
         b"spike admission".as_slice(),
         event.as_str().as_bytes(),
+        seal.to_string().as_bytes(),
         user.as_str().as_bytes(),
         admitted.position.to_string().as_bytes(),
         admitted.expires_at_ms.to_string().as_bytes(),
@@ -71,9 +78,11 @@ impl AdmissionKeys {
         Self { keys }
     }
 
-    /// The token admitting `user` to buy in `event`.
-    pub fn mint(&self, event: &EventId, user: &UserId, admitted: Admitted) -> String {
-        let tag = mac(self.keys.signing(), event, user, admitted).finalize();
+    /// The token admitting `user` to buy in `event`, in the waiting room
+    /// sealed with `seal` (its shuffle's seed): a room reset by a recovery
+    /// is sealed anew, and its old tokens admit nobody.
+    pub fn mint(&self, event: &EventId, seal: u64, user: &UserId, admitted: Admitted) -> String {
+        let tag = mac(self.keys.signing(), event, seal, user, admitted).finalize();
         format!(
             "{}.{}.{}",
             admitted.position,
@@ -87,6 +96,7 @@ impl AdmissionKeys {
     pub fn verify(
         &self,
         event: &EventId,
+        seal: u64,
         user: &UserId,
         token: Option<&str>,
         now_ms: u64,
@@ -111,8 +121,11 @@ impl AdmissionKeys {
             position,
             expires_at_ms,
         };
-        let genuine = (self.keys.all().iter())
-            .any(|key| mac(key, event, user, admitted).verify_slice(&tag).is_ok());
+        let genuine = (self.keys.all().iter()).any(|key| {
+            mac(key, event, seal, user, admitted)
+                .verify_slice(&tag)
+                .is_ok()
+        });
         if !genuine {
             return Err(AdmissionError::Invalid);
         }
@@ -143,10 +156,18 @@ mod tests {
             position: 41,
             expires_at_ms: 10_000,
         };
-        let token = keys.mint(&event, &ann, admitted);
+        let token = keys.mint(&event, 7, &ann, admitted);
         assert!(token.starts_with("41.10000."));
-        assert_eq!(keys.verify(&event, &ann, Some(&token), 9_999), Ok(admitted));
-        let refused = |event, user, token: &str, now| keys.verify(event, user, Some(token), now);
+        assert_eq!(
+            keys.verify(&event, 7, &ann, Some(&token), 9_999),
+            Ok(admitted)
+        );
+        assert_eq!(
+            keys.verify(&event, 8, &ann, Some(&token), 1),
+            Err(AdmissionError::Invalid),
+            "a room sealed anew (reset by a recovery) honours no old token"
+        );
+        let refused = |event, user, token: &str, now| keys.verify(event, 7, user, Some(token), now);
         assert_eq!(
             refused(&event, &ann, &token, 10_000),
             Err(AdmissionError::Expired(10_000))
@@ -171,7 +192,7 @@ mod tests {
             Err(AdmissionError::Invalid),
             "nor the expiry"
         );
-        let forged = self::keys("x").mint(&event, &ann, admitted);
+        let forged = self::keys("x").mint(&event, 7, &ann, admitted);
         assert_eq!(
             refused(&event, &ann, &forged, 1),
             Err(AdmissionError::Invalid)
@@ -180,7 +201,7 @@ mod tests {
             assert_eq!(refused(&event, &ann, junk, 1), Err(AdmissionError::Invalid));
         }
         assert_eq!(
-            keys.verify(&event, &ann, None, 1),
+            keys.verify(&event, 7, &ann, None, 1),
             Err(AdmissionError::Missing)
         );
     }

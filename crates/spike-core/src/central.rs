@@ -110,6 +110,9 @@ pub struct QueueRecord {
     pub joiners: Vec<(UserId, u64)>,
     /// Every admitted position that bought, with its buyer.
     pub bought: Vec<(u64, UserId)>,
+    /// Buyers who held seats when a recovery reset the waiting room: they
+    /// were admitted in the room central stock lost, which no record keeps.
+    pub carried: Vec<UserId>,
 }
 
 /// Central stock: atomic, shared by every node of a sale.
@@ -229,6 +232,19 @@ pub trait CentralStock: Send + Sync + 'static {
         seed: u64,
         steps_after_ms: u64,
     ) -> impl Future<Output = Result<Option<QueueCounters>, CentralError>> + Send;
+
+    /// Resets a sale's waiting room, for a recovery that rebuilt the sale
+    /// after central stock lost it (joins are in no other record): every
+    /// join, admission step and purchase position is dropped, and the
+    /// buyers in `carried` (who hold seats bought in the lost room) are
+    /// recorded as such. Buyers join again, the room is sealed anew at its
+    /// next step, and nodes, seeing a new seal, follow (admission tokens are
+    /// bound to the seal). `Ok(false)` when the sale has no waiting room.
+    fn reset_queue(
+        &self,
+        event: &EventId,
+        carried: &[UserId],
+    ) -> impl Future<Output = Result<bool, CentralError>> + Send;
 
     /// The waiting room's whole record, for the audit (`None`: no such
     /// sale, or no waiting room).

@@ -47,6 +47,7 @@ macro_rules! conformance_tests {
             a_waiting_room_places_each_buyer_once_and_seals_at_the_opening,
             a_waiting_room_admits_only_admitted_positions,
             a_waiting_room_keeps_max_active_and_stops_at_sold_out,
+            a_reset_waiting_room_starts_over_and_carries_the_holders,
             a_sale_without_a_waiting_room_has_none,
             batched_and_single_purchases_agree,
             a_batch_for_a_missing_sale_is_refused_whole,
@@ -314,6 +315,62 @@ pub async fn a_waiting_room_admits_only_admitted_positions<C: CentralStock>(
     let joiners: Vec<u64> = record.joiners.iter().map(|(_, index)| *index).collect();
     assert_eq!(joiners, [0, 1, 2, 3]);
     assert_eq!(record.counters.admitted, 4);
+}
+
+/// Conformance case: see its name.
+pub async fn a_reset_waiting_room_starts_over_and_carries_the_holders<C: CentralStock>(
+    central: &C,
+    prefix: &str,
+) {
+    let plain = event(prefix, "queue-none");
+    let event = event(prefix, "queue-reset");
+    create(central, &event, queued_sale(10, 1000, None)).await;
+    for i in 0..3 {
+        join(central, &event, &format!("r{i}")).await;
+    }
+    let before = tick(central, &event, 5).await;
+    assert_eq!(before.admitted, 3);
+    let sale = central
+        .buy(&admitted(&event, "r1", "rr1", Some(1)))
+        .await
+        .expect("buy");
+    assert!(matches!(sale.verdict, Verdict::Sold { .. }), "{sale:?}");
+
+    let reset = central
+        .reset_queue(&event, &[user("r1")])
+        .await
+        .expect("reset");
+    assert!(reset, "the sale has a waiting room");
+    let record = central
+        .queue_record(&event)
+        .await
+        .expect("record")
+        .expect("a waiting room");
+    assert!(record.joiners.is_empty() && record.bought.is_empty());
+    assert_eq!(record.carried, [user("r1")]);
+    assert_eq!(record.counters.admitted, 0);
+    // Sealed anew at the next step or join, with the new seed.
+    let rejoin = central.join_queue(&event, &user("r2"), 1234).await;
+    assert_eq!(
+        rejoin.expect("join"),
+        QueueJoin::Joined { join_index: 0 },
+        "first in the new room"
+    );
+    let after = tick(central, &event, 77).await;
+    assert_eq!(after.seal.map(|seal| seal.seed), Some(1234), "sealed anew");
+    assert_ne!(after.seal, before.seal);
+    let stale = central
+        .buy(&admitted(&event, "r0", "rr0", Some(2)))
+        .await
+        .expect("buy");
+    assert_eq!(
+        stale.verdict,
+        Verdict::NotAdmitted,
+        "position 2 is not admitted now"
+    );
+
+    create(central, &plain, SaleConfig::new(1).expect("config")).await;
+    assert!(!central.reset_queue(&plain, &[]).await.expect("reset"));
 }
 
 /// Conformance case: see its name.

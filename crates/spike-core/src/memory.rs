@@ -30,6 +30,8 @@ struct WaitingRoom {
     /// Admitted positions that bought, and by whom (as in Redis, a position
     /// bought by two buyers is recorded twice, for the audit to see).
     bought: BTreeSet<(u64, UserId)>,
+    /// Buyers holding seats when a recovery reset the room.
+    carried: BTreeSet<UserId>,
 }
 
 impl WaitingRoom {
@@ -622,7 +624,21 @@ impl CentralStock for MemoryCentral {
                     .counters(unix_millis(SystemTime::now()), book.remaining(), 0),
                 joiners,
                 bought: book.queue.bought.iter().cloned().collect(),
+                carried: book.queue.carried.iter().cloned().collect(),
             })
+        }))
+    }
+
+    async fn reset_queue(&self, event: &EventId, carried: &[UserId]) -> Result<bool, CentralError> {
+        Ok(self.with_book(event, false, |book| {
+            if book.config.queue().is_none() {
+                return false;
+            }
+            book.queue = WaitingRoom {
+                carried: carried.iter().cloned().collect(),
+                ..WaitingRoom::default()
+            };
+            true
         }))
     }
 }

@@ -409,11 +409,16 @@ fn queue_lines<'a>(
             !matches!(own, (Some(index), Some(shuffle)) if shuffle.position(*index) == *position)
         })
         .count() as u64;
+    let carried: HashSet<&UserId> = record.carried.iter().collect();
     let unadmitted_holders = holders
-        .filter(|user| !positions_of.contains_key(user))
+        .filter(|user| !positions_of.contains_key(user) && !carried.contains(user))
         .count() as u64;
     vec![
         AuditLine::figure("waiting room: buyers who joined", joined),
+        AuditLine::figure(
+            "waiting room: holders admitted before a reset (recovery)",
+            record.carried.len() as u64,
+        ),
         AuditLine::figure("waiting room: positions admitted", admitted),
         AuditLine::check("waiting room: places given twice or skipped", misplaced, 0),
         AuditLine::check("waiting room: buyers admitted at two positions", twice, 0),
@@ -960,6 +965,7 @@ mod tests {
             },
             joiners,
             bought: vec![(position(0), user("a")), (position(1), user("b"))],
+            carried: Vec::new(),
         };
         let orders = [
             order(1, "a", OrderState::Paid, false),
@@ -992,6 +998,12 @@ mod tests {
         assert_eq!(
             check(&no_admission),
             ["waiting room: buyers holding seats without an admission"]
+        );
+        let mut carried = no_admission.clone();
+        carried.carried.push(user("b"));
+        assert!(
+            check(&carried).is_empty(),
+            "a holder carried over a reset was admitted in the lost room"
         );
         let mut beyond = record.clone();
         beyond.counters.admitted = 1;

@@ -866,14 +866,16 @@ impl<C: CentralStock> Node<C> {
         user: Option<&UserId>,
         token: Option<&str>,
     ) -> Result<Option<u64>, Answer> {
-        let (Some(_), Some(user)) = (&state.queue, user) else {
+        let (Some(room), Some(user)) = (&state.queue, user) else {
             return Ok(None);
         };
         let Some(keys) = &self.admissions else {
             return Err(try_again(RetryReason::NoAdmissionKey, None));
         };
         let now_ms = spike_core::sale::unix_millis(SystemTime::now());
-        match keys.verify(event, user, token, now_ms) {
+        // Unsealed, nobody is admitted: no token can be right.
+        let seal = room.seal_seed().unwrap_or(0);
+        match keys.verify(event, seal, user, token, now_ms) {
             Ok(admitted) => Ok(Some(admitted.position)),
             Err(error) => Err(not_admitted(error)),
         }

@@ -70,10 +70,36 @@ impl WaitingRoom {
             .map_or(0, |step| step.at_ms)
     }
 
+    /// The seed the waiting room was sealed with, once it is: admission
+    /// tokens are bound to it.
+    pub fn seal_seed(&self) -> Option<u64> {
+        self.counted.load().seal.map(|seal| seal.seed)
+    }
+
+    /// Whether `counters` show a waiting room other than the one this node
+    /// knows: sealed anew, or with fewer buyers or admissions than it saw
+    /// (a recovery reset it after central stock lost it).
+    fn was_reset(known: &Counted, counters: &QueueCounters) -> bool {
+        (known.seal.is_some() && counters.seal != known.seal)
+            || counters.joined < known.joined
+            || counters.admitted < known.admitted
+    }
+
     /// Takes in counters central stock returned: new steps are appended,
-    /// and the shuffle is computed once, when the seal first appears.
+    /// and the shuffle is computed once, when the seal first appears. A
+    /// room that was reset is taken as it now is: the old shuffle, steps
+    /// and places are dropped (and the admission tokens bound to the old
+    /// seal admit nobody).
     pub fn apply(&self, counters: QueueCounters) {
-        let known = self.counted.load_full();
+        let mut known = self.counted.load_full();
+        if Self::was_reset(&known, &counters) {
+            tracing::warn!("the waiting room was reset in central stock; following it");
+            self.places
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+            known = Arc::new(Counted::default());
+        }
         let last = known.steps.last().map_or(0, |step| step.admitted);
         let fresh: Vec<AdmissionStep> = (counters.steps.into_iter())
             .filter(|step| step.admitted > last)
@@ -143,6 +169,7 @@ impl WaitingRoom {
         keys: &AdmissionKeys,
     ) -> QueueStatus<'a> {
         let counted = self.counted.load();
+        let seal = counted.seal.map_or(0, |seal| seal.seed);
         let shown = |position: u64| position + 1;
         let place = match standing {
             Standing::WaitingForStart { opens_at_ms } => Place::WaitingForStart { opens_at_ms },
@@ -161,6 +188,7 @@ impl WaitingRoom {
                 expires_at_ms,
                 admission: keys.mint(
                     event,
+                    seal,
                     user,
                     Admitted {
                         position,
@@ -341,11 +369,31 @@ mod tests {
             panic!("admitted: {told:?}")
         };
         assert_eq!(
-            keys.verify(&event, &ann, Some(&admission), 2_000)
+            keys.verify(&event, seal.seed, &ann, Some(&admission), 2_000)
                 .map(|a| a.position),
             Ok(0)
         );
         room.remember(&ann, 4);
         assert_eq!(room.place(&ann), Some(4));
+
+        // A recovery resets the room: sealed anew, nobody admitted yet. The
+        // node follows: old places and the old shuffle are gone.
+        room.apply(QueueCounters {
+            joined: 0,
+            seal: Some(Seal {
+                seed: seal.seed + 1,
+                early: 0,
+            }),
+            admitted: 0,
+            now_ms: 3_000,
+            remaining: 10,
+            steps: Vec::new(),
+        });
+        assert_eq!(room.place(&ann), None, "places of the lost room forgotten");
+        assert_eq!(room.seal_seed(), Some(seal.seed + 1));
+        assert!(
+            matches!(room.standing(first, 3_000, false), Standing::Waiting { .. }),
+            "admitted in the lost room, waiting in the new one"
+        );
     }
 }

@@ -5,11 +5,11 @@
 use std::time::SystemTime;
 
 use spike_core::central::Restoration;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use spike_core::reconcile::{audit, restoration, AuditReport, Evidence, LoggedAnswers, LoggedSale};
 use spike_core::sale::unix_millis;
-use spike_core::{CentralStock, EventId, OrderId, OrderStream, StreamEntry};
+use spike_core::{CentralStock, EventId, OrderId, OrderStream, StreamEntry, UserId};
 
 use crate::error::OrdersError;
 use crate::ledger::OrderLedger;
@@ -51,6 +51,9 @@ pub struct Recovered {
     /// Sales only the stat logs held (lost with Redis before any writer read
     /// them), written by the recovery.
     pub from_stat_logs: usize,
+    /// Whether the sale's waiting room was reset (see
+    /// [`CentralStock::reset_queue`]): buyers join again.
+    pub queue_reset: bool,
 }
 
 /// Rebuilds central stock for `event` from the ledger, the stream's
@@ -82,8 +85,9 @@ pub async fn recover_sale<C: CentralStock + OrderStream>(
 ///    life that the records show and the ledger lacks (the stream's
 ///    unwritten entries, and the sales the stat logs report that were told
 ///    to buyers and lost with Redis: reserved, their payment window counted
-///    from the answer, with the buyer's own request id), and rebuilds
-///    central stock from the ledger, its sequence resuming above the fence.
+///    from the answer, with the buyer's own request id), rebuilds central
+///    stock from the ledger, its sequence resuming above the fence, and
+///    resets the sale's waiting room, if it has one.
 pub struct Recovery<'a, C> {
     central: &'a C,
     ledger: &'a OrderLedger,
@@ -168,11 +172,19 @@ impl<'a, C: CentralStock + OrderStream> Recovery<'a, C> {
         let orders = ledger.orders_of_event(event).await?;
         let restored = restoration(self.config, &orders, stream, fence);
         self.central.restore(event, &restored).await?;
+        // Joins and admissions are in no record but central stock's: the
+        // waiting room starts over, explicitly, carrying who holds seats.
+        let holders: BTreeSet<UserId> = (restored.holding.iter())
+            .filter_map(|h| h.user.clone())
+            .collect();
+        let holders: Vec<UserId> = holders.into_iter().collect();
+        let queue_reset = self.central.reset_queue(event, &holders).await?;
         Ok(Recovered {
             restoration: restored,
             ledger_orders: orders.len(),
             from_stream: unwritten.len(),
             from_stat_logs: lost.len(),
+            queue_reset,
         })
     }
 }

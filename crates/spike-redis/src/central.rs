@@ -529,11 +529,46 @@ impl CentralStock for RedisCentral {
             })?;
             buyers.push((position, user(name)?));
         }
+        let carried: Vec<String> = self
+            .read(|mut connection| {
+                let key = keys.queue_carried.clone();
+                async move { connection.smembers(key).await }
+            })
+            .await?;
+        let carried = (carried.iter())
+            .map(|name| user(name))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(QueueRecord {
             counters,
             joiners,
             bought: buyers,
+            carried,
         }))
+    }
+
+    async fn reset_queue(&self, event: &EventId, carried: &[UserId]) -> Result<bool, CentralError> {
+        const CHUNK: usize = 1_000;
+        let keys = EventKeys::new(event);
+        let rate: Option<u64> = self
+            .read(|mut connection| {
+                let key = keys.sale.clone();
+                async move { connection.hget(key, "queue_admit_rate").await }
+            })
+            .await?;
+        if rate.unwrap_or(0) == 0 {
+            return Ok(false);
+        }
+        let mut connection = self.connection().await;
+        let mut room: Vec<&str> = keys.queue_keys().to_vec();
+        room.push(&keys.queue_carried);
+        let _: i64 = self.with_deadline(connection.del(&room[..])).await?;
+        let names: Vec<&str> = carried.iter().map(UserId::as_str).collect();
+        for chunk in names.chunks(CHUNK) {
+            let _: i64 = self
+                .with_deadline(connection.sadd(&keys.queue_carried, chunk))
+                .await?;
+        }
+        Ok(true)
     }
 }
 

@@ -28,6 +28,8 @@ pub struct EventKeys {
     /// Sorted set: admitted positions that bought, member `"position user"`,
     /// score the position.
     pub queue_bought: String,
+    /// Set: buyers holding seats when a recovery reset the waiting room.
+    pub queue_carried: String,
     /// Hash: a train run's held orders → their tickets.
     pub tickets: String,
     /// A train run's seat maps are `<seat_maps><class>:<segment>` (see
@@ -55,6 +57,7 @@ impl EventKeys {
             queue_places: key("queue:places"),
             queue_steps: key("queue:steps"),
             queue_bought: key("queue:bought"),
+            queue_carried: key("queue:carried"),
             tickets: key("tickets"),
             seat_maps: key("seats:"),
             seat_scratch: key("seats:scratch"),

@@ -636,3 +636,134 @@ async fn a_purchase_refused_for_its_body_size_still_gets_its_stat_log_line() {
     assert_eq!(lines.len(), 1, "the refusal was logged: {text}");
     assert_eq!(lines[0].code, Code::Refused);
 }
+
+// ------------------------------------------- 8. recovery and the waiting room
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_recovery_the_waiting_room_starts_over_and_old_admissions_admit_nobody() {
+    let records = Records::with_sale("room", 1).await;
+    // The sale under test is a queued token sale of its own (`with_sale`
+    // made a plain one): opening in a second, admitting 1,000/s.
+    let event = event("room");
+    let queue = spike_core::QueueConfig::new(std::num::NonZeroU32::new(1000).unwrap()).unwrap();
+    let config = SaleConfig::new(10)
+        .unwrap()
+        .with_policy(BuyerPolicy::Identified {
+            per_user_limit: std::num::NonZeroU32::MIN,
+            auth: spike_core::sale::BuyerAuth::Token,
+        })
+        .opening_at(Some(SystemTime::now() + Duration::from_secs(1)))
+        .with_queue(Some(queue))
+        .unwrap();
+    create_sale(&records.central, &event, config.clone()).await;
+    records.ledger.record_sale(&event, &config).await.unwrap();
+    let spec = named("n1")
+        .serving(&event)
+        .tokens(&ring(TOKEN_KEY))
+        .refreshing_every(Duration::from_millis(100));
+    let node = spawn_node(records.central.clone(), spec).await;
+    let http = Http::new();
+    let call = |method: Method, route: &str, user: &str| {
+        let url = node.url(&format!("{route}?event={event}&token={}", token_for(user)));
+        let http = http.clone();
+        async move { http.send(method, &url).await }
+    };
+    for user in ["ann", "ben", "cat"] {
+        assert_eq!(
+            call(Method::POST, "/queue/join", user).await.code(),
+            Code::Ok
+        );
+    }
+    let admission_of = |user: &'static str| {
+        let call = &call;
+        async move {
+            for _ in 0..100 {
+                let status = call(Method::GET, "/queue/status", user).await;
+                if let Some(token) = status.body["data"]["admission"].as_str() {
+                    return token.to_owned();
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("{user} never admitted")
+        }
+    };
+    let ann = admission_of("ann").await;
+    let buy = |user: &'static str, admission: String| {
+        let url = node.url(&format!(
+            "/buy/ticket?event={event}&token={}&admission={admission}",
+            token_for(user)
+        ));
+        let http = http.clone();
+        async move { http.get(&url).await }
+    };
+    assert_eq!(buy("ann", ann).await.code(), Code::Success);
+    let stale = admission_of("ben").await;
+    let pipeline = start_pipeline(&records.central, &records.ledger, &event);
+    drained(&records.central, &event).await;
+    pipeline.stop().await;
+
+    // Redis loses everything; the sale is recovered from the ledger.
+    let mut redis = records.redis;
+    redis.kill();
+    redis.start();
+    let (recovered, said) = spike(&[
+        "sale",
+        "recover",
+        "--redis",
+        redis.url(),
+        "--database-url",
+        records.database.url(),
+        "--event",
+        event.as_str(),
+    ]);
+    assert!(recovered, "{said}");
+    assert!(said.contains("waiting room"), "{said}");
+
+    // The node follows the new room: ben's admission from the lost room
+    // admits nobody (never a sale), until he joins again and is admitted.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let answer = buy("ben", stale.clone()).await;
+        assert_ne!(
+            answer.code(),
+            Code::Success,
+            "an admission of the lost room"
+        );
+        if answer.code() == Code::NotAdmitted {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{answer:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Once the node has read the new room (it does at its next step, every
+    // 100 ms; until then central stock refuses what the old room admitted),
+    // ben joins again.
+    loop {
+        let stats = http.get(&node.admin_url("/stats")).await;
+        if stats.body["events"][0]["queue"]["joined"] == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{:?}", stats.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        call(Method::POST, "/queue/join", "ben").await.code(),
+        Code::Ok
+    );
+    let fresh = admission_of("ben").await;
+    assert_ne!(fresh, stale);
+    let sold = buy("ben", fresh).await;
+    assert_eq!(sold.code(), Code::Success, "{sold:?}");
+    // Ann, who bought in the lost room, is carried over the reset.
+    let (passed, table) = spike(&[
+        "audit",
+        "--redis",
+        redis.url(),
+        "--database-url",
+        records.database.url(),
+        "--event",
+        event.as_str(),
+    ]);
+    assert!(passed, "{table}");
+    assert!(table.contains("holders admitted before a reset"), "{table}");
+}

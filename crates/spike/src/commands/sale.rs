@@ -127,6 +127,12 @@ pub async fn sale_recover(args: SaleRecoverArgs) -> anyhow::Result<()> {
     let logged = logged_answers(event, &args.stat_logs)?;
     let recovered = recover_sale(&central, &ledger, event, &logged).await?;
     let restored = &recovered.restoration;
+    if recovered.queue_reset {
+        println!(
+            "waiting room of {event} reset: buyers join again (their admissions were lost with \
+             central stock); buyers holding seats are recorded as admitted before the reset"
+        );
+    }
     println!(
         "recovered sale {event}: {} seats held ({} orders in the ledger, {} of them written now \
          from the stat logs only, {} from the stream's unwritten entries), {} given back, next \
