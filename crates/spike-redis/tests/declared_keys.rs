@@ -13,13 +13,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use spike_core::{
-    BuyerPolicy, CentralStock, EventId, Leg, NodeId, OrderStream, Passengers, Purchase,
-    PurchaseBatch, RequestId, SaleConfig, SeatRequest, TicketPurchase, TrainLayout, UserId,
-    Verdict,
+    BuyerPolicy, CentralStock, EventId, Leg, NodeId, OrderStream, Passengers, PurchaseBatch,
+    SaleConfig, SeatRequest, TicketPurchase, TrainLayout, Verdict,
 };
 use spike_testkit::{unique, TestRedis};
 
 mod common;
+
+use common::purchase;
 
 /// One `MONITOR` line's command: who ran it (a script, or a client) and its
 /// words, unquoted.
@@ -96,16 +97,6 @@ fn keys_of(connection: &mut redis::Connection, words: &[Vec<u8>]) -> Vec<Vec<u8>
         command.arg(word.as_slice());
     }
     command.query(connection).unwrap_or_default()
-}
-
-fn purchase(event: &EventId, user: &str) -> Purchase {
-    Purchase {
-        event: event.clone(),
-        user: Some(UserId::parse(user).unwrap()),
-        request: RequestId::parse(format!("r-{user}")).unwrap(),
-        node: NodeId::parse("keys").unwrap(),
-        admission: None,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

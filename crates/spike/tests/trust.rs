@@ -30,6 +30,22 @@ fn token_for(user: &str) -> String {
     mint(keys.signing(), &user, SystemTime::now(), HOUR, None)
 }
 
+/// `spike sale create` of `event` with `stock` seats and `extra` flags:
+/// whether it succeeded, and what it printed.
+fn sale_create(redis: &str, event: &EventId, stock: &str, extra: &[&str]) -> (bool, String) {
+    let mut args = vec![
+        "sale",
+        "create",
+        "--redis",
+        redis,
+        "--event",
+        event.as_str(),
+    ];
+    args.extend_from_slice(&["--stock", stock]);
+    args.extend_from_slice(extra);
+    spike(&args)
+}
+
 /// The request ids central stock's request index holds for `event`.
 fn request_ids(redis: &TestRedis, event: &EventId) -> Vec<String> {
     redis::cmd("HKEYS")
@@ -314,30 +330,22 @@ impl Records {
         }
     }
 
+    /// `spike WORDS… --redis … --database-url … --event EVENT`: whether it
+    /// succeeded, and what it printed.
+    fn run(&self, words: &[&str], event: &EventId) -> (bool, String) {
+        let mut args = words.to_vec();
+        args.extend_from_slice(&["--redis", self.redis.url()]);
+        args.extend_from_slice(&["--database-url", self.database.url()]);
+        args.extend_from_slice(&["--event", event.as_str()]);
+        spike(&args)
+    }
+
     fn recover(&self) -> (bool, String) {
-        spike(&[
-            "sale",
-            "recover",
-            "--redis",
-            self.redis.url(),
-            "--database-url",
-            self.database.url(),
-            "--event",
-            self.event.as_str(),
-        ])
+        self.run(&["sale", "recover"], &self.event)
     }
 
     fn audit_passes(&self) -> bool {
-        spike(&[
-            "audit",
-            "--redis",
-            self.redis.url(),
-            "--database-url",
-            self.database.url(),
-            "--event",
-            self.event.as_str(),
-        ])
-        .0
+        self.run(&["audit"], &self.event).0
     }
 }
 
@@ -470,36 +478,14 @@ async fn a_sale_create_that_fails_leaves_no_sale_live_and_bad_values_are_refused
         "postgres://nobody@127.0.0.1:{}/none",
         spike_testkit::free_port()
     );
-    let (created, said) = spike(&[
-        "sale",
-        "create",
-        "--redis",
-        redis.url(),
-        "--event",
-        event.as_str(),
-        "--stock",
-        "10",
-        "--database-url",
-        &closed,
-    ]);
+    let create = |extra: &[&str]| sale_create(redis.url(), &event, "10", extra);
+    let (created, said) = create(&["--database-url", &closed]);
     assert!(!created, "the ledger is unreachable: {said}");
     assert!(
         central.snapshot(&event).await.unwrap().is_none(),
         "no sale is live"
     );
-
-    let (created, said) = spike(&[
-        "sale",
-        "create",
-        "--redis",
-        redis.url(),
-        "--event",
-        event.as_str(),
-        "--stock",
-        "10",
-        "--payment-window",
-        "300years",
-    ]);
+    let (created, said) = create(&["--payment-window", "300years"]);
     assert!(!created && said.contains("at most 30 days"), "{said}");
     assert!(central.snapshot(&event).await.unwrap().is_none());
     let (made, said) = spike(&[
@@ -523,20 +509,8 @@ async fn an_order_key_of_an_old_life_opens_nothing_after_sale_create_force() {
     let ledger = OrderLedger::connect(database.url()).await.expect("ledger");
     let event = event("lives");
     let create = |force: bool| {
-        let mut args = vec![
-            "sale",
-            "create",
-            "--redis",
-            redis.url(),
-            "--event",
-            event.as_str(),
-            "--stock",
-            "5",
-        ];
-        if force {
-            args.push("--force");
-        }
-        let (created, said) = spike(&args);
+        let extra: &[&str] = if force { &["--force"] } else { &[] };
+        let (created, said) = sale_create(redis.url(), &event, "5", extra);
         assert!(created, "{said}");
     };
     create(false);
@@ -641,7 +615,7 @@ async fn a_purchase_refused_for_its_body_size_still_gets_its_stat_log_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_recovery_the_waiting_room_starts_over_and_old_admissions_admit_nobody() {
-    let records = Records::with_sale("room", 1).await;
+    let mut records = Records::with_sale("room", 1).await;
     // The sale under test is a queued token sale of its own (`with_sale`
     // made a plain one): opening in a second, admitting 1,000/s.
     let event = event("room");
@@ -703,19 +677,9 @@ async fn after_recovery_the_waiting_room_starts_over_and_old_admissions_admit_no
     pipeline.stop().await;
 
     // Redis loses everything; the sale is recovered from the ledger.
-    let mut redis = records.redis;
-    redis.kill();
-    redis.start();
-    let (recovered, said) = spike(&[
-        "sale",
-        "recover",
-        "--redis",
-        redis.url(),
-        "--database-url",
-        records.database.url(),
-        "--event",
-        event.as_str(),
-    ]);
+    records.redis.kill();
+    records.redis.start();
+    let (recovered, said) = records.run(&["sale", "recover"], &event);
     assert!(recovered, "{said}");
     assert!(said.contains("waiting room"), "{said}");
 
@@ -755,15 +719,7 @@ async fn after_recovery_the_waiting_room_starts_over_and_old_admissions_admit_no
     let sold = buy("ben", fresh).await;
     assert_eq!(sold.code(), Code::Success, "{sold:?}");
     // Ann, who bought in the lost room, is carried over the reset.
-    let (passed, table) = spike(&[
-        "audit",
-        "--redis",
-        redis.url(),
-        "--database-url",
-        records.database.url(),
-        "--event",
-        event.as_str(),
-    ]);
+    let (passed, table) = records.run(&["audit"], &event);
     assert!(passed, "{table}");
     assert!(table.contains("holders admitted before a reset"), "{table}");
 }
