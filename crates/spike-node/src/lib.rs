@@ -9,6 +9,7 @@ pub mod baseline;
 pub mod batcher;
 pub mod node;
 pub mod orders;
+mod proof;
 pub mod query;
 pub mod rate_limit;
 pub mod routes;

@@ -27,6 +27,7 @@ use spike_auth::{
 
 use crate::batcher::{BatchSizes, Lane, DEFAULT_MAX_BATCH};
 use crate::orders::{Caller, OrdersApi};
+use crate::proof::{one_credential, Proof, Replayed};
 use crate::query::{BuyParams, ParamError, TicketParams};
 use crate::rate_limit::{RateLimiters, RateLimits, FORGET_IDLE_EVERY};
 use crate::routes::{OrdersRequest, QueueRequest, Route, Surface};
@@ -269,19 +270,6 @@ enum Hold {
     Seat(Reservation),
     /// Nothing local: seats on a train run, as asked for.
     Seats(SeatRequest),
-}
-
-/// What a purchase's caller showed that could prove a replayed order is
-/// theirs (see [`Node::proves_replay`]).
-#[derive(Debug, Default)]
-struct Proof {
-    /// `order_key`, if given.
-    order_key: Option<String>,
-    /// `request_key`, if given.
-    request_key: Option<String>,
-    /// Whether the node made this purchase's request id (none was given):
-    /// its "try again" answer may then carry the request key.
-    request_made_here: bool,
 }
 
 /// A purchase admitted to ask central stock, owning all it needs, so that
@@ -1133,10 +1121,7 @@ impl<C: CentralStock> Node<C> {
     }
 
     /// Whether the caller proved that a replayed `order` of `request` is
-    /// theirs: on a token sale their token did (central stock replays a
-    /// request only to the buyer who made it); on an open or anonymous
-    /// sale, where a request id or a user id proves nothing, the order's
-    /// key or the request key of a request id this node made does.
+    /// theirs (see [`crate::proof`]).
     fn proves_replay(
         &self,
         state: &EventState,
@@ -1145,16 +1130,14 @@ impl<C: CentralStock> Node<C> {
         order: &OrderId,
         proof: &Proof,
     ) -> bool {
-        if state.config.policy().needs_token() {
-            return true;
-        }
-        let Some(keys) = &self.order_keys else {
-            return false;
+        let replayed = Replayed {
+            policy: state.config.policy(),
+            life: state.config.life(),
+            event,
+            request,
+            order,
         };
-        let life = state.config.life();
-        (proof.order_key.as_deref()).is_some_and(|key| keys.verify(life, order, key))
-            || (proof.request_key.as_deref())
-                .is_some_and(|key| keys.verify_request(life, event, request, key))
+        proof.proves(&replayed, self.order_keys.as_ref())
     }
 
     /// The answer to a replayed sale whose caller has not proved it theirs:
@@ -1691,19 +1674,6 @@ fn try_again(reason: RetryReason, request: Option<RequestId>) -> Answer {
         reason,
         request,
         request_key: None,
-    }
-}
-
-/// The one token a request carries: from the `Authorization` header or from
-/// `token=`. Both at once is a 400 (RFC 6750, section 2: a client uses one
-/// method per request), even when they are equal.
-fn one_credential(bearer: Option<&str>, query: Option<String>) -> Result<Option<String>, Answer> {
-    match (bearer, query) {
-        (Some(_), Some(_)) => Err(Answer::bad_request(
-            "two credentials: send the token either as Authorization: Bearer or as token=, not both",
-        )),
-        (Some(header), None) => Ok(Some(header.to_owned())),
-        (None, query) => Ok(query),
     }
 }
 
