@@ -228,16 +228,16 @@ async fn a_crowd_is_shuffled_admitted_at_the_rate_and_only_the_admitted_buy() {
             .collect();
         let statuses: Vec<String> = ready.iter().map(|u| at(&n2, "/queue/status", u)).collect();
         let answers = send_all(&http, Method::GET, statuses).await;
-        let buys: Vec<String> = (ready.iter().zip(&answers))
+        // Only those whose status carried an admission (n2 may not have
+        // read the latest step yet): each reply is paired with its buyer.
+        let (buyers, buys): (Vec<&String>, Vec<String>) = (ready.iter().zip(&answers))
             .filter_map(|(user, answer)| {
                 let token = answer.body["data"]["admission"].as_str()?;
-                Some(format!(
-                    "{}&admission={token}",
-                    at(&n1, "/buy/ticket", user)
-                ))
+                let url = format!("{}&admission={token}", at(&n1, "/buy/ticket", user));
+                Some((*user, url))
             })
-            .collect();
-        for (user, reply) in ready.iter().zip(send_all(&http, Method::GET, buys).await) {
+            .unzip();
+        for (user, reply) in buyers.iter().zip(send_all(&http, Method::GET, buys).await) {
             match reply.code() {
                 Code::Success => {
                     bought.insert((*user).clone());
