@@ -164,8 +164,7 @@ impl CentralStock for RedisCentral {
             .with_deadline(invocation.invoke_async(&mut connection))
             .await?;
         let reply = decode_reply(&purchase.event, raw)?;
-        self.confirm_sales(&keys, link, std::slice::from_ref(&reply.verdict))
-            .await?;
+        self.confirm_sales(&keys, link, [&reply.verdict]).await?;
         Ok(reply)
     }
 
@@ -200,8 +199,8 @@ impl CentralStock for RedisCentral {
             .map(|raw| decode_reply(event, raw))
             .collect::<Result<Vec<_>, _>>()?;
         // One confirmation covers the whole batch: it was one write.
-        let verdicts: Vec<Verdict> = replies.iter().map(|r| r.verdict.clone()).collect();
-        self.confirm_sales(&keys, link, &verdicts).await?;
+        let verdicts = replies.iter().map(|reply| &reply.verdict);
+        self.confirm_sales(&keys, link, verdicts).await?;
         Ok(replies)
     }
 
@@ -236,8 +235,7 @@ impl CentralStock for RedisCentral {
             })?),
             _ => None,
         };
-        self.confirm_sales(&keys, link, std::slice::from_ref(&reply.verdict))
-            .await?;
+        self.confirm_sales(&keys, link, [&reply.verdict]).await?;
         Ok(TicketReply {
             verdict: reply.verdict,
             ticket,
@@ -601,19 +599,22 @@ impl RedisCentral {
         &self,
         keys: &EventKeys,
         link: std::sync::Arc<crate::client::Link>,
-        verdicts: &[Verdict],
+        verdicts: impl IntoIterator<Item = &Verdict>,
     ) -> Result<(), CentralError> {
-        let sold = |replayed: bool| {
-            (verdicts.iter())
-                .any(|v| matches!(v, Verdict::Sold { replayed: r, .. } if *r == replayed))
-        };
-        if sold(true) {
-            return self.confirm_read(keys, link).await;
+        let (mut sold, mut replayed) = (false, false);
+        for verdict in verdicts {
+            if let Verdict::Sold {
+                replayed: again, ..
+            } = verdict
+            {
+                (sold, replayed) = (true, replayed || *again);
+            }
         }
-        if sold(false) {
-            return self.confirm(link).await;
+        match (sold, replayed) {
+            (_, true) => self.confirm_read(keys, link).await,
+            (true, false) => self.confirm(link).await,
+            (false, false) => Ok(()),
         }
-        Ok(())
     }
 
     /// Confirms that what was just read on `link` (a sale, made on any
