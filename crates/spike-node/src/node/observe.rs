@@ -1,0 +1,169 @@
+//! Observation: `/metrics`, `/stats`, `/healthz` and `/sale`, the node's
+//! counters and central stock's figures, for operators and dashboards.
+
+use std::sync::atomic::Ordering;
+
+use spike_core::{CentralStock, Code};
+use spike_http::{Answer, RetryReason};
+
+use super::refusal::{param_error, try_again};
+use super::Node;
+use crate::query::BuyParams;
+use crate::routes::Surface;
+use crate::telemetry::LATENCY_BUCKETS;
+use crate::train::TrainState;
+use crate::waiting_room::WaitingRoom;
+
+impl<C: CentralStock> Node<C> {
+    /// The Prometheus exposition, with gauges brought up to date first
+    /// (including one central read per event for the order stream's length).
+    pub(super) async fn metrics_text(&self) -> String {
+        self.sync_metrics();
+        let events = self.events.load_full();
+        for (event, state) in events.iter() {
+            let gauge = |name| self.metrics.event_gauge(name, event.as_str());
+            gauge("spike_local_stock").set(state.stock.remaining() as f64);
+            gauge("spike_local_sales").set(state.local_sales() as f64);
+            gauge("spike_sold_out").set(if state.stock.is_sold_out() { 1.0 } else { 0.0 });
+            if let Ok(Some(snapshot)) = self.central.snapshot(event).await {
+                gauge("spike_order_stream_entries").set(snapshot.orders_in_stream as f64);
+                gauge("spike_central_sold").set(snapshot.sold as f64);
+            }
+        }
+        if let Some(log) = &self.stat_log {
+            let counters = log.counters();
+            self.metrics
+                .node_counter("spike_stat_log_lines_written_total")
+                .absolute(counters.written.load(Ordering::Relaxed));
+            self.metrics
+                .node_counter("spike_stat_log_lines_dropped_total")
+                .absolute(counters.dropped.load(Ordering::Relaxed));
+            self.metrics
+                .node_counter("spike_stat_log_refusals_total")
+                .absolute(counters.refused.load(Ordering::Relaxed));
+        }
+        crate::telemetry::render()
+    }
+
+    /// Copies the node's own counters into the metrics.
+    pub(super) fn sync_metrics(&self) {
+        self.metrics.sync_counts(
+            |code| self.stats.answers_with(code),
+            self.stats.central_calls(),
+        );
+    }
+
+    /// Cumulative counters for the dashboard, which turns them into rates.
+    pub(super) fn stats_json(&self) -> Answer {
+        let answers: serde_json::Map<String, serde_json::Value> = Code::BUY
+            .iter()
+            .map(|code| {
+                (
+                    code.number_text().to_owned(),
+                    self.stats.answers_with(*code).into(),
+                )
+            })
+            .collect();
+        Answer::Info(serde_json::json!({
+            "node": self.config.node_id.as_str(),
+            "answers": answers,
+            "central_calls": self.stats.central_calls(),
+            "central_batches": self.batch_sizes.json(),
+            "central_in_flight": {
+                "now": self.central_gate.in_flight(),
+                "peak": self.central_gate.peak(),
+                "limit": self.central_gate.limit(),
+                "shed": self.central_gate.shed(),
+            },
+            "queue": self.stats.queue_json(),
+            "rate_limits": self.limiters.stats(),
+            "latency_bounds_seconds": LATENCY_BUCKETS,
+            "latency_counts": self.latency.snapshot(),
+            "events": self.events_json(),
+        }))
+    }
+
+    /// Central stock's view of a sale (one read).
+    pub(super) async fn sale(&self, query: Option<&str>) -> Answer {
+        let params = match BuyParams::parse(query) {
+            Ok(params) => params,
+            Err(error) => return param_error(&error),
+        };
+        let event = match self.resolve_event(params.event) {
+            Ok((event, _)) => event,
+            Err(answer) => return answer,
+        };
+        let snapshot = match self.central.snapshot(&event).await {
+            Ok(Some(snapshot)) => snapshot,
+            Ok(None) => return try_again(RetryReason::SaleStateMissing, None),
+            Err(_) => return try_again(RetryReason::Unavailable, None),
+        };
+        // A train run counts seat-segments: one more read, of its seats.
+        let occupancy = match snapshot.config.train() {
+            None => None,
+            Some(_) => match self.central.occupancy(&event).await {
+                Ok(Some(occupancy)) => Some(occupancy),
+                Ok(None) => return try_again(RetryReason::SaleStateMissing, None),
+                Err(_) => return try_again(RetryReason::Unavailable, None),
+            },
+        };
+        let figures = snapshot.figures(occupancy.as_ref());
+        Answer::Info(serde_json::json!({
+            "event": event.as_str(),
+            "unit": figures.unit.name(),
+            "total": figures.total,
+            "sold": figures.sold,
+            "remaining": figures.remaining,
+            "orders": figures.orders,
+            "buyers": snapshot.buyers,
+            "orders_in_stream": snapshot.orders_in_stream,
+        }))
+    }
+
+    /// Every served event's local state, sorted by event.
+    pub(super) fn events_json(&self) -> Vec<serde_json::Value> {
+        let mut events: Vec<_> = self
+            .events
+            .load()
+            .iter()
+            .map(|(event, state)| {
+                serde_json::json!({
+                    "event": event.as_str(),
+                    "total": state.config.total(),
+                    "local_stock": state.stock.remaining(),
+                    "local_sales": state.local_sales(),
+                    "sold_out": state.stock.is_sold_out(),
+                    "missing": state.is_missing(),
+                    "queue": state.queue.as_ref().map(WaitingRoom::stats),
+                    "train": state.train.as_ref().map(TrainState::grid),
+                })
+            })
+            .collect();
+        events.sort_by(|a, b| a["event"].as_str().cmp(&b["event"].as_str()));
+        events
+    }
+
+    /// `/healthz`: on the public surface a few bytes that say the node
+    /// answers (any stranger may ask: nothing costly, nothing about the
+    /// sales); on the admin surface, the detail.
+    pub(super) fn health(&self, surface: Surface) -> Answer {
+        if surface == Surface::Public {
+            return Answer::Info(serde_json::json!({
+                "status": "ok",
+                "node": self.config.node_id.as_str(),
+            }));
+        }
+        Answer::Info(serde_json::json!({
+            "status": "ok",
+            "node": self.config.node_id.as_str(),
+            "central_calls": self.stats.central_calls(),
+            "central_in_flight": {
+                "now": self.central_gate.in_flight(),
+                "peak": self.central_gate.peak(),
+                "limit": self.central_gate.limit(),
+                "shed": self.central_gate.shed(),
+            },
+            "events": self.events_json(),
+        }))
+    }
+}

@@ -1,0 +1,232 @@
+//! The waiting-room room: `/queue/join` and `/queue/status`, the admission
+//! a purchase of a queued sale carries, and the admission step every node
+//! takes.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use hyper::StatusCode;
+use spike_core::{CentralStock, EventId, QueueJoin, UserId};
+use spike_http::{Answer, RetryReason};
+
+use spike_auth::AdmissionError;
+
+use super::caller::{Asker, Claims};
+use super::event::EventState;
+use super::purchase::Outcome;
+use super::refusal::try_again;
+use super::Node;
+use crate::waiting_room::{Place, WaitingRoom};
+
+impl<C: CentralStock> Node<C> {
+    /// The admitted position a purchase of a queued sale carries, from its
+    /// admission token (`None` on a sale without a waiting room), or the
+    /// refusal: 403, code -7, "not admitted yet".
+    pub(super) fn admission(
+        &self,
+        event: &EventId,
+        state: &EventState,
+        user: Option<&UserId>,
+        token: Option<&str>,
+    ) -> Result<Option<u64>, Answer> {
+        let (Some(room), Some(user)) = (&state.queue, user) else {
+            return Ok(None);
+        };
+        let Some(keys) = &self.admissions else {
+            return Err(try_again(RetryReason::NoAdmissionKey, None));
+        };
+        let now_ms = spike_core::sale::unix_millis(SystemTime::now());
+        // Unsealed, nobody is admitted: no token can be right.
+        let seal = room.seal_seed().unwrap_or(0);
+        match keys.verify(event, seal, user, token, now_ms) {
+            Ok(admitted) => Ok(Some(admitted.position)),
+            Err(error) => Err(not_admitted(error)),
+        }
+    }
+
+    /// A "not admitted yet" refusal, completed with where the buyer stands
+    /// (a buyer this node has not seen costs one read of central stock).
+    pub(super) async fn with_standing(&self, mut refused: Outcome) -> Outcome {
+        let (
+            Answer::NotAdmitted {
+                standing: slot @ None,
+                ..
+            },
+            Some(event),
+            Some(user),
+        ) = (&mut refused.answer, &refused.event, &refused.user)
+        else {
+            return refused;
+        };
+        if let Some(state) = self.event(event) {
+            *slot = self.standing_of(event, &state, user).await.ok().flatten();
+        }
+        refused
+    }
+
+    /// `POST /queue/join`: puts the buyer in the sale's waiting room (or
+    /// finds their place) and says where they stand.
+    pub(super) async fn queue_join(&self, query: Option<&str>, bearer: Option<&str>) -> Answer {
+        let (event, state, user) = match self.queue_caller(query, bearer) {
+            Ok(found) => found,
+            Err(refusal) => return refusal,
+        };
+        let Some(room) = &state.queue else {
+            return no_queue(&event);
+        };
+        self.stats.count_queue_central_call();
+        let join_index = match self.central.join_queue(&event, &user, unguessable()).await {
+            Ok(QueueJoin::Joined { join_index }) => join_index,
+            Ok(QueueJoin::NotYetOpen { joins_open_at_ms }) => {
+                return Answer::Refused {
+                    status: StatusCode::CONFLICT,
+                    message: "the waiting room is not open yet".into(),
+                    data: Some(serde_json::json!({ "joins_open_at_ms": joins_open_at_ms })),
+                }
+            }
+            Ok(QueueJoin::NoQueue) => return no_queue(&event),
+            Ok(QueueJoin::NoSuchSale) => return try_again(RetryReason::SaleStateMissing, None),
+            Err(_) => return try_again(RetryReason::Unavailable, None),
+        };
+        room.remember(&user, join_index);
+        self.standing_answer(&event, &state, room, &user, join_index)
+    }
+
+    /// `GET /queue/status`: where the buyer stands, from this node's memory
+    /// (a buyer this node has not seen costs one read of central stock).
+    pub(super) async fn queue_status(&self, query: Option<&str>, bearer: Option<&str>) -> Answer {
+        let (event, state, user) = match self.queue_caller(query, bearer) {
+            Ok(found) => found,
+            Err(refusal) => return refusal,
+        };
+        let Some(room) = &state.queue else {
+            return no_queue(&event);
+        };
+        match self.place_of(&event, room, &user).await {
+            Ok(Some(join_index)) => self.standing_answer(&event, &state, room, &user, join_index),
+            Ok(None) => Answer::refused(
+                StatusCode::NOT_FOUND,
+                format!("{user} is not in the waiting room of {event}: POST /queue/join first"),
+            ),
+            Err(answer) => answer,
+        }
+    }
+
+    /// The event and buyer of a waiting-room request, identified as a
+    /// purchase would be.
+    pub(super) fn queue_caller(
+        &self,
+        query: Option<&str>,
+        bearer: Option<&str>,
+    ) -> Result<(EventId, Arc<EventState>, UserId), Answer> {
+        let Asker {
+            event,
+            state,
+            buyer: user,
+            ..
+        } = self
+            .asker(query, bearer, Claims::Taken)
+            .map_err(|refused| refused.answer)?;
+        let user = user.ok_or_else(|| Answer::bad_request("user_id is required"))?;
+        if let Err(retry_after) = self.limiters.check_buyer(&user) {
+            return Err(Answer::RateLimited { retry_after });
+        }
+        Ok((event, state, user))
+    }
+
+    /// The buyer's join index: from memory, else from central stock (then
+    /// remembered).
+    pub(super) async fn place_of(
+        &self,
+        event: &EventId,
+        room: &WaitingRoom,
+        user: &UserId,
+    ) -> Result<Option<u64>, Answer> {
+        if let Some(join_index) = room.place(user) {
+            return Ok(Some(join_index));
+        }
+        self.stats.count_queue_central_call();
+        match self.central.queue_place(event, user).await {
+            Ok(Some(join_index)) => {
+                room.remember(user, join_index);
+                Ok(Some(join_index))
+            }
+            Ok(None) => Ok(None),
+            Err(_) => Err(try_again(RetryReason::Unavailable, None)),
+        }
+    }
+
+    /// Where a buyer stands, as JSON, if the sale has a waiting room.
+    pub(super) async fn standing_of(
+        &self,
+        event: &EventId,
+        state: &EventState,
+        user: &UserId,
+    ) -> Result<Option<serde_json::Value>, Answer> {
+        let (Some(room), Some(keys)) = (&state.queue, &self.admissions) else {
+            return Ok(None);
+        };
+        let Some(join_index) = self.place_of(event, room, user).await? else {
+            return Ok(serde_json::to_value(Place::NotJoined).ok());
+        };
+        let now_ms = spike_core::sale::unix_millis(SystemTime::now());
+        let standing = room.standing(join_index, now_ms, state.stock.is_sold_out());
+        Ok(serde_json::to_value(room.describe(standing, event, user, keys)).ok())
+    }
+
+    pub(super) fn standing_answer(
+        &self,
+        event: &EventId,
+        state: &EventState,
+        room: &WaitingRoom,
+        user: &UserId,
+        join_index: u64,
+    ) -> Answer {
+        let Some(keys) = &self.admissions else {
+            return try_again(RetryReason::NoAdmissionKey, None);
+        };
+        let now_ms = spike_core::sale::unix_millis(SystemTime::now());
+        let standing = room.standing(join_index, now_ms, state.stock.is_sold_out());
+        Answer::done(None, &room.describe(standing, event, user, keys))
+    }
+
+    /// One admission step for each queued sale this node serves; what it
+    /// reads updates the node's waiting rooms (and lowers local stock to
+    /// central's count, so that a sellout reaches every waiting buyer).
+    pub(super) async fn tick_queues(&self) {
+        let events = self.events.load_full();
+        for (event, state) in events.iter() {
+            let Some(room) = &state.queue else { continue };
+            let since = room.steps_known_until_ms();
+            self.stats.count_queue_tick();
+            match self.central.tick_queue(event, unguessable(), since).await {
+                Ok(Some(counters)) => {
+                    state.stock.lower_to(counters.remaining);
+                    room.apply(counters);
+                }
+                Ok(None) => {}
+                Err(error) => tracing::debug!(%error, %event, "queue tick failed"),
+            }
+        }
+    }
+}
+
+/// 64 bits no one can predict (from a generator the operating system
+/// seeds): a waiting room's shuffle seed.
+pub(super) fn unguessable() -> u64 {
+    rand::random()
+}
+
+pub(super) fn no_queue(event: &EventId) -> Answer {
+    Answer::refused(
+        StatusCode::NOT_FOUND,
+        format!("event {event} has no waiting room"),
+    )
+}
+
+pub(super) fn not_admitted(error: AdmissionError) -> Answer {
+    Answer::NotAdmitted {
+        reason: error.to_string(),
+        standing: None,
+    }
+}
