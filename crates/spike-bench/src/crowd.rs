@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
-use spike_core::sale::unix_millis;
+use spike_core::time::unix_millis;
 use spike_core::{Code, UserId};
 
 use crate::client::Connection;

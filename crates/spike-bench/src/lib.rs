@@ -12,6 +12,7 @@ pub mod invariants;
 pub mod plot;
 pub mod report;
 pub mod run;
+mod seeded;
 pub mod tickets;
 
 pub use invariants::{CentralView, Check};

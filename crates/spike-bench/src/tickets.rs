@@ -3,7 +3,7 @@
 //! index with a seed, so that a run replays exactly. The bench appends it
 //! to each purchase as `&from=…&to=…&class=…&passengers=…`.
 
-use crate::run::splitmix64;
+use crate::seeded::splitmix64;
 
 /// Parties of 1 to 5, weighted toward one traveller: 60 % travel alone,
 /// 20 % in twos, 10 % in threes, 5 % in fours and fives.

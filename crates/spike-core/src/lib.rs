@@ -17,6 +17,7 @@ pub mod reconcile;
 pub mod sale;
 pub mod secret;
 pub mod stat;
+pub mod time;
 pub mod train;
 
 #[cfg(any(test, feature = "conformance"))]

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use crate::central::{
     CentralError, CentralStock, CreateSaleError, QueueJoin, QueueRecord, Release, Restoration,
@@ -15,7 +15,8 @@ use crate::purchase::{
     CentralReply, Purchase, PurchaseBatch, RequestRecord, TicketPurchase, TicketReply, Verdict,
 };
 use crate::queue::{AdmissionProgress, AdmissionStep, QueueCounters, Seal};
-use crate::sale::{unix_millis, BuyerPolicy, SaleConfig, SaleSnapshot};
+use crate::sale::{BuyerPolicy, SaleConfig, SaleSnapshot};
+use crate::time::{unix_millis, Clock, SystemClock};
 use crate::train::{Occupancy, SeatRequest, Ticket};
 
 /// A sale's waiting room, as `lua/queue_*.lua` keep it in Redis.
@@ -76,7 +77,7 @@ struct Book {
     /// The highest sequence ever delivered to a writer.
     delivered: u64,
     /// Delivered, unacknowledged entries: who holds them and since when.
-    pending: HashMap<u64, (NodeId, Instant)>,
+    pending: HashMap<u64, (NodeId, SystemTime)>,
     released: HashSet<OrderId>,
     queue: WaitingRoom,
     /// A train run's seats, as `lua/ticket.lua` keeps them in Redis.
@@ -208,8 +209,12 @@ impl Book {
     }
 
     /// Hands `entries` to `consumer` as pending.
-    fn deliver(&mut self, sequences: Vec<u64>, consumer: &NodeId) -> Vec<StreamEntry> {
-        let now = Instant::now();
+    fn deliver(
+        &mut self,
+        sequences: Vec<u64>,
+        consumer: &NodeId,
+        now: SystemTime,
+    ) -> Vec<StreamEntry> {
         let mut entries = Vec::with_capacity(sequences.len());
         for sequence in sequences {
             if let Some(entry) = self.stream.get(&sequence) {
@@ -423,9 +428,18 @@ impl Book {
 }
 
 /// In-process central stock for the embedded mode (no external servers).
-#[derive(Debug, Default, Clone)]
+/// It reads the time from the [`Clock`] it is given (the system's, unless
+/// [`MemoryCentral::with_clock`] says otherwise), as Redis reads its own.
+#[derive(Debug, Clone)]
 pub struct MemoryCentral {
     books: Arc<RwLock<HashMap<EventId, Arc<Mutex<Book>>>>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for MemoryCentral {
+    fn default() -> Self {
+        Self::with_clock(Arc::new(SystemClock))
+    }
 }
 
 fn lock(book: &Mutex<Book>) -> MutexGuard<'_, Book> {
@@ -438,6 +452,18 @@ impl MemoryCentral {
     /// An empty central stock.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty central stock that reads the time from `clock`.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            books: Arc::default(),
+            clock,
+        }
+    }
+
+    fn now(&self) -> SystemTime {
+        self.clock.now()
     }
 
     fn book(&self, event: &EventId) -> Option<Arc<Mutex<Book>>> {
@@ -486,7 +512,7 @@ impl CentralStock for MemoryCentral {
                 remaining: 0,
             });
         };
-        let reply = lock(&book).buy(&purchase.event, purchase, SystemTime::now());
+        let reply = lock(&book).buy(&purchase.event, purchase, self.now());
         Ok(reply)
     }
 
@@ -498,7 +524,7 @@ impl CentralStock for MemoryCentral {
             };
             return Ok(vec![missing; batch.len()]);
         };
-        let now = SystemTime::now();
+        let now = self.now();
         let mut book = lock(&book);
         let replies = (batch.purchases().iter())
             .map(|purchase| book.buy(batch.event(), purchase, now))
@@ -515,7 +541,7 @@ impl CentralStock for MemoryCentral {
                 ticket: None,
                 as_of: 0,
             },
-            |book| book.buy_seats(event, purchase, SystemTime::now()),
+            |book| book.buy_seats(event, purchase, self.now()),
         ))
     }
 
@@ -588,7 +614,7 @@ impl CentralStock for MemoryCentral {
         seed: u64,
     ) -> Result<QueueJoin, CentralError> {
         Ok(self.with_book(event, QueueJoin::NoSuchSale, |book| {
-            book.join_queue(user, seed, SystemTime::now())
+            book.join_queue(user, seed, self.now())
         }))
     }
 
@@ -607,7 +633,7 @@ impl CentralStock for MemoryCentral {
         steps_after_ms: u64,
     ) -> Result<Option<QueueCounters>, CentralError> {
         Ok(self.with_book(event, None, |book| {
-            book.tick_queue(seed, steps_after_ms, SystemTime::now())
+            book.tick_queue(seed, steps_after_ms, self.now())
         }))
     }
 
@@ -621,7 +647,7 @@ impl CentralStock for MemoryCentral {
             Some(QueueRecord {
                 counters: book
                     .queue
-                    .counters(unix_millis(SystemTime::now()), book.remaining(), 0),
+                    .counters(unix_millis(self.now()), book.remaining(), 0),
                 joiners,
                 bought: book.queue.bought.iter().cloned().collect(),
                 carried: book.queue.carried.iter().cloned().collect(),
@@ -650,10 +676,11 @@ impl OrderStream for MemoryCentral {
         consumer: &NodeId,
         max: usize,
     ) -> Result<Vec<StreamEntry>, CentralError> {
+        let now = self.now();
         Ok(self.with_book(event, Vec::new(), |book| {
             let fresh = book.stream.range(book.delivered + 1..).take(max);
             let sequences = fresh.map(|(&sequence, _)| sequence).collect();
-            book.deliver(sequences, consumer)
+            book.deliver(sequences, consumer, now)
         }))
     }
 
@@ -664,14 +691,17 @@ impl OrderStream for MemoryCentral {
         min_idle: Duration,
         max: usize,
     ) -> Result<Vec<StreamEntry>, CentralError> {
+        let now = self.now();
         Ok(self.with_book(event, Vec::new(), |book| {
             let mut stale: Vec<u64> = (book.pending.iter())
-                .filter(|(_, (_, since))| since.elapsed() >= min_idle)
+                .filter(|(_, (_, since))| {
+                    now.duration_since(*since).unwrap_or_default() >= min_idle
+                })
                 .map(|(&sequence, _)| sequence)
                 .collect();
             stale.sort_unstable();
             stale.truncate(max);
-            book.deliver(stale, consumer)
+            book.deliver(stale, consumer, now)
         }))
     }
 
@@ -745,6 +775,55 @@ mod tests {
         assert_eq!(
             orders,
             ["mem-stream-1", "mem-stream-2"].map(|o| OrderId::parse(o).unwrap())
+        );
+    }
+
+    /// The embedded store reads the time only from its clock: a sale that
+    /// opens in an hour is "not open" until the clock says otherwise, and
+    /// a delivered stream entry turns idle only as the clock moves.
+    #[tokio::test]
+    async fn time_comes_from_the_clock_it_is_given() {
+        let start = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let clock = Arc::new(crate::time::ManualClock::at(start));
+        let central = MemoryCentral::with_clock(clock.clone());
+        let event = EventId::parse("mem-clock").unwrap();
+        let config =
+            (SaleConfig::new(1).unwrap()).opening_at(Some(start + Duration::from_secs(3600)));
+        central.create_sale(&event, &config, false).await.unwrap();
+        let purchase = Purchase {
+            event: event.clone(),
+            user: Some(UserId::parse("u").unwrap()),
+            request: RequestId::parse("r").unwrap(),
+            node: NodeId::parse("n").unwrap(),
+            admission: None,
+        };
+        assert_eq!(
+            central.buy(&purchase).await.unwrap().verdict,
+            Verdict::NotOpen
+        );
+        clock.advance(Duration::from_secs(3600));
+        let sold = central.buy(&purchase).await.unwrap().verdict;
+        assert!(matches!(sold, Verdict::Sold { .. }), "{sold:?}");
+
+        let writer = NodeId::parse("w").unwrap();
+        assert_eq!(
+            central.read_new(&event, &writer, 10).await.unwrap().len(),
+            1
+        );
+        let idle = Duration::from_secs(60);
+        assert!(central
+            .reclaim(&event, &writer, idle, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        clock.advance(idle);
+        assert_eq!(
+            central
+                .reclaim(&event, &writer, idle, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
         );
     }
 }

@@ -17,7 +17,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-use crate::sale::unix_millis;
+use crate::time::unix_millis;
 
 /// How long an admitted buyer may buy, by default.
 pub const DEFAULT_ADMIT_WINDOW: Duration = Duration::from_secs(10 * 60);
@@ -38,7 +38,7 @@ pub enum QueueConfigError {
     /// The admission window must be positive.
     #[error("--admit-window must be longer than zero")]
     NoWindow,
-    /// The admission window is longer than [`crate::sale::MAX_SALE_DURATION`].
+    /// The admission window is longer than [`crate::time::MAX_SALE_DURATION`].
     #[error("--admit-window must be at most 30 days")]
     WindowTooLong,
 }
@@ -80,7 +80,7 @@ impl QueueConfig {
         if window.is_zero() {
             return Err(QueueConfigError::NoWindow);
         }
-        if window > crate::sale::MAX_SALE_DURATION {
+        if window > crate::time::MAX_SALE_DURATION {
             return Err(QueueConfigError::WindowTooLong);
         }
         self.admit_window = window;

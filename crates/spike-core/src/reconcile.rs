@@ -12,8 +12,9 @@ use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
 use crate::order::{Order, OrderState};
 use crate::order_stream::StreamEntry;
 use crate::queue::Shuffle;
-use crate::sale::{unix_millis, BuyerPolicy, SaleConfig, SaleSnapshot};
+use crate::sale::{BuyerPolicy, SaleConfig, SaleSnapshot};
 use crate::stat::parse_line;
+use crate::time::unix_millis;
 use crate::train::{ClassOccupancy, Occupancy, Ticket};
 
 /// Everything an audit looks at, for one event.

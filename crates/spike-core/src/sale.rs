@@ -2,9 +2,10 @@
 //! long a buyer has to pay. A [`SaleConfig`] can only be built valid.
 
 use std::num::{NonZeroU32, NonZeroU64};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use crate::queue::{QueueConfig, QueueConfigError};
+use crate::time::{from_unix_millis, unix_millis, MAX_SALE_DURATION};
 use crate::train::{TrainError, TrainLayout};
 use std::sync::Arc;
 
@@ -14,12 +15,6 @@ pub const MAX_STOCK: u64 = 1_000_000_000_000;
 /// Payment window used when none is given (12306 gives buyers 30 minutes; we
 /// default to the articles' 15).
 pub const DEFAULT_PAYMENT_WINDOW: Duration = Duration::from_secs(15 * 60);
-
-/// The longest payment or admission window a sale may have: 30 days. A
-/// flash sale's windows are minutes; the bound keeps every time a sale
-/// computes from them (expiry times in milliseconds) far inside the
-/// integers that Redis, the ledger and the wire hold.
-pub const MAX_SALE_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// How an identified sale knows who is buying.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -297,17 +292,6 @@ impl SaleConfig {
     }
 }
 
-/// Milliseconds since the Unix epoch (0 for times before it).
-pub fn unix_millis(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// The time `millis` Unix milliseconds describe.
-pub fn from_unix_millis(millis: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(millis)
-}
-
 /// A sale's rules as plain numbers: the one form in which every store
 /// (Redis hash fields, Lua arguments, ledger columns) writes them down and
 /// reads them back. Only [`SaleConfig`] converts to and from it.
@@ -495,7 +479,9 @@ mod tests {
         assert!(!sale.is_open_at(from_unix_millis(999_999)));
         assert!(sale.is_open_at(at));
         assert_eq!(sale.opens_at_millis(), 1_000_000);
-        assert!(SaleConfig::new(1).unwrap().is_open_at(UNIX_EPOCH));
+        assert!(SaleConfig::new(1)
+            .unwrap()
+            .is_open_at(std::time::UNIX_EPOCH));
     }
 
     #[test]

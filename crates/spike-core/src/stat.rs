@@ -101,7 +101,7 @@ pub struct MillisClock {
 impl MillisClock {
     /// The RFC 3339 text of `at`, e.g. `2026-11-21T22:55:57.123Z`.
     pub fn format(&mut self, at: SystemTime) -> &str {
-        let millis = crate::sale::unix_millis(at);
+        let millis = crate::time::unix_millis(at);
         if self.millis != Some(millis) {
             self.text = humantime::format_rfc3339_millis(at).to_string();
             self.millis = Some(millis);
@@ -170,7 +170,7 @@ pub fn parse_line(line: &str) -> Option<ParsedStatLine<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sale::from_unix_millis;
+    use crate::time::from_unix_millis;
 
     #[test]
     fn line_keeps_the_articles_fields_and_round_trips() {

@@ -8,6 +8,7 @@
 pub mod answer;
 pub mod connection;
 pub mod forwarded;
+pub mod handler;
 pub mod in_flight;
 mod memory;
 pub mod metrics;
@@ -16,10 +17,11 @@ pub mod server;
 pub use answer::{ticket_json, Answer, JsonData, RetryReason, SoldSeats, SOLD_OUT_BODY};
 pub use connection::Connections;
 pub use forwarded::{forwarded_for, TrustedProxies, X_FORWARDED_FOR};
+pub use handler::Handler;
 pub use in_flight::{InFlight, InFlightGate};
 pub use metrics::serve_metrics;
 pub use server::{
-    serve, Handler, Server, ServerOptions, DEFAULT_BODY_TIMEOUT, DEFAULT_HEAD_TIMEOUT,
+    serve, Server, ServerOptions, DEFAULT_BODY_TIMEOUT, DEFAULT_HEAD_TIMEOUT,
     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS, DEFAULT_PARK_AFTER,
 };
 

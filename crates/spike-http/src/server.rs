@@ -8,16 +8,11 @@
 //! and then closes the rest. Body limits are the handlers'
 //! ([`ServerOptions::max_body_bytes`], [`ServerOptions::body_timeout`]).
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper::{Request, Response};
 use hyper_util::rt::TokioTimer;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -25,33 +20,8 @@ use tokio::task::JoinHandle;
 
 use crate::answer::{Answer, RetryReason};
 use crate::connection::{spawn_client, ConnectionCounts, Connections, Limits, Phase};
+use crate::handler::Handler;
 use crate::memory::{give_back_freed_memory, TRIM_AFTER_HAND_BACKS};
-
-/// What a server does with one request.
-pub trait Handler: Send + Sync + 'static {
-    /// Answers one request, which came from `peer` (the other end of the
-    /// TCP connection: the client, or a proxy in front of it).
-    fn handle(
-        &self,
-        request: Request<Incoming>,
-        peer: SocketAddr,
-    ) -> impl Future<Output = Response<Full<Bytes>>> + Send;
-}
-
-/// A closure is a handler that does not ask who is calling.
-impl<F, Fut> Handler for F
-where
-    F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Response<Full<Bytes>>> + Send,
-{
-    fn handle(
-        &self,
-        request: Request<Incoming>,
-        _peer: SocketAddr,
-    ) -> impl Future<Output = Response<Full<Bytes>>> + Send {
-        self(request)
-    }
-}
 
 /// How a server treats its connections.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use serde_json::{json, Value};
-use spike_core::sale::unix_millis;
+use spike_core::time::unix_millis;
 use spike_core::{Occupancy, Passengers, SeatRequest, SoldOutMemo, TrainLayout};
 
 /// What a node knows of one train run.

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use metrics::counter;
 use spike_core::order::{Order, Transition};
-use spike_core::sale::unix_millis;
+use spike_core::time::unix_millis;
 use std::sync::Arc;
 
 use spike_core::{CentralStock, EventId, OrderId, OrderStream, StreamEntry, TrainLayout, UserId};

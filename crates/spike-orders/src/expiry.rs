@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use metrics::counter;
 use spike_core::order::Order;
-use spike_core::sale::unix_millis;
+use spike_core::time::unix_millis;
 use spike_core::{CentralStock, Release};
 use tokio::sync::watch;
 

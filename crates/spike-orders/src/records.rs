@@ -8,7 +8,7 @@ use spike_core::central::Restoration;
 use std::collections::{BTreeSet, HashSet};
 
 use spike_core::reconcile::{audit, restoration, AuditReport, Evidence, LoggedAnswers, LoggedSale};
-use spike_core::sale::unix_millis;
+use spike_core::time::unix_millis;
 use spike_core::{CentralStock, EventId, OrderId, OrderStream, StreamEntry, UserId};
 
 use crate::error::OrdersError;

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use metrics::{counter, gauge};
-use spike_core::sale::unix_millis;
+use spike_core::time::unix_millis;
 use spike_core::{CentralError, CentralStock, EventId, NodeId, OrderStream, StreamEntry};
 use tokio::sync::watch;
 

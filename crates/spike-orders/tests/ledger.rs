@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use spike_core::order::{OrderState, Refusal, Transition};
-use spike_core::sale::unix_millis;
+use spike_core::time::unix_millis;
 use spike_core::{EventId, NodeId, OrderId, RequestId, SaleConfig, StreamEntry, UserId};
 use spike_orders::{Moved, OrderLedger};
 use spike_testkit::TestDatabase;

@@ -598,7 +598,7 @@ impl RedisCentral {
     async fn confirm_sales(
         &self,
         keys: &EventKeys,
-        link: std::sync::Arc<crate::client::Link>,
+        link: std::sync::Arc<crate::connection::Link>,
         verdicts: impl IntoIterator<Item = &Verdict>,
     ) -> Result<(), CentralError> {
         let (mut sold, mut replayed) = (false, false);
@@ -627,7 +627,7 @@ impl RedisCentral {
     async fn confirm_read(
         &self,
         keys: &EventKeys,
-        link: std::sync::Arc<crate::client::Link>,
+        link: std::sync::Arc<crate::connection::Link>,
     ) -> Result<(), CentralError> {
         if self.confirmer().is_none() {
             return Ok(());
@@ -641,7 +641,10 @@ impl RedisCentral {
 
     /// Answers a sale (new or replayed) only once it is durable beyond the
     /// primary's memory, when that is asked for (`WAIT`, grouped).
-    async fn confirm(&self, link: std::sync::Arc<crate::client::Link>) -> Result<(), CentralError> {
+    async fn confirm(
+        &self,
+        link: std::sync::Arc<crate::connection::Link>,
+    ) -> Result<(), CentralError> {
         let Some(confirmer) = self.confirmer() else {
             return Ok(());
         };
@@ -710,7 +713,7 @@ impl RedisCentral {
             joined,
             seal,
             admitted: admitted.unwrap_or(0),
-            now_ms: spike_core::sale::unix_millis(std::time::SystemTime::now()),
+            now_ms: spike_core::time::unix_millis(std::time::SystemTime::now()),
             remaining: total.saturating_sub(sold),
             steps,
         }))

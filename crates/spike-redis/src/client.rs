@@ -15,7 +15,7 @@ use redis::{AsyncConnectionConfig, RedisError};
 use spike_core::{CentralError, SecretUrl};
 
 use crate::confirm::Confirmer;
-use crate::connection::RedisConnection;
+use crate::connection::{Link, RedisConnection};
 use crate::scripts::Scripts;
 use crate::target::RedisTarget;
 
@@ -47,17 +47,6 @@ impl RedisSettings {
             confirm_replicas: 0,
         }
     }
-}
-
-/// One connection to the current primary; a new one (after a failure or a
-/// failover) has a higher generation.
-#[derive(Clone)]
-pub(crate) struct Link {
-    /// Counts connections made: a `WAIT` only covers writes sent on its own
-    /// connection.
-    pub(crate) generation: u64,
-    /// The multiplexed connection concurrent calls pipeline on.
-    pub(crate) connection: RedisConnection,
 }
 
 /// The current link and how to make the next one.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::client::Link;
+use crate::connection::Link;
 
 /// Whether a sale is on enough replicas.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,11 +3,23 @@
 //! sends each command to the primary of its key's slot and follows the
 //! cluster's redirections (`MOVED`, `ASK`) and failovers. Every script and
 //! command of this crate runs on either, unchanged: each touches one
-//! event's keys, which share the event's slot.
+//! event's keys, which share the event's slot. A [`Link`] is such a
+//! handle with its generation (which `WAIT` needs to know).
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
+
+/// One connection to the current primary; a new one (after a failure or a
+/// failover) has a higher generation.
+#[derive(Clone)]
+pub(crate) struct Link {
+    /// Counts connections made: a `WAIT` only covers writes sent on its own
+    /// connection.
+    pub(crate) generation: u64,
+    /// The multiplexed connection concurrent calls pipeline on.
+    pub(crate) connection: RedisConnection,
+}
 
 /// A connection to one server or to a cluster.
 #[derive(Clone)]

@@ -691,7 +691,7 @@ async fn redis_restarted_empty_is_recovered_from_the_ledger_without_oversell() {
     );
     assert_eq!(recovered.len(), 300, "no sequence given twice");
     let floor =
-        spike_core::sale::unix_millis(recovered_at) * spike_core::reconcile::SEQUENCES_PER_MS;
+        spike_core::time::unix_millis(recovered_at) * spike_core::reconcile::SEQUENCES_PER_MS;
     assert!(
         recovered.iter().all(|&sequence| sequence > floor),
         "new orders resume past the recovery's time floor, beyond any id a lost record could hold"
@@ -1159,7 +1159,7 @@ async fn entries_a_writer_read_before_redis_lost_them_stay_out_after_recovery() 
 
     // The writer wakes up: central stock no longer counts those seats, so
     // writing them would sell each twice.
-    let now_ms = spike_core::sale::unix_millis(std::time::SystemTime::now());
+    let now_ms = spike_core::time::unix_millis(std::time::SystemTime::now());
     let inserted = ledger
         .insert(&stale, config.payment_window(), now_ms)
         .await

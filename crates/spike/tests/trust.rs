@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use common::*;
 use hyper::{Method, StatusCode};
 use spike_auth::mint;
-use spike_core::sale::unix_millis;
+use spike_core::time::unix_millis;
 use spike_core::{BuyerPolicy, CentralStock, EventId, NodeId, OrderStream, SaleConfig, UserId};
 use spike_orders::{OrderLedger, Recovery};
 use spike_redis::{EventKeys, RedisSettings};

@@ -7,17 +7,16 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use spike_core::{CentralStock, EventId, UserId};
+use spike_core::{CentralStock, EventId, TrainRun, UserId};
 use spike_http::{Answer, RetryReason};
 
 use spike_auth::TokenError;
 
 use super::event::EventState;
 use super::refusal::{no_event, param_error, try_again, unauthorized};
-use super::tickets::requested_event;
 use super::Node;
 use crate::proof::one_credential;
-use crate::query::BuyParams;
+use crate::query::{BuyParams, TicketParams};
 
 /// Who a buyer-facing request is from and what it is about, as far as the
 /// request proves it.
@@ -205,5 +204,28 @@ impl<C: CentralStock> Node<C> {
         let mut params = BuyParams::parse(query).map_err(|error| param_error(&error))?;
         params.token = one_credential(bearer, params.token)?;
         Ok(params)
+    }
+}
+
+/// The event a purchase names: `event`, or a train run's `train` and
+/// `date` (both, and not with a different `event`).
+pub(super) fn requested_event(
+    event: Option<EventId>,
+    ticket: &TicketParams,
+) -> Result<Option<EventId>, Answer> {
+    let run = match (&ticket.train, &ticket.date) {
+        (None, None) => return Ok(event),
+        (Some(train), Some(date)) => {
+            TrainRun::parse(train, date).map_err(|e| Answer::bad_request(e.to_string()))?
+        }
+        _ => return Err(Answer::bad_request("train and date go together")),
+    };
+    match event {
+        Some(event) if event != run.event() => Err(Answer::bad_request(format!(
+            "event {event} is not train {} on {}",
+            run.train(),
+            run.date()
+        ))),
+        _ => Ok(Some(run.event())),
     }
 }

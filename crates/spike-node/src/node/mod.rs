@@ -38,6 +38,7 @@ mod caller;
 mod event;
 mod observe;
 mod order_access;
+mod outcome;
 mod purchase;
 mod queue;
 mod refresh;
@@ -46,7 +47,7 @@ mod tickets;
 
 use event::open_lane;
 pub use event::EventState;
-use purchase::Outcome;
+use outcome::Outcome;
 use refresh::repeat;
 use refusal::try_again;
 

@@ -13,7 +13,7 @@ use spike_auth::AdmissionError;
 
 use super::caller::{Asker, Claims};
 use super::event::EventState;
-use super::purchase::Outcome;
+use super::outcome::Outcome;
 use super::refusal::try_again;
 use super::Node;
 use crate::waiting_room::{Place, WaitingRoom};
@@ -35,7 +35,7 @@ impl<C: CentralStock> Node<C> {
         let Some(keys) = &self.admissions else {
             return Err(try_again(RetryReason::NoAdmissionKey, None));
         };
-        let now_ms = spike_core::sale::unix_millis(SystemTime::now());
+        let now_ms = spike_core::time::unix_millis(SystemTime::now());
         // Unsealed, nobody is admitted: no token can be right.
         let seal = room.seal_seed().unwrap_or(0);
         match keys.verify(event, seal, user, token, now_ms) {
@@ -169,7 +169,7 @@ impl<C: CentralStock> Node<C> {
         let Some(join_index) = self.place_of(event, room, user).await? else {
             return Ok(serde_json::to_value(Place::NotJoined).ok());
         };
-        let now_ms = spike_core::sale::unix_millis(SystemTime::now());
+        let now_ms = spike_core::time::unix_millis(SystemTime::now());
         let standing = room.standing(join_index, now_ms, state.stock.is_sold_out());
         Ok(serde_json::to_value(room.describe(standing, event, user, keys)).ok())
     }
@@ -185,7 +185,7 @@ impl<C: CentralStock> Node<C> {
         let Some(keys) = &self.admissions else {
             return try_again(RetryReason::NoAdmissionKey, None);
         };
-        let now_ms = spike_core::sale::unix_millis(SystemTime::now());
+        let now_ms = spike_core::time::unix_millis(SystemTime::now());
         let standing = room.standing(join_index, now_ms, state.stock.is_sold_out());
         Answer::done(None, &room.describe(standing, event, user, keys))
     }

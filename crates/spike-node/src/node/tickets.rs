@@ -13,7 +13,7 @@ use spike_core::{
 use spike_http::{Answer, RetryReason};
 
 use super::event::EventState;
-use super::purchase::{verdict_answer, Outcome};
+use super::outcome::{verdict_answer, Outcome};
 use super::refusal::try_again;
 use super::Node;
 use crate::proof::Proof;
@@ -110,29 +110,6 @@ impl<C: CentralStock> Node<C> {
             }
             None => try_again(RetryReason::Unavailable, None),
         }
-    }
-}
-
-/// The event a purchase names: `event`, or a train run's `train` and
-/// `date` (both, and not with a different `event`).
-pub(super) fn requested_event(
-    event: Option<EventId>,
-    ticket: &TicketParams,
-) -> Result<Option<EventId>, Answer> {
-    let run = match (&ticket.train, &ticket.date) {
-        (None, None) => return Ok(event),
-        (Some(train), Some(date)) => {
-            TrainRun::parse(train, date).map_err(|e| Answer::bad_request(e.to_string()))?
-        }
-        _ => return Err(Answer::bad_request("train and date go together")),
-    };
-    match event {
-        Some(event) if event != run.event() => Err(Answer::bad_request(format!(
-            "event {event} is not train {} on {}",
-            run.train(),
-            run.date()
-        ))),
-        _ => Ok(Some(run.event())),
     }
 }
 

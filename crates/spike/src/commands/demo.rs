@@ -158,7 +158,7 @@ pub async fn run_demo(args: DemoArgs) -> anyhow::Result<bool> {
             demo(&args, "embedded", &sale, &central, nodes).await
         }
         Some(url) => {
-            let millis = spike_core::sale::unix_millis(std::time::SystemTime::now());
+            let millis = spike_core::time::unix_millis(std::time::SystemTime::now());
             // A fresh run or sale each time, so that runs never collide.
             let train = format!("D{}", millis % 1_000_000_000);
             let sale = DemoSale::new(&args, &train, &format!("demo-{millis}"))?;
