@@ -6,7 +6,7 @@ use std::time::Duration;
 use metrics::{Counter, Gauge, Histogram};
 use spike_core::Code;
 
-use crate::routes::{QueueRequest, Route};
+use crate::routes::route_name;
 
 pub use spike_telemetry::{render, LatencyBuckets, LATENCY_BUCKETS};
 
@@ -64,15 +64,15 @@ impl NodeMetrics {
     /// [`spike_telemetry::prometheus`]) recording does nothing.
     pub fn new(node: &str) -> Self {
         let node = node.to_string();
-        let answer = |code: Code| metrics::counter!("spike_requests_total", "node" => node.clone(), "route" => "buy", "code" => code.number_text());
+        let answer = |code: Code| metrics::counter!("spike_requests_total", "node" => node.clone(), "route" => route_name("/buy/ticket"), "code" => code.number_text());
         Self {
             buy_answers: Code::BUY.map(answer),
-            buy_duration: metrics::histogram!("spike_request_duration_seconds", "node" => node.clone(), "route" => "buy"),
+            buy_duration: metrics::histogram!("spike_request_duration_seconds", "node" => node.clone(), "route" => route_name("/buy/ticket")),
             central_calls: metrics::counter!("spike_central_calls_total", "node" => node.clone()),
             central_duration: metrics::histogram!("spike_central_call_duration_seconds", "node" => node.clone()),
             central_unavailable: metrics::counter!("spike_central_errors_total", "node" => node.clone(), "kind" => "unavailable"),
             central_unknown: metrics::counter!("spike_central_errors_total", "node" => node.clone(), "kind" => "unknown"),
-            polled: RouteMetrics::new(&node, Route::Queue(QueueRequest::Status).name()),
+            polled: RouteMetrics::new(&node, route_name("/queue/status")),
             node,
         }
     }

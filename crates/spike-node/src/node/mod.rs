@@ -329,22 +329,22 @@ impl<C: CentralStock> Node<C> {
             surface,
             client,
         } = request;
-        let (route, methods) = match Route::parse(path, surface) {
+        let (route, spec) = match Route::parse(path, surface) {
             Ok(found) => found,
             Err(refusal) => return self.answered("other", refusal, started),
         };
         // Buyers' routes: the client address's bucket first, from memory.
-        let address_limited = match surface == Surface::Public && route.rate_limited() {
+        let address_limited = match surface == Surface::Public && spec.rate_limited() {
             true => self.limiters.check_address(client).err(),
             false => None,
         };
         if let (Some(retry_after), false) = (address_limited, route == Route::BuyTicket) {
-            return self.answered(route.name(), Answer::RateLimited { retry_after }, started);
+            return self.answered(spec.name, Answer::RateLimited { retry_after }, started);
         }
         // Routes that cost a central or ledger call whatever the stock.
-        if surface == Surface::Public && route.costly() {
+        if surface == Surface::Public && spec.costly() {
             if let Err(retry_after) = self.limiters.check_costly(client) {
-                return self.answered(route.name(), Answer::RateLimited { retry_after }, started);
+                return self.answered(spec.name, Answer::RateLimited { retry_after }, started);
             }
         }
         let answer = match route {
@@ -359,9 +359,9 @@ impl<C: CentralStock> Node<C> {
                     Some(Some(slot)) => Some(slot),
                     None => None,
                 };
-                if !methods.allow(method) {
+                if !spec.methods.allow(method) {
                     let refusal = Answer::MethodNotAllowed {
-                        allowed: methods.header(),
+                        allowed: spec.methods.header(),
                     };
                     return self.purchase_answered(Outcome::early(refusal, None), started, slot);
                 }
@@ -393,8 +393,8 @@ impl<C: CentralStock> Node<C> {
                     }
                 };
             }
-            _ if !methods.allow(method) => Answer::MethodNotAllowed {
-                allowed: methods.header(),
+            _ if !spec.methods.allow(method) => Answer::MethodNotAllowed {
+                allowed: spec.methods.header(),
             },
             Route::BuyResult => self.result(query, bearer).await,
             Route::Sale => self.sale(query).await,
@@ -417,7 +417,7 @@ impl<C: CentralStock> Node<C> {
                 ref date,
             } => self.availability(train, date),
         };
-        self.answered(route.name(), answer, started)
+        self.answered(spec.name, answer, started)
     }
 
     /// An answer given before the request was read (its body is over the
@@ -430,7 +430,7 @@ impl<C: CentralStock> Node<C> {
                 let slot = self.stat_log.as_ref().and_then(StatLog::reserve);
                 self.purchase_answered(Outcome::early(refusal, None), started, slot)
             }
-            Ok((route, _)) => self.answered(route.name(), refusal, started),
+            Ok((_, spec)) => self.answered(spec.name, refusal, started),
             Err(_) => self.answered("other", refusal, started),
         }
     }
