@@ -1,10 +1,13 @@
 //! The `spike` application: the wiring of a node ([`app`]), the command
-//! line's argument types ([`cli`]) and what each subcommand does
-//! ([`commands`]). `main.rs` only parses arguments, builds the runtime and
-//! reports errors.
+//! line's argument types ([`cli`]), how flags, environment and a file
+//! combine into them ([`config`]), and what each subcommand does
+//! ([`commands`]). `main.rs` only loads the configuration, builds the
+//! runtime and reports errors.
 
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod args;
 pub mod cli;
 pub mod commands;
+pub mod config;

@@ -1,12 +1,14 @@
-//! The `spike` binary: parses arguments, sets up logging and the runtime,
+//! The `spike` binary: reads its configuration (flags, environment, file),
+//! sets up logging and the runtime,
 //! runs one subcommand, and turns its error into a message and exit code 1.
 
 use std::num::NonZeroUsize;
 use std::process::ExitCode;
 
-use clap::Parser;
-use spike::cli::{Cli, Command, LogFormat, SaleCommand, TrainCommand};
+use spike::cli::{Command, LogFormat};
 use spike::commands;
+use spike::commands::sale::{SaleCommand, TrainCommand};
+use spike::config::{self, ConfigError};
 
 fn runtime(threads: Option<NonZeroUsize>) -> std::io::Result<tokio::runtime::Runtime> {
     let threads = threads
@@ -35,7 +37,19 @@ fn invariants(held: anyhow::Result<bool>) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let loaded = match config::load(std::env::args_os()) {
+        Ok(loaded) => loaded,
+        Err(ConfigError::Arguments(error)) => error.exit(),
+        Err(error) => {
+            eprintln!("spike: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if loaded.cli.print_config {
+        print!("{}", loaded.to_toml());
+        return ExitCode::SUCCESS;
+    }
+    let cli = loaded.cli;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let logs = tracing_subscriber::fmt()

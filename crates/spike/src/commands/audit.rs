@@ -12,7 +12,24 @@ use spike_orders::audit_event;
 
 use super::orders::ledger;
 use super::redis;
-use crate::cli::AuditArgs;
+use crate::args::SaleRecords;
+use clap::Args;
+use std::path::PathBuf;
+
+/// `spike audit`
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The sale's records.
+    #[command(flatten)]
+    pub records: SaleRecords,
+    /// Stat logs of every node of the sale (repeatable); checks that each
+    /// logged sale has its order and each order its logged sale.
+    #[arg(long = "stat-log")]
+    pub stat_logs: Vec<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// Reads what the stat logs at `paths` told buyers of `event`.
 pub(crate) fn logged_answers(

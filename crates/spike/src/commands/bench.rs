@@ -6,7 +6,45 @@ use spike_bench::{BenchConfig, CentralView, Report, Target, Users};
 use spike_core::{CentralStock, EventId, SaleSnapshot};
 
 use super::redis;
-use crate::cli::{BenchArgs, OutputArgs};
+use crate::args::{parse_duration, OutputArgs};
+use clap::Args;
+use spike_core::SecretUrl;
+use std::time::Duration;
+
+/// `spike bench`
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Where to buy, e.g. http://127.0.0.1:8080/buy/ticket (a fixed query such as ?event=G1 is kept).
+    #[arg(long)]
+    pub url: String,
+    /// Simulated users; each sends one request (user ids 1..N).
+    #[arg(long, default_value = "10000")]
+    pub users: u64,
+    /// Draw user ids at random from 1..N with this seed instead (some users retry).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Keep-alive connections.
+    #[arg(long, default_value = "100")]
+    pub connections: usize,
+    /// Fixed total request rate per second (default: as fast as possible).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Longest wait for one answer.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub timeout: Duration,
+    /// Check the run against central stock in this Redis (needs --event).
+    #[arg(long, env = "SPIKE_REDIS", hide_env_values = true, requires = "event")]
+    pub redis: Option<SecretUrl>,
+    /// The event, for the central check.
+    #[arg(long)]
+    pub event: Option<EventId>,
+    /// Fail unless every seat was sold (buyers outnumbered seats).
+    #[arg(long)]
+    pub expect_sell_out: bool,
+    /// Output.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
 
 /// Runs the benchmark; `Ok(false)` when an invariant failed.
 pub async fn run_bench(args: BenchArgs) -> anyhow::Result<bool> {

@@ -5,7 +5,27 @@ use spike_dashboard::{serve_dashboard, DashboardConfig};
 use tokio::net::TcpListener;
 
 use super::shutdown_signal;
-use crate::cli::DashboardArgs;
+use crate::args::ServerArgs;
+use clap::Args;
+use spike_core::EventId;
+use std::net::SocketAddr;
+
+/// `spike dashboard`
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Address to listen on; the page is at /dashboard.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub listen: SocketAddr,
+    /// A node's admin address to watch, HOST:PORT (its --admin-listen; repeatable).
+    #[arg(long = "node", required = true)]
+    pub nodes: Vec<String>,
+    /// The event whose progress is shown (default: the nodes' default event).
+    #[arg(long)]
+    pub event: Option<EventId>,
+    /// Connection limits.
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
 
 /// Serves the dashboard until SIGINT/SIGTERM.
 pub async fn run_dashboard(args: DashboardArgs) -> anyhow::Result<()> {

@@ -32,7 +32,64 @@ use super::bench::{central_view, print_report};
 use super::orders::ledger;
 use super::redis;
 use crate::app::{random_keys, NodeApp, NodeSettings};
-use crate::cli::DemoArgs;
+use crate::args::{parse_duration, parse_rate, OutputArgs};
+use clap::Args;
+use spike_core::SecretUrl;
+
+/// `spike demo`
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Simulated users, each buying once.
+    #[arg(long, default_value = "1000000")]
+    pub users: u64,
+    /// Tickets for sale.
+    #[arg(long, default_value = "10000")]
+    pub stock: u64,
+    /// Sell a train run instead (--stock does not apply): 10 stations,
+    /// 1,000 seats (first:2x50, second:9x100); each user buys a random
+    /// station pair, class and party of 1 to 5. The report counts
+    /// seat-segments sold against the run's 9,000.
+    #[arg(long, conflicts_with = "queue")]
+    pub train: bool,
+    /// Nodes; node i gets weight i (1:2:3:4 for four).
+    #[arg(long, default_value = "4")]
+    pub nodes: NonZeroU32,
+    /// Keep-alive connections of the simulated users.
+    #[arg(long, default_value = "100")]
+    pub connections: usize,
+    /// Run on real Redis instead of the embedded central stock.
+    #[arg(long)]
+    pub redis: Option<SecretUrl>,
+    /// The order ledger the sold seats are written to (default: SQLite in memory).
+    #[arg(long, default_value = "sqlite::memory:")]
+    pub database_url: SecretUrl,
+    /// Fixed total request rate per second (default: as fast as possible).
+    #[arg(long, conflicts_with = "queue")]
+    pub rate: Option<f64>,
+    /// Put the sale behind a waiting room: the users join, those who joined
+    /// before the opening are shuffled, positions are admitted at
+    /// --admit-rate, and admitted users buy with their admission token.
+    #[arg(long)]
+    pub queue: bool,
+    /// Waiting room: positions admitted per second.
+    #[arg(long, value_parser = parse_rate, default_value = "2000/s", requires = "queue")]
+    pub admit_rate: NonZeroU32,
+    /// Waiting room: the sale opens this long after the demo starts.
+    #[arg(long, value_parser = parse_duration, default_value = "5s", requires = "queue")]
+    pub opens_in: Duration,
+    /// Serve the live dashboard while the demo runs, and print its address.
+    #[arg(long)]
+    pub dashboard: bool,
+    /// Where the dashboard listens.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub dashboard_listen: SocketAddr,
+    /// Keep the nodes and the dashboard up this long after the sale (e.g. 30s).
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    pub linger: Duration,
+    /// Output.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
 
 /// The demo's result: the load report (or the crowd's, through a waiting
 /// room) plus what each node sold.

@@ -8,7 +8,53 @@ use spike_http::ServerOptions;
 use tokio::net::TcpListener;
 
 use super::shutdown_signal;
-use crate::cli::{FrontArgs, NginxConfArgs};
+use crate::args::ServerArgs;
+use clap::Args;
+use spike_front::Upstream;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+
+/// `spike nginx-conf`
+#[derive(Debug, Args)]
+pub struct NginxConfArgs {
+    /// nginx `listen` value, e.g. 127.0.0.1:8080 or 80.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// A node and its weight, HOST:PORT=WEIGHT (repeatable).
+    #[arg(long = "upstream", required = true)]
+    pub upstreams: Vec<Upstream>,
+    /// nginx worker_processes: auto or a number (1 makes the split exact request by request).
+    #[arg(long, default_value = "auto")]
+    pub workers: String,
+    /// Write an access log (off by default).
+    #[arg(long)]
+    pub access_log: bool,
+}
+
+/// `spike front`
+#[derive(Debug, Args)]
+pub struct FrontArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Address of the front door's own /metrics (loopback by default; port 0: any free port, logged).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub admin_listen: SocketAddr,
+    /// A node and its weight, HOST:PORT=WEIGHT (repeatable).
+    #[arg(long = "upstream", required = true)]
+    pub upstreams: Vec<Upstream>,
+    /// Requests that may wait on one node at once; a full node is passed
+    /// over, and when every node is full the request is answered 503 with
+    /// Retry-After at once (overload shedding). Default: a node's own bound.
+    #[arg(long, default_value_t = spike_front::DEFAULT_MAX_IN_FLIGHT_PER_UPSTREAM)]
+    pub max_in_flight_per_upstream: NonZeroUsize,
+    /// Worker threads (default: the CPUs this process may run on).
+    #[arg(long)]
+    pub threads: Option<NonZeroUsize>,
+    /// Connection limits.
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
 
 /// Prints the nginx configuration on stdout.
 pub fn print_nginx_conf(args: NginxConfArgs) -> anyhow::Result<()> {

@@ -1,15 +1,15 @@
 //! What each subcommand does, once its arguments are parsed.
 
-mod audit;
-mod bench;
-mod dashboard;
-mod demo;
-mod front;
-mod node;
-mod orders;
-mod sale;
-mod scripts;
-mod token;
+pub mod audit;
+pub mod bench;
+pub mod dashboard;
+pub mod demo;
+pub mod front;
+pub mod node;
+pub mod orders;
+pub mod sale;
+pub mod scripts;
+pub mod token;
 
 pub use audit::run_audit;
 pub use bench::run_bench;

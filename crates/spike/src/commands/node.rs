@@ -14,7 +14,160 @@ use tokio::net::TcpListener;
 use super::orders::pipeline_config;
 use super::{connect_redis, shutdown_signal};
 use crate::app::{LedgerSource, NodeApp, NodeSettings, OrdersSettings, DEFAULT_GRACE};
-use crate::cli::{BaselineArgs, NodeArgs};
+use crate::args::{
+    parse_batch, parse_rate, parse_rate_or_off, PipelineArgs, RateOrOff, SaleRules, ServerArgs,
+    TrainArgs,
+};
+use clap::Args;
+use spike_core::EventId;
+use spike_core::SecretUrl;
+use std::net::IpAddr;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+
+/// `spike node`
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Address buyers reach the node on (the front door forwards here).
+    #[arg(long, default_value = "127.0.0.1:3005")]
+    pub listen: SocketAddr,
+    /// Address of the admin surface (/metrics, /stats, /sale, /healthz):
+    /// keep it off the public network. Port 0: any free port (logged).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub admin_listen: SocketAddr,
+    /// Central stock in Redis: redis://HOST:PORT, the primary Sentinel
+    /// watches (redis+sentinel://HOST:PORT[,…]/SERVICE), or a Redis Cluster
+    /// (redis+cluster://HOST:PORT[,…]). Without it the node runs embedded,
+    /// with the sale given by --event and --stock.
+    #[arg(
+        long,
+        env = "SPIKE_REDIS",
+        hide_env_values = true,
+        help_heading = "Central stock in Redis"
+    )]
+    pub redis: Option<SecretUrl>,
+    /// Answer a sale only once this many Redis replicas hold it (`WAIT`,
+    /// grouped); past the response timeout the outcome is "unknown" (503
+    /// with the request id). 0: once the primary holds it.
+    #[arg(
+        long,
+        default_value_t = 0,
+        requires = "redis",
+        help_heading = "Central stock in Redis"
+    )]
+    pub confirm_replicas: u32,
+    /// Events to serve (repeatable; the first is the default). With Redis and
+    /// none given: every event in Redis.
+    #[arg(long = "event")]
+    pub events: Vec<EventId>,
+    /// This node's name (X-Spike-Node header, stat log); default node-PORT.
+    #[arg(long)]
+    pub node_id: Option<NodeId>,
+    /// Where to append one line per answered purchase.
+    #[arg(long, default_value = "stat.log")]
+    pub stat_log: PathBuf,
+    /// Don't write a stat log.
+    #[arg(long, conflicts_with = "stat_log")]
+    pub no_stat_log: bool,
+    /// Stat-log lines queued for the disk before purchases are refused with
+    /// 503 (the disk stalls): nothing is lost and memory stays bounded.
+    #[arg(long, default_value_t = spike_node::stat_log::DEFAULT_QUEUE_LINES)]
+    pub stat_log_queue: u64,
+    /// Purchases that may wait on central stock at once; past it, new ones
+    /// are answered 503 (code -5, Retry-After: 1) at once instead of
+    /// queueing (overload shedding). About 50 ms of queue at the measured
+    /// buy-path rate.
+    #[arg(long, default_value_t = spike_node::node::DEFAULT_MAX_CENTRAL_IN_FLIGHT)]
+    pub max_central_in_flight: NonZeroUsize,
+    /// The most purchases of one sale sent to central stock in one call:
+    /// purchases arriving while the sale's call is in flight go out
+    /// together with the next (one Lua call, one WAIT), up to this many; a
+    /// purchase that finds nothing in flight goes out at once. 1 sends
+    /// every purchase on its own call. At most 256.
+    #[arg(long, default_value_t = spike_node::batcher::DEFAULT_MAX_BATCH,
+          value_parser = parse_batch)]
+    pub central_batch: NonZeroUsize,
+    /// Requests a second one buyer may send to the buyers' routes
+    /// (/buy/ticket, /buy/result, /queue/join, /queue/status, the orders API
+    /// but pay), in bursts of as many; past it, 429 (code -8) with
+    /// Retry-After, answered from memory. No limit if absent.
+    #[arg(long, value_parser = parse_rate)]
+    pub rate_limit_per_buyer: Option<NonZeroU32>,
+    /// The same, per client address (behind a --trusted-proxy, the address
+    /// it forwards).
+    #[arg(long, value_parser = parse_rate)]
+    pub rate_limit_per_ip: Option<NonZeroU32>,
+    /// Costly requests a second one client address may send: those that
+    /// cost central stock or the ledger a call whatever the stock
+    /// (/buy/result, /queue/join, the orders API but pay, a purchase with a
+    /// request_id once the sale sold out) and the availability table; `off`
+    /// for no limit. Behind a proxy, pass --trusted-proxy, or every client
+    /// shares the proxy's bucket.
+    #[arg(long, value_parser = parse_rate_or_off, default_value = "1000/s")]
+    pub rate_limit_costly_per_ip: RateOrOff,
+    /// A proxy (spike front, nginx) whose X-Forwarded-For names the client
+    /// (repeatable). From any other peer the header is ignored.
+    #[arg(long = "trusted-proxy", value_name = "IP")]
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Worker threads (default: the CPUs this process may run on).
+    #[arg(long)]
+    pub threads: Option<NonZeroUsize>,
+    /// Don't record Prometheus metrics (/metrics answers empty; for measuring their cost).
+    #[arg(long)]
+    pub no_metrics: bool,
+    /// Serve the orders API (/orders/…, /users/…/orders) from this ledger:
+    /// postgres://… or sqlite://path.
+    #[arg(long, env = "SPIKE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<SecretUrl>,
+    /// The keys buyer tokens are signed with, one per line (several while
+    /// rotating); needed to serve sales created with --auth token.
+    #[arg(long, env = "SPIKE_TOKEN_KEY_FILE")]
+    pub token_key_file: Option<PathBuf>,
+    /// The secret order keys are made with (one per line, the first makes
+    /// them); give every node of a sale the same file. Without it, a random
+    /// one: this node's order keys then open orders on this node only.
+    #[arg(long, env = "SPIKE_ORDER_KEY_FILE")]
+    pub order_key_file: Option<PathBuf>,
+    /// The payment service's keys: `POST /orders/{id}/pay` needs one as
+    /// `Authorization: Bearer`. Without it, no payment can be confirmed here.
+    #[arg(long, env = "SPIKE_OPERATOR_KEY_FILE")]
+    pub operator_key_file: Option<PathBuf>,
+    /// Also run the order pipeline (writer and expiry) inside this node.
+    #[arg(long, requires = "database_url")]
+    pub orders_worker: bool,
+    /// How the in-node pipeline works.
+    #[command(
+        flatten,
+        next_help_heading = "Order pipeline (--orders-worker, or an embedded node)"
+    )]
+    pub pipeline: PipelineArgs,
+    /// The embedded sale's rules (only without --redis).
+    #[command(flatten, next_help_heading = "Embedded sale (only without --redis)")]
+    pub rules: SaleRules,
+    /// Serve a train run instead of --event/--stock (only without --redis;
+    /// with Redis, make it with `spike train create`).
+    #[command(
+        flatten,
+        next_help_heading = "Embedded train run (only without --redis)"
+    )]
+    pub train: TrainArgs,
+    /// Connection limits.
+    #[command(flatten, next_help_heading = "Connections")]
+    pub server: ServerArgs,
+}
+
+/// `spike baseline`
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+    /// Worker threads (default: the CPUs this process may run on).
+    #[arg(long)]
+    pub threads: Option<NonZeroUsize>,
+}
 
 /// The settings `spike node`'s flags describe. `worker`: run the order
 /// pipeline in the node (always, when central stock is embedded: only this

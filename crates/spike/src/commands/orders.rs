@@ -9,7 +9,29 @@ use spike_orders::{OrderLedger, Pipeline, PipelineConfig};
 
 use super::{redis, shutdown_signal};
 use crate::app::open_ledger;
-use crate::cli::{OrdersArgs, PipelineArgs};
+use crate::args::{LedgerArgs, PipelineArgs};
+use clap::Args;
+use std::net::SocketAddr;
+
+/// `spike orders`
+#[derive(Debug, Args)]
+pub struct OrdersArgs {
+    /// Redis URL (central stock and its order stream).
+    #[arg(long, env = "SPIKE_REDIS", hide_env_values = true)]
+    pub redis: SecretUrl,
+    /// The order ledger.
+    #[command(flatten)]
+    pub ledger: LedgerArgs,
+    /// Events to write (repeatable); default: every event in Redis.
+    #[arg(long = "event")]
+    pub events: Vec<EventId>,
+    /// Serve Prometheus metrics (orders written, expired, returned; stream backlog) here.
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// How the pipeline works.
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+}
 
 /// Connects to the order ledger, saying which URL failed (without its password).
 pub(crate) async fn ledger(url: &SecretUrl) -> anyhow::Result<OrderLedger> {

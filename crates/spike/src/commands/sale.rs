@@ -15,7 +15,116 @@ use spike_redis::RedisCentral;
 use super::audit::logged_answers;
 use super::orders::ledger;
 use super::redis;
-use crate::cli::{SaleCreateArgs, SaleRecoverArgs, SaleShowArgs, TrainCreateArgs};
+use crate::args::{parse_duration, SaleRecords, SaleRules, TrainArgs};
+use anyhow::Context;
+use clap::Args;
+use clap::Subcommand;
+use std::path::PathBuf;
+
+/// `spike sale …`
+#[derive(Debug, Subcommand)]
+pub enum SaleCommand {
+    /// Create a sale (refused if the event exists, unless --force).
+    Create(SaleCreateArgs),
+    /// Print a sale's state: total, sold, remaining, buyers, orders.
+    Show(SaleShowArgs),
+    /// Rebuild a sale's central stock from the order ledger and the stream after Redis lost it.
+    Recover(SaleRecoverArgs),
+}
+
+/// `spike sale recover`
+#[derive(Debug, Args)]
+pub struct SaleRecoverArgs {
+    /// The sale's records.
+    #[command(flatten)]
+    pub records: SaleRecords,
+    /// How long a sale still in central stock must stay unchanged (no seat
+    /// sold or given back) before it is rebuilt: a change means nodes are
+    /// still selling it, and recovery refuses.
+    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    pub quiet_for: Duration,
+    /// Rebuild even if nodes are still selling (their sales in flight may
+    /// then be lost from central stock).
+    #[arg(long)]
+    pub while_selling: bool,
+    /// Stat logs of every node of the sale (repeatable): sales they report
+    /// that neither the ledger nor the stream holds (told to buyers, then
+    /// lost with Redis) are written into the ledger and keep their seats.
+    #[arg(long = "stat-log")]
+    pub stat_logs: Vec<PathBuf>,
+}
+
+/// `spike sale create`
+#[derive(Debug, Args)]
+pub struct SaleCreateArgs {
+    /// Redis URL, e.g. redis://127.0.0.1:6379 (also redis+sentinel://…/SERVICE
+    /// or redis+cluster://HOST:PORT[,…]).
+    #[arg(long, env = "SPIKE_REDIS", hide_env_values = true)]
+    pub redis: SecretUrl,
+    /// The event (train, concert, drop): [A-Za-z0-9_.-]{1,64}.
+    #[arg(long)]
+    pub event: EventId,
+    /// The sale's rules.
+    #[command(flatten)]
+    pub rules: SaleRules,
+    /// Replace an existing sale, deleting its buyers and orders.
+    #[arg(long)]
+    pub force: bool,
+    /// Also record the sale's rules in this order ledger (`sale recover` needs them).
+    #[arg(long, env = "SPIKE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<SecretUrl>,
+}
+
+/// `spike train …`
+#[derive(Debug, Subcommand)]
+pub enum TrainCommand {
+    /// Create a train run (refused if it exists, unless --force).
+    Create(TrainCreateArgs),
+}
+
+/// `spike train create`
+#[derive(Debug, Args)]
+pub struct TrainCreateArgs {
+    /// Redis URL (as for `sale create`).
+    #[arg(long, env = "SPIKE_REDIS", hide_env_values = true)]
+    pub redis: SecretUrl,
+    /// The run: --train, --date, --stations and --class are required.
+    #[command(flatten)]
+    pub run: TrainArgs,
+    /// Buyers, opening, payment window and waiting room, as for a sale
+    /// (--stock does not apply: a train's seats are its classes').
+    #[command(flatten)]
+    pub rules: SaleRules,
+    /// Replace an existing run, deleting its buyers and orders.
+    #[arg(long)]
+    pub force: bool,
+    /// Also record the run in this order ledger (`sale recover` needs it).
+    #[arg(long, env = "SPIKE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<SecretUrl>,
+}
+
+impl TrainCreateArgs {
+    /// The run and its sale's configuration.
+    pub fn to_config(&self) -> anyhow::Result<(spike_core::TrainRun, SaleConfig)> {
+        self.run
+            .to_config(&self.rules)?
+            .context("--train is required")
+    }
+}
+
+/// `spike sale show`
+#[derive(Debug, Args)]
+pub struct SaleShowArgs {
+    /// Redis URL.
+    #[arg(long, env = "SPIKE_REDIS", hide_env_values = true)]
+    pub redis: SecretUrl,
+    /// The event.
+    #[arg(long)]
+    pub event: EventId,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// Creates `event` with `config` in Redis (replacing it with `force`), and
 /// records it in the ledger at `database_url` if given, in a new life (a

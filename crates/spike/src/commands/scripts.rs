@@ -3,9 +3,15 @@
 //! codes), for review or for `redis-benchmark`.
 
 use anyhow::bail;
+use clap::Args;
 use spike_redis::{script_names, script_source};
 
-use crate::cli::ScriptsArgs;
+/// `spike scripts`
+#[derive(Debug, Args)]
+pub struct ScriptsArgs {
+    /// The script to print (buy, release, create, snapshot, ack); none: list their names.
+    pub name: Option<String>,
+}
 
 /// Prints one script, or the names of all of them.
 pub fn print_scripts(args: ScriptsArgs) -> anyhow::Result<()> {
