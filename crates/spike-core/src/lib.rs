@@ -14,6 +14,7 @@ pub mod order_stream;
 pub mod purchase;
 pub mod queue;
 pub mod reconcile;
+pub mod record;
 pub mod sale;
 pub mod secret;
 pub mod stat;
@@ -38,9 +39,8 @@ pub use purchase::{
     TicketReply, Verdict, MAX_BATCH,
 };
 pub use queue::{QueueConfig, QueueCounters, Seal, Shuffle, Standing};
-pub use sale::{
-    BuyerPolicy, SaleConfig, SaleFigures, SaleLife, SaleRecord, SaleSnapshot, SaleUnit,
-};
+pub use record::SaleRecord;
+pub use sale::{BuyerPolicy, SaleConfig, SaleFigures, SaleLife, SaleSnapshot, SaleUnit};
 pub use secret::SecretUrl;
 pub use train::{
     ClassOccupancy, Leg, Occupancy, Passengers, SeatClass, SeatRequest, SoldOutMemo, Ticket,

@@ -1,11 +1,11 @@
 //! What a sale is: its stock, who may buy and how much, when it opens, and how
 //! long a buyer has to pay. A [`SaleConfig`] can only be built valid.
 
-use std::num::{NonZeroU32, NonZeroU64};
+use std::num::NonZeroU32;
 use std::time::{Duration, SystemTime};
 
 use crate::queue::{QueueConfig, QueueConfigError};
-use crate::time::{from_unix_millis, unix_millis, MAX_SALE_DURATION};
+use crate::time::{unix_millis, MAX_SALE_DURATION};
 use crate::train::{TrainError, TrainLayout};
 use std::sync::Arc;
 
@@ -172,9 +172,10 @@ impl SaleConfig {
     /// is the run's capacity in seat-segments (seats × segments), a bound
     /// no run of orders can pass (each holds at least one seat-segment);
     /// seats themselves are found by [`crate::ClassOccupancy::find_seats`].
-    pub fn for_train(layout: TrainLayout) -> Result<Self, SaleConfigError> {
+    pub fn for_train(layout: impl Into<Arc<TrainLayout>>) -> Result<Self, SaleConfigError> {
+        let layout = layout.into();
         let mut config = Self::new(layout.capacity())?;
-        config.train = Some(Arc::new(layout));
+        config.train = Some(layout);
         Ok(config)
     }
 
@@ -292,101 +293,6 @@ impl SaleConfig {
     }
 }
 
-/// A sale's rules as plain numbers: the one form in which every store
-/// (Redis hash fields, Lua arguments, ledger columns) writes them down and
-/// reads them back. Only [`SaleConfig`] converts to and from it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SaleRecord {
-    /// Seats for sale.
-    pub total: u64,
-    /// Orders one user may hold; 0 for an anonymous sale.
-    pub per_user_limit: u32,
-    /// Opening time in Unix milliseconds; 0 when open from creation.
-    pub opens_at_ms: u64,
-    /// How long a buyer has to pay, in milliseconds.
-    pub payment_window_ms: u64,
-    /// 1 when buyers must carry a signed token, 0 otherwise.
-    pub token_auth: u64,
-    /// Waiting room: positions admitted per second; 0 for a sale without one.
-    pub queue_admit_rate: u64,
-    /// Waiting room: most active admitted buyers at once; 0 for no cap.
-    pub queue_max_active: u64,
-    /// Waiting room: how long an admission lasts, in milliseconds.
-    pub queue_admit_window_ms: u64,
-    /// Waiting room: when joining starts, Unix milliseconds; 0 from creation.
-    pub queue_joins_open_at_ms: u64,
-    /// A train run's layout ([`TrainLayout::to_wire`]); empty for other sales.
-    pub train: String,
-    /// The sale's life ([`SaleLife`]); 0 for sales made before lives.
-    pub life: u64,
-}
-
-impl From<&SaleConfig> for SaleRecord {
-    fn from(config: &SaleConfig) -> Self {
-        Self {
-            total: config.total(),
-            per_user_limit: config.policy().per_user_limit().map_or(0, NonZeroU32::get),
-            opens_at_ms: config.opens_at_millis(),
-            payment_window_ms: u64::try_from(config.payment_window().as_millis())
-                .unwrap_or(u64::MAX),
-            token_auth: u64::from(config.policy().needs_token()),
-            queue_admit_rate: config
-                .queue()
-                .map_or(0, |q| u64::from(q.admit_rate().get())),
-            queue_max_active: config
-                .queue()
-                .and_then(QueueConfig::max_active)
-                .map_or(0, NonZeroU64::get),
-            queue_admit_window_ms: config.queue().map_or(0, QueueConfig::admit_window_millis),
-            queue_joins_open_at_ms: config.queue().map_or(0, QueueConfig::joins_open_at_millis),
-            train: config.train().map_or_else(String::new, |t| t.to_wire()),
-            life: config.life().get(),
-        }
-    }
-}
-
-impl TryFrom<SaleRecord> for SaleConfig {
-    type Error = SaleConfigError;
-
-    fn try_from(record: SaleRecord) -> Result<Self, SaleConfigError> {
-        let auth = match record.token_auth {
-            0 => BuyerAuth::Open,
-            _ => BuyerAuth::Token,
-        };
-        let policy = match NonZeroU32::new(record.per_user_limit) {
-            Some(per_user_limit) => BuyerPolicy::Identified {
-                per_user_limit,
-                auth,
-            },
-            None if auth == BuyerAuth::Token => return Err(SaleConfigError::TokenNeedsBuyers),
-            None => BuyerPolicy::Anonymous,
-        };
-        let queue = match u32::try_from(record.queue_admit_rate).ok() {
-            Some(0) => None,
-            Some(rate) => Some(
-                QueueConfig::new(NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN))?
-                    .with_max_active(NonZeroU64::new(record.queue_max_active))
-                    .with_admit_window(Duration::from_millis(record.queue_admit_window_ms))?
-                    .joining_from(
-                        (record.queue_joins_open_at_ms > 0)
-                            .then(|| from_unix_millis(record.queue_joins_open_at_ms)),
-                    ),
-            ),
-            None => return Err(QueueConfigError::RateTooHigh.into()),
-        };
-        let base = match record.train.as_str() {
-            "" => SaleConfig::new(record.total)?,
-            wire => SaleConfig::for_train(TrainLayout::parse(wire)?)?,
-        };
-        let life = SaleLife::new(record.life).ok_or(SaleConfigError::BadLife)?;
-        base.with_policy(policy)
-            .in_life(life)
-            .opening_at((record.opens_at_ms > 0).then(|| from_unix_millis(record.opens_at_ms)))
-            .with_payment_window(Duration::from_millis(record.payment_window_ms))?
-            .with_queue(queue)
-    }
-}
-
 /// A sale as central stock sees it right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SaleSnapshot {
@@ -461,6 +367,7 @@ pub struct SaleFigures {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::from_unix_millis;
 
     #[test]
     fn stock_bounds_are_enforced() {
@@ -482,81 +389,6 @@ mod tests {
         assert!(SaleConfig::new(1)
             .unwrap()
             .is_open_at(std::time::UNIX_EPOCH));
-    }
-
-    #[test]
-    fn a_record_round_trips_every_rule() {
-        let config = SaleConfig::new(500)
-            .unwrap()
-            .with_policy(BuyerPolicy::Identified {
-                per_user_limit: NonZeroU32::new(3).unwrap(),
-                auth: BuyerAuth::Token,
-            })
-            .opening_at(Some(from_unix_millis(1_700_000_000_000)))
-            .with_payment_window(Duration::from_secs(90))
-            .unwrap()
-            .in_life(SaleLife::new(42).unwrap());
-        let record = SaleRecord::from(&config);
-        assert_eq!(
-            record,
-            SaleRecord {
-                total: 500,
-                per_user_limit: 3,
-                opens_at_ms: 1_700_000_000_000,
-                payment_window_ms: 90_000,
-                token_auth: 1,
-                queue_admit_rate: 0,
-                queue_max_active: 0,
-                queue_admit_window_ms: 0,
-                queue_joins_open_at_ms: 0,
-                train: String::new(),
-                life: 42,
-            }
-        );
-        assert_eq!(SaleConfig::try_from(record), Ok(config.clone()));
-        let layout = crate::TrainLayout::new(&["A", "B", "C"], &["first:2x10"]).unwrap();
-        let train = SaleConfig::for_train(layout).unwrap();
-        let record = SaleRecord::from(&train);
-        assert_eq!(
-            (record.total, record.train.as_str()),
-            (40, "A,B,C|first:2x10")
-        );
-        assert_eq!(SaleConfig::try_from(record), Ok(train));
-        let queue = QueueConfig::new(NonZeroU32::new(200).unwrap())
-            .unwrap()
-            .with_max_active(NonZeroU64::new(50))
-            .joining_from(Some(from_unix_millis(1_600_000_000_000)));
-        let queued = config.with_queue(Some(queue)).unwrap();
-        let record = SaleRecord::from(&queued);
-        assert_eq!(
-            (
-                record.queue_admit_rate,
-                record.queue_max_active,
-                record.queue_admit_window_ms,
-                record.queue_joins_open_at_ms
-            ),
-            (200, 50, 600_000, 1_600_000_000_000)
-        );
-        assert_eq!(SaleConfig::try_from(record), Ok(queued));
-        let anonymous = SaleConfig::new(1)
-            .unwrap()
-            .with_policy(BuyerPolicy::Anonymous);
-        let record = SaleRecord::from(&anonymous);
-        assert_eq!((record.per_user_limit, record.opens_at_ms), (0, 0));
-        assert_eq!(SaleConfig::try_from(record.clone()), Ok(anonymous));
-        let broken = SaleRecord {
-            total: 0,
-            ..record.clone()
-        };
-        assert_eq!(SaleConfig::try_from(broken), Err(SaleConfigError::NoStock));
-        let nobody = SaleRecord {
-            token_auth: 1,
-            ..record
-        };
-        assert_eq!(
-            SaleConfig::try_from(nobody),
-            Err(SaleConfigError::TokenNeedsBuyers)
-        );
     }
 
     const TOKEN_BUYERS: BuyerPolicy = BuyerPolicy::Identified {

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use spike_core::order::{Order, OrderState, Refusal, Transition};
 use spike_core::reconcile::EarlierFence;
-use spike_core::sale::{SaleConfig, SaleRecord};
+use spike_core::record::{RULE_FIELDS, TRAIN_FIELD};
+use spike_core::sale::SaleConfig;
+use spike_core::SaleRecord;
 use spike_core::{EventId, NodeId, OrderId, RequestId, SecretUrl, StreamEntry, UserId};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -199,6 +201,34 @@ fn migrator(backend: Backend) -> Migrator {
         ..Migrator::DEFAULT
     }
 }
+
+/// The statements that write and read the `sales` table, with its columns
+/// named by the sale record's schema ([`RULE_FIELDS`]).
+struct SaleStatements {
+    insert: String,
+    select: String,
+}
+
+static SALE_STATEMENTS: std::sync::LazyLock<SaleStatements> = std::sync::LazyLock::new(|| {
+    let columns = RULE_FIELDS.join(", ");
+    let updates: Vec<String> = (RULE_FIELDS.iter().chain([&TRAIN_FIELD]))
+        .map(|column| format!("{column} = excluded.{column}"))
+        .collect();
+    SaleStatements {
+        // A new life of the sale starts without the old life's recovery fence.
+        insert: format!(
+            "INSERT INTO sales (event_id, {columns}, {TRAIN_FIELD}) VALUES ({}) \
+             ON CONFLICT (event_id) DO UPDATE SET \
+             fenced_through_seq = CASE WHEN sales.life = excluded.life \
+               THEN sales.fenced_through_seq ELSE 0 END, \
+             fenced_at_ms = CASE WHEN sales.life = excluded.life \
+               THEN sales.fenced_at_ms ELSE 0 END, {}",
+            placeholders(1, RULE_FIELDS.len() + 2),
+            updates.join(", ")
+        ),
+        select: format!("SELECT {columns}, {TRAIN_FIELD} FROM sales WHERE event_id = $1"),
+    }
+});
 
 fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
@@ -436,66 +466,28 @@ impl OrderLedger {
         config: &SaleConfig,
     ) -> Result<(), LedgerError> {
         let record = SaleRecord::from(config);
-        sqlx::query(
-            "INSERT INTO sales (event_id, total, per_user_limit, opens_at_ms, payment_window_ms, \
-             token_auth, queue_admit_rate, queue_max_active, queue_admit_window_ms, \
-             queue_joins_open_at_ms, train, life) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-             ON CONFLICT (event_id) DO UPDATE SET \
-             fenced_through_seq = CASE WHEN sales.life = excluded.life \
-               THEN sales.fenced_through_seq ELSE 0 END, \
-             fenced_at_ms = CASE WHEN sales.life = excluded.life \
-               THEN sales.fenced_at_ms ELSE 0 END, \
-             life = excluded.life, \
-             total = excluded.total, per_user_limit = excluded.per_user_limit, \
-             opens_at_ms = excluded.opens_at_ms, payment_window_ms = excluded.payment_window_ms, \
-             token_auth = excluded.token_auth, queue_admit_rate = excluded.queue_admit_rate, \
-             queue_max_active = excluded.queue_max_active, \
-             queue_admit_window_ms = excluded.queue_admit_window_ms, \
-             queue_joins_open_at_ms = excluded.queue_joins_open_at_ms, train = excluded.train",
-        )
-        .bind(event.as_str())
-        .bind(to_i64(record.total))
-        .bind(i64::from(record.per_user_limit))
-        .bind(to_i64(record.opens_at_ms))
-        .bind(to_i64(record.payment_window_ms))
-        .bind(to_i64(record.token_auth))
-        .bind(to_i64(record.queue_admit_rate))
-        .bind(to_i64(record.queue_max_active))
-        .bind(to_i64(record.queue_admit_window_ms))
-        .bind(to_i64(record.queue_joins_open_at_ms))
-        .bind(record.train.as_str())
-        .bind(to_i64(record.life))
-        .execute(&self.pool)
-        .await?;
+        let mut insert = sqlx::query(&SALE_STATEMENTS.insert).bind(event.as_str());
+        for value in record.rules() {
+            insert = insert.bind(to_i64(value));
+        }
+        insert.bind(record.train_wire()).execute(&self.pool).await?;
         Ok(())
     }
 
     /// A sale's recorded rules.
     pub async fn sale(&self, event: &EventId) -> Result<Option<SaleConfig>, LedgerError> {
-        let row = sqlx::query(
-            "SELECT total, per_user_limit, opens_at_ms, payment_window_ms, token_auth, \
-             queue_admit_rate, queue_max_active, queue_admit_window_ms, queue_joins_open_at_ms, \
-             train, life FROM sales WHERE event_id = $1",
-        )
-        .bind(event.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(&SALE_STATEMENTS.select)
+            .bind(event.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(row) = row else { return Ok(None) };
-        let number = |name: &str| row.try_get::<i64, _>(name).map(to_u64);
-        let record = SaleRecord {
-            total: number("total")?,
-            per_user_limit: u32::try_from(number("per_user_limit")?).unwrap_or(u32::MAX),
-            opens_at_ms: number("opens_at_ms")?,
-            payment_window_ms: number("payment_window_ms")?,
-            token_auth: number("token_auth")?,
-            queue_admit_rate: number("queue_admit_rate")?,
-            queue_max_active: number("queue_max_active")?,
-            queue_admit_window_ms: number("queue_admit_window_ms")?,
-            queue_joins_open_at_ms: number("queue_joins_open_at_ms")?,
-            train: row.try_get::<String, _>("train")?,
-            life: number("life")?,
-        };
+        let mut rules = [0; RULE_FIELDS.len()];
+        for (value, name) in rules.iter_mut().zip(RULE_FIELDS) {
+            *value = to_u64(row.try_get::<i64, _>(name)?);
+        }
+        let train = SaleRecord::parse_train(&row.try_get::<String, _>(TRAIN_FIELD)?)
+            .map_err(|e| LedgerError::Corrupt(format!("sale {event}: train layout: {e}")))?;
+        let record = SaleRecord::from_rules(rules, train);
         let config = SaleConfig::try_from(record)
             .map_err(|e| LedgerError::Corrupt(format!("sale {event}: {e}")))?;
         Ok(Some(config))

@@ -114,7 +114,6 @@ impl CentralStock for RedisCentral {
     ) -> Result<(), CreateSaleError> {
         let keys = EventKeys::new(event);
         let record = SaleRecord::from(config);
-        let (rules, queue_rules) = wire::create_args(&record);
         let old_maps = self.seat_maps(&keys).await?;
         let new_maps = match config.train() {
             Some(layout) => keys.all_maps(layout.classes().len(), layout.segments()),
@@ -126,10 +125,9 @@ impl CentralStock for RedisCentral {
             .key(old_maps.as_slice())
             .key(new_maps)
             .arg(if force { "1" } else { "0" })
-            .arg(rules.as_slice())
             .arg(event.as_str())
-            .arg(queue_rules.as_slice())
-            .arg(&record.train)
+            .arg(record.rules().as_slice())
+            .arg(record.train_wire())
             .arg(old_maps.len())
             .arg(wire::create_train_args(&record).as_slice());
         let mut connection = self.connection().await;

@@ -7,6 +7,7 @@
 //! adapter decodes the same table: neither side spells a bare number.
 
 use redis::Script;
+use spike_core::record::{RULE_FIELDS, TRAIN_FIELD};
 
 /// Declares a script's reply codes: an enum, its numbers and Lua names.
 macro_rules! reply_codes {
@@ -119,6 +120,21 @@ reply_codes! {
     }
 }
 
+/// Where `create.lua`'s arguments take the sale's rules: ARGV[1] is the
+/// force flag and ARGV[2] the event id.
+pub(crate) const CREATE_RULES_AT: usize = 3;
+
+/// The sale record's schema as Lua constants: `RULES`, the rule fields'
+/// names in their order (spike-core's `RULE_FIELDS`), `RULES_AT` (see
+/// [`CREATE_RULES_AT`]) and `TRAIN_FIELD`.
+fn record_prelude() -> String {
+    let names: Vec<String> = RULE_FIELDS.iter().map(|name| format!("'{name}'")).collect();
+    format!(
+        "local RULES, RULES_AT, TRAIN_FIELD = {{{}}}, {CREATE_RULES_AT}, '{TRAIN_FIELD}'\n",
+        names.join(", ")
+    )
+}
+
 /// The selling rules both purchase scripts run: the reply codes, then
 /// `sell.lua`'s functions.
 fn selling_rules() -> String {
@@ -141,9 +157,12 @@ fn sources() -> [(&'static str, String); 10] {
         ),
         (
             "create",
-            CreateCode::lua_prelude() + include_str!("../lua/create.lua"),
+            CreateCode::lua_prelude() + &record_prelude() + include_str!("../lua/create.lua"),
         ),
-        ("snapshot", include_str!("../lua/snapshot.lua").to_owned()),
+        (
+            "snapshot",
+            record_prelude() + include_str!("../lua/snapshot.lua"),
+        ),
         (
             "release",
             ReleaseCode::lua_prelude() + include_str!("../lua/release.lua"),
@@ -240,5 +259,44 @@ mod tests {
         }
         assert!(script_source("buy").is_some_and(|s| s.starts_with("local SOLD, ")));
         assert_eq!(script_source("nope"), None);
+    }
+
+    /// Every field of the sale hash a script names by hand is one the
+    /// record's schema defines, or one of the counters kept beside it: a
+    /// rule renamed in spike-core cannot leave a script reading the old name.
+    #[test]
+    fn scripts_name_only_the_sale_fields_the_schema_defines() {
+        let counters = [
+            "sold",
+            "order_seq",
+            "event",
+            "train_classes",
+            "train_segments",
+        ];
+        let known: Vec<&str> = (RULE_FIELDS.iter().copied())
+            .chain([TRAIN_FIELD])
+            .chain(counters)
+            .collect();
+        for (name, source) in sources() {
+            for line in source.lines().filter(|line| line.contains("KEYS[1]")) {
+                let call = line.trim_start();
+                if !(call.contains("'HMGET'") || call.contains("'HSET'") || call.contains("'HGET'"))
+                {
+                    continue;
+                }
+                // The quoted words after KEYS[1] on the line are field names
+                // (the command itself comes before it).
+                let after = line.split("KEYS[1]").nth(1).unwrap_or_default();
+                let words = after.split('\'').skip(1).step_by(2);
+                // Format strings ('%d') are values, not names.
+                for field in words.filter(|word| !word.starts_with('%')) {
+                    assert!(
+                        known.contains(&field) || field.starts_with("class:"),
+                        "{name}.lua names sale field {field:?}, which the schema does not define"
+                    );
+                }
+            }
+        }
+        assert!(record_prelude().contains("'queue_max_active'"));
     }
 }

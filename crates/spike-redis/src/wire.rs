@@ -8,39 +8,29 @@ use std::collections::HashMap;
 use spike_core::queue::{AdmissionStep, Seal};
 use std::sync::Arc;
 
+use spike_core::record::{RULE_FIELDS, TRAIN_FIELD};
 use spike_core::{
     ClassOccupancy, EventId, Occupancy, OrderId, SaleRecord, Ticket, TrainLayout, UserId,
 };
 
 /// The sale hash's fields for `record`, as `create.lua` and a restore write
-/// them, plus the counters a restore sets (`sold`, `order_seq`).
+/// them (the rules named by the record's schema), plus the counters a
+/// restore sets (`sold`, `order_seq`).
 pub(crate) fn sale_fields(
     event: &EventId,
     record: &SaleRecord,
     sold: u64,
     order_seq: u64,
-) -> [(&'static str, String); 13] {
-    [
-        ("total", record.total.to_string()),
-        ("sold", sold.to_string()),
-        ("order_seq", order_seq.to_string()),
-        ("per_user_limit", record.per_user_limit.to_string()),
-        ("opens_at_ms", record.opens_at_ms.to_string()),
-        ("payment_window_ms", record.payment_window_ms.to_string()),
-        ("token_auth", record.token_auth.to_string()),
-        ("event", event.to_string()),
-        ("queue_admit_rate", record.queue_admit_rate.to_string()),
-        ("queue_max_active", record.queue_max_active.to_string()),
-        (
-            "queue_admit_window_ms",
-            record.queue_admit_window_ms.to_string(),
-        ),
-        (
-            "queue_joins_open_at_ms",
-            record.queue_joins_open_at_ms.to_string(),
-        ),
-        ("life", record.life.to_string()),
-    ]
+) -> Vec<(&'static str, String)> {
+    let rules =
+        (RULE_FIELDS.iter().zip(record.rules())).map(|(name, value)| (*name, value.to_string()));
+    rules
+        .chain([
+            ("sold", sold.to_string()),
+            ("order_seq", order_seq.to_string()),
+            ("event", event.to_string()),
+        ])
+        .collect()
 }
 
 /// A train run's fields of the sale hash, as `create.lua` writes them:
@@ -48,14 +38,14 @@ pub(crate) fn sale_fields(
 /// `class:<index>` = `"<carriages> <seats per carriage>"`. Other sales
 /// have `train` empty and no classes.
 pub(crate) fn train_fields(record: &SaleRecord) -> Vec<(String, String)> {
-    let layout = TrainLayout::parse(&record.train).ok();
-    let classes = layout.as_ref().map_or(&[][..], |l| l.classes());
+    let layout = record.train.as_deref();
+    let classes = layout.map_or(&[][..], |l| l.classes());
     let mut fields = vec![
-        ("train".to_owned(), record.train.clone()),
+        (TRAIN_FIELD.to_owned(), record.train_wire()),
         ("train_classes".to_owned(), classes.len().to_string()),
         (
             "train_segments".to_owned(),
-            layout.as_ref().map_or(0, |l| l.segments()).to_string(),
+            layout.map_or(0, |l| l.segments()).to_string(),
         ),
     ];
     fields.extend(
@@ -72,14 +62,14 @@ fn class_shape(class: &spike_core::SeatClass) -> String {
     format!("{} {}", class.carriages(), class.seats_per_carriage())
 }
 
-/// The train arguments of `create.lua` (ARGV[14..]): segments, then each
-/// class's shape; just `0` for other sales.
+/// The train arguments of `create.lua` after the old maps' count: the
+/// segments, then each class's shape; just `0` for other sales.
 pub(crate) fn create_train_args(record: &SaleRecord) -> Vec<String> {
-    match TrainLayout::parse(&record.train) {
-        Ok(layout) => std::iter::once(layout.segments().to_string())
+    match record.train.as_deref() {
+        Some(layout) => std::iter::once(layout.segments().to_string())
             .chain(layout.classes().iter().map(class_shape))
             .collect(),
-        Err(_) => vec!["0".to_owned()],
+        None => vec!["0".to_owned()],
     }
 }
 
@@ -130,27 +120,6 @@ pub(crate) fn seat_maps<'a>(
     maps
 }
 
-/// The rule arguments of `create.lua` (ARGV[2..6] and ARGV[8..12]), in
-/// its order.
-pub(crate) fn create_args(record: &SaleRecord) -> ([u64; 5], [u64; 5]) {
-    (
-        [
-            record.total,
-            u64::from(record.per_user_limit),
-            record.opens_at_ms,
-            record.payment_window_ms,
-            record.token_auth,
-        ],
-        [
-            record.queue_admit_rate,
-            record.queue_max_active,
-            record.queue_admit_window_ms,
-            record.queue_joins_open_at_ms,
-            record.life,
-        ],
-    )
-}
-
 /// What `snapshot.lua` returns, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SnapshotFields {
@@ -164,42 +133,33 @@ pub(crate) struct SnapshotFields {
     pub(crate) stream: u64,
 }
 
-/// Decodes `snapshot.lua`'s reply (thirteen numbers and the train layout,
-/// all read as text): `None` for "no such sale" (an empty reply), an error
-/// saying what is wrong otherwise.
+/// Decodes `snapshot.lua`'s reply (the rules in the schema's order, three
+/// counters and the train layout, all read as text): `None` for "no such
+/// sale" (an empty reply), an error saying what is wrong otherwise (a
+/// layout that does not parse among them).
 pub(crate) fn snapshot_fields(reply: &[String]) -> Result<Option<SnapshotFields>, String> {
     let Some((train, numbers)) = reply.split_last() else {
         return Ok(None);
     };
-    let fields: Vec<u64> = (numbers.iter())
+    let numbers: Vec<u64> = (numbers.iter())
         .map(|n| {
             n.parse()
                 .map_err(|_| format!("field {n:?} is not a number"))
         })
         .collect::<Result<_, _>>()?;
-    match *fields {
-        [total, sold, limit, opens_at_ms, payment_window_ms, token_auth, buyers, stream, queue_admit_rate, queue_max_active, queue_admit_window_ms, queue_joins_open_at_ms, life] => {
-            Ok(Some(SnapshotFields {
-                record: SaleRecord {
-                    total,
-                    per_user_limit: u32::try_from(limit).unwrap_or(u32::MAX),
-                    opens_at_ms,
-                    payment_window_ms,
-                    token_auth,
-                    queue_admit_rate,
-                    queue_max_active,
-                    queue_admit_window_ms,
-                    queue_joins_open_at_ms,
-                    train: train.clone(),
-                    life,
-                },
-                sold,
-                buyers,
-                stream,
-            }))
-        }
-        _ => Err(format!("{} fields", reply.len())),
-    }
+    let (rules, counters) = numbers.split_at(numbers.len().min(RULE_FIELDS.len()));
+    let (Ok(rules), &[sold, buyers, stream]) =
+        (<[u64; RULE_FIELDS.len()]>::try_from(rules), counters)
+    else {
+        return Err(format!("{} fields", reply.len()));
+    };
+    let train = SaleRecord::parse_train(train).map_err(|e| format!("train layout: {e}"))?;
+    Ok(Some(SnapshotFields {
+        record: SaleRecord::from_rules(rules, train),
+        sold,
+        buyers,
+        stream,
+    }))
 }
 
 /// Groups holdings by buyer for the buyer index (`user → "o1 o2"`).
@@ -314,15 +274,22 @@ mod tests {
             Err("3 fields".into())
         );
         assert!(snapshot_fields(&text(&["x", ""])).is_err());
+        // The rules in RULE_FIELDS' order, then sold, buyers, stream, train.
         let fields = [
-            "10", "3", "1", "0", "900000", "1", "3", "3", "200", "0", "600000", "0", "77",
+            "10", "1", "0", "900000", "1", "200", "0", "600000", "0", "77", "3", "3", "3",
         ];
         let mut reply = text(&fields);
         reply.push("A,B|first:1x2".into());
         let decoded = snapshot_fields(&reply)
             .expect("thirteen fields")
             .expect("a sale");
-        assert_eq!(decoded.record.train, "A,B|first:1x2");
+        assert_eq!(decoded.record.train_wire(), "A,B|first:1x2");
+        reply.pop();
+        reply.push("A|not a layout".into());
+        assert!(
+            snapshot_fields(&reply).is_err(),
+            "a layout that fails to parse is an error"
+        );
         assert_eq!((decoded.record.total, decoded.sold), (10, 3));
         assert_eq!(decoded.record.per_user_limit, 1);
         assert_eq!(decoded.record.queue_admit_rate, 200);
