@@ -32,7 +32,7 @@ pub enum CentralError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CreateSaleError {
     /// The event already has a sale; pass `force` to replace it.
-    #[error("event {0} already has a sale (use --force to replace it and lose its orders)")]
+    #[error("event {0} already has a sale (replacing it loses its orders)")]
     AlreadyExists(EventId),
     /// Central stock failed.
     #[error(transparent)]

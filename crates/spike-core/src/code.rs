@@ -1,7 +1,8 @@
 //! Every answer code Spike speaks, in one table: its number (the articles'
-//! JSON `code`), its name, its HTTP status and its label. Answers, counters,
-//! metrics, the stat log, the front door, the load generator and the
-//! dashboard all read codes from here, and nowhere else.
+//! JSON `code`), its name and its label. Answers, counters, metrics, the
+//! stat log, the front door, the load generator, the dashboard and the
+//! Redis scripts' reply codes all read codes from here, and nowhere else.
+//! Their HTTP statuses are the HTTP layer's (`spike_http::status_of`).
 
 use std::fmt;
 
@@ -40,7 +41,6 @@ struct Row {
     number: i8,
     number_text: &'static str,
     name: &'static str,
-    status: u16,
     label: &'static str,
 }
 
@@ -75,25 +75,24 @@ impl Code {
         ]
     };
 
-    /// The table: the one place a code's number, name, status and label live.
+    /// The table: the one place a code's number, name and label live.
     const fn row(self) -> Row {
-        let (number, number_text, name, status, label) = match self {
-            Code::Ok => (0, "0", "ok", 200, "ok"),
-            Code::Success => (1, "1", "success", 200, "success"),
-            Code::SoldOut => (-1, "-1", "sold_out", 200, "sold out"),
-            Code::AlreadyPurchased => (-2, "-2", "already_purchased", 200, "already purchased"),
-            Code::NotOpen => (-3, "-3", "not_open", 200, "sale not open"),
-            Code::Refused => (-4, "-4", "refused", 400, "bad request"),
-            Code::TryAgain => (-5, "-5", "try_again", 503, "try again"),
-            Code::Unauthorized => (-6, "-6", "unauthorized", 401, "unauthorized"),
-            Code::NotAdmitted => (-7, "-7", "not_admitted", 403, "not admitted yet"),
-            Code::RateLimited => (-8, "-8", "rate_limited", 429, "too many requests"),
+        let (number, number_text, name, label) = match self {
+            Code::Ok => (0, "0", "ok", "ok"),
+            Code::Success => (1, "1", "success", "success"),
+            Code::SoldOut => (-1, "-1", "sold_out", "sold out"),
+            Code::AlreadyPurchased => (-2, "-2", "already_purchased", "already purchased"),
+            Code::NotOpen => (-3, "-3", "not_open", "sale not open"),
+            Code::Refused => (-4, "-4", "refused", "bad request"),
+            Code::TryAgain => (-5, "-5", "try_again", "try again"),
+            Code::Unauthorized => (-6, "-6", "unauthorized", "unauthorized"),
+            Code::NotAdmitted => (-7, "-7", "not_admitted", "not admitted yet"),
+            Code::RateLimited => (-8, "-8", "rate_limited", "too many requests"),
         };
         Row {
             number,
             number_text,
             name,
-            status,
             label,
         }
     }
@@ -111,12 +110,6 @@ impl Code {
     /// A stable snake_case name (`sold_out`).
     pub const fn name(self) -> &'static str {
         self.row().name
-    }
-
-    /// The HTTP status an answer with this code has, unless it says otherwise
-    /// (a refusal may be 403, 404, 405, 409 or 414).
-    pub const fn http_status(self) -> u16 {
-        self.row().status
     }
 
     /// What a person reads: the answer's `msg` ("sold out").
@@ -168,11 +161,8 @@ mod tests {
     }
 
     #[test]
-    fn statuses_say_who_should_act() {
-        assert_eq!(Code::SoldOut.http_status(), 200);
-        assert_eq!(Code::Refused.http_status(), 400);
-        assert_eq!(Code::TryAgain.http_status(), 503);
-        assert_eq!(Code::RateLimited.http_status(), 429);
+    fn labels_are_what_a_person_reads() {
         assert_eq!(Code::NotOpen.label(), "sale not open");
+        assert_eq!(Code::SoldOut.label(), "sold out");
     }
 }

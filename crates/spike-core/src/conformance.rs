@@ -456,7 +456,7 @@ pub async fn a_sale_without_a_waiting_room_has_none<C: CentralStock>(central: &C
         .expect("join");
     assert!(
         matches!(join, QueueJoin::NotYetOpen { .. }),
-        "joining starts at --queue-opens-at: {join:?}"
+        "joining starts when the room opens to joiners: {join:?}"
     );
 }
 

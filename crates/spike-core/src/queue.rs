@@ -33,13 +33,13 @@ pub const MAX_EARLY_JOINERS: u64 = u32::MAX as u64;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueueConfigError {
     /// The admission rate is beyond [`MAX_ADMIT_RATE`].
-    #[error("--admit-rate must be at most {MAX_ADMIT_RATE}/s")]
+    #[error("the admission rate must be at most {MAX_ADMIT_RATE}/s")]
     RateTooHigh,
     /// The admission window must be positive.
-    #[error("--admit-window must be longer than zero")]
+    #[error("the admission window must be longer than zero")]
     NoWindow,
     /// The admission window is longer than [`crate::time::MAX_SALE_DURATION`].
-    #[error("--admit-window must be at most 30 days")]
+    #[error("the admission window must be at most 30 days")]
     WindowTooLong,
 }
 

@@ -90,33 +90,33 @@ impl BuyerPolicy {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SaleConfigError {
     /// Stock must be at least one seat.
-    #[error("stock must be at least 1")]
+    #[error("the stock must be at least 1")]
     NoStock,
     /// Stock beyond [`MAX_STOCK`].
-    #[error("stock must be at most {MAX_STOCK}")]
+    #[error("the stock must be at most {MAX_STOCK}")]
     TooMuchStock,
     /// The payment window must be positive.
-    #[error("payment window must be longer than zero")]
+    #[error("the payment window must be longer than zero")]
     NoPaymentWindow,
     /// The payment window is longer than [`MAX_SALE_DURATION`].
-    #[error("payment window must be at most 30 days")]
+    #[error("the payment window must be at most 30 days")]
     PaymentWindowTooLong,
     /// A recorded life is beyond [`SaleLife::MAX`].
     #[error("the sale's life is beyond 2^53 - 1")]
     BadLife,
     /// Token authentication names buyers; an anonymous sale has none.
-    #[error("--auth token needs identified buyers; an anonymous sale has none")]
+    #[error("token authentication needs identified buyers; an anonymous sale has none")]
     TokenNeedsBuyers,
     /// A waiting room places buyers; an anonymous sale has none.
-    #[error("--queue needs identified buyers; an anonymous sale has none")]
+    #[error("a waiting room needs identified buyers; an anonymous sale has none")]
     QueueNeedsBuyers,
     /// A waiting room orders buyers by who they are: on an open sale anyone
     /// may join under any number of names (diluting the shuffle) and read
     /// anyone's admission, so a queued sale needs proved buyers.
-    #[error("--queue needs buyers who prove who they are: add --auth token")]
+    #[error("a waiting room needs buyers who prove who they are (token authentication)")]
     QueueNeedsTokens,
     /// Joining must start before the sale opens.
-    #[error("--queue-opens-at must be before the sale opens (--opens-at)")]
+    #[error("joining the waiting room must start before the sale opens")]
     JoinsAfterOpening,
     /// The waiting room's own rules.
     #[error(transparent)]

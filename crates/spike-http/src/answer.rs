@@ -1,8 +1,8 @@
-//! Every answer a Spike server gives, as a type, and its exact bytes on the
-//! wire. The code of an answer comes from its variant alone (see
-//! [`spike_core::Code`]); the hot answers are static or formatted from
-//! validated identifiers (which need no escaping), and free text goes
-//! through `serde_json`.
+//! The answers every Spike server gives, whatever it serves (refusals,
+//! "try again", rate limits, documents), as a type with its exact bytes on
+//! the wire, and the HTTP status of each answer code ([`status_of`]): the
+//! one place HTTP statuses meet [`spike_core::Code`]. The buy API's own
+//! answers (a sale, sold out, …) live with the node, which serves them.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -11,10 +11,7 @@ use hyper::{Response, StatusCode};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use spike_core::{Code, EventId, OrderId, RequestId, Ticket, TrainLayout};
-
-/// Body of the sold-out answer; the baseline server answers these same bytes.
-pub const SOLD_OUT_BODY: &[u8] = br#"{"code":-1,"msg":"sold out"}"#;
+use spike_core::{Code, RequestId};
 
 /// Content type of the Prometheus text exposition.
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4";
@@ -105,49 +102,6 @@ impl RetryReason {
 /// One answer to one request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
-    /// Code 1: a seat was sold (or this request id had bought it before).
-    Sold {
-        /// The sale.
-        event: EventId,
-        /// The order holding the seat.
-        order: OrderId,
-        /// The secret that lets its buyer see and cancel it (open and
-        /// anonymous sales; token sales use the buyer's token instead).
-        order_key: Option<String>,
-    },
-    /// Code 1: this request id bought a seat before, and the caller has not
-    /// proved that the order is theirs (on an open or anonymous sale, a
-    /// request id proves nothing): the answer says so and withholds the
-    /// order and its key. The order is kept for the stat log.
-    ReplayWithheld {
-        /// The sale.
-        event: EventId,
-        /// The order the request bought (never in the body).
-        order: OrderId,
-    },
-    /// Code 1: seats on a train run were sold (or this request id had
-    /// bought them before).
-    SeatsSold {
-        /// The order holding the seats.
-        order: OrderId,
-        /// The seats, and the answer's `data` ([`Answer::seats_sold`]).
-        seats: Box<SoldSeats>,
-    },
-    /// Code -1.
-    SoldOut,
-    /// Code -1 on a train run: no seat (or no group of seats in one
-    /// carriage) is free over the leg asked for.
-    SoldOutForLeg {
-        /// What was asked, and the order sequence it was true after.
-        asked: Box<Value>,
-    },
-    /// Code -2: the user's limit is reached; their latest order.
-    AlreadyPurchased {
-        /// The user's latest order.
-        order: OrderId,
-    },
-    /// Code -3.
-    NotOpen,
     /// Code -4: the request is wrong or not allowed; nothing changed.
     Refused {
         /// 400, 403, 404, 409, 413 or 414 (500 if an answer could not be built).
@@ -166,14 +120,6 @@ pub enum Answer {
     Unauthorized {
         /// What the client should change.
         reason: String,
-    },
-    /// Code -7, 403: the sale has a waiting room and this buyer is not
-    /// admitted; nothing changed.
-    NotAdmitted {
-        /// Why, and what to do.
-        reason: String,
-        /// Where the buyer stands, when known.
-        standing: Option<Value>,
     },
     /// Code -8, 429: the buyer or their address is over a rate limit;
     /// nothing changed.
@@ -226,27 +172,6 @@ impl Answer {
         }
     }
 
-    /// Code 1 on a train run: the seats by name ([`ticket_json`]) with the
-    /// order id, the event and, when the buyer needs one, the order key.
-    pub fn seats_sold(
-        layout: &TrainLayout,
-        event: &EventId,
-        order: OrderId,
-        order_key: Option<String>,
-        ticket: Ticket,
-    ) -> Self {
-        let mut data = ticket_json(layout, &ticket);
-        data["order_id"] = Value::from(order.as_str());
-        data["event"] = Value::from(event.as_str());
-        if let Some(key) = order_key {
-            data["order_key"] = Value::from(key);
-        }
-        Self::SeatsSold {
-            order,
-            seats: Box::new(SoldSeats { ticket, data }),
-        }
-    }
-
     /// A code 0 answer carrying `data`, serialized once, here.
     pub fn done(message: Option<String>, data: &impl Serialize) -> Self {
         match serde_json::value::to_raw_value(data) {
@@ -273,41 +198,15 @@ impl Answer {
     /// The answer's code.
     pub fn code(&self) -> Code {
         match self {
-            Self::Sold { .. } | Self::SeatsSold { .. } | Self::ReplayWithheld { .. } => {
-                Code::Success
-            }
-            Self::SoldOut | Self::SoldOutForLeg { .. } => Code::SoldOut,
-            Self::AlreadyPurchased { .. } => Code::AlreadyPurchased,
-            Self::NotOpen => Code::NotOpen,
             Self::Refused { .. } | Self::MethodNotAllowed { .. } => Code::Refused,
             Self::TryAgain { .. } => Code::TryAgain,
             Self::Unauthorized { .. } => Code::Unauthorized,
-            Self::NotAdmitted { .. } => Code::NotAdmitted,
             Self::RateLimited { .. } => Code::RateLimited,
             Self::Done { .. }
             | Self::Info(_)
             | Self::Metrics(_)
             | Self::Page(_)
             | Self::Document(_) => Code::Ok,
-        }
-    }
-
-    /// The order this answer names, if any.
-    pub fn order(&self) -> Option<&OrderId> {
-        match self {
-            Self::Sold { order, .. }
-            | Self::SeatsSold { order, .. }
-            | Self::ReplayWithheld { order, .. }
-            | Self::AlreadyPurchased { order } => Some(order),
-            _ => None,
-        }
-    }
-
-    /// The seats this answer sold, on a train run.
-    pub fn ticket(&self) -> Option<&Ticket> {
-        match self {
-            Self::SeatsSold { seats, .. } => Some(&seats.ticket),
-            _ => None,
         }
     }
 
@@ -326,8 +225,7 @@ impl Answer {
             Self::Refused { status, .. } => *status,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::TryAgain { reason, .. } => reason.status(),
-            other => StatusCode::from_u16(other.code().http_status())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            other => status_of(other.code()),
         }
     }
 
@@ -335,48 +233,6 @@ impl Answer {
     pub fn body(&self) -> Bytes {
         let code = self.code();
         match self {
-            Self::Sold {
-                event,
-                order,
-                order_key: None,
-            } => Bytes::from(format!(
-                r#"{{"code":{code},"msg":"{}","data":{{"order_id":"{order}","event":"{event}"}}}}"#,
-                code.label()
-            )),
-            // An order key is base64url: no escaping needed either.
-            Self::Sold {
-                event,
-                order,
-                order_key: Some(key),
-            } => Bytes::from(format!(
-                r#"{{"code":{code},"msg":"{}","data":{{"order_id":"{order}","event":"{event}","order_key":"{key}"}}}}"#,
-                code.label()
-            )),
-            Self::ReplayWithheld { event, .. } => json_bytes(&json!({
-                "code": code.number(),
-                "msg": code.label(),
-                "data": {
-                    "event": event.as_str(),
-                    "replayed": true,
-                    "withheld": "this request id bought a seat before; its order is shown to whoever proves it holds it: send the request_key of this request's 503 answer, or the order_key (or, on a token sale, the buyer's token)",
-                },
-            })),
-            Self::SeatsSold { seats, .. } => json_bytes(&json!({
-                "code": code.number(),
-                "msg": code.label(),
-                "data": seats.data,
-            })),
-            Self::SoldOut => Bytes::from_static(SOLD_OUT_BODY),
-            Self::SoldOutForLeg { asked } => json_bytes(&json!({
-                "code": code.number(),
-                "msg": "sold out for this segment",
-                "data": asked,
-            })),
-            Self::AlreadyPurchased { order } => Bytes::from(format!(
-                r#"{{"code":{code},"msg":"{}","data":{{"order_id":"{order}"}}}}"#,
-                code.label()
-            )),
-            Self::NotOpen => json_bytes(&json!({ "code": code.number(), "msg": code.label() })),
             Self::Refused { message, data, .. } => {
                 let mut body = json!({ "code": code.number(), "msg": message });
                 if let Some(data) = data {
@@ -386,11 +242,6 @@ impl Answer {
             }
             Self::Unauthorized { reason } => {
                 json_bytes(&json!({ "code": code.number(), "msg": reason }))
-            }
-            Self::NotAdmitted { reason, standing } => {
-                let mut data = standing.clone().unwrap_or_else(|| json!({}));
-                data["reason"] = Value::from(reason.as_str());
-                json_bytes(&json!({ "code": code.number(), "msg": code.label(), "data": data }))
             }
             Self::RateLimited { retry_after } => Bytes::from(format!(
                 r#"{{"code":{code},"msg":"{}","data":{{"retry_after_ms":{}}}}}"#,
@@ -462,29 +313,6 @@ impl Answer {
     }
 }
 
-/// A ticket as answers show it: `{"class": "second", "from": "Jinan",
-/// "to": "Shanghai", "seats": ["03-12A", "03-12B"]}` (the purchase answer
-/// adds the order to it; the orders API shows it as the order's `ticket`).
-pub fn ticket_json(layout: &TrainLayout, ticket: &Ticket) -> Value {
-    let (from, to) = layout.leg_names(ticket.leg);
-    json!({
-        "class": layout.classes().get(ticket.class).map_or("?", |c| c.name()),
-        "from": from,
-        "to": to,
-        "seats": layout.seat_names(ticket),
-    })
-}
-
-/// What [`Answer::SeatsSold`] carries: the seats (for the stat log) and
-/// the answer's `data`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SoldSeats {
-    /// The seats, as central stock gave them.
-    pub ticket: Ticket,
-    /// The answer's `data`: the seats by name, the order, its key.
-    pub data: Value,
-}
-
 /// A JSON value serialized once, when the answer was made.
 #[derive(Debug, Clone)]
 pub struct JsonData(Box<RawValue>);
@@ -502,7 +330,24 @@ impl PartialEq for JsonData {
     }
 }
 
-fn json_bytes(value: &Value) -> Bytes {
+/// The HTTP status of an answer with `code`, unless the answer says
+/// otherwise (a refusal may be 403, 404, 405, 409 or 414; "try again" from
+/// the front door is 502).
+pub fn status_of(code: Code) -> StatusCode {
+    match code {
+        Code::Ok | Code::Success | Code::SoldOut | Code::AlreadyPurchased | Code::NotOpen => {
+            StatusCode::OK
+        }
+        Code::Refused => StatusCode::BAD_REQUEST,
+        Code::TryAgain => StatusCode::SERVICE_UNAVAILABLE,
+        Code::Unauthorized => StatusCode::UNAUTHORIZED,
+        Code::NotAdmitted => StatusCode::FORBIDDEN,
+        Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+    }
+}
+
+/// A JSON value's bytes.
+pub fn json_bytes(value: &Value) -> Bytes {
     Bytes::from(value.to_string())
 }
 
@@ -516,29 +361,6 @@ mod tests {
 
     #[test]
     fn bodies_are_the_documented_json() {
-        let event = EventId::parse("G1").expect("event");
-        let order = OrderId::parse("G1-9").expect("order");
-        let sold = Answer::Sold {
-            event,
-            order: order.clone(),
-            order_key: None,
-        };
-        assert_eq!(
-            parsed(&sold),
-            json!({"code":1,"msg":"success","data":{"order_id":"G1-9","event":"G1"}})
-        );
-        assert_eq!(
-            parsed(&Answer::SoldOut),
-            json!({"code":-1,"msg":"sold out"})
-        );
-        assert_eq!(
-            parsed(&Answer::AlreadyPurchased { order }),
-            json!({"code":-2,"msg":"already purchased","data":{"order_id":"G1-9"}})
-        );
-        assert_eq!(
-            parsed(&Answer::NotOpen),
-            json!({"code":-3,"msg":"sale not open"})
-        );
         let limited = Answer::RateLimited {
             retry_after: std::time::Duration::from_millis(1_250),
         };
@@ -554,8 +376,6 @@ mod tests {
     #[test]
     fn every_body_carries_its_variants_code() {
         let answers = [
-            Answer::SoldOut,
-            Answer::NotOpen,
             Answer::bad_request("x"),
             Answer::MethodNotAllowed { allowed: "GET" },
             Answer::TryAgain {
@@ -579,6 +399,12 @@ mod tests {
                 "{answer:?}"
             );
         }
+    }
+
+    #[test]
+    fn every_code_has_its_status() {
+        let statuses: Vec<u16> = Code::ALL.iter().map(|c| status_of(*c).as_u16()).collect();
+        assert_eq!(statuses, [200, 200, 200, 200, 200, 400, 503, 401, 403, 429]);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! HTTP plumbing every Spike server shares: the one accept loop with
-//! graceful shutdown ([`serve`]) and the JSON answer wire format
-//! ([`Answer`]). The node, the front door, the dashboard, the baseline and
-//! the metrics endpoint all serve through it.
+//! graceful shutdown ([`serve`]), the answers every server gives
+//! ([`Answer`]: refusals, "try again", documents) and the HTTP status of
+//! each answer code. The node, the front door, the dashboard, the baseline
+//! and the metrics endpoint all serve through it; the buy API's own answers
+//! live with the node.
 
 #![warn(missing_docs)]
 
@@ -14,7 +16,7 @@ mod memory;
 pub mod metrics;
 pub mod server;
 
-pub use answer::{ticket_json, Answer, JsonData, RetryReason, SoldSeats, SOLD_OUT_BODY};
+pub use answer::{json_bytes, status_of, Answer, JsonData, RetryReason};
 pub use connection::Connections;
 pub use forwarded::{forwarded_for, TrustedProxies, X_FORWARDED_FOR};
 pub use handler::Handler;

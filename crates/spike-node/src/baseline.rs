@@ -11,7 +11,9 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response};
-use spike_http::{serve, Server, ServerOptions, SOLD_OUT_BODY};
+use spike_http::{serve, Server, ServerOptions};
+
+use crate::answer::SOLD_OUT_BODY;
 use tokio::net::TcpListener;
 
 use crate::server::NODE_HEADER;

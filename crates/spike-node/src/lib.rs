@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod answer;
 pub mod baseline;
 pub mod batcher;
 pub mod node;
@@ -20,12 +21,13 @@ pub mod telemetry;
 pub mod train;
 pub mod waiting_room;
 
+pub use answer::{ticket_json, Answer, SoldSeats, SOLD_OUT_BODY};
 pub use node::{
     EventState, Node, NodeConfig, NodeError, NodeParts, NodeRequest, DEFAULT_REFRESH_INTERVAL,
 };
 pub use orders::{AnswerFuture, Caller, OrdersApi, OrdersRequest};
 pub use routes::{Methods, Route, Surface};
 pub use server::{serve_node, NodeService, NODE_HEADER};
-pub use spike_http::{Answer, RetryReason};
+pub use spike_http::RetryReason;
 pub use stat_log::{StatLog, StatSlot};
 pub use stats::NodeStats;

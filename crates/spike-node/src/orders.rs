@@ -9,8 +9,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::answer::Answer;
 use spike_core::UserId;
-use spike_http::Answer;
 
 pub use crate::routes::OrdersRequest;
 

@@ -5,9 +5,9 @@
 //! token sale the token does, and on an open or anonymous sale the order's
 //! key, or the request key a node gave with a request id it made.
 
+use crate::answer::Answer;
 use spike_auth::OrderKeys;
 use spike_core::{BuyerPolicy, EventId, OrderId, RequestId, SaleLife};
-use spike_http::Answer;
 
 /// What a purchase's (or a result's) caller showed that could prove a
 /// replayed order is theirs.

@@ -6,9 +6,9 @@
 
 use std::sync::LazyLock;
 
+use crate::answer::Answer;
 use hyper::{Method, StatusCode};
 use spike_core::{IdError, OrderId, UserId};
-use spike_http::Answer;
 
 use crate::query::decode;
 

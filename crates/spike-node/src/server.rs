@@ -5,13 +5,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::answer::Answer;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, AUTHORIZATION};
 use hyper::{Request, Response, StatusCode};
 use spike_core::CentralStock;
-use spike_http::{declares_body_over, serve, Answer, Handler, Server, ServerOptions};
+use spike_http::{declares_body_over, serve, Handler, Server, ServerOptions};
 use tokio::net::TcpListener;
 
 use crate::node::{Node, NodeRequest};

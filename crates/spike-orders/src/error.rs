@@ -15,9 +15,6 @@ pub enum OrdersError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     /// Neither the ledger nor central stock knows the sale's rules.
-    #[error(
-        "the ledger has no rules for {0} and central stock has no sale: \
-         recreate it with `spike sale create --database-url …`"
-    )]
+    #[error("the ledger has no rules for {0} and central stock has no sale")]
     UnknownSale(EventId),
 }

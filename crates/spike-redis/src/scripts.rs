@@ -8,10 +8,11 @@
 
 use redis::Script;
 use spike_core::record::{RULE_FIELDS, TRAIN_FIELD};
+use spike_core::Code;
 
 /// Declares a script's reply codes: an enum, its numbers and Lua names.
 macro_rules! reply_codes {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $number:literal as $lua:literal,)* }) => {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $number:expr => $lua:literal,)* }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub(crate) enum $name {
@@ -24,7 +25,7 @@ macro_rules! reply_codes {
 
             /// The number the script returns.
             pub(crate) fn number(self) -> i64 {
-                match self { $($name::$variant => $number,)* }
+                match self { $($name::$variant => i64::from($number),)* }
             }
 
             /// The Lua constant naming it.
@@ -47,28 +48,38 @@ macro_rules! reply_codes {
     };
 }
 
+/// The purchase scripts speak the answer codes' numbering ([`Code`]): a
+/// verdict that is an answer has its answer's number. The verdicts no
+/// answer carries as such get numbers no answer code has, so that no
+/// number means two things anywhere in Spike.
+const REPLAYED: i64 = 2;
+/// No such sale (every script that can say it says it with this number).
+const NO_SUCH_SALE: i64 = -20;
+/// The request id bought for another buyer.
+const REQUEST_ID_TAKEN: i64 = -21;
+
 reply_codes! {
     /// What `buy.lua` answers (and `buy_many.lua`, for each purchase, and
     /// `ticket.lua`).
     BuyCode {
         /// A seat was sold.
-        Sold = 1 as "SOLD",
+        Sold = Code::Success.number() => "SOLD",
         /// This request id had bought a seat before: the same order again.
-        Replayed = 2 as "REPLAYED",
+        Replayed = REPLAYED => "REPLAYED",
         /// No seat left.
-        SoldOut = -1 as "SOLD_OUT",
+        SoldOut = Code::SoldOut.number() => "SOLD_OUT",
         /// The buyer's limit is reached.
-        LimitReached = -2 as "LIMIT_REACHED",
+        LimitReached = Code::AlreadyPurchased.number() => "LIMIT_REACHED",
         /// The sale has not opened.
-        NotOpen = -3 as "NOT_OPEN",
+        NotOpen = Code::NotOpen.number() => "NOT_OPEN",
         /// The sale needs a user id.
-        UserRequired = -4 as "USER_REQUIRED",
-        /// No such sale.
-        NoSuchSale = -6 as "NO_SUCH_SALE",
-        /// The request id bought for another buyer.
-        RequestIdTaken = -7 as "REQUEST_ID_TAKEN",
+        UserRequired = Code::Refused.number() => "USER_REQUIRED",
         /// A queued sale, and no admitted position came with the purchase.
-        NotAdmitted = -8 as "NOT_ADMITTED",
+        NotAdmitted = Code::NotAdmitted.number() => "NOT_ADMITTED",
+        /// No such sale.
+        NoSuchSale = NO_SUCH_SALE => "NO_SUCH_SALE",
+        /// The request id bought for another buyer.
+        RequestIdTaken = REQUEST_ID_TAKEN => "REQUEST_ID_TAKEN",
     }
 }
 
@@ -76,13 +87,13 @@ reply_codes! {
     /// What `queue_join.lua` answers.
     JoinCode {
         /// The buyer has a place (its join index follows).
-        Joined = 1 as "JOINED",
+        Joined = 1 => "JOINED",
         /// Joining has not started (its time follows).
-        NotYetOpen = 0 as "NOT_YET_OPEN",
+        NotYetOpen = 0 => "NOT_YET_OPEN",
         /// The sale has no waiting room.
-        NoQueue = -1 as "NO_QUEUE",
+        NoQueue = -1 => "NO_QUEUE",
         /// No such sale.
-        NoSuchSale = -6 as "NO_SUCH_SALE",
+        NoSuchSale = NO_SUCH_SALE => "NO_SUCH_SALE",
     }
 }
 
@@ -90,9 +101,9 @@ reply_codes! {
     /// What `queue_tick.lua` answers.
     TickCode {
         /// The counters follow.
-        Ticked = 1 as "TICKED",
+        Ticked = 1 => "TICKED",
         /// No such sale, or no waiting room.
-        NoQueue = -1 as "NO_QUEUE",
+        NoQueue = -1 => "NO_QUEUE",
     }
 }
 
@@ -100,13 +111,13 @@ reply_codes! {
     /// What `release.lua` answers.
     ReleaseCode {
         /// The seat is for sale again.
-        Released = 1 as "RELEASED",
+        Released = 1 => "RELEASED",
         /// It had been given back before.
-        AlreadyReleased = 0 as "ALREADY_RELEASED",
+        AlreadyReleased = 0 => "ALREADY_RELEASED",
         /// The sale never sold this order to this request.
-        NotSold = -1 as "NOT_SOLD",
+        NotSold = -1 => "NOT_SOLD",
         /// No such sale.
-        NoSuchSale = -6 as "NO_SUCH_SALE",
+        NoSuchSale = NO_SUCH_SALE => "NO_SUCH_SALE",
     }
 }
 
@@ -114,9 +125,9 @@ reply_codes! {
     /// What `create.lua` answers.
     CreateCode {
         /// The sale was created.
-        Created = 1 as "CREATED",
+        Created = 1 => "CREATED",
         /// A sale exists and was not to be replaced.
-        Exists = 0 as "EXISTS",
+        Exists = 0 => "EXISTS",
     }
 }
 
@@ -234,12 +245,30 @@ mod tests {
     fn preludes_declare_every_code_once() {
         assert_eq!(
             ReleaseCode::lua_prelude(),
-            "local RELEASED, ALREADY_RELEASED, NOT_SOLD, NO_SUCH_SALE = 1, 0, -1, -6\n"
+            "local RELEASED, ALREADY_RELEASED, NOT_SOLD, NO_SUCH_SALE = 1, 0, -1, -20\n"
         );
         for code in BuyCode::ALL {
             assert_eq!(BuyCode::from_reply(code.number()), Some(*code));
         }
         assert_eq!(BuyCode::from_reply(99), None);
+    }
+
+    /// One numbering: a purchase script's code that shares its number with
+    /// an answer code means that answer.
+    #[test]
+    fn purchase_codes_speak_the_answer_codes_numbering() {
+        for code in BuyCode::ALL {
+            let answer = match code {
+                BuyCode::Sold => Some(Code::Success),
+                BuyCode::SoldOut => Some(Code::SoldOut),
+                BuyCode::LimitReached => Some(Code::AlreadyPurchased),
+                BuyCode::NotOpen => Some(Code::NotOpen),
+                BuyCode::UserRequired => Some(Code::Refused),
+                BuyCode::NotAdmitted => Some(Code::NotAdmitted),
+                BuyCode::Replayed | BuyCode::NoSuchSale | BuyCode::RequestIdTaken => None,
+            };
+            assert_eq!(Code::from_number(code.number()), answer, "{code:?}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The `spike` application: the wiring of a node ([`app`]), the command
 //! line's argument types ([`cli`]), how flags, environment and a file
-//! combine into them ([`config`]), and what each subcommand does
-//! ([`commands`]). `main.rs` only loads the configuration, builds the
+//! combine into them ([`config`]), what each subcommand does
+//! ([`commands`]), and errors told in the flags' words ([`flags`]). `main.rs` only loads the configuration, builds the
 //! runtime and reports errors.
 
 #![warn(missing_docs)]
@@ -11,3 +11,4 @@ pub mod args;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod flags;

@@ -9,6 +9,7 @@ use spike::cli::{Command, LogFormat};
 use spike::commands;
 use spike::commands::sale::{SaleCommand, TrainCommand};
 use spike::config::{self, ConfigError};
+use spike::flags;
 
 fn runtime(threads: Option<NonZeroUsize>) -> std::io::Result<tokio::runtime::Runtime> {
     let threads = threads
@@ -99,7 +100,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("spike: {error:#}");
+            eprintln!("spike: {}", flags::explain(&error));
             ExitCode::FAILURE
         }
     }

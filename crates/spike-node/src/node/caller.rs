@@ -7,8 +7,9 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::answer::Answer;
 use spike_core::{CentralStock, EventId, TrainRun, UserId};
-use spike_http::{Answer, RetryReason};
+use spike_http::RetryReason;
 
 use spike_auth::TokenError;
 
@@ -133,9 +134,9 @@ impl<C: CentralStock> Node<C> {
         }
         let subject = self.token_subject(token, TokenScope::Event(event), None)?;
         match claimed {
-            Some(user) if user != subject => Err(Answer::Unauthorized {
-                reason: TokenError::UserMismatch.to_string(),
-            }),
+            Some(user) if user != subject => {
+                Err(unauthorized(&TokenError::UserMismatch.to_string()))
+            }
             _ => Ok(Some(subject)),
         }
     }

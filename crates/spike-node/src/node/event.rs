@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::answer::Answer;
 use spike_core::{BuyerPolicy, CentralStock, LocalStock, SaleConfig, UserId};
-use spike_http::{Answer, RetryReason};
+use spike_http::RetryReason;
 
 use super::refusal::try_again;
 use super::NodeConfig;

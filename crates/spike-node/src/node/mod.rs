@@ -17,11 +17,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::answer::Answer;
 use arc_swap::ArcSwap;
 use hyper::Method;
 use spike_core::stat::StatRecord;
 use spike_core::{CentralError, CentralStock, Code, EventId, NodeId};
-use spike_http::{Answer, InFlightGate, RetryReason};
+use spike_http::{InFlightGate, RetryReason};
 
 use spike_auth::{AdmissionKeys, OperatorKey, OrderKeys, TokenVerifier};
 
@@ -150,13 +151,13 @@ pub struct NodeRequest<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     /// A configured event has no sale in central stock.
-    #[error("event {0} has no sale in central stock (create it with `spike sale create`)")]
+    #[error("event {0} has no sale in central stock")]
     NoSuchSale(EventId),
     /// A sale needs buyer tokens and the node has no key to verify them.
-    #[error("event {0} is a token sale (--auth token); start the node with --token-key-file")]
+    #[error("event {0} is a token sale and this node has no key to verify buyer tokens")]
     NoTokenKey(EventId),
     /// A sale has a waiting room and the node has no key for admission tokens.
-    #[error("event {0} has a waiting room (--queue); start the node with --order-key-file")]
+    #[error("event {0} has a waiting room and this node has no key for admission tokens")]
     NoAdmissionKey(EventId),
     /// Central stock failed while loading sales.
     #[error(transparent)]
@@ -339,12 +340,12 @@ impl<C: CentralStock> Node<C> {
             false => None,
         };
         if let (Some(retry_after), false) = (address_limited, route == Route::BuyTicket) {
-            return self.answered(spec.name, Answer::RateLimited { retry_after }, started);
+            return self.answered(spec.name, Answer::rate_limited(retry_after), started);
         }
         // Routes that cost a central or ledger call whatever the stock.
         if surface == Surface::Public && spec.costly() {
             if let Err(retry_after) = self.limiters.check_costly(client) {
-                return self.answered(spec.name, Answer::RateLimited { retry_after }, started);
+                return self.answered(spec.name, Answer::rate_limited(retry_after), started);
             }
         }
         let answer = match route {
@@ -360,13 +361,11 @@ impl<C: CentralStock> Node<C> {
                     None => None,
                 };
                 if !spec.methods.allow(method) {
-                    let refusal = Answer::MethodNotAllowed {
-                        allowed: spec.methods.header(),
-                    };
+                    let refusal = Answer::method_not_allowed(spec.methods.header());
                     return self.purchase_answered(Outcome::early(refusal, None), started, slot);
                 }
                 if let Some(retry_after) = address_limited {
-                    let limited = Answer::RateLimited { retry_after };
+                    let limited = Answer::rate_limited(retry_after);
                     return self.purchase_answered(Outcome::early(limited, None), started, slot);
                 }
                 let admitted = match self.admit(query, bearer, client) {
@@ -393,15 +392,13 @@ impl<C: CentralStock> Node<C> {
                     }
                 };
             }
-            _ if !spec.methods.allow(method) => Answer::MethodNotAllowed {
-                allowed: spec.methods.header(),
-            },
+            _ if !spec.methods.allow(method) => Answer::method_not_allowed(spec.methods.header()),
             Route::BuyResult => self.result(query, bearer).await,
             Route::Sale => self.sale(query).await,
             Route::Healthz => self.health(surface),
             Route::Stats => self.stats_json(),
-            Route::Metrics => Answer::Metrics(self.metrics_text().await),
-            Route::OpenApi => Answer::Document(OPENAPI),
+            Route::Metrics => Answer::from(spike_http::Answer::Metrics(self.metrics_text().await)),
+            Route::OpenApi => Answer::from(spike_http::Answer::Document(OPENAPI)),
             Route::Orders(ref request) => self.orders(request.clone(), query, bearer).await,
             Route::Queue(QueueRequest::Join) => {
                 self.stats.count_queue_answer();
@@ -411,7 +408,7 @@ impl<C: CentralStock> Node<C> {
                 self.stats.count_queue_answer();
                 self.queue_status(query, bearer).await
             }
-            Route::Queue(QueueRequest::Page) => Answer::Page(QUEUE_PAGE),
+            Route::Queue(QueueRequest::Page) => Answer::from(spike_http::Answer::Page(QUEUE_PAGE)),
             Route::Availability {
                 ref train,
                 ref date,

@@ -3,8 +3,9 @@
 
 use std::sync::atomic::Ordering;
 
+use crate::answer::Answer;
 use spike_core::{CentralStock, Code};
-use spike_http::{Answer, RetryReason};
+use spike_http::RetryReason;
 
 use super::refusal::{param_error, try_again};
 use super::Node;
@@ -64,7 +65,7 @@ impl<C: CentralStock> Node<C> {
                 )
             })
             .collect();
-        Answer::Info(serde_json::json!({
+        Answer::info(serde_json::json!({
             "node": self.config.node_id.as_str(),
             "answers": answers,
             "central_calls": self.stats.central_calls(),
@@ -108,7 +109,7 @@ impl<C: CentralStock> Node<C> {
             },
         };
         let figures = snapshot.figures(occupancy.as_ref());
-        Answer::Info(serde_json::json!({
+        Answer::info(serde_json::json!({
             "event": event.as_str(),
             "unit": figures.unit.name(),
             "total": figures.total,
@@ -148,12 +149,12 @@ impl<C: CentralStock> Node<C> {
     /// sales); on the admin surface, the detail.
     pub(super) fn health(&self, surface: Surface) -> Answer {
         if surface == Surface::Public {
-            return Answer::Info(serde_json::json!({
+            return Answer::info(serde_json::json!({
                 "status": "ok",
                 "node": self.config.node_id.as_str(),
             }));
         }
-        Answer::Info(serde_json::json!({
+        Answer::info(serde_json::json!({
             "status": "ok",
             "node": self.config.node_id.as_str(),
             "central_calls": self.stats.central_calls(),

@@ -2,9 +2,9 @@
 //! operator key, a buyer by their token, the holder of an order key) before
 //! the request is handed to it.
 
+use crate::answer::Answer;
 use hyper::StatusCode;
 use spike_core::CentralStock;
-use spike_http::Answer;
 
 use super::caller::TokenScope;
 use super::refusal::{forbidden, unauthorized};

@@ -2,9 +2,10 @@
 //! ([`Outcome`]), and what a buyer is told of central stock's verdict
 //! ([`verdict_answer`]). The purchase and tickets rooms both answer with these.
 
+use crate::answer::Answer;
 use hyper::StatusCode;
 use spike_core::{CentralReply, EventId, OrderId, Purchase, RequestId, UserId, Verdict};
-use spike_http::{Answer, RetryReason};
+use spike_http::RetryReason;
 
 use super::caller::Refused;
 use super::event::EventState;

@@ -8,12 +8,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use crate::answer::Answer;
 use hyper::StatusCode;
 use spike_core::{
     Admission, CentralError, CentralReply, CentralStock, EventId, OrderId, Purchase, RequestId,
     Reservation, SeatRequest, Settlement, Verdict,
 };
-use spike_http::{Answer, InFlight, RetryReason};
+use spike_http::{InFlight, RetryReason};
 
 use super::caller::{Asker, Claims};
 use super::event::EventState;
@@ -70,7 +71,7 @@ impl<C: CentralStock> Node<C> {
             .map_err(|answer| Outcome::about(answer, event.clone(), user.clone(), &state))?;
         if let Some(buyer) = &user {
             if let Err(retry_after) = self.limiters.check_buyer(buyer) {
-                let limited = Answer::RateLimited { retry_after };
+                let limited = Answer::rate_limited(retry_after);
                 return Err(Outcome::about(limited, event, user, &state));
             }
         }
@@ -94,7 +95,7 @@ impl<C: CentralStock> Node<C> {
                     }
                     (Some(_), Some(_)) => {
                         if let Err(retry_after) = self.limiters.check_costly(client) {
-                            let limited = Answer::RateLimited { retry_after };
+                            let limited = Answer::rate_limited(retry_after);
                             return Err(Outcome::about(limited, event, user, &state));
                         }
                     }
@@ -108,7 +109,7 @@ impl<C: CentralStock> Node<C> {
                     // Sold out, and only central stock knows whether this
                     // request bought: a call each time, so a costly request.
                     if let Err(retry_after) = self.limiters.check_costly(client) {
-                        let limited = Answer::RateLimited { retry_after };
+                        let limited = Answer::rate_limited(retry_after);
                         return Err(Outcome::about(limited, event, user, &state));
                     }
                     Hold::Seat(state.stock.ask_unreserved())
@@ -227,11 +228,7 @@ impl<C: CentralStock> Node<C> {
         let request_key = (self.order_keys.as_ref())
             .filter(|_| proof.request_made_here && !state.config.policy().needs_token())
             .map(|keys| keys.request_key(state.config.life(), &purchase.event, &purchase.request));
-        Answer::TryAgain {
-            reason,
-            request: Some(purchase.request.clone()),
-            request_key,
-        }
+        Answer::try_again(reason, Some(purchase.request.clone()), request_key)
     }
 
     /// The order key a success answer carries: on open and anonymous sales,

@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::answer::Answer;
 use hyper::StatusCode;
 use spike_core::{CentralStock, EventId, QueueJoin, UserId};
-use spike_http::{Answer, RetryReason};
+use spike_http::RetryReason;
 
 use spike_auth::AdmissionError;
 
@@ -78,11 +79,11 @@ impl<C: CentralStock> Node<C> {
         let join_index = match self.central.join_queue(&event, &user, unguessable()).await {
             Ok(QueueJoin::Joined { join_index }) => join_index,
             Ok(QueueJoin::NotYetOpen { joins_open_at_ms }) => {
-                return Answer::Refused {
-                    status: StatusCode::CONFLICT,
-                    message: "the waiting room is not open yet".into(),
-                    data: Some(serde_json::json!({ "joins_open_at_ms": joins_open_at_ms })),
-                }
+                return Answer::refused_with(
+                    StatusCode::CONFLICT,
+                    "the waiting room is not open yet",
+                    serde_json::json!({ "joins_open_at_ms": joins_open_at_ms }),
+                )
             }
             Ok(QueueJoin::NoQueue) => return no_queue(&event),
             Ok(QueueJoin::NoSuchSale) => return try_again(RetryReason::SaleStateMissing, None),
@@ -129,7 +130,7 @@ impl<C: CentralStock> Node<C> {
             .map_err(|refused| refused.answer)?;
         let user = user.ok_or_else(|| Answer::bad_request("user_id is required"))?;
         if let Err(retry_after) = self.limiters.check_buyer(&user) {
-            return Err(Answer::RateLimited { retry_after });
+            return Err(Answer::rate_limited(retry_after));
         }
         Ok((event, state, user))
     }

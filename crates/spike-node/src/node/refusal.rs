@@ -1,16 +1,15 @@
 //! The refusals several rooms give (401, 403, 503 try again, bad
 //! parameters), made in one place.
 
+use crate::answer::Answer;
 use hyper::StatusCode;
 use spike_core::RequestId;
-use spike_http::{Answer, RetryReason};
+use spike_http::RetryReason;
 
 use crate::query::ParamError;
 
 pub(super) fn unauthorized(reason: &str) -> Answer {
-    Answer::Unauthorized {
-        reason: reason.to_owned(),
-    }
+    Answer::unauthorized(reason)
 }
 
 pub(super) fn forbidden(reason: &str) -> Answer {
@@ -18,11 +17,7 @@ pub(super) fn forbidden(reason: &str) -> Answer {
 }
 
 pub(super) fn try_again(reason: RetryReason, request: Option<RequestId>) -> Answer {
-    Answer::TryAgain {
-        reason,
-        request,
-        request_key: None,
-    }
+    Answer::try_again(reason, request, None)
 }
 
 pub(super) fn no_event() -> Answer {

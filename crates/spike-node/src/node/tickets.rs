@@ -5,12 +5,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::answer::Answer;
 use hyper::StatusCode;
 use spike_core::{
     CentralError, CentralReply, CentralStock, EventId, OrderId, Passengers, Purchase, SeatRequest,
     TicketPurchase, TrainLayout, TrainRun, Verdict,
 };
-use spike_http::{Answer, RetryReason};
+use spike_http::RetryReason;
 
 use super::event::EventState;
 use super::outcome::{verdict_answer, Outcome};

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use spike_core::{
     CentralStock, EventId, OrderId, OrderStream, StreamEntry, Ticket, TrainLayout, UserId,
 };
-use spike_http::ticket_json;
+use spike_node::ticket_json;
 use spike_node::{Answer, AnswerFuture, Caller, OrdersApi, OrdersRequest, RetryReason};
 use spike_orders::{Found, Moved, OrderDesk, OrdersError};
 
@@ -86,11 +86,7 @@ fn done(message: Option<String>, data: Value) -> Answer {
 /// The ledger failed: logged in full, answered without details.
 fn unavailable(error: &OrdersError) -> Answer {
     tracing::warn!(%error, "orders API: backend failed");
-    Answer::TryAgain {
-        reason: RetryReason::LedgerUnavailable,
-        request: None,
-        request_key: None,
-    }
+    Answer::try_again(RetryReason::LedgerUnavailable, None, None)
 }
 
 fn not_yours(id: &OrderId) -> Answer {
@@ -121,11 +117,7 @@ fn moved_answer(id: &OrderId, moved: Moved, layout: Option<&TrainLayout>) -> Ans
         ),
         Moved::NotFound => return no_such_order(id),
     };
-    Answer::Refused {
-        status: StatusCode::CONFLICT,
-        message: refusal,
-        data: Some(order_json(&order)),
-    }
+    Answer::refused_with(StatusCode::CONFLICT, refusal, order_json(&order))
 }
 
 impl<C: CentralStock + OrderStream + Clone> OrdersHttp<C> {
