@@ -310,3 +310,52 @@ fn nginx_conf_prints_every_upstream_with_keepalive() {
     let bad = spike(&["nginx-conf", "--upstream", "127.0.0.1:3001=0"]);
     assert!(!bad.status.success(), "weight 0 is refused");
 }
+
+/// The CLI reference, as every command's `--help` prints it.
+fn cli_reference() -> String {
+    fn walk(command: &mut clap::Command, path: &str, out: &mut String) {
+        let help = command.render_long_help().to_string();
+        out.push_str(&format!(
+            "## `{path}`\n\n```text\n{}\n```\n\n",
+            help.trim_end()
+        ));
+        let names: Vec<String> = (command.get_subcommands())
+            .map(|sub| sub.get_name().to_owned())
+            .filter(|name| name != "help")
+            .collect();
+        for name in names {
+            if let Some(sub) = command.find_subcommand_mut(&name) {
+                walk(sub, &format!("{path} {name}"), out);
+            }
+        }
+    }
+    let mut command = spike::config::command();
+    command.build();
+    let mut out = String::from(
+        "# Command-line reference\n\n\
+         Every command and flag of `spike`, exactly as `--help` prints it. Each flag\n\
+         can also be set by a `SPIKE_…` environment variable (shown as `[env: …]`)\n\
+         and by a `--config` file: see the\n\
+         [operations guide](OPERATIONS.md#configuration-flags-environment-a-file).\n\n\
+         This file is generated; a test fails when it differs from the binary. To\n\
+         update it: `UPDATE_DOCS=1 cargo test -p spike --test cli cli_reference`.\n\n",
+    );
+    walk(&mut command, "spike", &mut out);
+    out.trim_end().to_owned() + "\n"
+}
+
+#[test]
+fn the_cli_reference_is_what_help_prints() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/CLI.md");
+    let expected = cli_reference();
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(&path, &expected).expect("write docs/CLI.md");
+        return;
+    }
+    let written = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        written == expected,
+        "docs/CLI.md differs from what --help prints; run \
+         UPDATE_DOCS=1 cargo test -p spike --test cli cli_reference"
+    );
+}
