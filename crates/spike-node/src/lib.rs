@@ -1,7 +1,8 @@
-//! A Spike node over HTTP: the routing table, `/buy/ticket` in front of
-//! local and central stock, `/buy/result`, `/healthz`, `/stats`,
-//! `/metrics`, the seam to the orders API, the stat log, and the baseline
-//! server the benchmarks compare against. No database driver is linked here.
+//! A Spike node over HTTP: the routing table ([`routes`]), the node and its
+//! rooms ([`node`]: purchases, tickets, the waiting room, order access,
+//! observation, refresh), its answers ([`answer`]), the seam to the orders
+//! API, the stat log, and the baseline server the benchmarks compare
+//! against. No database driver is linked here.
 
 #![warn(missing_docs)]
 
