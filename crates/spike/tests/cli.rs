@@ -8,7 +8,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{get_all, Http};
+use common::{get_all, wait_for, Http, Running};
 use spike_testkit::{free_port, unique, TestRedis};
 
 const SPIKE: &str = env!("CARGO_BIN_EXE_spike");
@@ -203,16 +203,6 @@ async fn node_process_flushes_every_stat_line_on_sigterm() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A child process killed (and reaped) on drop.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn spawn(args: &[&str]) -> Running {
     let child = Command::new(SPIKE)
         .args(args)
@@ -221,17 +211,6 @@ fn spawn(args: &[&str]) -> Running {
         .spawn()
         .expect("start spike");
     Running(child)
-}
-
-async fn wait_for(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "port {port} never opened");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

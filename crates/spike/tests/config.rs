@@ -10,9 +10,8 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use common::Http;
+use common::{wait_for, Http, Running};
 use spike_core::Code;
 use spike_testkit::{free_port, unique};
 
@@ -78,27 +77,6 @@ fn line<'a>(lines: &'a [String], name: &str) -> &'a str {
         .iter()
         .find(|line| line.starts_with(&prefix))
         .unwrap_or_else(|| panic!("no {name} in {lines:#?}"))
-}
-
-/// A child process killed (and reaped) on drop.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn wait_for(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "port {port} never opened");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -514,3 +514,28 @@ pub fn spike(args: &[&str]) -> (bool, String) {
         + &String::from_utf8_lossy(&output.stderr);
     (output.status.success(), said)
 }
+
+/// A child process killed (and reaped) on drop.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits (up to 10 s) until something listens on `port` on loopback.
+pub async fn wait_for(port: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "port {port} never opened"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
