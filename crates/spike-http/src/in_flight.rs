@@ -4,18 +4,69 @@
 //! are answered at once with "try again" instead of joining the queue, so
 //! that latency stays bounded for those already admitted and memory stays
 //! flat.
+//!
+//! The bound adapts to measured latency ([`InFlightGate::observe`]), as
+//! Netflix's "gradient" concurrency limit does: while calls take about as
+//! long as they usually do, it grows toward its ceiling (the configured
+//! limit); when they take longer (a queue is building somewhere
+//! downstream), it shrinks in proportion. The configured limit is a
+//! ceiling, not the tuning knob.
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-/// Counts the requests waiting and refuses entry past a limit.
+/// The smallest the adaptive limit goes.
+const MIN_LIMIT: f64 = 16.0;
+/// Latency up to this multiple of the usual counts as usual.
+const TOLERANCE: f64 = 1.5;
+/// Weight of one sample in the usual latency (a slow average).
+const USUAL_WEIGHT: f64 = 0.05;
+/// Weight of one update in the limit (smoothing).
+const LIMIT_WEIGHT: f64 = 0.2;
+
+/// Counts the requests waiting and refuses entry past a limit that follows
+/// measured latency, up to a ceiling.
 #[derive(Debug)]
 pub struct InFlightGate {
-    limit: usize,
+    ceiling: usize,
+    limit: AtomicUsize,
+    gradient: Mutex<Gradient>,
     in_flight: AtomicUsize,
     peak: AtomicUsize,
     shed: AtomicU64,
+}
+
+/// The adaptive limit's state.
+#[derive(Debug, Clone, Copy)]
+struct Gradient {
+    /// The usual latency, in seconds (0 before the first sample).
+    usual: f64,
+    /// The limit, unrounded.
+    limit: f64,
+}
+
+impl Gradient {
+    /// The limit after one call that took `latency`, below `ceiling`.
+    fn after(&mut self, latency: Duration, ceiling: f64) -> f64 {
+        let sample = latency.as_secs_f64().max(1e-6);
+        self.usual = if self.usual == 0.0 {
+            sample
+        } else {
+            self.usual * (1.0 - USUAL_WEIGHT) + sample * USUAL_WEIGHT
+        };
+        // A long stretch of slow calls drags the usual along; halve the
+        // drift when the usual is far above the sample (the queue drained).
+        if self.usual > 2.0 * sample {
+            self.usual = (self.usual + sample) / 2.0;
+        }
+        let gradient = (TOLERANCE * self.usual / sample).clamp(0.5, 1.0);
+        let wanted = self.limit * gradient + self.limit.sqrt();
+        self.limit = (self.limit * (1.0 - LIMIT_WEIGHT) + wanted * LIMIT_WEIGHT)
+            .clamp(MIN_LIMIT.min(ceiling), ceiling);
+        self.limit
+    }
 }
 
 /// One request's place in the gate, given back when dropped.
@@ -25,10 +76,16 @@ pub struct InFlight {
 }
 
 impl InFlightGate {
-    /// A gate admitting at most `limit` at once.
-    pub fn new(limit: NonZeroUsize) -> Arc<Self> {
+    /// A gate admitting at most `ceiling` at once, starting there.
+    pub fn new(ceiling: NonZeroUsize) -> Arc<Self> {
+        let ceiling = ceiling.get();
         Arc::new(Self {
-            limit: limit.get(),
+            ceiling,
+            limit: AtomicUsize::new(ceiling),
+            gradient: Mutex::new(Gradient {
+                usual: 0.0,
+                limit: ceiling as f64,
+            }),
             in_flight: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
             shed: AtomicU64::new(0),
@@ -38,10 +95,11 @@ impl InFlightGate {
     /// A place for one more request, or `None` (counted as shed) when
     /// `limit` are already waiting.
     pub fn enter(self: &Arc<Self>) -> Option<InFlight> {
+        let limit = self.limit.load(Ordering::Relaxed);
         let entered = self
             .in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
-                (now < self.limit).then_some(now + 1)
+                (now < limit).then_some(now + 1)
             });
         match entered {
             Ok(before) => {
@@ -57,9 +115,27 @@ impl InFlightGate {
         }
     }
 
-    /// The limit.
+    /// Adapts the limit to one call downstream that took `latency`.
+    pub fn observe(&self, latency: Duration) {
+        let mut gradient = self.gradient.lock().unwrap_or_else(|p| p.into_inner());
+        let limit = gradient.after(latency, self.ceiling as f64);
+        self.limit.store(limit.round() as usize, Ordering::Relaxed);
+    }
+
+    /// Counts one request shed after it entered (it waited too long
+    /// further on).
+    pub fn count_shed(&self) {
+        self.shed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The limit now.
     pub fn limit(&self) -> usize {
-        self.limit
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// The most the limit can be: the configured one.
+    pub fn ceiling(&self) -> usize {
+        self.ceiling
     }
 
     /// Requests waiting now.
@@ -98,5 +174,42 @@ mod tests {
         drop(first);
         assert!(gate.enter().is_some(), "a place came free");
         assert_eq!(gate.peak(), 2);
+    }
+
+    #[test]
+    fn the_limit_shrinks_when_latency_rises_and_grows_back_to_the_ceiling() {
+        let gate = InFlightGate::new(NonZeroUsize::new(1024).unwrap());
+        let ms = Duration::from_millis;
+        for _ in 0..50 {
+            gate.observe(ms(2));
+        }
+        assert_eq!(gate.limit(), 1024, "usual latency keeps the ceiling");
+        for _ in 0..20 {
+            gate.observe(ms(40));
+        }
+        let shrunk = gate.limit();
+        assert!(shrunk < 600, "20 slow calls shrink it: {shrunk}");
+        assert!(shrunk >= 16, "never below the floor: {shrunk}");
+        for _ in 0..200 {
+            gate.observe(ms(2));
+        }
+        assert_eq!(gate.limit(), 1024, "fast again: back at the ceiling");
+        assert_eq!(gate.ceiling(), 1024);
+    }
+
+    #[test]
+    fn a_lower_limit_refuses_entry_sooner() {
+        let gate = InFlightGate::new(NonZeroUsize::new(64).unwrap());
+        for _ in 0..100 {
+            gate.observe(Duration::from_millis(1));
+        }
+        for _ in 0..15 {
+            gate.observe(Duration::from_millis(100));
+        }
+        let limit = gate.limit();
+        assert!(limit < 64, "{limit}");
+        let held: Vec<_> = (0..limit).map(|_| gate.enter().expect("room")).collect();
+        assert!(gate.enter().is_none());
+        assert_eq!(held.len(), limit);
     }
 }

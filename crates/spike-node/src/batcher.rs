@@ -5,6 +5,12 @@
 //! `max_batch`). A purchase that finds the lane idle goes out at once:
 //! batching adds no wait, it only fills the time a call already takes.
 //!
+//! A purchase waits in the lane for a bounded time, not in a bounded count
+//! ([`crate::backlog`]: controlled delay, newest first when congested);
+//! one that waited too long is told [`LaneError::Shed`] at once, even while
+//! a call is stuck. The lane runs on the runtime it is given: the central
+//! link's own thread, where it never waits behind connection tasks.
+//!
 //! The lane knows nothing of Redis or of the node: it is given the function
 //! that sends a batch, and keeps the distribution of batch sizes.
 
@@ -12,9 +18,13 @@ use std::future::Future;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use spike_core::{BatchRefusal, CentralError, CentralReply, Purchase, PurchaseBatch, MAX_BATCH};
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
+
+use crate::backlog::{Backlog, Discipline};
 
 /// The default bound on a batch: [`MAX_BATCH`].
 pub const DEFAULT_MAX_BATCH: NonZeroUsize = match NonZeroUsize::new(MAX_BATCH) {
@@ -22,13 +32,38 @@ pub const DEFAULT_MAX_BATCH: NonZeroUsize = match NonZeroUsize::new(MAX_BATCH) {
     None => NonZeroUsize::MIN,
 };
 
+/// Why a purchase in a lane got no verdict.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LaneError {
+    /// It waited in the lane past what the lane's [`Discipline`] allows, and
+    /// was never sent: nothing was sold.
+    #[error("waited too long for central stock; never sent")]
+    Shed,
+    /// Central stock failed the call it went out with.
+    #[error(transparent)]
+    Central(#[from] CentralError),
+}
+
 /// What a purchase in a lane is eventually told.
-type Reply = Result<CentralReply, CentralError>;
+pub type LaneReply = Result<CentralReply, LaneError>;
 
 /// One purchase waiting in a lane, and where its reply goes.
 struct Waiting {
+    arrived: Instant,
     purchase: Purchase,
-    reply: oneshot::Sender<Reply>,
+    reply: oneshot::Sender<LaneReply>,
+}
+
+/// How a lane batches and how long its purchases may wait.
+#[derive(Debug, Clone)]
+pub struct LaneSettings {
+    /// The most purchases in one call.
+    pub max_batch: NonZeroUsize,
+    /// How long a purchase may wait for its call (see [`crate::backlog`]).
+    pub discipline: Discipline,
+    /// Where the lane's task runs: the runtime of the central link's own
+    /// thread, so that it never waits behind the connection tasks.
+    pub runtime: Handle,
 }
 
 /// One sale's line to central stock.
@@ -46,91 +81,147 @@ impl std::fmt::Debug for Waiting {
 }
 
 impl Lane {
-    /// Starts a lane that sends batches of at most `max_batch` purchases
-    /// with `send`, one call at a time, counting their sizes in `sizes`.
-    /// The lane stops when its last handle is dropped.
-    pub fn start<S, F>(max_batch: NonZeroUsize, sizes: Arc<BatchSizes>, send: S) -> Self
+    /// Starts a lane that sends batches as `settings` say with `send`, one
+    /// call at a time, counting their sizes in `sizes`. The lane stops when
+    /// its last handle is dropped.
+    pub fn start<S, F>(settings: LaneSettings, sizes: Arc<BatchSizes>, send: S) -> Self
     where
         S: Fn(PurchaseBatch) -> F + Send + 'static,
         F: Future<Output = Result<Vec<CentralReply>, CentralError>> + Send + 'static,
     {
         let (queue, waiting) = mpsc::unbounded_channel();
-        let max_batch = max_batch.get().min(MAX_BATCH);
-        tokio::spawn(drain(waiting, max_batch, sizes, send));
+        let max_batch = settings.max_batch.get().min(MAX_BATCH);
+        (settings.runtime).spawn(drain(waiting, max_batch, settings.discipline, sizes, send));
         Self { queue }
     }
 
     /// Sends `purchase` with the lane's next call and waits for its reply.
-    pub async fn buy(&self, purchase: Purchase) -> Reply {
+    pub async fn buy(&self, purchase: Purchase) -> LaneReply {
         let (reply, replied) = oneshot::channel();
         let stopped = || CentralError::Unavailable("the node's central lane stopped".into());
-        self.queue
-            .send(Waiting { purchase, reply })
-            .map_err(|_| stopped())?;
-        replied.await.unwrap_or_else(|_| Err(stopped()))
+        let waiting = Waiting {
+            arrived: Instant::now(),
+            purchase,
+            reply,
+        };
+        self.queue.send(waiting).map_err(|_| stopped())?;
+        replied.await.unwrap_or_else(|_| Err(stopped().into()))
     }
 }
 
-/// Takes every purchase waiting (up to `max_batch`), sends them as one
-/// batch, hands each its reply; repeats while purchases keep coming.
-async fn drain<S, F>(
-    mut waiting: mpsc::UnboundedReceiver<Waiting>,
+/// Tells every purchase in `expired` that it was shed.
+fn shed(expired: Vec<Waiting>) {
+    for waiting in expired {
+        let _ = waiting.reply.send(Err(LaneError::Shed));
+    }
+}
+
+/// Takes the purchases to send next (up to `max_batch`, newest first when
+/// congested) as one batch of one sale, with where their replies go; any
+/// purchase of another sale goes back to wait for a batch of its own.
+fn next_batch(
+    backlog: &mut Backlog<Waiting>,
     max_batch: usize,
+    now: Instant,
+) -> Option<(PurchaseBatch, Vec<oneshot::Sender<LaneReply>>)> {
+    let mut taken = backlog.take(max_batch, now).into_iter();
+    let first = taken.next()?;
+    let mut batch = PurchaseBatch::new(first.purchase);
+    let mut replies = vec![first.reply];
+    for next in taken {
+        match batch.push(next.purchase) {
+            Ok(()) => replies.push(next.reply),
+            // A lane serves one sale, so this does not happen; were it to,
+            // the purchase is told to try again rather than be lost.
+            Err(BatchRefusal::OtherEvent(_) | BatchRefusal::Full(_)) => {
+                let _ = next.reply.send(Err(LaneError::Shed));
+            }
+        }
+    }
+    Some((batch, replies))
+}
+
+/// The lane's task: keeps the backlog (time-bounded: see
+/// [`crate::backlog`]), sends one batch at a time, hands each purchase its
+/// reply, and while a call is out keeps taking arrivals and shedding those
+/// that waited too long.
+async fn drain<S, F>(
+    mut arrivals: mpsc::UnboundedReceiver<Waiting>,
+    max_batch: usize,
+    discipline: Discipline,
     sizes: Arc<BatchSizes>,
     send: S,
 ) where
     S: Fn(PurchaseBatch) -> F,
     F: Future<Output = Result<Vec<CentralReply>, CentralError>>,
 {
-    let mut held_over: Option<Waiting> = None;
+    let mut backlog = Backlog::new(discipline, Instant::now());
+    let mut open = true;
     loop {
-        let first = match held_over.take() {
-            Some(first) => first,
-            None => match waiting.recv().await {
-                Some(first) => first,
+        if backlog.is_empty() {
+            match arrivals.recv().await {
+                Some(first) => backlog.push(first.arrived, first),
                 None => return,
-            },
+            }
+        }
+        while let Ok(next) = arrivals.try_recv() {
+            backlog.push(next.arrived, next);
+        }
+        let now = Instant::now();
+        shed(backlog.expired(now));
+        let Some((batch, replies)) = next_batch(&mut backlog, max_batch, now) else {
+            continue;
         };
-        let mut batch = PurchaseBatch::new(first.purchase);
-        let mut replies = vec![first.reply];
-        while batch.len() < max_batch {
-            let Ok(next) = waiting.try_recv() else { break };
-            match batch.push(next.purchase) {
-                Ok(()) => replies.push(next.reply),
-                // A lane serves one sale; anything else waits for a batch
-                // of its own rather than be lost.
-                Err(BatchRefusal::OtherEvent(purchase) | BatchRefusal::Full(purchase)) => {
-                    held_over = Some(Waiting {
-                        purchase,
-                        reply: next.reply,
-                    });
-                    break;
-                }
-            }
-        }
         sizes.count(batch.len());
-        match send(batch).await {
-            Ok(answers) if answers.len() == replies.len() => {
-                for (reply, answer) in replies.into_iter().zip(answers) {
-                    let _ = reply.send(Ok(answer));
+        let call = send(batch);
+        tokio::pin!(call);
+        let answered = loop {
+            let expiry = backlog.next_expiry(Instant::now());
+            tokio::select! {
+                biased;
+                answered = &mut call => break answered,
+                arrived = arrivals.recv(), if open => match arrived {
+                    Some(next) => backlog.push(next.arrived, next),
+                    None => open = false,
+                },
+                () = sleep_until(expiry), if expiry.is_some() => {
+                    shed(backlog.expired(Instant::now()));
                 }
             }
-            Ok(answers) => {
-                let error = CentralError::Protocol(format!(
-                    "{} replies for {} purchases",
-                    answers.len(),
-                    replies.len()
-                ));
-                for reply in replies {
-                    let _ = reply.send(Err(error.clone()));
-                }
+        };
+        deliver(answered, replies);
+    }
+}
+
+/// Sleeps until `deadline` (forever without one).
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Hands each purchase of a call its reply.
+fn deliver(
+    answered: Result<Vec<CentralReply>, CentralError>,
+    replies: Vec<oneshot::Sender<LaneReply>>,
+) {
+    let error = match answered {
+        Ok(answers) if answers.len() == replies.len() => {
+            for (reply, answer) in replies.into_iter().zip(answers) {
+                let _ = reply.send(Ok(answer));
             }
-            Err(error) => {
-                for reply in replies {
-                    let _ = reply.send(Err(error.clone()));
-                }
-            }
+            return;
         }
+        Ok(answers) => CentralError::Protocol(format!(
+            "{} replies for {} purchases",
+            answers.len(),
+            replies.len()
+        )),
+        Err(error) => error,
+    };
+    for reply in replies {
+        let _ = reply.send(Err(error.clone().into()));
     }
 }
 
@@ -191,13 +282,21 @@ mod tests {
     /// The request ids of each batch sent, in order.
     type Sent = Arc<Mutex<Vec<Vec<String>>>>;
 
+    fn settings(max: usize) -> LaneSettings {
+        LaneSettings {
+            max_batch: NonZeroUsize::new(max).unwrap(),
+            discipline: crate::backlog::DEFAULT_DISCIPLINE,
+            runtime: Handle::current(),
+        }
+    }
+
     /// A central stock that takes 20 ms per call and records each batch.
     fn recording_lane(max: usize) -> (Lane, Sent, Arc<BatchSizes>) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sizes = Arc::new(BatchSizes::default());
         let record = Arc::clone(&seen);
         let lane = Lane::start(
-            NonZeroUsize::new(max).unwrap(),
+            settings(max),
             Arc::clone(&sizes),
             move |batch| {
                 let record = Arc::clone(&record);
@@ -261,11 +360,49 @@ mod tests {
     #[tokio::test]
     async fn a_failed_call_fails_each_of_its_purchases() {
         let sizes = Arc::new(BatchSizes::default());
-        let lane = Lane::start(NonZeroUsize::new(4).unwrap(), sizes, |_batch| async {
+        let lane = Lane::start(settings(4), sizes, |_batch| async {
             Err(CentralError::OutcomeUnknown("no answer".into()))
         });
         let reply = lane.buy(purchase("r")).await;
-        assert!(matches!(reply, Err(CentralError::OutcomeUnknown(_))));
+        assert!(matches!(
+            reply,
+            Err(LaneError::Central(CentralError::OutcomeUnknown(_)))
+        ));
+    }
+
+    #[tokio::test]
+    async fn purchases_behind_a_stuck_call_are_shed_within_the_interval_never_sent() {
+        let sizes = Arc::new(BatchSizes::default());
+        let (release, released) = tokio::sync::watch::channel(false);
+        let lane = Lane::start(settings(4), Arc::clone(&sizes), move |batch| {
+            let mut released = released.clone();
+            async move {
+                let _ = released.wait_for(|go| *go).await;
+                Ok(vec![
+                    CentralReply {
+                        verdict: Verdict::SoldOut,
+                        remaining: 0,
+                    };
+                    batch.len()
+                ])
+            }
+        });
+        let stuck = tokio::spawn({
+            let lane = lane.clone();
+            async move { lane.buy(purchase("stuck")).await }
+        });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let asked = std::time::Instant::now();
+        let behind = lane.buy(purchase("behind")).await;
+        let waited = asked.elapsed();
+        assert!(matches!(behind, Err(LaneError::Shed)), "{behind:?}");
+        assert!(
+            waited >= crate::backlog::DEFAULT_DISCIPLINE.target && waited < Duration::from_secs(2),
+            "shed after waiting {waited:?}"
+        );
+        release.send_replace(true);
+        assert!(stuck.await.unwrap().is_ok(), "the call in flight still answers");
+        assert_eq!(sizes.json()["calls"], 1, "the shed purchase was never sent");
     }
 
     #[test]

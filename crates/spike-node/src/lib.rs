@@ -7,8 +7,10 @@
 #![warn(missing_docs)]
 
 pub mod answer;
+pub mod backlog;
 pub mod baseline;
 pub mod batcher;
+pub mod central_thread;
 pub mod node;
 pub mod orders;
 mod proof;

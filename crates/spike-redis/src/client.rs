@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 use redis::cluster::ClusterClient;
 use redis::{AsyncConnectionConfig, RedisError};
 use spike_core::{CentralError, SecretUrl};
+use tokio::runtime::Handle;
 
 use crate::confirm::Confirmer;
 use crate::connection::{Link, RedisConnection};
@@ -62,6 +63,9 @@ struct Primary {
     repairing: tokio::sync::Mutex<Instant>,
     /// Counts finished repair attempts, for calls waiting on one.
     repairs: tokio::sync::watch::Sender<u64>,
+    /// Where connections are made, and so where their reply readers run:
+    /// the caller's runtime, or one of their own ([`RedisCentral::connect_on`]).
+    io: Option<Handle>,
 }
 
 /// An instant far enough back that the first repair is never held back.
@@ -72,6 +76,22 @@ fn long_ago() -> Instant {
 
 /// The shortest time between two repairs of the link.
 const REPAIR_EVERY: Duration = Duration::from_millis(200);
+
+/// [`connect_to`], run on `io` when given: the connection's reader task is
+/// spawned where the connection is made, so its replies are read there.
+async fn connect_on(
+    io: Option<&Handle>,
+    target: RedisTarget,
+    config: AsyncConnectionConfig,
+    (connect_timeout, response_timeout): (Duration, Duration),
+) -> Result<RedisConnection, CentralError> {
+    let Some(io) = io else {
+        return connect_to(&target, &config, connect_timeout, response_timeout).await;
+    };
+    io.spawn(async move { connect_to(&target, &config, connect_timeout, response_timeout).await })
+        .await
+        .map_err(|_| CentralError::Unavailable("the Redis connection's runtime stopped".into()))?
+}
 
 /// Finds the primary `target` names now and connects to it; for a
 /// cluster, learns its slots from the nodes given and connects to them.
@@ -144,11 +164,11 @@ impl Primary {
 
     /// Finds the primary and connects to it.
     async fn connect(&self) -> Result<RedisConnection, CentralError> {
-        connect_to(
-            &self.target,
-            &self.config,
-            self.connect_timeout,
-            self.response_timeout,
+        connect_on(
+            self.io.as_ref(),
+            self.target.clone(),
+            self.config.clone(),
+            (self.connect_timeout, self.response_timeout),
         )
         .await
     }
@@ -225,16 +245,28 @@ impl RedisCentral {
     /// again after a failure, to whichever server is then the primary.
     /// Errors name the URL without its password.
     pub async fn connect(settings: &RedisSettings) -> Result<Self, CentralError> {
+        Self::connect_with(settings, None).await
+    }
+
+    /// [`Self::connect`], with every connection made on `io` (a runtime of
+    /// its own, say), so that Redis replies are read there and never wait
+    /// behind the caller's other tasks. The calls themselves may run
+    /// anywhere.
+    pub async fn connect_on(settings: &RedisSettings, io: Handle) -> Result<Self, CentralError> {
+        Self::connect_with(settings, Some(io)).await
+    }
+
+    async fn connect_with(settings: &RedisSettings, io: Option<Handle>) -> Result<Self, CentralError> {
         let target = RedisTarget::parse(&settings.url)
             .map_err(|e| CentralError::Unavailable(e.to_string()))?;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(settings.connect_timeout))
             .set_response_timeout(Some(settings.response_timeout));
-        let connection = connect_to(
-            &target,
-            &config,
-            settings.connect_timeout,
-            settings.response_timeout,
+        let connection = connect_on(
+            io.as_ref(),
+            target.clone(),
+            config.clone(),
+            (settings.connect_timeout, settings.response_timeout),
         )
         .await?;
         let primary = Arc::new(Primary {
@@ -249,6 +281,7 @@ impl RedisCentral {
             broken: AtomicU64::new(u64::MAX),
             repairing: tokio::sync::Mutex::new(long_ago()),
             repairs: tokio::sync::watch::channel(0).0,
+            io,
         });
         let confirmer = (settings.confirm_replicas > 0)
             .then(|| Confirmer::start(settings.confirm_replicas, settings.response_timeout));

@@ -8,11 +8,11 @@ use std::time::SystemTime;
 
 use crate::answer::Answer;
 use spike_core::{BuyerPolicy, CentralStock, LocalStock, SaleConfig, UserId};
-use spike_http::RetryReason;
+use spike_http::{InFlightGate, RetryReason};
 
 use super::refusal::try_again;
 use super::NodeConfig;
-use crate::batcher::{BatchSizes, Lane};
+use crate::batcher::{BatchSizes, Lane, LaneSettings};
 use crate::train::TrainState;
 use crate::waiting_room::WaitingRoom;
 
@@ -90,23 +90,35 @@ impl EventState {
 }
 
 /// A sale's lane to central stock, unless purchases go one per call
-/// (`max_batch` 1): a batch of one is sent as a single purchase.
+/// (`max_batch` 1): a batch of one is sent as a single purchase. Each call's
+/// latency adapts `gate`'s limit.
 pub(super) fn open_lane<C: CentralStock>(
     central: &Arc<C>,
     config: &NodeConfig,
     sizes: &Arc<BatchSizes>,
+    gate: &Arc<InFlightGate>,
 ) -> Option<Lane> {
     if config.max_batch.get() == 1 {
         return None;
     }
     let central = Arc::clone(central);
-    let lane = Lane::start(config.max_batch, Arc::clone(sizes), move |batch| {
+    let gate = Arc::clone(gate);
+    let settings = LaneSettings {
+        max_batch: config.max_batch,
+        discipline: config.lane_discipline,
+        runtime: config.central_thread.runtime(),
+    };
+    let lane = Lane::start(settings, Arc::clone(sizes), move |batch| {
         let central = Arc::clone(&central);
+        let gate = Arc::clone(&gate);
         async move {
-            match batch.purchases() {
+            let sent = std::time::Instant::now();
+            let replies = match batch.purchases() {
                 [alone] => central.buy(alone).await.map(|reply| vec![reply]),
                 _ => central.buy_many(&batch).await,
-            }
+            };
+            gate.observe(sent.elapsed());
+            replies
         }
     });
     Some(lane)

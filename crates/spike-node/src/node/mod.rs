@@ -26,7 +26,9 @@ use spike_http::{InFlightGate, RetryReason};
 
 use spike_auth::{AdmissionKeys, OperatorKey, OrderKeys, TokenVerifier};
 
+use crate::backlog::{Discipline, DEFAULT_DISCIPLINE};
 use crate::batcher::{BatchSizes, DEFAULT_MAX_BATCH};
+use crate::central_thread::CentralThread;
 use crate::orders::OrdersApi;
 use crate::rate_limit::{RateLimiters, RateLimits, FORGET_IDLE_EVERY};
 use crate::routes::{QueueRequest, Route, Surface};
@@ -74,6 +76,10 @@ pub struct NodeConfig {
     /// (see [`crate::batcher`]); 1 sends each purchase on its own call, all
     /// of them at once.
     pub max_batch: std::num::NonZeroUsize,
+    /// Where the lanes to central stock run (see [`crate::central_thread`]).
+    pub central_thread: CentralThread,
+    /// How long a purchase may wait in its lane (see [`crate::backlog`]).
+    pub lane_discipline: Discipline,
 }
 
 /// The waiting-room page, served at `/queue?event=E`.
@@ -107,6 +113,8 @@ impl NodeConfig {
             max_central_in_flight: DEFAULT_MAX_CENTRAL_IN_FLIGHT,
             rate_limits: RateLimits::default(),
             max_batch: DEFAULT_MAX_BATCH,
+            central_thread: CentralThread::default(),
+            lane_discipline: DEFAULT_DISCIPLINE,
         }
     }
 }
@@ -203,6 +211,7 @@ impl<C: CentralStock> Node<C> {
         };
         let central = Arc::new(central);
         let batch_sizes = Arc::new(BatchSizes::default());
+        let central_gate = InFlightGate::new(config.max_central_in_flight);
         let mut events = HashMap::new();
         for event in names {
             let snapshot = central
@@ -218,7 +227,7 @@ impl<C: CentralStock> Node<C> {
             let auth = snapshot.config.policy().auth_name();
             tracing::info!(%event, total = snapshot.config.total(), auth, "serving event");
             let remaining = snapshot.remaining();
-            let lane = open_lane(&central, &config, &batch_sizes);
+            let lane = open_lane(&central, &config, &batch_sizes, &central_gate);
             let state = EventState::new(snapshot.config, remaining, lane);
             events.insert(event, Arc::new(state));
         }
@@ -226,7 +235,6 @@ impl<C: CentralStock> Node<C> {
             let _ = spike_telemetry::prometheus();
         }
         let short_name: String = config.node_id.as_str().chars().take(24).collect();
-        let central_gate = InFlightGate::new(config.max_central_in_flight);
         let config_limits = config.rate_limits.clone();
         let node = Arc::new(Self {
             request_tag: short_name,

@@ -11,10 +11,12 @@ use std::time::{Instant, SystemTime};
 use crate::answer::Answer;
 use hyper::StatusCode;
 use spike_core::{
-    Admission, CentralError, CentralReply, CentralStock, EventId, OrderId, Purchase, RequestId,
+    Admission, CentralError, CentralStock, EventId, OrderId, Purchase, RequestId,
     Reservation, SeatRequest, Settlement, Verdict,
 };
 use spike_http::{InFlight, RetryReason};
+
+use crate::batcher::{LaneError, LaneReply};
 
 use super::caller::{Asker, Claims};
 use super::event::EventState;
@@ -174,7 +176,12 @@ impl<C: CentralStock> Node<C> {
                     }
                 }
             }
-            Err(error) => {
+            Err(LaneError::Shed) => {
+                drop(seat);
+                self.central_gate.count_shed();
+                try_again(RetryReason::CentralBusy, None)
+            }
+            Err(LaneError::Central(error)) => {
                 drop(seat);
                 self.undecided(error, &purchase, &state, &proof)
             }
@@ -188,14 +195,18 @@ impl<C: CentralStock> Node<C> {
         &self,
         purchase: &Purchase,
         state: &EventState,
-    ) -> Result<CentralReply, CentralError> {
+    ) -> LaneReply {
         self.stats.count_central_call();
         let asked = Instant::now();
         // Boxed so that the (large) central future is only paid for by requests
         // that reach central stock, not by every sold-out answer.
         let reply = match &state.lane {
             Some(lane) => lane.buy(purchase.clone()).await,
-            None => Box::pin(self.central.buy(purchase)).await,
+            None => {
+                let reply = Box::pin(self.central.buy(purchase)).await;
+                self.central_gate.observe(asked.elapsed());
+                reply.map_err(LaneError::from)
+            }
         };
         self.metrics
             .central_duration

@@ -74,7 +74,12 @@ impl<C: CentralStock> Node<C> {
             if let Ok(Some(snapshot)) = self.central.snapshot(&event).await {
                 tracing::info!(%event, total = snapshot.config.total(), "serving new event");
                 let remaining = snapshot.remaining();
-                let lane = open_lane(&self.central, &self.config, &self.batch_sizes);
+                let lane = open_lane(
+                    &self.central,
+                    &self.config,
+                    &self.batch_sizes,
+                    &self.central_gate,
+                );
                 let state = EventState::new(snapshot.config, remaining, lane);
                 grown.insert(event, Arc::new(state));
             }

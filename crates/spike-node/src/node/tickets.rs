@@ -38,6 +38,7 @@ impl<C: CentralStock> Node<C> {
         };
         // Boxed, as in ask_central: only purchases that reach central pay for it.
         let reply = Box::pin(self.central.buy_seats(&ticket)).await;
+        self.central_gate.observe(asked.elapsed());
         self.metrics
             .central_duration
             .record(asked.elapsed().as_secs_f64());

@@ -28,15 +28,20 @@ use spike_redis::{RedisCentral, RedisSettings};
 
 /// Connects to Redis, saying which URL failed (without its password).
 async fn redis(url: &SecretUrl) -> anyhow::Result<RedisCentral> {
-    connect_redis(RedisSettings::new(url.clone())).await
+    connect_redis(RedisSettings::new(url.clone()), None).await
 }
 
 /// Connects to Redis with `settings`, saying which URL failed (without its
-/// password).
-async fn connect_redis(settings: RedisSettings) -> anyhow::Result<RedisCentral> {
-    RedisCentral::connect(&settings)
-        .await
-        .with_context(|| format!("cannot reach Redis at {}", settings.url))
+/// password); with `io`, the connection reads its replies on that runtime.
+async fn connect_redis(
+    settings: RedisSettings,
+    io: Option<tokio::runtime::Handle>,
+) -> anyhow::Result<RedisCentral> {
+    let connected = match io {
+        Some(io) => RedisCentral::connect_on(&settings, io).await,
+        None => RedisCentral::connect(&settings).await,
+    };
+    connected.with_context(|| format!("cannot reach Redis at {}", settings.url))
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 use super::orders::pipeline_config;
 use super::{connect_redis, shutdown_signal};
+use spike_node::central_thread::CentralThread;
 use crate::app::{LedgerSource, NodeApp, NodeSettings, OrdersSettings, DEFAULT_GRACE};
 use crate::args::{
     parse_batch, parse_rate, parse_rate_or_off, PipelineArgs, RateOrOff, SaleRules, ServerArgs,
@@ -81,6 +82,12 @@ pub struct NodeArgs {
     /// buy-path rate.
     #[arg(long, default_value_t = spike_node::node::DEFAULT_MAX_CENTRAL_IN_FLIGHT)]
     pub max_central_in_flight: NonZeroUsize,
+    /// Where the lanes to central stock and the Redis connection run: on a
+    /// thread of their own, so replies never wait behind thousands of
+    /// connections, or `shared` with the connections (the old way, kept to
+    /// measure against).
+    #[arg(long, value_enum, default_value = "own")]
+    pub central_thread: CentralThreadFlag,
     /// The most purchases of one sale sent to central stock in one call:
     /// purchases arriving while the sale's call is in flight go out
     /// together with the next (one Lua call, one WAIT), up to this many; a
@@ -169,6 +176,24 @@ pub struct BaselineArgs {
     pub threads: Option<NonZeroUsize>,
 }
 
+/// `--central-thread`: see [`CentralThread`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CentralThreadFlag {
+    /// A thread of its own.
+    Own,
+    /// The connections' runtime.
+    Shared,
+}
+
+impl From<CentralThreadFlag> for CentralThread {
+    fn from(flag: CentralThreadFlag) -> Self {
+        match flag {
+            CentralThreadFlag::Own => Self::Own,
+            CentralThreadFlag::Shared => Self::Shared,
+        }
+    }
+}
+
 /// The settings `spike node`'s flags describe. `worker`: run the order
 /// pipeline in the node (always, when central stock is embedded: only this
 /// process can read its stream).
@@ -181,6 +206,7 @@ fn settings(args: &NodeArgs, worker: bool) -> anyhow::Result<NodeSettings> {
     node.metrics = !args.no_metrics;
     node.max_central_in_flight = args.max_central_in_flight;
     node.max_batch = args.central_batch;
+    node.central_thread = args.central_thread.into();
     node.rate_limits = RateLimits {
         per_buyer: args.rate_limit_per_buyer,
         per_ip: args.rate_limit_per_ip,
@@ -225,7 +251,8 @@ pub async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
                 confirm_replicas: args.confirm_replicas,
                 ..RedisSettings::new(url.clone())
             };
-            let central = connect_redis(redis).await?;
+            let io = CentralThread::from(args.central_thread).runtime();
+            let central = connect_redis(redis, Some(io)).await?;
             let app = NodeApp::build(settings(&args, args.orders_worker)?, central).await?;
             tracing::info!(node = %app.node().id(), addr = %app.addr(), admin = %app.admin_addr(), central = %url, confirm_replicas = args.confirm_replicas, events = ?args.events, "node listening");
             serve_until_signal(app).await

@@ -1,0 +1,208 @@
+//! A queue bounded by time, not by count: controlled delay (CoDel) with
+//! adaptive LIFO, as Facebook's "Fail at Scale" describes it.
+//!
+//! - While the queue keeps emptying, an item may wait up to
+//!   [`Discipline::interval`].
+//! - Once it has not been empty for a whole `interval`, it is congested: an
+//!   item may wait only [`Discipline::target`], and the newest go first
+//!   (they are the ones whose callers are still there; the oldest are the
+//!   ones about to be shed anyway).
+//!
+//! Items past their wait are handed back to be answered at once ("try
+//! again"), never silently dropped. The queue takes `now` from its caller,
+//! so the rule is tested without a clock.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// How long items may wait in a [`Backlog`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Discipline {
+    /// The longest wait while the queue keeps emptying, and how long it
+    /// must stay non-empty to count as congested.
+    pub interval: Duration,
+    /// The longest wait once congested.
+    pub target: Duration,
+}
+
+/// The default discipline: at most 100 ms of waiting, 10 ms once congested
+/// (a central call of a full batch takes a few milliseconds, so an item
+/// normally waits at most one call).
+pub const DEFAULT_DISCIPLINE: Discipline = Discipline {
+    interval: Duration::from_millis(100),
+    target: Duration::from_millis(10),
+};
+
+/// Items waiting, each with when it arrived.
+#[derive(Debug)]
+pub struct Backlog<T> {
+    discipline: Discipline,
+    waiting: VecDeque<(Instant, T)>,
+    /// When the queue was last seen empty.
+    last_empty: Instant,
+}
+
+impl<T> Backlog<T> {
+    /// An empty backlog, empty as of `now`.
+    pub fn new(discipline: Discipline, now: Instant) -> Self {
+        Self {
+            discipline,
+            waiting: VecDeque::new(),
+            last_empty: now,
+        }
+    }
+
+    /// Adds an item that arrived at `arrived`.
+    pub fn push(&mut self, arrived: Instant, item: T) {
+        if self.waiting.is_empty() {
+            // Empty until now.
+            self.last_empty = self.last_empty.max(arrived);
+        }
+        self.waiting.push_back((arrived, item));
+    }
+
+    /// Items waiting.
+    pub fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// Whether the queue has not been empty for a whole interval.
+    pub fn congested(&self, now: Instant) -> bool {
+        !self.waiting.is_empty()
+            && now.saturating_duration_since(self.last_empty) > self.discipline.interval
+    }
+
+    /// The longest an item may wait now.
+    fn allowed(&self, now: Instant) -> Duration {
+        if self.congested(now) {
+            self.discipline.target
+        } else {
+            self.discipline.interval
+        }
+    }
+
+    /// Takes out every item that has waited longer than allowed now, oldest
+    /// first, for its caller to be told "try again".
+    pub fn expired(&mut self, now: Instant) -> Vec<T> {
+        let allowed = self.allowed(now);
+        let mut expired = Vec::new();
+        while let Some((arrived, _)) = self.waiting.front() {
+            if now.saturating_duration_since(*arrived) <= allowed {
+                break;
+            }
+            if let Some((_, item)) = self.waiting.pop_front() {
+                expired.push(item);
+            }
+        }
+        self.note_if_empty(now);
+        expired
+    }
+
+    /// When the oldest item will have waited too long, if nothing changes.
+    pub fn next_expiry(&self, now: Instant) -> Option<Instant> {
+        let (arrived, _) = self.waiting.front()?;
+        Some(*arrived + self.allowed(now))
+    }
+
+    /// Takes up to `most` items to serve: the oldest first normally, the
+    /// newest first when congested (adaptive LIFO). Items expired by now
+    /// are not taken; call [`Self::expired`] first.
+    pub fn take(&mut self, most: usize, now: Instant) -> Vec<T> {
+        let newest_first = self.congested(now);
+        let count = most.min(self.waiting.len());
+        let taken: Vec<T> = if newest_first {
+            let mut newest: Vec<T> = (0..count)
+                .filter_map(|_| self.waiting.pop_back().map(|(_, item)| item))
+                .collect();
+            // The batch itself goes in arrival order.
+            newest.reverse();
+            newest
+        } else {
+            (0..count)
+                .filter_map(|_| self.waiting.pop_front().map(|(_, item)| item))
+                .collect()
+        };
+        self.note_if_empty(now);
+        taken
+    }
+
+    fn note_if_empty(&mut self, now: Instant) {
+        if self.waiting.is_empty() {
+            self.last_empty = now;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn backlog(now: Instant) -> Backlog<u32> {
+        Backlog::new(DEFAULT_DISCIPLINE, now)
+    }
+
+    #[test]
+    fn a_queue_that_keeps_emptying_serves_in_order_and_lets_items_wait_an_interval() {
+        let start = Instant::now();
+        let mut queue = backlog(start);
+        queue.push(start, 1);
+        queue.push(start + MS, 2);
+        let now = start + 50 * MS;
+        assert!(!queue.congested(now));
+        assert!(queue.expired(now).is_empty(), "50 ms is within the interval");
+        assert_eq!(queue.take(1, now), vec![1], "oldest first");
+        assert_eq!(queue.take(5, now), vec![2]);
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn an_item_past_the_interval_is_shed_even_when_not_congested() {
+        let start = Instant::now();
+        let mut queue = backlog(start);
+        queue.push(start + 90 * MS, 7);
+        // Not congested: the queue was empty until 90 ms.
+        let now = start + 191 * MS;
+        assert!(!queue.congested(start + 150 * MS));
+        assert_eq!(queue.expired(now), vec![7]);
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn once_congested_the_target_applies_and_the_newest_go_first() {
+        let start = Instant::now();
+        let mut queue = backlog(start);
+        for (at, item) in [(0, 1), (100, 2), (105, 3), (108, 4), (109, 5)] {
+            queue.push(start + at * MS, item);
+        }
+        let now = start + 110 * MS;
+        assert!(queue.congested(now), "not empty for over 100 ms");
+        assert_eq!(
+            queue.expired(now),
+            vec![1],
+            "waited 110 ms, over the 10 ms target"
+        );
+        assert_eq!(queue.take(2, now), vec![4, 5], "the newest, in order");
+        assert_eq!(queue.next_expiry(now), Some(start + 110 * MS));
+        assert_eq!(queue.expired(start + 116 * MS), vec![2, 3]);
+        assert!(!queue.congested(start + 116 * MS), "empty again");
+    }
+
+    #[test]
+    fn an_emptied_queue_is_no_longer_congested() {
+        let start = Instant::now();
+        let mut queue = backlog(start);
+        queue.push(start + 10 * MS, 1);
+        assert!(queue.congested(start + 150 * MS));
+        assert_eq!(queue.take(10, start + 150 * MS), vec![1]);
+        queue.push(start + 152 * MS, 2);
+        assert!(!queue.congested(start + 160 * MS), "emptied at 150 ms");
+        assert!(queue.expired(start + 200 * MS).is_empty());
+    }
+}
