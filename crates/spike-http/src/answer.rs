@@ -46,6 +46,9 @@ pub enum RetryReason {
     NoAdmissionKey,
     /// The stat log cannot keep up (its disk stalls): nothing was sold.
     StatLogFull,
+    /// The server is behind on its requests (a standing queue, see
+    /// [`crate::lag`]): answered at once rather than late; nothing changed.
+    Congested,
 }
 
 impl RetryReason {
@@ -78,6 +81,9 @@ impl RetryReason {
             Self::StatLogFull => {
                 "this node cannot record answers right now (its stat log is stalled); nothing was sold"
             }
+            Self::Congested => {
+                "more requests arrive than this server can answer in time; nothing changed; try again in a second"
+            }
         }
     }
 
@@ -85,7 +91,7 @@ impl RetryReason {
     /// is the point: the server sheds load.
     pub fn retry_after(self) -> Option<&'static str> {
         match self {
-            Self::Overloaded | Self::CentralBusy | Self::NodesBusy => Some("1"),
+            Self::Overloaded | Self::CentralBusy | Self::NodesBusy | Self::Congested => Some("1"),
             _ => None,
         }
     }

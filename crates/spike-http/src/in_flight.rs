@@ -20,9 +20,12 @@ use std::time::Duration;
 /// The smallest the adaptive limit goes.
 const MIN_LIMIT: f64 = 16.0;
 /// Latency up to this multiple of the usual counts as usual.
-const TOLERANCE: f64 = 1.5;
+const TOLERANCE: f64 = 2.0;
 /// Weight of one sample in the usual latency (a slow average).
-const USUAL_WEIGHT: f64 = 0.05;
+const USUAL_WEIGHT: f64 = 0.02;
+/// Weight of one sample in the recent latency (a fast average, so that one
+/// odd call does not move the limit).
+const RECENT_WEIGHT: f64 = 0.2;
 /// Weight of one update in the limit (smoothing).
 const LIMIT_WEIGHT: f64 = 0.2;
 
@@ -43,6 +46,8 @@ pub struct InFlightGate {
 struct Gradient {
     /// The usual latency, in seconds (0 before the first sample).
     usual: f64,
+    /// The recent latency, in seconds.
+    recent: f64,
     /// The limit, unrounded.
     limit: f64,
 }
@@ -50,18 +55,18 @@ struct Gradient {
 impl Gradient {
     /// The limit after one call that took `latency`, below `ceiling`.
     fn after(&mut self, latency: Duration, ceiling: f64) -> f64 {
-        let sample = latency.as_secs_f64().max(1e-6);
-        self.usual = if self.usual == 0.0 {
-            sample
-        } else {
-            self.usual * (1.0 - USUAL_WEIGHT) + sample * USUAL_WEIGHT
-        };
-        // A long stretch of slow calls drags the usual along; halve the
-        // drift when the usual is far above the sample (the queue drained).
-        if self.usual > 2.0 * sample {
-            self.usual = (self.usual + sample) / 2.0;
+        let sample = latency.as_secs_f64().max(1e-7);
+        if self.usual == 0.0 {
+            (self.usual, self.recent) = (sample, sample);
         }
-        let gradient = (TOLERANCE * self.usual / sample).clamp(0.5, 1.0);
+        self.usual = self.usual * (1.0 - USUAL_WEIGHT) + sample * USUAL_WEIGHT;
+        self.recent = self.recent * (1.0 - RECENT_WEIGHT) + sample * RECENT_WEIGHT;
+        // A long stretch of slow calls drags the usual along; halve the
+        // drift when the usual is far above the recent (the queue drained).
+        if self.usual > 2.0 * self.recent {
+            self.usual = (self.usual + self.recent) / 2.0;
+        }
+        let gradient = (TOLERANCE * self.usual / self.recent).clamp(0.5, 1.0);
         let wanted = self.limit * gradient + self.limit.sqrt();
         self.limit = (self.limit * (1.0 - LIMIT_WEIGHT) + wanted * LIMIT_WEIGHT)
             .clamp(MIN_LIMIT.min(ceiling), ceiling);
@@ -84,6 +89,7 @@ impl InFlightGate {
             limit: AtomicUsize::new(ceiling),
             gradient: Mutex::new(Gradient {
                 usual: 0.0,
+                recent: 0.0,
                 limit: ceiling as f64,
             }),
             in_flight: AtomicUsize::new(0),

@@ -8,10 +8,12 @@
 #![warn(missing_docs)]
 
 pub mod answer;
+pub mod backlog;
 pub mod connection;
 pub mod forwarded;
 pub mod handler;
 pub mod in_flight;
+pub mod lag;
 mod memory;
 pub mod metrics;
 pub mod server;
@@ -21,6 +23,7 @@ pub use connection::Connections;
 pub use forwarded::{forwarded_for, TrustedProxies, X_FORWARDED_FOR};
 pub use handler::Handler;
 pub use in_flight::{InFlight, InFlightGate};
+pub use lag::LoopLag;
 pub use metrics::serve_metrics;
 pub use server::{
     serve, Server, ServerOptions, DEFAULT_BODY_TIMEOUT, DEFAULT_HEAD_TIMEOUT,

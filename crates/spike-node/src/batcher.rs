@@ -6,7 +6,7 @@
 //! batching adds no wait, it only fills the time a call already takes.
 //!
 //! A purchase waits in the lane for a bounded time, not in a bounded count
-//! ([`crate::backlog`]: controlled delay, newest first when congested);
+//! ([`spike_http::backlog`]: controlled delay, newest first when congested);
 //! one that waited too long is told [`LaneError::Shed`] at once, even while
 //! a call is stuck. The lane runs on the runtime it is given: the central
 //! link's own thread, where it never waits behind connection tasks.
@@ -24,13 +24,16 @@ use spike_core::{BatchRefusal, CentralError, CentralReply, Purchase, PurchaseBat
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::backlog::{Backlog, Discipline};
+use spike_http::backlog::{Backlog, Discipline};
 
 /// The default bound on a batch: [`MAX_BATCH`].
 pub const DEFAULT_MAX_BATCH: NonZeroUsize = match NonZeroUsize::new(MAX_BATCH) {
     Some(bound) => bound,
     None => NonZeroUsize::MIN,
 };
+
+/// The default [`LaneSettings::gather`]: 1 ms.
+pub const DEFAULT_GATHER: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Why a purchase in a lane got no verdict.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -51,7 +54,23 @@ pub type LaneReply = Result<CentralReply, LaneError>;
 struct Waiting {
     arrived: Instant,
     purchase: Purchase,
-    reply: oneshot::Sender<LaneReply>,
+    reply: Replier,
+}
+
+/// Where a purchase's reply goes, and its place among the purchases
+/// waiting on central stock (an in-flight gate's, say), given back with
+/// the reply: a purchase stops counting as waiting the moment central
+/// stock answers, however long its connection's task then takes to run.
+struct Replier {
+    to: oneshot::Sender<LaneReply>,
+    place: Box<dyn Send>,
+}
+
+impl Replier {
+    fn send(self, reply: LaneReply) {
+        let _ = self.to.send(reply);
+        drop(self.place);
+    }
 }
 
 /// How a lane batches and how long its purchases may wait.
@@ -59,8 +78,14 @@ struct Waiting {
 pub struct LaneSettings {
     /// The most purchases in one call.
     pub max_batch: NonZeroUsize,
-    /// How long a purchase may wait for its call (see [`crate::backlog`]).
+    /// How long a purchase may wait for its call (see [`spike_http::backlog`]).
     pub discipline: Discipline,
+    /// The shortest time from one call to the next while purchases keep
+    /// coming: purchases arriving meanwhile go out together. On its own
+    /// thread the lane wakes for every purchase; without it, a fast central
+    /// stock would get one purchase per call. A purchase that finds the lane
+    /// idle for longer goes out at once.
+    pub gather: std::time::Duration,
     /// Where the lane's task runs: the runtime of the central link's own
     /// thread, so that it never waits behind the connection tasks.
     pub runtime: Handle,
@@ -90,19 +115,22 @@ impl Lane {
         F: Future<Output = Result<Vec<CentralReply>, CentralError>> + Send + 'static,
     {
         let (queue, waiting) = mpsc::unbounded_channel();
-        let max_batch = settings.max_batch.get().min(MAX_BATCH);
-        (settings.runtime).spawn(drain(waiting, max_batch, settings.discipline, sizes, send));
+        (settings.runtime.clone()).spawn(drain(waiting, settings, sizes, send));
         Self { queue }
     }
 
-    /// Sends `purchase` with the lane's next call and waits for its reply.
-    pub async fn buy(&self, purchase: Purchase) -> LaneReply {
-        let (reply, replied) = oneshot::channel();
+    /// Sends `purchase` with the lane's next call and waits for its reply;
+    /// `place` is dropped as soon as the reply is known.
+    pub async fn buy(&self, purchase: Purchase, place: impl Send + 'static) -> LaneReply {
+        let (to, replied) = oneshot::channel();
         let stopped = || CentralError::Unavailable("the node's central lane stopped".into());
         let waiting = Waiting {
             arrived: Instant::now(),
             purchase,
-            reply,
+            reply: Replier {
+                to,
+                place: Box::new(place),
+            },
         };
         self.queue.send(waiting).map_err(|_| stopped())?;
         replied.await.unwrap_or_else(|_| Err(stopped().into()))
@@ -112,7 +140,7 @@ impl Lane {
 /// Tells every purchase in `expired` that it was shed.
 fn shed(expired: Vec<Waiting>) {
     for waiting in expired {
-        let _ = waiting.reply.send(Err(LaneError::Shed));
+        waiting.reply.send(Err(LaneError::Shed));
     }
 }
 
@@ -123,7 +151,7 @@ fn next_batch(
     backlog: &mut Backlog<Waiting>,
     max_batch: usize,
     now: Instant,
-) -> Option<(PurchaseBatch, Vec<oneshot::Sender<LaneReply>>)> {
+) -> Option<(PurchaseBatch, Vec<Replier>)> {
     let mut taken = backlog.take(max_batch, now).into_iter();
     let first = taken.next()?;
     let mut batch = PurchaseBatch::new(first.purchase);
@@ -134,7 +162,7 @@ fn next_batch(
             // A lane serves one sale, so this does not happen; were it to,
             // the purchase is told to try again rather than be lost.
             Err(BatchRefusal::OtherEvent(_) | BatchRefusal::Full(_)) => {
-                let _ = next.reply.send(Err(LaneError::Shed));
+                next.reply.send(Err(LaneError::Shed));
             }
         }
     }
@@ -142,26 +170,32 @@ fn next_batch(
 }
 
 /// The lane's task: keeps the backlog (time-bounded: see
-/// [`crate::backlog`]), sends one batch at a time, hands each purchase its
+/// [`spike_http::backlog`]), sends one batch at a time, hands each purchase its
 /// reply, and while a call is out keeps taking arrivals and shedding those
 /// that waited too long.
 async fn drain<S, F>(
     mut arrivals: mpsc::UnboundedReceiver<Waiting>,
-    max_batch: usize,
-    discipline: Discipline,
+    settings: LaneSettings,
     sizes: Arc<BatchSizes>,
     send: S,
 ) where
     S: Fn(PurchaseBatch) -> F,
     F: Future<Output = Result<Vec<CentralReply>, CentralError>>,
 {
+    let max_batch = settings.max_batch.get().min(MAX_BATCH);
+    let discipline = settings.discipline;
     let mut backlog = Backlog::new(discipline, Instant::now());
-    let mut open = true;
+    let mut last_sent: Option<Instant> = None;
     loop {
         if backlog.is_empty() {
             match arrivals.recv().await {
                 Some(first) => backlog.push(first.arrived, first),
                 None => return,
+            }
+        }
+        if let Some(ready) = last_sent.map(|sent| sent + settings.gather) {
+            if ready > Instant::now() {
+                tokio::time::sleep_until(ready.into()).await;
             }
         }
         while let Ok(next) = arrivals.try_recv() {
@@ -173,18 +207,23 @@ async fn drain<S, F>(
             continue;
         };
         sizes.count(batch.len());
+        last_sent = Some(Instant::now());
         let call = send(batch);
         tokio::pin!(call);
+        // While the call is out, arrivals are not awaited one by one (each
+        // would wake this thread); every `target`, those that arrived are
+        // taken in and the ones that waited too long are shed.
+        let mut look = tokio::time::interval(discipline.target);
+        look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        look.reset();
         let answered = loop {
-            let expiry = backlog.next_expiry(Instant::now());
             tokio::select! {
                 biased;
                 answered = &mut call => break answered,
-                arrived = arrivals.recv(), if open => match arrived {
-                    Some(next) => backlog.push(next.arrived, next),
-                    None => open = false,
-                },
-                () = sleep_until(expiry), if expiry.is_some() => {
+                _ = look.tick() => {
+                    while let Ok(next) = arrivals.try_recv() {
+                        backlog.push(next.arrived, next);
+                    }
                     shed(backlog.expired(Instant::now()));
                 }
             }
@@ -193,23 +232,15 @@ async fn drain<S, F>(
     }
 }
 
-/// Sleeps until `deadline` (forever without one).
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Hands each purchase of a call its reply.
 fn deliver(
     answered: Result<Vec<CentralReply>, CentralError>,
-    replies: Vec<oneshot::Sender<LaneReply>>,
+    replies: Vec<Replier>,
 ) {
     let error = match answered {
         Ok(answers) if answers.len() == replies.len() => {
             for (reply, answer) in replies.into_iter().zip(answers) {
-                let _ = reply.send(Ok(answer));
+                reply.send(Ok(answer));
             }
             return;
         }
@@ -221,7 +252,7 @@ fn deliver(
         Err(error) => error,
     };
     for reply in replies {
-        let _ = reply.send(Err(error.clone().into()));
+        reply.send(Err(error.clone().into()));
     }
 }
 
@@ -285,7 +316,8 @@ mod tests {
     fn settings(max: usize) -> LaneSettings {
         LaneSettings {
             max_batch: NonZeroUsize::new(max).unwrap(),
-            discipline: crate::backlog::DEFAULT_DISCIPLINE,
+            discipline: spike_http::backlog::DEFAULT_DISCIPLINE,
+            gather: std::time::Duration::ZERO,
             runtime: Handle::current(),
         }
     }
@@ -325,7 +357,7 @@ mod tests {
     async fn a_lone_purchase_goes_out_at_once() {
         let (lane, seen, _) = recording_lane(8);
         let started = std::time::Instant::now();
-        let reply = lane.buy(purchase("alone")).await.unwrap();
+        let reply = lane.buy(purchase("alone"), ()).await.unwrap();
         assert_eq!(reply.remaining, 1);
         assert!(started.elapsed() < Duration::from_secs(1));
         assert_eq!(*seen.lock().unwrap(), vec![vec!["alone".to_string()]]);
@@ -336,14 +368,14 @@ mod tests {
         let (lane, seen, sizes) = recording_lane(3);
         let first = tokio::spawn({
             let lane = lane.clone();
-            async move { lane.buy(purchase("r0")).await }
+            async move { lane.buy(purchase("r0"), ()).await }
         });
         tokio::time::sleep(Duration::from_millis(5)).await;
         let mut later = Vec::new();
         for i in 1..=4 {
             let lane = lane.clone();
             later.push(tokio::spawn(async move {
-                lane.buy(purchase(&format!("r{i}"))).await
+                lane.buy(purchase(&format!("r{i}")), ()).await
             }));
             tokio::task::yield_now().await;
         }
@@ -363,7 +395,7 @@ mod tests {
         let lane = Lane::start(settings(4), sizes, |_batch| async {
             Err(CentralError::OutcomeUnknown("no answer".into()))
         });
-        let reply = lane.buy(purchase("r")).await;
+        let reply = lane.buy(purchase("r"), ()).await;
         assert!(matches!(
             reply,
             Err(LaneError::Central(CentralError::OutcomeUnknown(_)))
@@ -389,15 +421,15 @@ mod tests {
         });
         let stuck = tokio::spawn({
             let lane = lane.clone();
-            async move { lane.buy(purchase("stuck")).await }
+            async move { lane.buy(purchase("stuck"), ()).await }
         });
         tokio::time::sleep(Duration::from_millis(5)).await;
         let asked = std::time::Instant::now();
-        let behind = lane.buy(purchase("behind")).await;
+        let behind = lane.buy(purchase("behind"), ()).await;
         let waited = asked.elapsed();
         assert!(matches!(behind, Err(LaneError::Shed)), "{behind:?}");
         assert!(
-            waited >= crate::backlog::DEFAULT_DISCIPLINE.target && waited < Duration::from_secs(2),
+            waited >= spike_http::backlog::DEFAULT_DISCIPLINE.target && waited < Duration::from_secs(2),
             "shed after waiting {waited:?}"
         );
         release.send_replace(true);

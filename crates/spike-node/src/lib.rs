@@ -7,7 +7,6 @@
 #![warn(missing_docs)]
 
 pub mod answer;
-pub mod backlog;
 pub mod baseline;
 pub mod batcher;
 pub mod central_thread;

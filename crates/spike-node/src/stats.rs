@@ -21,6 +21,8 @@ pub struct NodeStats {
     /// Admission steps this node took (one central call each, whatever the
     /// number of buyers).
     queue_ticks: AtomicU64,
+    /// Purchases shed at once because the node's loop was congested.
+    congestion_shed: AtomicU64,
 }
 
 impl NodeStats {
@@ -56,6 +58,16 @@ impl NodeStats {
     /// Counts one central call a waiting-room answer made.
     pub fn count_queue_central_call(&self) {
         self.queue_central_calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one purchase shed because the node's loop was congested.
+    pub fn count_congestion_shed(&self) {
+        self.congestion_shed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Purchases shed because the node's loop was congested.
+    pub fn congestion_shed(&self) -> u64 {
+        self.congestion_shed.load(Ordering::Relaxed)
     }
 
     /// Counts one admission step.

@@ -12,7 +12,7 @@ use spike_http::{InFlightGate, RetryReason};
 
 use super::refusal::try_again;
 use super::NodeConfig;
-use crate::batcher::{BatchSizes, Lane, LaneSettings};
+use crate::batcher::{BatchSizes, Lane, LaneSettings, DEFAULT_GATHER};
 use crate::train::TrainState;
 use crate::waiting_room::WaitingRoom;
 
@@ -90,8 +90,9 @@ impl EventState {
 }
 
 /// A sale's lane to central stock, unless purchases go one per call
-/// (`max_batch` 1): a batch of one is sent as a single purchase. Each call's
-/// latency adapts `gate`'s limit.
+/// (`max_batch` 1): a batch of one is sent as a single purchase. Each call
+/// adapts `gate`'s limit with the time it took per purchase (a batch's call
+/// takes longer the more it carries, which is no sign of trouble).
 pub(super) fn open_lane<C: CentralStock>(
     central: &Arc<C>,
     config: &NodeConfig,
@@ -106,6 +107,7 @@ pub(super) fn open_lane<C: CentralStock>(
     let settings = LaneSettings {
         max_batch: config.max_batch,
         discipline: config.lane_discipline,
+        gather: DEFAULT_GATHER,
         runtime: config.central_thread.runtime(),
     };
     let lane = Lane::start(settings, Arc::clone(sizes), move |batch| {
@@ -113,11 +115,12 @@ pub(super) fn open_lane<C: CentralStock>(
         let gate = Arc::clone(&gate);
         async move {
             let sent = std::time::Instant::now();
+            let carried = u32::try_from(batch.len()).unwrap_or(u32::MAX).max(1);
             let replies = match batch.purchases() {
                 [alone] => central.buy(alone).await.map(|reply| vec![reply]),
                 _ => central.buy_many(&batch).await,
             };
-            gate.observe(sent.elapsed());
+            gate.observe(sent.elapsed() / carried);
             replies
         }
     });

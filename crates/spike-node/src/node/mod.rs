@@ -22,11 +22,11 @@ use arc_swap::ArcSwap;
 use hyper::Method;
 use spike_core::stat::StatRecord;
 use spike_core::{CentralError, CentralStock, Code, EventId, NodeId};
-use spike_http::{InFlightGate, RetryReason};
+use spike_http::{InFlightGate, LoopLag, RetryReason};
 
 use spike_auth::{AdmissionKeys, OperatorKey, OrderKeys, TokenVerifier};
 
-use crate::backlog::{Discipline, DEFAULT_DISCIPLINE};
+use spike_http::backlog::{Discipline, DEFAULT_DISCIPLINE, DEFAULT_LOOP_DISCIPLINE};
 use crate::batcher::{BatchSizes, DEFAULT_MAX_BATCH};
 use crate::central_thread::CentralThread;
 use crate::orders::OrdersApi;
@@ -78,8 +78,12 @@ pub struct NodeConfig {
     pub max_batch: std::num::NonZeroUsize,
     /// Where the lanes to central stock run (see [`crate::central_thread`]).
     pub central_thread: CentralThread,
-    /// How long a purchase may wait in its lane (see [`crate::backlog`]).
+    /// How long a purchase may wait in its lane to central stock (see
+    /// [`spike_http::backlog`]).
     pub lane_discipline: Discipline,
+    /// How far behind the node's own loop may run (see [`spike_http::lag`]):
+    /// purchases are shed at once while it is congested.
+    pub loop_discipline: Discipline,
 }
 
 /// The waiting-room page, served at `/queue?event=E`.
@@ -115,6 +119,7 @@ impl NodeConfig {
             max_batch: DEFAULT_MAX_BATCH,
             central_thread: CentralThread::default(),
             lane_discipline: DEFAULT_DISCIPLINE,
+            loop_discipline: DEFAULT_LOOP_DISCIPLINE,
         }
     }
 }
@@ -190,6 +195,8 @@ pub struct Node<C> {
     request_tag: String,
     shutting_down: AtomicBool,
     central_gate: Arc<InFlightGate>,
+    /// The node's own loop's lag: purchases are shed while it is congested.
+    lag: Arc<LoopLag>,
     limiters: RateLimiters,
     metrics: NodeMetrics,
     latency: LatencyBuckets,
@@ -236,6 +243,7 @@ impl<C: CentralStock> Node<C> {
         }
         let short_name: String = config.node_id.as_str().chars().take(24).collect();
         let config_limits = config.rate_limits.clone();
+        let lag = LoopLag::start(config.loop_discipline);
         let node = Arc::new(Self {
             request_tag: short_name,
             metrics: NodeMetrics::new(config.node_id.as_str()),
@@ -252,6 +260,7 @@ impl<C: CentralStock> Node<C> {
             stats: NodeStats::default(),
             shutting_down: AtomicBool::new(false),
             central_gate,
+            lag,
             limiters: RateLimiters::new(&config_limits),
             latency: LatencyBuckets::default(),
         });
@@ -375,6 +384,13 @@ impl<C: CentralStock> Node<C> {
                 if let Some(retry_after) = address_limited {
                     let limited = Answer::rate_limited(retry_after);
                     return self.purchase_answered(Outcome::early(limited, None), started, slot);
+                }
+                // A standing queue in the node's own loop: answer now, at
+                // the cost of a sold-out answer, rather than late.
+                if self.lag.congested() {
+                    self.stats.count_congestion_shed();
+                    let shed = try_again(RetryReason::Congested, None);
+                    return self.purchase_answered(Outcome::early(shed, None), started, slot);
                 }
                 let admitted = match self.admit(query, bearer, client) {
                     Ok(admitted) => admitted,

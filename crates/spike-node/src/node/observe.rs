@@ -70,12 +70,8 @@ impl<C: CentralStock> Node<C> {
             "answers": answers,
             "central_calls": self.stats.central_calls(),
             "central_batches": self.batch_sizes.json(),
-            "central_in_flight": {
-                "now": self.central_gate.in_flight(),
-                "peak": self.central_gate.peak(),
-                "limit": self.central_gate.limit(),
-                "shed": self.central_gate.shed(),
-            },
+            "central_in_flight": self.in_flight_json(),
+            "congestion": self.congestion_json(),
             "queue": self.stats.queue_json(),
             "rate_limits": self.limiters.stats(),
             "latency_bounds_seconds": LATENCY_BUCKETS,
@@ -158,13 +154,31 @@ impl<C: CentralStock> Node<C> {
             "status": "ok",
             "node": self.config.node_id.as_str(),
             "central_calls": self.stats.central_calls(),
-            "central_in_flight": {
-                "now": self.central_gate.in_flight(),
-                "peak": self.central_gate.peak(),
-                "limit": self.central_gate.limit(),
-                "shed": self.central_gate.shed(),
-            },
+            "central_in_flight": self.in_flight_json(),
+            "congestion": self.congestion_json(),
             "events": self.events_json(),
         }))
+    }
+
+    /// The purchases waiting on central stock, and the adaptive limit.
+    fn in_flight_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "now": self.central_gate.in_flight(),
+            "peak": self.central_gate.peak(),
+            "limit": self.central_gate.limit(),
+            "ceiling": self.central_gate.ceiling(),
+            "shed": self.central_gate.shed(),
+        })
+    }
+
+    /// The node's own loop: its lag, whether it is congested, and what
+    /// congestion shed.
+    fn congestion_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "congested": self.lag.congested(),
+            "lag_ms": self.lag.lag().as_secs_f64() * 1000.0,
+            "episodes": self.lag.episodes(),
+            "shed": self.stats.congestion_shed(),
+        })
     }
 }

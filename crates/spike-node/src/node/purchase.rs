@@ -41,8 +41,9 @@ pub(super) struct Admitted {
     pub(super) hold: Hold,
     pub(super) state: Arc<EventState>,
     pub(super) proof: Proof,
-    /// Its place among the purchases waiting on central stock.
-    pub(super) _in_flight: InFlight,
+    /// Its place among the purchases waiting on central stock, given back
+    /// as soon as central stock answers (not when the answer is sent).
+    pub(super) in_flight: InFlight,
 }
 
 impl<C: CentralStock> Node<C> {
@@ -143,7 +144,7 @@ impl<C: CentralStock> Node<C> {
             hold,
             state,
             proof,
-            _in_flight: in_flight,
+            in_flight,
         })
     }
 
@@ -155,15 +156,16 @@ impl<C: CentralStock> Node<C> {
             hold,
             state,
             proof,
-            _in_flight,
+            in_flight,
         } = admitted;
         let seat = match hold {
             Hold::Seat(seat) => seat,
             Hold::Seats(request) => {
-                return self.complete_ticket(purchase, request, state, proof).await
+                let outcome = self.complete_ticket(purchase, request, state, proof, in_flight);
+                return outcome.await;
             }
         };
-        let answer = match self.ask_central(&purchase, &state).await {
+        let answer = match self.ask_central(&purchase, &state, in_flight).await {
             Ok(reply) => {
                 if seat.settle(&reply) == Settlement::SaleMissing {
                     state.set_missing(true);
@@ -190,20 +192,23 @@ impl<C: CentralStock> Node<C> {
     }
 
     /// Sends one purchase to central stock (in its sale's next batch, when
-    /// purchases go in batches), counting it and timing its wait.
+    /// purchases go in batches), counting it and timing its wait; its place
+    /// in the gate is given back once central stock has answered.
     pub(super) async fn ask_central(
         &self,
         purchase: &Purchase,
         state: &EventState,
+        in_flight: InFlight,
     ) -> LaneReply {
         self.stats.count_central_call();
         let asked = Instant::now();
         // Boxed so that the (large) central future is only paid for by requests
         // that reach central stock, not by every sold-out answer.
         let reply = match &state.lane {
-            Some(lane) => lane.buy(purchase.clone()).await,
+            Some(lane) => lane.buy(purchase.clone(), in_flight).await,
             None => {
                 let reply = Box::pin(self.central.buy(purchase)).await;
+                drop(in_flight);
                 self.central_gate.observe(asked.elapsed());
                 reply.map_err(LaneError::from)
             }

@@ -11,7 +11,7 @@ use spike_core::{
     CentralError, CentralReply, CentralStock, EventId, OrderId, Passengers, Purchase, SeatRequest,
     TicketPurchase, TrainLayout, TrainRun, Verdict,
 };
-use spike_http::RetryReason;
+use spike_http::{InFlight, RetryReason};
 
 use super::event::EventState;
 use super::outcome::{verdict_answer, Outcome};
@@ -29,6 +29,7 @@ impl<C: CentralStock> Node<C> {
         request: SeatRequest,
         state: Arc<EventState>,
         proof: Proof,
+        in_flight: InFlight,
     ) -> Outcome {
         self.stats.count_central_call();
         let asked = Instant::now();
@@ -38,6 +39,7 @@ impl<C: CentralStock> Node<C> {
         };
         // Boxed, as in ask_central: only purchases that reach central pay for it.
         let reply = Box::pin(self.central.buy_seats(&ticket)).await;
+        drop(in_flight);
         self.central_gate.observe(asked.elapsed());
         self.metrics
             .central_duration
