@@ -47,6 +47,7 @@ macro_rules! conformance_tests {
             a_waiting_room_places_each_buyer_once_and_seals_at_the_opening,
             a_waiting_room_admits_only_admitted_positions,
             a_waiting_room_keeps_max_active_and_stops_at_sold_out,
+            a_quiet_waiting_room_admits_late_joiners_at_the_rate_not_at_once,
             a_reset_waiting_room_starts_over_and_carries_the_holders,
             a_sale_without_a_waiting_room_has_none,
             batched_and_single_purchases_agree,
@@ -278,6 +279,42 @@ pub async fn a_waiting_room_places_each_buyer_once_and_seals_at_the_opening<C: C
     let again = tick(central, &event, 13).await;
     assert_eq!(again.seal, Some(seal), "sealed once");
     assert!(again.admitted >= opened.admitted, "never back");
+}
+
+/// Conformance case: see its name. The waiting room's rate is a token
+/// bucket holding one second of it: a room quiet for longer than that
+/// admits one second's worth at once, then the rate.
+pub async fn a_quiet_waiting_room_admits_late_joiners_at_the_rate_not_at_once<C: CentralStock>(
+    central: &C,
+    prefix: &str,
+) {
+    let event = event(prefix, "queue-quiet");
+    create(central, &event, queued_sale(100_000, 200, None)).await;
+    join(central, &event, "first").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let first = tick(central, &event, 5).await;
+    assert_eq!(first.admitted, 1, "the one who joined");
+    // A quiet spell, longer than the bucket holds; then a crowd joins.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    for i in 0..400 {
+        join(central, &event, &format!("late{i}")).await;
+    }
+    let burst = tick(central, &event, 5).await;
+    let burst_at = std::time::Instant::now();
+    assert_eq!(
+        burst.admitted,
+        1 + 200,
+        "one second of the rate at once, not the quiet spell's"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let next = tick(central, &event, 5).await;
+    let allowed = (burst_at.elapsed().as_secs_f64() * 200.0).ceil() as u64 + 2;
+    let moved = next.admitted - burst.admitted;
+    assert!(
+        (10..=allowed).contains(&moved),
+        "then the rate: {moved} in {:?}",
+        burst_at.elapsed()
+    );
 }
 
 /// Conformance case: see its name.

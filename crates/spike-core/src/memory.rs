@@ -26,6 +26,8 @@ struct WaitingRoom {
     places: HashMap<UserId, u64>,
     seal: Option<Seal>,
     admitted: u64,
+    /// The token bucket's use (see [`AdmissionProgress::paced`]).
+    paced: u64,
     /// Admission steps, oldest first.
     steps: Vec<AdmissionStep>,
     /// Admitted positions that bought, and by whom (as in Redis, a position
@@ -157,6 +159,7 @@ impl Book {
                 .count() as u64;
             let progress = AdmissionProgress {
                 since_opening_ms: now_ms.saturating_sub(opens_at_ms),
+                paced: self.queue.paced,
                 joined: self.queue.joined(),
                 admitted: self.queue.admitted,
                 bought: self.queue.bought.len() as u64,
@@ -164,6 +167,7 @@ impl Book {
             };
             let target = queue.admission_target(&progress);
             if target > self.queue.admitted {
+                self.queue.paced = queue.paced_after(&progress, target);
                 self.queue.admitted = target;
                 self.queue.steps.push(AdmissionStep {
                     at_ms: now_ms,

@@ -22,6 +22,12 @@ use crate::time::unix_millis;
 /// How long an admitted buyer may buy, by default.
 pub const DEFAULT_ADMIT_WINDOW: Duration = Duration::from_secs(10 * 60);
 
+/// The most a waiting room admits at once after a quiet spell, in
+/// milliseconds of its rate: its token bucket holds one second's worth, so
+/// buyers who join late after a quiet spell are admitted at the rate, not
+/// all at once.
+pub const ADMISSION_BURST_MS: u64 = 1_000;
+
 /// Fastest admission rate accepted, per second.
 pub const MAX_ADMIT_RATE: u32 = 1_000_000;
 
@@ -123,19 +129,40 @@ impl QueueConfig {
         u64::try_from(self.admit_window.as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// How many positions the rate allows `elapsed_ms` after the opening.
-    pub fn rate_budget(&self, elapsed_ms: u64) -> u64 {
-        let budget = u128::from(elapsed_ms) * u128::from(self.admit_rate.get()) / 1000;
-        u64::try_from(budget).unwrap_or(u64::MAX)
+    /// Where the token bucket's credit starts now, in the units of
+    /// [`AdmissionProgress::paced`]: where the admissions so far left it,
+    /// or [`ADMISSION_BURST_MS`] before now if that is later (the credit of
+    /// a quiet spell does not pile up).
+    fn bucket_start(&self, progress: &AdmissionProgress) -> u64 {
+        let rate = u64::from(self.admit_rate.get());
+        let elapsed = progress.since_opening_ms.saturating_mul(rate);
+        progress
+            .paced
+            .max(elapsed.saturating_sub(ADMISSION_BURST_MS * rate))
+    }
+
+    /// How many more positions the rate allows now: a token bucket filled
+    /// at the admission rate, holding at most [`ADMISSION_BURST_MS`] of it.
+    pub fn rate_budget(&self, progress: &AdmissionProgress) -> u64 {
+        let rate = u64::from(self.admit_rate.get());
+        let elapsed = progress.since_opening_ms.saturating_mul(rate);
+        elapsed.saturating_sub(self.bucket_start(progress)) / 1000
+    }
+
+    /// [`AdmissionProgress::paced`] once `admitted` has moved to `target`.
+    pub fn paced_after(&self, progress: &AdmissionProgress, target: u64) -> u64 {
+        let moved = target.saturating_sub(progress.admitted);
+        self.bucket_start(progress)
+            .saturating_add(moved.saturating_mul(1000))
     }
 
     /// How far `admitted` may move now: never back, never past the buyers
-    /// who joined, the rate since the opening, or (with `--max-active`)
+    /// who joined, the rate's token bucket, or (with `--max-active`)
     /// `max_active` buyers still active.
     pub fn admission_target(&self, progress: &AdmissionProgress) -> u64 {
         let mut target = progress
             .joined
-            .min(self.rate_budget(progress.since_opening_ms));
+            .min(progress.admitted.saturating_add(self.rate_budget(progress)));
         if let Some(max_active) = self.max_active {
             let finished = progress.admitted.saturating_sub(progress.active());
             target = target.min(finished.saturating_add(max_active.get()));
@@ -156,6 +183,10 @@ impl QueueConfig {
 pub struct AdmissionProgress {
     /// Milliseconds since the sale opened.
     pub since_opening_ms: u64,
+    /// How much of the rate the admissions so far used: milliseconds since
+    /// the opening times the rate (each admission costs 1,000). Kept in
+    /// central stock as an integer, exact in Lua's numbers for any sale.
+    pub paced: u64,
     /// Buyers who joined.
     pub joined: u64,
     /// Positions admitted so far.
@@ -388,6 +419,7 @@ mod tests {
         let progress =
             |since_opening_ms, joined, admitted, bought, expired_unbought| AdmissionProgress {
                 since_opening_ms,
+                paced: admitted * 1000,
                 joined,
                 admitted,
                 bought,
@@ -397,7 +429,8 @@ mod tests {
         assert_eq!(queue.admission_target(&progress(1000, 2000, 0, 0, 0)), 200);
         assert_eq!(
             queue.admission_target(&progress(10_500, 2000, 0, 0, 0)),
-            2000
+            200,
+            "the bucket holds one second of the rate"
         );
         assert_eq!(queue.admission_target(&progress(2000, 50, 0, 0, 0)), 50);
         assert_eq!(
@@ -405,11 +438,52 @@ mod tests {
             300,
             "never back"
         );
+        let busy = |since_opening_ms, admitted| AdmissionProgress {
+            since_opening_ms,
+            paced: admitted * 1000,
+            joined: 1_000_000,
+            admitted,
+            bought: 0,
+            expired_unbought: 0,
+        };
+        assert_eq!(
+            queue.admission_target(&busy(10_000, 1900)),
+            2000,
+            "paced: the rate's own share"
+        );
         let capped = queue.with_max_active(NonZeroU64::new(10));
         assert_eq!(capped.admission_target(&progress(5000, 2000, 0, 0, 0)), 10);
         assert_eq!(capped.admission_target(&progress(5000, 2000, 10, 4, 0)), 14);
         assert_eq!(capped.admission_target(&progress(5000, 2000, 14, 4, 3)), 17);
         assert_eq!(queue.estimated_wait(300), Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn after_a_quiet_minute_late_joiners_are_admitted_at_the_rate_not_at_once() {
+        let queue = rate(200);
+        // Nobody joined for the first minute; then 50,000 join at once.
+        let mut progress = AdmissionProgress {
+            since_opening_ms: 60_000,
+            paced: 0,
+            joined: 50_000,
+            admitted: 0,
+            bought: 0,
+            expired_unbought: 0,
+        };
+        let mut each_tick = Vec::new();
+        for _ in 0..30 {
+            let target = queue.admission_target(&progress);
+            each_tick.push(target - progress.admitted);
+            progress.paced = queue.paced_after(&progress, target);
+            progress.admitted = target;
+            progress.since_opening_ms += 100;
+        }
+        assert_eq!(each_tick[0], 200, "one second of burst, no more");
+        assert!(
+            each_tick[1..].iter().all(|&step| step == 20),
+            "then the rate, 20 per 100 ms: {each_tick:?}"
+        );
+        assert_eq!(progress.admitted, 200 + 29 * 20);
     }
 
     #[test]

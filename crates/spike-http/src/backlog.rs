@@ -162,7 +162,10 @@ mod tests {
         queue.push(start + MS, 2);
         let now = start + 50 * MS;
         assert!(!queue.congested(now));
-        assert!(queue.expired(now).is_empty(), "50 ms is within the interval");
+        assert!(
+            queue.expired(now).is_empty(),
+            "50 ms is within the interval"
+        );
         assert_eq!(queue.take(1, now), vec![1], "oldest first");
         assert_eq!(queue.take(5, now), vec![2]);
         assert!(queue.is_empty());

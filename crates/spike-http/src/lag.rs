@@ -106,7 +106,12 @@ async fn probe(lag: Weak<LoopLag>, discipline: Discipline) {
         tokio::time::sleep_until(due).await;
         let now = Instant::now();
         let Some(lag) = lag.upgrade() else { return };
-        lag.note(now.saturating_duration_since(due), now, &mut window, discipline);
+        lag.note(
+            now.saturating_duration_since(due),
+            now,
+            &mut window,
+            discipline,
+        );
     }
 }
 

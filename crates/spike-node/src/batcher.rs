@@ -233,10 +233,7 @@ async fn drain<S, F>(
 }
 
 /// Hands each purchase of a call its reply.
-fn deliver(
-    answered: Result<Vec<CentralReply>, CentralError>,
-    replies: Vec<Replier>,
-) {
+fn deliver(answered: Result<Vec<CentralReply>, CentralError>, replies: Vec<Replier>) {
     let error = match answered {
         Ok(answers) if answers.len() == replies.len() => {
             for (reply, answer) in replies.into_iter().zip(answers) {
@@ -327,29 +324,25 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sizes = Arc::new(BatchSizes::default());
         let record = Arc::clone(&seen);
-        let lane = Lane::start(
-            settings(max),
-            Arc::clone(&sizes),
-            move |batch| {
-                let record = Arc::clone(&record);
-                async move {
-                    let requests: Vec<String> = batch
-                        .purchases()
-                        .iter()
-                        .map(|p| p.request.to_string())
-                        .collect();
-                    record.lock().unwrap().push(requests);
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    let replies = (batch.purchases().iter())
-                        .map(|_| CentralReply {
-                            verdict: Verdict::SoldOut,
-                            remaining: batch.len() as u64,
-                        })
-                        .collect();
-                    Ok(replies)
-                }
-            },
-        );
+        let lane = Lane::start(settings(max), Arc::clone(&sizes), move |batch| {
+            let record = Arc::clone(&record);
+            async move {
+                let requests: Vec<String> = batch
+                    .purchases()
+                    .iter()
+                    .map(|p| p.request.to_string())
+                    .collect();
+                record.lock().unwrap().push(requests);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let replies = (batch.purchases().iter())
+                    .map(|_| CentralReply {
+                        verdict: Verdict::SoldOut,
+                        remaining: batch.len() as u64,
+                    })
+                    .collect();
+                Ok(replies)
+            }
+        });
         (lane, seen, sizes)
     }
 
@@ -429,11 +422,15 @@ mod tests {
         let waited = asked.elapsed();
         assert!(matches!(behind, Err(LaneError::Shed)), "{behind:?}");
         assert!(
-            waited >= spike_http::backlog::DEFAULT_DISCIPLINE.target && waited < Duration::from_secs(2),
+            waited >= spike_http::backlog::DEFAULT_DISCIPLINE.target
+                && waited < Duration::from_secs(2),
             "shed after waiting {waited:?}"
         );
         release.send_replace(true);
-        assert!(stuck.await.unwrap().is_ok(), "the call in flight still answers");
+        assert!(
+            stuck.await.unwrap().is_ok(),
+            "the call in flight still answers"
+        );
         assert_eq!(sizes.json()["calls"], 1, "the shed purchase was never sent");
     }
 

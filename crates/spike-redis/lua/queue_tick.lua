@@ -2,13 +2,15 @@
 -- node may take at any time. At the opening it seals the waiting room (as
 -- queue_join.lua does); then, until the sale sells out, it moves `admitted`
 -- as far as the rules allow: never back, never past who joined, never past
--- the rate since the opening, and with queue_max_active, never past that
+-- the rate's token bucket (`paced`: milliseconds since the opening times the
+-- rate that the admissions used, 1,000 each; the bucket holds at most
+-- ADMISSION_BURST_MS of the rate), and with queue_max_active, never past that
 -- many admitted buyers who have neither bought nor let their admission
 -- expire. The same steps as the embedded `Book::tick_queue`, and
 -- `QueueConfig::admission_target` (spike-core/src/queue.rs).
 --
 -- KEYS[1] spike:{E}:sale          hash: total, sold, opens_at_ms, queue_* rules
--- KEYS[2] spike:{E}:queue         hash: seed, early (once sealed), admitted
+-- KEYS[2] spike:{E}:queue         hash: seed, early (once sealed), admitted, paced
 -- KEYS[3] spike:{E}:queue:places  hash: user -> join index
 -- KEYS[4] spike:{E}:queue:steps   sorted set: member admitted, score the time (ms)
 -- KEYS[5] spike:{E}:queue:bought  sorted set: "position user" by position
@@ -31,10 +33,13 @@ local joined = redis.call('HLEN', KEYS[3])
 if now_ms >= opens_at and redis.call('HEXISTS', KEYS[2], 'seed') == 0 then
   redis.call('HSET', KEYS[2], 'seed', ARGV[1], 'early', joined)
 end
-local state = redis.call('HMGET', KEYS[2], 'seed', 'early', 'admitted')
+local state = redis.call('HMGET', KEYS[2], 'seed', 'early', 'admitted', 'paced')
 local admitted = tonumber(state[3] or 0)
 if state[1] and sold < total then
-  local target = math.min(joined, math.floor((now_ms - opens_at) * rate / 1000))
+  -- Integers below 2^53 (a 30-day sale at the fastest rate): exact here.
+  local elapsed = (now_ms - opens_at) * rate
+  local start = math.max(tonumber(state[4] or 0), elapsed - ADMISSION_BURST_MS * rate)
+  local target = math.min(joined, admitted + math.floor((elapsed - start) / 1000))
   if max_active > 0 then
     local expired = 0
     local last = redis.call('ZREVRANGEBYSCORE', KEYS[4], now_ms - window, '-inf', 'LIMIT', 0, 1)
@@ -46,8 +51,9 @@ if state[1] and sold < total then
     target = math.min(target, admitted - active + max_active)
   end
   if target > admitted then
+    local paced = start + (target - admitted) * 1000
     admitted = target
-    redis.call('HSET', KEYS[2], 'admitted', admitted)
+    redis.call('HSET', KEYS[2], 'admitted', admitted, 'paced', string.format('%d', paced))
     redis.call('ZADD', KEYS[4], now_ms, admitted)
   end
 end

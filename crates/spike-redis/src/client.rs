@@ -256,7 +256,10 @@ impl RedisCentral {
         Self::connect_with(settings, Some(io)).await
     }
 
-    async fn connect_with(settings: &RedisSettings, io: Option<Handle>) -> Result<Self, CentralError> {
+    async fn connect_with(
+        settings: &RedisSettings,
+        io: Option<Handle>,
+    ) -> Result<Self, CentralError> {
         let target = RedisTarget::parse(&settings.url)
             .map_err(|e| CentralError::Unavailable(e.to_string()))?;
         let config = AsyncConnectionConfig::new()

@@ -7,6 +7,7 @@
 //! adapter decodes the same table: neither side spells a bare number.
 
 use redis::Script;
+use spike_core::queue::ADMISSION_BURST_MS;
 use spike_core::record::{RULE_FIELDS, TRAIN_FIELD};
 use spike_core::Code;
 
@@ -184,7 +185,9 @@ fn sources() -> [(&'static str, String); 10] {
         ),
         (
             "queue_tick",
-            TickCode::lua_prelude() + include_str!("../lua/queue_tick.lua"),
+            TickCode::lua_prelude()
+                + &format!("local ADMISSION_BURST_MS = {ADMISSION_BURST_MS}\n")
+                + include_str!("../lua/queue_tick.lua"),
         ),
     ]
 }

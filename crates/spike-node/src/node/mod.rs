@@ -26,7 +26,6 @@ use spike_http::{InFlightGate, LoopLag, RetryReason};
 
 use spike_auth::{AdmissionKeys, OperatorKey, OrderKeys, TokenVerifier};
 
-use spike_http::backlog::{Discipline, DEFAULT_DISCIPLINE, DEFAULT_LOOP_DISCIPLINE};
 use crate::batcher::{BatchSizes, DEFAULT_MAX_BATCH};
 use crate::central_thread::CentralThread;
 use crate::orders::OrdersApi;
@@ -36,6 +35,7 @@ use crate::stat_log::{StatLog, StatSlot};
 use crate::stats::NodeStats;
 use crate::telemetry::{LatencyBuckets, NodeMetrics};
 use crate::waiting_room::QUEUE_TICK_INTERVAL;
+use spike_http::backlog::{Discipline, DEFAULT_DISCIPLINE, DEFAULT_LOOP_DISCIPLINE};
 
 mod caller;
 mod event;

@@ -11,8 +11,8 @@ use std::time::{Instant, SystemTime};
 use crate::answer::Answer;
 use hyper::StatusCode;
 use spike_core::{
-    Admission, CentralError, CentralStock, EventId, OrderId, Purchase, RequestId,
-    Reservation, SeatRequest, Settlement, Verdict,
+    Admission, CentralError, CentralStock, EventId, OrderId, Purchase, RequestId, Reservation,
+    SeatRequest, Settlement, Verdict,
 };
 use spike_http::{InFlight, RetryReason};
 

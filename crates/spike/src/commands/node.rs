@@ -13,7 +13,6 @@ use tokio::net::TcpListener;
 
 use super::orders::pipeline_config;
 use super::{connect_redis, shutdown_signal};
-use spike_node::central_thread::CentralThread;
 use crate::app::{LedgerSource, NodeApp, NodeSettings, OrdersSettings, DEFAULT_GRACE};
 use crate::args::{
     parse_batch, parse_rate, parse_rate_or_off, PipelineArgs, RateOrOff, SaleRules, ServerArgs,
@@ -22,6 +21,7 @@ use crate::args::{
 use clap::Args;
 use spike_core::EventId;
 use spike_core::SecretUrl;
+use spike_node::central_thread::CentralThread;
 use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
