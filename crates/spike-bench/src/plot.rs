@@ -50,6 +50,7 @@ pub fn draw(report: &Report, path: &Path) -> Result<(), PlotError> {
         &[
             series("answers/s", BLUE, |s| s.requests as f64),
             series("successes/s", GREEN, |s| s.successes as f64),
+            series("shed/s", MAGENTA, |s| s.shed as f64),
         ],
     )
     .map_err(|e| error(&e))?;
@@ -113,6 +114,7 @@ mod tests {
             second: i,
             requests: 1000 * (i + 1),
             successes: if i == 0 { 500 } else { 0 },
+            shed: 10,
             errors: 0,
             p50_ms: 1.0,
             p99_ms: 3.0,
@@ -151,6 +153,7 @@ mod tests {
             "throughput (per second)",
             "latency (ms)",
             "successes/s",
+            "shed/s",
             "p99",
         ] {
             assert!(svg.contains(text), "SVG lacks {text:?}");

@@ -51,6 +51,8 @@ pub struct Second {
     pub requests: u64,
     /// Successes in that second.
     pub successes: u64,
+    /// "Try again" answers (code -5, shed) in that second.
+    pub shed: u64,
     /// Errors in that second.
     pub errors: u64,
     /// Median latency (ms).
@@ -119,6 +121,7 @@ impl Report {
                     second: i as u64,
                     requests: counts.requests,
                     successes: counts.successes,
+                    shed: counts.shed,
                     errors: counts.errors,
                     p50_ms: at(0.5),
                     p99_ms: at(0.99),

@@ -138,6 +138,8 @@ pub struct SecondCounts {
     pub requests: u64,
     /// Successes (code 1).
     pub successes: u64,
+    /// "Try again" answers (code -5): shed.
+    pub shed: u64,
     /// Transport errors.
     pub errors: u64,
 }
@@ -379,6 +381,9 @@ async fn drive(
                 let _ = tally.second_histogram.record(micros);
                 let counts = tally.second(second, shared);
                 counts.requests += 1;
+                if answer.code == i64::from(Code::TryAgain.number()) {
+                    counts.shed += 1;
+                }
                 if answer.code == i64::from(Code::Success.number()) {
                     counts.successes += 1;
                     tally
@@ -444,6 +449,7 @@ fn merge(tallies: Vec<Tally>, shared: &SharedSeconds, elapsed: Duration) -> RunD
         for (total, part) in data.seconds.iter_mut().zip(tally.seconds) {
             total.requests += part.requests;
             total.successes += part.successes;
+            total.shed += part.shed;
             total.errors += part.errors;
         }
     }

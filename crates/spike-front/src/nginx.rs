@@ -4,6 +4,14 @@
 //! it nginx opens a connection per request and is about 4x slower: see
 //! BENCHMARKS.md), failover to a
 //! live node when one dies, bounded timeouts, no access log by default.
+//!
+//! Overload at the edge becomes fast 503s, not timeouts: each node gets at
+//! most `max_in_flight_per_node` requests at once (`max_conns`, shared by
+//! the workers through the upstream's `zone`), the edge as a whole at most
+//! that many per node (`limit_conn`), and what is over is answered at once
+//! with Spike's own "try again" (503, code -5, `Retry-After: 1`). A node
+//! answers within about a second whatever happens (its central link sheds
+//! what would wait longer), so the upstream timeouts are short.
 
 use std::fmt::Write;
 
@@ -21,6 +29,9 @@ pub struct NginxOptions {
     /// Write an access log to `logs/access.log` (off by default: at sale
     /// rates it costs more than the proxying).
     pub access_log: bool,
+    /// Requests one node is sent at once (`max_conns`); the edge takes this
+    /// many per node at once (`limit_conn`) and answers the rest 503.
+    pub max_in_flight_per_node: usize,
 }
 
 /// The nginx configuration for `upstreams`. Relative paths live under the
@@ -31,10 +42,20 @@ pub fn render(options: &NginxOptions, upstreams: &[Upstream]) -> String {
         // A node that fails is skipped for 2 s, then tried again.
         let _ = writeln!(
             servers,
-            "        server {} weight={} max_fails=1 fail_timeout=2s;",
-            upstream.address, upstream.weight
+            "        server {} weight={} max_fails=1 fail_timeout=2s max_conns={};",
+            upstream.address, upstream.weight, options.max_in_flight_per_node
         );
     }
+    let edge_limit = options
+        .max_in_flight_per_node
+        .saturating_mul(upstreams.len().max(1));
+    let shed = spike_http::Answer::TryAgain {
+        reason: spike_http::RetryReason::Congested,
+        request: None,
+        request_key: None,
+    };
+    let shed_body = shed.body();
+    let shed_body = String::from_utf8_lossy(&shed_body).replace('\'', "\\'");
     let access_log = if options.access_log {
         "access_log logs/access.log;"
     } else {
@@ -62,7 +83,12 @@ http {{
     uwsgi_temp_path temp/uwsgi;
     scgi_temp_path temp/scgi;
 
+    # Requests being answered at once, over the whole edge.
+    limit_conn_zone $server_name zone=spike_edge:1m;
+
     upstream spike_nodes {{
+        # max_conns is counted across workers.
+        zone spike_nodes 64k;
 {servers}        # Idle keep-alive connections kept per worker to the nodes.
         keepalive 512;
         keepalive_requests 1000000;
@@ -74,6 +100,17 @@ http {{
     server {{
         listen {listen} backlog=4096;
         keepalive_requests 1000000;
+
+        # Over the edge's bound: Spike's "try again" at once, not a queue.
+        limit_conn spike_edge {edge_limit};
+        limit_conn_status 503;
+        limit_conn_log_level warn;
+        error_page 503 = @shed;
+        location @shed {{
+            default_type application/json;
+            add_header Retry-After 1 always;
+            return 503 '{shed_body}';
+        }}
 
         # The operators' surface (metrics, stats, sale, dashboard) is never
         # forwarded: nodes serve it on their admin listener only.
@@ -95,8 +132,8 @@ http {{
             proxy_set_header X-Forwarded-For $remote_addr;
             proxy_next_upstream off;
             proxy_connect_timeout 1s;
-            proxy_send_timeout 5s;
-            proxy_read_timeout 5s;
+            proxy_send_timeout 2s;
+            proxy_read_timeout 2s;
             proxy_buffering on;
         }}
 
@@ -113,8 +150,8 @@ http {{
             proxy_next_upstream_tries 3;
             proxy_next_upstream_timeout 3s;
             proxy_connect_timeout 1s;
-            proxy_send_timeout 5s;
-            proxy_read_timeout 5s;
+            proxy_send_timeout 2s;
+            proxy_read_timeout 2s;
             proxy_buffering on;
         }}
     }}
@@ -123,6 +160,8 @@ http {{
         workers = options.workers,
         purchase = spike_http::PURCHASE_PATH,
         listen = options.listen,
+        edge_limit = edge_limit,
+        shed_body = shed_body,
     )
 }
 
@@ -140,11 +179,17 @@ mod tests {
             listen: "127.0.0.1:8080".into(),
             workers: "auto".into(),
             access_log: false,
+            max_in_flight_per_node: 1024,
         };
         let conf = render(&options, &upstreams);
         for needed in [
-            "server 127.0.0.1:3001 weight=1",
+            "server 127.0.0.1:3001 weight=1 max_fails=1 fail_timeout=2s max_conns=1024;",
             "server 127.0.0.1:3002 weight=2",
+            "zone spike_nodes 64k;",
+            "limit_conn spike_edge 2048;",
+            "add_header Retry-After 1 always;",
+            "return 503 '{\"code\":-5,",
+            "proxy_read_timeout 2s;",
             "keepalive 512;",
             "proxy_http_version 1.1;",
             "proxy_set_header Connection \"\";",

@@ -6,7 +6,11 @@
 //! node may have sold before its answer was lost). At most
 //! `max_in_flight_per_upstream` requests wait on one node: a slow node's
 //! share goes to the others, and when every node is full the front door
-//! answers 503 with `Retry-After` at once (overload shedding).
+//! answers 503 with `Retry-After` at once (overload shedding). Each node's
+//! bound adapts to how long it takes to answer (see
+//! [`spike_http::in_flight`]), and while the front door's own loop has a
+//! standing lag (see [`spike_http::lag`]) it answers 503 at once instead of
+//! forwarding late.
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
@@ -20,9 +24,10 @@ use hyper::header::{CONNECTION, HOST};
 use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
+use spike_http::backlog::DEFAULT_LOOP_DISCIPLINE;
 use spike_http::{
     declares_body_over, forwarded_for, is_admin_path, serve, Answer, Handler, InFlightGate,
-    RetryReason, Server, ServerOptions, PURCHASE_PATH, X_FORWARDED_FOR,
+    LoopLag, RetryReason, Server, ServerOptions, PURCHASE_PATH, X_FORWARDED_FOR,
 };
 use tokio::net::TcpListener;
 
@@ -49,12 +54,13 @@ pub struct FrontConfig {
 
 impl FrontConfig {
     /// Defaults like the nginx configuration's: skip a failed node for 2 s,
-    /// 5 s answer timeout, 3 tries.
+    /// 2 s answer timeout (a node answers within about a second, shedding
+    /// what would wait longer), 3 tries.
     pub fn new(upstreams: Vec<Upstream>) -> Self {
         Self {
             upstreams,
             retry_after: Duration::from_secs(2),
-            upstream_timeout: Duration::from_secs(5),
+            upstream_timeout: Duration::from_secs(2),
             tries: 3,
             max_in_flight_per_upstream: DEFAULT_MAX_IN_FLIGHT_PER_UPSTREAM,
             server: ServerOptions::default(),
@@ -76,6 +82,8 @@ struct Front {
     authorities: Vec<hyper::http::uri::Authority>,
     metrics: Vec<UpstreamMetrics>,
     retries: metrics::Counter,
+    /// The front door's own loop's lag: requests are shed while it is congested.
+    lag: Arc<LoopLag>,
 }
 
 /// Per-upstream counters, created once.
@@ -140,6 +148,7 @@ pub fn serve_front(listener: TcpListener, config: FrontConfig) -> Result<Server,
         config,
         client,
         authorities,
+        lag: LoopLag::start(DEFAULT_LOOP_DISCIPLINE),
     });
     let options = front.config.server.clone();
     Ok(serve(listener, front, options))
@@ -163,6 +172,14 @@ impl Front {
             // metrics on its own).
             return Answer::no_such_path(path, "/buy/ticket, /buy/result, /orders/…")
                 .into_response();
+        }
+        if self.lag.congested() {
+            return Answer::TryAgain {
+                reason: RetryReason::Congested,
+                request: None,
+                request_key: None,
+            }
+            .into_response();
         }
         let (parts, body) = request.into_parts();
         let limit = self.config.server.max_body_bytes;
@@ -224,6 +241,7 @@ impl Front {
             upstream.headers_mut().remove(CONNECTION);
             upstream.headers_mut().remove(HOST);
             (upstream.headers_mut()).insert(X_FORWARDED_FOR, forwarded_for(peer));
+            let asked = std::time::Instant::now();
             let sent =
                 tokio::time::timeout(self.config.upstream_timeout, self.client.request(upstream));
             match sent.await {
@@ -231,6 +249,7 @@ impl Front {
                     let (head, body) = response.into_parts();
                     match body.collect().await {
                         Ok(collected) => {
+                            self.gates[index].observe(asked.elapsed());
                             counters.answered.increment(1);
                             return Response::from_parts(head, Full::new(collected.to_bytes()));
                         }

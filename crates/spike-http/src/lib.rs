@@ -26,8 +26,8 @@ pub use in_flight::{InFlight, InFlightGate};
 pub use lag::LoopLag;
 pub use metrics::serve_metrics;
 pub use server::{
-    serve, Server, ServerOptions, DEFAULT_BODY_TIMEOUT, DEFAULT_HEAD_TIMEOUT,
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS, DEFAULT_PARK_AFTER,
+    listen, serve, Server, ServerOptions, DEFAULT_BODY_TIMEOUT, DEFAULT_HEAD_TIMEOUT,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS, DEFAULT_PARK_AFTER, LISTEN_BACKLOG,
 };
 
 /// Whether a request declares (`Content-Length`) a body longer than

@@ -107,6 +107,27 @@ impl ServerOptions {
     }
 }
 
+/// The listen backlog every Spike server asks for: connections the kernel
+/// has completed and the server not yet accepted. tokio's own default is
+/// 1,024; a crowd opening 4,000 connections in the same second overflows
+/// it, and the kernel then drops the clients' handshakes, which stall for a
+/// second or more before they try again. The kernel caps it at
+/// `net.core.somaxconn` (4,096 on this Debian); raise that too for bigger
+/// storms (docs/OPERATIONS.md).
+pub const LISTEN_BACKLOG: u32 = 65_535;
+
+/// Binds `addr` with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`, so that a
+/// restarted server can bind again at once).
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Wait after a failed `accept` (usually: out of file descriptors), so that
 /// the loop does not spin while connections close.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);

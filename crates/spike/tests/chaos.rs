@@ -311,6 +311,7 @@ impl Rig {
             listen: format!("127.0.0.1:{nginx_port}"),
             workers: "1".into(),
             access_log: false,
+            max_in_flight_per_node: spike_front::DEFAULT_MAX_IN_FLIGHT_PER_UPSTREAM.get(),
         };
         let nginx_config = render(&options, &upstreams);
         let nginx = TestNginx::start(&nginx_config, nginx_port);

@@ -34,6 +34,7 @@ fn nginx_config(listen_port: u16, upstreams: &[Upstream]) -> String {
         // One worker: nginx keeps one round-robin position per worker.
         workers: "1".into(),
         access_log: false,
+        max_in_flight_per_node: spike_front::DEFAULT_MAX_IN_FLIGHT_PER_UPSTREAM.get(),
     };
     render(&options, upstreams)
 }
@@ -312,4 +313,50 @@ fn spike_demo_sells_exactly_its_stock_split_1_2_3_4() {
         .expect("checks")
         .iter()
         .all(|c| c["passed"] == true));
+}
+
+#[test]
+fn spike_demo_stampede_sells_exactly_its_stock_and_answers_everyone() {
+    // Small: 30,000 users arriving at 30,000/s over 500 connections.
+    let output = Command::new(SPIKE)
+        .args([
+            "demo",
+            "--stampede",
+            "--users",
+            "30000",
+            "--rate",
+            "30000",
+            "--connections",
+            "500",
+            "--stock",
+            "2000",
+            "--json",
+            "--no-progress",
+        ])
+        .output()
+        .expect("run spike demo --stampede");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let demo: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    assert_eq!(demo["all_invariants_held"], true);
+    let report = &demo["report"];
+    assert_eq!(report["central"]["sold"], 2000, "exactly the stock");
+    assert_eq!(report["answered"], 30_000, "everyone answered");
+    assert_eq!(report["transport_errors"], 0);
+    let stampede = &demo["stampede"];
+    assert_eq!(stampede["offered_per_second"], 30_000.0);
+    let peak = stampede["peak_sold_per_second"].as_u64().expect("peak");
+    assert!((1..=2000).contains(&peak), "{stampede}");
+    let seconds = report["timeline"].as_array().expect("timeline");
+    let sold: u64 = seconds.iter().filter_map(|s| s["successes"].as_u64()).sum();
+    let shed: u64 = seconds.iter().filter_map(|s| s["shed"].as_u64()).sum();
+    assert_eq!(sold, 2000, "the seconds add up to the sales");
+    assert_eq!(
+        shed,
+        report["answers_by_code"]["-5"].as_u64().unwrap_or(0),
+        "and to the shed answers"
+    );
 }

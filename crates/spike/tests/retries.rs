@@ -235,6 +235,7 @@ async fn nginx_never_sends_a_purchase_to_a_second_node() {
         listen: format!("127.0.0.1:{port}"),
         workers: "1".into(),
         access_log: false,
+        max_in_flight_per_node: spike_front::DEFAULT_MAX_IN_FLIGHT_PER_UPSTREAM.get(),
     };
     let _nginx = TestNginx::start(&render(&options, &upstreams), port);
     purchases_never_go_to_a_second_node(&format!("http://127.0.0.1:{port}"), &node, &taken).await;

@@ -91,6 +91,7 @@ async fn nginx_running_spike_nginx_conf_never_forwards_the_operators_surface() {
         listen: format!("127.0.0.1:{port}"),
         workers: "1".into(),
         access_log: false,
+        max_in_flight_per_node: spike_front::DEFAULT_MAX_IN_FLIGHT_PER_UPSTREAM.get(),
     };
     let _nginx = TestNginx::start(&render(&options, &[upstream]), port);
     only_the_public_surface_at(&format!("http://127.0.0.1:{port}")).await;

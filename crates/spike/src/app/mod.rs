@@ -138,7 +138,7 @@ pub struct NodeApp<C> {
 /// Binds `addr`, naming it if that fails.
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), AppError> {
     let listen_error = |source| AppError::Listen { addr, source };
-    let listener = TcpListener::bind(addr).await.map_err(listen_error)?;
+    let listener = spike_http::listen(addr).map_err(listen_error)?;
     let bound = listener.local_addr().map_err(listen_error)?;
     Ok((listener, bound))
 }

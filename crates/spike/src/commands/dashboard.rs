@@ -2,7 +2,6 @@
 
 use anyhow::Context;
 use spike_dashboard::{serve_dashboard, DashboardConfig};
-use tokio::net::TcpListener;
 
 use super::shutdown_signal;
 use crate::args::ServerArgs;
@@ -29,8 +28,7 @@ pub struct DashboardArgs {
 
 /// Serves the dashboard until SIGINT/SIGTERM.
 pub async fn run_dashboard(args: DashboardArgs) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(args.listen)
-        .await
+    let listener = spike_http::listen(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let mut config = DashboardConfig::new(args.nodes);
     config.event = args.event.map(|e| e.to_string());

@@ -25,7 +25,6 @@ use spike_dashboard::{serve_dashboard, DashboardConfig};
 use spike_front::{serve_front, FrontConfig, Upstream};
 use spike_node::NodeConfig;
 use spike_orders::{audit_event, Pipeline, PipelineConfig};
-use tokio::net::TcpListener;
 
 use super::audit::report_table;
 use super::bench::{central_view, print_report};
@@ -54,18 +53,27 @@ pub struct DemoArgs {
     /// Nodes; node i gets weight i (1:2:3:4 for four).
     #[arg(long, default_value = "4")]
     pub nodes: NonZeroU32,
-    /// Keep-alive connections of the simulated users.
-    #[arg(long, default_value = "100")]
-    pub connections: usize,
+    /// Keep-alive connections of the simulated users (default 100; 2,000
+    /// with --stampede).
+    #[arg(long)]
+    pub connections: Option<usize>,
     /// Run on real Redis instead of the embedded central stock.
     #[arg(long)]
     pub redis: Option<SecretUrl>,
     /// The order ledger the sold seats are written to (default: SQLite in memory).
     #[arg(long, default_value = "sqlite::memory:")]
     pub database_url: SecretUrl,
-    /// Fixed total request rate per second (default: as fast as possible).
+    /// Fixed total request rate per second (default: as fast as possible;
+    /// 100,000/s with --stampede).
     #[arg(long, conflicts_with = "queue")]
     pub rate: Option<f64>,
+    /// The crowd arrives at once: the users come at a fixed rate (--rate,
+    /// 100,000/s by default) over 2,000 connections, whatever the nodes
+    /// answer (an open loop), and the demo prints each second's offered,
+    /// answered, sold and shed requests and p99, and how many times what
+    /// the cluster sold the crowd offered.
+    #[arg(long, conflicts_with_all = ["queue", "train"])]
+    pub stampede: bool,
     /// Put the sale behind a waiting room: the users join, those who joined
     /// before the opening are shuffled, positions are admitted at
     /// --admit-rate, and admitted users buy with their admission token.
@@ -103,6 +111,8 @@ struct DemoReport {
     orders: OrdersSummary,
     /// A train run's seats, when the demo sold one.
     seats: Option<SeatSummary>,
+    /// With `--stampede`: the arrivals against what the cluster sold.
+    stampede: Option<StampedeSummary>,
     all_invariants_held: bool,
 }
 
@@ -202,6 +212,85 @@ impl DemoSale {
     }
 }
 
+/// The users' rate with `--stampede` and no `--rate`.
+const STAMPEDE_RATE: f64 = 100_000.0;
+
+/// The users' connections with `--stampede` and no `--connections`.
+const STAMPEDE_CONNECTIONS: usize = 2_000;
+
+/// The users' connections without `--stampede` or `--connections`.
+const DEFAULT_CONNECTIONS: usize = 100;
+
+impl DemoArgs {
+    /// The users' keep-alive connections.
+    fn connections(&self) -> usize {
+        let default = match self.stampede {
+            true => STAMPEDE_CONNECTIONS,
+            false => DEFAULT_CONNECTIONS,
+        };
+        self.connections.unwrap_or(default)
+    }
+
+    /// The users' fixed rate, if any.
+    fn rate(&self) -> Option<f64> {
+        self.rate.or(self.stampede.then_some(STAMPEDE_RATE))
+    }
+}
+
+/// A stampede's arrivals against what the cluster sold.
+#[derive(Debug, Serialize)]
+struct StampedeSummary {
+    /// Requests offered a second (the fixed rate).
+    offered_per_second: f64,
+    /// The most sold in one second.
+    peak_sold_per_second: u64,
+    /// `offered_per_second` over `peak_sold_per_second`.
+    times_what_sold: f64,
+}
+
+impl StampedeSummary {
+    fn of(report: &Report, rate: f64) -> Self {
+        let peak = (report.timeline.iter())
+            .map(|second| second.successes)
+            .max()
+            .unwrap_or(0);
+        Self {
+            offered_per_second: rate,
+            peak_sold_per_second: peak,
+            times_what_sold: rate / peak.max(1) as f64,
+        }
+    }
+
+    /// Each second of the run, and the summary line.
+    fn print(&self, report: &Report, users: u64) {
+        println!("the stampede, second by second");
+        println!(
+            "  {:>6} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "second", "offered", "answered", "sold", "shed", "p99 ms"
+        );
+        let arrivals_end = users as f64 / self.offered_per_second;
+        for second in &report.timeline {
+            let start = second.second as f64;
+            let offered = (arrivals_end - start).clamp(0.0, 1.0) * self.offered_per_second;
+            println!(
+                "  {:>6} {:>10} {:>10} {:>10} {:>10} {:>10.1}",
+                second.second,
+                thousands(offered.round() as u64),
+                thousands(second.requests),
+                thousands(second.successes),
+                thousands(second.shed),
+                second.p99_ms
+            );
+        }
+        println!(
+            "the crowd offered {}/s: {:.1} times the most the cluster sold in a second ({}/s)\n",
+            thousands(self.offered_per_second.round() as u64),
+            self.times_what_sold,
+            thousands(self.peak_sold_per_second)
+        );
+    }
+}
+
 /// Runs the demo; `Ok(false)` when an invariant failed.
 pub async fn run_demo(args: DemoArgs) -> anyhow::Result<bool> {
     match &args.redis {
@@ -267,7 +356,7 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
         apps.push(app);
     }
     let dashboard = if args.dashboard {
-        let listener = TcpListener::bind(args.dashboard_listen).await?;
+        let listener = spike_http::listen(args.dashboard_listen)?;
         let nodes = apps
             .iter()
             .map(|app| app.admin_addr().to_string())
@@ -278,7 +367,7 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
     } else {
         None
     };
-    let front_listener = TcpListener::bind("127.0.0.1:0").await?;
+    let front_listener = spike_http::listen(SocketAddr::from(([127, 0, 0, 1], 0)))?;
     let front_addr = front_listener.local_addr()?;
     let front = serve_front(front_listener, FrontConfig::new(upstreams))?;
     let weights: Vec<String> = (1..=apps.len()).map(|w| w.to_string()).collect();
@@ -307,9 +396,9 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
         None => "/buy/ticket".to_owned(),
     };
     let target: Target = format!("http://{front_addr}{path}").parse()?;
-    let mut config = BenchConfig::new(target, args.users, args.connections);
+    let mut config = BenchConfig::new(target, args.users, args.connections());
     config.progress = !args.output.no_progress;
-    config.rate = args.rate;
+    config.rate = args.rate();
     config.tickets = (sale.config.train()).map(|layout| TicketChoices {
         stations: layout.stations().to_vec(),
         classes: layout
@@ -325,7 +414,7 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
                 address: front_addr.to_string(),
                 event: event.to_string(),
                 users: args.users,
-                connections: args.connections,
+                connections: args.connections(),
                 admit_window: sale
                     .queue()
                     .map(QueueConfig::admit_window)
@@ -371,6 +460,10 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
     // reported (seat-segments sold of the most that could be), not assumed.
     let sells_out = seats.is_none() && args.users >= args.stock;
     let report = (data.as_ref()).map(|data| Report::new(&config, data, Some(view), sells_out));
+    let stampede = match (&report, args.stampede, config.rate) {
+        (Some(report), true, Some(rate)) => Some(StampedeSummary::of(report, rate)),
+        _ => None,
+    };
 
     let sales_per_node: BTreeMap<String, u64> = apps
         .iter()
@@ -402,12 +495,16 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
             sales_per_node,
             orders,
             seats,
+            stampede,
             all_invariants_held,
         };
         println!("{}", serde_json::to_string_pretty(&demo)?);
     } else {
         if let Some(report) = &report {
             print_report(report, &args.output)?;
+            if let Some(stampede) = &stampede {
+                stampede.print(report, args.users);
+            }
         }
         if let Some(crowd) = &crowd {
             print_crowd(crowd);

@@ -5,7 +5,6 @@ use anyhow::Context;
 use spike_front::nginx::{render, NginxOptions};
 use spike_front::{serve_front, FrontConfig};
 use spike_http::ServerOptions;
-use tokio::net::TcpListener;
 
 use super::shutdown_signal;
 use crate::args::ServerArgs;
@@ -29,6 +28,11 @@ pub struct NginxConfArgs {
     /// Write an access log (off by default).
     #[arg(long)]
     pub access_log: bool,
+    /// Requests one node is sent at once (nginx max_conns); the edge takes
+    /// this many per node at once and answers the rest 503 (code -5,
+    /// Retry-After) at once. Default: a node's own bound.
+    #[arg(long, default_value_t = spike_front::DEFAULT_MAX_IN_FLIGHT_PER_UPSTREAM)]
+    pub max_in_flight_per_node: NonZeroUsize,
 }
 
 /// `spike front`
@@ -62,6 +66,7 @@ pub fn print_nginx_conf(args: NginxConfArgs) -> anyhow::Result<()> {
         listen: args.listen,
         workers: args.workers,
         access_log: args.access_log,
+        max_in_flight_per_node: args.max_in_flight_per_node.get(),
     };
     print!("{}", render(&options, &args.upstreams));
     Ok(())
@@ -69,8 +74,7 @@ pub fn print_nginx_conf(args: NginxConfArgs) -> anyhow::Result<()> {
 
 /// Serves the embedded front door until SIGINT/SIGTERM.
 pub async fn run_front(args: FrontArgs) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(args.listen)
-        .await
+    let listener = spike_http::listen(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let upstreams: Vec<String> = args.upstreams.iter().map(ToString::to_string).collect();
@@ -78,8 +82,7 @@ pub async fn run_front(args: FrontArgs) -> anyhow::Result<()> {
     config.server = args.server.options(config.server.grace);
     config.max_in_flight_per_upstream = args.max_in_flight_per_upstream;
     let front = serve_front(listener, config)?;
-    let admin_listener = TcpListener::bind(args.admin_listen)
-        .await
+    let admin_listener = spike_http::listen(args.admin_listen)
         .with_context(|| format!("cannot listen on {}", args.admin_listen))?;
     let admin = spike_http::serve_metrics(admin_listener, ServerOptions::default());
     tracing::info!(%addr, admin = %admin.addr(), upstreams = ?upstreams, "front door listening");

@@ -9,7 +9,6 @@ use spike_http::{ServerOptions, TrustedProxies};
 use spike_node::rate_limit::RateLimits;
 use spike_node::NodeConfig;
 use spike_redis::RedisSettings;
-use tokio::net::TcpListener;
 
 use super::orders::pipeline_config;
 use super::{connect_redis, shutdown_signal};
@@ -297,8 +296,7 @@ where
 
 /// `spike baseline`: the bare hyper server benchmarks compare against.
 pub async fn run_baseline(args: BaselineArgs) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(args.listen)
-        .await
+    let listener = spike_http::listen(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let server =
         spike_node::baseline::serve_baseline(listener, ServerOptions::with_grace(DEFAULT_GRACE));
