@@ -52,7 +52,10 @@ fn main() -> ExitCode {
     }
     let cli = loaded.cli;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+        // sqlx's warnings are slow-statement notices (each with the whole
+        // statement: a batch of 1,000 rows is 50 KB of text); its errors and
+        // ours still show. RUST_LOG=sqlx=warn brings them back.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=error"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
