@@ -101,6 +101,9 @@ pub struct BenchConfig {
     /// A train run's buyers: each request also asks for a station pair,
     /// a class and a party ([`TicketChoices`]).
     pub tickets: Option<TicketChoices>,
+    /// Open the connections after the clock starts, all at once (a
+    /// connection storm), rather than before it.
+    pub storm: bool,
 }
 
 impl BenchConfig {
@@ -116,6 +119,7 @@ impl BenchConfig {
             timeout: Duration::from_secs(5),
             progress: true,
             tickets: None,
+            storm: false,
         }
     }
 
@@ -264,14 +268,20 @@ pub async fn run(config: &BenchConfig) -> Result<RunData, BenchError> {
     // Every connection is opened before the clock starts: at a fixed rate,
     // requests due while thousands of connections were still being opened
     // would otherwise count the opening as the server's latency.
-    let mut opening = tokio::task::JoinSet::new();
-    for _ in 0..config.connections {
-        let address = config.target.address.clone();
-        opening.spawn(async move { Connection::open(&address).await.ok() });
-    }
+    // In a storm, each connection is opened by its first request instead,
+    // and the opening counts in that request's latency.
     let mut opened = Vec::with_capacity(config.connections);
-    while let Some(connection) = opening.join_next().await {
-        opened.push(connection.ok().flatten());
+    if config.storm {
+        opened.resize_with(config.connections, || None);
+    } else {
+        let mut opening = tokio::task::JoinSet::new();
+        for _ in 0..config.connections {
+            let address = config.target.address.clone();
+            opening.spawn(async move { Connection::open(&address).await.ok() });
+        }
+        while let Some(connection) = opening.join_next().await {
+            opened.push(connection.ok().flatten());
+        }
     }
     let start = Instant::now();
     let mut workers = tokio::task::JoinSet::new();

@@ -1,4 +1,5 @@
-//! The dashboard's poller and HTTP server.
+//! The dashboard's poller and HTTP server (which, like every Spike server,
+//! sheds requests at once while its own loop has a standing lag).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -13,7 +14,8 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use spike_core::Code;
-use spike_http::{serve, Answer, Handler, Server, ServerOptions};
+use spike_http::backlog::DEFAULT_LOOP_DISCIPLINE;
+use spike_http::{serve, Answer, Handler, LoopLag, RetryReason, Server, ServerOptions};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -102,7 +104,14 @@ pub fn serve_dashboard(listener: TcpListener, config: DashboardConfig) -> Runnin
     }));
     let options = config.server.clone();
     let poller = tokio::spawn(poll(Arc::clone(&state), config));
-    let server = serve(listener, Arc::new(Pages { state }), options);
+    let server = serve(
+        listener,
+        Arc::new(Pages {
+            state,
+            lag: LoopLag::start(DEFAULT_LOOP_DISCIPLINE),
+        }),
+        options,
+    );
     RunningDashboard { server, poller }
 }
 
@@ -206,6 +215,9 @@ fn data(state: &State) -> Value {
 /// The dashboard's pages: the page itself and its data.
 struct Pages {
     state: Arc<Mutex<State>>,
+    /// The dashboard's own loop's lag: requests are shed while it is
+    /// congested (see [`spike_http::lag`]).
+    lag: Arc<LoopLag>,
 }
 
 impl Handler for Pages {
@@ -213,6 +225,11 @@ impl Handler for Pages {
         let path = request.uri().path();
         let known = matches!(path, "/" | "/dashboard" | "/dashboard/" | "/dashboard/data");
         let answer = match path {
+            _ if self.lag.congested() => Answer::TryAgain {
+                reason: RetryReason::Congested,
+                request: None,
+                request_key: None,
+            },
             _ if known && request.method() != Method::GET => {
                 Answer::MethodNotAllowed { allowed: "GET" }
             }

@@ -45,6 +45,9 @@ pub const DEFAULT_LOOP_DISCIPLINE: Discipline = Discipline {
     target: Duration::from_millis(200),
 };
 
+/// The least an item may wait before any service time has been measured.
+pub const UNMEASURED_FLOOR: Duration = Duration::from_secs(1);
+
 /// Items waiting, each with when it arrived.
 #[derive(Debug)]
 pub struct Backlog<T> {
@@ -52,6 +55,9 @@ pub struct Backlog<T> {
     waiting: VecDeque<(Instant, T)>,
     /// When the queue was last seen empty.
     last_empty: Instant,
+    /// The least any item may wait (see [`Backlog::serve_in`]);
+    /// [`UNMEASURED_FLOOR`] until a service has been measured.
+    floor: Duration,
 }
 
 impl<T> Backlog<T> {
@@ -61,7 +67,22 @@ impl<T> Backlog<T> {
             discipline,
             waiting: VecDeque::new(),
             last_empty: now,
+            // Until a service has been measured, its time is unknown (the
+            // first call on a new connection loads scripts, a far server
+            // takes several round trips): be lenient.
+            floor: UNMEASURED_FLOOR,
         }
+    }
+
+    /// Serving the queue took `service` (one call that succeeded, say): an
+    /// item arriving just after a call went out waits for it to come back
+    /// before its own goes out, and calls vary, so no item is shed before it
+    /// has waited three of the slower recent ones (the floor decays by a
+    /// quarter a call). A slow but steady server (50 ms away) is not an
+    /// overload. Give only services that succeeded: a stuck server's
+    /// timeouts must not make the items behind it wait longer.
+    pub fn serve_in(&mut self, service: Duration) {
+        self.floor = service.saturating_mul(3).max(self.floor.mul_f64(0.75));
     }
 
     /// Adds an item that arrived at `arrived`.
@@ -91,11 +112,12 @@ impl<T> Backlog<T> {
 
     /// The longest an item may wait now.
     fn allowed(&self, now: Instant) -> Duration {
-        if self.congested(now) {
+        let rule = if self.congested(now) {
             self.discipline.target
         } else {
             self.discipline.interval
-        }
+        };
+        rule.max(self.floor)
     }
 
     /// Takes out every item that has waited longer than allowed now, oldest
@@ -150,8 +172,20 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
+    /// A backlog whose server is known to be fast (no floor).
     fn backlog(now: Instant) -> Backlog<u32> {
-        Backlog::new(DEFAULT_DISCIPLINE, now)
+        let mut backlog = Backlog::new(DEFAULT_DISCIPLINE, now);
+        backlog.floor = Duration::ZERO;
+        backlog
+    }
+
+    #[test]
+    fn before_any_service_is_measured_items_may_wait_a_second() {
+        let start = Instant::now();
+        let mut queue = Backlog::new(DEFAULT_DISCIPLINE, start);
+        queue.push(start, 1);
+        assert!(queue.expired(start + 990 * MS).is_empty());
+        assert_eq!(queue.expired(start + 1001 * MS), vec![1]);
     }
 
     #[test]
@@ -200,6 +234,25 @@ mod tests {
         assert_eq!(queue.take(2, now), vec![4, 5], "the newest, in order");
         assert_eq!(queue.expired(start + 116 * MS), vec![2, 3]);
         assert!(!queue.congested(start + 116 * MS), "empty again");
+    }
+
+    #[test]
+    fn a_slow_server_raises_the_least_wait_to_three_of_its_calls() {
+        let start = Instant::now();
+        let mut queue = backlog(start);
+        queue.serve_in(30 * MS);
+        queue.serve_in(MS);
+        assert_eq!(queue.floor, 90 * MS * 3 / 4, "a slow call is remembered");
+        queue.serve_in(20 * MS);
+        queue.push(start + 10 * MS, 1);
+        queue.push(start + 150 * MS, 2);
+        let now = start + 200 * MS;
+        assert!(queue.congested(now));
+        assert_eq!(queue.expired(now), vec![1], "waited 190 ms, over 100");
+        assert!(
+            queue.expired(now).is_empty(),
+            "50 ms is within three calls, though over the 10 ms target"
+        );
     }
 
     #[test]

@@ -207,7 +207,8 @@ async fn drain<S, F>(
             continue;
         };
         sizes.count(batch.len());
-        last_sent = Some(Instant::now());
+        let sent = Instant::now();
+        last_sent = Some(sent);
         let call = send(batch);
         tokio::pin!(call);
         // While the call is out, arrivals are not awaited one by one (each
@@ -228,6 +229,9 @@ async fn drain<S, F>(
                 }
             }
         };
+        if answered.is_ok() {
+            backlog.serve_in(sent.elapsed());
+        }
         deliver(answered, replies);
     }
 }

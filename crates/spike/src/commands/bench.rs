@@ -26,6 +26,11 @@ pub struct BenchArgs {
     /// Keep-alive connections.
     #[arg(long, default_value = "100")]
     pub connections: usize,
+    /// A connection storm: open every connection at once after the clock
+    /// starts, so that each connection's opening counts in its first
+    /// request's latency (by default they are all opened before).
+    #[arg(long)]
+    pub storm: bool,
     /// Fixed total request rate per second (default: as fast as possible).
     #[arg(long)]
     pub rate: Option<f64>,
@@ -51,6 +56,7 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<bool> {
     let target: Target = args.url.parse()?;
     let mut config = BenchConfig::new(target, args.users, args.connections);
     config.rate = args.rate;
+    config.storm = args.storm;
     config.timeout = args.timeout;
     config.progress = !args.output.no_progress;
     if let Some(seed) = args.seed {
