@@ -13,6 +13,7 @@ pub mod plot;
 pub mod report;
 pub mod run;
 mod seeded;
+pub mod stampede;
 pub mod tickets;
 
 pub use invariants::{CentralView, Check};

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 use spike_bench::crowd::{run_crowd, CrowdConfig, CrowdReport};
 use spike_bench::report::thousands;
+use spike_bench::stampede::Stampede;
 use spike_bench::{BenchConfig, Report, Target, TicketChoices};
 use spike_core::sale::BuyerAuth;
 use spike_core::{
@@ -112,7 +113,7 @@ struct DemoReport {
     /// A train run's seats, when the demo sold one.
     seats: Option<SeatSummary>,
     /// With `--stampede`: the arrivals against what the cluster sold.
-    stampede: Option<StampedeSummary>,
+    stampede: Option<Stampede>,
     all_invariants_held: bool,
 }
 
@@ -234,60 +235,6 @@ impl DemoArgs {
     /// The users' fixed rate, if any.
     fn rate(&self) -> Option<f64> {
         self.rate.or(self.stampede.then_some(STAMPEDE_RATE))
-    }
-}
-
-/// A stampede's arrivals against what the cluster sold.
-#[derive(Debug, Serialize)]
-struct StampedeSummary {
-    /// Requests offered a second (the fixed rate).
-    offered_per_second: f64,
-    /// The most sold in one second.
-    peak_sold_per_second: u64,
-    /// `offered_per_second` over `peak_sold_per_second`.
-    times_what_sold: f64,
-}
-
-impl StampedeSummary {
-    fn of(report: &Report, rate: f64) -> Self {
-        let peak = (report.timeline.iter())
-            .map(|second| second.successes)
-            .max()
-            .unwrap_or(0);
-        Self {
-            offered_per_second: rate,
-            peak_sold_per_second: peak,
-            times_what_sold: rate / peak.max(1) as f64,
-        }
-    }
-
-    /// Each second of the run, and the summary line.
-    fn print(&self, report: &Report, users: u64) {
-        println!("the stampede, second by second");
-        println!(
-            "  {:>6} {:>10} {:>10} {:>10} {:>10} {:>10}",
-            "second", "offered", "answered", "sold", "shed", "p99 ms"
-        );
-        let arrivals_end = users as f64 / self.offered_per_second;
-        for second in &report.timeline {
-            let start = second.second as f64;
-            let offered = (arrivals_end - start).clamp(0.0, 1.0) * self.offered_per_second;
-            println!(
-                "  {:>6} {:>10} {:>10} {:>10} {:>10} {:>10.1}",
-                second.second,
-                thousands(offered.round() as u64),
-                thousands(second.requests),
-                thousands(second.successes),
-                thousands(second.shed),
-                second.p99_ms
-            );
-        }
-        println!(
-            "the crowd offered {}/s: {:.1} times the most the cluster sold in a second ({}/s)\n",
-            thousands(self.offered_per_second.round() as u64),
-            self.times_what_sold,
-            thousands(self.peak_sold_per_second)
-        );
     }
 }
 
@@ -461,7 +408,7 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
     let sells_out = seats.is_none() && args.users >= args.stock;
     let report = (data.as_ref()).map(|data| Report::new(&config, data, Some(view), sells_out));
     let stampede = match (&report, args.stampede, config.rate) {
-        (Some(report), true, Some(rate)) => Some(StampedeSummary::of(report, rate)),
+        (Some(report), true, Some(rate)) => Some(Stampede::of(report, rate)),
         _ => None,
     };
 
@@ -503,7 +450,7 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
         if let Some(report) = &report {
             print_report(report, &args.output)?;
             if let Some(stampede) = &stampede {
-                stampede.print(report, args.users);
+                print!("{}", stampede.table(report, args.users));
             }
         }
         if let Some(crowd) = &crowd {
