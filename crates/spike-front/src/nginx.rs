@@ -9,9 +9,7 @@
 //! most `max_in_flight_per_node` requests at once (`max_conns`, shared by
 //! the workers through the upstream's `zone`), the edge as a whole at most
 //! that many per node (`limit_conn`), and what is over is answered at once
-//! with Spike's own "try again" (503, code -5, `Retry-After: 1`). A node
-//! answers within about a second whatever happens (its central link sheds
-//! what would wait longer), so the upstream timeouts are short.
+//! with Spike's own "try again" (503, code -5, `Retry-After: 1`).
 
 use std::fmt::Write;
 
@@ -132,8 +130,8 @@ http {{
             proxy_set_header X-Forwarded-For $remote_addr;
             proxy_next_upstream off;
             proxy_connect_timeout 1s;
-            proxy_send_timeout 2s;
-            proxy_read_timeout 2s;
+            proxy_send_timeout 5s;
+            proxy_read_timeout 5s;
             proxy_buffering on;
         }}
 
@@ -150,8 +148,8 @@ http {{
             proxy_next_upstream_tries 3;
             proxy_next_upstream_timeout 3s;
             proxy_connect_timeout 1s;
-            proxy_send_timeout 2s;
-            proxy_read_timeout 2s;
+            proxy_send_timeout 5s;
+            proxy_read_timeout 5s;
             proxy_buffering on;
         }}
     }}
@@ -189,7 +187,7 @@ mod tests {
             "limit_conn spike_edge 2048;",
             "add_header Retry-After 1 always;",
             "return 503 '{\"code\":-5,",
-            "proxy_read_timeout 2s;",
+            "proxy_read_timeout 5s;",
             "keepalive 512;",
             "proxy_http_version 1.1;",
             "proxy_set_header Connection \"\";",

@@ -54,13 +54,12 @@ pub struct FrontConfig {
 
 impl FrontConfig {
     /// Defaults like the nginx configuration's: skip a failed node for 2 s,
-    /// 2 s answer timeout (a node answers within about a second, shedding
-    /// what would wait longer), 3 tries.
+    /// 5 s answer timeout, 3 tries.
     pub fn new(upstreams: Vec<Upstream>) -> Self {
         Self {
             upstreams,
             retry_after: Duration::from_secs(2),
-            upstream_timeout: Duration::from_secs(2),
+            upstream_timeout: Duration::from_secs(5),
             tries: 3,
             max_in_flight_per_upstream: DEFAULT_MAX_IN_FLIGHT_PER_UPSTREAM,
             server: ServerOptions::default(),

@@ -34,15 +34,15 @@ pub const DEFAULT_DISCIPLINE: Discipline = Discipline {
 };
 
 /// The default discipline of a server's own loop (see [`crate::lag`]): it
-/// is congested once its lag stayed above 200 ms for half a second. Its
-/// lag is at least the connections it serves at once over the rate it
+/// is congested once its lag stayed above half a second for a whole second.
+/// Its lag is at least the connections it serves at once over the rate it
 /// answers them (Little's law), whatever it sheds: 4,000 busy connections
 /// at 40,000 answers a second make 100 ms. Below that, shedding would cost
-/// sales and gain no latency; above it, a request waits at most about the
-/// target before it is answered one way or the other.
+/// sales and gain no latency; a loop that only stalls for a moment (a busy
+/// machine, a paused process) is not a standing queue either.
 pub const DEFAULT_LOOP_DISCIPLINE: Discipline = Discipline {
-    interval: Duration::from_millis(500),
-    target: Duration::from_millis(200),
+    interval: Duration::from_secs(1),
+    target: Duration::from_millis(500),
 };
 
 /// The least an item may wait before any service time has been measured.
