@@ -90,6 +90,13 @@ pub enum QueueJoin {
         /// The order this buyer joined in (0 is first).
         join_index: u64,
     },
+    /// A spillover room let the buyer pass straight through (now, or when
+    /// they first joined): admitted at the position of their join index,
+    /// with no wait and no admission token needed.
+    Passed {
+        /// The order this buyer joined in, which is their position.
+        join_index: u64,
+    },
     /// Joining starts at `joins_open_at_ms` (Unix milliseconds).
     NotYetOpen {
         /// When joining starts.
@@ -113,6 +120,12 @@ pub struct QueueRecord {
     /// Buyers who held seats when a recovery reset the waiting room: they
     /// were admitted in the room central stock lost, which no record keeps.
     pub carried: Vec<UserId>,
+    /// The positions of the buyers who passed straight through a
+    /// spillover room, in order.
+    pub passed: Vec<u64>,
+    /// When the room's rate is counted from ([`crate::queue::rate_origin_ms`];
+    /// the opening until the seal).
+    pub origin_ms: u64,
 }
 
 /// Central stock: atomic, shared by every node of a sale.
@@ -205,7 +218,9 @@ pub trait CentralStock: Send + Sync + 'static {
     /// Puts `user` in the event's waiting room, or finds their place if
     /// they joined before: one place per buyer. Once the sale has opened,
     /// the queue is sealed first (with `seed`, unless it was sealed
-    /// before), so that only who joined before the opening is shuffled.
+    /// before), so that only who joined before the opening is shuffled. In
+    /// a spillover room, a new buyer passes straight through when
+    /// [`crate::QueueConfig::lets_through`] says so.
     fn join_queue(
         &self,
         event: &EventId,

@@ -13,7 +13,7 @@ use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
 use crate::order_stream::{Backlog, OrderStream};
 use crate::purchase::{CentralReply, Purchase, PurchaseBatch, Verdict, MAX_BATCH};
 use crate::purchase::{TicketPurchase, TicketReply};
-use crate::queue::{QueueConfig, QueueCounters};
+use crate::queue::{QueueConfig, QueueCounters, QueueMode};
 use crate::sale::{BuyerAuth, BuyerPolicy, SaleConfig};
 use crate::train::{Leg, Occupancy, Passengers, SeatRequest, Ticket, TrainLayout};
 
@@ -48,6 +48,7 @@ macro_rules! conformance_tests {
             a_waiting_room_admits_only_admitted_positions,
             a_waiting_room_keeps_max_active_and_stops_at_sold_out,
             a_quiet_waiting_room_admits_late_joiners_at_the_rate_not_at_once,
+            a_spillover_room_lets_buyers_through_under_the_rate_and_queues_the_rest,
             a_reset_waiting_room_starts_over_and_carries_the_holders,
             a_sale_without_a_waiting_room_has_none,
             batched_and_single_purchases_agree,
@@ -314,6 +315,128 @@ pub async fn a_quiet_waiting_room_admits_late_joiners_at_the_rate_not_at_once<C:
         (10..=allowed).contains(&moved),
         "then the rate: {moved} in {:?}",
         burst_at.elapsed()
+    );
+}
+
+/// Conformance case: see its name. A spillover room (`--queue auto`): a
+/// buyer passes straight through while the rate's bucket has a token and
+/// nobody waits; once one buyer waits, everyone after waits too (even when
+/// tokens come back) until the ticks have admitted them in arrival order.
+pub async fn a_spillover_room_lets_buyers_through_under_the_rate_and_queues_the_rest<
+    C: CentralStock,
+>(
+    central: &C,
+    prefix: &str,
+) {
+    let event = event(prefix, "queue-spill");
+    let rate = 10;
+    let spillover = |opens_in| {
+        let config = queued_sale(1_000, rate, opens_in);
+        let room = config
+            .queue()
+            .expect("a room")
+            .with_mode(QueueMode::Spillover);
+        config.with_queue(Some(room)).expect("spillover sale")
+    };
+    // Before the opening nobody passes: early joiners are shuffled.
+    let early = EventId::parse(format!("{event}-early")).expect("valid test event id");
+    create(central, &early, spillover(Some(Duration::from_secs(60)))).await;
+    assert_eq!(
+        join(central, &early, "early0").await,
+        0,
+        "waits for the opening"
+    );
+
+    create(central, &event, spillover(None)).await;
+    // A full bucket: one second of the rate.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let started = std::time::Instant::now();
+    let mut doors = Vec::new();
+    for i in 0..16 {
+        let door = (central
+            .join_queue(&event, &user(&format!("s{i}")), 99)
+            .await)
+            .expect("join");
+        doors.push(door);
+    }
+    let elapsed = started.elapsed();
+    let passed = doors
+        .iter()
+        .take_while(|door| matches!(door, QueueJoin::Passed { .. }))
+        .count();
+    let allowed = rate as usize + (elapsed.as_millis() as usize * rate as usize).div_ceil(1000);
+    assert!(
+        (rate as usize..=allowed).contains(&passed),
+        "the bucket's worth passes: {passed} in {elapsed:?}"
+    );
+    for (index, door) in doors.iter().enumerate() {
+        let expected = match index < passed {
+            true => QueueJoin::Passed {
+                join_index: index as u64,
+            },
+            false => QueueJoin::Joined {
+                join_index: index as u64,
+            },
+        };
+        assert_eq!(*door, expected, "once one waits, everyone after waits");
+    }
+    let again = central
+        .join_queue(&event, &user("s0"), 99)
+        .await
+        .expect("join");
+    assert_eq!(again, QueueJoin::Passed { join_index: 0 }, "a pass is kept");
+
+    // A passer buys at their own position at once; a waiter may not yet.
+    let pass = admitted(&event, "s0", "rs0", Some(0));
+    assert!(matches!(
+        central.buy(&pass).await.expect("buy").verdict,
+        Verdict::Sold { .. }
+    ));
+    let waiter = passed as u64;
+    let early_buy = admitted(&event, &format!("s{waiter}"), "rsw", Some(waiter));
+    assert_eq!(
+        central.buy(&early_buy).await.expect("buy").verdict,
+        Verdict::NotAdmitted
+    );
+
+    // The ticks admit the waiters at the rate, in arrival order; then the
+    // room is empty again and a newcomer passes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while tick(central, &event, 5).await.admitted < 16 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the waiters are admitted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let newcomer = central
+        .join_queue(&event, &user("later"), 99)
+        .await
+        .expect("join");
+    assert_eq!(newcomer, QueueJoin::Passed { join_index: 16 });
+
+    let record = (central.queue_record(&event).await)
+        .expect("record")
+        .expect("a room");
+    let mut expected: Vec<u64> = (0..passed as u64).collect();
+    expected.push(16);
+    assert_eq!(record.passed, expected);
+    let steps = &record.counters.steps;
+    assert_eq!(
+        crate::queue::passes_ahead_of_waiters(steps, &record.passed),
+        0
+    );
+    let config = spillover(None);
+    let room = config.queue().expect("a room");
+    assert!(
+        record.origin_ms > 0,
+        "a sale open from its creation counts from its seal"
+    );
+    assert_eq!(
+        crate::queue::steps_beyond_rate(room, record.origin_ms, steps),
+        0,
+        "{steps:?}"
     );
 }
 

@@ -38,7 +38,7 @@ pub use purchase::{
     BatchRefusal, CentralReply, Purchase, PurchaseBatch, RequestRecord, TicketPurchase,
     TicketReply, Verdict, MAX_BATCH,
 };
-pub use queue::{QueueConfig, QueueCounters, Seal, Shuffle, Standing};
+pub use queue::{QueueConfig, QueueCounters, QueueMode, Seal, Shuffle, Standing};
 pub use record::SaleRecord;
 pub use sale::{BuyerPolicy, SaleConfig, SaleFigures, SaleLife, SaleSnapshot, SaleUnit};
 pub use secret::SecretUrl;

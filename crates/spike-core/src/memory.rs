@@ -14,7 +14,9 @@ use crate::order_stream::{Backlog, OrderStream, StreamEntry};
 use crate::purchase::{
     CentralReply, Purchase, PurchaseBatch, RequestRecord, TicketPurchase, TicketReply, Verdict,
 };
-use crate::queue::{AdmissionProgress, AdmissionStep, QueueCounters, Seal};
+use crate::queue::{
+    rate_origin_ms, AdmissionProgress, AdmissionStep, QueueConfig, QueueCounters, Seal,
+};
 use crate::sale::{BuyerPolicy, SaleConfig, SaleSnapshot};
 use crate::time::{unix_millis, Clock, SystemClock};
 use crate::train::{Occupancy, SeatRequest, Ticket};
@@ -35,6 +37,10 @@ struct WaitingRoom {
     bought: BTreeSet<(u64, UserId)>,
     /// Buyers holding seats when a recovery reset the room.
     carried: BTreeSet<UserId>,
+    /// Positions of the buyers who passed straight through (spillover).
+    passed: BTreeSet<u64>,
+    /// When the room was sealed (Unix milliseconds; 0 before).
+    sealed_at_ms: u64,
 }
 
 impl WaitingRoom {
@@ -108,24 +114,80 @@ impl Book {
         }
     }
 
-    /// The same steps as `lua/queue_join.lua`.
+    /// The same steps as `lua/queue_join.lua`: in a spillover room, a new
+    /// buyer passes straight through when [`QueueConfig::lets_through`]
+    /// (joined and admitted in one step, recorded as a pass).
     fn join_queue(&mut self, user: &UserId, seed: u64, now: SystemTime) -> QueueJoin {
-        let Some(queue) = self.config.queue() else {
+        let Some(queue) = self.config.queue().copied() else {
             return QueueJoin::NoQueue;
         };
+        let now_ms = unix_millis(now);
         let joins_open_at_ms = queue.joins_open_at_millis();
-        self.seal_at_opening(seed, unix_millis(now));
-        if let Some(join_index) = self.queue.places.get(user) {
-            return QueueJoin::Joined {
-                join_index: *join_index,
+        self.seal_at_opening(seed, now_ms);
+        if let Some(&join_index) = self.queue.places.get(user) {
+            return match self.queue.passed.contains(&join_index) {
+                true => QueueJoin::Passed { join_index },
+                false => QueueJoin::Joined { join_index },
             };
         }
-        if unix_millis(now) < joins_open_at_ms {
+        if now_ms < joins_open_at_ms {
             return QueueJoin::NotYetOpen { joins_open_at_ms };
         }
         let join_index = self.queue.joined();
         self.queue.places.insert(user.clone(), join_index);
+        if self.queue.seal.is_some() && self.sold < self.config.total() {
+            let progress = self.admission_progress(&queue, now_ms);
+            let before_joining = AdmissionProgress {
+                joined: join_index,
+                ..progress
+            };
+            if queue.lets_through(&before_joining) {
+                self.admit_to(&queue, &progress, join_index + 1, now_ms);
+                self.queue.passed.insert(join_index);
+                return QueueJoin::Passed { join_index };
+            }
+        }
         QueueJoin::Joined { join_index }
+    }
+
+    /// Where admission stands at `now_ms`: what
+    /// [`QueueConfig::admission_target`] decides from.
+    fn admission_progress(&self, queue: &QueueConfig, now_ms: u64) -> AdmissionProgress {
+        let expired = self
+            .queue
+            .admitted_by(now_ms.saturating_sub(queue.admit_window_millis()));
+        let bought_expired = (self.queue.bought.iter())
+            .take_while(|(position, _)| *position < expired)
+            .count() as u64;
+        AdmissionProgress {
+            since_opening_ms: now_ms.saturating_sub(self.rate_origin_ms()),
+            paced: self.queue.paced,
+            joined: self.queue.joined(),
+            admitted: self.queue.admitted,
+            bought: self.queue.bought.len() as u64,
+            expired_unbought: expired.saturating_sub(bought_expired),
+        }
+    }
+
+    /// When the room's rate is counted from.
+    fn rate_origin_ms(&self) -> u64 {
+        rate_origin_ms(self.config.opens_at_millis(), self.queue.sealed_at_ms)
+    }
+
+    /// Moves `admitted` to `target`, one admission step at `now_ms`.
+    fn admit_to(
+        &mut self,
+        queue: &QueueConfig,
+        progress: &AdmissionProgress,
+        target: u64,
+        now_ms: u64,
+    ) {
+        self.queue.paced = queue.paced_after(progress, target);
+        self.queue.admitted = target;
+        self.queue.steps.push(AdmissionStep {
+            at_ms: now_ms,
+            admitted: target,
+        });
     }
 
     /// Seals the waiting room once the sale has opened: who joined before
@@ -136,6 +198,7 @@ impl Book {
                 seed,
                 early: self.queue.joined(),
             });
+            self.queue.sealed_at_ms = now_ms;
         }
     }
 
@@ -148,31 +211,12 @@ impl Book {
     ) -> Option<QueueCounters> {
         let queue = *self.config.queue()?;
         let now_ms = unix_millis(now);
-        let opens_at_ms = self.config.opens_at_millis();
         self.seal_at_opening(seed, now_ms);
         if self.queue.seal.is_some() && self.sold < self.config.total() {
-            let expired = self
-                .queue
-                .admitted_by(now_ms.saturating_sub(queue.admit_window_millis()));
-            let bought_expired = (self.queue.bought.iter())
-                .take_while(|(position, _)| *position < expired)
-                .count() as u64;
-            let progress = AdmissionProgress {
-                since_opening_ms: now_ms.saturating_sub(opens_at_ms),
-                paced: self.queue.paced,
-                joined: self.queue.joined(),
-                admitted: self.queue.admitted,
-                bought: self.queue.bought.len() as u64,
-                expired_unbought: expired.saturating_sub(bought_expired),
-            };
+            let progress = self.admission_progress(&queue, now_ms);
             let target = queue.admission_target(&progress);
             if target > self.queue.admitted {
-                self.queue.paced = queue.paced_after(&progress, target);
-                self.queue.admitted = target;
-                self.queue.steps.push(AdmissionStep {
-                    at_ms: now_ms,
-                    admitted: target,
-                });
+                self.admit_to(&queue, &progress, target, now_ms);
             }
         }
         Some(
@@ -655,6 +699,8 @@ impl CentralStock for MemoryCentral {
                 joiners,
                 bought: book.queue.bought.iter().cloned().collect(),
                 carried: book.queue.carried.iter().cloned().collect(),
+                passed: book.queue.passed.iter().copied().collect(),
+                origin_ms: book.rate_origin_ms(),
             })
         }))
     }

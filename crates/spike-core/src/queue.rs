@@ -49,10 +49,26 @@ pub enum QueueConfigError {
     WindowTooLong,
 }
 
+/// Who goes through a sale's waiting room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueMode {
+    /// Every buyer joins and buys only once admitted (`--queue`).
+    #[default]
+    Always,
+    /// Spillover (`--queue auto`): while demand stays under the admission
+    /// rate, a buyer passes straight through (joins and is admitted in one
+    /// step, and needs no admission token); once it exceeds the rate, new
+    /// buyers wait in the room and are admitted at the rate, in arrival
+    /// order. A buyer passes only when nobody is waiting, so a late comer
+    /// never overtakes a waiting one.
+    Spillover,
+}
+
 /// A sale's waiting room: admission rate, cap on active buyers, how long an
-/// admission lasts, and when joining starts.
+/// admission lasts, when joining starts, and who must wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueConfig {
+    mode: QueueMode,
     admit_rate: NonZeroU32,
     max_active: Option<NonZeroU64>,
     admit_window: Duration,
@@ -67,6 +83,7 @@ impl QueueConfig {
             return Err(QueueConfigError::RateTooHigh);
         }
         Ok(Self {
+            mode: QueueMode::Always,
             admit_rate: per_second,
             max_active: None,
             admit_window: DEFAULT_ADMIT_WINDOW,
@@ -97,6 +114,17 @@ impl QueueConfig {
     pub fn joining_from(mut self, at: Option<SystemTime>) -> Self {
         self.joins_open_at = at;
         self
+    }
+
+    /// Who must wait: everyone, or only the demand beyond the rate.
+    pub fn with_mode(mut self, mode: QueueMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Who must wait.
+    pub fn mode(&self) -> QueueMode {
+        self.mode
     }
 
     /// Positions admitted per second.
@@ -170,6 +198,19 @@ impl QueueConfig {
         target.max(progress.admitted)
     }
 
+    /// Whether a buyer joining now, once the sale opened, passes straight
+    /// through: a spillover room, nobody waiting, and a token left in the
+    /// rate's bucket (and room under `--max-active`) for one more.
+    pub fn lets_through(&self, progress: &AdmissionProgress) -> bool {
+        let with_joiner = AdmissionProgress {
+            joined: progress.joined.saturating_add(1),
+            ..*progress
+        };
+        self.mode == QueueMode::Spillover
+            && progress.admitted >= progress.joined
+            && self.admission_target(&with_joiner) > progress.admitted
+    }
+
     /// The wait for `ahead` positions at the admission rate (a lower bound
     /// when `--max-active` holds admissions back).
     pub fn estimated_wait(&self, ahead: u64) -> Duration {
@@ -178,10 +219,63 @@ impl QueueConfig {
     }
 }
 
+/// The moment a waiting room's rate is counted from (Unix milliseconds):
+/// the opening, or, when the room was sealed more than a bucket's worth
+/// ([`ADMISSION_BURST_MS`]) after it, that much before the seal. The bucket
+/// holds no more than that anyway, so admission is the same; what it keeps
+/// bounded is [`AdmissionProgress::since_opening_ms`] times the rate, which
+/// Lua must hold exactly (below 2^53) even for a sale open from its
+/// creation (an opening at 0).
+pub fn rate_origin_ms(opens_at_ms: u64, sealed_at_ms: u64) -> u64 {
+    opens_at_ms.max(sealed_at_ms.saturating_sub(ADMISSION_BURST_MS))
+}
+
+/// For the audit: the admission steps (oldest first) that moved faster than
+/// `config`'s token bucket allows, replayed from the sale's opening: both
+/// from it, so none may overdraw it. `origin_ms`: see [`rate_origin_ms`].
+pub fn steps_beyond_rate(config: &QueueConfig, origin_ms: u64, steps: &[AdmissionStep]) -> u64 {
+    let mut progress = AdmissionProgress {
+        since_opening_ms: 0,
+        paced: 0,
+        joined: u64::MAX,
+        admitted: 0,
+        bought: 0,
+        expired_unbought: 0,
+    };
+    let mut beyond = 0;
+    for step in steps {
+        progress.since_opening_ms = step.at_ms.saturating_sub(origin_ms);
+        if step.admitted.saturating_sub(progress.admitted) > config.rate_budget(&progress) {
+            beyond += 1;
+        }
+        progress.paced = config.paced_after(&progress, step.admitted);
+        progress.admitted = progress.admitted.max(step.admitted);
+    }
+    beyond
+}
+
+/// For the audit: the buyers who passed straight through (their positions)
+/// while someone was waiting. A pass at position `p` must be the one step
+/// that moved `admitted` from `p` to `p + 1`: everyone before it had been
+/// admitted, and nobody was admitted with it.
+pub fn passes_ahead_of_waiters(steps: &[AdmissionStep], passed: &[u64]) -> u64 {
+    let fair = |position: u64| {
+        let step = steps.partition_point(|step| step.admitted <= position);
+        let moved_to_next = steps.get(step).is_some_and(|s| s.admitted == position + 1);
+        let before = step
+            .checked_sub(1)
+            .and_then(|previous| steps.get(previous))
+            .map_or(0, |s| s.admitted);
+        moved_to_next && before == position
+    };
+    passed.iter().filter(|&&position| !fair(position)).count() as u64
+}
+
 /// What an admission step needs to know about the queue right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AdmissionProgress {
-    /// Milliseconds since the sale opened.
+    /// Milliseconds since the rate's origin ([`rate_origin_ms`]: the
+    /// opening, or a bucket's worth before a late seal).
     pub since_opening_ms: u64,
     /// How much of the rate the admissions so far used: milliseconds since
     /// the opening times the rate (each admission costs 1,000). Kept in

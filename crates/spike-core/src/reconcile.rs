@@ -11,7 +11,7 @@ use crate::code::Code;
 use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
 use crate::order::{Order, OrderState};
 use crate::order_stream::StreamEntry;
-use crate::queue::Shuffle;
+use crate::queue::{passes_ahead_of_waiters, steps_beyond_rate, QueueConfig, Shuffle};
 use crate::sale::{BuyerPolicy, SaleConfig, SaleSnapshot};
 use crate::stat::parse_line;
 use crate::time::unix_millis;
@@ -295,7 +295,8 @@ pub fn audit(evidence: &Evidence<'_>) -> AuditReport {
     }
 
     if let Some(record) = evidence.queue {
-        lines.extend(queue_lines(record, per_user.keys().copied()));
+        let room = (evidence.central).and_then(|central| central.config.queue());
+        lines.extend(queue_lines(record, room, per_user.keys().copied()));
     }
 
     if let Some(occupancy) = evidence.occupancy {
@@ -381,9 +382,13 @@ pub fn audit(evidence: &Evidence<'_>) -> AuditReport {
 }
 
 /// The waiting room's checks: every place given once, nobody admitted
-/// twice, and nobody holding a seat without an admission of their own.
+/// twice, nobody holding a seat without an admission of their own, no
+/// admission faster than the rate (of `room`, when central stock has the
+/// sale), and in a spillover room, nobody passing straight through while
+/// others waited.
 fn queue_lines<'a>(
     record: &QueueRecord,
+    room: Option<&QueueConfig>,
     holders: impl Iterator<Item = &'a UserId>,
 ) -> Vec<AuditLine> {
     let joined = record.joiners.len() as u64;
@@ -410,6 +415,11 @@ fn queue_lines<'a>(
             !matches!(own, (Some(index), Some(shuffle)) if shuffle.position(*index) == *position)
         })
         .count() as u64;
+    let steps = &record.counters.steps;
+    let beyond_rate = room.map_or(0, |config| {
+        steps_beyond_rate(config, record.origin_ms, steps)
+    });
+    let passed_ahead = passes_ahead_of_waiters(steps, &record.passed);
     let carried: HashSet<&UserId> = record.carried.iter().collect();
     let unadmitted_holders = holders
         .filter(|user| !positions_of.contains_key(user) && !carried.contains(user))
@@ -421,6 +431,10 @@ fn queue_lines<'a>(
             record.carried.len() as u64,
         ),
         AuditLine::figure("waiting room: positions admitted", admitted),
+        AuditLine::figure(
+            "waiting room: buyers who passed straight through (spillover)",
+            record.passed.len() as u64,
+        ),
         AuditLine::check("waiting room: places given twice or skipped", misplaced, 0),
         AuditLine::check("waiting room: buyers admitted at two positions", twice, 0),
         AuditLine::check(
@@ -436,6 +450,16 @@ fn queue_lines<'a>(
         AuditLine::check(
             "waiting room: buyers holding seats without an admission",
             unadmitted_holders,
+            0,
+        ),
+        AuditLine::check(
+            "waiting room: admission steps faster than the rate",
+            beyond_rate,
+            0,
+        ),
+        AuditLine::check(
+            "waiting room: buyers who passed ahead of a waiting buyer",
+            passed_ahead,
             0,
         ),
     ]
@@ -944,7 +968,7 @@ mod tests {
 
     #[test]
     fn the_waiting_room_must_admit_every_buyer_once_at_their_own_position() {
-        use crate::queue::{QueueCounters, Seal};
+        use crate::queue::{AdmissionStep, QueueCounters, Seal};
         let seal = Seal { seed: 3, early: 4 };
         let shuffle = Shuffle::of(seal);
         let user = |name: &str| UserId::parse(name).unwrap();
@@ -967,6 +991,8 @@ mod tests {
             joiners,
             bought: vec![(position(0), user("a")), (position(1), user("b"))],
             carried: Vec::new(),
+            passed: Vec::new(),
+            origin_ms: 0,
         };
         let orders = [
             order(1, "a", OrderState::Paid, false),
@@ -1026,6 +1052,39 @@ mod tests {
         assert_eq!(
             check(&reused),
             ["waiting room: places given twice or skipped"]
+        );
+        // Late joiners (positions 4, 5, 6): 4 passed straight through alone,
+        // 5 waited and 6 came after it; 6 passing with 5 still waiting is
+        // a pass ahead of a waiting buyer.
+        let step = |at_ms, admitted| AdmissionStep { at_ms, admitted };
+        let mut spilled = record.clone();
+        spilled.counters.steps = vec![step(0, 4), step(10, 5), step(20, 7)];
+        spilled.passed = vec![4];
+        assert!(check(&spilled).is_empty(), "{:?}", check(&spilled));
+        spilled.passed = vec![4, 6];
+        assert_eq!(
+            check(&spilled),
+            ["waiting room: buyers who passed ahead of a waiting buyer"]
+        );
+    }
+
+    #[test]
+    fn no_admission_may_overdraw_the_rate() {
+        use crate::queue::AdmissionStep;
+        use std::num::NonZeroU32;
+        let config = QueueConfig::new(NonZeroU32::new(10).unwrap()).unwrap();
+        let step = |at_ms, admitted| AdmissionStep { at_ms, admitted };
+        // 10/s with a bucket of one second: 10 at once after the opening,
+        // then one every 100 ms.
+        let paced = [step(1_000, 10), step(1_100, 11), step(1_300, 13)];
+        assert_eq!(steps_beyond_rate(&config, 0, &paced), 0);
+        let hurried = [step(1_000, 10), step(1_050, 12)];
+        assert_eq!(steps_beyond_rate(&config, 0, &hurried), 1);
+        let burst = [step(60_000, 11)];
+        assert_eq!(
+            steps_beyond_rate(&config, 0, &burst),
+            1,
+            "the bucket holds 10"
         );
     }
 }

@@ -8,14 +8,14 @@ use std::num::{NonZeroU32, NonZeroU64};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::queue::{QueueConfig, QueueConfigError};
+use crate::queue::{QueueConfig, QueueConfigError, QueueMode};
 use crate::sale::{BuyerAuth, BuyerPolicy, SaleConfig, SaleConfigError, SaleLife};
 use crate::time::from_unix_millis;
 use crate::train::{TrainError, TrainLayout};
 
 /// The rule fields of a sale record, in their one order: their names are
 /// the Redis hash's fields and the ledger's columns.
-pub const RULE_FIELDS: [&str; 10] = [
+pub const RULE_FIELDS: [&str; 11] = [
     "total",
     "per_user_limit",
     "opens_at_ms",
@@ -26,6 +26,7 @@ pub const RULE_FIELDS: [&str; 10] = [
     "queue_admit_window_ms",
     "queue_joins_open_at_ms",
     "life",
+    "queue_spillover",
 ];
 
 /// Where a train run's layout is kept (its wire form; '' for other sales),
@@ -63,6 +64,9 @@ pub struct SaleRecord {
     pub train: Option<Arc<TrainLayout>>,
     /// The sale's life ([`SaleLife`]); 0 for sales made before lives.
     pub life: u64,
+    /// Waiting room: 1 when buyers pass straight through under the rate
+    /// ([`crate::QueueMode::Spillover`]), 0 when everyone waits.
+    pub queue_spillover: u64,
 }
 
 impl From<&SaleConfig> for SaleRecord {
@@ -85,6 +89,9 @@ impl From<&SaleConfig> for SaleRecord {
             queue_joins_open_at_ms: config.queue().map_or(0, QueueConfig::joins_open_at_millis),
             train: config.train().cloned(),
             life: config.life().get(),
+            queue_spillover: config
+                .queue()
+                .map_or(0, |q| u64::from(q.mode() == QueueMode::Spillover)),
         }
     }
 }
@@ -114,7 +121,11 @@ impl TryFrom<SaleRecord> for SaleConfig {
                     .joining_from(
                         (record.queue_joins_open_at_ms > 0)
                             .then(|| from_unix_millis(record.queue_joins_open_at_ms)),
-                    ),
+                    )
+                    .with_mode(match record.queue_spillover {
+                        0 => QueueMode::Always,
+                        _ => QueueMode::Spillover,
+                    }),
             ),
             None => return Err(QueueConfigError::RateTooHigh.into()),
         };
@@ -133,7 +144,7 @@ impl TryFrom<SaleRecord> for SaleConfig {
 
 impl SaleRecord {
     /// The rule fields' values, in [`RULE_FIELDS`]' order.
-    pub fn rules(&self) -> [u64; 10] {
+    pub fn rules(&self) -> [u64; 11] {
         [
             self.total,
             u64::from(self.per_user_limit),
@@ -145,12 +156,13 @@ impl SaleRecord {
             self.queue_admit_window_ms,
             self.queue_joins_open_at_ms,
             self.life,
+            self.queue_spillover,
         ]
     }
 
     /// The record of `rules` (in [`RULE_FIELDS`]' order) and `train`.
-    pub fn from_rules(rules: [u64; 10], train: Option<Arc<TrainLayout>>) -> Self {
-        let [total, per_user_limit, opens_at_ms, payment_window_ms, token_auth, queue_admit_rate, queue_max_active, queue_admit_window_ms, queue_joins_open_at_ms, life] =
+    pub fn from_rules(rules: [u64; 11], train: Option<Arc<TrainLayout>>) -> Self {
+        let [total, per_user_limit, opens_at_ms, payment_window_ms, token_auth, queue_admit_rate, queue_max_active, queue_admit_window_ms, queue_joins_open_at_ms, life, queue_spillover] =
             rules;
         Self {
             total,
@@ -164,6 +176,7 @@ impl SaleRecord {
             queue_joins_open_at_ms,
             train,
             life,
+            queue_spillover,
         }
     }
 
@@ -215,6 +228,7 @@ mod tests {
                 queue_joins_open_at_ms: 0,
                 train: None,
                 life: 42,
+                queue_spillover: 0,
             }
         );
         assert_eq!(SaleConfig::try_from(record), Ok(config.clone()));
@@ -242,7 +256,8 @@ mod tests {
         let queue = QueueConfig::new(NonZeroU32::new(200).unwrap())
             .unwrap()
             .with_max_active(NonZeroU64::new(50))
-            .joining_from(Some(from_unix_millis(1_600_000_000_000)));
+            .joining_from(Some(from_unix_millis(1_600_000_000_000)))
+            .with_mode(QueueMode::Spillover);
         let queued = config.with_queue(Some(queue)).unwrap();
         let record = SaleRecord::from(&queued);
         assert_eq!(
@@ -250,9 +265,10 @@ mod tests {
                 record.queue_admit_rate,
                 record.queue_max_active,
                 record.queue_admit_window_ms,
-                record.queue_joins_open_at_ms
+                record.queue_joins_open_at_ms,
+                record.queue_spillover
             ),
-            (200, 50, 600_000, 1_600_000_000_000)
+            (200, 50, 600_000, 1_600_000_000_000, 1)
         );
         assert_eq!(SaleConfig::try_from(record), Ok(queued));
         let anonymous = SaleConfig::new(1)

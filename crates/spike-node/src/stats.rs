@@ -23,6 +23,10 @@ pub struct NodeStats {
     queue_ticks: AtomicU64,
     /// Purchases shed at once because the node's loop was congested.
     congestion_shed: AtomicU64,
+    /// Buyers of spillover rooms who passed straight through at this node.
+    passed_through: AtomicU64,
+    /// Buyers of spillover rooms this node sent to wait in the room.
+    spilled_over: AtomicU64,
 }
 
 impl NodeStats {
@@ -60,6 +64,16 @@ impl NodeStats {
         self.queue_central_calls.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts one buyer at a spillover room's door: passed straight
+    /// through, or sent to wait.
+    pub fn count_spillover(&self, passed: bool) {
+        let counter = match passed {
+            true => &self.passed_through,
+            false => &self.spilled_over,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts one purchase shed because the node's loop was congested.
     pub fn count_congestion_shed(&self) {
         self.congestion_shed.fetch_add(1, Ordering::Relaxed);
@@ -81,6 +95,8 @@ impl NodeStats {
             "answers": self.queue_answers.load(Ordering::Relaxed),
             "central_calls": self.queue_central_calls.load(Ordering::Relaxed),
             "ticks": self.queue_ticks.load(Ordering::Relaxed),
+            "passed_through": self.passed_through.load(Ordering::Relaxed),
+            "spilled_over": self.spilled_over.load(Ordering::Relaxed),
         })
     }
 }

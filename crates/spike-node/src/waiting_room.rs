@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use spike_auth::{AdmissionKeys, Admitted};
 use spike_core::queue::{AdmissionStep, QueueView};
-use spike_core::{EventId, QueueConfig, QueueCounters, Seal, Shuffle, Standing, UserId};
+use spike_core::{EventId, QueueConfig, QueueCounters, QueueMode, Seal, Shuffle, Standing, UserId};
 
 /// How often a node takes an admission step (and reads the counters) for
 /// each queued sale it serves.
@@ -209,6 +209,23 @@ impl WaitingRoom {
             admitted_so_far: counted.admitted,
             joined: counted.joined,
             admit_rate_per_s: self.config.admit_rate().get(),
+            entry: None,
+        }
+    }
+
+    /// Whether buyers pass straight through while demand stays under the
+    /// rate ([`QueueMode::Spillover`]).
+    pub fn spills_over(&self) -> bool {
+        self.config.mode() == QueueMode::Spillover
+    }
+
+    /// The standing of a buyer who just passed straight through at
+    /// `position`: admitted from now (this node learns the step itself at
+    /// its next tick).
+    pub fn passed(&self, position: u64, now_ms: u64) -> Standing {
+        Standing::Admitted {
+            position,
+            expires_at_ms: now_ms.saturating_add(self.config.admit_window_millis()),
         }
     }
 
@@ -221,9 +238,18 @@ impl WaitingRoom {
             "sealed": counted.seal.is_some(),
             "early": counted.seal.map(|seal| seal.early),
             "admit_rate_per_s": self.config.admit_rate().get(),
+            "mode": mode_name(self.config.mode()),
             "max_active": self.config.max_active().map(|m| m.get()),
             "read_at_ms": counted.read_at_ms,
         })
+    }
+}
+
+/// A waiting room's mode as `/stats` names it.
+fn mode_name(mode: QueueMode) -> &'static str {
+    match mode {
+        QueueMode::Always => "always",
+        QueueMode::Spillover => "spillover",
     }
 }
 
@@ -248,6 +274,28 @@ pub struct QueueStatus<'a> {
     pub joined: u64,
     /// The admission rate, per second.
     pub admit_rate_per_s: u32,
+    /// In a spillover room, how this buyer came in when they asked at the
+    /// door (`/queue/join`, or a purchase without an admission token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry: Option<Entry>,
+}
+
+impl QueueStatus<'_> {
+    /// The same status, saying how the buyer came in.
+    pub fn entering(mut self, entry: Entry) -> Self {
+        self.entry = Some(entry);
+        self
+    }
+}
+
+/// How a buyer came into a spillover room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Entry {
+    /// Demand was under the rate: admitted at once, no wait.
+    Passed,
+    /// Demand was over the rate: waiting to be admitted, in arrival order.
+    Queued,
 }
 
 /// A buyer's standing on the wire: positions count from 1.

@@ -118,7 +118,7 @@ pub struct StateCounts {
 
 /// The schema's migrations, in order: version, name, and the SQL that
 /// PostgreSQL and SQLite share, or each one's own.
-const MIGRATIONS: [(i64, &str, MigrationSql); 7] = [
+const MIGRATIONS: [(i64, &str, MigrationSql); 8] = [
     (
         1,
         "orders",
@@ -155,6 +155,11 @@ const MIGRATIONS: [(i64, &str, MigrationSql); 7] = [
         7,
         "fence_clock_and_life",
         MigrationSql::Shared(include_str!("../migrations/0007_fence_clock_and_life.sql")),
+    ),
+    (
+        8,
+        "queue_spillover",
+        MigrationSql::Shared(include_str!("../migrations/0008_queue_spillover.sql")),
     ),
 ];
 

@@ -1,16 +1,12 @@
 -- queue_tick.lua: one admission step of an event's waiting room, which any
 -- node may take at any time. At the opening it seals the waiting room (as
 -- queue_join.lua does); then, until the sale sells out, it moves `admitted`
--- as far as the rules allow: never back, never past who joined, never past
--- the rate's token bucket (`paced`: milliseconds since the opening times the
--- rate that the admissions used, 1,000 each; the bucket holds at most
--- ADMISSION_BURST_MS of the rate), and with queue_max_active, never past that
--- many admitted buyers who have neither bought nor let their admission
--- expire. The same steps as the embedded `Book::tick_queue`, and
--- `QueueConfig::admission_target` (spike-core/src/queue.rs).
+-- as far as admission.lua's rule allows. The same steps as the embedded
+-- `Book::tick_queue` (spike-core/src/memory.rs).
 --
 -- KEYS[1] spike:{E}:sale          hash: total, sold, opens_at_ms, queue_* rules
--- KEYS[2] spike:{E}:queue         hash: seed, early (once sealed), admitted, paced
+-- KEYS[2] spike:{E}:queue         hash: seed, early, sealed_at_ms (once sealed),
+--                                 admitted, paced
 -- KEYS[3] spike:{E}:queue:places  hash: user -> join index
 -- KEYS[4] spike:{E}:queue:steps   sorted set: member admitted, score the time (ms)
 -- KEYS[5] spike:{E}:queue:bought  sorted set: "position user" by position
@@ -31,30 +27,16 @@ local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local joined = redis.call('HLEN', KEYS[3])
 if now_ms >= opens_at and redis.call('HEXISTS', KEYS[2], 'seed') == 0 then
-  redis.call('HSET', KEYS[2], 'seed', ARGV[1], 'early', joined)
+  seal(KEYS[2], KEYS[3], ARGV[1], now_ms)
 end
-local state = redis.call('HMGET', KEYS[2], 'seed', 'early', 'admitted', 'paced')
+local state = redis.call('HMGET', KEYS[2], 'seed', 'early', 'admitted', 'paced', 'sealed_at_ms')
 local admitted = tonumber(state[3] or 0)
 if state[1] and sold < total then
-  -- Integers below 2^53 (a 30-day sale at the fastest rate): exact here.
-  local elapsed = (now_ms - opens_at) * rate
-  local start = math.max(tonumber(state[4] or 0), elapsed - ADMISSION_BURST_MS * rate)
-  local target = math.min(joined, admitted + math.floor((elapsed - start) / 1000))
-  if max_active > 0 then
-    local expired = 0
-    local last = redis.call('ZREVRANGEBYSCORE', KEYS[4], now_ms - window, '-inf', 'LIMIT', 0, 1)
-    if last[1] then expired = tonumber(last[1]) end
-    local bought = redis.call('ZCARD', KEYS[5])
-    local bought_expired = 0
-    if expired > 0 then bought_expired = redis.call('ZCOUNT', KEYS[5], 0, expired - 1) end
-    local active = math.max(0, admitted - bought - (expired - bought_expired))
-    target = math.min(target, admitted - active + max_active)
-  end
+  local target, paced = admission_target(KEYS[4], KEYS[5], now_ms, {opens_at, rate, max_active,
+    window}, {joined, admitted, tonumber(state[4] or 0), tonumber(state[5] or 0)})
   if target > admitted then
-    local paced = start + (target - admitted) * 1000
     admitted = target
-    redis.call('HSET', KEYS[2], 'admitted', admitted, 'paced', string.format('%d', paced))
-    redis.call('ZADD', KEYS[4], now_ms, admitted)
+    admit_to(KEYS[2], KEYS[4], target, paced, now_ms)
   end
 end
 local raw = redis.call('ZRANGEBYSCORE', KEYS[4], ARGV[2], '+inf', 'WITHSCORES')

@@ -425,8 +425,7 @@ impl CentralStock for RedisCentral {
         let mut invocation = self.scripts().queue_join.prepare_invoke();
         invocation
             .key(&keys.sale)
-            .key(&keys.queue)
-            .key(&keys.queue_places)
+            .key(keys.queue_keys().as_slice())
             .arg(user.as_str())
             .arg(seed.to_string());
         let mut connection = self.connection().await;
@@ -435,6 +434,7 @@ impl CentralStock for RedisCentral {
             .await?;
         match JoinCode::from_reply(code) {
             Some(JoinCode::Joined) => Ok(QueueJoin::Joined { join_index: number }),
+            Some(JoinCode::Passed) => Ok(QueueJoin::Passed { join_index: number }),
             Some(JoinCode::NotYetOpen) => Ok(QueueJoin::NotYetOpen {
                 joins_open_at_ms: number,
             }),
@@ -534,11 +534,32 @@ impl CentralStock for RedisCentral {
         let carried = (carried.iter())
             .map(|name| user(name))
             .collect::<Result<Vec<_>, _>>()?;
+        let passed: Vec<u64> = self
+            .read(|mut connection| {
+                let key = keys.queue_passed.clone();
+                async move { connection.zrangebyscore(key, "-inf", "+inf").await }
+            })
+            .await?;
+        let (opens_at_ms, sealed_at_ms): (Option<u64>, Option<u64>) = self
+            .read(|mut connection| {
+                let (sale, queue) = (keys.sale.clone(), keys.queue.clone());
+                async move {
+                    let opens: Option<u64> = connection.hget(sale, "opens_at_ms").await?;
+                    let sealed: Option<u64> = connection.hget(queue, "sealed_at_ms").await?;
+                    Ok((opens, sealed))
+                }
+            })
+            .await?;
         Ok(Some(QueueRecord {
             counters,
             joiners,
             bought: buyers,
             carried,
+            passed,
+            origin_ms: spike_core::queue::rate_origin_ms(
+                opens_at_ms.unwrap_or(0),
+                sealed_at_ms.unwrap_or(0),
+            ),
         }))
     }
 

@@ -30,6 +30,9 @@ pub struct EventKeys {
     pub queue_bought: String,
     /// Set: buyers holding seats when a recovery reset the waiting room.
     pub queue_carried: String,
+    /// Sorted set: the positions of buyers who passed straight through a
+    /// spillover room (member and score the position).
+    pub queue_passed: String,
     /// Hash: a train run's held orders → their tickets.
     pub tickets: String,
     /// A train run's seat maps are `<seat_maps><class>:<segment>` (see
@@ -58,6 +61,7 @@ impl EventKeys {
             queue_steps: key("queue:steps"),
             queue_bought: key("queue:bought"),
             queue_carried: key("queue:carried"),
+            queue_passed: key("queue:passed"),
             tickets: key("tickets"),
             seat_maps: key("seats:"),
             seat_scratch: key("seats:scratch"),
@@ -87,13 +91,14 @@ impl EventKeys {
     }
 
     /// The waiting room's keys, in the order its scripts expect them (after
-    /// the sale hash): counters, places, steps, bought.
-    pub fn queue_keys(&self) -> [&str; 4] {
+    /// the sale hash): counters, places, steps, bought, passed.
+    pub fn queue_keys(&self) -> [&str; 5] {
         [
             &self.queue,
             &self.queue_places,
             &self.queue_steps,
             &self.queue_bought,
+            &self.queue_passed,
         ]
     }
 
@@ -127,7 +132,7 @@ mod tests {
         let keys = EventKeys::new(&EventId::parse("G1").unwrap());
         assert_eq!(keys.sale, "spike:{G1}:sale");
         assert!(keys.everything().iter().all(|k| k.contains("{G1}")));
-        assert_eq!(keys.everything().len(), 10);
+        assert_eq!(keys.everything().len(), 11);
         assert_eq!(keys.seat_map(1, 7), "spike:{G1}:seats:1:7");
         assert!(keys.seat_scratch.contains("{G1}"));
     }

@@ -89,6 +89,9 @@ reply_codes! {
     JoinCode {
         /// The buyer has a place (its join index follows).
         Joined = 1 => "JOINED",
+        /// The buyer passed straight through a spillover room (now or
+        /// before): admitted at the position of its join index, which follows.
+        Passed = 2 => "PASSED",
         /// Joining has not started (its time follows).
         NotYetOpen = 0 => "NOT_YET_OPEN",
         /// The sale has no waiting room.
@@ -153,6 +156,13 @@ fn selling_rules() -> String {
     BuyCode::lua_prelude() + include_str!("../lua/sell.lua")
 }
 
+/// The admission rule both waiting-room scripts run: the bucket's burst,
+/// then `admission.lua`'s functions.
+fn admission_rule() -> String {
+    format!("local ADMISSION_BURST_MS = {ADMISSION_BURST_MS}\n")
+        + include_str!("../lua/admission.lua")
+}
+
 /// One script's name and its full source, as Redis receives it.
 fn sources() -> [(&'static str, String); 10] {
     [
@@ -181,13 +191,11 @@ fn sources() -> [(&'static str, String); 10] {
         ),
         (
             "queue_join",
-            JoinCode::lua_prelude() + include_str!("../lua/queue_join.lua"),
+            JoinCode::lua_prelude() + &admission_rule() + include_str!("../lua/queue_join.lua"),
         ),
         (
             "queue_tick",
-            TickCode::lua_prelude()
-                + &format!("local ADMISSION_BURST_MS = {ADMISSION_BURST_MS}\n")
-                + include_str!("../lua/queue_tick.lua"),
+            TickCode::lua_prelude() + &admission_rule() + include_str!("../lua/queue_tick.lua"),
         ),
     ]
 }

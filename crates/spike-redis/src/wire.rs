@@ -276,12 +276,12 @@ mod tests {
         assert!(snapshot_fields(&text(&["x", ""])).is_err());
         // The rules in RULE_FIELDS' order, then sold, buyers, stream, train.
         let fields = [
-            "10", "1", "0", "900000", "1", "200", "0", "600000", "0", "77", "3", "3", "3",
+            "10", "1", "0", "900000", "1", "200", "0", "600000", "0", "77", "1", "3", "3", "3",
         ];
         let mut reply = text(&fields);
         reply.push("A,B|first:1x2".into());
         let decoded = snapshot_fields(&reply)
-            .expect("thirteen fields")
+            .expect("fourteen fields")
             .expect("a sale");
         assert_eq!(decoded.record.train_wire(), "A,B|first:1x2");
         reply.pop();
@@ -295,5 +295,6 @@ mod tests {
         assert_eq!(decoded.record.queue_admit_rate, 200);
         assert_eq!(decoded.record.token_auth, 1);
         assert_eq!(decoded.record.life, 77);
+        assert_eq!(decoded.record.queue_spillover, 1);
     }
 }

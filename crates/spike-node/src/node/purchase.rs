@@ -21,6 +21,7 @@ use crate::batcher::{LaneError, LaneReply};
 use super::caller::{Asker, Claims};
 use super::event::EventState;
 use super::outcome::{verdict_answer, Outcome};
+use super::queue::Entrance;
 use super::refusal::try_again;
 use super::tickets::{leg_sold_out, seat_request};
 use super::Node;
@@ -44,6 +45,9 @@ pub(super) struct Admitted {
     /// Its place among the purchases waiting on central stock, given back
     /// as soon as central stock answers (not when the answer is sent).
     pub(super) in_flight: InFlight,
+    /// A spillover room's buyer without an admission token: the purchase
+    /// asks at the door first ([`Node::through_the_door`]).
+    pub(super) at_the_door: bool,
 }
 
 impl<C: CentralStock> Node<C> {
@@ -82,9 +86,11 @@ impl<C: CentralStock> Node<C> {
         if let Some(refusal) = state.refusal(user.as_ref(), shutting_down, SystemTime::now()) {
             return Err(Outcome::about(refusal, event, user, &state));
         }
-        let admission =
-            match self.admission(&event, &state, user.as_ref(), params.admission.as_deref()) {
-                Ok(admission) => admission,
+        let (admission, at_the_door) =
+            match self.entrance(&event, &state, user.as_ref(), params.admission.as_deref()) {
+                Ok(Entrance::NoRoom) => (None, false),
+                Ok(Entrance::Admitted(position)) => (Some(position), false),
+                Ok(Entrance::AtTheDoor) => (None, true),
                 Err(refusal) => return Err(Outcome::about(refusal, event, user, &state)),
             };
         let hold = match (seats, &state.train) {
@@ -145,6 +151,7 @@ impl<C: CentralStock> Node<C> {
             state,
             proof,
             in_flight,
+            at_the_door,
         })
     }
 
@@ -152,12 +159,22 @@ impl<C: CentralStock> Node<C> {
     /// reply, answer what central decided.
     pub(super) async fn complete(&self, admitted: Admitted) -> Outcome {
         let Admitted {
-            purchase,
+            mut purchase,
             hold,
             state,
             proof,
             in_flight,
+            at_the_door,
         } = admitted;
+        if let (true, Some(user)) = (at_the_door, &purchase.user) {
+            match self.through_the_door(&purchase.event, &state, user).await {
+                Ok(position) => purchase.admission = Some(position),
+                Err(refusal) => {
+                    drop((hold, in_flight));
+                    return Outcome::about(refusal, purchase.event, purchase.user, &state);
+                }
+            }
+        }
         let seat = match hold {
             Hold::Seat(seat) => seat,
             Hold::Seats(request) => {

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use crate::answer::Answer;
 use hyper::StatusCode;
-use spike_core::{CentralStock, EventId, QueueJoin, UserId};
+use spike_core::{CentralStock, EventId, QueueJoin, Standing, UserId};
 use spike_http::RetryReason;
 
 use spike_auth::AdmissionError;
@@ -17,32 +17,98 @@ use super::event::EventState;
 use super::outcome::Outcome;
 use super::refusal::try_again;
 use super::Node;
-use crate::waiting_room::{Place, WaitingRoom};
+use crate::waiting_room::{Entry, Place, WaitingRoom};
+
+/// How a purchase stands with its sale's waiting room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Entrance {
+    /// The sale has no waiting room.
+    NoRoom,
+    /// Admitted at this position (its admission token says so).
+    Admitted(u64),
+    /// A spillover room, and no admission token: the purchase asks at the
+    /// door first ([`Node::through_the_door`]).
+    AtTheDoor,
+}
 
 impl<C: CentralStock> Node<C> {
-    /// The admitted position a purchase of a queued sale carries, from its
-    /// admission token (`None` on a sale without a waiting room), or the
-    /// refusal: 403, code -7, "not admitted yet".
-    pub(super) fn admission(
+    /// How a purchase of a queued sale stands with its waiting room, from
+    /// its admission token, or the refusal: 403, code -7, "not admitted
+    /// yet".
+    pub(super) fn entrance(
         &self,
         event: &EventId,
         state: &EventState,
         user: Option<&UserId>,
         token: Option<&str>,
-    ) -> Result<Option<u64>, Answer> {
+    ) -> Result<Entrance, Answer> {
         let (Some(room), Some(user)) = (&state.queue, user) else {
-            return Ok(None);
+            return Ok(Entrance::NoRoom);
         };
         let Some(keys) = &self.admissions else {
             return Err(try_again(RetryReason::NoAdmissionKey, None));
         };
+        if token.is_none() && room.spills_over() {
+            return Ok(Entrance::AtTheDoor);
+        }
         let now_ms = spike_core::time::unix_millis(SystemTime::now());
         // Unsealed, nobody is admitted: no token can be right.
         let seal = room.seal_seed().unwrap_or(0);
         match keys.verify(event, seal, user, token, now_ms) {
-            Ok(admitted) => Ok(Some(admitted.position)),
+            Ok(admitted) => Ok(Entrance::Admitted(admitted.position)),
             Err(error) => Err(not_admitted(error)),
         }
+    }
+
+    /// A purchase at a spillover room's door: the buyer joins, and passes
+    /// straight through while demand stays under the rate (the position to
+    /// buy at), or is told to wait: 403, code -7, with their standing and
+    /// `"entry": "queued"`. A buyer whom a tick admitted since buys at once.
+    pub(super) async fn through_the_door(
+        &self,
+        event: &EventId,
+        state: &EventState,
+        user: &UserId,
+    ) -> Result<u64, Answer> {
+        let Some(room) = &state.queue else {
+            return Err(no_queue(event));
+        };
+        let Some(keys) = &self.admissions else {
+            return Err(try_again(RetryReason::NoAdmissionKey, None));
+        };
+        self.stats.count_queue_central_call();
+        let join_index = match self.central.join_queue(event, user, unguessable()).await {
+            Ok(QueueJoin::Passed { join_index }) => {
+                room.remember(user, join_index);
+                self.stats.count_spillover(true);
+                return Ok(join_index);
+            }
+            Ok(QueueJoin::Joined { join_index }) => join_index,
+            Ok(QueueJoin::NotYetOpen { joins_open_at_ms }) => {
+                return Err(not_open_yet(joins_open_at_ms))
+            }
+            Ok(QueueJoin::NoQueue) => return Err(no_queue(event)),
+            Ok(QueueJoin::NoSuchSale) => {
+                return Err(try_again(RetryReason::SaleStateMissing, None))
+            }
+            Err(_) => return Err(try_again(RetryReason::Unavailable, None)),
+        };
+        room.remember(user, join_index);
+        let now_ms = spike_core::time::unix_millis(SystemTime::now());
+        let standing = room.standing(join_index, now_ms, state.stock.is_sold_out());
+        if let Standing::Admitted { position, .. } = standing {
+            return Ok(position);
+        }
+        self.stats.count_spillover(false);
+        let status = room
+            .describe(standing, event, user, keys)
+            .entering(Entry::Queued);
+        Err(Answer::NotAdmitted {
+            reason: "demand is over the admission rate: you are in the waiting room; \
+                     buy with your admission token once admitted (GET /queue/status)"
+                .to_owned(),
+            standing: serde_json::to_value(status).ok(),
+        })
     }
 
     /// A "not admitted yet" refusal, completed with where the buyer stands
@@ -76,21 +142,36 @@ impl<C: CentralStock> Node<C> {
             return no_queue(&event);
         };
         self.stats.count_queue_central_call();
-        let join_index = match self.central.join_queue(&event, &user, unguessable()).await {
-            Ok(QueueJoin::Joined { join_index }) => join_index,
+        let (join_index, passed) = match self.central.join_queue(&event, &user, unguessable()).await
+        {
+            Ok(QueueJoin::Joined { join_index }) => (join_index, false),
+            Ok(QueueJoin::Passed { join_index }) => (join_index, true),
             Ok(QueueJoin::NotYetOpen { joins_open_at_ms }) => {
-                return Answer::refused_with(
-                    StatusCode::CONFLICT,
-                    "the waiting room is not open yet",
-                    serde_json::json!({ "joins_open_at_ms": joins_open_at_ms }),
-                )
+                return not_open_yet(joins_open_at_ms)
             }
             Ok(QueueJoin::NoQueue) => return no_queue(&event),
             Ok(QueueJoin::NoSuchSale) => return try_again(RetryReason::SaleStateMissing, None),
             Err(_) => return try_again(RetryReason::Unavailable, None),
         };
         room.remember(&user, join_index);
-        self.standing_answer(&event, &state, room, &user, join_index)
+        let Some(keys) = &self.admissions else {
+            return try_again(RetryReason::NoAdmissionKey, None);
+        };
+        let now_ms = spike_core::time::unix_millis(SystemTime::now());
+        let standing = match passed {
+            true => room.passed(join_index, now_ms),
+            false => room.standing(join_index, now_ms, state.stock.is_sold_out()),
+        };
+        let status = room.describe(standing, &event, &user, keys);
+        let status = match (room.spills_over(), passed) {
+            (false, _) => status,
+            (true, true) => status.entering(Entry::Passed),
+            (true, false) => status.entering(Entry::Queued),
+        };
+        if room.spills_over() {
+            self.stats.count_spillover(passed);
+        }
+        Answer::done(None, &status)
     }
 
     /// `GET /queue/status`: where the buyer stands, from this node's memory
@@ -216,6 +297,15 @@ impl<C: CentralStock> Node<C> {
 /// seeds): a waiting room's shuffle seed.
 pub(super) fn unguessable() -> u64 {
     rand::random()
+}
+
+/// 409: the waiting room opens for joining at `joins_open_at_ms`.
+fn not_open_yet(joins_open_at_ms: u64) -> Answer {
+    Answer::refused_with(
+        StatusCode::CONFLICT,
+        "the waiting room is not open yet",
+        serde_json::json!({ "joins_open_at_ms": joins_open_at_ms }),
+    )
 }
 
 pub(super) fn no_queue(event: &EventId) -> Answer {
