@@ -64,6 +64,16 @@ pub enum QueueMode {
     Spillover,
 }
 
+impl QueueMode {
+    /// The mode's name in `/stats`, `spike sale show` and the audit.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Always => "always",
+            Self::Spillover => "spillover",
+        }
+    }
+}
+
 /// A sale's waiting room: admission rate, cap on active buyers, how long an
 /// admission lasts, when joining starts, and who must wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 //! pollers cost central stock nothing once a buyer's place is known here.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,6 +43,9 @@ pub struct WaitingRoom {
     opens_at_ms: u64,
     counted: ArcSwap<Counted>,
     places: Mutex<HashMap<UserId, u64>>,
+    /// Positions admitted by passes through this node's door that its
+    /// last read may not show yet (a spillover room).
+    passed_through: AtomicU64,
 }
 
 impl WaitingRoom {
@@ -53,6 +57,7 @@ impl WaitingRoom {
             opens_at_ms,
             counted: ArcSwap::from_pointee(Counted::default()),
             places: Mutex::new(HashMap::new()),
+            passed_through: AtomicU64::new(0),
         }
     }
 
@@ -98,6 +103,7 @@ impl WaitingRoom {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clear();
+            self.passed_through.store(0, Ordering::Relaxed);
             known = Arc::new(Counted::default());
         }
         let last = known.steps.last().map_or(0, |step| step.admitted);
@@ -152,7 +158,7 @@ impl WaitingRoom {
             config: &self.config,
             opens_at_ms: self.opens_at_ms,
             shuffle: counted.shuffle.as_deref(),
-            admitted: counted.admitted,
+            admitted: (counted.admitted).max(self.passed_through.load(Ordering::Relaxed)),
             steps: &counted.steps,
             sold_out,
         }
@@ -220,9 +226,10 @@ impl WaitingRoom {
     }
 
     /// The standing of a buyer who just passed straight through at
-    /// `position`: admitted from now (this node learns the step itself at
-    /// its next tick).
+    /// `position`: admitted from now. Until this node reads the step at its
+    /// next tick, it counts `position` admitted itself.
     pub fn passed(&self, position: u64, now_ms: u64) -> Standing {
+        (self.passed_through).fetch_max(position.saturating_add(1), Ordering::Relaxed);
         Standing::Admitted {
             position,
             expires_at_ms: now_ms.saturating_add(self.config.admit_window_millis()),
@@ -238,18 +245,10 @@ impl WaitingRoom {
             "sealed": counted.seal.is_some(),
             "early": counted.seal.map(|seal| seal.early),
             "admit_rate_per_s": self.config.admit_rate().get(),
-            "mode": mode_name(self.config.mode()),
+            "mode": self.config.mode().name(),
             "max_active": self.config.max_active().map(|m| m.get()),
             "read_at_ms": counted.read_at_ms,
         })
-    }
-}
-
-/// A waiting room's mode as `/stats` names it.
-fn mode_name(mode: QueueMode) -> &'static str {
-    match mode {
-        QueueMode::Always => "always",
-        QueueMode::Spillover => "spillover",
     }
 }
 

@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use spike_core::sale::BuyerAuth;
 use spike_core::sale::DEFAULT_PAYMENT_WINDOW;
-use spike_core::{BuyerPolicy, EventId, NodeId, QueueConfig, SaleConfig, SecretUrl};
+use spike_core::{BuyerPolicy, EventId, NodeId, QueueConfig, QueueMode, SaleConfig, SecretUrl};
 use spike_orders::defaults;
 
 /// How a server treats its clients' connections; shared by `node`, `front`
@@ -62,6 +62,25 @@ pub enum AuthFlag {
     Open,
     /// Buyers carry an HS256 token signed by the operator's login system.
     Token,
+}
+
+/// Who waits in a sale's waiting room, as `--queue` spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueueFlag {
+    /// Every buyer joins and buys only once admitted (`--queue` alone).
+    Always,
+    /// Spillover: buyers pass straight through while demand stays under
+    /// `--admit-rate`; beyond it they wait, admitted in arrival order.
+    Auto,
+}
+
+impl From<QueueFlag> for QueueMode {
+    fn from(flag: QueueFlag) -> Self {
+        match flag {
+            QueueFlag::Always => QueueMode::Always,
+            QueueFlag::Auto => QueueMode::Spillover,
+        }
+    }
 }
 
 /// Where the order ledger lives: `postgres://…` or `sqlite:…`.
@@ -118,9 +137,18 @@ pub struct SaleRules {
     #[arg(long, value_enum, default_value = "open")]
     pub auth: AuthFlag,
     /// Put the sale behind a waiting room: buyers join (POST /queue/join),
-    /// are shuffled at the opening, and buy only once admitted.
-    #[arg(long, requires = "admit_rate", conflicts_with = "anonymous")]
-    pub queue: bool,
+    /// are shuffled at the opening, and buy only once admitted. `--queue
+    /// auto` (spillover): buyers pass straight through while demand stays
+    /// under --admit-rate, and only the excess waits.
+    #[arg(
+        long,
+        value_enum,
+        num_args = 0..=1,
+        default_missing_value = "always",
+        requires = "admit_rate",
+        conflicts_with = "anonymous"
+    )]
+    pub queue: Option<QueueFlag>,
     /// Waiting room: positions admitted per second (e.g. 200/s).
     #[arg(long, value_parser = parse_rate, requires = "queue")]
     pub admit_rate: Option<NonZeroU32>,
@@ -159,8 +187,9 @@ impl SaleRules {
             }
         };
         let queue = match (self.queue, self.admit_rate) {
-            (true, Some(rate)) => Some(
+            (Some(flag), Some(rate)) => Some(
                 QueueConfig::new(rate)?
+                    .with_mode(flag.into())
                     .with_max_active(self.max_active)
                     .with_admit_window(self.admit_window)?
                     .joining_from(self.queue_opens_at),
@@ -182,7 +211,7 @@ impl SaleRules {
             || self.opens_at.is_some()
             || self.per_user_limit != NonZeroU32::MIN
             || self.payment_window != DEFAULT_PAYMENT_WINDOW
-            || self.queue
+            || self.queue.is_some()
     }
 }
 

@@ -2,8 +2,10 @@
 //! driven by `playwright-core` from tests/browser) opens the dashboard
 //! during a small `spike demo --dashboard` and waits until the sold counter
 //! reaches the stock; watches a train's seat × segment grid fill in during
-//! `spike demo --train --dashboard`; and goes through a sale's waiting room (join, wait,
-//! get admitted, buy). Screenshots go to target/test-artifacts/.
+//! `spike demo --train --dashboard`; goes through a sale's waiting room (join, wait,
+//! get admitted, buy); and through a spillover room (`--queue auto`), once
+//! straight through and once behind a crowd. Screenshots go to
+//! target/test-artifacts/.
 //! `scripts/test` installs Chromium and the npm package.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
@@ -80,42 +82,12 @@ fn a_buyer_goes_through_the_waiting_room_page_in_chromium() {
     // before it, on a loaded CI machine too.
     let port = free_port();
     let opens_at = std::time::SystemTime::now() + Duration::from_secs(12);
-    // A waiting room is a token sale: the buyers' tokens, from the key the
-    // node verifies with.
-    const KEY: &str = "the-browser-tests-login-system-signs-with-it";
-    let keys = std::env::temp_dir().join(spike_testkit::unique("queue-keys"));
-    std::fs::write(&keys, format!("{KEY}\n")).expect("key file");
-    let key = spike_auth::SecretKey::new(KEY).expect("long enough");
-    let tokens: serde_json::Map<String, serde_json::Value> =
-        ["alice", "other0", "other1", "other2", "other3", "other4"]
-            .iter()
-            .map(|name| {
-                let user = spike_core::UserId::parse(*name).expect("user");
-                let token = spike_auth::mint(
-                    &key,
-                    &user,
-                    std::time::SystemTime::now(),
-                    Duration::from_secs(3600),
-                    None,
-                );
-                (name.to_string(), serde_json::Value::from(token))
-            })
-            .collect();
-    let tokens = serde_json::Value::Object(tokens).to_string();
-    let node = Command::new(SPIKE)
-        .args(["node", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--event", "G7", "--stock", "3", "--no-stat-log"])
-        .args([
-            "--opens-at",
-            &humantime::format_rfc3339(opens_at).to_string(),
-        ])
-        .args(["--queue", "--admit-rate", "2/s"])
-        .args(["--auth", "token", "--token-key-file"])
-        .arg(&keys)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start spike node");
+    let opening = humantime::format_rfc3339(opens_at).to_string();
+    let (node, tokens) = waiting_room_node(
+        port,
+        &["--stock", "3", "--opens-at", &opening, "--queue"],
+        &["alice", "other0", "other1", "other2", "other3", "other4"],
+    );
     let base = format!("http://127.0.0.1:{port}");
     browse(
         node,
@@ -125,6 +97,65 @@ fn a_buyer_goes_through_the_waiting_room_page_in_chromium() {
         &screenshot,
         5_000,
     );
+}
+
+#[test]
+fn a_spillover_room_lets_a_buyer_through_then_queues_one_behind_a_crowd_in_chromium() {
+    let (script, screenshot) = check("spillover");
+
+    // An embedded node selling now behind a spillover room admitting 2 a
+    // second: bob, alone, passes straight through; then twenty buyers
+    // arrive at once, and alice, behind them, waits her turn.
+    let port = free_port();
+    let mut buyers = vec!["alice".to_owned(), "bob".to_owned()];
+    buyers.extend((0..20).map(|i| format!("other{i}")));
+    let buyers: Vec<&str> = buyers.iter().map(String::as_str).collect();
+    let (node, tokens) = waiting_room_node(port, &["--stock", "30", "--queue", "auto"], &buyers);
+    let base = format!("http://127.0.0.1:{port}");
+    browse(
+        node,
+        port,
+        &script,
+        &[&base, "G7", &tokens],
+        &screenshot,
+        5_000,
+    );
+}
+
+/// An embedded `spike node` on `port` selling G7 with `sale` flags behind a
+/// waiting room admitting 2 a second, and a JSON object of each of
+/// `buyers`' tokens, from the key the node verifies with (a waiting room is
+/// a token sale).
+fn waiting_room_node(port: u16, sale: &[&str], buyers: &[&str]) -> (std::process::Child, String) {
+    const KEY: &str = "the-browser-tests-login-system-signs-with-it";
+    let keys = std::env::temp_dir().join(spike_testkit::unique("queue-keys"));
+    std::fs::write(&keys, format!("{KEY}\n")).expect("key file");
+    let key = spike_auth::SecretKey::new(KEY).expect("long enough");
+    let tokens: serde_json::Map<String, serde_json::Value> = (buyers.iter())
+        .map(|name| {
+            let user = spike_core::UserId::parse(*name).expect("user");
+            let token = spike_auth::mint(
+                &key,
+                &user,
+                std::time::SystemTime::now(),
+                Duration::from_secs(3600),
+                None,
+            );
+            (name.to_string(), serde_json::Value::from(token))
+        })
+        .collect();
+    let node = Command::new(SPIKE)
+        .args(["node", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--event", "G7", "--no-stat-log"])
+        .args(sale)
+        .args(["--admit-rate", "2/s"])
+        .args(["--auth", "token", "--token-key-file"])
+        .arg(&keys)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start spike node");
+    (node, serde_json::Value::Object(tokens).to_string())
 }
 
 /// The browser check `tests/browser/NAME.mjs` and where its screenshot goes

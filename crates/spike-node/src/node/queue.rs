@@ -80,6 +80,7 @@ impl<C: CentralStock> Node<C> {
         let join_index = match self.central.join_queue(event, user, unguessable()).await {
             Ok(QueueJoin::Passed { join_index }) => {
                 room.remember(user, join_index);
+                room.passed(join_index, spike_core::time::unix_millis(SystemTime::now()));
                 self.stats.count_spillover(true);
                 return Ok(join_index);
             }

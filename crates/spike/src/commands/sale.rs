@@ -329,6 +329,7 @@ fn snapshot_json(event: &str, s: &SaleSnapshot, figures: &SaleFigures) -> serde_
         "opens_at": s.config.opens_at().map(|t| humantime::format_rfc3339(t).to_string()),
         "payment_window_secs": s.config.payment_window().as_secs_f64(),
         "queue": s.config.queue().map(|q| serde_json::json!({
+            "mode": q.mode().name(),
             "admit_rate_per_s": q.admit_rate().get(),
             "max_active": q.max_active().map(|m| m.get()),
             "admit_window_secs": q.admit_window().as_secs_f64(),
@@ -386,7 +387,8 @@ fn queue_lines(s: &SaleSnapshot) -> String {
             humantime::format_rfc3339(t).to_string()
         });
     format!(
-        "waiting room     {}/s, max active {cap}, admission window {}, joining {joins}\n",
+        "waiting room     {}, {}/s, max active {cap}, admission window {}, joining {joins}\n",
+        queue.mode().name(),
         queue.admit_rate(),
         humantime::format_duration(queue.admit_window()),
     )
