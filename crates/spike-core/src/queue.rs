@@ -591,6 +591,45 @@ mod tests {
     }
 
     #[test]
+    fn a_spillover_room_lets_a_buyer_through_only_with_a_token_and_nobody_waiting() {
+        let always = rate(10);
+        let spillover = always.with_mode(QueueMode::Spillover);
+        let progress = |joined, admitted, paced| AdmissionProgress {
+            since_opening_ms: 5_000,
+            paced,
+            joined,
+            admitted,
+            bought: 0,
+            expired_unbought: 0,
+        };
+        assert!(
+            spillover.lets_through(&progress(3, 3, 3_000)),
+            "a full bucket"
+        );
+        assert!(
+            !always.lets_through(&progress(3, 3, 3_000)),
+            "everyone waits"
+        );
+        assert!(
+            !spillover.lets_through(&progress(4, 3, 3_000)),
+            "someone is waiting"
+        );
+        assert!(
+            !spillover.lets_through(&progress(50, 50, 50_000)),
+            "the bucket is empty"
+        );
+        assert!(
+            spillover.lets_through(&progress(50, 50, 49_000)),
+            "one token"
+        );
+        let capped = spillover.with_max_active(NonZeroU64::new(2));
+        assert!(
+            !capped.lets_through(&progress(3, 3, 3_000)),
+            "three active, two allowed"
+        );
+    }
+
+    #[test]
     fn a_buyer_stands_where_the_counters_say() {
         let queue = rate(100)
             .with_admit_window(Duration::from_secs(60))
