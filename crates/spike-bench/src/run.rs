@@ -101,10 +101,20 @@ pub struct BenchConfig {
     /// A train run's buyers: each request also asks for a station pair,
     /// a class and a party ([`TicketChoices`]).
     pub tickets: Option<TicketChoices>,
-    /// Open the connections after the clock starts, all at once (a
-    /// connection storm), rather than before it.
+    /// Open the connections after the clock starts (a connection storm),
+    /// rather than before it, as fast as this process can: at most
+    /// [`STORM_OPENINGS`] handshakes at once, each request's latency
+    /// counted from when its own connection began to open.
     pub storm: bool,
 }
+
+/// Most connections a storm opens at once. Without a bound, this process
+/// would start all its handshakes before sending any request (its tasks
+/// run in turn), and every request would count the opening of every
+/// connection as its own latency: on one core, 10,000 loopback handshakes
+/// take about 2 s here, both ends' kernel work running on the connecting
+/// CPU (BENCHMARKS.md, "The stampede").
+pub const STORM_OPENINGS: usize = 256;
 
 impl BenchConfig {
     /// As fast as possible, distinct users, 5 s timeout, progress bar on.
@@ -284,16 +294,27 @@ pub async fn run(config: &BenchConfig) -> Result<RunData, BenchError> {
         }
     }
     let start = Instant::now();
+    let openings = Arc::new(tokio::sync::Semaphore::new(STORM_OPENINGS));
     let mut workers = tokio::task::JoinSet::new();
     for connection in opened {
-        let (config, next, done, shared) = (
+        let (config, next, done, shared, openings) = (
             Arc::clone(&config),
             Arc::clone(&next),
             Arc::clone(&done),
             Arc::clone(&shared),
+            Arc::clone(&openings),
         );
-        workers
-            .spawn(async move { drive(&config, connection, &next, &done, &shared, start).await });
+        workers.spawn(async move {
+            let run = Run {
+                config: &config,
+                next: &next,
+                done: &done,
+                shared: &shared,
+                openings: &openings,
+                start,
+            };
+            drive(&run, connection).await
+        });
     }
     let mut tallies = Vec::with_capacity(config.connections);
     while let Some(tally) = workers.join_next().await {
@@ -321,14 +342,26 @@ fn progress_bar(config: &BenchConfig) -> ProgressBar {
     bar
 }
 
-async fn drive(
-    config: &BenchConfig,
-    mut connection: Option<Connection>,
-    next: &AtomicU64,
-    done: &AtomicU64,
-    shared: &SharedSeconds,
+/// What every connection's driver shares.
+struct Run<'a> {
+    config: &'a BenchConfig,
+    next: &'a AtomicU64,
+    done: &'a AtomicU64,
+    shared: &'a SharedSeconds,
+    /// Connections being opened after the clock started, bounded.
+    openings: &'a tokio::sync::Semaphore,
     start: Instant,
-) -> Tally {
+}
+
+async fn drive(run: &Run<'_>, mut connection: Option<Connection>) -> Tally {
+    let Run {
+        config,
+        next,
+        done,
+        shared,
+        openings,
+        start,
+    } = *run;
     let mut tally = Tally::new();
     let separator = if config.target.path.contains('?') {
         '&'
@@ -353,7 +386,7 @@ async fn drive(
         }
         // With a fixed rate, latency counts from when the request was due
         // (no coordinated omission).
-        let due = match config.rate {
+        let mut due = match config.rate {
             Some(rate) => {
                 let due = start + Duration::from_secs_f64(index as f64 / rate);
                 tokio::time::sleep_until(due.into()).await;
@@ -362,7 +395,13 @@ async fn drive(
             None => Instant::now(),
         };
         if connection.is_none() {
-            match Connection::open(&config.target.address).await {
+            let opening = openings.acquire().await.ok();
+            if config.rate.is_none() {
+                due = Instant::now();
+            }
+            let opened = Connection::open(&config.target.address).await;
+            drop(opening);
+            match opened {
                 Ok(opened) => connection = Some(opened),
                 Err(_) => {
                     let second = start.elapsed().as_secs() as usize;
