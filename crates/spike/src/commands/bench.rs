@@ -26,9 +26,11 @@ pub struct BenchArgs {
     /// Keep-alive connections.
     #[arg(long, default_value = "100")]
     pub connections: usize,
-    /// A connection storm: open every connection at once after the clock
-    /// starts, so that each connection's opening counts in its first
-    /// request's latency (by default they are all opened before).
+    /// A connection storm: open the connections after the clock starts, as
+    /// fast as this process can (at most 256 handshakes at once), so that
+    /// each connection's opening counts in its first request's latency,
+    /// counted from when that connection began to open (by default they
+    /// are all opened before).
     #[arg(long)]
     pub storm: bool,
     /// Fixed total request rate per second (default: as fast as possible).
