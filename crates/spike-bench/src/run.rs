@@ -219,6 +219,14 @@ impl Tally {
         }
     }
 
+    /// Files one answer's latency under the second it finished in (the
+    /// second's histogram is switched first, so that an answer never lands
+    /// in the second this connection answered before).
+    fn record_second_latency(&mut self, second: usize, micros: u64, shared: &SharedSeconds) {
+        self.second(second, shared);
+        let _ = self.second_histogram.record(micros);
+    }
+
     fn second(&mut self, second: usize, shared: &SharedSeconds) -> &mut SecondCounts {
         if second != self.current_second {
             shared.merge(self.current_second, &mut self.second_histogram);
@@ -427,7 +435,7 @@ async fn drive(run: &Run<'_>, mut connection: Option<Connection>) -> Tally {
                     u64::try_from(finished.duration_since(due).as_micros()).unwrap_or(u64::MAX);
                 let micros = micros.clamp(1, 60_000_000);
                 let _ = tally.latency_us.record(micros);
-                let _ = tally.second_histogram.record(micros);
+                tally.record_second_latency(second, micros, shared);
                 let counts = tally.second(second, shared);
                 counts.requests += 1;
                 if answer.code == i64::from(Code::TryAgain.number()) {
@@ -523,6 +531,20 @@ mod tests {
         for bad in ["https://h:1/", "h:1/x", "http://h/x", "http://:1/"] {
             assert!(bad.parse::<Target>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_answer_is_filed_under_the_second_it_finished_in() {
+        let shared = SharedSeconds(Mutex::new(Vec::new()));
+        let mut tally = Tally::new();
+        // A connection's only answer, 2.4 s after the start (a storm).
+        tally.record_second_latency(2, 2_400_000, &shared);
+        let last = tally.current_second;
+        shared.merge(last, &mut tally.second_histogram);
+        let seconds = shared.0.lock().unwrap();
+        assert_eq!(seconds.len(), 3);
+        assert_eq!(seconds[0].len(), 0, "not under the second it opened in");
+        assert_eq!(seconds[2].len(), 1);
     }
 
     #[test]
