@@ -108,6 +108,9 @@ async fn sentinel_failover_mid_sale_loses_no_confirmed_sale() {
     let mut resumed_after = None;
     let mut user = 0;
     let mut unknown = 0;
+    // Why the last purchases were not confirmed (each distinct reason,
+    // with how often), for the message if the node never resumes.
+    let mut reasons: std::collections::BTreeMap<String, u32> = Default::default();
     while started.elapsed() < Duration::from_secs(40) {
         user += 1;
         let name = format!("u{user}");
@@ -119,7 +122,11 @@ async fn sentinel_failover_mid_sale_loses_no_confirmed_sale() {
                     resumed_after = Some(Instant::now() - killed);
                 }
             }
-            Code::TryAgain => unknown += 1,
+            Code::TryAgain => {
+                unknown += 1;
+                let reason = reply.body["msg"].as_str().unwrap_or("?").to_owned();
+                *reasons.entry(reason).or_default() += 1;
+            }
             other => panic!("unexpected answer {other:?}: {reply:?}"),
         }
         if killed_at.is_none() && confirmed.len() == 50 {
@@ -137,8 +144,8 @@ async fn sentinel_failover_mid_sale_loses_no_confirmed_sale() {
             .map(|r| (r.port(), r.role(), r.online_replicas()))
             .collect();
         panic!(
-            "the node did not resume: {} confirmed, {unknown} unknown; sentinel says {:?}; \
-             replicas (port, role, online replicas): {roles:?}",
+            "the node did not resume: {} confirmed, {unknown} unknown ({reasons:?}); \
+             sentinel says {:?}; replicas (port, role, online replicas): {roles:?}",
             confirmed.len(),
             sentinel.primary_port("tickets"),
         )
