@@ -66,6 +66,9 @@ pub struct CrowdReport {
     pub joined_early: u64,
     /// Users who joined after the opening (in arrival order).
     pub joined_late: u64,
+    /// Of those, users a spillover room let straight through (demand under
+    /// its rate: admitted as they joined).
+    pub passed: u64,
     /// Seats bought (answer code 1).
     pub bought: u64,
     /// Users told the sale sold out (by the status or by a purchase).
@@ -103,6 +106,8 @@ struct Standing {
     opens_at_ms: Option<u64>,
     expires_at_ms: Option<u64>,
     admission: Option<String>,
+    /// In a spillover room: `passed` or `queued`.
+    entry: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -226,7 +231,11 @@ async fn join_all(shared: Arc<Shared>) -> io::Result<()> {
                 shared.schedule(told.opens_at_ms.unwrap_or(now), user);
             }
             (0, _) => {
-                shared.count(|r| r.joined_late += 1);
+                let passed = told.entry.as_deref() == Some("passed");
+                shared.count(|r| {
+                    r.joined_late += 1;
+                    r.passed += u64::from(passed);
+                });
                 shared.schedule(now, user);
             }
             _ => shared.count(|r| r.errors += 1),

@@ -5,7 +5,7 @@
 //! `"entry": "queued"` and a position, and is admitted in arrival order at
 //! the rate; then the room empties and buyers pass again. The audit checks
 //! both: no admission faster than the rate, and no pass ahead of a waiting
-//! buyer.
+//! buyer. `spike demo --queue auto` runs a crowd through one.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
@@ -196,4 +196,29 @@ async fn the_room_spills_over_only_beyond_the_rate<C: Central>(central: C) {
     );
     assert_eq!(central.snapshot(&event).await.unwrap().unwrap().sold, sold);
     pipeline.stop().await;
+}
+
+#[test]
+fn spike_demo_queue_auto_lets_a_calm_crowd_through_and_audits_it() {
+    // The crowd joins after the opening as fast as it can, far under a rate
+    // of 100,000/s: everyone passes straight through until the sellout
+    // (every buyer among them); after it nobody passes, and all are told.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_spike"))
+        .args(["demo", "--queue", "auto", "--admit-rate", "100000/s"])
+        .args(["--opens-in", "0s", "--users", "3000", "--stock", "300"])
+        .args(["--json", "--no-progress"])
+        .output()
+        .expect("run spike demo --queue auto");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let demo: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    assert_eq!(demo["all_invariants_held"], true);
+    assert_eq!(demo["orders"]["audit_passed"], true);
+    let room = &demo["waiting_room"];
+    assert_eq!(room["bought"], 300);
+    assert_eq!(room["told_sold_out"], 2700);
+    assert!(room["passed"].as_u64().unwrap() >= 300, "{room}");
 }

@@ -32,7 +32,7 @@ use super::bench::{central_view, print_report};
 use super::orders::ledger;
 use super::redis;
 use crate::app::{random_keys, NodeApp, NodeSettings};
-use crate::args::{parse_duration, parse_rate, OutputArgs};
+use crate::args::{parse_duration, parse_rate, OutputArgs, QueueFlag};
 use clap::Args;
 use spike_core::SecretUrl;
 
@@ -78,8 +78,10 @@ pub struct DemoArgs {
     /// Put the sale behind a waiting room: the users join, those who joined
     /// before the opening are shuffled, positions are admitted at
     /// --admit-rate, and admitted users buy with their admission token.
-    #[arg(long)]
-    pub queue: bool,
+    /// `--queue auto`: a spillover room, which lets users straight through
+    /// while they arrive under --admit-rate.
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "always")]
+    pub queue: Option<QueueFlag>,
     /// Waiting room: positions admitted per second.
     #[arg(long, value_parser = parse_rate, default_value = "2000/s", requires = "queue")]
     pub admit_rate: NonZeroU32,
@@ -195,7 +197,7 @@ impl DemoSale {
             });
         }
         let mut config = SaleConfig::new(args.stock)?;
-        if args.queue {
+        if let Some(flag) = args.queue {
             // A waiting room is a token sale: the crowd carries tokens.
             config = config
                 .with_policy(BuyerPolicy::Identified {
@@ -203,7 +205,9 @@ impl DemoSale {
                     auth: BuyerAuth::Token,
                 })
                 .opening_at(Some(SystemTime::now() + args.opens_in))
-                .with_queue(Some(QueueConfig::new(args.admit_rate)?))?;
+                .with_queue(Some(
+                    QueueConfig::new(args.admit_rate)?.with_mode(flag.into()),
+                ))?;
         }
         Ok(Self {
             event: EventId::parse(plain)?,
@@ -529,6 +533,12 @@ fn print_crowd(crowd: &CrowdReport) {
         thousands(crowd.joined_late),
         crowd.join_seconds
     );
+    if crowd.passed > 0 {
+        println!(
+            "spillover        {} of them passed straight through (demand under the rate)",
+            thousands(crowd.passed)
+        );
+    }
     println!(
         "after opening    {:.2} s until every user had a seat or a \"sold out\"",
         crowd.after_opening_seconds
