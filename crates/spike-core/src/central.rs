@@ -91,8 +91,10 @@ pub enum QueueJoin {
         join_index: u64,
     },
     /// A spillover room let the buyer pass straight through (now, or when
-    /// they first joined): admitted at the position of their join index,
-    /// with no wait and no admission token needed.
+    /// they first joined, within the admission window since): admitted at
+    /// the position of their join index, with no wait and no admission
+    /// token needed. Once the window has passed, a passer is `Joined`, and
+    /// stands as expired.
     Passed {
         /// The order this buyer joined in, which is their position.
         join_index: u64,

@@ -48,6 +48,11 @@ impl WaitingRoom {
         self.places.len() as u64
     }
 
+    /// When position `position` was admitted, if it was.
+    fn admitted_at(&self, position: u64) -> Option<u64> {
+        crate::queue::admitted_at(&self.steps, position)
+    }
+
     /// Positions admitted at or before `at_ms`.
     fn admitted_by(&self, at_ms: u64) -> u64 {
         let steps = self.steps.partition_point(|step| step.at_ms <= at_ms);
@@ -125,9 +130,15 @@ impl Book {
         let joins_open_at_ms = queue.joins_open_at_millis();
         self.seal_at_opening(seed, now_ms);
         if let Some(&join_index) = self.queue.places.get(user) {
-            return match self.queue.passed.contains(&join_index) {
-                true => QueueJoin::Passed { join_index },
-                false => QueueJoin::Joined { join_index },
+            // A pass holds for the admission window from its step.
+            let passed_at = (self.queue.passed.contains(&join_index))
+                .then(|| self.queue.admitted_at(join_index))
+                .flatten();
+            return match passed_at {
+                Some(at_ms) if now_ms.saturating_sub(at_ms) < queue.admit_window_millis() => {
+                    QueueJoin::Passed { join_index }
+                }
+                _ => QueueJoin::Joined { join_index },
             };
         }
         if now_ms < joins_open_at_ms {

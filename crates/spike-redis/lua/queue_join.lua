@@ -18,7 +18,8 @@
 --
 -- Returns {code, number}, the codes being constants declared by the prelude
 -- that src/scripts.rs puts before this file (JoinCode there):
---   JOINED (the join index) | PASSED (the join index, which is the position)
+--   JOINED (the join index) | PASSED (the join index, which is the position;
+--   again on a later join within the admission window of the pass)
 --   | NOT_YET_OPEN (when joining starts, ms) | NO_QUEUE | NO_SUCH_SALE
 local rule = redis.call('HMGET', KEYS[1], 'total', 'opens_at_ms', 'queue_admit_rate',
   'queue_joins_open_at_ms', 'sold', 'queue_max_active', 'queue_admit_window_ms', 'queue_spillover')
@@ -37,8 +38,12 @@ if now_ms >= opens_at and redis.call('HEXISTS', KEYS[2], 'seed') == 0 then
 end
 local place = redis.call('HGET', KEYS[3], ARGV[1])
 if place then
+  -- A pass holds for the admission window from its step, as an admission does.
   if redis.call('ZSCORE', KEYS[6], place) then
-    return {PASSED, tonumber(place)}
+    local at = tonumber(redis.call('ZSCORE', KEYS[4], tonumber(place) + 1) or 0)
+    if now_ms - at < tonumber(rule[7]) then
+      return {PASSED, tonumber(place)}
+    end
   end
   return {JOINED, tonumber(place)}
 end

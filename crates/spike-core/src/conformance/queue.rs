@@ -158,10 +158,10 @@ pub async fn a_spillover_room_lets_buyers_through_under_the_rate_and_queues_the_
     let rate = 10;
     let spillover = |opens_in| {
         let config = queued_sale(1_000, rate, opens_in);
-        let room = config
-            .queue()
-            .expect("a room")
-            .with_mode(QueueMode::Spillover);
+        let room = (config.queue().expect("a room"))
+            .with_mode(QueueMode::Spillover)
+            .with_admit_window(Duration::from_secs(3))
+            .expect("a window");
         config.with_queue(Some(room)).expect("spillover sale")
     };
     // Before the opening nobody passes: early joiners are shuffled.
@@ -252,6 +252,14 @@ pub async fn a_spillover_room_lets_buyers_through_under_the_rate_and_queues_the_
     assert_eq!(
         crate::queue::passes_ahead_of_waiters(steps, &record.passed),
         0
+    );
+    // A pass lasts the admission window, as an admission does.
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
+    let lapsed = (central.join_queue(&event, &user("s0"), 99).await).expect("join");
+    assert_eq!(
+        lapsed,
+        QueueJoin::Joined { join_index: 0 },
+        "the pass lapsed"
     );
     let config = spillover(None);
     let room = config.queue().expect("a room");

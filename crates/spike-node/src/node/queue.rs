@@ -100,14 +100,19 @@ impl<C: CentralStock> Node<C> {
         if let Standing::Admitted { position, .. } = standing {
             return Ok(position);
         }
-        self.stats.count_spillover(false);
-        let status = room
-            .describe(standing, event, user, keys)
-            .entering(Entry::Queued);
+        let status = room.describe(standing, event, user, keys);
+        let (status, reason) = match standing {
+            Standing::Waiting { .. } | Standing::WaitingForStart { .. } => {
+                self.stats.count_spillover(false);
+                let reason = "demand is over the admission rate: you are in the waiting room; \
+                              buy with your admission token once admitted (GET /queue/status)";
+                (status.entering(Entry::Queued), reason)
+            }
+            // A pass (or an admission) whose window lapsed, or a sellout.
+            _ => (status, "your admission is over: see data.standing"),
+        };
         Err(Answer::NotAdmitted {
-            reason: "demand is over the admission rate: you are in the waiting room; \
-                     buy with your admission token once admitted (GET /queue/status)"
-                .to_owned(),
+            reason: reason.to_owned(),
             standing: serde_json::to_value(status).ok(),
         })
     }
