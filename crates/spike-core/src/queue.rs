@@ -241,8 +241,10 @@ pub fn rate_origin_ms(opens_at_ms: u64, sealed_at_ms: u64) -> u64 {
 }
 
 /// For the audit: the admission steps (oldest first) that moved faster than
-/// `config`'s token bucket allows, replayed from the sale's opening: both
-/// from it, so none may overdraw it. `origin_ms`: see [`rate_origin_ms`].
+/// `config`'s token bucket allows, replayed from the rate's origin
+/// (`origin_ms`, see [`rate_origin_ms`]). Both the ticks and the buyers who
+/// passed straight through take their tokens from it, so none may
+/// overdraw it.
 pub fn steps_beyond_rate(config: &QueueConfig, origin_ms: u64, steps: &[AdmissionStep]) -> u64 {
     let mut progress = AdmissionProgress {
         since_opening_ms: 0,
