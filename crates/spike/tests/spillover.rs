@@ -131,6 +131,22 @@ async fn the_room_spills_over_only_beyond_the_rate<C: Central>(central: C) {
     }
     assert_eq!(passed + waiting.len(), CROWD);
 
+    // The last of them asks again at once, on the node that let them in
+    // line: told again from that node's memory, with no central call.
+    let last = waiting.last().unwrap().clone();
+    let last_index: usize = last.trim_start_matches("crowd").parse().unwrap();
+    let node = if last_index % 2 == 0 { &n1 } else { &n2 };
+    let calls = |stats: &serde_json::Value| stats["queue"]["central_calls"].as_u64().unwrap();
+    let before = calls(&http.get(&node.admin_url("/stats")).await.body);
+    let again = http.get(&buy(node, &last)).await;
+    assert_eq!(again.code(), Code::NotAdmitted, "{:?}", again.body);
+    assert_eq!(again.body["data"]["entry"], "queued");
+    let after = calls(&http.get(&node.admin_url("/stats")).await.body);
+    assert_eq!(
+        after, before,
+        "a waiting buyer asking again costs no central call"
+    );
+
     // The waiting are admitted in arrival order (position = join order) at
     // the rate, and buy with their admission token.
     let record = central.queue_record(&event).await.unwrap().unwrap();

@@ -10,7 +10,7 @@ use hyper::StatusCode;
 use spike_core::{CentralStock, EventId, QueueJoin, Standing, UserId};
 use spike_http::RetryReason;
 
-use spike_auth::AdmissionError;
+use spike_auth::{AdmissionError, AdmissionKeys};
 
 use super::caller::{Asker, Claims};
 use super::event::EventState;
@@ -76,6 +76,20 @@ impl<C: CentralStock> Node<C> {
         let Some(keys) = &self.admissions else {
             return Err(try_again(RetryReason::NoAdmissionKey, None));
         };
+        let sold_out = state.stock.is_sold_out();
+        // A buyer this node knows to be waiting is told so from memory: the
+        // refusal of a crowd asking again costs central stock nothing (only
+        // a new buyer can pass, so asking would not change the answer).
+        if let Some(join_index) = room.place(user) {
+            let now_ms = spike_core::time::unix_millis(SystemTime::now());
+            let standing = room.standing(join_index, now_ms, sold_out);
+            if matches!(
+                standing,
+                Standing::Waiting { .. } | Standing::WaitingForStart { .. }
+            ) {
+                return Err(self.kept_out(room, keys, event, user, standing));
+            }
+        }
         self.stats.count_queue_central_call();
         let join_index = match self.central.join_queue(event, user, unguessable()).await {
             Ok(QueueJoin::Passed { join_index }) => {
@@ -96,10 +110,22 @@ impl<C: CentralStock> Node<C> {
         };
         room.remember(user, join_index);
         let now_ms = spike_core::time::unix_millis(SystemTime::now());
-        let standing = room.standing(join_index, now_ms, state.stock.is_sold_out());
-        if let Standing::Admitted { position, .. } = standing {
-            return Ok(position);
+        match room.standing(join_index, now_ms, sold_out) {
+            Standing::Admitted { position, .. } => Ok(position),
+            standing => Err(self.kept_out(room, keys, event, user, standing)),
         }
+    }
+
+    /// The refusal of a spillover buyer who may not buy now: 403, code -7,
+    /// with their standing; `"entry": "queued"` when they wait their turn.
+    fn kept_out(
+        &self,
+        room: &WaitingRoom,
+        keys: &AdmissionKeys,
+        event: &EventId,
+        user: &UserId,
+        standing: Standing,
+    ) -> Answer {
         let status = room.describe(standing, event, user, keys);
         let (status, reason) = match standing {
             Standing::Waiting { .. } | Standing::WaitingForStart { .. } => {
@@ -111,10 +137,10 @@ impl<C: CentralStock> Node<C> {
             // A pass (or an admission) whose window lapsed, or a sellout.
             _ => (status, "your admission is over: see data.standing"),
         };
-        Err(Answer::NotAdmitted {
+        Answer::NotAdmitted {
             reason: reason.to_owned(),
             standing: serde_json::to_value(status).ok(),
-        })
+        }
     }
 
     /// A "not admitted yet" refusal, completed with where the buyer stands
