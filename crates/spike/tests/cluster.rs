@@ -11,7 +11,7 @@ use std::num::NonZeroU32;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{create_sale, named, redis_central, spawn_node};
+use common::{create_sale, demo_report, named, redis_central, spawn_node};
 use spike_bench::{BenchConfig, Target};
 use spike_core::{EventId, MemoryCentral, SaleConfig};
 use spike_front::nginx::{render, NginxOptions};
@@ -273,24 +273,7 @@ async fn a_node_killed_mid_sale_leaves_no_seat_unsold_and_rejoins_cleanly() {
 
 #[test]
 fn spike_demo_sells_exactly_its_stock_split_1_2_3_4() {
-    let output = Command::new(SPIKE)
-        .args([
-            "demo",
-            "--users",
-            "20000",
-            "--stock",
-            "1000",
-            "--json",
-            "--no-progress",
-        ])
-        .output()
-        .expect("run spike demo");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let demo: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    let demo = demo_report(&["--users", "20000", "--stock", "1000"]);
     assert_eq!(demo["all_invariants_held"], true);
     let report = &demo["report"];
     assert_eq!(report["central"]["sold"], 1000);
@@ -319,29 +302,17 @@ fn spike_demo_sells_exactly_its_stock_split_1_2_3_4() {
 fn spike_demo_stampede_sells_exactly_its_stock_and_answers_everyone() {
     // Small, and short (the suite runs the chaos test beside it): 12,000
     // users arriving at 12,000/s over 300 connections.
-    let output = Command::new(SPIKE)
-        .args([
-            "demo",
-            "--stampede",
-            "--users",
-            "12000",
-            "--rate",
-            "12000",
-            "--connections",
-            "300",
-            "--stock",
-            "1000",
-            "--json",
-            "--no-progress",
-        ])
-        .output()
-        .expect("run spike demo --stampede");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let demo: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    let demo = demo_report(&[
+        "--stampede",
+        "--users",
+        "12000",
+        "--rate",
+        "12000",
+        "--connections",
+        "300",
+        "--stock",
+        "1000",
+    ]);
     assert_eq!(demo["all_invariants_held"], true);
     let report = &demo["report"];
     assert_eq!(report["central"]["sold"], 1000, "exactly the stock");

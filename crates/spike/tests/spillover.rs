@@ -135,7 +135,11 @@ async fn the_room_spills_over_only_beyond_the_rate<C: Central>(central: C) {
     // line: told again from that node's memory, with no central call.
     let last = waiting.last().unwrap().clone();
     let last_index: usize = last.trim_start_matches("crowd").parse().unwrap();
-    let node = if last_index % 2 == 0 { &n1 } else { &n2 };
+    let node = if last_index.is_multiple_of(2) {
+        &n1
+    } else {
+        &n2
+    };
     let calls = |stats: &serde_json::Value| stats["queue"]["central_calls"].as_u64().unwrap();
     let before = calls(&http.get(&node.admin_url("/stats")).await.body);
     let again = http.get(&buy(node, &last)).await;
@@ -219,18 +223,18 @@ fn spike_demo_queue_auto_lets_a_calm_crowd_through_and_audits_it() {
     // The crowd joins after the opening as fast as it can, far under a rate
     // of 100,000/s: everyone passes straight through until the sellout
     // (every buyer among them); after it nobody passes, and all are told.
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_spike"))
-        .args(["demo", "--queue", "auto", "--admit-rate", "100000/s"])
-        .args(["--opens-in", "0s", "--users", "3000", "--stock", "300"])
-        .args(["--json", "--no-progress"])
-        .output()
-        .expect("run spike demo --queue auto");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let demo: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    let demo = demo_report(&[
+        "--queue",
+        "auto",
+        "--admit-rate",
+        "100000/s",
+        "--opens-in",
+        "0s",
+        "--users",
+        "3000",
+        "--stock",
+        "300",
+    ]);
     assert_eq!(demo["all_invariants_held"], true);
     assert_eq!(demo["orders"]["audit_passed"], true);
     let room = &demo["waiting_room"];

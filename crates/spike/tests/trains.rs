@@ -600,26 +600,9 @@ impl Records {
 
 /// `spike demo --train` with `extra` arguments: its JSON report.
 fn train_demo(users: &str, extra: &[&str]) -> serde_json::Value {
-    let mut args = vec![
-        "demo",
-        "--train",
-        "--users",
-        users,
-        "--json",
-        "--no-progress",
-    ];
+    let mut args = vec!["--train", "--users", users];
     args.extend_from_slice(extra);
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_spike"))
-        .args(&args)
-        .stderr(std::process::Stdio::null())
-        .output()
-        .expect("run spike demo");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    serde_json::from_slice(&output.stdout).expect("a JSON report")
+    demo_report(&args)
 }
 
 #[test]

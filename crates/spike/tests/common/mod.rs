@@ -503,6 +503,23 @@ pub async fn seats_settled(ledger: &OrderLedger, event: &EventId) {
     }
 }
 
+/// Runs `spike demo` with `args` (plus `--json --no-progress`), checks
+/// that it succeeded, and returns its JSON report.
+pub fn demo_report(args: &[&str]) -> serde_json::Value {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_spike"))
+        .arg("demo")
+        .args(args)
+        .args(["--json", "--no-progress"])
+        .output()
+        .expect("run spike demo");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("a JSON report")
+}
+
 /// Runs the `spike` binary with `args`: whether it succeeded, and what it
 /// printed (stdout, then stderr).
 pub fn spike(args: &[&str]) -> (bool, String) {
