@@ -43,6 +43,6 @@ pub use record::SaleRecord;
 pub use sale::{BuyerPolicy, SaleConfig, SaleFigures, SaleLife, SaleSnapshot, SaleUnit};
 pub use secret::SecretUrl;
 pub use train::{
-    ClassOccupancy, Leg, Occupancy, Passengers, SeatClass, SeatRequest, SoldOutMemo, Ticket,
-    TrainError, TrainLayout, TrainRun,
+    ClassOccupancy, Leg, Occupancy, Passengers, SeatClass, SeatPreference, SeatRequest,
+    SoldOutMemo, Ticket, TrainError, TrainLayout, TrainRun,
 };

@@ -424,7 +424,12 @@ impl Book {
                 let found = (layout.classes().get(request.class))
                     .zip(occupancy.classes.get_mut(request.class))
                     .and_then(|(class, held)| {
-                        let seats = held.find_seats(class, request.leg, request.passengers)?;
+                        let seats = held.find_seats(
+                            class,
+                            request.leg,
+                            request.passengers,
+                            request.preference,
+                        )?;
                         held.take(&seats, request.leg);
                         Some(seats)
                     });

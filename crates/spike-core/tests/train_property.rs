@@ -11,7 +11,8 @@
 use proptest::prelude::*;
 use spike_core::{
     CentralStock, ClassOccupancy, EventId, Leg, NodeId, OrderId, Passengers, Purchase, RequestId,
-    SaleConfig, SeatClass, SeatRequest, Ticket, TicketPurchase, TrainLayout, UserId, Verdict,
+    SaleConfig, SeatClass, SeatPreference, SeatRequest, Ticket, TicketPurchase, TrainLayout,
+    UserId, Verdict,
 };
 
 /// One step of a sale.
@@ -117,6 +118,7 @@ fn run(layout: TrainLayout, steps: Vec<Step>) -> Result<(), TestCaseError> {
                             class,
                             leg,
                             passengers: Passengers::new(passengers).unwrap(),
+                            preference: SeatPreference::ANY,
                         },
                     };
                     let reply = central.buy_seats(&purchase).await.unwrap();

@@ -14,7 +14,7 @@ use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 use serde_json::{json, Value};
-use spike_core::{Code, EventId, OrderId, RequestId, Ticket, TrainLayout};
+use spike_core::{Code, EventId, OrderId, RequestId, SeatPreference, Ticket, TrainLayout};
 use spike_http::{json_bytes, status_of, Answer as HttpAnswer, RetryReason};
 
 /// Body of the sold-out answer; the baseline server answers these same bytes.
@@ -154,20 +154,27 @@ impl Answer {
         .into()
     }
 
-    /// Code 1 on a train run: the seats by name ([`ticket_json`]) with the
-    /// order id, the event and, when the buyer needs one, the order key.
-    pub fn seats_sold(
-        layout: &TrainLayout,
-        event: &EventId,
-        order: OrderId,
-        order_key: Option<String>,
-        ticket: Ticket,
-    ) -> Self {
+    /// A train ticket was sold: its seats by name, the order and its key,
+    /// and whether the seat preference was met (when there was one).
+    pub fn seats_sold(layout: &TrainLayout, sold: SoldTicket<'_>) -> Self {
+        let SoldTicket {
+            event,
+            order,
+            order_key,
+            ticket,
+            preference,
+        } = sold;
         let mut data = ticket_json(layout, &ticket);
         data["order_id"] = Value::from(order.as_str());
         data["event"] = Value::from(event.as_str());
         if let Some(key) = order_key {
             data["order_key"] = Value::from(key);
+        }
+        let met = (layout.classes().get(ticket.class))
+            .and_then(|class| preference.met_by(class, &ticket.seats));
+        if let Some(met) = met {
+            data["seat_preference"] = Value::from(preference.name());
+            data["preference_met"] = Value::from(met);
         }
         Self::SeatsSold {
             order,
@@ -296,6 +303,21 @@ pub fn ticket_json(layout: &TrainLayout, ticket: &Ticket) -> Value {
         "to": to,
         "seats": layout.seat_names(ticket),
     })
+}
+
+/// A sale of seats, as [`Answer::seats_sold`] answers it.
+#[derive(Debug)]
+pub struct SoldTicket<'a> {
+    /// The train run.
+    pub event: &'a EventId,
+    /// The order that holds the seats.
+    pub order: OrderId,
+    /// The order's key, for the buyer (none when withheld or unsigned).
+    pub order_key: Option<String>,
+    /// The seats central stock gave.
+    pub ticket: Ticket,
+    /// The seat the traveller asked for.
+    pub preference: SeatPreference,
 }
 
 /// What [`Answer::SeatsSold`] carries: the seats (for the stat log) and

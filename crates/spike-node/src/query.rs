@@ -63,6 +63,8 @@ pub struct TicketParams {
     pub class: Option<String>,
     /// `passengers`: 1 to 5 (1 when absent).
     pub passengers: Option<String>,
+    /// `seat`: `window`, `aisle`, or a letter of the row (any when absent).
+    pub seat: Option<String>,
 }
 
 impl TicketParams {
@@ -74,6 +76,7 @@ impl TicketParams {
             || self.to.is_some()
             || self.class.is_some()
             || self.passengers.is_some()
+            || self.seat.is_some()
     }
 }
 
@@ -128,6 +131,7 @@ impl BuyParams {
                 "to" => set(&mut params.ticket.to, "to", value, Ok)?,
                 "class" => set(&mut params.ticket.class, "class", value, Ok)?,
                 "passengers" => set(&mut params.ticket.passengers, "passengers", value, Ok)?,
+                "seat" => set(&mut params.ticket.seat, "seat", value, Ok)?,
                 _ => {}
             }
         }

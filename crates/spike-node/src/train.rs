@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use serde_json::{json, Value};
 use spike_core::time::unix_millis;
-use spike_core::{Occupancy, Passengers, SeatRequest, SoldOutMemo, TrainLayout};
+use spike_core::{Occupancy, Passengers, SeatPreference, SeatRequest, SoldOutMemo, TrainLayout};
 
 /// What a node knows of one train run.
 #[derive(Debug)]
@@ -92,6 +92,7 @@ impl TrainState {
                         class,
                         leg,
                         passengers: Passengers::ONE,
+                        preference: SeatPreference::ANY,
                     };
                     memo.learn(&request, occupancy.as_of);
                 }
@@ -197,6 +198,7 @@ mod tests {
             class: 0,
             leg: Leg::new(0, 1).unwrap(),
             passengers: Passengers::ONE,
+            preference: SeatPreference::ANY,
         };
         train.learn(&ab, 3);
         assert_eq!(

@@ -7,6 +7,8 @@
 -- seat i of the class is sold on that segment. A leg's free seats are the
 -- zero bits of the OR of its segments' maps. The seats chosen are
 -- spike-core's ClassOccupancy::find_seats, mirrored here:
+-- - with a preference, first: the first free seat, or the first run of
+--   free seats side by side in one row, holding a preferred letter;
 -- - one passenger: the lowest free seat (BITPOS);
 -- - several: the first run of that many free seats side by side in one row
 --   (ROW seats a row: carriages, then rows, then letters in order); failing
@@ -20,7 +22,8 @@
 -- ARGV[1] user id ('' when none), ARGV[2] request id, ARGV[3] node id,
 -- ARGV[4] admitted position ('' when none), ARGV[5] class index,
 -- ARGV[6] from station, ARGV[7] to station (from < to),
--- ARGV[8] passengers. The class's shape is the sale hash's 'class:<index>',
+-- ARGV[8] passengers, ARGV[9] the preferred letters as bits (bit i for
+-- letter i of the row, 0 for none: spike-core's SeatPreference::bits). The class's shape is the sale hash's 'class:<index>',
 -- '<carriages> <seats per carriage>' (create.lua).
 --
 -- Returns {code, order_id, remaining, ticket ('' when none), order_seq}:
@@ -29,6 +32,7 @@
 local ROW = 5
 local class = ARGV[5]
 local from, to, k = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local prefer = tonumber(ARGV[9]) or 0
 if #KEYS ~= 9 + to - from then
   return redis.error_reply('ticket.lua: the leg\'s ' .. (to - from) .. ' seat maps must be declared')
 end
@@ -44,6 +48,12 @@ local function seat_map(segment)
   return KEYS[10 + segment - from]
 end
 
+-- Whether seat `seat` has one of the preferred letters (bit i of `prefer`
+-- for letter i of the row; the row starts again in each carriage).
+local function preferred(seat)
+  return bit.band(prefer, bit.lshift(1, (seat % per) % ROW)) ~= 0
+end
+
 -- The seats for this purchase, or nil. Scans seat by seat, but jumps over
 -- bytes of eight sold seats (string.find, in C), so that a train that fills
 -- from the front costs what its free part does.
@@ -53,7 +63,7 @@ local function choose(map_key)
   if first < 0 or first >= total then
     return nil
   end
-  if k == 1 then
+  if k == 1 and prefer == 0 then
     return {first}
   end
   local map = redis.call('GET', map_key) or ''
@@ -75,30 +85,56 @@ local function choose(map_key)
     return (next_byte - 1) * 8
   end
   -- Side by side: the first run of k free seats within one row (rows of
-  -- ROW seats from each carriage's start). Rows before `first` are full.
-  local seat, run = first - (first % per) % ROW, 0
-  while seat < total do
-    local skipped = skip_sold(seat)
-    if skipped ~= seat then
-      seat, run = skipped, 0
-    else
-      if (seat % per) % ROW == 0 then
-        run = 0
-      end
-      if free(seat) then
-        run = run + 1
-        if run == k then
-          local seats = {}
-          for i = 1, k do
-            seats[i] = seat - k + i
-          end
-          return seats
-        end
+  -- ROW seats from each carriage's start), looked at where it ends, that
+  -- `accept` takes (given its first seat; nil takes any). Rows before
+  -- `first` are full.
+  local function side_by_side(accept)
+    local seat, run = first - (first % per) % ROW, 0
+    while seat < total do
+      local skipped = skip_sold(seat)
+      if skipped ~= seat then
+        seat, run = skipped, 0
       else
-        run = 0
+        if (seat % per) % ROW == 0 then
+          run = 0
+        end
+        if free(seat) then
+          run = run + 1
+          if run >= k and (not accept or accept(seat - k + 1)) then
+            local seats = {}
+            for i = 1, k do
+              seats[i] = seat - k + i
+            end
+            return seats
+          end
+        else
+          run = 0
+        end
+        seat = seat + 1
       end
-      seat = seat + 1
     end
+    return nil
+  end
+  -- A preference first: the first run holding a preferred letter.
+  if prefer ~= 0 then
+    local seats = side_by_side(function(start)
+      for seat = start, start + k - 1 do
+        if preferred(seat) then
+          return true
+        end
+      end
+      return false
+    end)
+    if seats then
+      return seats
+    end
+  end
+  if k == 1 then
+    return {first}
+  end
+  local seats = side_by_side(nil)
+  if seats then
+    return seats
   end
   -- Otherwise the lowest k free seats of the first carriage holding k.
   for carriage = math.floor(first / per), carriages - 1 do

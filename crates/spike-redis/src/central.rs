@@ -220,7 +220,8 @@ impl CentralStock for RedisCentral {
             .arg(seats.class)
             .arg(seats.leg.from())
             .arg(seats.leg.to())
-            .arg(seats.passengers.get());
+            .arg(seats.passengers.get())
+            .arg(seats.preference.bits());
         let link = self.link().await;
         let mut connection = link.connection.clone();
         let (code, order, remaining, ticket, as_of): (i64, String, u64, String, u64) = self

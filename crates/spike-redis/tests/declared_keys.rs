@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use spike_core::{
     BuyerPolicy, CentralStock, EventId, Leg, NodeId, OrderStream, Passengers, PurchaseBatch,
-    SaleConfig, SeatRequest, TicketPurchase, TrainLayout, Verdict,
+    SaleConfig, SeatPreference, SeatRequest, TicketPurchase, TrainLayout, Verdict,
 };
 use spike_testkit::{unique, TestRedis};
 
@@ -122,6 +122,7 @@ async fn every_key_a_script_touches_is_declared() {
                 class,
                 leg: Leg::new(from, to).unwrap(),
                 passengers: Passengers::new(party).unwrap(),
+                preference: [SeatPreference::ANY, SeatPreference::WINDOW][i % 2],
             },
         };
         let reply = central.buy_seats(&ticket).await.unwrap();

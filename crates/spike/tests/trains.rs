@@ -17,7 +17,7 @@ use hyper::StatusCode;
 use spike_core::order::OrderState;
 use spike_core::{
     CentralStock, ClassOccupancy, EventId, Leg, Occupancy, OrderStream, Passengers, SaleConfig,
-    StreamEntry, TrainLayout, TrainRun,
+    SeatPreference, StreamEntry, TrainLayout, TrainRun,
 };
 use spike_redis::RedisCentral;
 use spike_testkit::{unique, TestRedis};
@@ -176,8 +176,9 @@ async fn five_thousand_buyers_on_four_nodes_never_share_a_seat_segment() {
                 let then = replay(&layout, &entries, as_of);
                 let class_layout = &layout.classes()[class_index];
                 let group = Passengers::new(*passengers).unwrap();
+                let any = SeatPreference::ANY;
                 assert_eq!(
-                    then[class_index].find_seats(class_layout, *leg, group),
+                    then[class_index].find_seats(class_layout, *leg, group, any),
                     None,
                     "sold out for {leg:?} {class} ×{passengers} was false after order {as_of}"
                 );
@@ -323,6 +324,8 @@ async fn availability_is_answered_from_memory_and_bad_input_changes_nothing() {
         ticket(&run, "x", "A", "B", "sleeper", 1),
         ticket(&run, "x", "A", "B", "first", 6),
         ticket(&run, "x", "A", "B", "first", 0),
+        ticket(&run, "x", "A", "B", "first", 1) + "&seat=E",
+        ticket(&run, "x", "A", "B", "first", 1) + "&seat=middle",
         format!(
             "/buy/ticket?train={}&user_id=x&from=A&to=B&class=first",
             run.train()
@@ -364,6 +367,53 @@ async fn availability_is_answered_from_memory_and_bad_input_changes_nothing() {
         central.snapshot(&run.event()).await.unwrap(),
         before,
         "nothing changed"
+    );
+    node.stop().await;
+}
+
+/// Seat preferences (12306's seat picker): a window, an aisle or one
+/// letter is given while such a seat is free on the leg; otherwise the
+/// usual seat, and the answer says the preference was not met. A party
+/// stays side by side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traveller_gets_the_seat_asked_for_while_one_is_free() {
+    use serde_json::json;
+    let redis = TestRedis::shared_or_spawn();
+    let central = redis_central(redis.url()).await;
+    let run = run();
+    create_train(&central, &run, &["A", "B", "C"], &["second:1x10"]).await;
+    let node = spawn_node(central.clone(), named("seat").serving(&run.event())).await;
+    let buy = async |user: &str, passengers: u32, seat: &str| {
+        let reply = node
+            .get(&(ticket(&run, user, "A", "C", "second", passengers) + "&seat=" + seat))
+            .await;
+        assert_eq!(reply.code(), Code::Success, "{user}: {:?}", reply.body);
+        let data = &reply.body["data"];
+        assert_eq!(data["seat_preference"], seat, "{user}");
+        (data["seats"].clone(), data["preference_met"].clone())
+    };
+    assert_eq!(
+        buy("w1", 1, "window").await,
+        (json!(["01-01A"]), json!(true))
+    );
+    assert_eq!(
+        buy("a1", 1, "aisle").await,
+        (json!(["01-01C"]), json!(true))
+    );
+    assert_eq!(buy("f1", 1, "F").await, (json!(["01-01F"]), json!(true)));
+    assert_eq!(
+        buy("pair", 2, "window").await,
+        (json!(["01-02A", "01-02B"]), json!(true)),
+        "a pair by the window, side by side"
+    );
+    assert_eq!(
+        buy("w2", 1, "window").await,
+        (json!(["01-02F"]), json!(true))
+    );
+    // No window left: the lowest free seat, and the answer says so.
+    assert_eq!(
+        buy("w3", 1, "window").await,
+        (json!(["01-01B"]), json!(false))
     );
     node.stop().await;
 }

@@ -25,7 +25,7 @@ use crate::purchase::{CentralReply, Purchase, PurchaseBatch, Verdict, MAX_BATCH}
 use crate::purchase::{TicketPurchase, TicketReply};
 use crate::queue::{QueueConfig, QueueCounters, QueueMode};
 use crate::sale::{BuyerAuth, BuyerPolicy, SaleConfig};
-use crate::train::{Leg, Occupancy, Passengers, SeatRequest, Ticket, TrainLayout};
+use crate::train::{Leg, Occupancy, Passengers, SeatPreference, SeatRequest, Ticket, TrainLayout};
 
 /// Declares one `#[tokio::test]` per conformance case, so that a failure
 /// names its case. `$setup` is an async function returning

@@ -29,6 +29,7 @@ fn ticket_purchase(
             class: 0,
             leg: Leg::new(from, to).expect("leg"),
             passengers: Passengers::new(passengers).expect("passengers"),
+            preference: SeatPreference::ANY,
         },
     }
 }
@@ -274,11 +275,11 @@ pub async fn restore_rebuilds_a_trains_seats<C: CentralStock>(central: &C, prefi
     assert_eq!(seats.classes[0].masks(), [0b111, 0, 0]);
 }
 
-/// Conformance case: see its name. 400 purchases of random legs and
-/// parties on carriages of 23 seats (rows of 5, 5, 5, 5 and 3; carriages
-/// that start mid-byte in Redis's maps): every seat central stock picks is
-/// the one `ClassOccupancy::find_seats` picks, and every refusal is its
-/// refusal.
+/// Conformance case: see its name. 400 purchases of random legs, parties
+/// and seat preferences on carriages of 23 seats (rows of 5, 5, 5, 5 and 3;
+/// carriages that start mid-byte in Redis's maps): every seat central
+/// stock picks is the one `ClassOccupancy::find_seats` picks, and every
+/// refusal is its refusal.
 pub async fn every_seat_choice_is_the_one_rule_over_a_long_random_sale<C: CentralStock>(
     central: &C,
     prefix: &str,
@@ -301,21 +302,24 @@ pub async fn every_seat_choice_is_the_one_rule_over_a_long_random_sale<C: Centra
         let from = roll(7) as usize;
         let to = from + 1 + roll((7 - from) as u64) as usize;
         let passengers = 1 + roll(5) as u32;
-        let request = ticket_purchase(
+        let preference = ["any", "any", "window", "aisle", "A", "B", "D", "F"][roll(8) as usize];
+        let mut request = ticket_purchase(
             &event,
             &format!("u{i}"),
             &format!("r{i}"),
             (from, to),
             passengers,
         );
+        request.seats.preference = SeatPreference::parse(preference).expect("a preference");
         let reply = buy_seats(central, &request).await;
         let leg = request.seats.leg;
-        match expected.find_seats(&class, leg, request.seats.passengers) {
+        let seats = request.seats;
+        match expected.find_seats(&class, leg, seats.passengers, seats.preference) {
             Some(seats) => {
                 assert_eq!(
                     seats_of(&reply),
                     seats,
-                    "purchase {i}: {leg:?} ×{passengers}"
+                    "purchase {i}: {leg:?} ×{passengers}, seat {preference}"
                 );
                 expected.take(&seats, leg);
                 sold += 1;

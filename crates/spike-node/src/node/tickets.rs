@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::answer::Answer;
+use crate::answer::{Answer, SoldTicket};
 use hyper::StatusCode;
 use spike_core::{
-    CentralError, CentralReply, CentralStock, EventId, OrderId, Passengers, Purchase, SeatRequest,
-    TicketPurchase, TrainLayout, TrainRun, Verdict,
+    CentralError, CentralReply, CentralStock, EventId, OrderId, Passengers, Purchase,
+    SeatPreference, SeatRequest, TicketPurchase, TrainLayout, TrainRun, Verdict,
 };
 use spike_http::{InFlight, RetryReason};
 
@@ -57,7 +57,14 @@ impl<C: CentralStock> Node<C> {
                                 unreachable!("matched as a sale")
                             };
                             let key = order_key(&order);
-                            Answer::seats_sold(train.layout(), &purchase.event, order, key, ticket)
+                            let sold = SoldTicket {
+                                event: &purchase.event,
+                                order,
+                                order_key: key,
+                                ticket,
+                                preference: request.preference,
+                            };
+                            Answer::seats_sold(train.layout(), sold)
                         }
                     }
                 }
@@ -144,6 +151,10 @@ pub(super) fn seat_request(
     };
     let bad = |e: spike_core::TrainError| Answer::bad_request(e.to_string());
     let layout = train.layout();
+    let preference = match &ticket.seat {
+        None => SeatPreference::ANY,
+        Some(seat) => SeatPreference::parse(seat).map_err(bad)?,
+    };
     let passengers = match &ticket.passengers {
         None => Passengers::ONE,
         Some(count) => count
@@ -156,6 +167,7 @@ pub(super) fn seat_request(
         class: layout.class_index(class).map_err(bad)?,
         leg: layout.leg(from, to).map_err(bad)?,
         passengers,
+        preference,
     }))
 }
 

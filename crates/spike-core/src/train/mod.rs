@@ -7,9 +7,14 @@
 //! availability per station pair and the sold-out memo ([`SoldOutMemo`]).
 
 use std::fmt;
-use std::sync::Arc;
 
 use crate::ids::EventId;
+
+mod memo;
+mod seats;
+
+pub use memo::SoldOutMemo;
+pub use seats::{ClassOccupancy, Occupancy, SeatPreference};
 
 /// Most stations a run may have: 63 segments fit one `u64` mask.
 pub const MAX_STATIONS: usize = 64;
@@ -67,6 +72,10 @@ pub enum TrainError {
     /// The class is not one of this train's.
     #[error("{0} is not a seat class of this train")]
     UnknownClass(String),
+    /// A seat preference that is not `window`, `aisle`, `any` or a letter
+    /// of the row.
+    #[error("seat {0:?} must be window, aisle, any or a letter of A, B, C, D, F")]
+    BadSeat(String),
     /// Passengers outside 1–[`MAX_PASSENGERS`].
     #[error("passengers must be 1 to {MAX_PASSENGERS}")]
     Passengers,
@@ -416,6 +425,8 @@ pub struct SeatRequest {
     pub leg: Leg,
     /// How many seats, side by side where possible.
     pub passengers: Passengers,
+    /// Which seat the traveller would like, where one is free.
+    pub preference: SeatPreference,
 }
 
 /// The seats one order holds: a class, a leg and seat indices within the
@@ -467,237 +478,17 @@ impl std::str::FromStr for Ticket {
     }
 }
 
-/// Which segments of each seat of one class are sold: one mask per seat.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClassOccupancy {
-    masks: Vec<u64>,
-}
-
-impl ClassOccupancy {
-    /// A class of `seats` seats, all free.
-    pub fn empty(seats: u32) -> Self {
-        Self {
-            masks: vec![0; seats as usize],
-        }
-    }
-
-    /// From one bitmap per segment, as Redis keeps them (`SETBIT` order: seat
-    /// `i` is bit `7 - i % 8` of byte `i / 8`; missing bytes are free).
-    pub fn from_segment_maps(seats: u32, maps: &[Vec<u8>]) -> Self {
-        let mut masks = vec![0u64; seats as usize];
-        for (segment, map) in maps.iter().enumerate() {
-            for (seat, mask) in masks.iter_mut().enumerate() {
-                let byte = map.get(seat / 8).copied().unwrap_or(0);
-                if byte & (0x80 >> (seat % 8)) != 0 {
-                    *mask |= 1 << segment;
-                }
-            }
-        }
-        Self { masks }
-    }
-
-    /// Each seat's mask.
-    pub fn masks(&self) -> &[u64] {
-        &self.masks
-    }
-
-    fn free(&self, seat: usize, want: u64) -> bool {
-        self.masks.get(seat).is_some_and(|m| m & want == 0)
-    }
-
-    /// Seats free over all of `leg`.
-    pub fn free_seats(&self, leg: Leg) -> u32 {
-        let want = leg.mask();
-        self.masks.iter().filter(|m| *m & want == 0).count() as u32
-    }
-
-    /// The seats a purchase of `passengers` over `leg` gets, or `None` when
-    /// no carriage has that many seats free over it. The one rule every
-    /// central stock applies (`lua/ticket.lua` is its mirror):
-    /// - one passenger: the lowest free seat;
-    /// - several: the first run of that many free seats side by side in one
-    ///   row (carriages, then rows, then letters in order); failing that,
-    ///   the lowest free seats of the first carriage with enough of them.
-    pub fn find_seats(
-        &self,
-        class: &SeatClass,
-        leg: Leg,
-        passengers: Passengers,
-    ) -> Option<Vec<u32>> {
-        let want = leg.mask();
-        let k = passengers.get() as usize;
-        if k == 1 {
-            return (0..self.masks.len())
-                .find(|&s| self.free(s, want))
-                .map(|s| vec![s as u32]);
-        }
-        let per = class.seats_per_carriage as usize;
-        let width = ROW_LETTERS.len();
-        for carriage in 0..class.carriages as usize {
-            let base = carriage * per;
-            for row_start in (0..per).step_by(width) {
-                let row_end = (row_start + width).min(per);
-                let mut run = 0;
-                for within in row_start..row_end {
-                    run = if self.free(base + within, want) {
-                        run + 1
-                    } else {
-                        0
-                    };
-                    if run == k {
-                        let first = base + within + 1 - k;
-                        return Some((first..first + k).map(|s| s as u32).collect());
-                    }
-                }
-            }
-        }
-        for carriage in 0..class.carriages as usize {
-            let base = carriage * per;
-            let free: Vec<u32> = (base..base + per)
-                .filter(|&s| self.free(s, want))
-                .take(k)
-                .map(|s| s as u32)
-                .collect();
-            if free.len() == k {
-                return Some(free);
-            }
-        }
-        None
-    }
-
-    /// Whether every seat of `seats` is free over `leg`.
-    pub fn all_free(&self, seats: &[u32], leg: Leg) -> bool {
-        seats.iter().all(|&s| self.free(s as usize, leg.mask()))
-    }
-
-    /// Marks `seats` sold over `leg`.
-    pub fn take(&mut self, seats: &[u32], leg: Leg) {
-        for &seat in seats {
-            if let Some(mask) = self.masks.get_mut(seat as usize) {
-                *mask |= leg.mask();
-            }
-        }
-    }
-
-    /// Marks `seats` free over `leg` again.
-    pub fn give_back(&mut self, seats: &[u32], leg: Leg) {
-        for &seat in seats {
-            if let Some(mask) = self.masks.get_mut(seat as usize) {
-                *mask &= !leg.mask();
-            }
-        }
-    }
-
-    /// Seat-segments sold.
-    pub fn sold_segments(&self) -> u64 {
-        self.masks.iter().map(|m| u64::from(m.count_ones())).sum()
-    }
-}
-
-/// A whole run's occupancy: one [`ClassOccupancy`] per class, as central
-/// stock held it after order `as_of`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Occupancy {
-    /// The layout it is about.
-    pub layout: Arc<TrainLayout>,
-    /// Per class, in the layout's order.
-    pub classes: Vec<ClassOccupancy>,
-    /// The last order sequence handed out when it was read.
-    pub as_of: u64,
-}
-
-impl Occupancy {
-    /// Every seat free.
-    pub fn empty(layout: Arc<TrainLayout>) -> Self {
-        let classes = (layout.classes().iter())
-            .map(|c| ClassOccupancy::empty(c.seats()))
-            .collect();
-        Self {
-            layout,
-            classes,
-            as_of: 0,
-        }
-    }
-
-    /// Seats free per class, for every station pair `(from, to)`.
-    pub fn availability(&self) -> Vec<(Leg, Vec<u32>)> {
-        let stations = self.layout.stations().len();
-        let mut pairs = Vec::with_capacity(stations * (stations - 1) / 2);
-        for from in 0..stations {
-            for to in from + 1..stations {
-                let Ok(leg) = Leg::new(from, to) else {
-                    continue;
-                };
-                let free = self.classes.iter().map(|c| c.free_seats(leg)).collect();
-                pairs.push((leg, free));
-            }
-        }
-        pairs
-    }
-
-    /// Seat-segments sold, over every class.
-    pub fn sold_segments(&self) -> u64 {
-        self.classes.iter().map(ClassOccupancy::sold_segments).sum()
-    }
-}
-
-/// What a node has learnt is sold out, per class: if no group of `k` seats
-/// is free over a leg, none is free over any leg covering it, nor for more
-/// passengers. Kept as the smallest such facts; a purchase any of them
-/// covers is refused from memory. Cleared at each refresh, when returned
-/// seats may have freed what was sold out.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SoldOutMemo {
-    /// Per class: (leg, passengers, order sequence it was true after).
-    facts: Vec<Vec<(Leg, Passengers, u64)>>,
-}
-
-impl SoldOutMemo {
-    /// An empty memo for `classes` classes.
-    pub fn new(classes: usize) -> Self {
-        Self {
-            facts: vec![Vec::new(); classes],
-        }
-    }
-
-    /// The order sequence after which some fact covering `request` was
-    /// learnt, if one does: the request is sold out.
-    pub fn covering(&self, request: &SeatRequest) -> Option<u64> {
-        let facts = self.facts.get(request.class)?;
-        (facts.iter())
-            .find(|(leg, passengers, _)| {
-                request.leg.covers(*leg) && *passengers <= request.passengers
-            })
-            .map(|(_, _, as_of)| *as_of)
-    }
-
-    /// Remembers that `request` was sold out after order `as_of`.
-    pub fn learn(&mut self, request: &SeatRequest, as_of: u64) {
-        if self.covering(request).is_some() {
-            return;
-        }
-        let Some(facts) = self.facts.get_mut(request.class) else {
-            return;
-        };
-        facts.retain(|(leg, passengers, _)| {
-            !(leg.covers(request.leg) && request.passengers <= *passengers)
-        });
-        facts.push((request.leg, request.passengers, as_of));
-    }
-
-    /// How many facts it holds.
-    pub fn len(&self) -> usize {
-        self.facts.iter().map(Vec::len).sum()
-    }
-
-    /// Whether it holds none.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn g1() -> TrainLayout {
+        TrainLayout::new(
+            &["Beijing", "Jinan", "Nanjing", "Shanghai"],
+            &["first:2x10", "second:3x8"],
+        )
+        .unwrap()
+    }
 
     #[test]
     fn a_run_is_on_a_day_the_calendar_has() {
@@ -724,15 +515,6 @@ mod tests {
                 "{day}"
             );
         }
-    }
-    use super::*;
-
-    fn g1() -> TrainLayout {
-        TrainLayout::new(
-            &["Beijing", "Jinan", "Nanjing", "Shanghai"],
-            &["first:2x10", "second:3x8"],
-        )
-        .unwrap()
     }
 
     #[test]
@@ -816,90 +598,5 @@ mod tests {
         ] {
             assert!(bad.parse::<Ticket>().is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn a_seat_sold_part_of_the_way_is_free_for_the_rest() {
-        let layout = g1();
-        let first = &layout.classes()[0];
-        let mut occupancy = ClassOccupancy::empty(first.seats());
-        let beijing_nanjing = layout.leg("Beijing", "Nanjing").unwrap();
-        let seats = occupancy
-            .find_seats(first, beijing_nanjing, Passengers::ONE)
-            .unwrap();
-        assert_eq!(seats, [0]);
-        occupancy.take(&seats, beijing_nanjing);
-        let onwards = layout.leg("Nanjing", "Shanghai").unwrap();
-        assert_eq!(
-            occupancy
-                .find_seats(first, onwards, Passengers::ONE)
-                .unwrap(),
-            [0]
-        );
-        let jinan_shanghai = layout.leg("Jinan", "Shanghai").unwrap();
-        assert_eq!(
-            occupancy
-                .find_seats(first, jinan_shanghai, Passengers::ONE)
-                .unwrap(),
-            [1]
-        );
-        occupancy.give_back(&seats, beijing_nanjing);
-        assert_eq!(occupancy.sold_segments(), 0);
-    }
-
-    #[test]
-    fn a_group_sits_side_by_side_or_at_least_in_one_carriage() {
-        let layout = TrainLayout::new(&["A", "B"], &["c:2x10"]).unwrap();
-        let class = &layout.classes()[0];
-        let leg = Leg::new(0, 1).unwrap();
-        let three = Passengers::new(3).unwrap();
-        let mut occupancy = ClassOccupancy::empty(class.seats());
-        // Row 1 of carriage 1 has A, B free then C taken: no run of three.
-        occupancy.take(&[2], leg);
-        assert_eq!(occupancy.find_seats(class, leg, three).unwrap(), [5, 6, 7]);
-        // Break every row of three in carriage 1 and 2: scattered in carriage 1.
-        for row in 0..4 {
-            occupancy.take(&[row * 5 + 2], leg);
-        }
-        occupancy.take(&[12, 17], leg);
-        let scattered = occupancy.find_seats(class, leg, three).unwrap();
-        assert_eq!(scattered, [0, 1, 3]);
-        // No carriage with five free: refused, though ten seats are free.
-        let five = Passengers::new(5).unwrap();
-        occupancy.take(&[0, 1, 3, 5, 6, 10, 11, 13, 14], leg);
-        assert!(occupancy.free_seats(leg) >= 5);
-        assert_eq!(occupancy.find_seats(class, leg, five), None);
-    }
-
-    #[test]
-    fn segment_maps_read_as_masks() {
-        // Seat 0 and seat 9 sold on segment 1; seat 3 on segment 0.
-        let maps = vec![vec![0b0001_0000, 0], vec![0b1000_0000, 0b0100_0000]];
-        let occupancy = ClassOccupancy::from_segment_maps(10, &maps);
-        assert_eq!(occupancy.masks()[0], 0b10);
-        assert_eq!(occupancy.masks()[3], 0b01);
-        assert_eq!(occupancy.masks()[9], 0b10);
-        assert_eq!(occupancy.sold_segments(), 3);
-    }
-
-    #[test]
-    fn the_memo_refuses_wider_legs_and_bigger_groups_only() {
-        let request = |from, to, n| SeatRequest {
-            class: 0,
-            leg: Leg::new(from, to).unwrap(),
-            passengers: Passengers::new(n).unwrap(),
-        };
-        let mut memo = SoldOutMemo::new(2);
-        memo.learn(&request(1, 2, 2), 7);
-        assert_eq!(memo.covering(&request(0, 3, 2)), Some(7));
-        assert_eq!(memo.covering(&request(1, 2, 5)), Some(7));
-        assert_eq!(memo.covering(&request(1, 2, 1)), None, "one may still fit");
-        assert_eq!(memo.covering(&request(2, 3, 2)), None, "another segment");
-        let mut other_class = request(1, 2, 2);
-        other_class.class = 1;
-        assert_eq!(memo.covering(&other_class), None);
-        memo.learn(&request(1, 2, 1), 9);
-        assert_eq!(memo.len(), 1, "the smaller fact replaces the wider one");
-        assert_eq!(memo.covering(&request(0, 2, 3)), Some(9));
     }
 }
