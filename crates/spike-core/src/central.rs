@@ -10,7 +10,7 @@ use crate::purchase::{
 };
 use crate::queue::QueueCounters;
 use crate::sale::{SaleConfig, SaleSnapshot};
-use crate::train::{Occupancy, Ticket};
+use crate::train::{Occupancy, Ticket, WaitEntry, WaitJoin, WaitRequest, WaitStatus};
 
 /// Why central stock could not answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,10 +42,13 @@ pub enum CreateSaleError {
 /// What giving a seat back did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Release {
-    /// The seat is for sale again; `remaining` seats are left.
+    /// The seat is back: first to the waitlist (on a train run), then for
+    /// sale; `remaining` seats are left.
     Released {
         /// Seats for sale after the release.
         remaining: u64,
+        /// Waitlist entries the returned seats filled (each became an order).
+        filled: u64,
     },
     /// This order's seat had already been given back: nothing changed.
     AlreadyReleased,
@@ -196,7 +199,8 @@ pub trait CentralStock: Send + Sync + 'static {
     /// Gives the seat of `order` (bought by `request`, for `user`) back to
     /// the sale, exactly once: the buyer may buy again, and a second release
     /// of the same order changes nothing. On a train run, exactly the bits
-    /// the order set are cleared.
+    /// the order set are cleared, and in the same step the waitlist is
+    /// filled from them by the fill rule (`crate::train`'s waitlist).
     fn release(
         &self,
         event: &EventId,
@@ -204,6 +208,39 @@ pub trait CentralStock: Send + Sync + 'static {
         user: Option<&UserId>,
         request: &RequestId,
     ) -> impl Future<Output = Result<Release, CentralError>> + Send;
+
+    /// Places a waitlist order on a train run, in one step: the request
+    /// id's earlier entry ([`WaitJoin::Placed`] again), the traveller's
+    /// waiting entry (one per run), the request id's earlier purchase
+    /// (refused as bookable is not: [`WaitJoin::RequestIdTaken`]), the
+    /// opening, the per-user limit, and that no seats are free for it
+    /// ([`WaitJoin::Bookable`]); then it joins the end of the line.
+    fn join_waitlist(
+        &self,
+        request: &WaitRequest,
+    ) -> impl Future<Output = Result<WaitJoin, CentralError>> + Send;
+
+    /// The traveller's latest waitlist entry on the run (its state as of
+    /// now), and how many waiting entries were placed before it.
+    fn waitlist_status(
+        &self,
+        event: &EventId,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<WaitStatus>, CentralError>> + Send;
+
+    /// Withdraws the traveller's waiting entry: the entry, now withdrawn,
+    /// or `None` when nothing of theirs waits (then nothing changed).
+    fn leave_waitlist(
+        &self,
+        event: &EventId,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<WaitEntry>, CentralError>> + Send;
+
+    /// Every waitlist entry of the run, in place order, for the audit.
+    fn waitlist(
+        &self,
+        event: &EventId,
+    ) -> impl Future<Output = Result<Vec<WaitEntry>, CentralError>> + Send;
 
     /// Replaces an event's sale, buyer index and request index with
     /// `restoration`, leaving the order stream as it is. The sale is absent

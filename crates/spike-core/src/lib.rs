@@ -44,5 +44,6 @@ pub use sale::{BuyerPolicy, SaleConfig, SaleFigures, SaleLife, SaleSnapshot, Sal
 pub use secret::SecretUrl;
 pub use train::{
     ClassOccupancy, Leg, Occupancy, Passengers, SeatClass, SeatPreference, SeatRequest,
-    SoldOutMemo, Ticket, TrainError, TrainLayout, TrainRun,
+    SoldOutMemo, Ticket, TrainError, TrainLayout, TrainRun, WaitEntry, WaitJoin, WaitRequest,
+    WaitState, WaitStatus,
 };

@@ -63,6 +63,79 @@ local function remaining_now()
   return total - sold
 end
 
+-- The request index's entry of `request` ("order user"), or false.
+local function request_entry(request)
+  local earlier = requests[request]
+  if earlier == nil then
+    earlier = redis.call('HGET', KEYS[3], request)
+    requests[request] = earlier
+  end
+  return earlier
+end
+
+-- `user`'s held orders (space-separated ids), or false.
+local function held_by(user)
+  local held = held_orders[user]
+  if held == nil then
+    held = redis.call('HGET', KEYS[2], user)
+  end
+  return held
+end
+
+-- `user`'s latest order when they hold as many as the sale allows, else nil
+-- (never on an anonymous sale).
+local function at_limit(user)
+  if limit == 0 then
+    return nil
+  end
+  local held = held_by(user)
+  if not held then
+    return nil
+  end
+  local count, last = 0, ''
+  for id in string.gmatch(held, '%S+') do
+    count = count + 1
+    last = id
+  end
+  if count >= limit then
+    return last
+  end
+  return nil
+end
+
+-- Records one sale: the next order, the buyer's orders, the request index
+-- and the stream entry (with the ticket, on a train run). Returns the order.
+local function record_order(user, request, node, ticket)
+  seq = seq + 1
+  sold = sold + 1
+  -- Formatted as an integer: Lua's own number-to-text conversion gives 14
+  -- significant digits, and a recovered sale's sequences have 16.
+  local sequence = string.format('%d', seq)
+  local order = event .. '-' .. sequence
+  if limit > 0 then
+    local held = held_by(user)
+    if held then
+      held_orders[user] = held .. ' ' .. order
+    else
+      held_orders[user] = order
+    end
+    held_changed[#held_changed + 1] = user
+  end
+  local entry = order .. ' ' .. user
+  requests[request] = entry
+  request_writes[#request_writes + 1] = request
+  request_writes[#request_writes + 1] = entry
+  -- The entry id is the order's sequence, so an order can be found by its id.
+  if ticket then
+    redis.call('XADD', KEYS[4], sequence .. '-0', 'order', order, 'user', user, 'request', request,
+      'node', node, 'sold_at_ms', now_ms, 'ticket', ticket)
+  else
+    redis.call('XADD', KEYS[4], sequence .. '-0', 'order', order, 'user', user, 'request', request,
+      'node', node, 'sold_at_ms', now_ms)
+  end
+  return order
+end
+
 -- Sells one seat to one purchase, or says why not: returns code, order,
 -- remaining, and the ticket take_seats gave (the codes being the prelude's
 -- BuyCode constants). take_seats, given by ticket.lua for a train run, picks
@@ -75,11 +148,7 @@ end
 --   NOT_ADMITTED: a queued sale, and no admitted position came with it
 local function sell_one(user, request, node, position_arg, take_seats)
   local remaining = remaining_now()
-  local earlier = requests[request]
-  if earlier == nil then
-    earlier = redis.call('HGET', KEYS[3], request)
-    requests[request] = earlier
-  end
+  local earlier = request_entry(request)
   if earlier then
     local earlier_order, earlier_user = string.match(earlier, '^(%S+) ?(.*)$')
     if earlier_user ~= user then
@@ -91,7 +160,6 @@ local function sell_one(user, request, node, position_arg, take_seats)
     return NOT_OPEN, '', remaining
   end
 
-  local held = false
   local position = tonumber(position_arg)
   if limit > 0 then
     if user == '' then
@@ -105,19 +173,9 @@ local function sell_one(user, request, node, position_arg, take_seats)
         return NOT_ADMITTED, '', remaining
       end
     end
-    held = held_orders[user]
-    if held == nil then
-      held = redis.call('HGET', KEYS[2], user)
-    end
-    if held then
-      local count, last = 0, ''
-      for id in string.gmatch(held, '%S+') do
-        count = count + 1
-        last = id
-      end
-      if count >= limit then
-        return LIMIT_REACHED, last, remaining
-      end
+    local last = at_limit(user)
+    if last then
+      return LIMIT_REACHED, last, remaining
     end
   end
 
@@ -132,35 +190,10 @@ local function sell_one(user, request, node, position_arg, take_seats)
     end
   end
 
-  seq = seq + 1
-  sold = sold + 1
-  -- Formatted as an integer: Lua's own number-to-text conversion gives 14
-  -- significant digits, and a recovered sale's sequences have 16.
-  local sequence = string.format('%d', seq)
-  local order = event .. '-' .. sequence
-  if limit > 0 then
-    if held then
-      held_orders[user] = held .. ' ' .. order
-    else
-      held_orders[user] = order
-    end
-    held_changed[#held_changed + 1] = user
-    if queued then
-      bought[#bought + 1] = position
-      bought[#bought + 1] = string.format('%d', position) .. ' ' .. user
-    end
-  end
-  local entry = order .. ' ' .. user
-  requests[request] = entry
-  request_writes[#request_writes + 1] = request
-  request_writes[#request_writes + 1] = entry
-  -- The entry id is the order's sequence, so an order can be found by its id.
-  if ticket then
-    redis.call('XADD', KEYS[4], sequence .. '-0', 'order', order, 'user', user, 'request', request,
-      'node', node, 'sold_at_ms', now_ms, 'ticket', ticket)
-  else
-    redis.call('XADD', KEYS[4], sequence .. '-0', 'order', order, 'user', user, 'request', request,
-      'node', node, 'sold_at_ms', now_ms)
+  local order = record_order(user, request, node, ticket)
+  if limit > 0 and queued then
+    bought[#bought + 1] = position
+    bought[#bought + 1] = string.format('%d', position) .. ' ' .. user
   end
   return SOLD, order, remaining_now(), ticket
 end

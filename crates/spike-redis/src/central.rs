@@ -9,6 +9,7 @@ use spike_core::{
     CentralError, CentralReply, CentralStock, CreateSaleError, EventId, Occupancy, OrderId,
     Purchase, PurchaseBatch, QueueCounters, QueueJoin, QueueRecord, Release, RequestId,
     RequestRecord, Restoration, SaleRecord, Ticket, TicketPurchase, TicketReply, UserId, Verdict,
+    WaitEntry, WaitJoin, WaitRequest, WaitStatus,
 };
 
 use crate::client::RedisCentral;
@@ -319,23 +320,46 @@ impl CentralStock for RedisCentral {
         let maps = self.seat_maps(&keys).await?;
         let mut invocation = self.scripts().release.prepare_invoke();
         invocation
-            .key(keys.all().as_slice())
-            .key(&keys.tickets)
+            .key(keys.with_waitlist().as_slice())
             .key(maps)
             .arg(order.as_str())
             .arg(user.map_or("", |u| u.as_str()))
             .arg(request.as_str());
         let mut connection = self.connection().await;
-        let (code, remaining): (i64, u64) = self
+        let (code, remaining, filled): (i64, u64, u64) = self
             .with_deadline(invocation.invoke_async(&mut connection))
             .await?;
         match ReleaseCode::from_reply(code) {
-            Some(ReleaseCode::Released) => Ok(Release::Released { remaining }),
+            Some(ReleaseCode::Released) => Ok(Release::Released { remaining, filled }),
             Some(ReleaseCode::AlreadyReleased) => Ok(Release::AlreadyReleased),
             Some(ReleaseCode::NotSold) => Ok(Release::NotSold),
             Some(ReleaseCode::NoSuchSale) => Ok(Release::NoSuchSale),
             None => Err(unknown_code("release", code)),
         }
+    }
+
+    async fn join_waitlist(&self, request: &WaitRequest) -> Result<WaitJoin, CentralError> {
+        self.join_waitlist_call(request).await
+    }
+
+    async fn waitlist_status(
+        &self,
+        event: &EventId,
+        user: &UserId,
+    ) -> Result<Option<WaitStatus>, CentralError> {
+        self.waitlist_status_call(event, user).await
+    }
+
+    async fn leave_waitlist(
+        &self,
+        event: &EventId,
+        user: &UserId,
+    ) -> Result<Option<WaitEntry>, CentralError> {
+        self.leave_waitlist_call(event, user).await
+    }
+
+    async fn waitlist(&self, event: &EventId) -> Result<Vec<WaitEntry>, CentralError> {
+        self.waitlist_entries(event).await
     }
 
     async fn restore(
@@ -595,7 +619,7 @@ impl RedisCentral {
     /// (`train_classes` × `train_segments`; none for other sales), for the
     /// scripts that declare them. The layout of a sale never changes in its
     /// life; a script given another count refuses, and is asked again.
-    async fn seat_maps(&self, keys: &EventKeys) -> Result<Vec<String>, CentralError> {
+    pub(crate) async fn seat_maps(&self, keys: &EventKeys) -> Result<Vec<String>, CentralError> {
         let (classes, segments): (Option<usize>, Option<u32>) = self
             .read(|mut connection| {
                 let key = keys.sale.clone();

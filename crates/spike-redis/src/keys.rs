@@ -40,6 +40,12 @@ pub struct EventKeys {
     pub seat_maps: String,
     /// Where `ticket.lua` ORs a leg's maps, for the length of one call.
     pub seat_scratch: String,
+    /// Hash: a train run's waitlist, place → entry (`WaitEntry::to_wire`).
+    pub waitlist: String,
+    /// Hash: user id → the place of their latest waitlist entry.
+    pub waitlist_users: String,
+    /// Sorted set: the waiting places (member and score the place).
+    pub waitlist_queue: String,
     /// A counter written only to confirm what was read: a replayed sale or
     /// a request's result is confirmed by `WAIT` on a write made after
     /// reading it (see `RedisCentral::confirm_read`).
@@ -65,6 +71,9 @@ impl EventKeys {
             tickets: key("tickets"),
             seat_maps: key("seats:"),
             seat_scratch: key("seats:scratch"),
+            waitlist: key("waitlist"),
+            waitlist_users: key("waitlist:users"),
+            waitlist_queue: key("waitlist:queue"),
             confirmations: key("confirmations"),
         }
     }
@@ -103,12 +112,38 @@ impl EventKeys {
     }
 
     /// Every key of the event but its seat maps: the sale's, the waiting
-    /// room's, then the tickets (as `create.lua` expects them).
+    /// room's, the tickets, then the waitlist's (as `create.lua` expects
+    /// them).
     pub fn everything(&self) -> Vec<&str> {
         let mut keys = self.all().to_vec();
         keys.extend(self.queue_keys());
         keys.push(&self.tickets);
+        keys.extend([
+            self.waitlist.as_str(),
+            &self.waitlist_users,
+            &self.waitlist_queue,
+        ]);
         keys
+    }
+
+    /// The keys `release.lua` and `waitlist.lua` take before the run's seat
+    /// maps (`lua/waitlist_rules.lua` lays them out): `sell.lua`'s seven,
+    /// the tickets, the scratch key, then the waitlist's three.
+    pub fn with_waitlist(&self) -> [&str; 12] {
+        [
+            &self.sale,
+            &self.buyers,
+            &self.requests,
+            &self.orders,
+            &self.released,
+            &self.queue,
+            &self.queue_bought,
+            &self.tickets,
+            &self.seat_scratch,
+            &self.waitlist,
+            &self.waitlist_users,
+            &self.waitlist_queue,
+        ]
     }
 
     /// The sale's keys in the order every script expects them.
@@ -132,7 +167,8 @@ mod tests {
         let keys = EventKeys::new(&EventId::parse("G1").unwrap());
         assert_eq!(keys.sale, "spike:{G1}:sale");
         assert!(keys.everything().iter().all(|k| k.contains("{G1}")));
-        assert_eq!(keys.everything().len(), 11);
+        assert_eq!(keys.everything().len(), 14);
+        assert!(keys.with_waitlist().iter().all(|k| k.contains("{G1}")));
         assert_eq!(keys.seat_map(1, 7), "spike:{G1}:seats:1:7");
         assert!(keys.seat_scratch.contains("{G1}"));
     }

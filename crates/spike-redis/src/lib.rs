@@ -14,6 +14,7 @@ mod keys;
 mod scripts;
 mod stream;
 mod target;
+mod waitlist;
 mod wire;
 
 pub use client::{RedisCentral, RedisSettings};

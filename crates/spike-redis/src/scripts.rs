@@ -126,6 +126,33 @@ reply_codes! {
 }
 
 reply_codes! {
+    /// What `waitlist.lua` answers. A name `sell.lua` also speaks has the
+    /// same number as there (the two preludes run in one script).
+    WaitlistCode {
+        /// This request id's entry (new, or placed before) follows.
+        Placed = 1 => "PLACED",
+        /// The traveller's waiting entry (another request id's) follows.
+        AlreadyWaiting = 2 => "ALREADY_WAITING",
+        /// Seats are free for the request: nothing changed.
+        Bookable = 3 => "BOOKABLE",
+        /// The traveller's latest entry follows.
+        Found = 4 => "FOUND",
+        /// The entry, now withdrawn, follows.
+        Withdrawn = 5 => "WITHDRAWN",
+        /// Nothing of the traveller's (waits).
+        Nothing = 0 => "NONE",
+        /// The request id bought seats: nothing changed.
+        RequestIdTaken = REQUEST_ID_TAKEN => "REQUEST_ID_TAKEN",
+        /// The run is not on sale yet.
+        NotOpen = Code::NotOpen.number() => "NOT_OPEN",
+        /// The traveller's limit is reached (their latest order follows).
+        LimitReached = Code::AlreadyPurchased.number() => "LIMIT_REACHED",
+        /// No such sale, not a train run, or no such class or station.
+        NoSuchSale = NO_SUCH_SALE => "NO_SUCH_SALE",
+    }
+}
+
+reply_codes! {
     /// What `create.lua` answers.
     CreateCode {
         /// The sale was created.
@@ -156,6 +183,18 @@ fn selling_rules() -> String {
     BuyCode::lua_prelude() + include_str!("../lua/sell.lua")
 }
 
+/// A train run's seat rule after the selling rules: what `ticket.lua`
+/// needs, and the start of what the waitlist's scripts need.
+fn seat_rules() -> String {
+    selling_rules() + include_str!("../lua/seats.lua")
+}
+
+/// The waitlist's rules and its fill, after the seat rule: what
+/// `release.lua` and `waitlist.lua` run, with their own codes first.
+fn waitlist_rules(codes: String) -> String {
+    codes + &seat_rules() + include_str!("../lua/waitlist_rules.lua")
+}
+
 /// The admission rule both waiting-room scripts run: the bucket's burst,
 /// then `admission.lua`'s functions.
 fn admission_rule() -> String {
@@ -164,14 +203,11 @@ fn admission_rule() -> String {
 }
 
 /// One script's name and its full source, as Redis receives it.
-fn sources() -> [(&'static str, String); 10] {
+fn sources() -> [(&'static str, String); 11] {
     [
         ("ack", include_str!("../lua/ack.lua").to_owned()),
         ("buy", selling_rules() + include_str!("../lua/buy.lua")),
-        (
-            "ticket",
-            selling_rules() + include_str!("../lua/ticket.lua"),
-        ),
+        ("ticket", seat_rules() + include_str!("../lua/ticket.lua")),
         ("occupancy", include_str!("../lua/occupancy.lua").to_owned()),
         (
             "buy_many",
@@ -187,7 +223,11 @@ fn sources() -> [(&'static str, String); 10] {
         ),
         (
             "release",
-            ReleaseCode::lua_prelude() + include_str!("../lua/release.lua"),
+            waitlist_rules(ReleaseCode::lua_prelude()) + include_str!("../lua/release.lua"),
+        ),
+        (
+            "waitlist",
+            waitlist_rules(WaitlistCode::lua_prelude()) + include_str!("../lua/waitlist.lua"),
         ),
         (
             "queue_join",
@@ -226,12 +266,13 @@ pub(crate) struct Scripts {
     pub(crate) release: Script,
     pub(crate) queue_join: Script,
     pub(crate) queue_tick: Script,
+    pub(crate) waitlist: Script,
 }
 
 impl Scripts {
     /// Every script of `lua/` with its prelude.
     pub(crate) fn load() -> Self {
-        let [ack, buy, ticket, occupancy, buy_many, create, snapshot, release, queue_join, queue_tick] =
+        let [ack, buy, ticket, occupancy, buy_many, create, snapshot, release, waitlist, queue_join, queue_tick] =
             sources().map(|(_, source)| Script::new(&source));
         Self {
             ack,
@@ -244,6 +285,7 @@ impl Scripts {
             release,
             queue_join,
             queue_tick,
+            waitlist,
         }
     }
 }
@@ -279,6 +321,37 @@ mod tests {
                 BuyCode::Replayed | BuyCode::NoSuchSale | BuyCode::RequestIdTaken => None,
             };
             assert_eq!(Code::from_number(code.number()), answer, "{code:?}");
+        }
+    }
+
+    /// A script whose preludes declare one name twice gives it one number:
+    /// the later declaration would otherwise change what the earlier
+    /// rules' functions return.
+    #[test]
+    fn no_script_gives_one_code_name_two_numbers() {
+        for (name, source) in sources() {
+            let mut seen = std::collections::HashMap::new();
+            for line in source
+                .lines()
+                .filter(|l| l.starts_with("local ") && l.contains(" = "))
+            {
+                let Some((names, numbers)) = line["local ".len()..].split_once(" = ") else {
+                    continue;
+                };
+                if !names
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c == '_' || c == ',' || c == ' ')
+                {
+                    continue;
+                }
+                for (code, number) in names.split(", ").zip(numbers.split(", ")) {
+                    let earlier = seen.insert(code.to_owned(), number.to_owned());
+                    assert!(
+                        earlier.as_deref().is_none_or(|e| e == number),
+                        "{name}.lua declares {code} as {earlier:?} and {number}"
+                    );
+                }
+            }
         }
     }
 

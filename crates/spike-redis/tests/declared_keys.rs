@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use spike_core::{
     BuyerPolicy, CentralStock, EventId, Leg, NodeId, OrderStream, Passengers, PurchaseBatch,
-    SaleConfig, SeatPreference, SeatRequest, TicketPurchase, TrainLayout, Verdict,
+    Release, RequestId, SaleConfig, SeatPreference, SeatRequest, TicketPurchase, TrainLayout,
+    UserId, Verdict, WaitJoin, WaitRequest,
 };
 use spike_testkit::{unique, TestRedis};
 
@@ -106,15 +107,26 @@ async fn every_key_a_script_touches_is_declared() {
     let seen = monitor(&redis);
 
     // A train run: create, legs of one and several segments, parties, a
-    // replay, the occupancy, a release, a re-creation with --force.
+    // replay, the occupancy, the waitlist (placed, read, withdrawn, filled
+    // by a release), a release, a re-creation with --force.
     let run = EventId::parse(unique("keys-run")).unwrap();
-    let layout = TrainLayout::new(&["A", "B", "C", "D"], &["first:1x10", "second:2x10"]).unwrap();
+    let layout = TrainLayout::new(
+        &["A", "B", "C", "D"],
+        &["first:1x10", "second:2x10", "third:1x1"],
+    )
+    .unwrap();
     let config = SaleConfig::for_train(layout.clone()).unwrap();
     central.create_sale(&run, &config, false).await.unwrap();
     let mut sold = Vec::new();
-    for (i, (class, from, to, party)) in [(0, 0, 3, 1), (1, 1, 3, 2), (1, 0, 1, 1), (0, 2, 3, 3)]
-        .into_iter()
-        .enumerate()
+    for (i, (class, from, to, party)) in [
+        (0, 0, 3, 1),
+        (1, 1, 3, 2),
+        (1, 0, 1, 1),
+        (0, 2, 3, 3),
+        (2, 0, 3, 1),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let ticket = TicketPurchase {
             purchase: purchase(&run, &format!("t{i}")),
@@ -131,6 +143,51 @@ async fn every_key_a_script_touches_is_declared() {
         sold.push((ticket.purchase, reply.verdict));
     }
     central.occupancy(&run).await.unwrap().expect("a run");
+    let wait = |user: &str| WaitRequest {
+        event: run.clone(),
+        user: UserId::parse(user).unwrap(),
+        request: RequestId::parse(format!("wait-{user}")).unwrap(),
+        node: NodeId::parse("test").unwrap(),
+        seats: SeatRequest {
+            class: 2,
+            leg: Leg::new(0, 3).unwrap(),
+            passengers: Passengers::ONE,
+            preference: SeatPreference::AISLE,
+        },
+        deadline_ms: spike_core::time::unix_millis(std::time::SystemTime::now()) + 3_600_000,
+    };
+    for user in ["w0", "w1"] {
+        let placed = central.join_waitlist(&wait(user)).await.unwrap();
+        assert!(matches!(placed, WaitJoin::Placed { .. }), "{placed:?}");
+    }
+    let (w0, w1) = (UserId::parse("w0").unwrap(), UserId::parse("w1").unwrap());
+    central
+        .waitlist_status(&run, &w0)
+        .await
+        .unwrap()
+        .expect("w0 waits");
+    central
+        .leave_waitlist(&run, &w1)
+        .await
+        .unwrap()
+        .expect("w1 withdrew");
+    let (third, verdict) = &sold[4];
+    let Verdict::Sold { order, .. } = verdict else {
+        panic!("{verdict:?}")
+    };
+    let released = central
+        .release(&run, order, third.user.as_ref(), &third.request)
+        .await
+        .unwrap();
+    assert_eq!(
+        released,
+        Release::Released {
+            remaining: config.total() - 5,
+            filled: 1
+        },
+        "w0 got the seat"
+    );
+    assert_eq!(central.waitlist(&run).await.unwrap().len(), 2);
     let (first, verdict) = &sold[1];
     let Verdict::Sold { order, .. } = verdict else {
         panic!("{verdict:?}")

@@ -620,7 +620,13 @@ async fn a_sold_out_node_sells_a_released_seat_after_its_next_refresh() {
         .release(&event, &order, Some(&user), &request)
         .await
         .unwrap();
-    assert_eq!(released, spike_core::Release::Released { remaining: 1 });
+    assert_eq!(
+        released,
+        spike_core::Release::Released {
+            remaining: 1,
+            filled: 0
+        }
+    );
 
     let released_at = Instant::now();
     let mut resold = None;

@@ -9,11 +9,13 @@ mod batches;
 mod queue;
 mod stream;
 mod trains;
+mod waitlist;
 
 pub use batches::*;
 pub use queue::*;
 pub use stream::*;
 pub use trains::*;
+pub use waitlist::*;
 
 use std::num::NonZeroU32;
 use std::time::{Duration, SystemTime};
@@ -70,7 +72,10 @@ macro_rules! conformance_tests {
             a_train_sells_only_seats_and_a_sale_no_seats,
             restore_rebuilds_a_trains_seats,
             concurrent_ticket_buyers_never_share_a_seat_segment,
-            every_seat_choice_is_the_one_rule_over_a_long_random_sale);
+            every_seat_choice_is_the_one_rule_over_a_long_random_sale,
+            a_returned_seat_goes_to_the_oldest_waiting_requests_it_can_serve,
+            only_a_sold_out_request_waits_and_only_on_a_train_run,
+            expired_and_superseded_entries_are_passed_over);
     };
     (@cases $setup:path; $($case:ident),*) => {
         $(
@@ -503,7 +508,13 @@ pub async fn a_released_seat_is_sold_again_exactly_once<C: CentralStock>(
         .release(&event, &order, Some(&ann), &ra)
         .await
         .expect("release");
-    assert_eq!(released, Release::Released { remaining: 1 });
+    assert_eq!(
+        released,
+        Release::Released {
+            remaining: 1,
+            filled: 0
+        }
+    );
     let again = central
         .release(&event, &order, Some(&ann), &ra)
         .await

@@ -7,16 +7,20 @@
 use super::*;
 
 /// G1's four stations, with one class of `classes` (such as `"second:1x3"`).
-fn g1(classes: &[&str]) -> TrainLayout {
+pub(super) fn g1(classes: &[&str]) -> TrainLayout {
     TrainLayout::new(&["Beijing", "Jinan", "Nanjing", "Shanghai"], classes).expect("layout")
 }
 
-async fn create_train<C: CentralStock>(central: &C, event: &EventId, layout: TrainLayout) {
+pub(super) async fn create_train<C: CentralStock>(
+    central: &C,
+    event: &EventId,
+    layout: TrainLayout,
+) {
     let config = SaleConfig::for_train(layout).expect("train config");
     create(central, event, config).await;
 }
 
-fn ticket_purchase(
+pub(super) fn ticket_purchase(
     event: &EventId,
     user: &str,
     request: &str,
@@ -34,19 +38,22 @@ fn ticket_purchase(
     }
 }
 
-async fn buy_seats<C: CentralStock>(central: &C, purchase: &TicketPurchase) -> TicketReply {
+pub(super) async fn buy_seats<C: CentralStock>(
+    central: &C,
+    purchase: &TicketPurchase,
+) -> TicketReply {
     central.buy_seats(purchase).await.expect("buy seats")
 }
 
 /// The seats a reply sold, or a panic naming what it got.
-fn seats_of(reply: &TicketReply) -> Vec<u32> {
+pub(super) fn seats_of(reply: &TicketReply) -> Vec<u32> {
     match (&reply.verdict, &reply.ticket) {
         (Verdict::Sold { .. }, Some(ticket)) => ticket.seats.clone(),
         other => panic!("expected seats, got {other:?}"),
     }
 }
 
-async fn occupancy<C: CentralStock>(central: &C, event: &EventId) -> Occupancy {
+pub(super) async fn occupancy<C: CentralStock>(central: &C, event: &EventId) -> Occupancy {
     central
         .occupancy(event)
         .await

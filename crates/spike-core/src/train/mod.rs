@@ -12,9 +12,13 @@ use crate::ids::EventId;
 
 mod memo;
 mod seats;
+mod waitlist;
 
 pub use memo::SoldOutMemo;
 pub use seats::{ClassOccupancy, Occupancy, SeatPreference};
+pub use waitlist::{
+    WaitEntry, WaitJoin, WaitRequest, WaitState, WaitStatus, DEFAULT_WAIT, MAX_WAIT,
+};
 
 /// Most stations a run may have: 63 segments fit one `u64` mask.
 pub const MAX_STATIONS: usize = 64;

@@ -63,6 +63,11 @@ impl SeatPreference {
         self.letters
     }
 
+    /// Reads [`SeatPreference::bits`]; `None` for a bit beyond the row.
+    pub fn from_bits(letters: u8) -> Option<Self> {
+        (letters < 1 << ROW_LETTERS.len()).then_some(Self { letters })
+    }
+
     /// Whether seat `seat` of `class` has a preferred letter.
     pub fn prefers(self, class: &SeatClass, seat: usize) -> bool {
         let per = class.seats_per_carriage() as usize;

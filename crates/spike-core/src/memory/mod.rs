@@ -19,7 +19,11 @@ use crate::queue::{
 };
 use crate::sale::{BuyerPolicy, SaleConfig, SaleSnapshot};
 use crate::time::{unix_millis, Clock, SystemClock};
-use crate::train::{Occupancy, SeatRequest, Ticket};
+use crate::train::{Occupancy, SeatRequest, Ticket, WaitEntry, WaitJoin, WaitRequest, WaitStatus};
+
+mod waitlist;
+
+use waitlist::Waitlist;
 
 /// A sale's waiting room, as `lua/queue_*.lua` keep it in Redis.
 #[derive(Debug, Default)]
@@ -97,6 +101,10 @@ struct Book {
     seats: Option<Occupancy>,
     /// A train run's held orders and their seats.
     tickets: HashMap<OrderId, Ticket>,
+    /// A train run's waitlist.
+    waitlist: Waitlist,
+    /// The last waitlist place handed out.
+    wait_seq: u64,
 }
 
 impl Book {
@@ -116,6 +124,8 @@ impl Book {
             pending: HashMap::new(),
             released: HashSet::new(),
             queue: WaitingRoom::default(),
+            waitlist: Waitlist::default(),
+            wait_seq: 0,
         }
     }
 
@@ -289,8 +299,16 @@ impl Book {
         self.config.total().saturating_sub(self.sold)
     }
 
-    /// The same steps, in the same order, as `lua/release.lua`.
-    fn release(&mut self, order: &OrderId, user: Option<&UserId>, request: &RequestId) -> Release {
+    /// The same steps, in the same order, as `lua/release.lua`: the seat
+    /// back, then the waitlist filled from it.
+    fn release(
+        &mut self,
+        event: &EventId,
+        order: &OrderId,
+        user: Option<&UserId>,
+        request: &RequestId,
+        now: SystemTime,
+    ) -> Release {
         if self.released.contains(order) {
             return Release::AlreadyReleased;
         }
@@ -307,15 +325,21 @@ impl Book {
             }
         }
         self.requests.remove(request);
-        if let (Some(seats), Some(ticket)) = (&mut self.seats, self.tickets.remove(order)) {
+        let returned = self.tickets.remove(order);
+        if let (Some(seats), Some(ticket)) = (&mut self.seats, &returned) {
             if let Some(class) = seats.classes.get_mut(ticket.class) {
                 class.give_back(&ticket.seats, ticket.leg);
             }
         }
         self.released.insert(order.clone());
         self.sold = self.sold.saturating_sub(1);
+        let filled = match returned {
+            Some(ticket) => self.fill_waitlist(event, ticket.class, ticket.leg, now),
+            None => 0,
+        };
         Release::Released {
             remaining: self.remaining(),
+            filled,
         }
     }
 
@@ -394,7 +418,7 @@ impl Book {
         if !self.config.is_open_at(now) {
             return reply(Verdict::NotOpen, self.remaining());
         }
-        if let BuyerPolicy::Identified { per_user_limit, .. } = self.config.policy() {
+        if let BuyerPolicy::Identified { .. } = self.config.policy() {
             let Some(user) = &purchase.user else {
                 return reply(Verdict::UserRequired, self.remaining());
             };
@@ -405,14 +429,11 @@ impl Book {
             {
                 return reply(Verdict::NotAdmitted, self.remaining());
             }
-            if let Some(held) = self.buyers.get(user) {
-                let limit = usize::try_from(per_user_limit.get()).unwrap_or(usize::MAX);
-                if let (true, Some(last)) = (held.len() >= limit, held.last()) {
-                    let verdict = Verdict::AlreadyPurchased {
-                        order: last.clone(),
-                    };
-                    return reply(verdict, self.remaining());
-                }
+            if let Some(last) = self.at_limit(user) {
+                let verdict = Verdict::AlreadyPurchased {
+                    order: last.clone(),
+                };
+                return reply(verdict, self.remaining());
             }
         }
         if self.sold >= self.config.total() {
@@ -444,6 +465,37 @@ impl Book {
             }
             _ => None,
         };
+        if let (Some(_), Some(position), Some(user)) =
+            (self.config.queue(), purchase.admission, &purchase.user)
+        {
+            if let BuyerPolicy::Identified { .. } = self.config.policy() {
+                self.queue.bought.insert((position, user.clone()));
+            }
+        }
+        let order = self.record_sale(event, purchase, ticket.clone(), now);
+        let verdict = Verdict::Sold {
+            order,
+            replayed: false,
+        };
+        (
+            CentralReply {
+                verdict,
+                remaining: self.remaining(),
+            },
+            ticket,
+        )
+    }
+
+    /// Records one sale, as `lua/sell.lua`'s `record_order` does: the next
+    /// order, the buyer's orders, the request index, the stream entry and
+    /// the ticket.
+    fn record_sale(
+        &mut self,
+        event: &EventId,
+        purchase: &Purchase,
+        ticket: Option<Ticket>,
+        now: SystemTime,
+    ) -> OrderId {
         self.order_seq += 1;
         self.sold += 1;
         let order = OrderId::for_sequence(event, self.order_seq);
@@ -453,9 +505,6 @@ impl Book {
                 .entry(user.clone())
                 .or_default()
                 .push(order.clone());
-            if let (Some(_), Some(position)) = (self.config.queue(), purchase.admission) {
-                self.queue.bought.insert((position, user.clone()));
-            }
         }
         self.requests.insert(
             purchase.request.clone(),
@@ -471,23 +520,24 @@ impl Book {
             ticket: ticket.clone(),
         };
         self.stream.insert(self.order_seq, entry);
-        if let Some(ticket) = &ticket {
-            self.tickets.insert(order.clone(), ticket.clone());
+        if let Some(ticket) = ticket {
+            self.tickets.insert(order.clone(), ticket);
         }
         if let Some(seats) = &mut self.seats {
             seats.as_of = self.order_seq;
         }
-        let verdict = Verdict::Sold {
-            order,
-            replayed: false,
+        order
+    }
+
+    /// Whether `user` holds as many orders as the sale allows, and their
+    /// latest order if so.
+    fn at_limit(&self, user: &UserId) -> Option<&OrderId> {
+        let BuyerPolicy::Identified { per_user_limit, .. } = self.config.policy() else {
+            return None;
         };
-        (
-            CentralReply {
-                verdict,
-                remaining: self.remaining(),
-            },
-            ticket,
-        )
+        let held = self.buyers.get(user)?;
+        let limit = usize::try_from(per_user_limit.get()).unwrap_or(usize::MAX);
+        (held.len() >= limit).then(|| held.last()).flatten()
     }
 }
 
@@ -646,9 +696,37 @@ impl CentralStock for MemoryCentral {
         request: &RequestId,
     ) -> Result<Release, CentralError> {
         Ok(match self.book(event) {
-            Some(book) => lock(&book).release(order, user, request),
+            Some(book) => lock(&book).release(event, order, user, request, self.now()),
             None => Release::NoSuchSale,
         })
+    }
+
+    async fn join_waitlist(&self, request: &WaitRequest) -> Result<WaitJoin, CentralError> {
+        Ok(
+            self.with_book(&request.event, WaitJoin::NoSuchSale, |book| {
+                book.join_waitlist(request, self.now())
+            }),
+        )
+    }
+
+    async fn waitlist_status(
+        &self,
+        event: &EventId,
+        user: &UserId,
+    ) -> Result<Option<WaitStatus>, CentralError> {
+        Ok(self.with_book(event, None, |book| book.waitlist_status(user, self.now())))
+    }
+
+    async fn leave_waitlist(
+        &self,
+        event: &EventId,
+        user: &UserId,
+    ) -> Result<Option<WaitEntry>, CentralError> {
+        Ok(self.with_book(event, None, |book| book.leave_waitlist(user, self.now())))
+    }
+
+    async fn waitlist(&self, event: &EventId) -> Result<Vec<WaitEntry>, CentralError> {
+        Ok(self.with_book(event, Vec::new(), |book| book.waitlist.entries()))
     }
 
     async fn restore(
