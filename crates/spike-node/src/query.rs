@@ -65,6 +65,8 @@ pub struct TicketParams {
     pub passengers: Option<String>,
     /// `seat`: `window`, `aisle`, or a letter of the row (any when absent).
     pub seat: Option<String>,
+    /// `wait_minutes`: how long a waitlist order waits (`POST /waitlist`).
+    pub wait_minutes: Option<String>,
 }
 
 impl TicketParams {
@@ -77,6 +79,7 @@ impl TicketParams {
             || self.class.is_some()
             || self.passengers.is_some()
             || self.seat.is_some()
+            || self.wait_minutes.is_some()
     }
 }
 
@@ -132,6 +135,7 @@ impl BuyParams {
                 "class" => set(&mut params.ticket.class, "class", value, Ok)?,
                 "passengers" => set(&mut params.ticket.passengers, "passengers", value, Ok)?,
                 "seat" => set(&mut params.ticket.seat, "seat", value, Ok)?,
+                "wait_minutes" => set(&mut params.ticket.wait_minutes, "wait_minutes", value, Ok)?,
                 _ => {}
             }
         }

@@ -90,6 +90,11 @@ pub enum Route {
     Orders(OrdersRequest),
     /// A sale's waiting room.
     Queue(QueueRequest),
+    /// `POST /waitlist` places a waitlist order, `DELETE /waitlist`
+    /// withdraws it.
+    Waitlist,
+    /// `GET /waitlist/status`: where the traveller's waitlist order stands.
+    WaitlistStatus,
     /// `GET /trains/{train}/{date}/availability`: free seats per station
     /// pair, from the node's memory.
     Availability {
@@ -109,6 +114,8 @@ pub enum Methods {
     Post,
     /// `GET` or `POST` (purchases, for tools that can only GET).
     GetOrPost,
+    /// `POST` (make) or `DELETE` (take back).
+    PostOrDelete,
 }
 
 impl Methods {
@@ -118,6 +125,7 @@ impl Methods {
             Self::Get => method == Method::GET,
             Self::Post => method == Method::POST,
             Self::GetOrPost => method == Method::GET || method == Method::POST,
+            Self::PostOrDelete => method == Method::POST || method == Method::DELETE,
         }
     }
 
@@ -127,6 +135,7 @@ impl Methods {
             Self::Get => "GET",
             Self::Post => "POST",
             Self::GetOrPost => "GET, POST",
+            Self::PostOrDelete => "POST, DELETE",
         }
     }
 }
@@ -226,9 +235,9 @@ impl RouteSpec {
 /// The routing table: every route a node serves, one row each. Adding a
 /// route is a row here, its variant of [`Route`], and its handler in the
 /// node's dispatch; a test holds `openapi.json` to this table.
-pub const ROUTES: [RouteSpec; 15] = {
+pub const ROUTES: [RouteSpec; 17] = {
     use Limits::{Buyer, Costly, None as Free};
-    use Methods::{Get, GetOrPost, Post};
+    use Methods::{Get, GetOrPost, Post, PostOrDelete};
     use Served::{Admin, Both, Public};
     const fn row(
         path: &'static str,
@@ -259,6 +268,8 @@ pub const ROUTES: [RouteSpec; 15] = {
         row("/orders/{id}/cancel", Post, Public, "orders", Costly, |p| Ok(Route::Orders(OrdersRequest::Cancel(order(p)?)))),
         row("/users/{id}/orders", Get, Public, "orders", Costly, |p| Ok(Route::Orders(OrdersRequest::OfUser(user(p)?)))),
         row("/trains/{train}/{date}/availability", Get, Public, "availability", Costly, availability),
+        row("/waitlist", PostOrDelete, Public, "waitlist", Costly, |_| Ok(Route::Waitlist)),
+        row("/waitlist/status", Get, Public, "waitlist_status", Buyer, |_| Ok(Route::WaitlistStatus)),
         row("/healthz", Get, Both, "healthz", Free, |_| Ok(Route::Healthz)),
         row("/openapi.json", Get, Both, "openapi", Free, |_| Ok(Route::OpenApi)),
         row("/sale", Get, Admin, "sale", Free, |_| Ok(Route::Sale)),
@@ -446,6 +457,7 @@ mod tests {
             .flat_map(|spec| {
                 let methods = match spec.methods {
                     Methods::GetOrPost => vec!["GET", "POST"],
+                    Methods::PostOrDelete => vec!["POST", "DELETE"],
                     other => vec![other.header()],
                 };
                 methods

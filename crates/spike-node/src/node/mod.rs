@@ -5,6 +5,7 @@
 //! The rooms, one job each:
 //! - [`purchase`]: `/buy/ticket` and `/buy/result`;
 //! - [`tickets`]: seats on a train run and its availability;
+//! - [`waitlist`]: a train run's waitlist orders;
 //! - [`queue`]: the waiting room;
 //! - [`order_access`]: who may reach the orders API;
 //! - [`observe`]: health, stats, metrics and the sale's figures;
@@ -47,6 +48,7 @@ mod queue;
 mod refresh;
 mod refusal;
 mod tickets;
+mod waitlist;
 
 use event::open_lane;
 pub use event::EventState;
@@ -437,6 +439,11 @@ impl<C: CentralStock> Node<C> {
                 ref train,
                 ref date,
             } => self.availability(train, date),
+            Route::Waitlist if method == Method::DELETE => {
+                self.waitlist_withdraw(query, bearer).await
+            }
+            Route::Waitlist => self.waitlist_place(query, bearer).await,
+            Route::WaitlistStatus => self.waitlist_status(query, bearer).await,
         };
         self.answered(spec.name, answer, started)
     }

@@ -235,6 +235,13 @@ impl<C: CentralStock> TestNode<C> {
             .await
     }
 
+    /// DELETEs `path_and_query` on this node.
+    pub async fn delete(&self, path_and_query: &str) -> Reply {
+        self.http
+            .send(Method::DELETE, &self.url(path_and_query))
+            .await
+    }
+
     pub async fn stop(self) -> Arc<Node<C>> {
         self.app.stop().await
     }

@@ -1,0 +1,257 @@
+//! The waitlist (候补购票) through a node, on Redis with PostgreSQL and on
+//! the embedded pair: a sold-out traveller places a waitlist order, a
+//! cancelled seat becomes their reserved order before anyone else can buy
+//! it, the order's key goes only to whoever shows the placement's key, a
+//! stranger cannot withdraw it, and what nobody waits for goes on sale.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
+mod common;
+
+use std::time::Duration;
+
+use common::{create_sale, named, redis_central, spawn_node, start_pipeline, Reply, TestNode};
+use hyper::StatusCode;
+use serde_json::Value;
+use spike_core::{
+    CentralStock, Code, EventId, MemoryCentral, OrderStream, SaleConfig, TrainLayout, TrainRun,
+};
+use spike_orders::{audit_event, OrderLedger};
+use spike_testkit::{unique, TestDatabase, TestRedis};
+
+/// A run of a fresh train number.
+fn run() -> TrainRun {
+    let number: String = unique("W")
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    TrainRun::parse(&number[..number.len().min(16)], "2026-12-01").unwrap()
+}
+
+/// A traveller's request about `run`, from `from` to `to` in `class`.
+fn trip(run: &TrainRun, user: &str, from: &str, to: &str, class: &str) -> String {
+    format!(
+        "train={}&date={}&user_id={user}&from={from}&to={to}&class={class}",
+        run.train(),
+        run.date()
+    )
+}
+
+/// Who `user` is on `run`, for status and withdrawals.
+fn who(run: &TrainRun, user: &str) -> String {
+    format!("train={}&date={}&user_id={user}", run.train(), run.date())
+}
+
+fn data(reply: &Reply) -> &Value {
+    &reply.body["data"]
+}
+
+/// The scenario, on any central stock and ledger.
+async fn a_cancelled_seat_fills_the_oldest_waiting_order<C>(central: C, ledger: OrderLedger)
+where
+    C: CentralStock + OrderStream + Clone + std::fmt::Debug,
+{
+    let run = run();
+    let layout = TrainLayout::new(&["A", "B", "C", "D"], &["second:1x2", "first:1x1"]).unwrap();
+    create_sale(
+        &central,
+        &run.event(),
+        SaleConfig::for_train(layout).unwrap(),
+    )
+    .await;
+    let _pipeline = start_pipeline(&central, &ledger, &run.event());
+    let period = Duration::from_millis(100);
+    let spec = named("wait")
+        .serving(&run.event())
+        .refreshing_every(period)
+        .orders_from(&ledger);
+    let node: TestNode<C> = spawn_node(central.clone(), spec).await;
+
+    let buy = |user: &str| format!("/buy/ticket?{}", trip(&run, user, "A", "D", "second"));
+    let alice = node.get(&buy("alice")).await;
+    let bob = node.get(&buy("bob")).await;
+    assert_eq!((alice.code(), bob.code()), (Code::Success, Code::Success));
+    assert_eq!(node.get(&buy("late")).await.code(), Code::SoldOut);
+
+    // Carol, then Dave, wait for A → D; only a sold-out request may wait.
+    let place = |user: &str| format!("/waitlist?{}", trip(&run, user, "A", "D", "second"));
+    let carol = node.post(&place("carol")).await;
+    assert_eq!(carol.code(), Code::Ok, "{:?}", carol.body);
+    assert_eq!(
+        (
+            &data(&carol)["place"],
+            &data(&carol)["state"],
+            &data(&carol)["ahead"]
+        ),
+        (&Value::from(1), &Value::from("waiting"), &Value::from(0))
+    );
+    let carol_key = data(&carol)["request_key"]
+        .as_str()
+        .expect("a request key")
+        .to_owned();
+    let dave = node.post(&place("dave")).await;
+    assert_eq!(
+        (data(&dave)["place"].as_u64(), data(&dave)["ahead"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let dave_key = data(&dave)["request_key"].as_str().unwrap().to_owned();
+    let twice = node.post(&place("carol")).await;
+    assert_eq!(
+        twice.status,
+        StatusCode::CONFLICT,
+        "one waitlist order per traveller"
+    );
+    assert_eq!(data(&twice)["place"], 1);
+    let first_class = node
+        .post(&format!(
+            "/waitlist?{}",
+            trip(&run, "erin", "A", "D", "first")
+        ))
+        .await;
+    assert_eq!(
+        first_class.status,
+        StatusCode::CONFLICT,
+        "first class has a seat: buy it"
+    );
+    let holder = node.post(&place("alice")).await;
+    assert_eq!(
+        holder.code(),
+        Code::AlreadyPurchased,
+        "one order per traveller"
+    );
+
+    // Bad input: a clear 4xx, nothing placed.
+    for bad in [
+        place("x") + "&wait_minutes=0",
+        place("x") + "&seat=middle",
+        format!("/waitlist?{}", trip(&run, "x", "D", "A", "second")),
+        format!(
+            "/waitlist?train={}&date={}&from=A&to=D&class=second",
+            run.train(),
+            run.date()
+        ),
+    ] {
+        let reply = node.post(&bad).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}: {:?}",
+            reply.body
+        );
+    }
+    assert_eq!(
+        node.get(&place("x")).await.status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    let nobody = node
+        .get(&format!("/waitlist/status?{}", who(&run, "x")))
+        .await;
+    assert_eq!(nobody.status, StatusCode::NOT_FOUND);
+
+    // A stranger naming Dave cannot withdraw his order: it takes his key.
+    let stranger = node
+        .delete(&format!("/waitlist?{}", who(&run, "dave")))
+        .await;
+    assert_eq!(stranger.status, StatusCode::FORBIDDEN);
+    let forged = format!("/waitlist?{}&request_key={carol_key}", who(&run, "dave"));
+    assert_eq!(node.delete(&forged).await.status, StatusCode::FORBIDDEN);
+
+    // Alice cancels: her seat becomes Carol's reserved order at once.
+    let alice_order = alice.order().unwrap();
+    let alice_key = data(&alice)["order_key"].as_str().unwrap();
+    assert_eq!(node.cancel(&alice_order, alice_key).await.code(), Code::Ok);
+    let status = |user: &str, key: Option<&str>| {
+        let key = key.map(|k| format!("&request_key={k}")).unwrap_or_default();
+        format!("/waitlist/status?{}{key}", who(&run, user))
+    };
+    let filled = node.get(&status("carol", None)).await;
+    assert_eq!(data(&filled)["state"], "filled", "{:?}", filled.body);
+    let order = data(&filled)["order_id"].as_str().unwrap().to_owned();
+    assert!(
+        data(&filled).get("order_key").is_none(),
+        "a name alone gets no key"
+    );
+    let proven = node.get(&status("carol", Some(&carol_key))).await;
+    let order_key = data(&proven)["order_key"]
+        .as_str()
+        .expect("the order's key")
+        .to_owned();
+    let shown = node
+        .get(&format!("/orders/{order}?order_key={order_key}"))
+        .await;
+    assert_eq!(shown.status, StatusCode::OK, "{:?}", shown.body);
+    assert_eq!(
+        data(&shown)["state"],
+        "reserved",
+        "a fill is a reserved order"
+    );
+    assert_eq!(data(&shown)["user_id"], "carol");
+    let waiting = node.get(&status("dave", None)).await;
+    assert_eq!(
+        (
+            data(&waiting)["state"].as_str(),
+            data(&waiting)["ahead"].as_u64()
+        ),
+        (Some("waiting"), Some(0))
+    );
+
+    // Dave withdraws with his key; Bob's seat then goes on sale.
+    let withdrawn = node
+        .delete(&format!(
+            "/waitlist?{}&request_key={dave_key}",
+            who(&run, "dave")
+        ))
+        .await;
+    assert_eq!(
+        data(&withdrawn)["state"],
+        "withdrawn",
+        "{:?}",
+        withdrawn.body
+    );
+    let bob_key = data(&bob)["order_key"].as_str().unwrap();
+    assert_eq!(
+        node.cancel(&bob.order().unwrap(), bob_key).await.code(),
+        Code::Ok
+    );
+    tokio::time::sleep(period * 3).await;
+    let frank = node.get(&buy("frank")).await;
+    assert_eq!(frank.code(), Code::Success, "{:?}", frank.body);
+    assert_eq!(data(&frank)["seats"], serde_json::json!(["01-01B"]));
+
+    common::drained(&central, &run.event()).await;
+    let report = audit_event(&central, &ledger, &run.event(), None)
+        .await
+        .unwrap();
+    assert!(report.passed(), "{report:#?}");
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_seat_fills_the_oldest_waiting_order_on_redis_and_postgres() {
+    let redis = TestRedis::shared_or_spawn();
+    let database = TestDatabase::postgres();
+    let ledger = OrderLedger::connect(database.url()).await.unwrap();
+    let central = redis_central(redis.url()).await;
+    a_cancelled_seat_fills_the_oldest_waiting_order(central, ledger).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_seat_fills_the_oldest_waiting_order_embedded() {
+    let database = TestDatabase::sqlite();
+    let ledger = OrderLedger::connect(database.url()).await.unwrap();
+    a_cancelled_seat_fills_the_oldest_waiting_order(MemoryCentral::new(), ledger).await;
+}
+
+/// A sale that is not a train run has no waitlist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_sale_has_no_waitlist() {
+    let central = MemoryCentral::new();
+    let event = EventId::parse(unique("plain")).unwrap();
+    create_sale(&central, &event, SaleConfig::new(1).unwrap()).await;
+    let node = spawn_node(central, named("plain").serving(&event)).await;
+    let reply = node
+        .post(&format!("/waitlist?event={event}&user_id=a"))
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
+    node.stop().await;
+}
