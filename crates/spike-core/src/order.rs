@@ -7,8 +7,9 @@ use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
 
 /// Where an order is in its life.
 ///
-/// `Reserved` is the only state with a way out: to `Paid` (the buyer paid in
-/// time), `Expired` (they did not) or `Cancelled` (they gave it up).
+/// `Reserved` has three ways out: to `Paid` (the buyer paid in time),
+/// `Expired` (they did not) or `Cancelled` (they gave it up). `Paid` has
+/// one: `Refunded` (they gave the paid ticket back, 退票).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum OrderState {
     /// Sold, waiting for payment; holds a seat.
@@ -19,14 +20,18 @@ pub enum OrderState {
     Expired,
     /// Given up by the buyer; its seat goes back on sale.
     Cancelled,
+    /// Paid, then given back by the buyer (or refunded by the payment
+    /// service); its seat goes back, to the waitlist first.
+    Refunded,
 }
 
 /// Every state, in the order reports list them.
-pub const ORDER_STATES: [OrderState; 4] = [
+pub const ORDER_STATES: [OrderState; 5] = [
     OrderState::Reserved,
     OrderState::Paid,
     OrderState::Expired,
     OrderState::Cancelled,
+    OrderState::Refunded,
 ];
 
 /// A state name that is not one of [`ORDER_STATES`].
@@ -42,6 +47,7 @@ impl OrderState {
             Self::Paid => "paid",
             Self::Expired => "expired",
             Self::Cancelled => "cancelled",
+            Self::Refunded => "refunded",
         }
     }
 
@@ -74,15 +80,26 @@ pub enum Transition {
     Cancel,
     /// The payment window closed.
     Expire,
+    /// The buyer gives a paid order back (a refund).
+    Refund,
 }
 
 impl Transition {
-    /// The state this transition leads to; every transition starts from `Reserved`.
+    /// The state this transition leads to.
     pub fn target(self) -> OrderState {
         match self {
             Self::Pay => OrderState::Paid,
             Self::Cancel => OrderState::Cancelled,
             Self::Expire => OrderState::Expired,
+            Self::Refund => OrderState::Refunded,
+        }
+    }
+
+    /// The state it starts from: `Paid` for a refund, `Reserved` for the rest.
+    pub fn source(self) -> OrderState {
+        match self {
+            Self::Refund => OrderState::Paid,
+            Self::Pay | Self::Cancel | Self::Expire => OrderState::Reserved,
         }
     }
 
@@ -92,14 +109,17 @@ impl Transition {
         if state == self.target() {
             return Some(Refusal::AlreadyDone(state));
         }
-        if state != OrderState::Reserved {
+        if self == Self::Refund && state == OrderState::Reserved {
+            return Some(Refusal::NotPaid);
+        }
+        if state != self.source() {
             return Some(Refusal::Finished(state));
         }
         let due = now_ms >= expires_at_ms;
         match self {
             Self::Pay | Self::Cancel if due => Some(Refusal::WindowClosed),
             Self::Expire if !due => Some(Refusal::NotDue),
-            _ => None,
+            Self::Pay | Self::Cancel | Self::Expire | Self::Refund => None,
         }
     }
 }
@@ -109,8 +129,11 @@ impl Transition {
 pub enum Refusal {
     /// The order is already in the state asked for (a repeated request).
     AlreadyDone(OrderState),
-    /// The order already left `Reserved` another way.
+    /// The order already left the state the transition starts from
+    /// another way.
     Finished(OrderState),
+    /// A refund of an order not paid yet (cancel it instead).
+    NotPaid,
     /// The payment window has closed; the order is expiring.
     WindowClosed,
     /// The payment window is still open.
@@ -163,7 +186,7 @@ mod tests {
         for state in ORDER_STATES {
             assert_eq!(OrderState::parse(state.as_str()), Ok(state));
         }
-        assert!(OrderState::parse("refunded").is_err());
+        assert!(OrderState::parse("returned").is_err());
     }
 
     #[test]
@@ -192,6 +215,30 @@ mod tests {
             Transition::Cancel.refusal(Paid, deadline, before),
             Some(Refusal::Finished(Paid))
         );
+    }
+
+    #[test]
+    fn only_paid_orders_are_refunded_at_any_time() {
+        use OrderState::*;
+        let (deadline, after) = (1_000, 5_000);
+        assert_eq!(Transition::Refund.refusal(Paid, deadline, after), None);
+        assert_eq!(
+            Transition::Refund.refusal(Reserved, deadline, 0),
+            Some(Refusal::NotPaid)
+        );
+        assert_eq!(
+            Transition::Refund.refusal(Refunded, deadline, 0),
+            Some(Refusal::AlreadyDone(Refunded))
+        );
+        assert_eq!(
+            Transition::Refund.refusal(Cancelled, deadline, 0),
+            Some(Refusal::Finished(Cancelled))
+        );
+        assert_eq!(
+            Transition::Cancel.refusal(Refunded, deadline, 0),
+            Some(Refusal::Finished(Refunded))
+        );
+        assert!(!Refunded.holds_seat());
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub enum OrdersRequest {
     Pay(OrderId),
     /// `POST /orders/{id}/cancel`.
     Cancel(OrderId),
+    /// `POST /orders/{id}/refund`: a paid order given back.
+    Refund(OrderId),
     /// `GET /users/{id}/orders`: a buyer's written orders.
     OfUser(UserId),
 }
@@ -235,7 +237,7 @@ impl RouteSpec {
 /// The routing table: every route a node serves, one row each. Adding a
 /// route is a row here, its variant of [`Route`], and its handler in the
 /// node's dispatch; a test holds `openapi.json` to this table.
-pub const ROUTES: [RouteSpec; 17] = {
+pub const ROUTES: [RouteSpec; 18] = {
     use Limits::{Buyer, Costly, None as Free};
     use Methods::{Get, GetOrPost, Post, PostOrDelete};
     use Served::{Admin, Both, Public};
@@ -266,6 +268,7 @@ pub const ROUTES: [RouteSpec; 17] = {
         row("/orders/{id}", Get, Public, "orders", Costly, |p| Ok(Route::Orders(OrdersRequest::Show(order(p)?)))),
         row("/orders/{id}/pay", Post, Public, "orders", Free, |p| Ok(Route::Orders(OrdersRequest::Pay(order(p)?)))),
         row("/orders/{id}/cancel", Post, Public, "orders", Costly, |p| Ok(Route::Orders(OrdersRequest::Cancel(order(p)?)))),
+        row("/orders/{id}/refund", Post, Public, "orders", Costly, |p| Ok(Route::Orders(OrdersRequest::Refund(order(p)?)))),
         row("/users/{id}/orders", Get, Public, "orders", Costly, |p| Ok(Route::Orders(OrdersRequest::OfUser(user(p)?)))),
         row("/trains/{train}/{date}/availability", Get, Public, "availability", Costly, availability),
         row("/waitlist", PostOrDelete, Public, "waitlist", Costly, |_| Ok(Route::Waitlist)),
@@ -485,7 +488,7 @@ mod tests {
     #[test]
     fn unknown_paths_are_404_and_bad_ids_400() {
         assert_eq!(status("/buy/tickets"), StatusCode::NOT_FOUND);
-        assert_eq!(status("/orders/G1-3/refund"), StatusCode::NOT_FOUND);
+        assert_eq!(status("/orders/G1-3/return"), StatusCode::NOT_FOUND);
         assert_eq!(status("/orders/bad%20id"), StatusCode::BAD_REQUEST);
         assert_eq!(status("/buy/ticket/x"), StatusCode::NOT_FOUND);
         assert_eq!(status("/users/ann/orders/1"), StatusCode::NOT_FOUND);

@@ -2,8 +2,8 @@
 //! from the ledger and, for an order still in the stream, from central stock;
 //! it pays and cancels with the ledger's conditional updates, writing an
 //! unwritten order into the ledger first so that a buyer who pays before the
-//! writer caught up is answered correctly; and a cancelled order's seat goes
-//! back at once (or, should that fail, on the next expiry pass).
+//! writer caught up is answered correctly; and a cancelled or refunded
+//! order's seat goes back at once (or, should that fail, on the next expiry pass).
 
 use std::time::SystemTime;
 
@@ -108,9 +108,23 @@ impl<C: CentralStock + OrderStream> OrderDesk<C> {
 
     /// Cancels an order and gives its seat back.
     pub async fn cancel(&self, id: &OrderId) -> Result<Moved, OrdersError> {
-        let moved = self.apply(id, Transition::Cancel).await?;
+        self.give_up(id, Transition::Cancel).await
+    }
+
+    /// Refunds a paid order and gives its seat back: to the waitlist
+    /// first, in central stock's release.
+    pub async fn refund(&self, id: &OrderId) -> Result<Moved, OrdersError> {
+        self.give_up(id, Transition::Refund).await
+    }
+
+    /// Cancels or refunds an order, then gives its seat back at once.
+    async fn give_up(&self, id: &OrderId, transition: Transition) -> Result<Moved, OrdersError> {
+        let moved = self.apply(id, transition).await?;
         if let Moved::Applied(order) = &moved {
-            counter!("spike_orders_cancelled_total").increment(1);
+            match transition {
+                Transition::Refund => counter!("spike_orders_refunded_total").increment(1),
+                _ => counter!("spike_orders_cancelled_total").increment(1),
+            }
             // The seat is owed now; return it without waiting for the next
             // expiry pass. A failure here leaves it owed, and the pass retries.
             let owed = std::slice::from_ref(order);

@@ -112,13 +112,16 @@ pub struct StateCounts {
     pub expired: u64,
     /// Cancelled orders.
     pub cancelled: u64,
-    /// Expired or cancelled orders whose seat is not back in central stock yet.
+    /// Refunded orders.
+    pub refunded: u64,
+    /// Expired, cancelled or refunded orders whose seat is not back in
+    /// central stock yet.
     pub seats_owed: u64,
 }
 
 /// The schema's migrations, in order: version, name, and the SQL that
 /// PostgreSQL and SQLite share, or each one's own.
-const MIGRATIONS: [(i64, &str, MigrationSql); 8] = [
+const MIGRATIONS: [(i64, &str, MigrationSql); 9] = [
     (
         1,
         "orders",
@@ -161,6 +164,14 @@ const MIGRATIONS: [(i64, &str, MigrationSql); 8] = [
         "queue_spillover",
         MigrationSql::Shared(include_str!("../migrations/0008_queue_spillover.sql")),
     ),
+    (
+        9,
+        "refunds",
+        MigrationSql::Each {
+            postgres: include_str!("../migrations/0009_refunds.postgres.sql"),
+            sqlite: include_str!("../migrations/0009_refunds.sqlite.sql"),
+        },
+    ),
 ];
 
 /// A migration's SQL.
@@ -170,6 +181,13 @@ enum MigrationSql {
     Shared(&'static str),
     /// PostgreSQL's; SQLite has nothing to do (the version is still recorded).
     PostgresOnly(&'static str),
+    /// Each backend's own (SQLite cannot alter a table's constraints).
+    Each {
+        /// PostgreSQL's.
+        postgres: &'static str,
+        /// SQLite's.
+        sqlite: &'static str,
+    },
 }
 
 impl MigrationSql {
@@ -178,6 +196,8 @@ impl MigrationSql {
         match (self, backend) {
             (Self::Shared(sql), _) | (Self::PostgresOnly(sql), Backend::Postgres) => sql,
             (Self::PostgresOnly(_), Backend::Sqlite) => "SELECT 1;",
+            (Self::Each { postgres, .. }, Backend::Postgres) => postgres,
+            (Self::Each { sqlite, .. }, Backend::Sqlite) => sqlite,
         }
     }
 }
@@ -723,10 +743,12 @@ impl OrderLedger {
         let timing = match transition {
             Transition::Pay | Transition::Cancel => "expires_at_ms > $2",
             Transition::Expire => "expires_at_ms <= $2",
+            Transition::Refund => "1 = 1",
         };
+        let source = transition.source().as_str();
         let sql = format!(
             "UPDATE orders SET state = $1, updated_at_ms = $2 \
-             WHERE order_id = $3 AND state = 'reserved' AND {timing} RETURNING {ORDER_COLUMNS}"
+             WHERE order_id = $3 AND state = '{source}' AND {timing} RETURNING {ORDER_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(transition.target().as_str())
@@ -763,11 +785,11 @@ impl OrderLedger {
         rows.iter().map(order_from_row).collect()
     }
 
-    /// Up to `max` expired or cancelled orders whose seat is not back in
-    /// central stock yet (the outbox of seat returns).
+    /// Up to `max` expired, cancelled or refunded orders whose seat is not
+    /// back in central stock yet (the outbox of seat returns).
     pub async fn seats_owed(&self, max: u32) -> Result<Vec<Order>, LedgerError> {
         let sql = format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE state IN ('expired', 'cancelled') \
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE state IN ('expired', 'cancelled', 'refunded') \
              AND seat_returned_at_ms IS NULL ORDER BY updated_at_ms LIMIT $1"
         );
         let rows = sqlx::query(&sql)
@@ -817,6 +839,7 @@ impl OrderLedger {
                 OrderState::Paid => counts.paid = orders,
                 OrderState::Expired => counts.expired = orders,
                 OrderState::Cancelled => counts.cancelled = orders,
+                OrderState::Refunded => counts.refunded = orders,
             }
             if !state.holds_seat() {
                 counts.seats_owed += unreturned;

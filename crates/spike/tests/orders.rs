@@ -844,6 +844,13 @@ async fn orders_api_refuses_strangers_and_bad_input_and_changes_nothing() {
             Code::Refused,
         ),
         (
+            Method::POST,
+            format!("/orders/{order}/return"),
+            Some(OPERATOR_KEY),
+            StatusCode::NOT_FOUND,
+            Code::Refused,
+        ),
+        (
             Method::GET,
             "/orders/nope".into(),
             None,
@@ -854,7 +861,7 @@ async fn orders_api_refuses_strangers_and_bad_input_and_changes_nothing() {
             Method::POST,
             format!("/orders/{order}/refund"),
             Some(OPERATOR_KEY),
-            StatusCode::NOT_FOUND,
+            StatusCode::CONFLICT,
             Code::Refused,
         ),
         (

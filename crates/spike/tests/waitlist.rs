@@ -1,8 +1,9 @@
 //! The waitlist (候补购票) through a node, on Redis with PostgreSQL and on
 //! the embedded pair: a sold-out traveller places a waitlist order, a
 //! cancelled seat becomes their reserved order before anyone else can buy
-//! it, the order's key goes only to whoever shows the placement's key, a
-//! stranger cannot withdraw it, and what nobody waits for goes on sale.
+//! it, a refunded paid seat does the same, the order's key goes only to
+//! whoever shows the placement's key, a stranger cannot withdraw it, and
+//! what nobody waits for goes on sale.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
@@ -195,11 +196,44 @@ where
         (Some("waiting"), Some(0))
     );
 
-    // Dave withdraws with his key; Bob's seat then goes on sale.
+    // Bob pays, then refunds: his seat fills Dave's waiting order.
+    let bob_order = bob.order().unwrap();
+    let bob_key = data(&bob)["order_key"].as_str().unwrap().to_owned();
+    let refund = format!("/orders/{bob_order}/refund?order_key={bob_key}");
+    let unpaid = node.post(&refund).await;
+    assert_eq!(
+        unpaid.status,
+        StatusCode::CONFLICT,
+        "a reserved order is cancelled, not refunded"
+    );
+    assert_eq!(node.pay(&bob_order).await.code(), Code::Ok);
+    let stranger = node
+        .post(&format!("/orders/{bob_order}/refund?order_key={alice_key}"))
+        .await;
+    assert_eq!(stranger.status, StatusCode::FORBIDDEN);
+    let refunded = node.post(&refund).await;
+    assert_eq!(data(&refunded)["state"], "refunded", "{:?}", refunded.body);
+    assert_eq!(
+        node.post(&refund).await.body["msg"],
+        "order already refunded"
+    );
+    let dave_filled = node.get(&status("dave", Some(&dave_key))).await;
+    assert_eq!(
+        data(&dave_filled)["state"],
+        "filled",
+        "{:?}",
+        dave_filled.body
+    );
+    assert!(data(&dave_filled)["order_key"].is_string());
+
+    // Erin waits, then withdraws with her key; Carol's cancel then puts
+    // the seat on sale, and Frank buys it.
+    let erin = node.post(&place("erin")).await;
+    let erin_key = data(&erin)["request_key"].as_str().unwrap().to_owned();
     let withdrawn = node
         .delete(&format!(
-            "/waitlist?{}&request_key={dave_key}",
-            who(&run, "dave")
+            "/waitlist?{}&request_key={erin_key}",
+            who(&run, "erin")
         ))
         .await;
     assert_eq!(
@@ -208,15 +242,11 @@ where
         "{:?}",
         withdrawn.body
     );
-    let bob_key = data(&bob)["order_key"].as_str().unwrap();
-    assert_eq!(
-        node.cancel(&bob.order().unwrap(), bob_key).await.code(),
-        Code::Ok
-    );
+    assert_eq!(node.cancel(&order, &order_key).await.code(), Code::Ok);
     tokio::time::sleep(period * 3).await;
     let frank = node.get(&buy("frank")).await;
     assert_eq!(frank.code(), Code::Success, "{:?}", frank.body);
-    assert_eq!(data(&frank)["seats"], serde_json::json!(["01-01B"]));
+    assert_eq!(data(&frank)["seats"], serde_json::json!(["01-01A"]));
 
     common::drained(&central, &run.event()).await;
     let report = audit_event(&central, &ledger, &run.event(), None)

@@ -1,6 +1,7 @@
 //! Order access: who may reach the orders API (the payment service by the
 //! operator key, a buyer by their token, the holder of an order key) before
-//! the request is handed to it.
+//! the request is handed to it. A refund is the buyer's or the payment
+//! service's; a payment is the payment service's alone.
 
 use crate::answer::Answer;
 use hyper::StatusCode;
@@ -76,7 +77,9 @@ impl<C: CentralStock> Node<C> {
                 }
                 Ok(Caller::Buyer(subject))
             }
-            OrdersRequest::Show(order) | OrdersRequest::Cancel(order) => {
+            OrdersRequest::Show(order)
+            | OrdersRequest::Cancel(order)
+            | OrdersRequest::Refund(order) => {
                 let no_such_order =
                     || Answer::refused(StatusCode::NOT_FOUND, format!("no such order {order}"));
                 let (event, _) = order.split().ok_or_else(no_such_order)?;

@@ -6,7 +6,7 @@
 
 use hyper::StatusCode;
 use serde_json::{json, Value};
-use spike_core::order::{Order, Refusal};
+use spike_core::order::{Order, Refusal, Transition};
 use std::sync::Arc;
 
 use spike_core::{
@@ -100,7 +100,7 @@ fn no_such_order(id: &OrderId) -> Answer {
     Answer::refused(StatusCode::NOT_FOUND, format!("no such order {id}"))
 }
 
-/// The answer to a pay or cancel that reached the ledger.
+/// The answer to a pay, cancel or refund that reached the ledger.
 fn moved_answer(id: &OrderId, moved: Moved, layout: Option<&TrainLayout>) -> Answer {
     let order_json = |order: &Order| order_json(order, layout);
     let (order, refusal) = match moved {
@@ -115,6 +115,10 @@ fn moved_answer(id: &OrderId, moved: Moved, layout: Option<&TrainLayout>) -> Ans
             order,
             "payment window closed; the order is expiring".to_owned(),
         ),
+        Moved::Refused(order, Refusal::NotPaid) => (
+            order,
+            "the order is not paid: cancel it instead of refunding it".to_owned(),
+        ),
         Moved::NotFound => return no_such_order(id),
     };
     Answer::refused_with(StatusCode::CONFLICT, refusal, order_json(&order))
@@ -128,8 +132,9 @@ impl<C: CentralStock + OrderStream + Clone> OrdersHttp<C> {
         match request {
             OrdersRequest::OfUser(owner) => self.of_user(&owner).await,
             OrdersRequest::Show(id) => self.show(&id, &caller).await,
-            OrdersRequest::Pay(id) => self.settle(&id, &caller, true).await,
-            OrdersRequest::Cancel(id) => self.settle(&id, &caller, false).await,
+            OrdersRequest::Pay(id) => self.settle(&id, &caller, Transition::Pay).await,
+            OrdersRequest::Cancel(id) => self.settle(&id, &caller, Transition::Cancel).await,
+            OrdersRequest::Refund(id) => self.settle(&id, &caller, Transition::Refund).await,
         }
     }
 
@@ -177,19 +182,19 @@ impl<C: CentralStock + OrderStream + Clone> OrdersHttp<C> {
         }
     }
 
-    /// Pays (`pay`, the operator only: the node refused everyone else) or
-    /// cancels an order.
-    async fn settle(&self, id: &OrderId, caller: &Caller, pay: bool) -> Answer {
+    /// Pays (the operator only: the node refused everyone else), cancels
+    /// or refunds an order.
+    async fn settle(&self, id: &OrderId, caller: &Caller, transition: Transition) -> Answer {
         match self.desk.find(id).await {
             Ok(Found::Missing) => return no_such_order(id),
             Ok(found) if !caller.may_touch(found.user()) => return not_yours(id),
             Ok(_) => {}
             Err(error) => return unavailable(&error),
         }
-        let moved = if pay {
-            self.desk.pay(id).await
-        } else {
-            self.desk.cancel(id).await
+        let moved = match transition {
+            Transition::Pay => self.desk.pay(id).await,
+            Transition::Refund => self.desk.refund(id).await,
+            Transition::Cancel | Transition::Expire => self.desk.cancel(id).await,
         };
         let has_ticket = match &moved {
             Ok(Moved::Applied(order) | Moved::Refused(order, _)) => order.ticket.is_some(),
