@@ -27,6 +27,10 @@ pub async fn audit_event<C: CentralStock + OrderStream>(
     let orders = ledger.orders_of_event(event).await?;
     let queue = central.queue_record(event).await?;
     let occupancy = central.occupancy(event).await?;
+    let waitlist = match occupancy {
+        Some(_) => central.waitlist(event).await?,
+        None => Vec::new(),
+    };
     Ok(audit(&Evidence {
         central: snapshot.as_ref(),
         stream: &stream,
@@ -35,6 +39,7 @@ pub async fn audit_event<C: CentralStock + OrderStream>(
         logged,
         queue: queue.as_ref(),
         occupancy: occupancy.as_ref(),
+        waitlist: &waitlist,
     }))
 }
 

@@ -15,7 +15,9 @@ use crate::queue::{passes_ahead_of_waiters, steps_beyond_rate, QueueConfig, Shuf
 use crate::sale::{BuyerPolicy, SaleConfig, SaleSnapshot};
 use crate::stat::parse_line;
 use crate::time::unix_millis;
-use crate::train::{ClassOccupancy, Occupancy, Ticket};
+use crate::train::{ClassOccupancy, Occupancy, Ticket, WaitEntry};
+
+mod waitlist;
 
 /// Everything an audit looks at, for one event.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +36,8 @@ pub struct Evidence<'a> {
     pub queue: Option<&'a QueueRecord>,
     /// A train run's seats as central stock holds them.
     pub occupancy: Option<&'a Occupancy>,
+    /// A train run's waitlist, every entry.
+    pub waitlist: &'a [WaitEntry],
 }
 
 /// What the nodes' stat logs told buyers about one event: the sales
@@ -305,6 +309,15 @@ pub fn audit(evidence: &Evidence<'_>) -> AuditReport {
             .map(|o| o.ticket.as_ref())
             .chain(unwritten.iter().map(|e| e.ticket.as_ref()));
         lines.extend(seat_lines(occupancy, seated));
+        if !evidence.waitlist.is_empty() {
+            lines.extend(waitlist::waitlist_lines(
+                evidence.waitlist,
+                evidence.orders,
+                evidence.stream,
+                occupancy,
+                unix_millis(SystemTime::now()),
+            ));
+        }
     }
 
     if let Some(answers) = evidence.logged {
@@ -688,6 +701,7 @@ mod tests {
             logged: None,
             queue: None,
             occupancy: None,
+            waitlist: &[],
         };
         let report = audit(&evidence);
         assert!(report.passed(), "{report:#?}");
@@ -778,6 +792,7 @@ mod tests {
             logged: Some(&logged),
             queue: None,
             occupancy: None,
+            waitlist: &[],
         };
         assert!(audit(&evidence).passed());
         let extra = sales(&[told(&orders[0].id, "a"), told(&entry(9, "z").order, "z")]);
@@ -817,6 +832,7 @@ mod tests {
             logged: Some(&logged),
             queue: None,
             occupancy: None,
+            waitlist: &[],
         });
         assert_eq!(
             failed_checks(&report),
@@ -851,6 +867,7 @@ mod tests {
                 logged: Some(logged),
                 queue: None,
                 occupancy: None,
+                waitlist: &[],
             })
         };
         // Told "sold out" before it bought (an earlier try, then a retry
@@ -1007,6 +1024,7 @@ mod tests {
             logged: None,
             queue: Some(&record),
             occupancy: None,
+            waitlist: &[],
         };
         assert!(audit(&evidence).passed(), "{:#?}", audit(&evidence));
 
