@@ -165,6 +165,18 @@ id_type!(
         && !matches!(c, ',' | '"' | '\\')
 );
 
+impl RequestId {
+    /// The request id that buys the new ticket of a change of `order`:
+    /// the same for every attempt (so a retried change replays, never buys
+    /// twice), and short enough for any order id (FNV-1a of it, 64 bits).
+    pub fn for_change_of(order: &OrderId) -> Self {
+        let hash = (order.as_str().bytes()).fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+        Self(format!("change:{hash:016x}").into())
+    }
+}
+
 impl OrderId {
     /// The order id central stock gives the `sequence`-th order of `event`.
     pub fn for_sequence(event: &EventId, sequence: u64) -> Self {

@@ -9,7 +9,9 @@ use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
 ///
 /// `Reserved` has three ways out: to `Paid` (the buyer paid in time),
 /// `Expired` (they did not) or `Cancelled` (they gave it up). `Paid` has
-/// one: `Refunded` (they gave the paid ticket back, 退票).
+/// two: `Refunded` (they gave the paid ticket back, 退票) and `Changing`
+/// (they exchange it, 改签), which ends `Changed` (the new ticket is
+/// theirs) or back at `Paid` (no new ticket could be had).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum OrderState {
     /// Sold, waiting for payment; holds a seat.
@@ -23,15 +25,23 @@ pub enum OrderState {
     /// Paid, then given back by the buyer (or refunded by the payment
     /// service); its seat goes back, to the waitlist first.
     Refunded,
+    /// Paid, and being exchanged for another ticket: it holds its seat
+    /// until the new one is had (then `Changed`) or cannot be (`Paid`).
+    Changing,
+    /// Exchanged for another ticket (its `changed_to`); its seat goes back,
+    /// to the waitlist first.
+    Changed,
 }
 
 /// Every state, in the order reports list them.
-pub const ORDER_STATES: [OrderState; 5] = [
+pub const ORDER_STATES: [OrderState; 7] = [
     OrderState::Reserved,
     OrderState::Paid,
     OrderState::Expired,
     OrderState::Cancelled,
     OrderState::Refunded,
+    OrderState::Changing,
+    OrderState::Changed,
 ];
 
 /// A state name that is not one of [`ORDER_STATES`].
@@ -48,6 +58,8 @@ impl OrderState {
             Self::Expired => "expired",
             Self::Cancelled => "cancelled",
             Self::Refunded => "refunded",
+            Self::Changing => "changing",
+            Self::Changed => "changed",
         }
     }
 
@@ -61,7 +73,7 @@ impl OrderState {
 
     /// Whether an order in this state keeps its seat.
     pub fn holds_seat(self) -> bool {
-        matches!(self, Self::Reserved | Self::Paid)
+        matches!(self, Self::Reserved | Self::Paid | Self::Changing)
     }
 }
 
@@ -82,6 +94,12 @@ pub enum Transition {
     Expire,
     /// The buyer gives a paid order back (a refund).
     Refund,
+    /// The buyer starts exchanging a paid order for another ticket.
+    BeginChange,
+    /// The new ticket is theirs: the exchanged order gives its seat back.
+    FinishChange,
+    /// No new ticket could be had: the order is paid again, as before.
+    UndoChange,
 }
 
 impl Transition {
@@ -92,13 +110,18 @@ impl Transition {
             Self::Cancel => OrderState::Cancelled,
             Self::Expire => OrderState::Expired,
             Self::Refund => OrderState::Refunded,
+            Self::BeginChange => OrderState::Changing,
+            Self::FinishChange => OrderState::Changed,
+            Self::UndoChange => OrderState::Paid,
         }
     }
 
-    /// The state it starts from: `Paid` for a refund, `Reserved` for the rest.
+    /// The state it starts from: `Paid` for a refund and the start of a
+    /// change, `Changing` for its end, `Reserved` for the rest.
     pub fn source(self) -> OrderState {
         match self {
-            Self::Refund => OrderState::Paid,
+            Self::Refund | Self::BeginChange => OrderState::Paid,
+            Self::FinishChange | Self::UndoChange => OrderState::Changing,
             Self::Pay | Self::Cancel | Self::Expire => OrderState::Reserved,
         }
     }
@@ -109,7 +132,8 @@ impl Transition {
         if state == self.target() {
             return Some(Refusal::AlreadyDone(state));
         }
-        if self == Self::Refund && state == OrderState::Reserved {
+        let from_paid = matches!(self, Self::Refund | Self::BeginChange);
+        if from_paid && state == OrderState::Reserved {
             return Some(Refusal::NotPaid);
         }
         if state != self.source() {
@@ -119,7 +143,8 @@ impl Transition {
         match self {
             Self::Pay | Self::Cancel if due => Some(Refusal::WindowClosed),
             Self::Expire if !due => Some(Refusal::NotDue),
-            Self::Pay | Self::Cancel | Self::Expire | Self::Refund => None,
+            Self::Pay | Self::Cancel | Self::Expire => None,
+            Self::Refund | Self::BeginChange | Self::FinishChange | Self::UndoChange => None,
         }
     }
 }
@@ -132,7 +157,8 @@ pub enum Refusal {
     /// The order already left the state the transition starts from
     /// another way.
     Finished(OrderState),
-    /// A refund of an order not paid yet (cancel it instead).
+    /// A refund or change of an order not paid yet (cancel it instead, or
+    /// pay it first).
     NotPaid,
     /// The payment window has closed; the order is expiring.
     WindowClosed,
@@ -167,6 +193,10 @@ pub struct Order {
     pub seat_returned_at_ms: Option<u64>,
     /// On a train run, the seats it holds (or held).
     pub ticket: Option<crate::train::Ticket>,
+    /// While it is `Changing` (and after): the run the change takes it to.
+    pub change_event: Option<EventId>,
+    /// Once `Changed`: the order it was exchanged for.
+    pub changed_to: Option<OrderId>,
 }
 
 impl Order {
@@ -239,6 +269,32 @@ mod tests {
             Some(Refusal::Finished(Refunded))
         );
         assert!(!Refunded.holds_seat());
+    }
+
+    #[test]
+    fn a_change_starts_from_paid_holds_its_seat_and_ends_one_way() {
+        use OrderState::*;
+        assert_eq!(Transition::BeginChange.refusal(Paid, 0, 9), None);
+        assert_eq!(
+            Transition::BeginChange.refusal(Reserved, 0, 9),
+            Some(Refusal::NotPaid)
+        );
+        assert_eq!(
+            Transition::BeginChange.refusal(Changing, 0, 9),
+            Some(Refusal::AlreadyDone(Changing))
+        );
+        assert!(Changing.holds_seat() && !Changed.holds_seat());
+        assert_eq!(Transition::FinishChange.refusal(Changing, 0, 9), None);
+        assert_eq!(Transition::UndoChange.refusal(Changing, 0, 9), None);
+        assert_eq!(
+            Transition::UndoChange.refusal(Changed, 0, 9),
+            Some(Refusal::Finished(Changed))
+        );
+        assert_eq!(
+            Transition::Refund.refusal(Changing, 0, 9),
+            Some(Refusal::Finished(Changing)),
+            "no refund while a change is under way"
+        );
     }
 
     #[test]

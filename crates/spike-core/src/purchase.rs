@@ -75,6 +75,10 @@ pub struct TicketPurchase {
     pub purchase: Purchase,
     /// Which class, which leg, how many seats.
     pub seats: SeatRequest,
+    /// A change's new ticket: the order of the same run it replaces, which
+    /// the per-user limit does not count (it is given back once the new
+    /// ticket is had). `None` for a purchase.
+    pub replacing: Option<OrderId>,
 }
 
 /// Central stock's answer to a [`TicketPurchase`].

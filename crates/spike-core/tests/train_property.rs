@@ -120,6 +120,7 @@ fn run(layout: TrainLayout, steps: Vec<Step>) -> Result<(), TestCaseError> {
                             passengers: Passengers::new(passengers).unwrap(),
                             preference: SeatPreference::ANY,
                         },
+                        replacing: None,
                     };
                     let reply = central.buy_seats(&purchase).await.unwrap();
                     let shape = &layout.classes()[class];

@@ -28,7 +28,7 @@ pub use node::{
     EventState, Node, NodeConfig, NodeError, NodeParts, NodeRequest, DEFAULT_REFRESH_INTERVAL,
 };
 pub use orders::{AnswerFuture, Caller, OrdersApi, OrdersRequest};
-pub use routes::{Methods, Route, Surface};
+pub use routes::{ChangeWanted, Methods, Route, Surface};
 pub use server::{serve_node, NodeService, NODE_HEADER};
 pub use spike_http::RetryReason;
 pub use stat_log::{StatLog, StatSlot};

@@ -56,8 +56,28 @@ pub enum OrdersRequest {
     Cancel(OrderId),
     /// `POST /orders/{id}/refund`: a paid order given back.
     Refund(OrderId),
+    /// `POST /orders/{id}/change`: a paid ticket exchanged for another
+    /// (what for, from the query: see [`ChangeWanted`]).
+    Change(OrderId, ChangeWanted),
     /// `GET /users/{id}/orders`: a buyer's written orders.
     OfUser(UserId),
+}
+
+/// What a change asks for, as given (`date`, `from`, `to`, `class`,
+/// `seat`; each absent one keeps the old ticket's), checked against the
+/// runs by the orders API.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeWanted {
+    /// `date`: another run of the same train.
+    pub date: Option<String>,
+    /// `from`: the boarding station.
+    pub from: Option<String>,
+    /// `to`: the station left at.
+    pub to: Option<String>,
+    /// `class`: the seat class.
+    pub class: Option<String>,
+    /// `seat`: a seat preference.
+    pub seat: Option<String>,
 }
 
 /// A request to a sale's waiting room.
@@ -237,7 +257,7 @@ impl RouteSpec {
 /// The routing table: every route a node serves, one row each. Adding a
 /// route is a row here, its variant of [`Route`], and its handler in the
 /// node's dispatch; a test holds `openapi.json` to this table.
-pub const ROUTES: [RouteSpec; 18] = {
+pub const ROUTES: [RouteSpec; 19] = {
     use Limits::{Buyer, Costly, None as Free};
     use Methods::{Get, GetOrPost, Post, PostOrDelete};
     use Served::{Admin, Both, Public};
@@ -269,6 +289,7 @@ pub const ROUTES: [RouteSpec; 18] = {
         row("/orders/{id}/pay", Post, Public, "orders", Free, |p| Ok(Route::Orders(OrdersRequest::Pay(order(p)?)))),
         row("/orders/{id}/cancel", Post, Public, "orders", Costly, |p| Ok(Route::Orders(OrdersRequest::Cancel(order(p)?)))),
         row("/orders/{id}/refund", Post, Public, "orders", Costly, |p| Ok(Route::Orders(OrdersRequest::Refund(order(p)?)))),
+        row("/orders/{id}/change", Post, Public, "orders", Costly, |p| Ok(Route::Orders(OrdersRequest::Change(order(p)?, ChangeWanted::default())))),
         row("/users/{id}/orders", Get, Public, "orders", Costly, |p| Ok(Route::Orders(OrdersRequest::OfUser(user(p)?)))),
         row("/trains/{train}/{date}/availability", Get, Public, "availability", Costly, availability),
         row("/waitlist", PostOrDelete, Public, "waitlist", Costly, |_| Ok(Route::Waitlist)),

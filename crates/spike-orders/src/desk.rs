@@ -12,7 +12,9 @@ use spike_core::order::{Order, Transition};
 use spike_core::time::unix_millis;
 use std::sync::Arc;
 
-use spike_core::{CentralStock, EventId, OrderId, OrderStream, StreamEntry, TrainLayout, UserId};
+use spike_core::{
+    CentralStock, EventId, OrderId, OrderStream, SaleConfig, StreamEntry, TrainLayout, UserId,
+};
 
 use crate::error::OrdersError;
 use crate::expiry::return_seats;
@@ -43,8 +45,8 @@ impl Found {
 /// The orders API's logic over a ledger and central stock.
 #[derive(Debug, Clone)]
 pub struct OrderDesk<C> {
-    ledger: OrderLedger,
-    central: C,
+    pub(crate) ledger: OrderLedger,
+    pub(crate) central: C,
 }
 
 impl<C: CentralStock + OrderStream> OrderDesk<C> {
@@ -81,11 +83,17 @@ impl<C: CentralStock + OrderStream> OrderDesk<C> {
     /// A train run's layout (to name an order's seats): central stock's,
     /// else the ledger's record of the sale; `None` for other sales.
     pub async fn layout(&self, event: &EventId) -> Result<Option<Arc<TrainLayout>>, OrdersError> {
-        let config = match self.central.snapshot(event).await? {
-            Some(snapshot) => Some(snapshot.config),
-            None => self.ledger.sale(event).await?,
-        };
+        let config = self.sale(event).await?;
         Ok(config.and_then(|config| config.train().cloned()))
+    }
+
+    /// A sale's rules: central stock's, else (no such sale there, or
+    /// central stock not answering) the ledger's record of them.
+    pub async fn sale(&self, event: &EventId) -> Result<Option<SaleConfig>, OrdersError> {
+        Ok(match self.central.snapshot(event).await {
+            Ok(Some(snapshot)) => Some(snapshot.config),
+            Ok(None) | Err(_) => self.ledger.sale(event).await?,
+        })
     }
 
     /// A user's orders, newest first.
@@ -146,21 +154,36 @@ impl<C: CentralStock + OrderStream> OrderDesk<C> {
         if moved != Moved::NotFound {
             return Ok(moved);
         }
-        let Some((event, sequence)) = id.split() else {
-            return Ok(Moved::NotFound);
-        };
-        let in_stream = self.central.entry(&event, sequence).await?;
-        let Some(entry) = in_stream.filter(|entry| entry.order == *id) else {
-            // Not in the stream either: the writer may have written it meanwhile.
-            return Ok(self.ledger.apply(id, transition, now).await?);
-        };
-        let Some(snapshot) = self.central.snapshot(&event).await? else {
-            return Ok(Moved::NotFound);
-        };
-        let window = snapshot.config.payment_window();
-        // Written exactly as the writer would; its own insert becomes a replay.
-        let entries = std::slice::from_ref(&entry);
-        self.ledger.insert(entries, window, now).await?;
+        // From the stream, if it is there; if not, the writer may have
+        // written it meanwhile.
+        write_unwritten(&self.central, &self.ledger, id, now).await?;
         Ok(self.ledger.apply(id, transition, now).await?)
     }
+}
+
+/// Writes order `id` into the ledger from the stream, exactly as the writer
+/// would (its own insert becomes a replay), if it is there; `Ok(false)`
+/// when the stream does not hold it (written and acknowledged already, or
+/// never sold).
+pub(crate) async fn write_unwritten<C: CentralStock + OrderStream>(
+    central: &C,
+    ledger: &OrderLedger,
+    id: &OrderId,
+    now_ms: u64,
+) -> Result<bool, OrdersError> {
+    let Some((event, sequence)) = id.split() else {
+        return Ok(false);
+    };
+    let in_stream = central.entry(&event, sequence).await?;
+    let Some(entry) = in_stream.filter(|entry| entry.order == *id) else {
+        return Ok(false);
+    };
+    let Some(snapshot) = central.snapshot(&event).await? else {
+        return Ok(false);
+    };
+    let window = snapshot.config.payment_window();
+    ledger
+        .insert(std::slice::from_ref(&entry), window, now_ms)
+        .await?;
+    Ok(true)
 }

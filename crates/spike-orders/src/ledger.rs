@@ -114,6 +114,10 @@ pub struct StateCounts {
     pub cancelled: u64,
     /// Refunded orders.
     pub refunded: u64,
+    /// Orders being changed for another ticket.
+    pub changing: u64,
+    /// Orders changed for another ticket.
+    pub changed: u64,
     /// Expired, cancelled or refunded orders whose seat is not back in
     /// central stock yet.
     pub seats_owed: u64,
@@ -166,10 +170,10 @@ const MIGRATIONS: [(i64, &str, MigrationSql); 9] = [
     ),
     (
         9,
-        "refunds",
+        "refunds_and_changes",
         MigrationSql::Each {
-            postgres: include_str!("../migrations/0009_refunds.postgres.sql"),
-            sqlite: include_str!("../migrations/0009_refunds.sqlite.sql"),
+            postgres: include_str!("../migrations/0009_refunds_and_changes.postgres.sql"),
+            sqlite: include_str!("../migrations/0009_refunds_and_changes.sqlite.sql"),
         },
     ),
 ];
@@ -203,7 +207,8 @@ impl MigrationSql {
 }
 
 const ORDER_COLUMNS: &str = "order_id, event_id, seq, user_id, request_id, node_id, state, \
-     sold_at_ms, expires_at_ms, updated_at_ms, seat_returned_at_ms, ticket";
+     sold_at_ms, expires_at_ms, updated_at_ms, seat_returned_at_ms, ticket, change_event, \
+     changed_to";
 
 /// Rows per `INSERT` (SQLite's eleven parameters a row stay under its limit).
 const INSERT_CHUNK: usize = 1_000;
@@ -411,6 +416,14 @@ fn order_from_row(row: &AnyRow) -> Result<Order, LedgerError> {
             .map(|t| t.parse())
             .transpose()
             .map_err(|_| corrupt("ticket"))?,
+        change_event: (row.try_get::<Option<String>, _>("change_event")?)
+            .map(EventId::parse)
+            .transpose()
+            .map_err(|_| corrupt("change_event"))?,
+        changed_to: (row.try_get::<Option<String>, _>("changed_to")?)
+            .map(OrderId::parse)
+            .transpose()
+            .map_err(|_| corrupt("changed_to"))?,
     })
 }
 
@@ -740,22 +753,43 @@ impl OrderLedger {
         transition: Transition,
         now_ms: u64,
     ) -> Result<Moved, LedgerError> {
+        self.apply_setting(id, transition, now_ms, None).await
+    }
+
+    /// [`OrderLedger::apply`], also setting `column` to `value` in the same
+    /// conditional update (a change's run or new order).
+    async fn apply_setting(
+        &self,
+        id: &OrderId,
+        transition: Transition,
+        now_ms: u64,
+        setting: Option<(&str, &str)>,
+    ) -> Result<Moved, LedgerError> {
         let timing = match transition {
             Transition::Pay | Transition::Cancel => "expires_at_ms > $2",
             Transition::Expire => "expires_at_ms <= $2",
-            Transition::Refund => "1 = 1",
+            Transition::Refund
+            | Transition::BeginChange
+            | Transition::FinishChange
+            | Transition::UndoChange => "1 = 1",
         };
         let source = transition.source().as_str();
+        let set = match setting {
+            Some((column, _)) => format!(", {column} = $4"),
+            None => String::new(),
+        };
         let sql = format!(
-            "UPDATE orders SET state = $1, updated_at_ms = $2 \
+            "UPDATE orders SET state = $1, updated_at_ms = $2{set} \
              WHERE order_id = $3 AND state = '{source}' AND {timing} RETURNING {ORDER_COLUMNS}"
         );
-        let row = sqlx::query(&sql)
+        let mut query = sqlx::query(&sql)
             .bind(transition.target().as_str())
             .bind(to_i64(now_ms))
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+            .bind(id.as_str());
+        if let Some((_, value)) = setting {
+            query = query.bind(value);
+        }
+        let row = query.fetch_optional(&self.pool).await?;
         if let Some(row) = row {
             return Ok(Moved::Applied(order_from_row(&row)?));
         }
@@ -766,6 +800,81 @@ impl OrderLedger {
             .refusal(order.state, order.expires_at_ms, now_ms)
             .unwrap_or(Refusal::Finished(order.state));
         Ok(Moved::Refused(order, refusal))
+    }
+
+    /// Starts changing a paid order for a ticket on `to` (paid → changing).
+    pub async fn begin_change(
+        &self,
+        id: &OrderId,
+        to: &EventId,
+        now_ms: u64,
+    ) -> Result<Moved, LedgerError> {
+        let setting = Some(("change_event", to.as_str()));
+        self.apply_setting(id, Transition::BeginChange, now_ms, setting)
+            .await
+    }
+
+    /// Ends a change that got its new ticket, in one transaction: the new
+    /// order (written already) is paid, whatever its payment window, and
+    /// the old one is `changed` to it (its seat now owed). `Ok(false)` when
+    /// the old order was not changing, or the new one not reserved or paid:
+    /// nothing changed.
+    pub async fn finish_change(
+        &self,
+        old: &OrderId,
+        new: &OrderId,
+        now_ms: u64,
+    ) -> Result<bool, LedgerError> {
+        let mut transaction = self.pool.begin().await?;
+        let paid = sqlx::query(
+            "UPDATE orders SET state = 'paid', updated_at_ms = $1 \
+             WHERE order_id = $2 AND state IN ('reserved', 'paid')",
+        )
+        .bind(to_i64(now_ms))
+        .bind(new.as_str())
+        .execute(&mut *transaction)
+        .await?
+        .rows_affected();
+        let changed = sqlx::query(
+            "UPDATE orders SET state = 'changed', updated_at_ms = $1, changed_to = $2 \
+             WHERE order_id = $3 AND state = 'changing'",
+        )
+        .bind(to_i64(now_ms))
+        .bind(new.as_str())
+        .bind(old.as_str())
+        .execute(&mut *transaction)
+        .await?
+        .rows_affected();
+        if paid == 1 && changed == 1 {
+            transaction.commit().await?;
+            return Ok(true);
+        }
+        transaction.rollback().await?;
+        Ok(false)
+    }
+
+    /// Ends a change that got no new ticket: the order is paid again.
+    pub async fn undo_change(&self, id: &OrderId, now_ms: u64) -> Result<Moved, LedgerError> {
+        self.apply(id, Transition::UndoChange, now_ms).await
+    }
+
+    /// Up to `max` orders changing since `before_ms` or earlier: changes a
+    /// crash left midway, for [`crate::OrderDesk::settle_changes`].
+    pub async fn stalled_changes(
+        &self,
+        before_ms: u64,
+        max: u32,
+    ) -> Result<Vec<Order>, LedgerError> {
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE state = 'changing' \
+             AND updated_at_ms <= $1 ORDER BY updated_at_ms LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(to_i64(before_ms))
+            .bind(i64::from(max))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(order_from_row).collect()
     }
 
     /// Expires up to `max` reserved orders whose payment window closed by
@@ -785,11 +894,12 @@ impl OrderLedger {
         rows.iter().map(order_from_row).collect()
     }
 
-    /// Up to `max` expired, cancelled or refunded orders whose seat is not
-    /// back in central stock yet (the outbox of seat returns).
+    /// Up to `max` expired, cancelled, refunded or changed orders whose seat
+    /// is not back in central stock yet (the outbox of seat returns).
     pub async fn seats_owed(&self, max: u32) -> Result<Vec<Order>, LedgerError> {
         let sql = format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE state IN ('expired', 'cancelled', 'refunded') \
+            "SELECT {ORDER_COLUMNS} FROM orders \
+             WHERE state IN ('expired', 'cancelled', 'refunded', 'changed') \
              AND seat_returned_at_ms IS NULL ORDER BY updated_at_ms LIMIT $1"
         );
         let rows = sqlx::query(&sql)
@@ -840,6 +950,8 @@ impl OrderLedger {
                 OrderState::Expired => counts.expired = orders,
                 OrderState::Cancelled => counts.cancelled = orders,
                 OrderState::Refunded => counts.refunded = orders,
+                OrderState::Changing => counts.changing = orders,
+                OrderState::Changed => counts.changed = orders,
             }
             if !state.holds_seat() {
                 counts.seats_owed += unreturned;

@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod change;
 pub mod defaults;
 pub mod desk;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod pipeline;
 pub mod records;
 pub mod writer;
 
+pub use change::{settle_stalled_changes, Change, ChangeTo, STALLED_AFTER};
 pub use desk::{Found, OrderDesk};
 pub use error::OrdersError;
 pub use expiry::{expire_and_return, return_seats, run_expiry, ExpiryPass};

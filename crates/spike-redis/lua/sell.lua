@@ -33,6 +33,9 @@ local held_orders = {}
 local held_changed = {}
 -- score, member pairs for the waiting room's "bought" set
 local bought = {}
+-- a change's old order, which the per-user limit does not count ('' none;
+-- ticket.lua sets it)
+local replacing = ''
 
 -- Reads the sale; false when there is no such sale.
 local function open_sale()
@@ -83,7 +86,7 @@ local function held_by(user)
 end
 
 -- `user`'s latest order when they hold as many as the sale allows, else nil
--- (never on an anonymous sale).
+-- (never on an anonymous sale). A change's old order does not count.
 local function at_limit(user)
   if limit == 0 then
     return nil
@@ -94,8 +97,10 @@ local function at_limit(user)
   end
   local count, last = 0, ''
   for id in string.gmatch(held, '%S+') do
-    count = count + 1
-    last = id
+    if id ~= replacing then
+      count = count + 1
+      last = id
+    end
   end
   if count >= limit then
     return last

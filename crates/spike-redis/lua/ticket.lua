@@ -12,7 +12,9 @@
 -- ARGV[4] admitted position ('' when none), ARGV[5] class index,
 -- ARGV[6] from station, ARGV[7] to station (from < to),
 -- ARGV[8] passengers, ARGV[9] the preferred letters as bits (bit i for
--- letter i of the row, 0 for none: spike-core's SeatPreference::bits).
+-- letter i of the row, 0 for none: spike-core's SeatPreference::bits),
+-- ARGV[10] a change's old order on this run, which the per-user limit does
+-- not count ('' for a purchase).
 --
 -- Returns {code, order_id, remaining, ticket ('' when none), order_seq}:
 -- sell_one's (SOLD_OUT: no room on that leg), or NO_SUCH_SALE (no sale, not
@@ -20,6 +22,7 @@
 local class = tonumber(ARGV[5])
 local from, to, k = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local prefer = tonumber(ARGV[9]) or 0
+replacing = ARGV[10] or ''
 if #KEYS ~= 9 + to - from then
   return redis.error_reply('ticket.lua: the leg\'s ' .. (to - from) .. ' seat maps must be declared')
 end

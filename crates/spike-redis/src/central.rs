@@ -204,7 +204,11 @@ impl CentralStock for RedisCentral {
     }
 
     async fn buy_seats(&self, ticket: &TicketPurchase) -> Result<TicketReply, CentralError> {
-        let TicketPurchase { purchase, seats } = ticket;
+        let TicketPurchase {
+            purchase,
+            seats,
+            replacing,
+        } = ticket;
         let keys = EventKeys::new(&purchase.event);
         let mut invocation = self.scripts().ticket.prepare_invoke();
         invocation
@@ -222,7 +226,8 @@ impl CentralStock for RedisCentral {
             .arg(seats.leg.from())
             .arg(seats.leg.to())
             .arg(seats.passengers.get())
-            .arg(seats.preference.bits());
+            .arg(seats.preference.bits())
+            .arg(replacing.as_ref().map_or("", |order| order.as_str()));
         let link = self.link().await;
         let mut connection = link.connection.clone();
         let (code, order, remaining, ticket, as_of): (i64, String, u64, String, u64) = self

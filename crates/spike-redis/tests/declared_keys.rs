@@ -136,6 +136,7 @@ async fn every_key_a_script_touches_is_declared() {
                 passengers: Passengers::new(party).unwrap(),
                 preference: [SeatPreference::ANY, SeatPreference::WINDOW][i % 2],
             },
+            replacing: None,
         };
         let reply = central.buy_seats(&ticket).await.unwrap();
         let again = central.buy_seats(&ticket).await.unwrap();

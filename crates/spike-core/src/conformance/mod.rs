@@ -73,6 +73,7 @@ macro_rules! conformance_tests {
             restore_rebuilds_a_trains_seats,
             concurrent_ticket_buyers_never_share_a_seat_segment,
             every_seat_choice_is_the_one_rule_over_a_long_random_sale,
+            a_change_is_not_held_to_the_limit_by_the_order_it_replaces,
             a_returned_seat_goes_to_the_oldest_waiting_requests_it_can_serve,
             only_a_sold_out_request_waits_and_only_on_a_train_run,
             expired_and_superseded_entries_are_passed_over);

@@ -35,6 +35,7 @@ pub(super) fn ticket_purchase(
             passengers: Passengers::new(passengers).expect("passengers"),
             preference: SeatPreference::ANY,
         },
+        replacing: None,
     }
 }
 
@@ -400,4 +401,34 @@ pub async fn concurrent_ticket_buyers_never_share_a_seat_segment<C: CentralStock
         sold,
         replies.iter().filter(|(_, r)| r.ticket.is_some()).count() as u64
     );
+}
+
+/// Conformance case: see its name. A change's new ticket on the same run
+/// is bought while the old one is still held: the per-user limit does not
+/// count the order it replaces (and only that one).
+pub async fn a_change_is_not_held_to_the_limit_by_the_order_it_replaces<C: CentralStock>(
+    central: &C,
+    prefix: &str,
+) {
+    let event = event(prefix, "replacing");
+    create_train(central, &event, g1(&["second:1x4"])).await;
+    let held = buy_seats(central, &ticket_purchase(&event, "ann", "r0", (0, 1), 1)).await;
+    let old = order_of(&held.verdict);
+    let mut change = ticket_purchase(&event, "ann", "change-r0", (0, 3), 1);
+    let limited = buy_seats(central, &change).await;
+    assert_eq!(
+        limited.verdict,
+        Verdict::AlreadyPurchased { order: old.clone() }
+    );
+    let other = buy_seats(central, &ticket_purchase(&event, "bob", "r1", (0, 1), 1)).await;
+    change.replacing = Some(order_of(&other.verdict));
+    let not_hers = buy_seats(central, &change).await;
+    assert_eq!(
+        not_hers.verdict,
+        Verdict::AlreadyPurchased { order: old.clone() },
+        "another buyer's order exempts nothing"
+    );
+    change.replacing = Some(old);
+    let bought = buy_seats(central, &change).await;
+    assert_eq!(seats_of(&bought), [2], "seats 0 and 1 are held from A");
 }

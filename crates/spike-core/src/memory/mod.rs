@@ -19,7 +19,7 @@ use crate::queue::{
 };
 use crate::sale::{BuyerPolicy, SaleConfig, SaleSnapshot};
 use crate::time::{unix_millis, Clock, SystemClock};
-use crate::train::{Occupancy, SeatRequest, Ticket, WaitEntry, WaitJoin, WaitRequest, WaitStatus};
+use crate::train::{Occupancy, Ticket, WaitEntry, WaitJoin, WaitRequest, WaitStatus};
 
 mod waitlist;
 
@@ -363,7 +363,7 @@ impl Book {
         now: SystemTime,
     ) -> TicketReply {
         let (reply, ticket) = match self.seats {
-            Some(_) => self.sell(event, &purchase.purchase, Some(&purchase.seats), now),
+            Some(_) => self.sell(event, &purchase.purchase, Some(purchase), now),
             None => (
                 CentralReply {
                     verdict: Verdict::NoSuchSale,
@@ -380,15 +380,17 @@ impl Book {
     }
 
     /// Sells to one purchase by `lua/sell.lua`'s rules: one seat of the
-    /// counter, or, with `seats`, the seats the train run's occupancy
+    /// counter, or, with `ticket`, the seats the train run's occupancy
     /// gives (and the ticket that records them).
     fn sell(
         &mut self,
         event: &EventId,
         purchase: &Purchase,
-        seats: Option<&SeatRequest>,
+        ticket: Option<&TicketPurchase>,
         now: SystemTime,
     ) -> (CentralReply, Option<Ticket>) {
+        let seats = ticket.map(|ticket| &ticket.seats);
+        let replacing = ticket.and_then(|ticket| ticket.replacing.as_ref());
         let reply = |verdict, remaining| (CentralReply { verdict, remaining }, None);
         if let Some((order, buyer)) = self.requests.get(&purchase.request) {
             if *buyer == purchase.user {
@@ -429,7 +431,7 @@ impl Book {
             {
                 return reply(Verdict::NotAdmitted, self.remaining());
             }
-            if let Some(last) = self.at_limit(user) {
+            if let Some(last) = self.at_limit_but(user, replacing) {
                 let verdict = Verdict::AlreadyPurchased {
                     order: last.clone(),
                 };
@@ -532,12 +534,22 @@ impl Book {
     /// Whether `user` holds as many orders as the sale allows, and their
     /// latest order if so.
     fn at_limit(&self, user: &UserId) -> Option<&OrderId> {
+        self.at_limit_but(user, None)
+    }
+
+    /// [`Book::at_limit`], not counting `replacing` (a change's old order).
+    fn at_limit_but(&self, user: &UserId, replacing: Option<&OrderId>) -> Option<&OrderId> {
         let BuyerPolicy::Identified { per_user_limit, .. } = self.config.policy() else {
             return None;
         };
         let held = self.buyers.get(user)?;
+        let counted: Vec<&OrderId> = (held.iter())
+            .filter(|order| Some(*order) != replacing)
+            .collect();
         let limit = usize::try_from(per_user_limit.get()).unwrap_or(usize::MAX);
-        (held.len() >= limit).then(|| held.last()).flatten()
+        (counted.len() >= limit)
+            .then(|| counted.last().copied())
+            .flatten()
     }
 }
 

@@ -671,6 +671,8 @@ mod tests {
             updated_at_ms: 2,
             seat_returned_at_ms: returned.then_some(3),
             ticket: None,
+            change_event: None,
+            changed_to: None,
         }
     }
 

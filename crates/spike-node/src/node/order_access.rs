@@ -11,14 +11,14 @@ use super::caller::TokenScope;
 use super::refusal::{forbidden, unauthorized};
 use super::Node;
 use crate::orders::Caller;
-use crate::routes::OrdersRequest;
+use crate::routes::{ChangeWanted, OrdersRequest};
 
 impl<C: CentralStock> Node<C> {
     /// Hands an orders request to the orders API, if this node has one,
     /// once it knows who is asking.
     pub(super) async fn orders(
         &self,
-        request: OrdersRequest,
+        mut request: OrdersRequest,
         query: Option<&str>,
         bearer: Option<&str>,
     ) -> Answer {
@@ -32,6 +32,16 @@ impl<C: CentralStock> Node<C> {
             Ok(params) => params,
             Err(refusal) => return refusal,
         };
+        if let OrdersRequest::Change(_, wanted) = &mut request {
+            let ticket = params.ticket.clone();
+            *wanted = ChangeWanted {
+                date: ticket.date,
+                from: ticket.from,
+                to: ticket.to,
+                class: ticket.class,
+                seat: ticket.seat,
+            };
+        }
         // The operator key only counts from the header (a key in a URL ends
         // up in access logs); a buyer token may also come as `token=`.
         let operator = bearer
@@ -79,7 +89,8 @@ impl<C: CentralStock> Node<C> {
             }
             OrdersRequest::Show(order)
             | OrdersRequest::Cancel(order)
-            | OrdersRequest::Refund(order) => {
+            | OrdersRequest::Refund(order)
+            | OrdersRequest::Change(order, _) => {
                 let no_such_order =
                     || Answer::refused(StatusCode::NOT_FOUND, format!("no such order {order}"));
                 let (event, _) = order.split().ok_or_else(no_such_order)?;

@@ -36,6 +36,7 @@ impl<C: CentralStock> Node<C> {
         let ticket = TicketPurchase {
             purchase,
             seats: request,
+            replacing: None,
         };
         // Boxed, as in ask_central: only purchases that reach central pay for it.
         let reply = Box::pin(self.central.buy_seats(&ticket)).await;

@@ -174,10 +174,6 @@ where
             }) => Some(ledger.clone()),
             None => None,
         };
-        let api = ledger.clone().map(|ledger| {
-            let desk = OrderDesk::new(ledger, central.clone());
-            Arc::new(OrdersHttp::new(desk)) as Arc<dyn OrdersApi>
-        });
         let order_keys = match settings.order_keys {
             Some(keys) => keys,
             None => {
@@ -187,6 +183,11 @@ where
                 random_keys()?
             }
         };
+        let api = ledger.clone().map(|ledger| {
+            let desk = OrderDesk::new(ledger, central.clone());
+            let keys = Some(OrderKeys::new(order_keys.clone()));
+            Arc::new(OrdersHttp::new(desk, keys)) as Arc<dyn OrdersApi>
+        });
         let parts = NodeParts {
             stat_log,
             orders: api,

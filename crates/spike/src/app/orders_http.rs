@@ -9,12 +9,16 @@ use serde_json::{json, Value};
 use spike_core::order::{Order, Refusal, Transition};
 use std::sync::Arc;
 
+use spike_auth::OrderKeys;
 use spike_core::{
-    CentralStock, EventId, OrderId, OrderStream, StreamEntry, Ticket, TrainLayout, UserId,
+    CentralStock, EventId, OrderId, OrderStream, Passengers, SeatPreference, SeatRequest,
+    StreamEntry, Ticket, TrainError, TrainLayout, TrainRun, UserId, Verdict,
 };
 use spike_node::ticket_json;
-use spike_node::{Answer, AnswerFuture, Caller, OrdersApi, OrdersRequest, RetryReason};
-use spike_orders::{Found, Moved, OrderDesk, OrdersError};
+use spike_node::{
+    Answer, AnswerFuture, Caller, ChangeWanted, OrdersApi, OrdersRequest, RetryReason,
+};
+use spike_orders::{Change, ChangeTo, Found, Moved, OrderDesk, OrdersError};
 
 /// Most orders `GET /users/{id}/orders` lists.
 pub const MAX_USER_ORDERS: u32 = 100;
@@ -23,12 +27,16 @@ pub const MAX_USER_ORDERS: u32 = 100;
 #[derive(Debug)]
 pub struct OrdersHttp<C> {
     desk: OrderDesk<C>,
+    /// The node's order keys: a change's new order on an open sale is
+    /// answered with its key.
+    order_keys: Option<OrderKeys>,
 }
 
 impl<C> OrdersHttp<C> {
-    /// The API over `desk`.
-    pub fn new(desk: OrderDesk<C>) -> Self {
-        Self { desk }
+    /// The API over `desk`; `order_keys` make the keys of the new orders
+    /// changes make (none: answered without).
+    pub fn new(desk: OrderDesk<C>, order_keys: Option<OrderKeys>) -> Self {
+        Self { desk, order_keys }
     }
 }
 
@@ -135,6 +143,7 @@ impl<C: CentralStock + OrderStream + Clone> OrdersHttp<C> {
             OrdersRequest::Pay(id) => self.settle(&id, &caller, Transition::Pay).await,
             OrdersRequest::Cancel(id) => self.settle(&id, &caller, Transition::Cancel).await,
             OrdersRequest::Refund(id) => self.settle(&id, &caller, Transition::Refund).await,
+            OrdersRequest::Change(id, wanted) => self.change(&id, &caller, &wanted).await,
         }
     }
 
@@ -194,7 +203,13 @@ impl<C: CentralStock + OrderStream + Clone> OrdersHttp<C> {
         let moved = match transition {
             Transition::Pay => self.desk.pay(id).await,
             Transition::Refund => self.desk.refund(id).await,
-            Transition::Cancel | Transition::Expire => self.desk.cancel(id).await,
+            Transition::Cancel => self.desk.cancel(id).await,
+            Transition::Expire
+            | Transition::BeginChange
+            | Transition::FinishChange
+            | Transition::UndoChange => {
+                unreachable!("the orders API pays, cancels and refunds; changes go through change")
+            }
         };
         let has_ticket = match &moved {
             Ok(Moved::Applied(order) | Moved::Refused(order, _)) => order.ticket.is_some(),
@@ -208,6 +223,130 @@ impl<C: CentralStock + OrderStream + Clone> OrdersHttp<C> {
             Ok(moved) => moved_answer(id, moved, layout.as_deref()),
             Err(error) => unavailable(&error),
         }
+    }
+}
+
+impl<C: CentralStock + OrderStream + Clone> OrdersHttp<C> {
+    /// `POST /orders/{id}/change`: exchanges a paid ticket, all or nothing
+    /// (see `spike_orders::change`).
+    async fn change(&self, id: &OrderId, caller: &Caller, wanted: &ChangeWanted) -> Answer {
+        let old = match self.desk.find(id).await {
+            Ok(Found::Missing) => return no_such_order(id),
+            Ok(found) if !caller.may_touch(found.user()) => return not_yours(id),
+            Ok(Found::Written(order)) => order,
+            Ok(Found::InStream(_)) => {
+                return Answer::refused(StatusCode::CONFLICT, "the order is not paid: pay it first")
+            }
+            Err(error) => return unavailable(&error),
+        };
+        let to = match self.change_target(&old, wanted).await {
+            Ok(to) => to,
+            Err(refusal) => return refusal,
+        };
+        let layout = self.layout(&to.event).await;
+        let old_layout = self.layout(&old.event).await;
+        let shown = |order: &Order| {
+            let layout = match order.event == to.event {
+                true => layout.as_deref(),
+                false => old_layout.as_deref(),
+            };
+            order_json(order, layout)
+        };
+        match self.desk.change(id, &to).await {
+            Ok(Change::Done { old, new }) => {
+                let mut data = json!({ "old": shown(&old), "new": shown(&new) });
+                if let Some(key) = self.new_order_key(&new).await {
+                    data["new"]["order_key"] = key.into();
+                }
+                done(Some("order changed".into()), data)
+            }
+            Ok(Change::NotStarted(Moved::Refused(order, Refusal::NotPaid))) => {
+                Answer::refused_with(
+                    StatusCode::CONFLICT,
+                    "the order is not paid: pay it first",
+                    shown(&order),
+                )
+            }
+            Ok(Change::NotStarted(moved)) => moved_answer(id, moved, old_layout.as_deref()),
+            Ok(Change::Refused { old, verdict }) => {
+                let why = match verdict {
+                    Verdict::SoldOut => "no seats for that change",
+                    Verdict::AlreadyPurchased { .. } => "you already hold a ticket on that run",
+                    Verdict::NotOpen => "that run is not on sale yet",
+                    _ => "that run refused the change",
+                };
+                Answer::refused_with(
+                    StatusCode::CONFLICT,
+                    format!("{why}; your ticket is unchanged"),
+                    shown(&old),
+                )
+            }
+            Ok(Change::Unsettled(_)) => Answer::try_again(RetryReason::Unavailable, None, None),
+            Err(error) => unavailable(&error),
+        }
+    }
+
+    /// The run and seats a change of `old` asks for: each of `wanted`'s
+    /// parts, or the old ticket's; the party stays the old ticket's.
+    async fn change_target(&self, old: &Order, wanted: &ChangeWanted) -> Result<ChangeTo, Answer> {
+        let bad = |message: String| Answer::bad_request(message);
+        let Some(ticket) = &old.ticket else {
+            return Err(bad(format!("order {} is not a train ticket", old.id)));
+        };
+        let Some(old_layout) = self.layout(&old.event).await else {
+            return Err(Answer::try_again(RetryReason::Unavailable, None, None));
+        };
+        let event = match &wanted.date {
+            None => old.event.clone(),
+            Some(date) => {
+                let train = (old.event.as_str().rsplit_once('_'))
+                    .map(|(train, _)| train)
+                    .ok_or_else(|| bad(format!("{} is not a train run", old.event)))?;
+                TrainRun::parse(train, date)
+                    .map_err(|e| bad(e.to_string()))?
+                    .event()
+            }
+        };
+        let layout = match event == old.event {
+            true => Arc::clone(&old_layout),
+            false => self.layout(&event).await.ok_or_else(|| {
+                Answer::refused(
+                    StatusCode::NOT_FOUND,
+                    format!("no train run {event} is on sale"),
+                )
+            })?,
+        };
+        let (old_from, old_to) = old_layout.leg_names(ticket.leg);
+        let old_class = (old_layout.classes().get(ticket.class)).map_or("?", |c| c.name());
+        let from = wanted.from.as_deref().unwrap_or(old_from);
+        let to = wanted.to.as_deref().unwrap_or(old_to);
+        let class = wanted.class.as_deref().unwrap_or(old_class);
+        let train_error = |e: TrainError| bad(e.to_string());
+        let preference = match &wanted.seat {
+            Some(seat) => SeatPreference::parse(seat).map_err(train_error)?,
+            None => SeatPreference::ANY,
+        };
+        let passengers = u32::try_from(ticket.seats.len()).unwrap_or(u32::MAX);
+        let seats = SeatRequest {
+            class: layout.class_index(class).map_err(train_error)?,
+            leg: layout.leg(from, to).map_err(train_error)?,
+            passengers: Passengers::new(passengers).map_err(train_error)?,
+            preference,
+        };
+        let same = event == old.event && seats.class == ticket.class && seats.leg == ticket.leg;
+        if same && wanted.seat.is_none() {
+            return Err(bad(
+                "a change needs another date, from, to, class or seat than the ticket's".into(),
+            ));
+        }
+        Ok(ChangeTo { event, seats })
+    }
+
+    /// The key of a change's new order on an open or anonymous sale.
+    async fn new_order_key(&self, new: &Order) -> Option<String> {
+        let keys = self.order_keys.as_ref()?;
+        let sale = self.desk.sale(&new.event).await.ok().flatten()?;
+        (!sale.policy().needs_token()).then(|| keys.key_for(sale.life(), &new.id))
     }
 }
 
