@@ -83,6 +83,9 @@ pub struct Restoration {
     pub holding: Vec<Holding>,
     /// Orders whose seat was given back (their release must stay a no-op).
     pub released: Vec<OrderId>,
+    /// A train run's waitlist, every entry (central stock's own, where it
+    /// kept them, else the ledger's mirror of them).
+    pub waitlist: Vec<WaitEntry>,
 }
 
 /// What joining a sale's waiting room did.
@@ -236,14 +239,23 @@ pub trait CentralStock: Send + Sync + 'static {
         user: &UserId,
     ) -> impl Future<Output = Result<Option<WaitEntry>, CentralError>> + Send;
 
+    /// Fills every waiting entry the free seats can serve, oldest first, by
+    /// the fill rule (not only those a returned seat touches): what a
+    /// recovery runs once it restored a run, whose free seats may serve
+    /// entries the lost state had not filled. Returns how many it filled.
+    fn refill_waitlist(
+        &self,
+        event: &EventId,
+    ) -> impl Future<Output = Result<u64, CentralError>> + Send;
+
     /// Every waitlist entry of the run, in place order, for the audit.
     fn waitlist(
         &self,
         event: &EventId,
     ) -> impl Future<Output = Result<Vec<WaitEntry>, CentralError>> + Send;
 
-    /// Replaces an event's sale, buyer index and request index with
-    /// `restoration`, leaving the order stream as it is. The sale is absent
+    /// Replaces an event's sale, buyer index, request index and waitlist
+    /// with `restoration`, leaving the order stream as it is. The sale is absent
     /// (nodes refuse it) until the last step, which makes it visible again.
     fn restore(
         &self,

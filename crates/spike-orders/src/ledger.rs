@@ -14,7 +14,7 @@ use spike_core::reconcile::EarlierFence;
 use spike_core::record::{RULE_FIELDS, TRAIN_FIELD};
 use spike_core::sale::SaleConfig;
 use spike_core::SaleRecord;
-use spike_core::{EventId, NodeId, OrderId, RequestId, SecretUrl, StreamEntry, UserId};
+use spike_core::{EventId, NodeId, OrderId, RequestId, SecretUrl, StreamEntry, UserId, WaitEntry};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor, Row};
@@ -125,7 +125,7 @@ pub struct StateCounts {
 
 /// The schema's migrations, in order: version, name, and the SQL that
 /// PostgreSQL and SQLite share, or each one's own.
-const MIGRATIONS: [(i64, &str, MigrationSql); 9] = [
+const MIGRATIONS: [(i64, &str, MigrationSql); 10] = [
     (
         1,
         "orders",
@@ -175,6 +175,11 @@ const MIGRATIONS: [(i64, &str, MigrationSql); 9] = [
             postgres: include_str!("../migrations/0009_refunds_and_changes.postgres.sql"),
             sqlite: include_str!("../migrations/0009_refunds_and_changes.sqlite.sql"),
         },
+    ),
+    (
+        10,
+        "waitlist",
+        MigrationSql::Shared(include_str!("../migrations/0010_waitlist.sql")),
     ),
 ];
 
@@ -800,6 +805,46 @@ impl OrderLedger {
             .refusal(order.state, order.expires_at_ms, now_ms)
             .unwrap_or(Refusal::Finished(order.state));
         Ok(Moved::Refused(order, refusal))
+    }
+
+    /// Copies waitlist `entries` of `event` into the mirror (each replaces
+    /// the one at its place).
+    pub async fn mirror_waitlist(
+        &self,
+        event: &EventId,
+        entries: &[WaitEntry],
+    ) -> Result<(), LedgerError> {
+        let mut transaction = self.pool.begin().await?;
+        for entry in entries {
+            sqlx::query(
+                "INSERT INTO waitlist (event_id, place, entry) VALUES ($1, $2, $3) \
+                 ON CONFLICT (event_id, place) DO UPDATE SET entry = excluded.entry",
+            )
+            .bind(event.as_str())
+            .bind(to_i64(entry.place))
+            .bind(entry.to_wire())
+            .execute(&mut *transaction)
+            .await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// The mirror of `event`'s waitlist, in place order.
+    pub async fn waitlist(&self, event: &EventId) -> Result<Vec<WaitEntry>, LedgerError> {
+        let rows =
+            sqlx::query("SELECT place, entry FROM waitlist WHERE event_id = $1 ORDER BY place")
+                .bind(event.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|row| {
+                let place = to_u64(row.try_get::<i64, _>("place")?);
+                let wire = row.try_get::<String, _>("entry")?;
+                WaitEntry::parse(place, &wire)
+                    .map_err(|e| LedgerError::Corrupt(format!("waitlist of {event}: {e}")))
+            })
+            .collect()
     }
 
     /// Starts changing a paid order for a ticket on `to` (paid → changing).

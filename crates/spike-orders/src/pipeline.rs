@@ -1,6 +1,6 @@
 //! The order pipeline as one running thing: writer lanes from the order
-//! stream into the ledger, plus the expiry loop, started and stopped
-//! together. `spike orders`, `spike node --orders-worker`, the demo and the
+//! stream into the ledger, the waitlist's mirror, and the expiry loop,
+//! started and stopped together. `spike orders`, `spike node --orders-worker`, the demo and the
 //! tests all run this.
 
 use std::num::NonZeroUsize;
@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use crate::defaults;
 use crate::expiry::run_expiry;
 use crate::ledger::OrderLedger;
+use crate::mirror::{run_waitlist_mirror, MIRROR_EVERY};
 use crate::writer::{OrderWriter, WriterConfig};
 
 /// How a pipeline runs.
@@ -74,6 +75,15 @@ impl Pipeline {
                 tracing::info!(lane, ?tally, "order writer stopped");
             }));
         }
+        let events = config.writer.events.clone();
+        let mirror = run_waitlist_mirror(
+            central.clone(),
+            ledger.clone(),
+            events,
+            MIRROR_EVERY,
+            stopped.clone(),
+        );
+        tasks.push(tokio::spawn(mirror));
         if let Some(every) = config.expire_every {
             tasks.push(tokio::spawn(run_expiry(central, ledger, every, stopped)));
         }

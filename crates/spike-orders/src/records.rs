@@ -7,7 +7,9 @@ use std::time::SystemTime;
 use spike_core::central::Restoration;
 use std::collections::{BTreeSet, HashSet};
 
-use spike_core::reconcile::{audit, restoration, AuditReport, Evidence, LoggedAnswers, LoggedSale};
+use spike_core::reconcile::{
+    audit, restoration, restored_waitlist, AuditReport, Evidence, LoggedAnswers, LoggedSale,
+};
 use spike_core::time::unix_millis;
 use spike_core::{CentralStock, EventId, OrderId, OrderStream, StreamEntry, UserId};
 
@@ -59,6 +61,10 @@ pub struct Recovered {
     /// Whether the sale's waiting room was reset (see
     /// [`CentralStock::reset_queue`]): buyers join again.
     pub queue_reset: bool,
+    /// Waitlist entries restored (every state).
+    pub waitlist: usize,
+    /// Waiting entries the rebuilt run's free seats filled at once.
+    pub refilled: u64,
 }
 
 /// Rebuilds central stock for `event` from the ledger, the stream's
@@ -99,6 +105,8 @@ pub struct Recovery<'a, C> {
     event: &'a EventId,
     config: spike_core::SaleConfig,
     stream: Vec<StreamEntry>,
+    /// Central stock's waitlist as step 1 read it (empty when it lost it).
+    waitlist: Vec<spike_core::WaitEntry>,
     fence: Option<u64>,
 }
 
@@ -123,12 +131,14 @@ impl<'a, C: CentralStock + OrderStream> Recovery<'a, C> {
             }
         };
         let stream = central.unacknowledged(event).await?;
+        let waitlist = central.waitlist(event).await?;
         Ok(Self {
             central,
             ledger,
             event,
             config,
             stream,
+            waitlist,
             fence: None,
         })
     }
@@ -175,8 +185,15 @@ impl<'a, C: CentralStock + OrderStream> Recovery<'a, C> {
                 .await?;
         }
         let orders = ledger.orders_of_event(event).await?;
-        let restored = restoration(self.config, &orders, stream, fence);
+        let mut restored = restoration(self.config, &orders, stream, fence);
+        let mirrored = ledger.waitlist(event).await?;
+        restored.waitlist = restored_waitlist(&self.waitlist, &mirrored, &orders, stream);
         self.central.restore(event, &restored).await?;
+        // The free seats the rebuilt run has go to the waitlist first.
+        let refilled = match restored.waitlist.is_empty() {
+            true => 0,
+            false => self.central.refill_waitlist(event).await?,
+        };
         // Joins and admissions are in no record but central stock's: the
         // waiting room starts over, explicitly, carrying who holds seats.
         let holders: BTreeSet<UserId> = (restored.holding.iter())
@@ -185,11 +202,13 @@ impl<'a, C: CentralStock + OrderStream> Recovery<'a, C> {
         let holders: Vec<UserId> = holders.into_iter().collect();
         let queue_reset = self.central.reset_queue(event, &holders).await?;
         Ok(Recovered {
+            waitlist: restored.waitlist.len(),
             restoration: restored,
             ledger_orders: orders.len(),
             from_stream: unwritten.len(),
             from_stat_logs: lost.len(),
             queue_reset,
+            refilled,
         })
     }
 }

@@ -4,7 +4,8 @@
 -- seats.lua and waitlist_rules.lua come first (src/scripts.rs).
 --
 -- KEYS as in waitlist_rules.lua (1..12, then the run's every seat map)
--- ARGV[1] 'join' | 'status' | 'leave', ARGV[2] the user
+-- ARGV[1] 'join' | 'status' | 'leave' | 'refill', ARGV[2] the user ('' for
+-- a refill)
 -- join only: ARGV[3] request id, ARGV[4] node id, ARGV[5] class index,
 -- ARGV[6] from station, ARGV[7] to station, ARGV[8] passengers,
 -- ARGV[9] the preferred letters as bits, ARGV[10] the deadline (Unix ms)
@@ -16,6 +17,9 @@
 --           LIMIT_REACHED (latest order) | NO_SUCH_SALE
 --   status: FOUND (their latest entry) | NONE
 --   leave:  WITHDRAWN (the entry) | NONE (nothing of theirs waits)
+--   refill: REFILLED, with how many entries it filled as the place: every
+--           waiting entry the free seats can serve is filled (a recovery
+--           runs it once the run is restored)
 -- A waiting entry's wire may be past its deadline: the reader sees it as
 -- expired at now_ms, which is returned for that.
 local op, user = ARGV[1], ARGV[2]
@@ -39,7 +43,11 @@ local function answer(code, e)
   return {code, tonumber(e.place), ahead, entry_wire(e), now_ms}
 end
 
-if op == 'status' then
+if op == 'refill' then
+  local filled = fill_waitlist(nil)
+  close_sale()
+  return {REFILLED, filled, 0, '', now_ms}
+elseif op == 'status' then
   if not entry then
     return {NONE, 0, 0, '', now_ms}
   end

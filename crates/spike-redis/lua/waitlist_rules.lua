@@ -74,21 +74,23 @@ end
 -- shares a segment with it; an entry past its deadline expires, one whose
 -- traveller is at the limit (or whose request id bought meanwhile) is
 -- superseded, one the free seats can serve becomes an order, and one they
--- cannot serve waits on. Needs open_sale() first; returns how many filled.
+-- cannot serve waits on. With `class` nil, every waiting entry is tried (a
+-- refill, after a recovery). Needs open_sale() first; returns how many filled.
 local function fill_waitlist(class, from, to)
   local filled = 0
   for _, place in ipairs(redis.call('ZRANGE', KEYS[12], 0, -1)) do
     local entry = read_entry(place)
-    if entry and entry.class == class and entry.from < to and from < entry.to then
+    local touched = entry and (class == nil or (entry.class == class and entry.from < to and from < entry.to))
+    if touched then
       if now_ms >= entry.deadline then
         settle(entry, 'expired')
       elseif at_limit(entry.user) or request_entry(entry.request) then
         settle(entry, 'superseded')
       else
-        local seats = choose_seats(class, entry.from, entry.to, entry.k, entry.prefer)
+        local seats = choose_seats(entry.class, entry.from, entry.to, entry.k, entry.prefer)
         if seats then
-          mark_seats(class, entry.from, entry.to, seats)
-          local ticket = ticket_wire(class, entry.from, entry.to, seats)
+          mark_seats(entry.class, entry.from, entry.to, seats)
+          local ticket = ticket_wire(entry.class, entry.from, entry.to, seats)
           local order = record_order(entry.user, entry.request, entry.node, ticket)
           redis.call('HSET', KEYS[8], order, ticket)
           settle(entry, 'filled', order)

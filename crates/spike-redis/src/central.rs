@@ -101,6 +101,54 @@ impl RedisCentral {
     }
 }
 
+impl RedisCentral {
+    /// Writes a restored waitlist (as `lua/waitlist_rules.lua` keeps it):
+    /// every entry by place, each traveller's latest place, the waiting
+    /// places, and the sale's last place handed out.
+    async fn restore_waitlist(
+        &self,
+        keys: &EventKeys,
+        entries: &[WaitEntry],
+        connection: &mut crate::connection::RedisConnection,
+    ) -> Result<(), CentralError> {
+        let Some(last) = entries.iter().map(|entry| entry.place).max() else {
+            return Ok(());
+        };
+        let mut latest: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+        for chunk in entries.chunks(1_000) {
+            let wires: Vec<(u64, String)> = (chunk.iter())
+                .map(|entry| (entry.place, entry.to_wire()))
+                .collect();
+            let _: () = self
+                .with_deadline(connection.hset_multiple(&keys.waitlist, &wires))
+                .await?;
+            let waiting: Vec<(u64, u64)> = (chunk.iter())
+                .filter(|entry| entry.state == spike_core::WaitState::Waiting)
+                .map(|entry| (entry.place, entry.place))
+                .collect();
+            if !waiting.is_empty() {
+                let _: i64 = self
+                    .with_deadline(connection.zadd_multiple(&keys.waitlist_queue, &waiting))
+                    .await?;
+            }
+            for entry in chunk {
+                let place = latest.entry(entry.user.as_str()).or_insert(entry.place);
+                *place = (*place).max(entry.place);
+            }
+        }
+        let users: Vec<(&str, u64)> = latest.into_iter().collect();
+        for chunk in users.chunks(1_000) {
+            let _: () = self
+                .with_deadline(connection.hset_multiple(&keys.waitlist_users, chunk))
+                .await?;
+        }
+        let _: () = self
+            .with_deadline(connection.hset(&keys.sale, "waitlist_seq", last))
+            .await?;
+        Ok(())
+    }
+}
+
 fn parse_order(event: &EventId, raw: String) -> Result<OrderId, CentralError> {
     OrderId::parse(raw)
         .map_err(|e| CentralError::Protocol(format!("bad order id for {event}: {e}")))
@@ -363,6 +411,10 @@ impl CentralStock for RedisCentral {
         self.leave_waitlist_call(event, user).await
     }
 
+    async fn refill_waitlist(&self, event: &EventId) -> Result<u64, CentralError> {
+        self.refill_waitlist_call(event).await
+    }
+
     async fn waitlist(&self, event: &EventId) -> Result<Vec<WaitEntry>, CentralError> {
         self.waitlist_entries(event).await
     }
@@ -384,6 +436,9 @@ impl CentralStock for RedisCentral {
             &keys.requests,
             &keys.released,
             &keys.tickets,
+            &keys.waitlist,
+            &keys.waitlist_users,
+            &keys.waitlist_queue,
         ];
         let _: i64 = self.with_deadline(connection.del(&wipe[..])).await?;
         self.restore_seats(&keys, restoration, &mut connection)
@@ -418,6 +473,10 @@ impl CentralStock for RedisCentral {
                 .with_deadline(connection.sadd(&keys.released, chunk))
                 .await?;
         }
+        // Before the sale's fields make it visible: no purchase may take a
+        // seat the waitlist needs (the recovery refills it next).
+        self.restore_waitlist(&keys, &restoration.waitlist, &mut connection)
+            .await?;
         let sold = restoration.holding.len() as u64;
         let sale = wire::sale_fields(event, &record, sold, restoration.last_sequence);
         let _: () = self
@@ -427,6 +486,7 @@ impl CentralStock for RedisCentral {
         let _: () = self
             .with_deadline(connection.hset_multiple(&keys.sale, &train))
             .await?;
+
         let _: i64 = self
             .with_deadline(connection.sadd(EVENTS_KEY, event.as_str()))
             .await?;

@@ -139,6 +139,8 @@ reply_codes! {
         Found = 4 => "FOUND",
         /// The entry, now withdrawn, follows.
         Withdrawn = 5 => "WITHDRAWN",
+        /// A refill ran; how many it filled follows.
+        Refilled = 6 => "REFILLED",
         /// Nothing of the traveller's (waits).
         Nothing = 0 => "NONE",
         /// The request id bought seats: nothing changed.

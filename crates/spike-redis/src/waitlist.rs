@@ -16,6 +16,8 @@ struct WaitlistReply {
     entry: Option<WaitEntry>,
     ahead: u64,
     latest_order: String,
+    /// A refill's count of filled entries.
+    count: u64,
 }
 
 /// Which `waitlist.lua` operation, with `join`'s request.
@@ -23,6 +25,7 @@ enum Operation<'a> {
     Join(&'a WaitRequest),
     Status,
     Leave,
+    Refill,
 }
 
 impl RedisCentral {
@@ -30,9 +33,10 @@ impl RedisCentral {
     async fn waitlist_call(
         &self,
         event: &EventId,
-        user: &UserId,
+        user: Option<&UserId>,
         operation: Operation<'_>,
     ) -> Result<WaitlistReply, CentralError> {
+        let user = user.map_or("", |user| user.as_str());
         let keys = EventKeys::new(event);
         let maps = self.seat_maps(&keys).await?;
         let mut invocation = self.scripts().waitlist.prepare_invoke();
@@ -42,7 +46,7 @@ impl RedisCentral {
                 let seats = request.seats;
                 invocation
                     .arg("join")
-                    .arg(user.as_str())
+                    .arg(user)
                     .arg(request.request.as_str())
                     .arg(request.node.as_str())
                     .arg(seats.class)
@@ -53,10 +57,13 @@ impl RedisCentral {
                     .arg(request.deadline_ms);
             }
             Operation::Status => {
-                invocation.arg("status").arg(user.as_str());
+                invocation.arg("status").arg(user);
             }
             Operation::Leave => {
-                invocation.arg("leave").arg(user.as_str());
+                invocation.arg("leave").arg(user);
+            }
+            Operation::Refill => {
+                invocation.arg("refill").arg(user);
             }
         }
         let mut connection = self.connection().await;
@@ -83,6 +90,7 @@ impl RedisCentral {
             entry,
             ahead,
             latest_order: wire,
+            count: place,
         })
     }
 
@@ -92,7 +100,11 @@ impl RedisCentral {
         request: &WaitRequest,
     ) -> Result<WaitJoin, CentralError> {
         let reply = self
-            .waitlist_call(&request.event, &request.user, Operation::Join(request))
+            .waitlist_call(
+                &request.event,
+                Some(&request.user),
+                Operation::Join(request),
+            )
             .await?;
         let ahead = reply.ahead;
         Ok(match (reply.code, reply.entry) {
@@ -122,7 +134,9 @@ impl RedisCentral {
         event: &EventId,
         user: &UserId,
     ) -> Result<Option<WaitStatus>, CentralError> {
-        let reply = self.waitlist_call(event, user, Operation::Status).await?;
+        let reply = self
+            .waitlist_call(event, Some(user), Operation::Status)
+            .await?;
         let ahead = reply.ahead;
         Ok(reply.entry.map(|entry| WaitStatus { entry, ahead }))
     }
@@ -133,10 +147,21 @@ impl RedisCentral {
         event: &EventId,
         user: &UserId,
     ) -> Result<Option<WaitEntry>, CentralError> {
-        let reply = self.waitlist_call(event, user, Operation::Leave).await?;
+        let reply = self
+            .waitlist_call(event, Some(user), Operation::Leave)
+            .await?;
         Ok(reply
             .entry
             .filter(|_| reply.code == WaitlistCode::Withdrawn))
+    }
+
+    /// [`spike_core::CentralStock::refill_waitlist`] on Redis.
+    pub(crate) async fn refill_waitlist_call(&self, event: &EventId) -> Result<u64, CentralError> {
+        let reply = self.waitlist_call(event, None, Operation::Refill).await?;
+        Ok(match reply.code {
+            WaitlistCode::Refilled => reply.count,
+            _ => 0,
+        })
     }
 
     /// [`spike_core::CentralStock::waitlist`] on Redis: the whole hash, in

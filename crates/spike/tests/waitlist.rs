@@ -285,3 +285,100 @@ async fn a_plain_sale_has_no_waitlist() {
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{:?}", reply.body);
     node.stop().await;
 }
+
+/// Redis loses everything: `recover_sale` rebuilds the run and its
+/// waitlist from the ledger (the pipeline's mirror of the line), every
+/// entry in its place, and a seat given back afterwards goes to the first
+/// traveller still waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_waitlist_comes_back_with_recovery_after_redis_lost_everything() {
+    let mut redis = TestRedis::spawn();
+    let database = TestDatabase::postgres();
+    let ledger = OrderLedger::connect(database.url()).await.unwrap();
+    let central = redis_central(redis.url()).await;
+    let run = run();
+    let layout = TrainLayout::new(&["A", "B"], &["second:1x1"]).unwrap();
+    create_sale(
+        &central,
+        &run.event(),
+        SaleConfig::for_train(layout).unwrap(),
+    )
+    .await;
+    let pipeline = start_pipeline(&central, &ledger, &run.event());
+    let node = spawn_node(
+        central.clone(),
+        named("lost").serving(&run.event()).orders_from(&ledger),
+    )
+    .await;
+    let bought = node
+        .get(&format!(
+            "/buy/ticket?{}",
+            trip(&run, "ann", "A", "B", "second")
+        ))
+        .await;
+    assert_eq!(bought.code(), Code::Success);
+    let mut keys = Vec::new();
+    for user in ["bob", "cat"] {
+        let placed = node
+            .post(&format!(
+                "/waitlist?{}",
+                trip(&run, user, "A", "B", "second")
+            ))
+            .await;
+        assert_eq!(placed.code(), Code::Ok, "{:?}", placed.body);
+        keys.push(data(&placed)["request_key"].as_str().unwrap().to_owned());
+    }
+    common::drained(&central, &run.event()).await;
+    let mut copied = std::collections::HashMap::new();
+    spike_orders::mirror_once(&central, &ledger, &[run.event()], &mut copied)
+        .await
+        .unwrap();
+    pipeline.stop().await;
+
+    redis.kill();
+    redis.start();
+    // As `spike sale recover` would: a client of its own.
+    let central = redis_central(redis.url()).await;
+    let recovered =
+        spike_orders::recover_sale(&central, &ledger, &run.event(), &Default::default())
+            .await
+            .unwrap();
+    assert_eq!(
+        (recovered.waitlist, recovered.refilled),
+        (2, 0),
+        "{recovered:?}"
+    );
+    let entries = central.waitlist(&run.event()).await.unwrap();
+    let users: Vec<(&str, &str)> = (entries.iter())
+        .map(|e| (e.user.as_str(), e.state.name()))
+        .collect();
+    assert_eq!(users, [("bob", "waiting"), ("cat", "waiting")]);
+
+    // Ann cancels after the recovery: her seat goes to Bob, first in line.
+    let _pipeline = start_pipeline(&central, &ledger, &run.event());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ann_key = data(&bought)["order_key"].as_str().unwrap();
+    let cancelled = node.cancel(&bought.order().unwrap(), ann_key).await;
+    assert_eq!(cancelled.code(), Code::Ok, "{:?}", cancelled.body);
+    let bob = node
+        .get(&format!(
+            "/waitlist/status?{}&request_key={}",
+            who(&run, "bob"),
+            keys[0]
+        ))
+        .await;
+    assert_eq!(data(&bob)["state"], "filled", "{:?}", bob.body);
+    let cat = node
+        .get(&format!("/waitlist/status?{}", who(&run, "cat")))
+        .await;
+    assert_eq!(
+        (data(&cat)["state"].as_str(), data(&cat)["ahead"].as_u64()),
+        (Some("waiting"), Some(0))
+    );
+    common::drained(&central, &run.event()).await;
+    let report = audit_event(&central, &ledger, &run.event(), None)
+        .await
+        .unwrap();
+    assert!(report.passed(), "{report:#?}");
+    node.stop().await;
+}

@@ -76,7 +76,8 @@ macro_rules! conformance_tests {
             a_change_is_not_held_to_the_limit_by_the_order_it_replaces,
             a_returned_seat_goes_to_the_oldest_waiting_requests_it_can_serve,
             only_a_sold_out_request_waits_and_only_on_a_train_run,
-            expired_and_superseded_entries_are_passed_over);
+            expired_and_superseded_entries_are_passed_over,
+            a_restored_waitlist_stands_as_it_was_and_a_refill_fills_it);
     };
     (@cases $setup:path; $($case:ident),*) => {
         $(

@@ -151,6 +151,7 @@ pub async fn restore_rebuilds_the_sale_and_continues_its_sequence<C: CentralStoc
             ticket: None,
         }],
         released: vec![given_up.clone()],
+        waitlist: Vec::new(),
     };
     central
         .restore(&event, &restoration)

@@ -281,3 +281,78 @@ pub async fn expired_and_superseded_entries_are_passed_over<C: CentralStock>(
     let (entry, ahead) = placed(join(central, &hurried).await);
     assert_eq!((entry.place, ahead), (4, 0));
 }
+
+/// Conformance case: see its name. A run restored with its waitlist keeps
+/// every entry where it stood and places on after them; a refill then
+/// fills, oldest first, what the restored free seats can serve.
+pub async fn a_restored_waitlist_stands_as_it_was_and_a_refill_fills_it<
+    C: CentralStock + OrderStream,
+>(
+    central: &C,
+    prefix: &str,
+) {
+    let event = event(prefix, "restored-waitlist");
+    let layout = g1(&["second:1x2"]);
+    create_train(central, &event, layout.clone()).await;
+    let first = buy_seats(central, &ticket_purchase(&event, "a", "r0", (0, 3), 1)).await;
+    let second = buy_seats(central, &ticket_purchase(&event, "b", "r1", (0, 3), 1)).await;
+    let (party, _) = placed(join(central, &wait_request(&event, "party", "w0", (0, 3), 2)).await);
+    let (single, _) = placed(join(central, &wait_request(&event, "one", "w1", (0, 3), 1)).await);
+    let (gone, _) = placed(join(central, &wait_request(&event, "gone", "w2", (0, 3), 1)).await);
+    let gone_user = gone.user.clone();
+    central.leave_waitlist(&event, &gone_user).await.unwrap();
+    let entries = central.waitlist(&event).await.unwrap();
+
+    // Rebuilt as if the ledger held only the first order: seat 1 is free.
+    let holding = vec![Holding {
+        order: order_of(&first.verdict),
+        user: Some(UserId::parse("a").unwrap()),
+        request: RequestId::parse("r0").unwrap(),
+        ticket: first.ticket.clone(),
+    }];
+    let config = SaleConfig::for_train(layout).expect("train config");
+    let restoration = Restoration {
+        config,
+        last_sequence: 2,
+        holding,
+        released: vec![order_of(&second.verdict)],
+        waitlist: entries.clone(),
+    };
+    central.restore(&event, &restoration).await.unwrap();
+    assert_eq!(
+        central.waitlist(&event).await.unwrap(),
+        entries,
+        "as it was"
+    );
+    let status = central.waitlist_status(&event, &party.user).await.unwrap();
+    assert_eq!(
+        status.map(|s| (s.entry.place, s.ahead)),
+        Some((party.place, 0))
+    );
+
+    assert_eq!(central.refill_waitlist(&event).await.unwrap(), 1);
+    let states: Vec<&str> = (central.waitlist(&event).await.unwrap().iter())
+        .map(|e| e.state.name())
+        .collect();
+    assert_eq!(
+        states,
+        ["waiting", "filled", "withdrawn"],
+        "one seat: the single, not the party"
+    );
+    assert_eq!(single.place, 2);
+    let filled = central
+        .request_record(&event, &single.request)
+        .await
+        .unwrap();
+    assert_eq!(
+        filled.map(|r| r.order),
+        Some(OrderId::for_sequence(&event, 3))
+    );
+    let (next, _) = placed(join(central, &wait_request(&event, "late", "w3", (0, 3), 1)).await);
+    assert_eq!(next.place, 4, "places continue after the restored ones");
+    assert_eq!(
+        central.refill_waitlist(&event).await.unwrap(),
+        0,
+        "nothing more to fill"
+    );
+}

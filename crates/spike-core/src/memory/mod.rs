@@ -272,6 +272,11 @@ impl Book {
             self.requests.insert(holding.request.clone(), bought);
         }
         self.released = restoration.released.iter().cloned().collect();
+        self.waitlist = Waitlist::restored(&restoration.waitlist);
+        self.wait_seq = (restoration.waitlist.iter())
+            .map(|entry| entry.place)
+            .max()
+            .unwrap_or(0);
         if let Some(seats) = &mut self.seats {
             seats.as_of = self.order_seq;
         }
@@ -334,7 +339,7 @@ impl Book {
         self.released.insert(order.clone());
         self.sold = self.sold.saturating_sub(1);
         let filled = match returned {
-            Some(ticket) => self.fill_waitlist(event, ticket.class, ticket.leg, now),
+            Some(ticket) => self.fill_waitlist(event, Some((ticket.class, ticket.leg)), now),
             None => 0,
         };
         Release::Released {
@@ -735,6 +740,10 @@ impl CentralStock for MemoryCentral {
         user: &UserId,
     ) -> Result<Option<WaitEntry>, CentralError> {
         Ok(self.with_book(event, None, |book| book.leave_waitlist(user, self.now())))
+    }
+
+    async fn refill_waitlist(&self, event: &EventId) -> Result<u64, CentralError> {
+        Ok(self.with_book(event, 0, |book| book.fill_waitlist(event, None, self.now())))
     }
 
     async fn waitlist(&self, event: &EventId) -> Result<Vec<WaitEntry>, CentralError> {

@@ -50,6 +50,24 @@ impl Waitlist {
     pub(super) fn entries(&self) -> Vec<WaitEntry> {
         self.entries.values().cloned().collect()
     }
+
+    /// The waitlist `entries` make (as `RedisCentral::restore` writes it):
+    /// each traveller's latest place, the waiting places.
+    pub(super) fn restored(entries: &[WaitEntry]) -> Self {
+        let mut waitlist = Self::default();
+        for entry in entries {
+            waitlist.entries.insert(entry.place, entry.clone());
+            let latest = waitlist
+                .latest
+                .entry(entry.user.clone())
+                .or_insert(entry.place);
+            *latest = (*latest).max(entry.place);
+            if entry.state == WaitState::Waiting {
+                waitlist.waiting.insert(entry.place);
+            }
+        }
+        waitlist
+    }
 }
 
 impl Book {
@@ -139,14 +157,14 @@ impl Book {
         self.waitlist.entries.get(&place).cloned()
     }
 
-    /// The fill rule, after seats of `class` over `leg` came back, as
-    /// `lua/release.lua`'s `fill_waitlist`: returns how many entries became
-    /// orders.
+    /// The fill rule, after seats of `class` over `leg` came back (every
+    /// waiting entry when `returned` is `None`: a refill), as
+    /// `lua/waitlist_rules.lua`'s `fill_waitlist`: returns how many entries
+    /// became orders.
     pub(super) fn fill_waitlist(
         &mut self,
         event: &EventId,
-        class: usize,
-        leg: Leg,
+        returned: Option<(usize, Leg)>,
         now: SystemTime,
     ) -> u64 {
         let now_ms = unix_millis(now);
@@ -156,9 +174,10 @@ impl Book {
             let Some(entry) = self.waitlist.entries.get(&place).cloned() else {
                 continue;
             };
-            if !entry.touched_by(class, leg) {
+            if returned.is_some_and(|(class, leg)| !entry.touched_by(class, leg)) {
                 continue;
             }
+            let class = entry.seats.class;
             if now_ms >= entry.deadline_ms {
                 self.waitlist.settle(place, WaitState::Expired);
                 continue;

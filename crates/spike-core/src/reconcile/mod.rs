@@ -19,6 +19,8 @@ use crate::train::{ClassOccupancy, Occupancy, Ticket, WaitEntry};
 
 mod waitlist;
 
+pub use waitlist::restored_waitlist;
+
 /// Everything an audit looks at, for one event.
 #[derive(Debug, Clone, Copy)]
 pub struct Evidence<'a> {
@@ -635,6 +637,7 @@ pub fn restoration(
         last_sequence,
         holding,
         released,
+        waitlist: Vec::new(),
     }
 }
 

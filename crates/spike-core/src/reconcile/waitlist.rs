@@ -96,6 +96,41 @@ pub(super) fn waitlist_lines(
     ]
 }
 
+/// The waitlist a recovery restores: `central`'s entries where it kept
+/// them, else the ledger's `mirrored` ones, by place; and a waiting entry
+/// whose request bought an order among `orders` or `stream` (a fill the
+/// mirror had not caught) is restored as filled by it.
+pub fn restored_waitlist(
+    central: &[WaitEntry],
+    mirrored: &[WaitEntry],
+    orders: &[Order],
+    stream: &[StreamEntry],
+) -> Vec<WaitEntry> {
+    let mut by_place: std::collections::BTreeMap<u64, WaitEntry> =
+        mirrored.iter().map(|e| (e.place, e.clone())).collect();
+    by_place.extend(central.iter().map(|e| (e.place, e.clone())));
+    let bought: HashMap<(&RequestId, Option<&UserId>), &OrderId> = (orders.iter())
+        .map(|o| ((&o.request, o.user.as_ref()), &o.id))
+        .chain(
+            stream
+                .iter()
+                .map(|e| ((&e.request, e.user.as_ref()), &e.order)),
+        )
+        .collect();
+    let mut entries: Vec<WaitEntry> = by_place.into_values().collect();
+    for entry in &mut entries {
+        if entry.state != WaitState::Waiting {
+            continue;
+        }
+        if let Some(order) = bought.get(&(&entry.request, Some(&entry.user))) {
+            entry.state = WaitState::Filled {
+                order: (*order).clone(),
+            };
+        }
+    }
+    entries
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

@@ -236,6 +236,16 @@ pub async fn sale_recover(args: SaleRecoverArgs) -> anyhow::Result<()> {
     let logged = logged_answers(event, &args.stat_logs)?;
     let recovered = recover_sale(&central, &ledger, event, &logged).await?;
     let restored = &recovered.restoration;
+    if recovered.waitlist > 0 {
+        let waiting = (restored.waitlist.iter())
+            .filter(|entry| entry.state == spike_core::WaitState::Waiting)
+            .count();
+        println!(
+            "waitlist of {event} restored: {} orders, {waiting} waiting before the refill, {} \
+             filled by it from the rebuilt run's free seats",
+            recovered.waitlist, recovered.refilled
+        );
+    }
     if recovered.queue_reset {
         println!(
             "waiting room of {event} reset: buyers join again (their admissions were lost with \
