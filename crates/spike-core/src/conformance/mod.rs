@@ -77,7 +77,8 @@ macro_rules! conformance_tests {
             a_returned_seat_goes_to_the_oldest_waiting_requests_it_can_serve,
             only_a_sold_out_request_waits_and_only_on_a_train_run,
             expired_and_superseded_entries_are_passed_over,
-            a_restored_waitlist_stands_as_it_was_and_a_refill_fills_it);
+            a_restored_waitlist_stands_as_it_was_and_a_refill_fills_it,
+            a_recorded_sequence_gives_the_same_seats_and_fills_as_embedded);
     };
     (@cases $setup:path; $($case:ident),*) => {
         $(

@@ -356,3 +356,155 @@ pub async fn a_restored_waitlist_stands_as_it_was_and_a_refill_fills_it<
         "nothing more to fill"
     );
 }
+
+/// What a step of the recorded sequence answered, without its times.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    Bought(Verdict, Option<crate::train::Ticket>),
+    Joined(String, u64, u64),
+    Released(Release),
+    Left(Option<u64>),
+}
+
+/// An entry without its times (placed and deadline), to compare backends.
+fn timeless(entry: &WaitEntry) -> (u64, String, String, WaitState) {
+    let seats = entry.seats;
+    let what = format!(
+        "{}/{:?}/{}/{}",
+        seats.class,
+        seats.leg,
+        seats.passengers.get(),
+        seats.preference.bits()
+    );
+    (
+        entry.place,
+        entry.user.to_string(),
+        what,
+        entry.state.clone(),
+    )
+}
+
+/// Conformance case: see its name. A recorded sequence of 400 steps
+/// (purchases of random legs, parties and preferences, waitlist
+/// placements and withdrawals, releases of random held orders as cancels,
+/// refunds and expiries make them) gives every answer, the seats and the
+/// waitlist's fills exactly as the embedded central stock gives them.
+pub async fn a_recorded_sequence_gives_the_same_seats_and_fills_as_embedded<C: CentralStock>(
+    central: &C,
+    prefix: &str,
+) {
+    let event = event(prefix, "recorded");
+    let stations = ["A", "B", "C", "D", "E", "F"];
+    let layout = TrainLayout::new(&stations, &["second:2x7", "first:1x3"]).expect("layout");
+    let model = crate::MemoryCentral::new();
+    create_train(central, &event, layout.clone()).await;
+    create_train(&model, &event, layout).await;
+    let mut dice: u64 = 0x0012_3060_0000_0025;
+    let mut roll = |n: u64| {
+        dice ^= dice << 13;
+        dice ^= dice >> 7;
+        dice ^= dice << 17;
+        dice % n
+    };
+    let deadline = now_ms() + 3_600_000;
+    let mut held: Vec<(OrderId, String, String)> = Vec::new();
+    let (mut fills, mut steps) = (0, Vec::new());
+    for i in 0..400 {
+        let user = format!("u{}", roll(60));
+        let from = roll(5) as usize;
+        let to = from + 1 + roll((5 - from) as u64) as usize;
+        let passengers = 1 + roll(3) as u32;
+        let mut ticket = ticket_purchase(&event, &user, &format!("r{i}"), (from, to), passengers);
+        ticket.seats.class = roll(2) as usize;
+        ticket.seats.preference = [SeatPreference::ANY, SeatPreference::WINDOW][roll(2) as usize];
+        let (ours, theirs) = match roll(10) {
+            0..=4 => {
+                let (a, b) = (
+                    buy_seats(central, &ticket).await,
+                    buy_seats(&model, &ticket).await,
+                );
+                if let Verdict::Sold { order, .. } = &a.verdict {
+                    held.push((order.clone(), user.clone(), format!("r{i}")));
+                }
+                (
+                    Step::Bought(a.verdict, a.ticket),
+                    Step::Bought(b.verdict, b.ticket),
+                )
+            }
+            5..=7 => {
+                let mut wait =
+                    wait_request(&event, &user, &format!("w{i}"), (from, to), passengers);
+                wait.seats = ticket.seats;
+                wait.deadline_ms = deadline;
+                let joined = |join: WaitJoin| match join {
+                    WaitJoin::Placed { entry, ahead } => {
+                        Step::Joined("placed".into(), entry.place, ahead)
+                    }
+                    WaitJoin::AlreadyWaiting { entry, ahead } => {
+                        Step::Joined("waiting".into(), entry.place, ahead)
+                    }
+                    other => Step::Joined(format!("{other:?}"), 0, 0),
+                };
+                (
+                    joined(join(central, &wait).await),
+                    joined(join(&model, &wait).await),
+                )
+            }
+            8 if !held.is_empty() => {
+                let (order, user, request) = held.swap_remove(roll(held.len() as u64) as usize);
+                let user = UserId::parse(user).expect("user");
+                let request = RequestId::parse(request).expect("request");
+                let a = central
+                    .release(&event, &order, Some(&user), &request)
+                    .await
+                    .unwrap();
+                let b = model
+                    .release(&event, &order, Some(&user), &request)
+                    .await
+                    .unwrap();
+                if let Release::Released { filled, .. } = a {
+                    fills += filled;
+                }
+                (Step::Released(a), Step::Released(b))
+            }
+            _ => {
+                let user = UserId::parse(user).expect("user");
+                let a = central.leave_waitlist(&event, &user).await.unwrap();
+                let b = model.leave_waitlist(&event, &user).await.unwrap();
+                (
+                    Step::Left(a.map(|e| e.place)),
+                    Step::Left(b.map(|e| e.place)),
+                )
+            }
+        };
+        assert_eq!(ours, theirs, "step {i}");
+        steps.push(ours);
+    }
+    let placed = steps
+        .iter()
+        .filter(|s| matches!(s, Step::Joined(how, ..) if how == "placed"))
+        .count();
+    assert!(
+        fills > 5 && placed > 20,
+        "{fills} fills of {placed} placed: the sequence exercised the waitlist"
+    );
+    assert_eq!(
+        occupancy(central, &event).await.classes,
+        occupancy(&model, &event).await.classes
+    );
+    let ours: Vec<_> = central
+        .waitlist(&event)
+        .await
+        .unwrap()
+        .iter()
+        .map(timeless)
+        .collect();
+    let theirs: Vec<_> = model
+        .waitlist(&event)
+        .await
+        .unwrap()
+        .iter()
+        .map(timeless)
+        .collect();
+    assert_eq!(ours, theirs);
+}
