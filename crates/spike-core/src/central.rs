@@ -6,7 +6,7 @@ use std::future::Future;
 
 use crate::ids::{EventId, OrderId, RequestId, UserId};
 use crate::purchase::{
-    CentralReply, Purchase, PurchaseBatch, RequestRecord, TicketPurchase, TicketReply,
+    CentralReply, Purchase, PurchaseBatch, RequestRecord, TicketBatch, TicketPurchase, TicketReply,
 };
 use crate::queue::QueueCounters;
 use crate::sale::{SaleConfig, SaleSnapshot};
@@ -175,6 +175,15 @@ pub trait CentralStock: Send + Sync + 'static {
         &self,
         purchase: &TicketPurchase,
     ) -> impl Future<Output = Result<TicketReply, CentralError>> + Send;
+
+    /// Tries to sell seats to each purchase of `batch`, in order, in one
+    /// atomic step: each gets exactly the reply [`CentralStock::buy_seats`]
+    /// would have given it at that point, in the same order. A failure
+    /// fails the whole batch.
+    fn buy_seats_many(
+        &self,
+        batch: &TicketBatch,
+    ) -> impl Future<Output = Result<Vec<TicketReply>, CentralError>> + Send;
 
     /// Which seat-segments of a train run are sold, read in one step, or
     /// `None` when there is no such sale or it is not a train run.

@@ -35,8 +35,8 @@ pub use memory::MemoryCentral;
 pub use order::{Order, OrderState, Refusal, Transition};
 pub use order_stream::{Backlog, OrderStream, StreamEntry};
 pub use purchase::{
-    BatchRefusal, CentralReply, Purchase, PurchaseBatch, RequestRecord, TicketPurchase,
-    TicketReply, Verdict, MAX_BATCH,
+    Batch, BatchRefusal, CentralReply, OfSale, Purchase, PurchaseBatch, RequestRecord, TicketBatch,
+    TicketPurchase, TicketReply, Verdict, MAX_BATCH,
 };
 pub use queue::{QueueConfig, QueueCounters, QueueMode, Seal, Shuffle, Standing};
 pub use record::SaleRecord;

@@ -101,28 +101,53 @@ pub struct TicketReply {
 /// thread for every purchase in it).
 pub const MAX_BATCH: usize = 256;
 
+/// What a [`Batch`] holds: a purchase of some sale.
+pub trait OfSale {
+    /// The sale it is for.
+    fn event(&self) -> &EventId;
+}
+
+impl OfSale for Purchase {
+    fn event(&self) -> &EventId {
+        &self.event
+    }
+}
+
+impl OfSale for TicketPurchase {
+    fn event(&self) -> &EventId {
+        &self.purchase.event
+    }
+}
+
 /// Purchases of one sale sent to central stock together, applied in order
 /// in one atomic step: never empty, all of one event, at most
 /// [`MAX_BATCH`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PurchaseBatch {
-    purchases: Vec<Purchase>,
+pub struct Batch<T> {
+    purchases: Vec<T>,
 }
+
+/// A batch of single-counter purchases ([`CentralStock::buy_many`](crate::CentralStock::buy_many)).
+pub type PurchaseBatch = Batch<Purchase>;
+
+/// A batch of a train run's seat purchases
+/// ([`CentralStock::buy_seats_many`](crate::CentralStock::buy_seats_many)).
+pub type TicketBatch = Batch<TicketPurchase>;
 
 /// Why a purchase cannot join a batch; it is handed back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BatchRefusal {
+pub enum BatchRefusal<T> {
     /// The purchase is for another sale.
     #[error("a batch holds one sale's purchases")]
-    OtherEvent(Purchase),
+    OtherEvent(T),
     /// The batch holds [`MAX_BATCH`] purchases.
     #[error("a batch holds at most {MAX_BATCH} purchases")]
-    Full(Purchase),
+    Full(T),
 }
 
-impl PurchaseBatch {
+impl<T: OfSale> Batch<T> {
     /// A batch holding `first`.
-    pub fn new(first: Purchase) -> Self {
+    pub fn new(first: T) -> Self {
         Self {
             purchases: vec![first],
         }
@@ -130,8 +155,8 @@ impl PurchaseBatch {
 
     /// Adds `purchase` at the end, unless it is for another sale or the
     /// batch is full.
-    pub fn push(&mut self, purchase: Purchase) -> Result<(), BatchRefusal> {
-        if purchase.event != *self.event() {
+    pub fn push(&mut self, purchase: T) -> Result<(), BatchRefusal<T>> {
+        if purchase.event() != self.event() {
             return Err(BatchRefusal::OtherEvent(purchase));
         }
         if self.purchases.len() >= MAX_BATCH {
@@ -143,11 +168,11 @@ impl PurchaseBatch {
 
     /// The sale every purchase is for.
     pub fn event(&self) -> &EventId {
-        &self.purchases[0].event
+        self.purchases[0].event()
     }
 
     /// The purchases, in the order they are applied.
-    pub fn purchases(&self) -> &[Purchase] {
+    pub fn purchases(&self) -> &[T] {
         &self.purchases
     }
 

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use spike_core::{BatchRefusal, CentralError, CentralReply, Purchase, PurchaseBatch, MAX_BATCH};
+use spike_core::{Batch, BatchRefusal, CentralError, CentralReply, OfSale, Purchase, MAX_BATCH};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
@@ -47,27 +47,28 @@ pub enum LaneError {
     Central(#[from] CentralError),
 }
 
-/// What a purchase in a lane is eventually told.
-pub type LaneReply = Result<CentralReply, LaneError>;
+/// What a purchase in a lane is eventually told (`R`: a single-counter
+/// purchase's [`CentralReply`], or a seat purchase's `TicketReply`).
+pub type LaneReply<R = CentralReply> = Result<R, LaneError>;
 
 /// One purchase waiting in a lane, and where its reply goes.
-struct Waiting {
+struct Waiting<T, R> {
     arrived: Instant,
-    purchase: Purchase,
-    reply: Replier,
+    purchase: T,
+    reply: Replier<R>,
 }
 
 /// Where a purchase's reply goes, and its place among the purchases
 /// waiting on central stock (an in-flight gate's, say), given back with
 /// the reply: a purchase stops counting as waiting the moment central
 /// stock answers, however long its connection's task then takes to run.
-struct Replier {
-    to: oneshot::Sender<LaneReply>,
+struct Replier<R> {
+    to: oneshot::Sender<LaneReply<R>>,
     place: Box<dyn Send>,
 }
 
-impl Replier {
-    fn send(self, reply: LaneReply) {
+impl<R> Replier<R> {
+    fn send(self, reply: LaneReply<R>) {
         let _ = self.to.send(reply);
         drop(self.place);
     }
@@ -91,28 +92,35 @@ pub struct LaneSettings {
     pub runtime: Handle,
 }
 
-/// One sale's line to central stock.
-#[derive(Debug, Clone)]
-pub struct Lane {
-    queue: mpsc::UnboundedSender<Waiting>,
+/// One sale's line to central stock, for its purchases `T` (single-counter
+/// [`Purchase`]s by default, or a train run's `TicketPurchase`s) and their
+/// replies `R`.
+pub struct Lane<T = Purchase, R = CentralReply> {
+    queue: mpsc::UnboundedSender<Waiting<T, R>>,
 }
 
-impl std::fmt::Debug for Waiting {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Waiting")
-            .field("request", &self.purchase.request)
-            .finish_non_exhaustive()
+impl<T, R> Clone for Lane<T, R> {
+    fn clone(&self) -> Self {
+        Self {
+            queue: self.queue.clone(),
+        }
     }
 }
 
-impl Lane {
+impl<T, R> std::fmt::Debug for Lane<T, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lane").finish_non_exhaustive()
+    }
+}
+
+impl<T: OfSale + Send + 'static, R: Send + 'static> Lane<T, R> {
     /// Starts a lane that sends batches as `settings` say with `send`, one
     /// call at a time, counting their sizes in `sizes`. The lane stops when
     /// its last handle is dropped.
     pub fn start<S, F>(settings: LaneSettings, sizes: Arc<BatchSizes>, send: S) -> Self
     where
-        S: Fn(PurchaseBatch) -> F + Send + 'static,
-        F: Future<Output = Result<Vec<CentralReply>, CentralError>> + Send + 'static,
+        S: Fn(Batch<T>) -> F + Send + 'static,
+        F: Future<Output = Result<Vec<R>, CentralError>> + Send + 'static,
     {
         let (queue, waiting) = mpsc::unbounded_channel();
         (settings.runtime.clone()).spawn(drain(waiting, settings, sizes, send));
@@ -121,7 +129,7 @@ impl Lane {
 
     /// Sends `purchase` with the lane's next call and waits for its reply;
     /// `place` is dropped as soon as the reply is known.
-    pub async fn buy(&self, purchase: Purchase, place: impl Send + 'static) -> LaneReply {
+    pub async fn buy(&self, purchase: T, place: impl Send + 'static) -> LaneReply<R> {
         let (to, replied) = oneshot::channel();
         let stopped = || CentralError::Unavailable("the node's central lane stopped".into());
         let waiting = Waiting {
@@ -138,7 +146,7 @@ impl Lane {
 }
 
 /// Tells every purchase in `expired` that it was shed.
-fn shed(expired: Vec<Waiting>) {
+fn shed<T, R>(expired: Vec<Waiting<T, R>>) {
     for waiting in expired {
         waiting.reply.send(Err(LaneError::Shed));
     }
@@ -147,14 +155,14 @@ fn shed(expired: Vec<Waiting>) {
 /// Takes the purchases to send next (up to `max_batch`, newest first when
 /// congested) as one batch of one sale, with where their replies go; any
 /// purchase of another sale goes back to wait for a batch of its own.
-fn next_batch(
-    backlog: &mut Backlog<Waiting>,
+fn next_batch<T: OfSale, R>(
+    backlog: &mut Backlog<Waiting<T, R>>,
     max_batch: usize,
     now: Instant,
-) -> Option<(PurchaseBatch, Vec<Replier>)> {
+) -> Option<(Batch<T>, Vec<Replier<R>>)> {
     let mut taken = backlog.take(max_batch, now).into_iter();
     let first = taken.next()?;
-    let mut batch = PurchaseBatch::new(first.purchase);
+    let mut batch = Batch::new(first.purchase);
     let mut replies = vec![first.reply];
     for next in taken {
         match batch.push(next.purchase) {
@@ -173,14 +181,14 @@ fn next_batch(
 /// [`spike_http::backlog`]), sends one batch at a time, hands each purchase its
 /// reply, and while a call is out keeps taking arrivals and shedding those
 /// that waited too long.
-async fn drain<S, F>(
-    mut arrivals: mpsc::UnboundedReceiver<Waiting>,
+async fn drain<T: OfSale, R, S, F>(
+    mut arrivals: mpsc::UnboundedReceiver<Waiting<T, R>>,
     settings: LaneSettings,
     sizes: Arc<BatchSizes>,
     send: S,
 ) where
-    S: Fn(PurchaseBatch) -> F,
-    F: Future<Output = Result<Vec<CentralReply>, CentralError>>,
+    S: Fn(Batch<T>) -> F,
+    F: Future<Output = Result<Vec<R>, CentralError>>,
 {
     let max_batch = settings.max_batch.get().min(MAX_BATCH);
     let discipline = settings.discipline;
@@ -237,7 +245,7 @@ async fn drain<S, F>(
 }
 
 /// Hands each purchase of a call its reply.
-fn deliver(answered: Result<Vec<CentralReply>, CentralError>, replies: Vec<Replier>) {
+fn deliver<R>(answered: Result<Vec<R>, CentralError>, replies: Vec<Replier<R>>) {
     let error = match answered {
         Ok(answers) if answers.len() == replies.len() => {
             for (reply, answer) in replies.into_iter().zip(answers) {
@@ -297,7 +305,7 @@ mod tests {
     use std::sync::Mutex;
     use std::time::Duration;
 
-    use spike_core::{EventId, NodeId, RequestId, Verdict};
+    use spike_core::{EventId, NodeId, PurchaseBatch, RequestId, Verdict};
 
     use super::*;
 
@@ -328,25 +336,29 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sizes = Arc::new(BatchSizes::default());
         let record = Arc::clone(&seen);
-        let lane = Lane::start(settings(max), Arc::clone(&sizes), move |batch| {
-            let record = Arc::clone(&record);
-            async move {
-                let requests: Vec<String> = batch
-                    .purchases()
-                    .iter()
-                    .map(|p| p.request.to_string())
-                    .collect();
-                record.lock().unwrap().push(requests);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                let replies = (batch.purchases().iter())
-                    .map(|_| CentralReply {
-                        verdict: Verdict::SoldOut,
-                        remaining: batch.len() as u64,
-                    })
-                    .collect();
-                Ok(replies)
-            }
-        });
+        let lane = Lane::start(
+            settings(max),
+            Arc::clone(&sizes),
+            move |batch: PurchaseBatch| {
+                let record = Arc::clone(&record);
+                async move {
+                    let requests: Vec<String> = batch
+                        .purchases()
+                        .iter()
+                        .map(|p| p.request.to_string())
+                        .collect();
+                    record.lock().unwrap().push(requests);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    let replies = (batch.purchases().iter())
+                        .map(|_| CentralReply {
+                            verdict: Verdict::SoldOut,
+                            remaining: batch.len() as u64,
+                        })
+                        .collect();
+                    Ok(replies)
+                }
+            },
+        );
         (lane, seen, sizes)
     }
 
@@ -389,7 +401,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_call_fails_each_of_its_purchases() {
         let sizes = Arc::new(BatchSizes::default());
-        let lane = Lane::start(settings(4), sizes, |_batch| async {
+        let lane: Lane = Lane::start(settings(4), sizes, |_batch: PurchaseBatch| async {
             Err(CentralError::OutcomeUnknown("no answer".into()))
         });
         let reply = lane.buy(purchase("r"), ()).await;

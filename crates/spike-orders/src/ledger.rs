@@ -787,23 +787,31 @@ impl OrderLedger {
             "UPDATE orders SET state = $1, updated_at_ms = $2{set} \
              WHERE order_id = $3 AND state = '{source}' AND {timing} RETURNING {ORDER_COLUMNS}"
         );
-        let mut query = sqlx::query(&sql)
-            .bind(transition.target().as_str())
-            .bind(to_i64(now_ms))
-            .bind(id.as_str());
-        if let Some((_, value)) = setting {
-            query = query.bind(value);
-        }
-        let row = query.fetch_optional(&self.pool).await?;
-        if let Some(row) = row {
-            return Ok(Moved::Applied(order_from_row(&row)?));
+        // Twice at most: a writer may insert the order between a first
+        // update that found nothing and the read after it, and then the
+        // update is due again.
+        for _ in 0..2 {
+            let mut query = sqlx::query(&sql)
+                .bind(transition.target().as_str())
+                .bind(to_i64(now_ms))
+                .bind(id.as_str());
+            if let Some((_, value)) = setting {
+                query = query.bind(value);
+            }
+            if let Some(row) = query.fetch_optional(&self.pool).await? {
+                return Ok(Moved::Applied(order_from_row(&row)?));
+            }
+            let Some(order) = self.order(id).await? else {
+                return Ok(Moved::NotFound);
+            };
+            if let Some(refusal) = transition.refusal(order.state, order.expires_at_ms, now_ms) {
+                return Ok(Moved::Refused(order, refusal));
+            }
         }
         let Some(order) = self.order(id).await? else {
             return Ok(Moved::NotFound);
         };
-        let refusal = transition
-            .refusal(order.state, order.expires_at_ms, now_ms)
-            .unwrap_or(Refusal::Finished(order.state));
+        let refusal = Refusal::Finished(order.state);
         Ok(Moved::Refused(order, refusal))
     }
 

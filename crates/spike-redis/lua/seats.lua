@@ -18,6 +18,20 @@
 --   that, the lowest free seats of the first carriage with enough of them.
 local ROW = 5
 local seat_map, SCRATCH
+-- The sale hash's train_segments, once read by use_maps_from.
+local run_segments
+
+-- Points the functions below at the run's every map, declared class by
+-- class from KEYS[first] (class c on segment s at first + c * segments +
+-- s), and at KEYS[9] as the scratch key (every script that declares every
+-- map puts it there).
+local function use_maps_from(first)
+  run_segments = tonumber(redis.call('HGET', KEYS[1], 'train_segments') or 0)
+  seat_map = function(class, segment)
+    return KEYS[first + class * run_segments + segment]
+  end
+  SCRATCH = KEYS[9]
+end
 
 -- The shape of class `class` (carriages, seats per carriage), from the sale
 -- hash's 'class:<index>' (create.lua); nil when the run has no such class.

@@ -15,16 +15,9 @@
 -- KEYS[13..] the run's every seat map, class by class (class c on segment s
 --          at 13 + c * segments + s)
 
--- The sale hash's train_segments, read once.
-local run_segments
-
 -- Points seats.lua at the run's every map (declared from KEYS[13]).
 local function use_every_map()
-  run_segments = tonumber(redis.call('HGET', KEYS[1], 'train_segments') or 0)
-  seat_map = function(class, segment)
-    return KEYS[13 + class * run_segments + segment]
-  end
-  SCRATCH = KEYS[9]
+  use_maps_from(13)
 end
 
 -- The entry at `place` as a table, or nil.

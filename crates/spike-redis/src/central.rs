@@ -8,8 +8,8 @@ use spike_core::sale::{SaleConfig, SaleSnapshot};
 use spike_core::{
     CentralError, CentralReply, CentralStock, CreateSaleError, EventId, Occupancy, OrderId,
     Purchase, PurchaseBatch, QueueCounters, QueueJoin, QueueRecord, Release, RequestId,
-    RequestRecord, Restoration, SaleRecord, Ticket, TicketPurchase, TicketReply, UserId, Verdict,
-    WaitEntry, WaitJoin, WaitRequest, WaitStatus,
+    RequestRecord, Restoration, SaleRecord, Ticket, TicketBatch, TicketPurchase, TicketReply,
+    UserId, Verdict, WaitEntry, WaitJoin, WaitRequest, WaitStatus,
 };
 
 use crate::client::RedisCentral;
@@ -35,6 +35,28 @@ fn purchase_admission(purchase: &Purchase) -> String {
     (purchase.admission)
         .map(|p| p.to_string())
         .unwrap_or_default()
+}
+
+/// Decodes one seat purchase's reply from `ticket.lua` or
+/// `ticket_many.lua`: the verdict, the ticket's wire form, the sequence.
+fn decode_ticket_reply(
+    event: &EventId,
+    raw: RawReply,
+    ticket: &str,
+    as_of: u64,
+) -> Result<TicketReply, CentralError> {
+    let reply = decode_reply(event, raw)?;
+    let ticket = match &reply.verdict {
+        Verdict::Sold { .. } => Some(ticket.parse::<Ticket>().map_err(|e| {
+            CentralError::Protocol(format!("a seat purchase answered a bad ticket: {e}"))
+        })?),
+        _ => None,
+    };
+    Ok(TicketReply {
+        verdict: reply.verdict,
+        ticket,
+        as_of,
+    })
 }
 
 /// Decodes one purchase's reply from `buy.lua` or `buy_many.lua`.
@@ -281,19 +303,63 @@ impl CentralStock for RedisCentral {
         let (code, order, remaining, ticket, as_of): (i64, String, u64, String, u64) = self
             .with_deadline(invocation.invoke_async(&mut connection))
             .await?;
-        let reply = decode_reply(&purchase.event, (code, order, remaining))?;
-        let ticket = match (&reply.verdict, ticket.as_str()) {
-            (Verdict::Sold { .. }, wire) => Some(wire.parse::<Ticket>().map_err(|e| {
-                CentralError::Protocol(format!("ticket.lua answered a bad ticket: {e}"))
-            })?),
-            _ => None,
-        };
+        let reply = decode_ticket_reply(&purchase.event, (code, order, remaining), &ticket, as_of)?;
         self.confirm_sales(&keys, link, [&reply.verdict]).await?;
-        Ok(TicketReply {
-            verdict: reply.verdict,
-            ticket,
-            as_of,
-        })
+        Ok(reply)
+    }
+
+    async fn buy_seats_many(&self, batch: &TicketBatch) -> Result<Vec<TicketReply>, CentralError> {
+        let event = batch.event();
+        let keys = EventKeys::new(event);
+        let maps = self.seat_maps(&keys).await?;
+        let mut invocation = self.scripts().ticket_many.prepare_invoke();
+        invocation
+            .key(keys.all().as_slice())
+            .key(&keys.queue)
+            .key(&keys.queue_bought)
+            .key(&keys.tickets)
+            .key(&keys.seat_scratch)
+            .key(maps)
+            .arg(batch.purchases()[0].purchase.node.as_str());
+        for ticket in batch.purchases() {
+            let (purchase, seats) = (&ticket.purchase, ticket.seats);
+            invocation
+                .arg(purchase_user(purchase))
+                .arg(purchase.request.as_str())
+                .arg(purchase_admission(purchase))
+                .arg(seats.class)
+                .arg(seats.leg.from())
+                .arg(seats.leg.to())
+                .arg(seats.passengers.get())
+                .arg(seats.preference.bits())
+                .arg(ticket.replacing.as_ref().map_or("", |order| order.as_str()));
+        }
+        let link = self.link().await;
+        let mut connection = link.connection.clone();
+        let raw: Vec<String> = self
+            .with_deadline(invocation.invoke_async(&mut connection))
+            .await?;
+        let bad = |what: &str| CentralError::Protocol(format!("ticket_many.lua answered {what}"));
+        let (as_of, replies) = raw.split_last().ok_or_else(|| bad("nothing"))?;
+        if replies.len() != 4 * batch.len() {
+            return Err(bad(&format!(
+                "{} fields for {} purchases",
+                replies.len(),
+                batch.len()
+            )));
+        }
+        let as_of: u64 = as_of.parse().map_err(|_| bad("a bad sequence"))?;
+        let number = |text: &str| text.parse::<i64>().map_err(|_| bad("a bad number"));
+        let mut decoded = Vec::with_capacity(batch.len());
+        for fields in replies.chunks(4) {
+            let remaining = u64::try_from(number(&fields[2])?).map_err(|_| bad("a bad count"))?;
+            let raw = (number(&fields[0])?, fields[1].clone(), remaining);
+            decoded.push(decode_ticket_reply(event, raw, &fields[3], as_of)?);
+        }
+        // One confirmation covers the whole batch: it was one write.
+        let verdicts = decoded.iter().map(|reply| &reply.verdict);
+        self.confirm_sales(&keys, link, verdicts).await?;
+        Ok(decoded)
     }
 
     async fn occupancy(&self, event: &EventId) -> Result<Option<Occupancy>, CentralError> {

@@ -205,11 +205,15 @@ fn admission_rule() -> String {
 }
 
 /// One script's name and its full source, as Redis receives it.
-fn sources() -> [(&'static str, String); 11] {
+fn sources() -> [(&'static str, String); 12] {
     [
         ("ack", include_str!("../lua/ack.lua").to_owned()),
         ("buy", selling_rules() + include_str!("../lua/buy.lua")),
         ("ticket", seat_rules() + include_str!("../lua/ticket.lua")),
+        (
+            "ticket_many",
+            seat_rules() + include_str!("../lua/ticket_many.lua"),
+        ),
         ("occupancy", include_str!("../lua/occupancy.lua").to_owned()),
         (
             "buy_many",
@@ -261,6 +265,7 @@ pub(crate) struct Scripts {
     pub(crate) ack: Script,
     pub(crate) buy: Script,
     pub(crate) ticket: Script,
+    pub(crate) ticket_many: Script,
     pub(crate) occupancy: Script,
     pub(crate) buy_many: Script,
     pub(crate) create: Script,
@@ -274,12 +279,13 @@ pub(crate) struct Scripts {
 impl Scripts {
     /// Every script of `lua/` with its prelude.
     pub(crate) fn load() -> Self {
-        let [ack, buy, ticket, occupancy, buy_many, create, snapshot, release, waitlist, queue_join, queue_tick] =
+        let [ack, buy, ticket, ticket_many, occupancy, buy_many, create, snapshot, release, waitlist, queue_join, queue_tick] =
             sources().map(|(_, source)| Script::new(&source));
         Self {
             ack,
             buy,
             ticket,
+            ticket_many,
             occupancy,
             buy_many,
             create,

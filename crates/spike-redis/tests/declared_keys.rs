@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use spike_core::{
     BuyerPolicy, CentralStock, EventId, Leg, NodeId, OrderStream, Passengers, PurchaseBatch,
-    Release, RequestId, SaleConfig, SeatPreference, SeatRequest, TicketPurchase, TrainLayout,
-    UserId, Verdict, WaitJoin, WaitRequest,
+    Release, RequestId, SaleConfig, SeatPreference, SeatRequest, TicketBatch, TicketPurchase,
+    TrainLayout, UserId, Verdict, WaitJoin, WaitRequest,
 };
 use spike_testkit::{unique, TestRedis};
 
@@ -144,6 +144,21 @@ async fn every_key_a_script_touches_is_declared() {
         sold.push((ticket.purchase, reply.verdict));
     }
     central.occupancy(&run).await.unwrap().expect("a run");
+    let mut many = TicketBatch::new(TicketPurchase {
+        purchase: purchase(&run, "m0"),
+        seats: SeatRequest {
+            class: 1,
+            leg: Leg::new(0, 2).unwrap(),
+            passengers: Passengers::new(2).unwrap(),
+            preference: SeatPreference::AISLE,
+        },
+        replacing: None,
+    });
+    let mut second = many.purchases()[0].clone();
+    second.purchase = purchase(&run, "m1");
+    second.seats.leg = Leg::new(1, 3).unwrap();
+    many.push(second).unwrap();
+    central.buy_seats_many(&many).await.unwrap();
     let wait = |user: &str| WaitRequest {
         event: run.clone(),
         user: UserId::parse(user).unwrap(),
@@ -183,7 +198,7 @@ async fn every_key_a_script_touches_is_declared() {
     assert_eq!(
         released,
         Release::Released {
-            remaining: config.total() - 5,
+            remaining: config.total() - 7,
             filled: 1
         },
         "w0 got the seat"

@@ -55,7 +55,8 @@ async fn paid_ticket<C: CentralStock + std::fmt::Debug>(
     let bought = node.get(&query).await;
     assert_eq!(bought.code(), Code::Success, "{:?}", bought.body);
     let order = bought.order().unwrap();
-    assert_eq!(node.pay(&order).await.code(), Code::Ok);
+    let paid = node.pay(&order).await;
+    assert_eq!(paid.code(), Code::Ok, "{:?}", paid.body);
     (
         order,
         data(&bought)["order_key"].as_str().unwrap().to_owned(),

@@ -24,7 +24,7 @@ use crate::central::{CentralStock, CreateSaleError, Holding, QueueJoin, Release,
 use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
 use crate::order_stream::{Backlog, OrderStream};
 use crate::purchase::{CentralReply, Purchase, PurchaseBatch, Verdict, MAX_BATCH};
-use crate::purchase::{TicketPurchase, TicketReply};
+use crate::purchase::{TicketBatch, TicketPurchase, TicketReply};
 use crate::queue::{QueueConfig, QueueCounters, QueueMode};
 use crate::sale::{BuyerAuth, BuyerPolicy, SaleConfig};
 use crate::train::{Leg, Occupancy, Passengers, SeatPreference, SeatRequest, Ticket, TrainLayout};
@@ -74,6 +74,7 @@ macro_rules! conformance_tests {
             concurrent_ticket_buyers_never_share_a_seat_segment,
             every_seat_choice_is_the_one_rule_over_a_long_random_sale,
             a_change_is_not_held_to_the_limit_by_the_order_it_replaces,
+            batched_and_single_seat_purchases_agree,
             a_returned_seat_goes_to_the_oldest_waiting_requests_it_can_serve,
             only_a_sold_out_request_waits_and_only_on_a_train_run,
             expired_and_superseded_entries_are_passed_over,

@@ -433,3 +433,96 @@ pub async fn a_change_is_not_held_to_the_limit_by_the_order_it_replaces<C: Centr
     let bought = buy_seats(central, &change).await;
     assert_eq!(seats_of(&bought), [2], "seats 0 and 1 are held from A");
 }
+
+/// A verdict with its order named by sequence only (two runs' order ids
+/// differ by their event).
+fn by_sequence(verdict: &Verdict) -> String {
+    let sequence = |order: &OrderId| order.split().map_or(0, |(_, sequence)| sequence);
+    match verdict {
+        Verdict::Sold { order, replayed } => format!("sold {} {replayed}", sequence(order)),
+        Verdict::AlreadyPurchased { order } => format!("held {}", sequence(order)),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Conformance case: see its name. 300 seat purchases (random legs,
+/// classes, parties and preferences; buyers who come back, request ids
+/// sent twice) go to one run in batches of 1 to 40 and to a twin run one by
+/// one: every reply, every seat and the occupancy are the same.
+pub async fn batched_and_single_seat_purchases_agree<C: CentralStock>(central: &C, prefix: &str) {
+    let batched = event(prefix, "seats-batched");
+    let single = event(prefix, "seats-single");
+    let stations = ["A", "B", "C", "D", "E"];
+    let layout = TrainLayout::new(&stations, &["second:2x12", "first:1x5"]).expect("layout");
+    create_train(central, &batched, layout.clone()).await;
+    create_train(central, &single, layout).await;
+    let mut dice: u64 = 0x0012_3060_0000_0b47;
+    let mut roll = |n: u64| {
+        dice ^= dice << 13;
+        dice ^= dice >> 7;
+        dice ^= dice << 17;
+        dice % n
+    };
+    let mut purchases = Vec::new();
+    for i in 0..300 {
+        let from = roll(4) as usize;
+        let to = from + 1 + roll((4 - from) as u64) as usize;
+        let request = match roll(10) {
+            0 if i > 0 => format!("r{}", roll(i)),
+            _ => format!("r{i}"),
+        };
+        let user = format!("u{}", roll(200));
+        let mut ticket = ticket_purchase(&batched, &user, &request, (from, to), 1 + roll(3) as u32);
+        ticket.seats.class = roll(2) as usize;
+        ticket.seats.preference = [SeatPreference::ANY, SeatPreference::AISLE][roll(2) as usize];
+        purchases.push(ticket);
+    }
+    let mut replies = Vec::new();
+    let mut rest = purchases.as_slice();
+    while !rest.is_empty() {
+        let size = (1 + roll(40) as usize).min(rest.len());
+        let (now, later) = rest.split_at(size);
+        let mut batch = TicketBatch::new(now[0].clone());
+        for ticket in &now[1..] {
+            batch.push(ticket.clone()).expect("one run, at most 40");
+        }
+        let answered = central.buy_seats_many(&batch).await.expect("a batch");
+        assert_eq!(answered.len(), size);
+        replies.extend(answered);
+        rest = later;
+    }
+    let mut sold = 0;
+    for (i, (ticket, reply)) in purchases.iter().zip(&replies).enumerate() {
+        let mut alone = ticket.clone();
+        alone.purchase.event = single.clone();
+        let expected = buy_seats(central, &alone).await;
+        assert_eq!(
+            by_sequence(&reply.verdict),
+            by_sequence(&expected.verdict),
+            "purchase {i}"
+        );
+        assert_eq!(reply.ticket, expected.ticket, "purchase {i}");
+        sold += usize::from(matches!(
+            reply.verdict,
+            Verdict::Sold {
+                replayed: false,
+                ..
+            }
+        ));
+    }
+    assert!(sold > 25, "{sold} sold");
+    let (ours, theirs) = (
+        occupancy(central, &batched).await,
+        occupancy(central, &single).await,
+    );
+    assert_eq!(ours.classes, theirs.classes);
+    assert_eq!(ours.as_of, theirs.as_of);
+    let missing = event(prefix, "seats-missing");
+    let mut nowhere = purchases[0].clone();
+    nowhere.purchase.event = missing;
+    let refused = central
+        .buy_seats_many(&TicketBatch::new(nowhere))
+        .await
+        .expect("a batch");
+    assert_eq!(refused[0].verdict, Verdict::NoSuchSale);
+}

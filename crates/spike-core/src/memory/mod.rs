@@ -12,7 +12,8 @@ use crate::central::{
 use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
 use crate::order_stream::{Backlog, OrderStream, StreamEntry};
 use crate::purchase::{
-    CentralReply, Purchase, PurchaseBatch, RequestRecord, TicketPurchase, TicketReply, Verdict,
+    CentralReply, Purchase, PurchaseBatch, RequestRecord, TicketBatch, TicketPurchase, TicketReply,
+    Verdict,
 };
 use crate::queue::{
     rate_origin_ms, AdmissionProgress, AdmissionStep, QueueConfig, QueueCounters, Seal,
@@ -674,6 +675,24 @@ impl CentralStock for MemoryCentral {
             },
             |book| book.buy_seats(event, purchase, self.now()),
         ))
+    }
+
+    async fn buy_seats_many(&self, batch: &TicketBatch) -> Result<Vec<TicketReply>, CentralError> {
+        let event = batch.event();
+        let Some(book) = self.book(event) else {
+            let missing = TicketReply {
+                verdict: Verdict::NoSuchSale,
+                ticket: None,
+                as_of: 0,
+            };
+            return Ok(vec![missing; batch.len()]);
+        };
+        let now = self.now();
+        let mut book = lock(&book);
+        let replies = (batch.purchases().iter())
+            .map(|purchase| book.buy_seats(event, purchase, now))
+            .collect();
+        Ok(replies)
     }
 
     async fn occupancy(&self, event: &EventId) -> Result<Option<Occupancy>, CentralError> {

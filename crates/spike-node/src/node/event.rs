@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::answer::Answer;
-use spike_core::{BuyerPolicy, CentralStock, LocalStock, SaleConfig, UserId};
+use spike_core::{
+    BuyerPolicy, CentralError, CentralStock, LocalStock, PurchaseBatch, SaleConfig, TicketBatch,
+    TicketPurchase, TicketReply, UserId,
+};
 use spike_http::{InFlightGate, RetryReason};
 
 use super::refusal::try_again;
@@ -28,7 +31,7 @@ pub struct EventState {
     /// The sale's waiting room, if it has one.
     pub queue: Option<WaitingRoom>,
     /// The sale's line to central stock, when purchases go in batches.
-    pub(super) lane: Option<Lane>,
+    pub(super) lane: Option<CentralLane>,
     /// A train run's memo and availability (`None` for other sales).
     pub train: Option<TrainState>,
 }
@@ -43,7 +46,7 @@ impl EventState {
         }
     }
 
-    pub(super) fn new(config: SaleConfig, remaining: u64, lane: Option<Lane>) -> Self {
+    pub(super) fn new(config: SaleConfig, remaining: u64, lane: Option<CentralLane>) -> Self {
         let queue =
             (config.queue()).map(|queue| WaitingRoom::new(*queue, config.opens_at_millis()));
         Self {
@@ -89,40 +92,71 @@ impl EventState {
     }
 }
 
+/// A sale's lane to central stock: single-counter purchases, or a train
+/// run's seat purchases.
+#[derive(Debug)]
+pub(super) enum CentralLane {
+    /// A single counter's.
+    Purchases(Lane),
+    /// A train run's.
+    Seats(Lane<TicketPurchase, TicketReply>),
+}
+
 /// A sale's lane to central stock, unless purchases go one per call
 /// (`max_batch` 1): a batch of one is sent as a single purchase. Each call
 /// adapts `gate`'s limit with the time it took per purchase (a batch's call
 /// takes longer the more it carries, which is no sign of trouble).
 pub(super) fn open_lane<C: CentralStock>(
     central: &Arc<C>,
+    sale: &SaleConfig,
     config: &NodeConfig,
     sizes: &Arc<BatchSizes>,
     gate: &Arc<InFlightGate>,
-) -> Option<Lane> {
+) -> Option<CentralLane> {
     if config.max_batch.get() == 1 {
         return None;
     }
-    let central = Arc::clone(central);
-    let gate = Arc::clone(gate);
     let settings = LaneSettings {
         max_batch: config.max_batch,
         discipline: config.lane_discipline,
         gather: DEFAULT_GATHER,
         runtime: config.central_thread.runtime(),
     };
-    let lane = Lane::start(settings, Arc::clone(sizes), move |batch| {
-        let central = Arc::clone(&central);
-        let gate = Arc::clone(&gate);
-        async move {
-            let sent = std::time::Instant::now();
-            let carried = u32::try_from(batch.len()).unwrap_or(u32::MAX).max(1);
-            let replies = match batch.purchases() {
+    let (central, gate, sizes) = (Arc::clone(central), Arc::clone(gate), Arc::clone(sizes));
+    if sale.train().is_some() {
+        let lane = Lane::start(settings, sizes, move |batch: TicketBatch| {
+            let (central, gate) = (Arc::clone(&central), Arc::clone(&gate));
+            timed(gate, batch.len(), async move {
+                match batch.purchases() {
+                    [alone] => central.buy_seats(alone).await.map(|reply| vec![reply]),
+                    _ => central.buy_seats_many(&batch).await,
+                }
+            })
+        });
+        return Some(CentralLane::Seats(lane));
+    }
+    let lane = Lane::start(settings, sizes, move |batch: PurchaseBatch| {
+        let (central, gate) = (Arc::clone(&central), Arc::clone(&gate));
+        timed(gate, batch.len(), async move {
+            match batch.purchases() {
                 [alone] => central.buy(alone).await.map(|reply| vec![reply]),
                 _ => central.buy_many(&batch).await,
-            };
-            gate.observe(sent.elapsed() / carried);
-            replies
-        }
+            }
+        })
     });
-    Some(lane)
+    Some(CentralLane::Purchases(lane))
+}
+
+/// `call`, carrying `carried` purchases, with the time it took per purchase
+/// told to `gate`.
+async fn timed<R>(
+    gate: Arc<InFlightGate>,
+    carried: usize,
+    call: impl std::future::Future<Output = Result<Vec<R>, CentralError>>,
+) -> Result<Vec<R>, CentralError> {
+    let sent = std::time::Instant::now();
+    let replies = call.await;
+    let carried = u32::try_from(carried).unwrap_or(u32::MAX).max(1);
+    gate.observe(sent.elapsed() / carried);
+    replies
 }

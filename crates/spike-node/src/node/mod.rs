@@ -236,7 +236,13 @@ impl<C: CentralStock> Node<C> {
             let auth = snapshot.config.policy().auth_name();
             tracing::info!(%event, total = snapshot.config.total(), auth, "serving event");
             let remaining = snapshot.remaining();
-            let lane = open_lane(&central, &config, &batch_sizes, &central_gate);
+            let lane = open_lane(
+                &central,
+                &snapshot.config,
+                &config,
+                &batch_sizes,
+                &central_gate,
+            );
             let state = EventState::new(snapshot.config, remaining, lane);
             events.insert(event, Arc::new(state));
         }

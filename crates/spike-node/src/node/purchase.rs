@@ -19,7 +19,7 @@ use spike_http::{InFlight, RetryReason};
 use crate::batcher::{LaneError, LaneReply};
 
 use super::caller::{Asker, Claims};
-use super::event::EventState;
+use super::event::{CentralLane, EventState};
 use super::outcome::{verdict_answer, Outcome};
 use super::queue::Entrance;
 use super::refusal::try_again;
@@ -222,8 +222,8 @@ impl<C: CentralStock> Node<C> {
         // Boxed so that the (large) central future is only paid for by requests
         // that reach central stock, not by every sold-out answer.
         let reply = match &state.lane {
-            Some(lane) => lane.buy(purchase.clone(), in_flight).await,
-            None => {
+            Some(CentralLane::Purchases(lane)) => lane.buy(purchase.clone(), in_flight).await,
+            Some(CentralLane::Seats(_)) | None => {
                 let reply = Box::pin(self.central.buy(purchase)).await;
                 drop(in_flight);
                 self.central_gate.observe(asked.elapsed());

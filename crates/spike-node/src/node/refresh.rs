@@ -76,6 +76,7 @@ impl<C: CentralStock> Node<C> {
                 let remaining = snapshot.remaining();
                 let lane = open_lane(
                     &self.central,
+                    &snapshot.config,
                     &self.config,
                     &self.batch_sizes,
                     &self.central_gate,

@@ -13,10 +13,11 @@ use spike_core::{
 };
 use spike_http::{InFlight, RetryReason};
 
-use super::event::EventState;
+use super::event::{CentralLane, EventState};
 use super::outcome::{verdict_answer, Outcome};
 use super::refusal::try_again;
 use super::Node;
+use crate::batcher::LaneError;
 use crate::proof::Proof;
 use crate::query::TicketParams;
 
@@ -38,14 +39,31 @@ impl<C: CentralStock> Node<C> {
             seats: request,
             replacing: None,
         };
-        // Boxed, as in ask_central: only purchases that reach central pay for it.
-        let reply = Box::pin(self.central.buy_seats(&ticket)).await;
-        drop(in_flight);
-        self.central_gate.observe(asked.elapsed());
+        let reply = match &state.lane {
+            Some(CentralLane::Seats(lane)) => lane.buy(ticket.clone(), in_flight).await,
+            Some(CentralLane::Purchases(_)) | None => {
+                // Boxed, as in ask_central: only purchases that reach central pay for it.
+                let reply = Box::pin(self.central.buy_seats(&ticket)).await;
+                drop(in_flight);
+                self.central_gate.observe(asked.elapsed());
+                reply.map_err(LaneError::from)
+            }
+        };
         self.metrics
             .central_duration
             .record(asked.elapsed().as_secs_f64());
         let TicketPurchase { purchase, .. } = ticket;
+        let reply = match reply {
+            Ok(reply) => Ok(reply),
+            Err(LaneError::Central(error)) => Err(error),
+            Err(LaneError::Shed) => {
+                // Waited in the lane past its budget, never sent: nothing sold.
+                self.central_gate.count_shed();
+                let busy = try_again(RetryReason::CentralBusy, None);
+                return Outcome::about(busy, purchase.event, purchase.user, &state)
+                    .of_request(purchase.request);
+            }
+        };
         let order_key = |order: &OrderId| self.order_key_for(&state, order);
         let answer = match (reply, &state.train) {
             (Ok(reply), Some(train)) => match (reply.verdict, reply.ticket) {
