@@ -7,10 +7,12 @@
 -- scratch key, KEYS[10..] the run's every seat map, class by class (class c
 -- on segment s at 10 + c * segments + s): a batch's legs differ, so every
 -- map is declared
--- ARGV[1] node id, then seven per purchase: user id ('' when none), request
--- id, admitted position ('' when none), class index, from, to, passengers,
--- then per purchase too: the preferred letters as bits, and the order it
--- replaces ('' for none) -- nine in all
+-- ARGV[1] node id, ARGV[2] and ARGV[3] the run's classes and segments as
+-- the caller declared its maps (a different shape is refused: 'stale
+-- seat-map shape', and the caller reads it again), then nine per purchase:
+-- user id ('' when none), request id, admitted position ('' when none),
+-- class index, from, to, passengers, the preferred letters as bits, and
+-- the order it replaces ('' for none)
 --
 -- Returns {code, order_id, remaining, ticket, …} (four per purchase, in
 -- order), then the last order sequence handed out.
@@ -21,11 +23,14 @@ local sale = open_sale() and train
 if sale then
   use_maps_from(10)
   local classes = tonumber(redis.call('HGET', KEYS[1], 'train_classes') or 0)
+  if classes ~= tonumber(ARGV[2]) or run_segments ~= tonumber(ARGV[3]) then
+    return redis.error_reply('ticket_many.lua: stale seat-map shape')
+  end
   if #KEYS ~= 9 + classes * run_segments then
     return redis.error_reply('ticket_many.lua: the run\'s seat maps must be declared')
   end
 end
-for i = 2, #ARGV, PER do
+for i = 4, #ARGV, PER do
   local code, order, remaining, ticket = NO_SUCH_SALE, '', 0, nil
   local class = tonumber(ARGV[i + 3])
   local from, to, k = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6])

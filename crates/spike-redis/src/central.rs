@@ -18,6 +18,10 @@ use crate::keys::{EventKeys, EVENTS_KEY};
 use crate::scripts::{BuyCode, CreateCode, JoinCode, ReleaseCode, TickCode};
 use crate::wire;
 
+/// What `ticket_many.lua` says when the seat-map shape it was given is not
+/// the run's (it was re-created since it was cached).
+const STALE_SHAPE: &str = "stale seat-map shape";
+
 fn unknown_code(script: &str, code: i64) -> CentralError {
     CentralError::Protocol(format!("{script}.lua answered unknown code {code}"))
 }
@@ -124,6 +128,92 @@ impl RedisCentral {
 }
 
 impl RedisCentral {
+    /// `ticket_many.lua` on `batch`, with the run's seat-map shape from
+    /// the cache, or read afresh when `reread` (or not cached yet).
+    async fn buy_seats_many_shaped(
+        &self,
+        batch: &TicketBatch,
+        reread: bool,
+    ) -> Result<Vec<TicketReply>, CentralError> {
+        let event = batch.event();
+        let keys = EventKeys::new(event);
+        let (classes, segments) = self.map_shape(&keys, event, reread).await?;
+        let maps = keys.all_maps(classes, segments);
+        let mut invocation = self.scripts().ticket_many.prepare_invoke();
+        invocation
+            .key(keys.all().as_slice())
+            .key(&keys.queue)
+            .key(&keys.queue_bought)
+            .key(&keys.tickets)
+            .key(&keys.seat_scratch)
+            .key(maps)
+            .arg(batch.purchases()[0].purchase.node.as_str())
+            .arg(classes)
+            .arg(segments);
+        for ticket in batch.purchases() {
+            let (purchase, seats) = (&ticket.purchase, ticket.seats);
+            invocation
+                .arg(purchase_user(purchase))
+                .arg(purchase.request.as_str())
+                .arg(purchase_admission(purchase))
+                .arg(seats.class)
+                .arg(seats.leg.from())
+                .arg(seats.leg.to())
+                .arg(seats.passengers.get())
+                .arg(seats.preference.bits())
+                .arg(ticket.replacing.as_ref().map_or("", |order| order.as_str()));
+        }
+        let link = self.link().await;
+        let mut connection = link.connection.clone();
+        let raw: Vec<String> = self
+            .with_deadline(invocation.invoke_async(&mut connection))
+            .await?;
+        let bad = |what: &str| CentralError::Protocol(format!("ticket_many.lua answered {what}"));
+        let (as_of, replies) = raw.split_last().ok_or_else(|| bad("nothing"))?;
+        if replies.len() != 4 * batch.len() {
+            return Err(bad(&format!(
+                "{} fields for {} purchases",
+                replies.len(),
+                batch.len()
+            )));
+        }
+        let as_of: u64 = as_of.parse().map_err(|_| bad("a bad sequence"))?;
+        let number = |text: &str| text.parse::<i64>().map_err(|_| bad("a bad number"));
+        let mut decoded = Vec::with_capacity(batch.len());
+        for fields in replies.chunks(4) {
+            let remaining = u64::try_from(number(&fields[2])?).map_err(|_| bad("a bad count"))?;
+            let raw = (number(&fields[0])?, fields[1].clone(), remaining);
+            decoded.push(decode_ticket_reply(event, raw, &fields[3], as_of)?);
+        }
+        // One confirmation covers the whole batch: it was one write.
+        let verdicts = decoded.iter().map(|reply| &reply.verdict);
+        self.confirm_sales(&keys, link, verdicts).await?;
+        Ok(decoded)
+    }
+
+    /// The run's seat-map shape: cached, or read (and cached) when
+    /// `reread` or unknown.
+    async fn map_shape(
+        &self,
+        keys: &EventKeys,
+        event: &EventId,
+        reread: bool,
+    ) -> Result<(usize, u32), CentralError> {
+        let cached = self
+            .map_shapes
+            .lock()
+            .ok()
+            .and_then(|shapes| shapes.get(event).copied());
+        if let (Some(shape), false) = (cached, reread) {
+            return Ok(shape);
+        }
+        let shape = self.seat_map_shape(keys).await?;
+        if let Ok(mut shapes) = self.map_shapes.lock() {
+            shapes.insert(event.clone(), shape);
+        }
+        Ok(shape)
+    }
+
     /// Writes a restored waitlist (as `lua/waitlist_rules.lua` keeps it):
     /// every entry by place, each traveller's latest place, the waiting
     /// places, and the sale's last place handed out.
@@ -309,57 +399,13 @@ impl CentralStock for RedisCentral {
     }
 
     async fn buy_seats_many(&self, batch: &TicketBatch) -> Result<Vec<TicketReply>, CentralError> {
-        let event = batch.event();
-        let keys = EventKeys::new(event);
-        let maps = self.seat_maps(&keys).await?;
-        let mut invocation = self.scripts().ticket_many.prepare_invoke();
-        invocation
-            .key(keys.all().as_slice())
-            .key(&keys.queue)
-            .key(&keys.queue_bought)
-            .key(&keys.tickets)
-            .key(&keys.seat_scratch)
-            .key(maps)
-            .arg(batch.purchases()[0].purchase.node.as_str());
-        for ticket in batch.purchases() {
-            let (purchase, seats) = (&ticket.purchase, ticket.seats);
-            invocation
-                .arg(purchase_user(purchase))
-                .arg(purchase.request.as_str())
-                .arg(purchase_admission(purchase))
-                .arg(seats.class)
-                .arg(seats.leg.from())
-                .arg(seats.leg.to())
-                .arg(seats.passengers.get())
-                .arg(seats.preference.bits())
-                .arg(ticket.replacing.as_ref().map_or("", |order| order.as_str()));
+        match self.buy_seats_many_shaped(batch, false).await {
+            // The run was re-created with another shape: read it, once more.
+            Err(CentralError::Protocol(error)) if error.contains(STALE_SHAPE) => {
+                self.buy_seats_many_shaped(batch, true).await
+            }
+            other => other,
         }
-        let link = self.link().await;
-        let mut connection = link.connection.clone();
-        let raw: Vec<String> = self
-            .with_deadline(invocation.invoke_async(&mut connection))
-            .await?;
-        let bad = |what: &str| CentralError::Protocol(format!("ticket_many.lua answered {what}"));
-        let (as_of, replies) = raw.split_last().ok_or_else(|| bad("nothing"))?;
-        if replies.len() != 4 * batch.len() {
-            return Err(bad(&format!(
-                "{} fields for {} purchases",
-                replies.len(),
-                batch.len()
-            )));
-        }
-        let as_of: u64 = as_of.parse().map_err(|_| bad("a bad sequence"))?;
-        let number = |text: &str| text.parse::<i64>().map_err(|_| bad("a bad number"));
-        let mut decoded = Vec::with_capacity(batch.len());
-        for fields in replies.chunks(4) {
-            let remaining = u64::try_from(number(&fields[2])?).map_err(|_| bad("a bad count"))?;
-            let raw = (number(&fields[0])?, fields[1].clone(), remaining);
-            decoded.push(decode_ticket_reply(event, raw, &fields[3], as_of)?);
-        }
-        // One confirmation covers the whole batch: it was one write.
-        let verdicts = decoded.iter().map(|reply| &reply.verdict);
-        self.confirm_sales(&keys, link, verdicts).await?;
-        Ok(decoded)
     }
 
     async fn occupancy(&self, event: &EventId) -> Result<Option<Occupancy>, CentralError> {
@@ -751,6 +797,13 @@ impl RedisCentral {
     /// scripts that declare them. The layout of a sale never changes in its
     /// life; a script given another count refuses, and is asked again.
     pub(crate) async fn seat_maps(&self, keys: &EventKeys) -> Result<Vec<String>, CentralError> {
+        let (classes, segments) = self.seat_map_shape(keys).await?;
+        Ok(keys.all_maps(classes, segments))
+    }
+
+    /// A run's classes and segments, read from its sale hash (0, 0 for
+    /// other sales).
+    async fn seat_map_shape(&self, keys: &EventKeys) -> Result<(usize, u32), CentralError> {
         let (classes, segments): (Option<usize>, Option<u32>) = self
             .read(|mut connection| {
                 let key = keys.sale.clone();
@@ -763,7 +816,7 @@ impl RedisCentral {
                 }
             })
             .await?;
-        Ok(keys.all_maps(classes.unwrap_or(0), segments.unwrap_or(0)))
+        Ok((classes.unwrap_or(0), segments.unwrap_or(0)))
     }
 
     /// Confirms the sales among `verdicts`, made or read on `link`, when

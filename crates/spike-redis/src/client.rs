@@ -206,6 +206,11 @@ pub struct RedisCentral {
     scripts: Arc<Scripts>,
     response_timeout: Duration,
     confirmer: Option<Confirmer>,
+    /// Each train run's seat-map shape (classes, segments) as last read:
+    /// batched seat purchases declare every map without a read first
+    /// (`ticket_many.lua` checks the shape and refuses a stale one).
+    pub(crate) map_shapes:
+        Arc<std::sync::Mutex<std::collections::HashMap<spike_core::EventId, (usize, u32)>>>,
 }
 
 impl std::fmt::Debug for RedisCentral {
@@ -293,6 +298,7 @@ impl RedisCentral {
             scripts: Arc::new(Scripts::load()),
             response_timeout: settings.response_timeout,
             confirmer,
+            map_shapes: Arc::default(),
         })
     }
 

@@ -100,3 +100,51 @@ async fn unreachable_redis_is_unavailable_not_a_verdict() {
         "bounded wait"
     );
 }
+
+/// Batched seat purchases declare every seat map from the run's shape as
+/// last read; a run re-created with another shape is read again, and no
+/// purchase lands on a map of the old shape.
+#[tokio::test]
+async fn a_run_recreated_with_another_shape_is_read_again_by_batches() {
+    use spike_core::{
+        Leg, Passengers, SeatPreference, SeatRequest, TicketBatch, TicketPurchase, TrainLayout,
+    };
+    let redis = TestRedis::shared_or_spawn();
+    let central = central(&redis).await;
+    let run = EventId::parse(unique("reshaped")).unwrap();
+    let ticket = |user: &str, to: usize| TicketPurchase {
+        purchase: purchase(&run, user),
+        seats: SeatRequest {
+            class: 0,
+            leg: Leg::new(0, to).unwrap(),
+            passengers: Passengers::ONE,
+            preference: SeatPreference::ANY,
+        },
+        replacing: None,
+    };
+    let small = TrainLayout::new(&["A", "B", "C"], &["c:1x2"]).unwrap();
+    central
+        .create_sale(&run, &SaleConfig::for_train(small).unwrap(), false)
+        .await
+        .unwrap();
+    let first = central
+        .buy_seats_many(&TicketBatch::new(ticket("a", 2)))
+        .await
+        .unwrap();
+    assert!(matches!(first[0].verdict, Verdict::Sold { .. }));
+    let bigger = TrainLayout::new(&["A", "B", "C", "D"], &["c:1x2", "d:1x2"]).unwrap();
+    central
+        .create_sale(&run, &SaleConfig::for_train(bigger).unwrap(), true)
+        .await
+        .unwrap();
+    let again = central
+        .buy_seats_many(&TicketBatch::new(ticket("b", 3)))
+        .await
+        .unwrap();
+    assert!(
+        matches!(again[0].verdict, Verdict::Sold { .. }),
+        "{again:?}"
+    );
+    let held = central.occupancy(&run).await.unwrap().unwrap();
+    assert_eq!(held.classes[0].masks(), [0b111, 0], "on the new run's maps");
+}
