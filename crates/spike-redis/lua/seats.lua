@@ -33,15 +33,38 @@ local function use_maps_from(first)
   SCRATCH = KEYS[9]
 end
 
+-- Class shapes read by this call: class -> {carriages, per} (false: none).
+local shapes = {}
+-- Whether the scratch key holds a leg's OR; with keep_scratch (a batch),
+-- it is deleted once, by drop_scratch, rather than after every choice.
+local scratch_used, keep_scratch = false, false
+
 -- The shape of class `class` (carriages, seats per carriage), from the sale
--- hash's 'class:<index>' (create.lua); nil when the run has no such class.
+-- hash's 'class:<index>' (create.lua), read once a call; nil when the run
+-- has no such class.
 local function class_shape(class)
-  local shape = redis.call('HGET', KEYS[1], 'class:' .. class)
-  if not shape then
+  local known = shapes[class]
+  if known == nil then
+    local shape = redis.call('HGET', KEYS[1], 'class:' .. class)
+    known = false
+    if shape then
+      local carriages, per = string.match(shape, '^(%d+) (%d+)$')
+      known = {tonumber(carriages), tonumber(per)}
+    end
+    shapes[class] = known
+  end
+  if not known then
     return nil
   end
-  local carriages, per = string.match(shape, '^(%d+) (%d+)$')
-  return tonumber(carriages), tonumber(per)
+  return known[1], known[2]
+end
+
+-- Deletes the scratch key, if a choice left it.
+local function drop_scratch()
+  if scratch_used then
+    redis.call('DEL', SCRATCH)
+    scratch_used = false
+  end
 end
 
 -- The seats `k` passengers get on class `class` from station `from` to `to`
@@ -60,6 +83,7 @@ local function find_seats(class, from, to, k, prefer)
       maps[#maps + 1] = seat_map(class, segment)
     end
     redis.call('BITOP', 'OR', SCRATCH, unpack(maps))
+    scratch_used = true
     map_key = SCRATCH
   end
   -- Whether seat `seat` has one of the preferred letters (bit i of `prefer`
@@ -168,11 +192,12 @@ local function find_seats(class, from, to, k, prefer)
   return nil
 end
 
--- The seats, chosen and read, with the scratch map deleted again.
+-- The seats, chosen and read, with the scratch map deleted again (unless
+-- keep_scratch: then at the call's end, by drop_scratch).
 local function choose_seats(class, from, to, k, prefer)
   local seats = find_seats(class, from, to, k, prefer)
-  if to - from > 1 then
-    redis.call('DEL', SCRATCH)
+  if not keep_scratch then
+    drop_scratch()
   end
   return seats
 end

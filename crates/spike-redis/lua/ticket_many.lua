@@ -20,6 +20,10 @@ local PER = 9
 local node = ARGV[1]
 local replies = {}
 local sale = open_sale() and train
+-- Tickets sold, for one HSET at the end; the scratch key, deleted once.
+-- (pending: order -> ticket, for a replay later in the same batch).
+local tickets, pending = {}, {}
+keep_scratch = true
 if sale then
   use_maps_from(10)
   local classes = tonumber(redis.call('HGET', KEYS[1], 'train_classes') or 0)
@@ -47,9 +51,11 @@ for i = 4, #ARGV, PER do
     end
     code, order, remaining, ticket = sell_one(ARGV[i], ARGV[i + 1], node, ARGV[i + 2], take_seats)
     if code == SOLD then
-      redis.call('HSET', KEYS[8], order, ticket)
+      tickets[#tickets + 1] = order
+      tickets[#tickets + 1] = ticket
+      pending[order] = ticket
     elseif code == REPLAYED then
-      ticket = redis.call('HGET', KEYS[8], order)
+      ticket = pending[order] or redis.call('HGET', KEYS[8], order)
     end
   end
   replies[#replies + 1] = code
@@ -59,6 +65,10 @@ for i = 4, #ARGV, PER do
 end
 if sale then
   close_sale()
+  drop_scratch()
+  if #tickets > 0 then
+    redis.call('HSET', KEYS[8], unpack(tickets))
+  end
 end
 replies[#replies + 1] = string.format('%d', seq or 0)
 return replies
