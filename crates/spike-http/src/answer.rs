@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use spike_core::{Code, RequestId};
+use std::sync::Arc;
 
 /// Content type of the Prometheus text exposition.
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4";
@@ -183,13 +184,24 @@ impl Answer {
         match serde_json::value::to_raw_value(data) {
             Ok(data) => Self::Done {
                 message,
-                data: JsonData(data),
+                data: JsonData(Serialized::Whole(data)),
             },
             // Only a map with non-string keys fails; no answer has one.
             Err(error) => {
                 tracing::error!(%error, "an answer could not be serialized");
                 Self::refused(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
             }
+        }
+    }
+
+    /// Code 0: data made of `object`, a JSON object serialized once and
+    /// shared by many answers, without its closing `}`, and `tail`, this
+    /// answer's own members (`,"age_ms":5`) with the closing `}`. Both
+    /// come from the node's own serializer: nothing a client sent.
+    pub fn done_spliced(object: Arc<String>, tail: String) -> Self {
+        Self::Done {
+            message: None,
+            data: JsonData(Serialized::Spliced { object, tail }),
         }
     }
 
@@ -270,19 +282,18 @@ impl Answer {
                 json_bytes(&json!({ "code": code.number(), "msg": code.label(), "data": data }))
             }
             Self::Done { message, data } => {
-                #[derive(Serialize)]
-                struct DoneBody<'a> {
-                    code: i8,
-                    #[serde(skip_serializing_if = "Option::is_none")]
-                    msg: Option<&'a str>,
-                    data: &'a RawValue,
+                // `{"code":0[,"msg":…],"data":…}`, the data's text as it is.
+                let text = data.text();
+                let mut body = Vec::with_capacity(text.len() + 48);
+                body.extend_from_slice(format!("{{\"code\":{}", code.number()).as_bytes());
+                if let Some(message) = message {
+                    body.extend_from_slice(b",\"msg\":");
+                    body.extend_from_slice(&json_bytes(&Value::from(message.as_str())));
                 }
-                let body = DoneBody {
-                    code: code.number(),
-                    msg: message.as_deref(),
-                    data: &data.0,
-                };
-                serde_json::to_vec(&body).map_or_else(|_| Bytes::new(), Bytes::from)
+                body.extend_from_slice(b",\"data\":");
+                body.extend_from_slice(text.as_bytes());
+                body.push(b'}');
+                Bytes::from(body)
             }
             Self::Info(value) => json_bytes(value),
             Self::Metrics(text) => Bytes::from(text.clone()),
@@ -319,14 +330,26 @@ impl Answer {
     }
 }
 
-/// A JSON value serialized once, when the answer was made.
+/// A JSON value serialized once: when the answer was made, or (spliced)
+/// once for many answers, each closing it with a tail of its own.
 #[derive(Debug, Clone)]
-pub struct JsonData(Box<RawValue>);
+pub struct JsonData(Serialized);
+
+#[derive(Debug, Clone)]
+enum Serialized {
+    Whole(Box<RawValue>),
+    Spliced { object: Arc<String>, tail: String },
+}
 
 impl JsonData {
     /// The JSON text.
-    pub fn text(&self) -> &str {
-        self.0.get()
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        match &self.0 {
+            Serialized::Whole(raw) => std::borrow::Cow::Borrowed(raw.get()),
+            Serialized::Spliced { object, tail } => {
+                std::borrow::Cow::Owned(format!("{object}{tail}"))
+            }
+        }
     }
 }
 

@@ -13,15 +13,20 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use serde_json::{json, Value};
 use spike_core::time::unix_millis;
-use spike_core::{Occupancy, Passengers, SeatPreference, SeatRequest, SoldOutMemo, TrainLayout};
+use spike_core::train::LegAvailability;
+use spike_core::{
+    Occupancy, Passengers, SeatPreference, SeatRequest, SoldOutMemo, TrainLayout, TrainRun,
+};
 
 /// What a node knows of one train run.
 #[derive(Debug)]
 pub struct TrainState {
     layout: Arc<TrainLayout>,
     memo: Mutex<SoldOutMemo>,
-    /// The availability answer, rebuilt at each refresh.
-    availability: ArcSwap<Value>,
+    /// The availability table, serialized once at each refresh: a JSON
+    /// object without its closing brace, which each answer closes with
+    /// its age.
+    availability: ArcSwap<String>,
     /// The occupancy it was built from (the dashboard's grid).
     occupancy: ArcSwap<Occupancy>,
     /// When the last refresh read central stock, Unix milliseconds (0: never).
@@ -37,7 +42,7 @@ impl TrainState {
         let occupancy = Occupancy::empty(Arc::clone(&layout));
         Self {
             memo: Mutex::new(SoldOutMemo::new(layout.classes().len())),
-            availability: ArcSwap::from_pointee(availability_json(&occupancy)),
+            availability: ArcSwap::from(serialized(&availability_json(&occupancy, None))),
             occupancy: ArcSwap::from_pointee(occupancy),
             layout,
             refreshed_at_ms: AtomicU64::new(0),
@@ -83,9 +88,11 @@ impl TrainState {
     /// Takes up central's occupancy: the memo becomes what it says is sold
     /// out (one passenger, every leg with no free seat), which lifts what
     /// returned seats freed; availability is rebuilt.
-    pub fn refreshed(&self, occupancy: Occupancy) {
+    pub fn refreshed(&self, occupancy: Occupancy, run: Option<&TrainRun>) {
         let mut memo = SoldOutMemo::new(self.layout.classes().len());
-        for (leg, free) in occupancy.availability() {
+        let table = occupancy.availability();
+        for LegAvailability { leg, free, .. } in &table {
+            let leg = *leg;
             for (class, free) in free.iter().enumerate() {
                 if *free == 0 {
                     let request = SeatRequest {
@@ -99,8 +106,8 @@ impl TrainState {
             }
         }
         *self.memo() = memo;
-        self.availability
-            .store(Arc::new(availability_json(&occupancy)));
+        let json = availability_json(&occupancy, Some((run, &table)));
+        self.availability.store(serialized(&json));
         self.occupancy.store(Arc::new(occupancy));
         self.refreshed_at_ms
             .store(unix_millis(SystemTime::now()), Ordering::Release);
@@ -108,18 +115,18 @@ impl TrainState {
 
     /// The availability table, if the last refresh is younger than
     /// `stale_after` (an older one is not answered: its numbers could be
-    /// wrong by more than a refresh period).
-    pub fn availability(&self, stale_after: Duration) -> Option<Value> {
+    /// wrong by more than a refresh period): the table as serialized at the
+    /// refresh (without its closing brace), and the members that close it
+    /// (`refreshed_at_ms`, `age_ms`).
+    pub fn availability(&self, stale_after: Duration) -> Option<(Arc<String>, String)> {
         let refreshed = self.refreshed_at_ms.load(Ordering::Acquire);
         let now = unix_millis(SystemTime::now());
         let age = now.saturating_sub(refreshed);
         if refreshed == 0 || u128::from(age) > stale_after.as_millis() {
             return None;
         }
-        let mut table = Value::clone(&self.availability.load());
-        table["refreshed_at_ms"] = refreshed.into();
-        table["age_ms"] = age.into();
-        Some(table)
+        let tail = format!(",\"refreshed_at_ms\":{refreshed},\"age_ms\":{age}}}");
+        Some((self.availability.load_full(), tail))
     }
 
     /// Each class's seats as segment masks (hex: bit i is the segment
@@ -152,29 +159,66 @@ impl TrainState {
     }
 }
 
-/// The availability answer's body: per station pair, the free seats of
-/// each class.
-fn availability_json(occupancy: &Occupancy) -> Value {
+/// The availability answer's table: per station pair, the free seats of
+/// each class and how many parties of 2 to 5 could sit side by side; the
+/// run's train, date and event when known. `table` is the occupancy's
+/// availability, when already computed.
+fn availability_json(
+    occupancy: &Occupancy,
+    known: Option<(Option<&TrainRun>, &[LegAvailability])>,
+) -> Value {
     let layout = &occupancy.layout;
     let classes: Vec<&str> = layout.classes().iter().map(|c| c.name()).collect();
-    let legs: Vec<Value> = (occupancy.availability().into_iter())
-        .map(|(leg, free)| {
-            let (from, to) = layout.leg_names(leg);
+    let computed;
+    let (run, table) = match known {
+        Some((run, table)) => (run, table),
+        None => {
+            computed = occupancy.availability();
+            (None, computed.as_slice())
+        }
+    };
+    let legs: Vec<Value> = (table.iter())
+        .map(|available| {
+            let (from, to) = layout.leg_names(available.leg);
             let free: serde_json::Map<String, Value> = (classes.iter())
-                .zip(free)
-                .map(|(class, free)| ((*class).to_owned(), free.into()))
+                .zip(&available.free)
+                .map(|(class, free)| ((*class).to_owned(), (*free).into()))
                 .collect();
-            json!({ "from": from, "to": to, "free": free })
+            let parties: serde_json::Map<String, Value> = (classes.iter())
+                .zip(&available.parties)
+                .map(|(class, groups)| {
+                    let sizes: serde_json::Map<String, Value> = (groups.iter().enumerate())
+                        .map(|(i, groups)| ((i + 2).to_string(), (*groups).into()))
+                        .collect();
+                    ((*class).to_owned(), Value::Object(sizes))
+                })
+                .collect();
+            json!({ "from": from, "to": to, "free": free, "parties": parties })
         })
         .collect();
-    json!({
+    let mut json = json!({
         "stations": layout.stations(),
         "classes": (layout.classes().iter())
             .map(|c| json!({ "class": c.name(), "seats": c.seats() }))
             .collect::<Vec<_>>(),
         "as_of_order": occupancy.as_of,
         "legs": legs,
-    })
+    });
+    if let Some(run) = run {
+        json["train"] = run.train().into();
+        json["date"] = run.date().into();
+        json["event"] = run.event().as_str().into();
+    }
+    json
+}
+
+/// `json` (an object) serialized, without its closing brace.
+fn serialized(json: &Value) -> Arc<String> {
+    let mut text = json.to_string();
+    if text.ends_with('}') {
+        text.pop();
+    }
+    Arc::new(text)
 }
 
 #[cfg(test)]
@@ -216,25 +260,28 @@ mod tests {
             classes: vec![first],
             as_of: 5,
         };
-        train.refreshed(occupancy);
+        train.refreshed(occupancy, None);
         assert_eq!(train.sold_out(&ab), Some(5));
         let bc = SeatRequest {
             leg: Leg::new(1, 2).unwrap(),
             ..ab
         };
         assert_eq!(train.sold_out(&bc), None);
-        let table = train.availability(Duration::from_secs(60)).unwrap();
+        let (object, tail) = train.availability(Duration::from_secs(60)).unwrap();
+        let table: Value = serde_json::from_str(&format!("{object}{tail}")).unwrap();
         assert_eq!(
             table["legs"][0],
-            json!({"from": "A", "to": "B", "free": {"first": 0}})
+            json!({"from": "A", "to": "B", "free": {"first": 0},
+                "parties": {"first": {"2": 0, "3": 0, "4": 0, "5": 0}}})
         );
         assert_eq!(
             table["legs"][2],
-            json!({"from": "B", "to": "C", "free": {"first": 2}})
+            json!({"from": "B", "to": "C", "free": {"first": 2},
+                "parties": {"first": {"2": 1, "3": 0, "4": 0, "5": 0}}})
         );
         assert_eq!(table["as_of_order"], 5);
         // Seats given back: the next refresh lifts the memo.
-        train.refreshed(Occupancy::empty(layout()));
+        train.refreshed(Occupancy::empty(layout()), None);
         assert_eq!(train.sold_out(&ab), None);
         assert_eq!(train.memo_len(), 0);
     }

@@ -312,6 +312,21 @@ async fn availability_is_answered_from_memory_and_bad_input_changes_nothing() {
         ),
         (0, 2, 0)
     );
+    let legs = table.body["data"]["legs"].as_array().unwrap();
+    let parties_of = |from: &str, to: &str| {
+        let leg = legs
+            .iter()
+            .find(|l| l["from"] == from && l["to"] == to)
+            .unwrap();
+        leg["parties"]["first"].clone()
+    };
+    assert_eq!(
+        parties_of("B", "C"),
+        serde_json::json!({"2": 1, "3": 0, "4": 0, "5": 0})
+    );
+    assert_eq!(parties_of("A", "B")["2"], 0);
+    assert_eq!(table.body["data"]["event"], run.event().as_str());
+    assert_eq!(table.body["data"]["train"], run.train());
     let age = table.body["data"]["age_ms"].as_u64().unwrap();
     assert!(age <= 2 * period.as_millis() as u64, "{age} ms old");
 

@@ -15,7 +15,7 @@ mod seats;
 mod waitlist;
 
 pub use memo::SoldOutMemo;
-pub use seats::{ClassOccupancy, Occupancy, SeatPreference};
+pub use seats::{ClassOccupancy, LegAvailability, Occupancy, SeatPreference, PARTY_SIZES};
 pub use waitlist::{
     WaitEntry, WaitJoin, WaitRequest, WaitState, WaitStatus, DEFAULT_WAIT, MAX_WAIT,
 };
@@ -141,6 +141,12 @@ impl TrainRun {
         // Letters, digits, '_' and '-' only: always a valid event id.
         EventId::parse(format!("{}_{}", self.train, self.date))
             .unwrap_or_else(|e| unreachable!("train event id: {e}"))
+    }
+
+    /// The run an event id names (`<train>_<date>`), if it names one.
+    pub fn of_event(event: &EventId) -> Option<Self> {
+        let (train, date) = event.as_str().rsplit_once('_')?;
+        Self::parse(train, date).ok()
     }
 
     /// The train number.
@@ -525,6 +531,11 @@ mod tests {
     fn a_run_is_an_event_and_bad_names_are_refused() {
         let run = TrainRun::parse("G1", "2026-12-01").unwrap();
         assert_eq!(run.event().as_str(), "G1_2026-12-01");
+        assert_eq!(TrainRun::of_event(&run.event()), Some(run.clone()));
+        assert_eq!(
+            TrainRun::of_event(&EventId::parse("concert").unwrap()),
+            None
+        );
         assert_eq!(
             TrainRun::parse("G 1", "2026-12-01"),
             Err(TrainError::BadTrain)

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{Leg, Passengers, SeatClass, TrainError, TrainLayout, ROW_LETTERS};
+use super::{Leg, Passengers, SeatClass, TrainError, TrainLayout, MAX_PASSENGERS, ROW_LETTERS};
 
 /// Which seat a traveller would like, as 12306's seat picker offers it:
 /// any seat, a window (A or F), an aisle (C or D), or one letter of the
@@ -213,6 +213,38 @@ impl ClassOccupancy {
         seats.iter().all(|&s| self.free(s as usize, leg.mask()))
     }
 
+    /// For parties of 2 to [`MAX_PASSENGERS`] over `leg`: how many could
+    /// sit side by side in a row at once (each row's runs of free seats,
+    /// cut into groups of that size). Parties who accept seats apart in one
+    /// carriage (`find_seats`' fallback) may find more.
+    pub fn side_by_side_groups(&self, class: &SeatClass, leg: Leg) -> [u32; PARTY_SIZES] {
+        let want = leg.mask();
+        let per = class.seats_per_carriage as usize;
+        let width = ROW_LETTERS.len();
+        let mut groups = [0u32; PARTY_SIZES];
+        let mut count = |run: usize| {
+            for (i, groups) in groups.iter_mut().enumerate() {
+                *groups += (run / (i + 2)) as u32;
+            }
+        };
+        for carriage in 0..class.carriages as usize {
+            let base = carriage * per;
+            for row_start in (0..per).step_by(width) {
+                let mut run = 0;
+                for within in row_start..(row_start + width).min(per) {
+                    if self.free(base + within, want) {
+                        run += 1;
+                    } else {
+                        count(run);
+                        run = 0;
+                    }
+                }
+                count(run);
+            }
+        }
+        groups
+    }
+
     /// Marks `seats` sold over `leg`.
     pub fn take(&mut self, seats: &[u32], leg: Leg) {
         for &seat in seats {
@@ -236,6 +268,21 @@ impl ClassOccupancy {
         self.masks.iter().map(|m| u64::from(m.count_ones())).sum()
     }
 }
+
+/// What one leg has free, per class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegAvailability {
+    /// The leg.
+    pub leg: Leg,
+    /// Per class, seats free over it (for one passenger each).
+    pub free: Vec<u32>,
+    /// Per class, for parties of 2, 3, 4 and 5: how many such parties
+    /// could sit side by side in a row at once.
+    pub parties: Vec<[u32; PARTY_SIZES]>,
+}
+
+/// How many party sizes availability counts: 2 to [`MAX_PASSENGERS`].
+pub const PARTY_SIZES: usize = MAX_PASSENGERS as usize - 1;
 
 /// A whole run's occupancy: one [`ClassOccupancy`] per class, as central
 /// stock held it after order `as_of`.
@@ -262,8 +309,10 @@ impl Occupancy {
         }
     }
 
-    /// Seats free per class, for every station pair `(from, to)`.
-    pub fn availability(&self) -> Vec<(Leg, Vec<u32>)> {
+    /// Seats free per class, for every station pair `(from, to)`; and per
+    /// class, for parties of 2 to [`MAX_PASSENGERS`], how many could sit
+    /// side by side at once ([`ClassOccupancy::side_by_side_groups`]).
+    pub fn availability(&self) -> Vec<LegAvailability> {
         let stations = self.layout.stations().len();
         let mut pairs = Vec::with_capacity(stations * (stations - 1) / 2);
         for from in 0..stations {
@@ -272,7 +321,11 @@ impl Occupancy {
                     continue;
                 };
                 let free = self.classes.iter().map(|c| c.free_seats(leg)).collect();
-                pairs.push((leg, free));
+                let parties = (self.layout.classes().iter())
+                    .zip(&self.classes)
+                    .map(|(shape, held)| held.side_by_side_groups(shape, leg))
+                    .collect();
+                pairs.push(LegAvailability { leg, free, parties });
             }
         }
         pairs
@@ -398,6 +451,26 @@ mod tests {
             assert!(SeatPreference::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(SeatPreference::WINDOW.bits(), 0b10001);
+    }
+
+    #[test]
+    fn availability_counts_groups_side_by_side_per_row() {
+        let layout = TrainLayout::new(&["A", "B"], &["c:1x7"]).unwrap();
+        let class = &layout.classes()[0];
+        let leg = Leg::new(0, 1).unwrap();
+        let mut held = ClassOccupancy::empty(class.seats());
+        // Rows of 5 and 2: A B C D F | A B.
+        assert_eq!(held.side_by_side_groups(class, leg), [3, 1, 1, 1]);
+        held.take(&[2], leg); // C: row 1 is A B _ D F
+        assert_eq!(held.side_by_side_groups(class, leg), [3, 0, 0, 0]);
+        let table = Occupancy {
+            layout: std::sync::Arc::new(layout.clone()),
+            classes: vec![held],
+            as_of: 1,
+        }
+        .availability();
+        assert_eq!(table[0].free, [6]);
+        assert_eq!(table[0].parties, [[3, 0, 0, 0]]);
     }
 
     #[test]

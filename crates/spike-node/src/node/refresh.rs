@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use spike_core::{CentralStock, EventId};
+use spike_core::{CentralStock, EventId, TrainRun};
 
 use super::event::{open_lane, EventState};
 use super::Node;
@@ -57,7 +57,7 @@ impl<C: CentralStock> Node<C> {
     ) {
         match self.central.occupancy(event).await {
             Ok(Some(occupancy)) => {
-                train.refreshed(occupancy);
+                train.refreshed(occupancy, TrainRun::of_event(event).as_ref());
                 state.set_missing(false);
             }
             Ok(None) => state.set_missing(true),

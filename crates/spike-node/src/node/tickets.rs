@@ -132,12 +132,7 @@ impl<C: CentralStock> Node<C> {
             );
         };
         match train_state.availability(self.config.refresh_interval * 2) {
-            Some(mut table) => {
-                table["train"] = run.train().into();
-                table["date"] = run.date().into();
-                table["event"] = event.as_str().into();
-                Answer::done(None, &table)
-            }
+            Some((table, tail)) => Answer::from(spike_http::Answer::done_spliced(table, tail)),
             None => try_again(RetryReason::Unavailable, None),
         }
     }
