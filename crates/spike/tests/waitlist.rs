@@ -382,3 +382,192 @@ async fn the_waitlist_comes_back_with_recovery_after_redis_lost_everything() {
     assert!(report.passed(), "{report:#?}");
     node.stop().await;
 }
+
+/// The crowd, on Redis and PostgreSQL: 2,000 buyers on 4 nodes
+/// buying random legs of an 80-seat run, the first 300 turned away placing
+/// waitlist orders, then 200 random orders given back (half cancelled,
+/// half paid and refunded) at once. No seat-segment is held twice, every
+/// fill is its traveller's order, and no traveller still waiting was
+/// passed over: no waiting order is served by a younger fill whose seats
+/// would have served it (same class, its leg within the fill's, its party
+/// no bigger), nor by the seats left free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_with_a_waitlist_and_seats_coming_back_keeps_every_rule() {
+    use common::{send_all, Http, OPERATOR_KEY};
+    use hyper::Method;
+
+    let redis = TestRedis::shared_or_spawn();
+    let database = TestDatabase::postgres();
+    let ledger = OrderLedger::connect(database.url()).await.unwrap();
+    let central = redis_central(redis.url()).await;
+    let run = run();
+    let stations = ["A", "B", "C", "D", "E", "F"];
+    let layout = TrainLayout::new(&stations, &["second:4x20"]).unwrap();
+    create_sale(
+        &central,
+        &run.event(),
+        SaleConfig::for_train(layout).unwrap(),
+    )
+    .await;
+    let _pipeline = start_pipeline(&central, &ledger, &run.event());
+    let mut nodes = Vec::new();
+    for i in 0..4 {
+        let spec = named(&format!("crowd{i}"))
+            .serving(&run.event())
+            .orders_from(&ledger);
+        nodes.push(spawn_node(central.clone(), spec).await);
+    }
+    let mut dice: u64 = 0x0012_3060_2000_0300;
+    let mut roll = |n: u64| {
+        dice ^= dice << 13;
+        dice ^= dice >> 7;
+        dice ^= dice << 17;
+        dice % n
+    };
+    let mut legs = Vec::new();
+    let mut buys = Vec::new();
+    for i in 0..2_000 {
+        let from = roll(5) as usize;
+        let to = from + 1 + roll((5 - from) as u64) as usize;
+        let party = 1 + roll(2);
+        legs.push((from, to, party));
+        let query = trip(
+            &run,
+            &format!("b{i}"),
+            stations[from],
+            stations[to],
+            "second",
+        );
+        let node = &nodes[roll(4) as usize];
+        buys.push((
+            Method::GET,
+            node.url(&format!("/buy/ticket?{query}&passengers={party}")),
+            None,
+        ));
+    }
+    let http = Http::new();
+    let bought = send_all(&http, buys, 64).await;
+    let sold: Vec<usize> = (0..bought.len())
+        .filter(|&i| bought[i].code() == Code::Success)
+        .collect();
+    let turned_away: Vec<usize> = (0..bought.len())
+        .filter(|&i| bought[i].code() == Code::SoldOut)
+        .collect();
+    assert_eq!(
+        sold.len() + turned_away.len(),
+        2_000,
+        "every buyer answered"
+    );
+    assert!(
+        turned_away.len() >= 300,
+        "{} turned away",
+        turned_away.len()
+    );
+
+    let places: Vec<_> = (turned_away.iter().take(300))
+        .map(|&i| {
+            let (from, to, party) = legs[i];
+            let query = trip(
+                &run,
+                &format!("b{i}"),
+                stations[from],
+                stations[to],
+                "second",
+            );
+            let node = &nodes[roll(4) as usize];
+            (
+                Method::POST,
+                node.url(&format!("/waitlist?{query}&passengers={party}")),
+                None,
+            )
+        })
+        .collect();
+    let placed = send_all(&http, places, 64).await;
+    let waiting = placed.iter().filter(|r| r.code() == Code::Ok).count();
+    let refused = placed
+        .iter()
+        .filter(|r| r.status == StatusCode::CONFLICT)
+        .count();
+    assert_eq!(waiting + refused, 300, "placed, or bookable meanwhile");
+    assert!(waiting > 200, "{waiting} wait");
+
+    // 200 orders come back at once: cancels and refunds (paid first).
+    let mut given_back = sold.clone();
+    for i in (1..given_back.len()).rev() {
+        given_back.swap(i, roll(i as u64 + 1) as usize);
+    }
+    given_back.truncate(200);
+    let (cancels, refunds) = given_back.split_at(100);
+    let pays = (refunds.iter())
+        .map(|&i| {
+            let order = bought[i].order().unwrap();
+            (
+                Method::POST,
+                nodes[0].url(&format!("/orders/{order}/pay")),
+                Some(OPERATOR_KEY),
+            )
+        })
+        .collect();
+    for paid in send_all(&http, pays, 32).await {
+        assert_eq!(paid.code(), Code::Ok, "{:?}", paid.body);
+    }
+    let back = (cancels.iter().map(|&i| (i, "cancel")))
+        .chain(refunds.iter().map(|&i| (i, "refund")))
+        .map(|(i, how)| {
+            let order = bought[i].order().unwrap();
+            let key = data(&bought[i])["order_key"].as_str().unwrap().to_owned();
+            let node = &nodes[roll(4) as usize];
+            (
+                Method::POST,
+                node.url(&format!("/orders/{order}/{how}?order_key={key}")),
+                None,
+            )
+        })
+        .collect();
+    for reply in send_all(&http, back, 32).await {
+        assert_eq!(reply.code(), Code::Ok, "{:?}", reply.body);
+    }
+
+    common::drained(&central, &run.event()).await;
+    common::seats_settled(&ledger, &run.event()).await;
+    let report = audit_event(&central, &ledger, &run.event(), None)
+        .await
+        .unwrap();
+    assert!(report.passed(), "{report:#?}");
+    let line = |name: &str| {
+        report
+            .lines
+            .iter()
+            .find(|l| l.name == name)
+            .map(|l| l.actual)
+    };
+    let filled = line("waitlist orders filled").unwrap();
+    assert!(
+        filled > 20,
+        "{filled} filled: returned seats went to the waitlist"
+    );
+
+    // No one still waiting was passed over by a younger fill.
+    let entries = central.waitlist(&run.event()).await.unwrap();
+    for older in entries
+        .iter()
+        .filter(|e| e.state == spike_core::WaitState::Waiting)
+    {
+        for younger in entries.iter().filter(|e| e.place > older.place) {
+            let spike_core::WaitState::Filled { .. } = younger.state else {
+                continue;
+            };
+            let served = younger.seats.class == older.seats.class
+                && younger.seats.leg.covers(older.seats.leg)
+                && younger.seats.passengers >= older.seats.passengers;
+            assert!(
+                !served,
+                "place {} waits while place {} was filled",
+                older.place, younger.place
+            );
+        }
+    }
+    for node in nodes {
+        node.stop().await;
+    }
+}

@@ -419,13 +419,27 @@ impl Http {
 /// Sends one GET per URL with at most `in_flight` outstanding; returns the
 /// replies in the order of `urls`.
 pub async fn get_all(http: &Http, urls: Vec<String>, in_flight: usize) -> Vec<Reply> {
+    let requests = urls
+        .into_iter()
+        .map(|url| (Method::GET, url, None))
+        .collect();
+    send_all(http, requests, in_flight).await
+}
+
+/// Sends each request (method, URL, bearer) with at most `in_flight`
+/// outstanding; returns the replies in their order.
+pub async fn send_all(
+    http: &Http,
+    requests: Vec<(Method, String, Option<&'static str>)>,
+    in_flight: usize,
+) -> Vec<Reply> {
     let limit = Arc::new(tokio::sync::Semaphore::new(in_flight));
-    let mut tasks = Vec::with_capacity(urls.len());
-    for url in urls {
+    let mut tasks = Vec::with_capacity(requests.len());
+    for (method, url, bearer) in requests {
         let http = http.clone();
         let permit = Arc::clone(&limit).acquire_owned().await.expect("semaphore");
         tasks.push(tokio::spawn(async move {
-            let reply = http.get(&url).await;
+            let reply = http.send_as(method, &url, bearer).await;
             drop(permit);
             reply
         }));
