@@ -674,7 +674,7 @@ fn train_demo(users: &str, extra: &[&str]) -> serde_json::Value {
 fn the_train_demo_fills_the_run_and_every_invariant_holds() {
     let redis = TestRedis::shared_or_spawn();
     for demo in [
-        train_demo("30000", &[]),
+        train_demo("20000", &[]),
         train_demo("5000", &["--redis", redis.url()]),
     ] {
         assert_eq!(demo["all_invariants_held"], true, "{demo:#}");
@@ -690,8 +690,31 @@ fn the_train_demo_fills_the_run_and_every_invariant_holds() {
             .map(|class| class["sold"].as_u64().unwrap())
             .sum();
         assert_eq!(per_class, sold);
-        assert_eq!(demo["orders"]["written"], demo["report"]["central"]["sold"]);
+        // Every order written was sold by a node or filled from the waitlist.
+        let by_nodes: u64 = (demo["sales_per_node"].as_object().unwrap().values())
+            .map(|sold| sold.as_u64().unwrap())
+            .sum();
+        let act = &demo["waitlist"];
+        let filled = act["filled"].as_u64().unwrap();
+        assert_eq!(demo["orders"]["written"].as_u64(), Some(by_nodes + filled));
+        assert_eq!(
+            act["placed"].as_u64().unwrap() + act["bookable"].as_u64().unwrap(),
+            500
+        );
+        assert!(filled + act["waiting"].as_u64().unwrap() <= act["placed"].as_u64().unwrap());
+        assert!(act["wait_p50_ms"].as_u64() <= act["wait_max_ms"].as_u64());
     }
+    let sold_out = train_demo("30000", &["--waitlist", "300"]);
+    let act = &sold_out["waitlist"];
+    assert!(
+        act["placed"].as_u64().unwrap() > 100,
+        "the run sold out: {act}"
+    );
+    assert!(
+        act["filled"].as_u64().unwrap() > 0,
+        "returned seats filled the waitlist: {act}"
+    );
+    assert_eq!(sold_out["all_invariants_held"], true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,6 +29,7 @@ use spike_orders::{audit_event, Pipeline, PipelineConfig};
 
 use super::audit::report_table;
 use super::bench::{central_view, print_report};
+use super::demo_waitlist::{print_waitlist, waitlist_act, WaitlistReport};
 use super::orders::ledger;
 use super::redis;
 use crate::app::{random_keys, NodeApp, NodeSettings};
@@ -51,6 +52,12 @@ pub struct DemoArgs {
     /// seat-segments sold against the run's 9,000.
     #[arg(long, conflicts_with = "queue")]
     pub train: bool,
+    /// With --train, the waitlist's act after the sellout: this many
+    /// travellers the crowd turned away place waitlist orders, then a tenth
+    /// of the orders come back (cancelled, or paid and refunded) and fill
+    /// them, oldest first (0: no act).
+    #[arg(long, default_value = "500", requires = "train")]
+    pub waitlist: u64,
     /// Nodes; node i gets weight i (1:2:3:4 for four).
     #[arg(long, default_value = "4")]
     pub nodes: NonZeroU32,
@@ -116,6 +123,8 @@ struct DemoReport {
     seats: Option<SeatSummary>,
     /// With `--stampede`: the arrivals against what the cluster sold.
     stampede: Option<Stampede>,
+    /// With `--train`: the waitlist's act after the sellout.
+    waitlist: Option<WaitlistReport>,
     all_invariants_held: bool,
 }
 
@@ -388,6 +397,21 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let drained_after = sale_ended.elapsed();
+    // Central stock as the crowd left it: what the load report checks
+    // (the waitlist's act gives seats back and fills orders after it).
+    let sale_view = central_view(central, event).await?;
+    let waitlist = match (&sale.train, sale.config.train()) {
+        (Some(run), Some(layout)) if args.waitlist > 0 => {
+            let front = front_addr.to_string();
+            let act = waitlist_act(central, &ledger, &front, run, layout, args.waitlist).await?;
+            let settled = Instant::now();
+            while central.backlog(event).await?.entries > 0 && settled.elapsed() < DRAIN_TIMEOUT {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Some(act)
+        }
+        _ => None,
+    };
     pipeline.stop().await;
     let audit = audit_event(central, &ledger, event, None).await?;
     let counts = ledger.counts(event).await?;
@@ -396,7 +420,13 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
             spike_orders::Backend::Postgres => "postgres",
             spike_orders::Backend::Sqlite => "sqlite",
         },
-        written: counts.reserved + counts.paid + counts.expired + counts.cancelled,
+        written: counts.reserved
+            + counts.paid
+            + counts.expired
+            + counts.cancelled
+            + counts.refunded
+            + counts.changing
+            + counts.changed,
         drained_after_ms: drained_after.as_millis(),
         audit_passed: audit.passed(),
     };
@@ -410,7 +440,7 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
     // run's orders hold any number of seat-segments, so its fill is
     // reported (seat-segments sold of the most that could be), not assumed.
     let sells_out = seats.is_none() && args.users >= args.stock;
-    let report = (data.as_ref()).map(|data| Report::new(&config, data, Some(view), sells_out));
+    let report = (data.as_ref()).map(|data| Report::new(&config, data, Some(sale_view), sells_out));
     let stampede = match (&report, args.stampede, config.rate) {
         (Some(report), true, Some(rate)) => Some(Stampede::of(report, rate)),
         _ => None,
@@ -428,14 +458,18 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
         (Some(report), _) => report.all_checks_passed(),
         (None, Some(crowd)) => {
             crowd.everyone_answered(args.users)
-                && crowd.bought == view.sold
-                && (!sells_out || view.sold == view.total)
+                && crowd.bought == sale_view.sold
+                && (!sells_out || sale_view.sold == sale_view.total)
         }
         (None, None) => false,
     };
+    // Every order a node sold or the waitlist filled is written; those that
+    // hold a seat are what central stock counts sold.
+    let filled = waitlist.as_ref().map_or(0, |act| act.filled);
+    let holding = counts.reserved + counts.paid + counts.changing;
     let all_invariants_held = load_held
-        && sales_per_node.values().sum::<u64>() == view.sold
-        && orders.written == view.sold
+        && sales_per_node.values().sum::<u64>() + filled == orders.written
+        && holding == view.sold
         && orders.audit_passed;
     if args.output.json {
         let demo = DemoReport {
@@ -447,6 +481,7 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
             orders,
             seats,
             stampede,
+            waitlist,
             all_invariants_held,
         };
         println!("{}", serde_json::to_string_pretty(&demo)?);
@@ -459,6 +494,9 @@ async fn demo<C: CentralStock + OrderStream + Clone + std::fmt::Debug>(
         }
         if let Some(crowd) = &crowd {
             print_crowd(crowd);
+        }
+        if let Some(act) = &waitlist {
+            print_waitlist(act);
         }
         println!("sales per node");
         for (node, sold) in &sales_per_node {

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod bench;
 pub mod dashboard;
 pub mod demo;
+pub mod demo_waitlist;
 pub mod front;
 pub mod node;
 pub mod orders;
