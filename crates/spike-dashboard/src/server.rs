@@ -13,8 +13,10 @@ use hyper::{Method, Request, Response};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
+use spike_core::train::GridLog;
 use spike_core::Code;
 use spike_http::backlog::DEFAULT_LOOP_DISCIPLINE;
+use spike_http::grid::{grid_delta_json, parse_grid_delta};
 use spike_http::{serve, Answer, Handler, LoopLag, RetryReason, Server, ServerOptions};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -60,9 +62,14 @@ struct State {
     started: Instant,
     nodes: Vec<Watched>,
     sale: Value,
-    /// A train run's seat × segment grid, the freshest any node holds
-    /// (`Null` for other sales).
+    /// A train run's grid legend, the freshest any node holds (`Null` for
+    /// other sales).
     train: Value,
+    /// The grid's masks, kept by the changes the followed node sends, and
+    /// handed to the page by changes too.
+    grid: GridLog,
+    /// The node the grid follows, and its grid version this one holds.
+    followed: Option<(String, u64)>,
 }
 
 /// A running dashboard: its server and its poller.
@@ -101,6 +108,8 @@ pub fn serve_dashboard(listener: TcpListener, config: DashboardConfig) -> Runnin
             .collect(),
         sale: Value::Null,
         train: Value::Null,
+        grid: GridLog::default(),
+        followed: None,
     }));
     let options = config.server.clone();
     let poller = tokio::spawn(poll(Arc::clone(&state), config));
@@ -139,6 +148,7 @@ async fn poll(state: Arc<Mutex<State>>, config: DashboardConfig) {
         ticker.tick().await;
         let mut sale = Value::Null;
         let mut train = Value::Null;
+        let mut freshest: Option<&str> = None;
         for (index, address) in config.nodes.iter().enumerate() {
             let stats = get_json(&client, format!("http://{address}/stats")).await;
             if sale.is_null() && stats.is_some() {
@@ -149,6 +159,7 @@ async fn poll(state: Arc<Mutex<State>>, config: DashboardConfig) {
             if let Some(grid) = stats.as_ref().and_then(|s| train_grid(s, &sale["event"])) {
                 if grid["as_of_order"].as_u64() >= train["as_of_order"].as_u64() {
                     train = grid.clone();
+                    freshest = Some(address);
                 }
             }
             let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
@@ -164,10 +175,30 @@ async fn poll(state: Arc<Mutex<State>>, config: DashboardConfig) {
                 }
             }
         }
+        let delta = match (freshest, sale["event"].as_str()) {
+            (Some(address), Some(event)) => {
+                let since = {
+                    let state = state.lock().unwrap_or_else(|p| p.into_inner());
+                    match &state.followed {
+                        Some((followed, version)) if followed == address => *version,
+                        _ => 0,
+                    }
+                };
+                let url = format!("http://{address}/stats/grid?event={event}&since={since}");
+                let answer = get_json(&client, url).await;
+                (answer.as_ref().and_then(parse_grid_delta))
+                    .map(|(version, delta)| (address.to_owned(), version, delta))
+            }
+            _ => None,
+        };
         if !sale.is_null() {
             let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
             state.sale = sale;
             state.train = train;
+            if let Some((address, version, delta)) = delta {
+                state.grid.apply(delta);
+                state.followed = Some((address, version));
+            }
         }
     }
 }
@@ -180,7 +211,9 @@ fn train_grid<'a>(stats: &'a Value, event: &Value) -> Option<&'a Value> {
     Some(&entry["train"]).filter(|grid| grid.is_object())
 }
 
-fn data(state: &State) -> Value {
+/// The page's data; the grid as what changed since `grid_since`, the
+/// version the page holds.
+fn data(state: &State, grid_since: u64) -> Value {
     let nodes: Vec<Value> = state
         .nodes
         .iter()
@@ -207,6 +240,7 @@ fn data(state: &State) -> Value {
         "elapsed": state.started.elapsed().as_secs_f64(),
         "sale": state.sale,
         "train": state.train,
+        "grid": grid_delta_json(state.grid.version(), state.grid.since(grid_since)),
         "nodes": nodes,
         "codes": codes,
     })
@@ -235,8 +269,12 @@ impl Handler for Pages {
             }
             "/" | "/dashboard" | "/dashboard/" => Answer::Page(PAGE),
             "/dashboard/data" => {
+                let since = (request.uri().query().unwrap_or_default().split('&'))
+                    .find_map(|pair| pair.strip_prefix("grid_since="))
+                    .and_then(|version| version.parse().ok())
+                    .unwrap_or(0);
                 let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-                Answer::Info(data(&state))
+                Answer::Info(data(&state, since))
             }
             path => Answer::no_such_path(path, "/dashboard"),
         };

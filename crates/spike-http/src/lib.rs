@@ -11,6 +11,7 @@ pub mod answer;
 pub mod backlog;
 pub mod connection;
 pub mod forwarded;
+pub mod grid;
 pub mod handler;
 pub mod in_flight;
 pub mod lag;

@@ -104,6 +104,9 @@ pub enum Route {
     Healthz,
     /// `GET /stats`: cumulative counters for the dashboard.
     Stats,
+    /// `GET /stats/grid`: what changed in a train run's seat grid since a
+    /// version the caller holds.
+    StatsGrid,
     /// `GET /metrics`: Prometheus metrics.
     Metrics,
     /// `GET /openapi.json`: the API's OpenAPI 3.1 document.
@@ -257,7 +260,7 @@ impl RouteSpec {
 /// The routing table: every route a node serves, one row each. Adding a
 /// route is a row here, its variant of [`Route`], and its handler in the
 /// node's dispatch; a test holds `openapi.json` to this table.
-pub const ROUTES: [RouteSpec; 19] = {
+pub const ROUTES: [RouteSpec; 20] = {
     use Limits::{Buyer, Costly, None as Free};
     use Methods::{Get, GetOrPost, Post, PostOrDelete};
     use Served::{Admin, Both, Public};
@@ -298,6 +301,7 @@ pub const ROUTES: [RouteSpec; 19] = {
         row("/openapi.json", Get, Both, "openapi", Free, |_| Ok(Route::OpenApi)),
         row("/sale", Get, Admin, "sale", Free, |_| Ok(Route::Sale)),
         row("/stats", Get, Admin, "stats", Free, |_| Ok(Route::Stats)),
+        row("/stats/grid", Get, Admin, "stats_grid", Free, |_| Ok(Route::StatsGrid)),
         row("/metrics", Get, Admin, "metrics", Free, |_| Ok(Route::Metrics)),
     ];
     table

@@ -13,10 +13,11 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use serde_json::{json, Value};
 use spike_core::time::unix_millis;
-use spike_core::train::LegAvailability;
+use spike_core::train::{GridLog, LegAvailability};
 use spike_core::{
     Occupancy, Passengers, SeatPreference, SeatRequest, SoldOutMemo, TrainLayout, TrainRun,
 };
+use spike_http::grid::grid_delta_json;
 
 /// What a node knows of one train run.
 #[derive(Debug)]
@@ -27,8 +28,11 @@ pub struct TrainState {
     /// object without its closing brace, which each answer closes with
     /// its age.
     availability: ArcSwap<String>,
-    /// The occupancy it was built from (the dashboard's grid).
+    /// The occupancy it was built from.
     occupancy: ArcSwap<Occupancy>,
+    /// The dashboard's grid: every seat's mask by version, watched by
+    /// changes (`/stats/grid`).
+    grid: Mutex<GridLog>,
     /// When the last refresh read central stock, Unix milliseconds (0: never).
     refreshed_at_ms: AtomicU64,
     /// Orders of seats this node has sold.
@@ -44,6 +48,7 @@ impl TrainState {
             memo: Mutex::new(SoldOutMemo::new(layout.classes().len())),
             availability: ArcSwap::from(serialized(&availability_json(&occupancy, None))),
             occupancy: ArcSwap::from_pointee(occupancy),
+            grid: Mutex::new(GridLog::default()),
             layout,
             refreshed_at_ms: AtomicU64::new(0),
             sales: AtomicU64::new(0),
@@ -108,6 +113,13 @@ impl TrainState {
         *self.memo() = memo;
         let json = availability_json(&occupancy, Some((run, &table)));
         self.availability.store(serialized(&json));
+        let masks = (occupancy.classes.iter())
+            .map(|c| c.masks().to_vec())
+            .collect();
+        self.grid
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .update(masks);
         self.occupancy.store(Arc::new(occupancy));
         self.refreshed_at_ms
             .store(unix_millis(SystemTime::now()), Ordering::Release);
@@ -129,33 +141,46 @@ impl TrainState {
         Some((self.availability.load_full(), tail))
     }
 
-    /// Each class's seats as segment masks (hex: bit i is the segment
-    /// from station i to i + 1), for the dashboard's grid.
+    /// The grid's legend for `/stats` (its masks come by changes, from
+    /// [`TrainState::grid_since`]): stations, sold and capacity, each
+    /// class's seats, and the grid's version.
     pub fn grid(&self) -> Value {
         let occupancy = self.occupancy.load();
         let classes: Vec<Value> = (self.layout.classes().iter())
-            .zip(&occupancy.classes)
-            .map(|(class, held)| {
+            .map(|class| {
                 json!({
                     "class": class.name(),
                     // Seat i is named class.seat_name(i): the first and last
-                    // are enough for a legend, and keep /stats small.
+                    // are enough for a legend.
                     "seats": class.seats(),
                     "first_seat": class.seat_name(0),
                     "last_seat": class.seat_name(class.seats().saturating_sub(1)),
-                    // Hex: a mask may need all 64 bits, more than a JSON
-                    // number keeps exactly in a browser.
-                    "masks": held.masks().iter().map(|m| format!("{m:x}")).collect::<Vec<_>>(),
                 })
             })
             .collect();
+        let version = self
+            .grid
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .version();
         json!({
             "stations": self.layout.stations(),
             "as_of_order": occupancy.as_of,
             "sold_segments": occupancy.sold_segments(),
             "capacity": self.layout.capacity(),
             "classes": classes,
+            "grid_version": version,
         })
+    }
+
+    /// What changed in the grid since version `since` (0: everything), as
+    /// `/stats/grid` answers it: `{"version", "full": [[mask…]…]}` or
+    /// `{"version", "changes": [[class, seat, mask]…]}`, masks in hex (bit
+    /// i is the segment from station i to i + 1; a mask may need all 64
+    /// bits, more than a JSON number keeps exactly in a browser).
+    pub fn grid_since(&self, since: u64) -> Value {
+        let grid = self.grid.lock().unwrap_or_else(|p| p.into_inner());
+        grid_delta_json(grid.version(), grid.since(since))
     }
 }
 

@@ -17,7 +17,7 @@
 //!    old order is `paid` again and nothing changed.
 //!
 //! A crash (or Redis failing) between the steps leaves the old order
-//! `changing`; the expiry pass settles every change stalled for
+//! `changing`; the pipeline's settler settles every change stalled for
 //! [`STALLED_AFTER`]: central stock's request index says whether step 2
 //! bought (then step 3 runs) or not (then the old order is paid again). So
 //! a change ends with the old ticket or the new one, never both, never
@@ -38,7 +38,7 @@ use crate::error::OrdersError;
 use crate::expiry::return_seats;
 use crate::ledger::{Moved, OrderLedger};
 
-/// How long a change may stand `changing` before the expiry pass settles
+/// How long a change may stand `changing` before the pipeline's settler settles
 /// it: far longer than a purchase takes to reach central stock (its
 /// response deadline is 500 ms), so a change settled is never in flight.
 pub const STALLED_AFTER: Duration = Duration::from_secs(10);
@@ -77,7 +77,7 @@ pub enum Change {
         verdict: Verdict,
     },
     /// Central stock did not answer: the old order stays `changing` until
-    /// the expiry pass settles it (or the same change is asked again).
+    /// the pipeline's settler settles it (or the same change is asked again).
     Unsettled(Order),
 }
 
@@ -127,7 +127,7 @@ impl<C: CentralStock + OrderStream> OrderDesk<C> {
                 }
             },
             Err(error) => {
-                tracing::warn!(order = %old.id, %error, "change unsettled; the expiry pass settles it");
+                tracing::warn!(order = %old.id, %error, "change unsettled; the settler settles it");
                 Ok(Change::Unsettled(old))
             }
         }
@@ -166,8 +166,27 @@ async fn finish<C: CentralStock + OrderStream>(
     Ok(Change::Unsettled(old))
 }
 
+/// Settles stalled changes every `every` until `stop` turns true (the
+/// pipeline runs it beside the expiry loop).
+pub async fn run_change_settler<C: CentralStock + OrderStream>(
+    central: C,
+    ledger: OrderLedger,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    while !*stop.borrow() {
+        if let Err(error) = settle_stalled_changes(&central, &ledger, STALLED_AFTER).await {
+            tracing::warn!(%error, "settling stalled changes failed; will retry");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
 /// Settles the changes stalled for `stalled_after` or longer (a crash
-/// between their steps; the expiry pass gives [`STALLED_AFTER`]): finished
+/// between their steps; the settler gives [`STALLED_AFTER`]): finished
 /// when central stock's request index shows the new ticket bought, undone
 /// when it shows nothing. Returns how many were settled.
 pub async fn settle_stalled_changes<C: CentralStock + OrderStream>(

@@ -10,10 +10,9 @@ use std::time::{Duration, SystemTime};
 use metrics::counter;
 use spike_core::order::Order;
 use spike_core::time::unix_millis;
-use spike_core::{CentralStock, OrderStream, Release};
+use spike_core::{CentralStock, Release};
 use tokio::sync::watch;
 
-use crate::change::{settle_stalled_changes, STALLED_AFTER};
 use crate::ledger::{LedgerError, OrderLedger};
 
 /// Orders handled per pass.
@@ -86,18 +85,14 @@ pub async fn return_seats<C: CentralStock>(
     Ok((marked, still_owed))
 }
 
-/// Runs expiry passes every `every` until `stop` turns true; each also
-/// settles the changes a crash left midway ([`crate::change`]).
-pub async fn run_expiry<C: CentralStock + OrderStream>(
+/// Runs expiry passes every `every` until `stop` turns true.
+pub async fn run_expiry<C: CentralStock>(
     central: C,
     ledger: OrderLedger,
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     while !*stop.borrow() {
-        if let Err(error) = settle_stalled_changes(&central, &ledger, STALLED_AFTER).await {
-            tracing::warn!(%error, "settling stalled changes failed; will retry");
-        }
         let busy = match expire_and_return(&central, &ledger).await {
             Ok(pass) => {
                 pass.expired >= u64::from(PASS_SIZE) || pass.returned >= u64::from(PASS_SIZE)

@@ -1,5 +1,6 @@
 //! The order pipeline as one running thing: writer lanes from the order
-//! stream into the ledger, the waitlist's mirror, and the expiry loop,
+//! stream into the ledger, the waitlist's mirror, the expiry loop and the
+//! settler of stalled changes,
 //! started and stopped together. `spike orders`, `spike node --orders-worker`, the demo and the
 //! tests all run this.
 
@@ -10,6 +11,7 @@ use spike_core::{CentralStock, EventId, IdError, NodeId, OrderStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::change::run_change_settler;
 use crate::defaults;
 use crate::expiry::run_expiry;
 use crate::ledger::OrderLedger;
@@ -85,6 +87,9 @@ impl Pipeline {
         );
         tasks.push(tokio::spawn(mirror));
         if let Some(every) = config.expire_every {
+            let settler =
+                run_change_settler(central.clone(), ledger.clone(), every, stopped.clone());
+            tasks.push(tokio::spawn(settler));
             tasks.push(tokio::spawn(run_expiry(central, ledger, every, stopped)));
         }
         Ok(Self { stop, tasks })

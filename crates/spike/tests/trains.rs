@@ -832,3 +832,57 @@ async fn seats_known_only_from_the_stat_log_come_back_with_recovery() {
     let (audited, table) = records.spike_on(&["audit"], &with_log);
     assert!(audited, "{table}");
 }
+
+/// The dashboard's grid comes by changes: `/stats` carries the grid's
+/// legend and version, `/stats/grid` every mask once, then only the seats
+/// that changed since the version the caller holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grid_is_watched_by_changes_not_every_mask() {
+    let redis = TestRedis::shared_or_spawn();
+    let central = redis_central(redis.url()).await;
+    let run = run();
+    create_train(&central, &run, &["A", "B", "C"], &["first:1x5"]).await;
+    let period = Duration::from_millis(100);
+    let node = spawn_node(
+        central.clone(),
+        named("grid").serving(&run.event()).refreshing_every(period),
+    )
+    .await;
+    let http = Http::new();
+    let grid =
+        |since: u64| node.admin_url(&format!("/stats/grid?event={}&since={since}", run.event()));
+    tokio::time::sleep(period * 3).await;
+    let full = http.get(&grid(0)).await.body;
+    assert_eq!(
+        full["full"],
+        serde_json::json!([["0", "0", "0", "0", "0"]]),
+        "{full}"
+    );
+    let version = full["version"].as_u64().unwrap();
+    let same = http.get(&grid(version)).await.body;
+    assert_eq!(same["changes"], serde_json::json!([]), "nothing changed");
+
+    assert_eq!(
+        node.get(&ticket(&run, "a", "A", "C", "first", 2))
+            .await
+            .code(),
+        Code::Success
+    );
+    tokio::time::sleep(period * 3).await;
+    let changed = http.get(&grid(version)).await.body;
+    assert_eq!(
+        changed["changes"],
+        serde_json::json!([[0, 0, "3"], [0, 1, "3"]]),
+        "{changed}"
+    );
+    let stats = http.get(&node.admin_url("/stats")).await.body;
+    let legend = &stats["events"][0]["train"];
+    assert_eq!(legend["grid_version"], changed["version"]);
+    assert!(
+        legend["classes"][0].get("masks").is_none(),
+        "no masks in /stats"
+    );
+    let bad = http.get(&node.admin_url("/stats/grid?since=1")).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    node.stop().await;
+}

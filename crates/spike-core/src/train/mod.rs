@@ -10,10 +10,12 @@ use std::fmt;
 
 use crate::ids::EventId;
 
+mod grid;
 mod memo;
 mod seats;
 mod waitlist;
 
+pub use grid::{GridDelta, GridLog, SeatChange, KEPT_VERSIONS};
 pub use memo::SoldOutMemo;
 pub use seats::{ClassOccupancy, LegAvailability, Occupancy, SeatPreference, PARTY_SIZES};
 pub use waitlist::{

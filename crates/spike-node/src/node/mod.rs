@@ -429,6 +429,7 @@ impl<C: CentralStock> Node<C> {
             Route::Sale => self.sale(query).await,
             Route::Healthz => self.health(surface),
             Route::Stats => self.stats_json(),
+            Route::StatsGrid => self.grid_changes(query),
             Route::Metrics => Answer::from(spike_http::Answer::Metrics(self.metrics_text().await)),
             Route::OpenApi => Answer::from(spike_http::Answer::Document(OPENAPI)),
             Route::Orders(ref request) => self.orders(request.clone(), query, bearer).await,

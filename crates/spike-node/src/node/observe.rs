@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use crate::answer::Answer;
-use spike_core::{CentralStock, Code};
+use spike_core::{CentralStock, Code, EventId};
 use spike_http::RetryReason;
 
 use super::refusal::{param_error, try_again};
@@ -115,6 +115,45 @@ impl<C: CentralStock> Node<C> {
             "buyers": snapshot.buyers,
             "orders_in_stream": snapshot.orders_in_stream,
         }))
+    }
+
+    /// `GET /stats/grid?event=E[&since=V]`: what changed in a train run's
+    /// seat grid since version `V` (every mask without it, or when this
+    /// node no longer keeps that far back).
+    pub(super) fn grid_changes(&self, query: Option<&str>) -> Answer {
+        let (mut event, mut since) = (None, 0);
+        for pair in query
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match name {
+                "event" => match EventId::parse(value) {
+                    Ok(id) => event = Some(id),
+                    Err(error) => return Answer::bad_request(error.to_string()),
+                },
+                "since" => match value.parse() {
+                    Ok(version) => since = version,
+                    Err(_) => return Answer::bad_request("since must be a grid version"),
+                },
+                _ => {}
+            }
+        }
+        let Some(event) = event else {
+            return Answer::bad_request("event is required");
+        };
+        match self
+            .event(&event)
+            .as_ref()
+            .and_then(|state| state.train.as_ref())
+        {
+            Some(train) => Answer::info(train.grid_since(since)),
+            None => Answer::refused(
+                hyper::StatusCode::NOT_FOUND,
+                format!("no train run {event} is served here"),
+            ),
+        }
     }
 
     /// Every served event's local state, sorted by event.
