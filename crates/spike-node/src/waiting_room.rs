@@ -236,7 +236,13 @@ impl WaitingRoom {
         }
     }
 
-    /// What `/stats` shows.
+    /// Buyers who joined, and positions admitted, as last read.
+    pub fn joined_and_admitted(&self) -> (u64, u64) {
+        let counted = self.counted.load();
+        (counted.joined, counted.admitted)
+    }
+
+    /// The room's counters and rules, for `/stats`.
     pub fn stats(&self) -> Value {
         let counted = self.counted.load();
         json!({

@@ -92,6 +92,18 @@ fn describe() {
         "Seats central stock has sold for the event, as a node reads it at scrape time."
     );
     describe_gauge!(
+        "spike_central_stock",
+        "Seats the event's sale has in all (seat-segments on a train run), as a node reads it at scrape time."
+    );
+    describe_gauge!(
+        "spike_queue_joined",
+        "Buyers who joined the event's waiting room, as a node last read it."
+    );
+    describe_gauge!(
+        "spike_queue_admitted",
+        "Positions the event's waiting room has admitted, as a node last read it."
+    );
+    describe_gauge!(
         "spike_local_sales",
         "Seats a node has sold, by node and event."
     );

@@ -29,6 +29,12 @@ impl<C: CentralStock> Node<C> {
             if let Ok(Some(snapshot)) = self.central.snapshot(event).await {
                 gauge("spike_order_stream_entries").set(snapshot.orders_in_stream as f64);
                 gauge("spike_central_sold").set(snapshot.sold as f64);
+                gauge("spike_central_stock").set(snapshot.config.total() as f64);
+            }
+            if let Some(room) = &state.queue {
+                let (joined, admitted) = room.joined_and_admitted();
+                gauge("spike_queue_joined").set(joined as f64);
+                gauge("spike_queue_admitted").set(admitted as f64);
             }
         }
         if let Some(log) = &self.stat_log {
