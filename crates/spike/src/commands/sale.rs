@@ -233,7 +233,7 @@ pub async fn sale_recover(args: SaleRecoverArgs) -> anyhow::Result<()> {
     if !args.while_selling {
         refuse_while_selling(&central, event, args.quiet_for).await?;
     }
-    let logged = logged_answers(event, &args.stat_logs)?;
+    let logged = settled_logged_answers(event, &args.stat_logs).await?;
     let recovered = recover_sale(&central, &ledger, event, &logged).await?;
     let restored = &recovered.restoration;
     if recovered.waitlist > 0 {
@@ -291,6 +291,41 @@ async fn refuse_while_selling(
         }
     }
     Ok(())
+}
+
+/// How long the sales the stat logs report must stay the same before a
+/// recovery takes them.
+const STAT_LOGS_SETTLED: Duration = Duration::from_millis(500);
+
+/// The longest a recovery waits for the stat logs' sales to settle.
+const STAT_LOGS_WAIT: Duration = Duration::from_secs(10);
+
+/// The answers the stat logs at `paths` report about `event`, once the
+/// sales among them have stayed the same for [`STAT_LOGS_SETTLED`] (at most
+/// [`STAT_LOGS_WAIT`]): a node writes its answers' lines from a queue, so
+/// the last sales told before central stock was lost may still be on their
+/// way to the disk when a recovery starts, and a sale read too late is a
+/// seat restored too few. (The nodes' "try again" answers to a missing
+/// sale keep coming meanwhile; only sales count.)
+async fn settled_logged_answers(
+    event: &EventId,
+    paths: &[std::path::PathBuf],
+) -> anyhow::Result<spike_core::reconcile::LoggedAnswers> {
+    let mut answers = logged_answers(event, paths)?;
+    if paths.is_empty() {
+        return Ok(answers);
+    }
+    let deadline = Instant::now() + STAT_LOGS_WAIT;
+    let mut since = Instant::now();
+    while Instant::now() < deadline && since.elapsed() < STAT_LOGS_SETTLED {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = logged_answers(event, paths)?;
+        if now.sales.len() != answers.sales.len() {
+            since = Instant::now();
+        }
+        answers = now;
+    }
+    Ok(answers)
 }
 
 /// `spike sale show`: prints the sale's state.
