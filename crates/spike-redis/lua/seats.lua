@@ -216,3 +216,14 @@ end
 local function ticket_wire(class, from, to, seats)
   return string.format('%d/%d/%d/', class, from, to) .. table.concat(seats, '.')
 end
+
+-- Chooses and marks the seats of `k` passengers on class `class` from
+-- `from` to `to`; returns their ticket (wire form), or nil: none free.
+local function take_seats(class, from, to, k, prefer)
+  local seats = choose_seats(class, from, to, k, prefer)
+  if not seats then
+    return nil
+  end
+  mark_seats(class, from, to, seats)
+  return ticket_wire(class, from, to, seats)
+end

@@ -8,7 +8,7 @@
 -- KEYS[9] spike:{E}:seats:scratch  the OR of a leg's maps, deleted before returning
 -- KEYS[10..] the class's seat maps of the leg's segments, from..to-1 (every
 --            key a script touches is declared, as Redis's contract asks)
--- ARGV[1] user id ('' when none), ARGV[2] request id, ARGV[3] node id,
+-- ARGV[1] node id, ARGV[2] user id ('' when none), ARGV[3] request id,
 -- ARGV[4] admitted position ('' when none), ARGV[5] class index,
 -- ARGV[6] from station, ARGV[7] to station (from < to),
 -- ARGV[8] passengers, ARGV[9] the preferred letters as bits (bit i for
@@ -34,17 +34,9 @@ if not class_shape(class) or not open_sale() or not train then
   return {NO_SUCH_SALE, '', 0, '', 0}
 end
 
--- Picks and marks the seats; returns the ticket, or nil.
-local function take_seats()
-  local seats = choose_seats(class, from, to, k, prefer)
-  if not seats then
-    return nil
-  end
-  mark_seats(class, from, to, seats)
-  return ticket_wire(class, from, to, seats)
-end
-
-local code, order, remaining, ticket = sell_one(ARGV[1], ARGV[2], ARGV[3], ARGV[4], take_seats)
+local code, order, remaining, ticket = sell_one(ARGV[2], ARGV[3], ARGV[1], ARGV[4], function()
+  return take_seats(class, from, to, k, prefer)
+end)
 close_sale()
 if code == SOLD then
   redis.call('HSET', KEYS[8], order, ticket)

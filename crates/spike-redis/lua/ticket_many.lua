@@ -9,7 +9,8 @@
 -- map is declared
 -- ARGV[1] node id, ARGV[2] and ARGV[3] the run's classes and segments as
 -- the caller declared its maps (a different shape is refused: 'stale
--- seat-map shape', and the caller reads it again), then nine per purchase:
+-- seat-map shape', and the caller reads it again), then nine per purchase
+-- (ticket.lua's ARGV[2..10], in its order):
 -- user id ('' when none), request id, admitted position ('' when none),
 -- class index, from, to, passengers, the preferred letters as bits, and
 -- the order it replaces ('' for none)
@@ -41,15 +42,9 @@ for i = 4, #ARGV, PER do
   local prefer = tonumber(ARGV[i + 7]) or 0
   if sale and class_shape(class) and to <= run_segments then
     replacing = ARGV[i + 8]
-    local function take_seats()
-      local seats = choose_seats(class, from, to, k, prefer)
-      if not seats then
-        return nil
-      end
-      mark_seats(class, from, to, seats)
-      return ticket_wire(class, from, to, seats)
-    end
-    code, order, remaining, ticket = sell_one(ARGV[i], ARGV[i + 1], node, ARGV[i + 2], take_seats)
+    code, order, remaining, ticket = sell_one(ARGV[i], ARGV[i + 1], node, ARGV[i + 2], function()
+      return take_seats(class, from, to, k, prefer)
+    end)
     if code == SOLD then
       tickets[#tickets + 1] = order
       tickets[#tickets + 1] = ticket

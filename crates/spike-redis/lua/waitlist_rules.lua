@@ -80,10 +80,8 @@ local function fill_waitlist(class, from, to)
       elseif at_limit(entry.user) or request_entry(entry.request) then
         settle(entry, 'superseded')
       else
-        local seats = choose_seats(entry.class, entry.from, entry.to, entry.k, entry.prefer)
-        if seats then
-          mark_seats(entry.class, entry.from, entry.to, seats)
-          local ticket = ticket_wire(entry.class, entry.from, entry.to, seats)
+        local ticket = take_seats(entry.class, entry.from, entry.to, entry.k, entry.prefer)
+        if ticket then
           local order = record_order(entry.user, entry.request, entry.node, ticket)
           redis.call('HSET', KEYS[8], order, ticket)
           settle(entry, 'filled', order)

@@ -41,6 +41,23 @@ fn purchase_admission(purchase: &Purchase) -> String {
         .unwrap_or_default()
 }
 
+/// A seat purchase's nine arguments, as `ticket.lua` and `ticket_many.lua`
+/// read them: user, request id, admitted position, class, from, to,
+/// passengers, preferred letters, the order it replaces.
+fn seat_purchase_args(invocation: &mut redis::ScriptInvocation<'_>, ticket: &TicketPurchase) {
+    let (purchase, seats) = (&ticket.purchase, ticket.seats);
+    invocation
+        .arg(purchase_user(purchase))
+        .arg(purchase.request.as_str())
+        .arg(purchase_admission(purchase))
+        .arg(seats.class)
+        .arg(seats.leg.from())
+        .arg(seats.leg.to())
+        .arg(seats.passengers.get())
+        .arg(seats.preference.bits())
+        .arg(ticket.replacing.as_ref().map_or("", |order| order.as_str()));
+}
+
 /// Decodes one seat purchase's reply from `ticket.lua` or
 /// `ticket_many.lua`: the verdict, the ticket's wire form, the sequence.
 fn decode_ticket_reply(
@@ -141,27 +158,13 @@ impl RedisCentral {
         let maps = keys.all_maps(classes, segments);
         let mut invocation = self.scripts().ticket_many.prepare_invoke();
         invocation
-            .key(keys.all().as_slice())
-            .key(&keys.queue)
-            .key(&keys.queue_bought)
-            .key(&keys.tickets)
-            .key(&keys.seat_scratch)
+            .key(keys.seat_keys().as_slice())
             .key(maps)
             .arg(batch.purchases()[0].purchase.node.as_str())
             .arg(classes)
             .arg(segments);
         for ticket in batch.purchases() {
-            let (purchase, seats) = (&ticket.purchase, ticket.seats);
-            invocation
-                .arg(purchase_user(purchase))
-                .arg(purchase.request.as_str())
-                .arg(purchase_admission(purchase))
-                .arg(seats.class)
-                .arg(seats.leg.from())
-                .arg(seats.leg.to())
-                .arg(seats.passengers.get())
-                .arg(seats.preference.bits())
-                .arg(ticket.replacing.as_ref().map_or("", |order| order.as_str()));
+            seat_purchase_args(&mut invocation, ticket);
         }
         let link = self.link().await;
         let mut connection = link.connection.clone();
@@ -364,30 +367,14 @@ impl CentralStock for RedisCentral {
     }
 
     async fn buy_seats(&self, ticket: &TicketPurchase) -> Result<TicketReply, CentralError> {
-        let TicketPurchase {
-            purchase,
-            seats,
-            replacing,
-        } = ticket;
+        let (purchase, seats) = (&ticket.purchase, ticket.seats);
         let keys = EventKeys::new(&purchase.event);
         let mut invocation = self.scripts().ticket.prepare_invoke();
         invocation
-            .key(keys.all().as_slice())
-            .key(&keys.queue)
-            .key(&keys.queue_bought)
-            .key(&keys.tickets)
-            .key(&keys.seat_scratch)
+            .key(keys.seat_keys().as_slice())
             .key(keys.leg_maps(seats.class, seats.leg.from(), seats.leg.to()))
-            .arg(purchase_user(purchase))
-            .arg(purchase.request.as_str())
-            .arg(purchase.node.as_str())
-            .arg(purchase_admission(purchase))
-            .arg(seats.class)
-            .arg(seats.leg.from())
-            .arg(seats.leg.to())
-            .arg(seats.passengers.get())
-            .arg(seats.preference.bits())
-            .arg(replacing.as_ref().map_or("", |order| order.as_str()));
+            .arg(purchase.node.as_str());
+        seat_purchase_args(&mut invocation, ticket);
         let link = self.link().await;
         let mut connection = link.connection.clone();
         let (code, order, remaining, ticket, as_of): (i64, String, u64, String, u64) = self

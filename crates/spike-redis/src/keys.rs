@@ -126,10 +126,10 @@ impl EventKeys {
         keys
     }
 
-    /// The keys `release.lua` and `waitlist.lua` take before the run's seat
-    /// maps (`lua/waitlist_rules.lua` lays them out): `sell.lua`'s seven,
-    /// the tickets, the scratch key, then the waitlist's three.
-    pub fn with_waitlist(&self) -> [&str; 12] {
+    /// The keys every seat script takes before seat maps: `sell.lua`'s
+    /// seven, the tickets, the scratch key (`ticket.lua`,
+    /// `ticket_many.lua`).
+    pub fn seat_keys(&self) -> [&str; 9] {
         [
             &self.sale,
             &self.buyers,
@@ -140,10 +140,20 @@ impl EventKeys {
             &self.queue_bought,
             &self.tickets,
             &self.seat_scratch,
-            &self.waitlist,
+        ]
+    }
+
+    /// The keys `release.lua` and `waitlist.lua` take before the run's seat
+    /// maps (`lua/waitlist_rules.lua` lays them out): [`EventKeys::seat_keys`],
+    /// then the waitlist's three.
+    pub fn with_waitlist(&self) -> Vec<&str> {
+        let mut keys = self.seat_keys().to_vec();
+        keys.extend([
+            self.waitlist.as_str(),
             &self.waitlist_users,
             &self.waitlist_queue,
-        ]
+        ]);
+        keys
     }
 
     /// The sale's keys in the order every script expects them.

@@ -29,7 +29,9 @@ mod conformance {
 
 #[tokio::test]
 async fn buy_survives_a_flushed_script_cache() {
-    let redis = TestRedis::shared_or_spawn();
+    // A Redis of its own: flushing the shared one's scripts would race the
+    // other tests' reloads.
+    let redis = TestRedis::spawn();
     let central = central(&redis).await;
     let event = EventId::parse(unique("noscript")).unwrap();
     central

@@ -494,7 +494,8 @@ impl std::str::FromStr for Ticket {
 mod tests {
     use super::*;
 
-    fn g1() -> TrainLayout {
+    /// G1's four stations, two classes: the layout the train module's tests share.
+    pub(super) fn g1() -> TrainLayout {
         TrainLayout::new(
             &["Beijing", "Jinan", "Nanjing", "Shanghai"],
             &["first:2x10", "second:3x8"],

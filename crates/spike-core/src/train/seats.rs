@@ -339,15 +339,8 @@ impl Occupancy {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::g1;
     use super::*;
-
-    fn g1() -> TrainLayout {
-        TrainLayout::new(
-            &["Beijing", "Jinan", "Nanjing", "Shanghai"],
-            &["first:2x10", "second:3x8"],
-        )
-        .unwrap()
-    }
 
     #[test]
     fn a_seat_sold_part_of_the_way_is_free_for_the_rest() {

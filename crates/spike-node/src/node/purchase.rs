@@ -258,10 +258,23 @@ impl<C: CentralStock> Node<C> {
         };
         // A request id this node made was told to this caller alone: its
         // key lets them prove it on a retry (open and anonymous sales).
-        let request_key = (self.order_keys.as_ref())
-            .filter(|_| proof.request_made_here && !state.config.policy().needs_token())
-            .map(|keys| keys.request_key(state.config.life(), &purchase.event, &purchase.request));
+        let request_key = (proof.request_made_here)
+            .then(|| self.request_key_for(state, &purchase.event, &purchase.request))
+            .flatten();
         Answer::try_again(reason, Some(purchase.request.clone()), request_key)
+    }
+
+    /// The request key a node gives with a request id on an open or
+    /// anonymous sale (none on a token sale, or without order keys).
+    pub(super) fn request_key_for(
+        &self,
+        state: &EventState,
+        event: &EventId,
+        request: &RequestId,
+    ) -> Option<String> {
+        let keys = self.order_keys.as_ref()?;
+        let life = state.config.life();
+        (!state.config.policy().needs_token()).then(|| keys.request_key(life, event, request))
     }
 
     /// The order key a success answer carries: on open and anonymous sales,

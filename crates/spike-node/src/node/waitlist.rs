@@ -17,8 +17,8 @@ use serde_json::{json, Value};
 use spike_core::time::unix_millis;
 use spike_core::train::{DEFAULT_WAIT, MAX_WAIT};
 use spike_core::{
-    CentralStock, EventId, OrderId, RequestId, TrainLayout, UserId, WaitEntry, WaitJoin,
-    WaitRequest, WaitState,
+    CentralError, CentralStock, EventId, OrderId, RequestId, TrainLayout, UserId, WaitEntry,
+    WaitJoin, WaitRequest, WaitState, WaitStatus,
 };
 use spike_http::RetryReason;
 
@@ -97,9 +97,11 @@ impl<C: CentralStock> Node<C> {
             seats,
             deadline_ms: unix_millis(deadline),
         };
-        self.stats.count_central_call();
         let answer_entry = |entry: &WaitEntry, ahead: u64| {
             let mut data = entry_json(&traveller.layout, &traveller.event, entry, ahead);
+            // The placer's own request id (status answers, which anyone
+            // naming the traveller on an open sale may read, leave it out).
+            data["request_id"] = entry.request.as_str().into();
             if let Some(key) =
                 self.request_key_for(&traveller.state, &traveller.event, &entry.request)
             {
@@ -107,7 +109,14 @@ impl<C: CentralStock> Node<C> {
             }
             data
         };
-        match self.central.join_waitlist(&placement).await {
+        let joined = match self
+            .waitlist_call(self.central.join_waitlist(&placement))
+            .await
+        {
+            Ok(joined) => joined,
+            Err(busy) => return busy,
+        };
+        match joined {
             Ok(WaitJoin::Placed { entry, ahead }) => Answer::done(None, &answer_entry(&entry, ahead)),
             Ok(WaitJoin::AlreadyWaiting { entry, ahead }) => Answer::refused_with(
                 StatusCode::CONFLICT,
@@ -145,15 +154,9 @@ impl<C: CentralStock> Node<C> {
             Ok(traveller) => traveller,
             Err(refusal) => return refusal,
         };
-        self.stats.count_central_call();
-        let status = match self
-            .central
-            .waitlist_status(&traveller.event, &traveller.user)
-            .await
-        {
-            Ok(Some(status)) => status,
-            Ok(None) => return not_waiting(&traveller.user, &traveller.event),
-            Err(_) => return try_again(RetryReason::Unavailable, None),
+        let status = match self.latest_status(&traveller).await {
+            Ok(status) => status,
+            Err(refusal) => return refusal,
         };
         let entry = &status.entry;
         let mut data = entry_json(&traveller.layout, &traveller.event, entry, status.ahead);
@@ -180,48 +183,58 @@ impl<C: CentralStock> Node<C> {
         };
         if !traveller.state.config.policy().needs_token() {
             // A name proves nothing on an open sale: the placement's key does.
-            let status = match self
-                .central
-                .waitlist_status(&traveller.event, &traveller.user)
-                .await
-            {
-                Ok(Some(status)) => status,
-                Ok(None) => return not_waiting(&traveller.user, &traveller.event),
-                Err(_) => return try_again(RetryReason::Unavailable, None),
+            let status = match self.latest_status(&traveller).await {
+                Ok(status) => status,
+                Err(refusal) => return refusal,
             };
-            let entry = &status.entry;
-            if !self.proves_key_of(&traveller, &entry.request) {
+            if !self.proves_key_of(&traveller, &status.entry.request) {
                 return forbidden(
                     "withdrawing a waitlist order of an open sale takes the request_key its placement answered",
                 );
             }
         }
-        self.stats.count_central_call();
-        match self
+        let left = self
             .central
-            .leave_waitlist(&traveller.event, &traveller.user)
-            .await
-        {
-            Ok(Some(entry)) => Answer::done(
+            .leave_waitlist(&traveller.event, &traveller.user);
+        match self.waitlist_call(left).await {
+            Ok(Ok(Some(entry))) => Answer::done(
                 None,
                 &entry_json(&traveller.layout, &traveller.event, &entry, 0),
             ),
-            Ok(None) => not_waiting(&traveller.user, &traveller.event),
-            Err(_) => try_again(RetryReason::Unavailable, None),
+            Ok(Ok(None)) => not_waiting(&traveller.user, &traveller.event),
+            Ok(Err(_)) => try_again(RetryReason::Unavailable, None),
+            Err(busy) => busy,
         }
     }
 
-    /// The request key a node gives with a request id on an open or
-    /// anonymous sale (none on a token sale, or without order keys).
-    fn request_key_for(
+    /// The traveller's latest waitlist order, or the answer when there is
+    /// none (404) or central stock could not say.
+    async fn latest_status(&self, traveller: &Traveller) -> Result<WaitStatus, Answer> {
+        let asked = self
+            .central
+            .waitlist_status(&traveller.event, &traveller.user);
+        match self.waitlist_call(asked).await? {
+            Ok(Some(status)) => Ok(status),
+            Ok(None) => Err(not_waiting(&traveller.user, &traveller.event)),
+            Err(_) => Err(try_again(RetryReason::Unavailable, None)),
+        }
+    }
+
+    /// One waitlist call to central stock, within the node's in-flight
+    /// bound like a purchase: past it, `Err` "try again" at once, nothing
+    /// queued and nothing sent; else what central stock answered.
+    async fn waitlist_call<T>(
         &self,
-        state: &EventState,
-        event: &EventId,
-        request: &RequestId,
-    ) -> Option<String> {
-        let keys = self.order_keys.as_ref()?;
-        let life = state.config.life();
-        (!state.config.policy().needs_token()).then(|| keys.request_key(life, event, request))
+        call: impl std::future::Future<Output = Result<T, CentralError>>,
+    ) -> Result<Result<T, CentralError>, Answer> {
+        let Some(in_flight) = self.central_gate.enter() else {
+            self.central_gate.count_shed();
+            return Err(try_again(RetryReason::CentralBusy, None));
+        };
+        self.stats.count_central_call();
+        let answered = call.await;
+        drop(in_flight);
+        Ok(answered)
     }
 
     /// Whether the caller proved the placement `entry` (and so `order`) is
@@ -300,7 +313,6 @@ pub(crate) fn entry_json(
         "seat_preference": entry.seats.preference.name(),
         "placed_at_ms": entry.placed_at_ms,
         "deadline_ms": entry.deadline_ms,
-        "request_id": entry.request.as_str(),
     });
     if let WaitState::Filled { order } = &entry.state {
         data["order_id"] = order.as_str().into();
