@@ -4,6 +4,7 @@
 
 use std::future::Future;
 
+use crate::control::{ControlOutcome, OperatorEntry, OperatorOrder};
 use crate::ids::{EventId, OrderId, RequestId, UserId};
 use crate::purchase::{
     CentralReply, Purchase, PurchaseBatch, RequestRecord, TicketBatch, TicketPurchase, TicketReply,
@@ -327,4 +328,20 @@ pub trait CentralStock: Send + Sync + 'static {
         &self,
         event: &EventId,
     ) -> impl Future<Output = Result<Option<QueueRecord>, CentralError>> + Send;
+
+    /// Applies an operator's control to the sale and appends it to the
+    /// sale's operator log, in one atomic step (see [`crate::control`]).
+    fn control(
+        &self,
+        event: &EventId,
+        order: &OperatorOrder,
+    ) -> impl Future<Output = Result<ControlOutcome, CentralError>> + Send;
+
+    /// The sale's operator log from entry `since` on, oldest first (empty
+    /// for no such sale).
+    fn operator_log(
+        &self,
+        event: &EventId,
+        since: u64,
+    ) -> impl Future<Output = Result<Vec<OperatorEntry>, CentralError>> + Send;
 }

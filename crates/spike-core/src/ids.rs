@@ -165,6 +165,13 @@ id_type!(
         && !matches!(c, ',' | '"' | '\\')
 );
 
+id_type!(
+    /// Who gave an operator's control, as the operator names themselves
+    /// (the operator key proves the authority; this attributes it):
+    /// `[A-Za-z0-9_.@-]{1,64}`.
+    OperatorName, "operator", "A-Z a-z 0-9 _ . @ -", |c| is_token_char(c) || c == '@'
+);
+
 impl RequestId {
     /// The request id that buys the new ticket of a change of `order`:
     /// the same for every attempt (so a retried change replays, never buys

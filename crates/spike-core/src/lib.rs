@@ -6,6 +6,7 @@
 
 pub mod central;
 pub mod code;
+pub mod control;
 pub mod ids;
 pub mod local_stock;
 pub mod memory;
@@ -29,7 +30,8 @@ pub use central::{
     Restoration,
 };
 pub use code::Code;
-pub use ids::{EventId, IdError, NodeId, OrderId, RequestId, UserId};
+pub use control::{Control, ControlOutcome, OperatorEntry, OperatorOrder};
+pub use ids::{EventId, IdError, NodeId, OperatorName, OrderId, RequestId, UserId};
 pub use local_stock::{Admission, LocalStock, Reservation, Settlement};
 pub use memory::MemoryCentral;
 pub use order::{Order, OrderState, Refusal, Transition};

@@ -200,6 +200,7 @@ impl Reservation {
             Verdict::Sold { replayed: true, .. }
             | Verdict::AlreadyPurchased { .. }
             | Verdict::NotOpen
+            | Verdict::Paused
             | Verdict::UserRequired
             | Verdict::RequestIdTaken
             | Verdict::NotAdmitted => {

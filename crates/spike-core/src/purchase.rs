@@ -48,6 +48,8 @@ pub enum Verdict {
     },
     /// The sale has not opened yet.
     NotOpen,
+    /// An operator paused the sale: nothing changed.
+    Paused,
     /// The sale needs a user id and the purchase had none.
     UserRequired,
     /// Central stock has no such sale (never created, or lost: see `spike sale recover`).

@@ -17,6 +17,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
+use crate::control::RatePeriod;
 use crate::time::unix_millis;
 
 /// How long an admitted buyer may buy, by default.
@@ -99,6 +100,14 @@ impl QueueConfig {
             admit_window: DEFAULT_ADMIT_WINDOW,
             joins_open_at: None,
         })
+    }
+
+    /// Admitting `per_second` positions a second (checked by
+    /// [`crate::control::AdmissionSettings::new`] and [`QueueConfig::new`]).
+    pub fn with_admit_rate(mut self, per_second: NonZeroU32) -> Self {
+        self.admit_rate =
+            NonZeroU32::new(per_second.get().min(MAX_ADMIT_RATE)).unwrap_or(per_second);
+        self
     }
 
     /// At most `max_active` admitted buyers who have neither bought nor let
@@ -241,11 +250,13 @@ pub fn rate_origin_ms(opens_at_ms: u64, sealed_at_ms: u64) -> u64 {
 }
 
 /// For the audit: the admission steps (oldest first) that moved faster than
-/// `config`'s token bucket allows, replayed from the rate's origin
-/// (`origin_ms`, see [`rate_origin_ms`]). Both the ticks and the buyers who
-/// passed straight through take their tokens from it, so none may
-/// overdraw it.
-pub fn steps_beyond_rate(config: &QueueConfig, origin_ms: u64, steps: &[AdmissionStep]) -> u64 {
+/// the token bucket of their period allows. Each period
+/// ([`crate::control::rate_periods`]: the first from the rate's origin, see
+/// [`rate_origin_ms`], then one from each operator's change of the rate)
+/// replays its steps with its own rate, its bucket empty at its start, as
+/// central stock's is. Both the ticks and the buyers who passed straight
+/// through take their tokens from it, so none may overdraw it.
+pub fn steps_beyond_rate(periods: &[RatePeriod], steps: &[AdmissionStep]) -> u64 {
     let mut progress = AdmissionProgress {
         since_opening_ms: 0,
         paced: 0,
@@ -255,8 +266,22 @@ pub fn steps_beyond_rate(config: &QueueConfig, origin_ms: u64, steps: &[Admissio
         expired_unbought: 0,
     };
     let mut beyond = 0;
+    let mut current: Option<usize> = None;
     for step in steps {
-        progress.since_opening_ms = step.at_ms.saturating_sub(origin_ms);
+        let period = periods
+            .iter()
+            .rposition(|period| period.from_ms <= step.at_ms)
+            .unwrap_or(0);
+        let Some(RatePeriod { from_ms, config }) = periods.get(period) else {
+            return 0;
+        };
+        if current != Some(period) {
+            if current.is_some() {
+                progress.paced = 0;
+            }
+            current = Some(period);
+        }
+        progress.since_opening_ms = step.at_ms.saturating_sub(*from_ms);
         if step.admitted.saturating_sub(progress.admitted) > config.rate_budget(&progress) {
             beyond += 1;
         }

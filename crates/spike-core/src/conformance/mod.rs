@@ -6,12 +6,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test suite: a panic is a failed case
 
 mod batches;
+mod controls;
 mod queue;
 mod stream;
 mod trains;
 mod waitlist;
 
 pub use batches::*;
+pub use controls::*;
 pub use queue::*;
 pub use stream::*;
 pub use trains::*;
@@ -79,7 +81,10 @@ macro_rules! conformance_tests {
             only_a_sold_out_request_waits_and_only_on_a_train_run,
             expired_and_superseded_entries_are_passed_over,
             a_restored_waitlist_stands_as_it_was_and_a_refill_fills_it,
-            a_recorded_sequence_gives_the_same_seats_and_fills_as_embedded);
+            a_recorded_sequence_gives_the_same_seats_and_fills_as_embedded,
+            a_paused_sale_sells_nothing_until_resumed,
+            an_admission_change_starts_an_empty_bucket_at_the_new_rate,
+            a_revoked_admission_buys_nothing);
     };
     (@cases $setup:path; $($case:ident),*) => {
         $(

@@ -268,7 +268,10 @@ pub async fn a_spillover_room_lets_buyers_through_under_the_rate_and_queues_the_
         "a sale open from its creation counts from its seal"
     );
     assert_eq!(
-        crate::queue::steps_beyond_rate(room, record.origin_ms, steps),
+        crate::queue::steps_beyond_rate(
+            &crate::control::rate_periods(*room, record.origin_ms, &[]),
+            steps
+        ),
         0,
         "{steps:?}"
     );

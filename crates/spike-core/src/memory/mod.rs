@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use crate::central::{
     CentralError, CentralStock, CreateSaleError, QueueJoin, QueueRecord, Release, Restoration,
 };
+use crate::control::{ControlOutcome, OperatorEntry, OperatorOrder, RevokeReason};
 use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
 use crate::order_stream::{Backlog, OrderStream, StreamEntry};
 use crate::purchase::{
@@ -22,6 +23,7 @@ use crate::sale::{BuyerPolicy, SaleConfig, SaleSnapshot};
 use crate::time::{unix_millis, Clock, SystemClock};
 use crate::train::{Occupancy, Ticket, WaitEntry, WaitJoin, WaitRequest, WaitStatus};
 
+mod controls;
 mod waitlist;
 
 use waitlist::Waitlist;
@@ -46,6 +48,10 @@ struct WaitingRoom {
     passed: BTreeSet<u64>,
     /// When the room was sealed (Unix milliseconds; 0 before).
     sealed_at_ms: u64,
+    /// When an operator last changed the rate (Unix milliseconds; 0 never).
+    rate_changed_at_ms: u64,
+    /// Buyers whose admission an operator revoked, and why.
+    revoked: HashMap<UserId, RevokeReason>,
 }
 
 impl WaitingRoom {
@@ -106,6 +112,10 @@ struct Book {
     waitlist: Waitlist,
     /// The last waitlist place handed out.
     wait_seq: u64,
+    /// Whether an operator paused the sale.
+    paused: bool,
+    /// Every operator control, in order.
+    operator_log: Vec<OperatorEntry>,
 }
 
 impl Book {
@@ -127,6 +137,8 @@ impl Book {
             queue: WaitingRoom::default(),
             waitlist: Waitlist::default(),
             wait_seq: 0,
+            paused: false,
+            operator_log: Vec::new(),
         }
     }
 
@@ -157,7 +169,7 @@ impl Book {
         }
         let join_index = self.queue.joined();
         self.queue.places.insert(user.clone(), join_index);
-        if self.queue.seal.is_some() && self.sold < self.config.total() {
+        if self.queue.seal.is_some() && self.sold < self.config.total() && !self.paused {
             let progress = self.admission_progress(&queue, now_ms);
             let before_joining = AdmissionProgress {
                 joined: join_index,
@@ -182,7 +194,7 @@ impl Book {
             .take_while(|(position, _)| *position < expired)
             .count() as u64;
         AdmissionProgress {
-            since_opening_ms: now_ms.saturating_sub(self.rate_origin_ms()),
+            since_opening_ms: now_ms.saturating_sub(self.live_rate_origin_ms()),
             paced: self.queue.paced,
             joined: self.queue.joined(),
             admitted: self.queue.admitted,
@@ -191,9 +203,15 @@ impl Book {
         }
     }
 
-    /// When the room's rate is counted from.
+    /// When the room's rate was first counted from.
     fn rate_origin_ms(&self) -> u64 {
         rate_origin_ms(self.config.opens_at_millis(), self.queue.sealed_at_ms)
+    }
+
+    /// When the room's current rate is counted from: the first origin, or
+    /// an operator's later change of the rate.
+    fn live_rate_origin_ms(&self) -> u64 {
+        self.rate_origin_ms().max(self.queue.rate_changed_at_ms)
     }
 
     /// Moves `admitted` to `target`, one admission step at `now_ms`.
@@ -234,7 +252,7 @@ impl Book {
         let queue = *self.config.queue()?;
         let now_ms = unix_millis(now);
         self.seal_at_opening(seed, now_ms);
-        if self.queue.seal.is_some() && self.sold < self.config.total() {
+        if self.queue.seal.is_some() && self.sold < self.config.total() && !self.paused {
             let progress = self.admission_progress(&queue, now_ms);
             let target = queue.admission_target(&progress);
             if target > self.queue.admitted {
@@ -423,6 +441,9 @@ impl Book {
             };
             return reply(verdict, self.remaining());
         }
+        if self.paused {
+            return reply(Verdict::Paused, self.remaining());
+        }
         if !self.config.is_open_at(now) {
             return reply(Verdict::NotOpen, self.remaining());
         }
@@ -431,9 +452,10 @@ impl Book {
                 return reply(Verdict::UserRequired, self.remaining());
             };
             if self.config.queue().is_some()
-                && purchase
+                && (purchase
                     .admission
                     .is_none_or(|position| position >= self.queue.admitted)
+                    || self.queue.revoked.contains_key(user))
             {
                 return reply(Verdict::NotAdmitted, self.remaining());
             }
@@ -850,6 +872,25 @@ impl CentralStock for MemoryCentral {
             };
             true
         }))
+    }
+
+    async fn control(
+        &self,
+        event: &EventId,
+        order: &OperatorOrder,
+    ) -> Result<ControlOutcome, CentralError> {
+        let now = self.now();
+        Ok(self.with_book(event, ControlOutcome::NoSuchSale, |book| {
+            book.control(order, now)
+        }))
+    }
+
+    async fn operator_log(
+        &self,
+        event: &EventId,
+        since: u64,
+    ) -> Result<Vec<OperatorEntry>, CentralError> {
+        Ok(self.with_book(event, Vec::new(), |book| book.operator_log_since(since)))
     }
 }
 

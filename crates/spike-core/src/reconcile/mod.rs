@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use crate::central::{Holding, QueueRecord, Restoration};
 use crate::code::Code;
+use crate::control::{rate_periods, OperatorEntry};
 use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
 use crate::order::{Order, OrderState};
 use crate::order_stream::StreamEntry;
@@ -17,6 +18,7 @@ use crate::stat::parse_line;
 use crate::time::unix_millis;
 use crate::train::{ClassOccupancy, Occupancy, Ticket, WaitEntry};
 
+mod controls;
 mod waitlist;
 
 pub use waitlist::restored_waitlist;
@@ -40,6 +42,8 @@ pub struct Evidence<'a> {
     pub occupancy: Option<&'a Occupancy>,
     /// A train run's waitlist, every entry.
     pub waitlist: &'a [WaitEntry],
+    /// The sale's operator log, every entry.
+    pub operator_log: &'a [OperatorEntry],
 }
 
 /// What the nodes' stat logs told buyers about one event: the sales
@@ -302,7 +306,8 @@ pub fn audit(evidence: &Evidence<'_>) -> AuditReport {
 
     if let Some(record) = evidence.queue {
         let room = (evidence.central).and_then(|central| central.config.queue());
-        lines.extend(queue_lines(record, room, per_user.keys().copied()));
+        let log = evidence.operator_log;
+        lines.extend(queue_lines(record, room, log, per_user.keys().copied()));
     }
 
     if let Some(occupancy) = evidence.occupancy {
@@ -320,6 +325,15 @@ pub fn audit(evidence: &Evidence<'_>) -> AuditReport {
                 unix_millis(SystemTime::now()),
             ));
         }
+    }
+
+    if !evidence.operator_log.is_empty() {
+        lines.extend(controls::control_lines(
+            evidence.operator_log,
+            evidence.orders,
+            evidence.stream,
+            evidence.waitlist,
+        ));
     }
 
     if let Some(answers) = evidence.logged {
@@ -404,6 +418,7 @@ pub fn audit(evidence: &Evidence<'_>) -> AuditReport {
 fn queue_lines<'a>(
     record: &QueueRecord,
     room: Option<&QueueConfig>,
+    operator_log: &[OperatorEntry],
     holders: impl Iterator<Item = &'a UserId>,
 ) -> Vec<AuditLine> {
     let joined = record.joiners.len() as u64;
@@ -432,7 +447,10 @@ fn queue_lines<'a>(
         .count() as u64;
     let steps = &record.counters.steps;
     let beyond_rate = room.map_or(0, |config| {
-        steps_beyond_rate(config, record.origin_ms, steps)
+        steps_beyond_rate(
+            &rate_periods(*config, record.origin_ms, operator_log),
+            steps,
+        )
     });
     let passed_ahead = passes_ahead_of_waiters(steps, &record.passed);
     let carried: HashSet<&UserId> = record.carried.iter().collect();
@@ -707,6 +725,7 @@ mod tests {
             queue: None,
             occupancy: None,
             waitlist: &[],
+            operator_log: &[],
         };
         let report = audit(&evidence);
         assert!(report.passed(), "{report:#?}");
@@ -798,6 +817,7 @@ mod tests {
             queue: None,
             occupancy: None,
             waitlist: &[],
+            operator_log: &[],
         };
         assert!(audit(&evidence).passed());
         let extra = sales(&[told(&orders[0].id, "a"), told(&entry(9, "z").order, "z")]);
@@ -838,6 +858,7 @@ mod tests {
             queue: None,
             occupancy: None,
             waitlist: &[],
+            operator_log: &[],
         });
         assert_eq!(
             failed_checks(&report),
@@ -873,6 +894,7 @@ mod tests {
                 queue: None,
                 occupancy: None,
                 waitlist: &[],
+                operator_log: &[],
             })
         };
         // Told "sold out" before it bought (an earlier try, then a retry
@@ -1030,6 +1052,7 @@ mod tests {
             queue: Some(&record),
             occupancy: None,
             waitlist: &[],
+            operator_log: &[],
         };
         assert!(audit(&evidence).passed(), "{:#?}", audit(&evidence));
 
@@ -1093,21 +1116,47 @@ mod tests {
 
     #[test]
     fn no_admission_may_overdraw_the_rate() {
+        use crate::control::RatePeriod;
         use crate::queue::AdmissionStep;
         use std::num::NonZeroU32;
         let config = QueueConfig::new(NonZeroU32::new(10).unwrap()).unwrap();
         let step = |at_ms, admitted| AdmissionStep { at_ms, admitted };
         // 10/s with a bucket of one second: 10 at once after the opening,
         // then one every 100 ms.
+        let one = [RatePeriod { from_ms: 0, config }];
         let paced = [step(1_000, 10), step(1_100, 11), step(1_300, 13)];
-        assert_eq!(steps_beyond_rate(&config, 0, &paced), 0);
+        assert_eq!(steps_beyond_rate(&one, &paced), 0);
         let hurried = [step(1_000, 10), step(1_050, 12)];
-        assert_eq!(steps_beyond_rate(&config, 0, &hurried), 1);
+        assert_eq!(steps_beyond_rate(&one, &hurried), 1);
         let burst = [step(60_000, 11)];
-        assert_eq!(
-            steps_beyond_rate(&config, 0, &burst),
-            1,
-            "the bucket holds 10"
-        );
+        assert_eq!(steps_beyond_rate(&one, &burst), 1, "the bucket holds 10");
+    }
+
+    #[test]
+    fn a_rate_change_starts_a_period_with_an_empty_bucket() {
+        use crate::control::RatePeriod;
+        use crate::queue::AdmissionStep;
+        use std::num::NonZeroU32;
+        let rate = |r| QueueConfig::new(NonZeroU32::new(r).unwrap()).unwrap();
+        let step = |at_ms, admitted| AdmissionStep { at_ms, admitted };
+        // 10/s until 2 s, then 100/s: the new bucket is empty at 2 s.
+        let periods = [
+            RatePeriod {
+                from_ms: 0,
+                config: rate(10),
+            },
+            RatePeriod {
+                from_ms: 2_000,
+                config: rate(100),
+            },
+        ];
+        let paced = [step(1_000, 10), step(1_900, 19), step(2_500, 69)];
+        assert_eq!(steps_beyond_rate(&periods, &paced), 0);
+        // At 10/s, 50 more in half a second overdraws; at 100/s it is the
+        // rate, but a bucket carried over from the old period would not be
+        // empty: 10 at the change itself overdraws.
+        assert_eq!(steps_beyond_rate(&periods[..1], &paced), 1);
+        let carried = [step(1_000, 10), step(2_000, 30)];
+        assert_eq!(steps_beyond_rate(&periods, &carried), 1);
     }
 }
