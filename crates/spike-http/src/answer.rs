@@ -50,7 +50,13 @@ pub enum RetryReason {
     /// The server is behind on its requests (a standing queue, see
     /// [`crate::lag`]): answered at once rather than late; nothing changed.
     Congested,
+    /// An operator paused the sale: nothing was sold.
+    Paused,
 }
+
+/// `Retry-After` of a paused sale's answers, in seconds: a pause is an
+/// operator's decision, not a second's congestion.
+pub const PAUSED_RETRY_AFTER: &str = "5";
 
 impl RetryReason {
     /// What the client is told.
@@ -85,6 +91,7 @@ impl RetryReason {
             Self::Congested => {
                 "more requests arrive than this server can answer in time; nothing changed; try again in a second"
             }
+            Self::Paused => "the sale is paused by its operator; nothing was sold; try again later",
         }
     }
 
@@ -93,6 +100,7 @@ impl RetryReason {
     pub fn retry_after(self) -> Option<&'static str> {
         match self {
             Self::Overloaded | Self::CentralBusy | Self::NodesBusy | Self::Congested => Some("1"),
+            Self::Paused => Some(PAUSED_RETRY_AFTER),
             _ => None,
         }
     }

@@ -33,6 +33,7 @@ pub async fn audit_event<C: CentralStock + OrderStream>(
         Some(_) => central.waitlist(event).await?,
         None => Vec::new(),
     };
+    let operator_log = central.operator_log(event, 0).await?;
     Ok(audit(&Evidence {
         central: snapshot.as_ref(),
         stream: &stream,
@@ -42,6 +43,7 @@ pub async fn audit_event<C: CentralStock + OrderStream>(
         queue: queue.as_ref(),
         occupancy: occupancy.as_ref(),
         waitlist: &waitlist,
+        operator_log: &operator_log,
     }))
 }
 

@@ -8,16 +8,18 @@
 -- many admitted buyers who have neither bought nor let their admission
 -- expire. The rate is counted from `rate_origin_ms` (queue.rs): the
 -- opening, or a bucket's worth before a later seal, so that the products
--- below stay integers under 2^53 (30 days at the fastest rate): exact.
+-- below stay integers under 2^53 (30 days at the fastest rate): exact; or,
+-- once an operator changed the rate (control.lua), from that change, with
+-- `paced` set back to 0 then: the new rate's bucket starts empty.
 --
 -- steps_key, bought_key: the room's steps and bought sorted sets; rule: the
 -- sale's {opens_at, rate, max_active, window}; room: {joined, admitted,
--- paced, sealed_at}. Returns the target and the bucket's `paced` once
+-- paced, sealed_at, rate_changed_at}. Returns the target and the bucket's `paced` once
 -- admitted is there.
 local function admission_target(steps_key, bought_key, now_ms, rule, room)
   local opens_at, rate, max_active, window = rule[1], rule[2], rule[3], rule[4]
   local joined, admitted, paced, sealed_at = room[1], room[2], room[3], room[4]
-  local origin = math.max(opens_at, sealed_at - ADMISSION_BURST_MS)
+  local origin = math.max(opens_at, sealed_at - ADMISSION_BURST_MS, room[5])
   local elapsed = (now_ms - origin) * rate
   local start = math.max(paced, elapsed - ADMISSION_BURST_MS * rate)
   local target = math.min(joined, admitted + math.floor((elapsed - start) / 1000))

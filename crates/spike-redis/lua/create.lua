@@ -5,9 +5,10 @@
 -- KEYS[11] spike:{E}:tickets (a train run's; see ticket.lua)
 -- KEYS[12..14] the waitlist's (waitlist, waitlist:users, waitlist:queue;
 --            see waitlist_rules.lua)
--- KEYS[15..14+old maps] the old sale's seat maps, deleted (its every map, as
+-- KEYS[15] spike:{E}:operator_log (see control.lua)
+-- KEYS[16..15+old maps] the old sale's seat maps, deleted (its every map, as
 --            the sale hash lays them out: a different count is refused)
--- KEYS[15+old maps..] the new run's seat maps, class by class
+-- KEYS[16+old maps..] the new run's seat maps, class by class
 --
 -- ARGV[1] '1' to replace an existing sale, ARGV[2] the event id,
 -- ARGV[RULES_AT..] the sale's rules, one per name of RULES, in its order
@@ -28,19 +29,19 @@ local old_maps = tonumber(ARGV[TRAIN_AT + 1])
 local first_class = TRAIN_AT + 3
 local classes, segments = #ARGV - first_class + 1, tonumber(ARGV[TRAIN_AT + 2])
 if old_maps ~= tonumber(old[1] or 0) * tonumber(old[2] or 0)
-    or #KEYS ~= 14 + old_maps + classes * segments then
+    or #KEYS ~= 15 + old_maps + classes * segments then
   return redis.error_reply('create.lua: the old and new seat maps must be declared')
 end
-for i = 15, 14 + old_maps do
+for i = 16, 15 + old_maps do
   redis.call('DEL', KEYS[i])
 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9],
-  KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14])
+  KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15])
 for class = 0, classes - 1 do
   local shape = ARGV[first_class + class]
   for segment = 0, segments - 1 do
     local carriages, per = string.match(shape, '^(%d+) (%d+)$')
-    redis.call('SETBIT', KEYS[15 + old_maps + class * segments + segment], carriages * per - 1, 0)
+    redis.call('SETBIT', KEYS[16 + old_maps + class * segments + segment], carriages * per - 1, 0)
   end
   redis.call('HSET', KEYS[1], 'class:' .. class, shape)
 end

@@ -22,7 +22,8 @@
 --   again on a later join within the admission window of the pass)
 --   | NOT_YET_OPEN (when joining starts, ms) | NO_QUEUE | NO_SUCH_SALE
 local rule = redis.call('HMGET', KEYS[1], 'total', 'opens_at_ms', 'queue_admit_rate',
-  'queue_joins_open_at_ms', 'sold', 'queue_max_active', 'queue_admit_window_ms', 'queue_spillover')
+  'queue_joins_open_at_ms', 'sold', 'queue_max_active', 'queue_admit_window_ms', 'queue_spillover',
+  'paused')
 if not rule[1] then
   return {NO_SUCH_SALE, 0}
 end
@@ -53,14 +54,16 @@ if now_ms < joins_open_at then
 end
 local index = redis.call('HLEN', KEYS[3])
 redis.call('HSET', KEYS[3], ARGV[1], index)
-if tonumber(rule[8] or 0) == 1 and tonumber(rule[5]) < tonumber(rule[1])
+if tonumber(rule[8] or 0) == 1 and tonumber(rule[5]) < tonumber(rule[1]) and rule[9] ~= '1'
     and redis.call('HEXISTS', KEYS[2], 'seed') == 1 then
-  local state = redis.call('HMGET', KEYS[2], 'admitted', 'paced', 'sealed_at_ms')
+  local state = redis.call('HMGET', KEYS[2], 'admitted', 'paced', 'sealed_at_ms',
+    'rate_changed_at_ms')
   local admitted = tonumber(state[1] or 0)
   if admitted >= index then
     local target, paced = admission_target(KEYS[4], KEYS[5], now_ms, {opens_at, rate,
       tonumber(rule[6] or 0), tonumber(rule[7])},
-      {index + 1, admitted, tonumber(state[2] or 0), tonumber(state[3] or 0)})
+      {index + 1, admitted, tonumber(state[2] or 0), tonumber(state[3] or 0),
+      tonumber(state[4] or 0)})
     if target > admitted then
       admit_to(KEYS[2], KEYS[4], target, paced, now_ms)
       redis.call('ZADD', KEYS[6], index, index)

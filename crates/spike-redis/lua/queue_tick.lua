@@ -1,7 +1,8 @@
 -- queue_tick.lua: one admission step of an event's waiting room, which any
 -- node may take at any time. At the opening it seals the waiting room (as
 -- queue_join.lua does); then, until the sale sells out, it moves `admitted`
--- as far as admission.lua's rule allows. The same steps as the embedded
+-- as far as admission.lua's rule allows (not while an operator paused the
+-- sale). The same steps as the embedded
 -- `Book::tick_queue` (spike-core/src/memory.rs).
 --
 -- KEYS[1] spike:{E}:sale          hash: total, sold, opens_at_ms, queue_* rules
@@ -17,7 +18,7 @@
 -- remaining, {at_ms, admitted, at_ms, admitted, ...}}, code TICKED, or
 -- NO_QUEUE (for no sale too) with zeros (TickCode in src/scripts.rs).
 local rule = redis.call('HMGET', KEYS[1], 'total', 'sold', 'opens_at_ms', 'queue_admit_rate',
-  'queue_max_active', 'queue_admit_window_ms')
+  'queue_max_active', 'queue_admit_window_ms', 'paused')
 if not rule[1] or tonumber(rule[4] or 0) == 0 then
   return {NO_QUEUE, 0, '', 0, 0, 0, 0, {}}
 end
@@ -29,11 +30,13 @@ local joined = redis.call('HLEN', KEYS[3])
 if now_ms >= opens_at and redis.call('HEXISTS', KEYS[2], 'seed') == 0 then
   seal(KEYS[2], KEYS[3], ARGV[1], now_ms)
 end
-local state = redis.call('HMGET', KEYS[2], 'seed', 'early', 'admitted', 'paced', 'sealed_at_ms')
+local state = redis.call('HMGET', KEYS[2], 'seed', 'early', 'admitted', 'paced', 'sealed_at_ms',
+  'rate_changed_at_ms')
 local admitted = tonumber(state[3] or 0)
-if state[1] and sold < total then
+if state[1] and sold < total and rule[7] ~= '1' then
   local target, paced = admission_target(KEYS[4], KEYS[5], now_ms, {opens_at, rate, max_active,
-    window}, {joined, admitted, tonumber(state[4] or 0), tonumber(state[5] or 0)})
+    window}, {joined, admitted, tonumber(state[4] or 0), tonumber(state[5] or 0),
+    tonumber(state[6] or 0)})
   if target > admitted then
     admitted = target
     admit_to(KEYS[2], KEYS[4], target, paced, now_ms)

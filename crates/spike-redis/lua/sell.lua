@@ -11,18 +11,21 @@
 -- articles' version compared `total >= sold` and sold one seat too many.
 --
 -- KEYS[1] spike:{E}:sale      hash: total, sold, order_seq, per_user_limit (0 = anonymous), opens_at_ms, event,
---                             train_classes (0 unless a train run; see ticket.lua)
+--                             train_classes (0 unless a train run; see ticket.lua),
+--                             paused ('1' while an operator paused the sale; control.lua)
 -- KEYS[2] spike:{E}:buyers    hash: user -> space-separated order ids
 -- KEYS[3] spike:{E}:requests  hash: request id -> "order_id user_id" (user '' when none)
 -- KEYS[4] spike:{E}:orders    stream: one entry per sold seat, id '<sequence>-0'
 -- KEYS[5] spike:{E}:released  (unused here; see release.lua)
--- KEYS[6] spike:{E}:queue         hash: the waiting room's counters (admitted)
+-- KEYS[6] spike:{E}:queue         hash: the waiting room's counters (admitted),
+--                                 and 'revoked:<user>' for each revoked admission
 -- KEYS[7] spike:{E}:queue:bought  sorted set: "position user" by position
 
 -- The sale as this call sells it: its rules, its counters and the time,
 -- read once (open_sale); then what the call has read or changed so far.
 -- Script-level locals, which sell_one and close_sale share as upvalues.
 local total, sold, sold_before, limit, opens_at, event, queued, seq, now_ms, admitted, train
+local paused
 -- request id -> its entry (false: none), as read or written by this call
 local requests = {}
 -- field, value pairs for the request index
@@ -40,7 +43,7 @@ local replacing = ''
 -- Reads the sale; false when there is no such sale.
 local function open_sale()
   local fields = redis.call('HMGET', KEYS[1], 'total', 'sold', 'per_user_limit', 'opens_at_ms',
-    'event', 'queue_admit_rate', 'order_seq', 'train_classes')
+    'event', 'queue_admit_rate', 'order_seq', 'train_classes', 'paused')
   if not fields[1] then
     return false
   end
@@ -54,6 +57,7 @@ local function open_sale()
   queued = tonumber(fields[6] or 0) > 0
   seq = tonumber(fields[7] or 0)
   train = tonumber(fields[8] or 0) > 0
+  paused = fields[9] == '1'
   now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
   return true
 end
@@ -150,7 +154,9 @@ end
 --   SOLD_OUT | LIMIT_REACHED (the user's latest order) | NOT_OPEN
 --   USER_REQUIRED
 --   REQUEST_ID_TAKEN: this request id already bought for another buyer
---   NOT_ADMITTED: a queued sale, and no admitted position came with it
+--   NOT_ADMITTED: a queued sale, and no admitted position came with it (or
+--   an operator revoked the buyer's admission)
+--   PAUSED: an operator paused the sale
 local function sell_one(user, request, node, position_arg, take_seats)
   local remaining = remaining_now()
   local earlier = request_entry(request)
@@ -160,6 +166,9 @@ local function sell_one(user, request, node, position_arg, take_seats)
       return REQUEST_ID_TAKEN, '', remaining
     end
     return REPLAYED, earlier_order, remaining
+  end
+  if paused then
+    return PAUSED, '', remaining
   end
   if now_ms < opens_at then
     return NOT_OPEN, '', remaining
@@ -174,7 +183,8 @@ local function sell_one(user, request, node, position_arg, take_seats)
       if admitted == nil then
         admitted = tonumber(redis.call('HGET', KEYS[6], 'admitted') or 0)
       end
-      if not position or position >= admitted then
+      if not position or position >= admitted
+          or redis.call('HEXISTS', KEYS[6], 'revoked:' .. user) == 1 then
         return NOT_ADMITTED, '', remaining
       end
     end

@@ -102,6 +102,7 @@ fn decode_reply(
         BuyCode::NoSuchSale => Verdict::NoSuchSale,
         BuyCode::RequestIdTaken => Verdict::RequestIdTaken,
         BuyCode::NotAdmitted => Verdict::NotAdmitted,
+        BuyCode::Paused => Verdict::Paused,
     };
     Ok(CentralReply { verdict, remaining })
 }
@@ -750,6 +751,22 @@ impl CentralStock for RedisCentral {
                 sealed_at_ms.unwrap_or(0),
             ),
         }))
+    }
+
+    async fn control(
+        &self,
+        event: &EventId,
+        order: &spike_core::OperatorOrder,
+    ) -> Result<spike_core::ControlOutcome, CentralError> {
+        self.control_call(event, order).await
+    }
+
+    async fn operator_log(
+        &self,
+        event: &EventId,
+        since: u64,
+    ) -> Result<Vec<spike_core::OperatorEntry>, CentralError> {
+        self.operator_log_range(event, since).await
     }
 
     async fn reset_queue(&self, event: &EventId, carried: &[UserId]) -> Result<bool, CentralError> {

@@ -46,6 +46,9 @@ pub struct EventKeys {
     pub waitlist_users: String,
     /// Sorted set: the waiting places (member and score the place).
     pub waitlist_queue: String,
+    /// List: the sale's operator log, one control per item
+    /// (`OperatorEntry::to_wire`), oldest first.
+    pub operator_log: String,
     /// A counter written only to confirm what was read: a replayed sale or
     /// a request's result is confirmed by `WAIT` on a write made after
     /// reading it (see `RedisCentral::confirm_read`).
@@ -74,6 +77,7 @@ impl EventKeys {
             waitlist: key("waitlist"),
             waitlist_users: key("waitlist:users"),
             waitlist_queue: key("waitlist:queue"),
+            operator_log: key("operator_log"),
             confirmations: key("confirmations"),
         }
     }
@@ -112,8 +116,8 @@ impl EventKeys {
     }
 
     /// Every key of the event but its seat maps: the sale's, the waiting
-    /// room's, the tickets, then the waitlist's (as `create.lua` expects
-    /// them).
+    /// room's, the tickets, the waitlist's, then the operator log (as
+    /// `create.lua` expects them).
     pub fn everything(&self) -> Vec<&str> {
         let mut keys = self.all().to_vec();
         keys.extend(self.queue_keys());
@@ -122,6 +126,7 @@ impl EventKeys {
             self.waitlist.as_str(),
             &self.waitlist_users,
             &self.waitlist_queue,
+            &self.operator_log,
         ]);
         keys
     }
@@ -177,7 +182,7 @@ mod tests {
         let keys = EventKeys::new(&EventId::parse("G1").unwrap());
         assert_eq!(keys.sale, "spike:{G1}:sale");
         assert!(keys.everything().iter().all(|k| k.contains("{G1}")));
-        assert_eq!(keys.everything().len(), 14);
+        assert_eq!(keys.everything().len(), 15);
         assert!(keys.with_waitlist().iter().all(|k| k.contains("{G1}")));
         assert_eq!(keys.seat_map(1, 7), "spike:{G1}:seats:1:7");
         assert!(keys.seat_scratch.contains("{G1}"));

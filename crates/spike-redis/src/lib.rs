@@ -10,6 +10,7 @@ mod central;
 mod client;
 mod confirm;
 mod connection;
+mod controls;
 mod keys;
 mod scripts;
 mod stream;

@@ -58,6 +58,8 @@ const REPLAYED: i64 = 2;
 const NO_SUCH_SALE: i64 = -20;
 /// The request id bought for another buyer.
 const REQUEST_ID_TAKEN: i64 = -21;
+/// An operator paused the sale (a purchase answers "try again", with why).
+const PAUSED: i64 = -22;
 
 reply_codes! {
     /// What `buy.lua` answers (and `buy_many.lua`, for each purchase, and
@@ -81,6 +83,8 @@ reply_codes! {
         NoSuchSale = NO_SUCH_SALE => "NO_SUCH_SALE",
         /// The request id bought for another buyer.
         RequestIdTaken = REQUEST_ID_TAKEN => "REQUEST_ID_TAKEN",
+        /// An operator paused the sale.
+        Paused = PAUSED => "PAUSED",
     }
 }
 
@@ -155,6 +159,18 @@ reply_codes! {
 }
 
 reply_codes! {
+    /// What `control.lua` answers.
+    ControlCode {
+        /// The control took effect (its log index and entry follow).
+        Applied = 1 => "APPLIED",
+        /// The control needs a waiting room and the sale has none.
+        NoQueue = -1 => "NO_QUEUE",
+        /// No such sale.
+        NoSuchSale = NO_SUCH_SALE => "NO_SUCH_SALE",
+    }
+}
+
+reply_codes! {
     /// What `create.lua` answers.
     CreateCode {
         /// The sale was created.
@@ -205,7 +221,7 @@ fn admission_rule() -> String {
 }
 
 /// One script's name and its full source, as Redis receives it.
-fn sources() -> [(&'static str, String); 12] {
+fn sources() -> [(&'static str, String); 13] {
     [
         ("ack", include_str!("../lua/ack.lua").to_owned()),
         ("buy", selling_rules() + include_str!("../lua/buy.lua")),
@@ -243,6 +259,10 @@ fn sources() -> [(&'static str, String); 12] {
             "queue_tick",
             TickCode::lua_prelude() + &admission_rule() + include_str!("../lua/queue_tick.lua"),
         ),
+        (
+            "control",
+            ControlCode::lua_prelude() + include_str!("../lua/control.lua"),
+        ),
     ]
 }
 
@@ -274,12 +294,13 @@ pub(crate) struct Scripts {
     pub(crate) queue_join: Script,
     pub(crate) queue_tick: Script,
     pub(crate) waitlist: Script,
+    pub(crate) control: Script,
 }
 
 impl Scripts {
     /// Every script of `lua/` with its prelude.
     pub(crate) fn load() -> Self {
-        let [ack, buy, ticket, ticket_many, occupancy, buy_many, create, snapshot, release, waitlist, queue_join, queue_tick] =
+        let [ack, buy, ticket, ticket_many, occupancy, buy_many, create, snapshot, release, waitlist, queue_join, queue_tick, control] =
             sources().map(|(_, source)| Script::new(&source));
         Self {
             ack,
@@ -294,6 +315,7 @@ impl Scripts {
             queue_join,
             queue_tick,
             waitlist,
+            control,
         }
     }
 }
@@ -326,7 +348,10 @@ mod tests {
                 BuyCode::NotOpen => Some(Code::NotOpen),
                 BuyCode::UserRequired => Some(Code::Refused),
                 BuyCode::NotAdmitted => Some(Code::NotAdmitted),
-                BuyCode::Replayed | BuyCode::NoSuchSale | BuyCode::RequestIdTaken => None,
+                BuyCode::Replayed
+                | BuyCode::NoSuchSale
+                | BuyCode::RequestIdTaken
+                | BuyCode::Paused => None,
             };
             assert_eq!(Code::from_number(code.number()), answer, "{code:?}");
         }
@@ -383,7 +408,8 @@ mod tests {
     }
 
     /// Every field of the sale hash a script names by hand is one the
-    /// record's schema defines, or one of the counters kept beside it: a
+    /// record's schema defines, or one of the counters (and the operator's
+    /// pause, `control.lua`) kept beside it: a
     /// rule renamed in spike-core cannot leave a script reading the old name.
     #[test]
     fn scripts_name_only_the_sale_fields_the_schema_defines() {
@@ -393,6 +419,7 @@ mod tests {
             "event",
             "train_classes",
             "train_segments",
+            "paused",
         ];
         let known: Vec<&str> = (RULE_FIELDS.iter().copied())
             .chain([TRAIN_FIELD])

@@ -93,6 +93,7 @@ pub(super) fn verdict_answer(
             StatusCode::CONFLICT,
             "request_id already bought a seat for another buyer; use a new one",
         ),
+        Verdict::Paused => try_again(RetryReason::Paused, None),
         Verdict::NoSuchSale => try_again(
             RetryReason::SaleStateMissing,
             Some(purchase.request.clone()),

@@ -273,6 +273,7 @@ impl<C: CentralStock + OrderStream + Clone> OrdersHttp<C> {
                     Verdict::SoldOut => "no seats for that change",
                     Verdict::AlreadyPurchased { .. } => "you already hold a ticket on that run",
                     Verdict::NotOpen => "that run is not on sale yet",
+                    Verdict::Paused => "that run's sale is paused by its operator",
                     _ => "that run refused the change",
                 };
                 Answer::refused_with(
