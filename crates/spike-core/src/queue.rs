@@ -365,6 +365,9 @@ pub struct QueueCounters {
     pub seal: Option<Seal>,
     /// Positions admitted so far.
     pub admitted: u64,
+    /// Admitted buyers who have neither bought nor let their admission
+    /// expire (what `--max-active` caps; see [`active_at`]).
+    pub active: u64,
     /// Central stock's clock (Unix milliseconds).
     pub now_ms: u64,
     /// Seats still for sale (0: sold out, and nobody more is admitted).
@@ -408,6 +411,38 @@ impl Shuffle {
 pub fn admitted_at(steps: &[AdmissionStep], position: u64) -> Option<u64> {
     let first = steps.partition_point(|step| step.admitted <= position);
     steps.get(first).map(|step| step.at_ms)
+}
+
+/// Positions admitted at or before `at_ms`, by `steps` (oldest first).
+pub fn admitted_by(steps: &[AdmissionStep], at_ms: u64) -> u64 {
+    let taken = steps.partition_point(|step| step.at_ms <= at_ms);
+    taken
+        .checked_sub(1)
+        .and_then(|last| steps.get(last))
+        .map_or(0, |step| step.admitted)
+}
+
+/// Admitted buyers at `now_ms` who have neither bought (`bought`: the
+/// positions that did, in any order) nor let their admission of
+/// `window_ms` expire: [`AdmissionProgress::active`], from a room's record.
+pub fn active_at(
+    steps: &[AdmissionStep],
+    bought: &[u64],
+    admitted: u64,
+    window_ms: u64,
+    now_ms: u64,
+) -> u64 {
+    let expired = admitted_by(steps, now_ms.saturating_sub(window_ms));
+    let bought_expired = bought.iter().filter(|p| **p < expired).count() as u64;
+    AdmissionProgress {
+        since_opening_ms: 0,
+        paced: 0,
+        joined: admitted,
+        admitted,
+        bought: bought.len() as u64,
+        expired_unbought: expired.saturating_sub(bought_expired),
+    }
+    .active()
 }
 
 /// Where one buyer stands.

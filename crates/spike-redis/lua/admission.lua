@@ -16,6 +16,18 @@
 -- sale's {opens_at, rate, max_active, window}; room: {joined, admitted,
 -- paced, sealed_at, rate_changed_at}. Returns the target and the bucket's `paced` once
 -- admitted is there.
+-- Admitted buyers who have neither bought nor let their admission (`window`
+-- ms) expire at `now_ms`: `AdmissionProgress::active` and `queue::active_at`.
+local function active_count(steps_key, bought_key, now_ms, window, admitted)
+  local expired = 0
+  local last = redis.call('ZREVRANGEBYSCORE', steps_key, now_ms - window, '-inf', 'LIMIT', 0, 1)
+  if last[1] then expired = tonumber(last[1]) end
+  local bought = redis.call('ZCARD', bought_key)
+  local bought_expired = 0
+  if expired > 0 then bought_expired = redis.call('ZCOUNT', bought_key, 0, expired - 1) end
+  return math.max(0, admitted - bought - (expired - bought_expired))
+end
+
 local function admission_target(steps_key, bought_key, now_ms, rule, room)
   local opens_at, rate, max_active, window = rule[1], rule[2], rule[3], rule[4]
   local joined, admitted, paced, sealed_at = room[1], room[2], room[3], room[4]
@@ -24,13 +36,7 @@ local function admission_target(steps_key, bought_key, now_ms, rule, room)
   local start = math.max(paced, elapsed - ADMISSION_BURST_MS * rate)
   local target = math.min(joined, admitted + math.floor((elapsed - start) / 1000))
   if max_active > 0 then
-    local expired = 0
-    local last = redis.call('ZREVRANGEBYSCORE', steps_key, now_ms - window, '-inf', 'LIMIT', 0, 1)
-    if last[1] then expired = tonumber(last[1]) end
-    local bought = redis.call('ZCARD', bought_key)
-    local bought_expired = 0
-    if expired > 0 then bought_expired = redis.call('ZCOUNT', bought_key, 0, expired - 1) end
-    local active = math.max(0, admitted - bought - (expired - bought_expired))
+    local active = active_count(steps_key, bought_key, now_ms, window, admitted)
     target = math.min(target, admitted - active + max_active)
   end
   target = math.max(target, admitted)

@@ -15,12 +15,12 @@
 -- ARGV[2] return the steps taken at or after this time (ms)
 --
 -- Returns {code, joined, seed ('' until sealed), early, admitted, now_ms,
--- remaining, {at_ms, admitted, at_ms, admitted, ...}}, code TICKED, or
+-- remaining, {at_ms, admitted, at_ms, admitted, ...}, active}, code TICKED, or
 -- NO_QUEUE (for no sale too) with zeros (TickCode in src/scripts.rs).
 local rule = redis.call('HMGET', KEYS[1], 'total', 'sold', 'opens_at_ms', 'queue_admit_rate',
   'queue_max_active', 'queue_admit_window_ms', 'paused')
 if not rule[1] or tonumber(rule[4] or 0) == 0 then
-  return {NO_QUEUE, 0, '', 0, 0, 0, 0, {}}
+  return {NO_QUEUE, 0, '', 0, 0, 0, 0, {}, 0}
 end
 local total, sold, opens_at = tonumber(rule[1]), tonumber(rule[2]), tonumber(rule[3])
 local rate, max_active, window = tonumber(rule[4]), tonumber(rule[5] or 0), tonumber(rule[6])
@@ -49,4 +49,4 @@ for i = 1, #raw, 2 do
   steps[#steps + 1] = tonumber(raw[i])
 end
 return {TICKED, joined, state[1] or '', tonumber(state[2] or 0), admitted, now_ms,
-  math.max(0, total - sold), steps}
+  math.max(0, total - sold), steps, active_count(KEYS[4], KEYS[5], now_ms, window, admitted)}

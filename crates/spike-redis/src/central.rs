@@ -662,10 +662,10 @@ impl CentralStock for RedisCentral {
             .arg(seed.to_string())
             .arg(steps_after_ms);
         let mut connection = self.connection().await;
-        let reply: (i64, u64, String, u64, u64, u64, u64, Vec<u64>) = self
+        let reply: (i64, u64, String, u64, u64, u64, u64, Vec<u64>, u64) = self
             .with_deadline(invocation.invoke_async(&mut connection))
             .await?;
-        let (code, joined, seed, early, admitted, now_ms, remaining, steps) = reply;
+        let (code, joined, seed, early, admitted, now_ms, remaining, steps, active) = reply;
         match TickCode::from_reply(code) {
             Some(TickCode::Ticked) => {}
             Some(TickCode::NoQueue) => return Ok(None),
@@ -676,6 +676,7 @@ impl CentralStock for RedisCentral {
             seal: wire::seal(&seed, early)
                 .map_err(|bad| CentralError::Protocol(format!("queue seed {bad:?} of {event}")))?,
             admitted,
+            active,
             now_ms,
             remaining,
             steps: wire::steps(&steps),
@@ -730,18 +731,28 @@ impl CentralStock for RedisCentral {
                 async move { connection.zrangebyscore(key, "-inf", "+inf").await }
             })
             .await?;
-        let (opens_at_ms, sealed_at_ms): (Option<u64>, Option<u64>) = self
+        let (opens_at_ms, sealed_at_ms, window_ms): (Option<u64>, Option<u64>, Option<u64>) = self
             .read(|mut connection| {
                 let (sale, queue) = (keys.sale.clone(), keys.queue.clone());
                 async move {
-                    let opens: Option<u64> = connection.hget(sale, "opens_at_ms").await?;
+                    let opens: Option<u64> = connection.hget(&sale, "opens_at_ms").await?;
                     let sealed: Option<u64> = connection.hget(queue, "sealed_at_ms").await?;
-                    Ok((opens, sealed))
+                    let window: Option<u64> =
+                        connection.hget(sale, "queue_admit_window_ms").await?;
+                    Ok((opens, sealed, window))
                 }
             })
             .await?;
+        let positions: Vec<u64> = buyers.iter().map(|(position, _)| *position).collect();
+        let active = spike_core::queue::active_at(
+            &counters.steps,
+            &positions,
+            counters.admitted,
+            window_ms.unwrap_or(0),
+            counters.now_ms,
+        );
         Ok(Some(QueueRecord {
-            counters,
+            counters: QueueCounters { active, ..counters },
             joiners,
             bought: buyers,
             carried,
@@ -945,6 +956,8 @@ impl RedisCentral {
             joined,
             seal,
             admitted: admitted.unwrap_or(0),
+            // Counted by queue_record, which reads who bought.
+            active: 0,
             now_ms: spike_core::time::unix_millis(std::time::SystemTime::now()),
             remaining: total.saturating_sub(sold),
             steps,

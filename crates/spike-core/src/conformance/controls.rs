@@ -137,7 +137,8 @@ pub async fn an_admission_change_starts_an_empty_bucket_at_the_new_rate<C: Centr
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(tick(central, &event, 5).await.admitted, 0);
     give(central, &event, Control::Resume).await;
-    assert_eq!(tick(central, &event, 5).await.admitted, 4);
+    let counters = tick(central, &event, 5).await;
+    assert_eq!((counters.admitted, counters.active), (4, 4));
 
     let plain = event_of(prefix, "rate-plain");
     create(central, &plain, SaleConfig::new(3).expect("config")).await;
@@ -184,4 +185,10 @@ pub async fn a_revoked_admission_buys_nothing<C: CentralStock>(central: &C, pref
         .expect("buy");
     assert!(matches!(sale.verdict, Verdict::Sold { .. }), "{sale:?}");
     assert_eq!(sold(central, &event).await, 1);
+    let counters = tick(central, &event, 5).await;
+    assert_eq!(
+        (counters.admitted, counters.active),
+        (2, 1),
+        "one bought; the revoked buyer's admission runs out its window"
+    );
 }

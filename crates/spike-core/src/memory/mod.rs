@@ -66,18 +66,22 @@ impl WaitingRoom {
 
     /// Positions admitted at or before `at_ms`.
     fn admitted_by(&self, at_ms: u64) -> u64 {
-        let steps = self.steps.partition_point(|step| step.at_ms <= at_ms);
-        steps
-            .checked_sub(1)
-            .and_then(|last| self.steps.get(last))
-            .map_or(0, |step| step.admitted)
+        crate::queue::admitted_by(&self.steps, at_ms)
     }
 
-    fn counters(&self, now_ms: u64, remaining: u64, steps_after_ms: u64) -> QueueCounters {
+    fn counters(
+        &self,
+        now_ms: u64,
+        remaining: u64,
+        steps_after_ms: u64,
+        window_ms: u64,
+    ) -> QueueCounters {
+        let bought: Vec<u64> = self.bought.iter().map(|(position, _)| *position).collect();
         QueueCounters {
             joined: self.joined(),
             seal: self.seal,
             admitted: self.admitted,
+            active: crate::queue::active_at(&self.steps, &bought, self.admitted, window_ms, now_ms),
             now_ms,
             remaining,
             steps: (self.steps.iter())
@@ -259,10 +263,12 @@ impl Book {
                 self.admit_to(&queue, &progress, target, now_ms);
             }
         }
-        Some(
-            self.queue
-                .counters(now_ms, self.remaining(), steps_after_ms),
-        )
+        Some(self.queue.counters(
+            now_ms,
+            self.remaining(),
+            steps_after_ms,
+            queue.admit_window_millis(),
+        ))
     }
 
     /// Takes up a sale again from a restoration; the stream stays.
@@ -848,10 +854,14 @@ impl CentralStock for MemoryCentral {
                 .map(|(user, index)| (user.clone(), *index))
                 .collect();
             joiners.sort_by_key(|(_, index)| *index);
+            let window_ms = book.config.queue()?.admit_window_millis();
             Some(QueueRecord {
-                counters: book
-                    .queue
-                    .counters(unix_millis(self.now()), book.remaining(), 0),
+                counters: book.queue.counters(
+                    unix_millis(self.now()),
+                    book.remaining(),
+                    0,
+                    window_ms,
+                ),
                 joiners,
                 bought: book.queue.bought.iter().cloned().collect(),
                 carried: book.queue.carried.iter().cloned().collect(),

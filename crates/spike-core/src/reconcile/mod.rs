@@ -1028,6 +1028,7 @@ mod tests {
                 joined: 4,
                 seal: Some(seal),
                 admitted: 4,
+                active: 0,
                 now_ms: 0,
                 remaining: 0,
                 steps: Vec::new(),
