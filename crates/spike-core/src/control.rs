@@ -15,7 +15,7 @@ use std::fmt;
 use std::num::{NonZeroU32, NonZeroU64};
 
 use crate::ids::{OperatorName, UserId};
-use crate::queue::{QueueConfig, MAX_ADMIT_RATE};
+use crate::queue::{QueueConfig, RatePeriod, MAX_ADMIT_RATE};
 
 /// Longest reason a revocation may carry, in bytes.
 pub const MAX_REASON_LEN: usize = 200;
@@ -306,17 +306,6 @@ impl Controls {
             }
         }
     }
-}
-
-/// One period of a waiting room's admission at one rate: from `from_ms`
-/// (the rate's origin for that period, see [`crate::queue::rate_origin_ms`])
-/// with `config`'s rate and cap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RatePeriod {
-    /// When the period's rate is counted from (Unix milliseconds).
-    pub from_ms: u64,
-    /// The room's rules in that period.
-    pub config: QueueConfig,
 }
 
 /// The periods of a waiting room's admission: `current` (the sale's rules

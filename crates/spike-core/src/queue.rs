@@ -17,7 +17,6 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-use crate::control::RatePeriod;
 use crate::time::unix_millis;
 
 /// How long an admitted buyer may buy, by default.
@@ -249,9 +248,20 @@ pub fn rate_origin_ms(opens_at_ms: u64, sealed_at_ms: u64) -> u64 {
     opens_at_ms.max(sealed_at_ms.saturating_sub(ADMISSION_BURST_MS))
 }
 
+/// One period of a waiting room's admission at one rate: from `from_ms`
+/// (the rate's origin for that period, see [`crate::queue::rate_origin_ms`])
+/// with `config`'s rate and cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RatePeriod {
+    /// When the period's rate is counted from (Unix milliseconds).
+    pub from_ms: u64,
+    /// The room's rules in that period.
+    pub config: QueueConfig,
+}
+
 /// For the audit: the admission steps (oldest first) that moved faster than
 /// the token bucket of their period allows. Each period
-/// ([`crate::control::rate_periods`]: the first from the rate's origin, see
+/// (the control module's `rate_periods`: the first from the rate's origin, see
 /// [`rate_origin_ms`], then one from each operator's change of the rate)
 /// replays its steps with its own rate, its bucket empty at its start, as
 /// central stock's is. Both the ticks and the buyers who passed straight

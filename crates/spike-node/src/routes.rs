@@ -91,6 +91,24 @@ pub enum QueueRequest {
     Page,
 }
 
+/// An operator's control or read of a running sale (admin surface,
+/// operator key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlRequest {
+    /// `POST /control/pause`: stop selling.
+    Pause,
+    /// `POST /control/resume`: sell again.
+    Resume,
+    /// `POST /control/admission`: a waiting room's new rate and cap.
+    Admission,
+    /// `POST /control/revoke`: a buyer's admission taken back.
+    Revoke,
+    /// `GET /control/log`: the sale's operator log.
+    Log,
+    /// `GET /control/queue`: the waiting room's figures.
+    Queue,
+}
+
 /// One route of the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -120,6 +138,8 @@ pub enum Route {
     Waitlist,
     /// `GET /waitlist/status`: where the traveller's waitlist order stands.
     WaitlistStatus,
+    /// An operator's control (admin surface, operator key).
+    Control(ControlRequest),
     /// `GET /trains/{train}/{date}/availability`: free seats per station
     /// pair, from the node's memory.
     Availability {
@@ -260,7 +280,7 @@ impl RouteSpec {
 /// The routing table: every route a node serves, one row each. Adding a
 /// route is a row here, its variant of [`Route`], and its handler in the
 /// node's dispatch; a test holds `openapi.json` to this table.
-pub const ROUTES: [RouteSpec; 20] = {
+pub const ROUTES: [RouteSpec; 26] = {
     use Limits::{Buyer, Costly, None as Free};
     use Methods::{Get, GetOrPost, Post, PostOrDelete};
     use Served::{Admin, Both, Public};
@@ -303,6 +323,12 @@ pub const ROUTES: [RouteSpec; 20] = {
         row("/stats", Get, Admin, "stats", Free, |_| Ok(Route::Stats)),
         row("/stats/grid", Get, Admin, "stats_grid", Free, |_| Ok(Route::StatsGrid)),
         row("/metrics", Get, Admin, "metrics", Free, |_| Ok(Route::Metrics)),
+        row("/control/pause", Post, Admin, "control", Free, |_| Ok(Route::Control(ControlRequest::Pause))),
+        row("/control/resume", Post, Admin, "control", Free, |_| Ok(Route::Control(ControlRequest::Resume))),
+        row("/control/admission", Post, Admin, "control", Free, |_| Ok(Route::Control(ControlRequest::Admission))),
+        row("/control/revoke", Post, Admin, "control", Free, |_| Ok(Route::Control(ControlRequest::Revoke))),
+        row("/control/log", Get, Admin, "control", Free, |_| Ok(Route::Control(ControlRequest::Log))),
+        row("/control/queue", Get, Admin, "control", Free, |_| Ok(Route::Control(ControlRequest::Queue))),
     ];
     table
 };
@@ -533,6 +559,11 @@ mod tests {
         );
         assert_eq!(status("/stats"), StatusCode::NOT_FOUND);
         assert_eq!(status("/sale"), StatusCode::NOT_FOUND);
+        assert_eq!(status("/control/pause"), StatusCode::NOT_FOUND);
+        assert_eq!(
+            admin("/control/pause"),
+            Ok(Route::Control(ControlRequest::Pause))
+        );
         assert!(
             admin("/buy/ticket").is_err(),
             "no purchases on the admin surface"

@@ -3,6 +3,8 @@
 //! also reads them), the shuffle it computed from the seal, and the places
 //! of the buyers it has seen. `/queue/status` is answered from these alone:
 //! pollers cost central stock nothing once a buyer's place is known here.
+//! Operators' controls (a new rate or cap, a revoked admission) reach it
+//! from the sale's operator log (`node::control`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +15,7 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 use serde_json::{json, Value};
 use spike_auth::{AdmissionKeys, Admitted};
+use spike_core::control::{AdmissionSettings, RevokeReason};
 use spike_core::queue::{AdmissionStep, QueueView};
 use spike_core::{EventId, QueueConfig, QueueCounters, QueueMode, Seal, Shuffle, Standing, UserId};
 
@@ -32,6 +35,8 @@ struct Counted {
     seal: Option<Seal>,
     shuffle: Option<Arc<Shuffle>>,
     steps: Arc<Vec<AdmissionStep>>,
+    /// Admitted buyers still active, as last read.
+    active: u64,
     /// Central stock's clock at the last read (Unix milliseconds).
     read_at_ms: u64,
 }
@@ -39,13 +44,15 @@ struct Counted {
 /// One queued sale's waiting room, as this node sees it.
 #[derive(Debug)]
 pub struct WaitingRoom {
-    config: QueueConfig,
+    config: ArcSwap<QueueConfig>,
     opens_at_ms: u64,
     counted: ArcSwap<Counted>,
     places: Mutex<HashMap<UserId, u64>>,
     /// Positions admitted by passes through this node's door that its
     /// last read may not show yet (a spillover room).
     passed_through: AtomicU64,
+    /// Buyers whose admission an operator revoked, and why.
+    revoked: Mutex<HashMap<UserId, RevokeReason>>,
 }
 
 impl WaitingRoom {
@@ -53,17 +60,36 @@ impl WaitingRoom {
     /// before its first read.
     pub fn new(config: QueueConfig, opens_at_ms: u64) -> Self {
         Self {
-            config,
+            config: ArcSwap::from_pointee(config),
             opens_at_ms,
             counted: ArcSwap::from_pointee(Counted::default()),
             places: Mutex::new(HashMap::new()),
             passed_through: AtomicU64::new(0),
+            revoked: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The waiting room's rules.
-    pub fn config(&self) -> &QueueConfig {
-        &self.config
+    /// The waiting room's rules, as an operator last set them.
+    pub fn config(&self) -> QueueConfig {
+        **self.config.load()
+    }
+
+    /// Takes an operator's new admission rate and cap.
+    pub fn set_admission(&self, settings: AdmissionSettings) {
+        self.config
+            .store(Arc::new(settings.applied_to(self.config())));
+    }
+
+    /// Records that an operator revoked `user`'s admission.
+    pub fn revoke(&self, user: UserId, reason: RevokeReason) {
+        let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+        revoked.insert(user, reason);
+    }
+
+    /// Why `user`'s admission was revoked, if it was.
+    pub fn revoked(&self, user: &UserId) -> Option<RevokeReason> {
+        let revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+        revoked.get(user).cloned()
     }
 
     /// The time to ask admission steps from: the last one this node has.
@@ -129,6 +155,7 @@ impl WaitingRoom {
             seal: counters.seal,
             shuffle,
             steps,
+            active: counters.active,
             read_at_ms: counters.now_ms,
         }));
     }
@@ -155,7 +182,7 @@ impl WaitingRoom {
     pub fn standing(&self, join_index: u64, now_ms: u64, sold_out: bool) -> Standing {
         let counted = self.counted.load();
         QueueView {
-            config: &self.config,
+            config: &self.config(),
             opens_at_ms: self.opens_at_ms,
             shuffle: counted.shuffle.as_deref(),
             admitted: (counted.admitted).max(self.passed_through.load(Ordering::Relaxed)),
@@ -175,14 +202,19 @@ impl WaitingRoom {
         keys: &AdmissionKeys,
     ) -> QueueStatus<'a> {
         let counted = self.counted.load();
+        let config = self.config();
         let seal = counted.seal.map_or(0, |seal| seal.seed);
         let shown = |position: u64| position + 1;
+        let revoked = self.revoked(user);
         let place = match standing {
+            _ if revoked.is_some() => Place::Revoked {
+                reason: revoked.map(|reason| reason.to_string()).unwrap_or_default(),
+            },
             Standing::WaitingForStart { opens_at_ms } => Place::WaitingForStart { opens_at_ms },
             Standing::Waiting { position, ahead } => Place::Waiting {
                 position: shown(position),
                 ahead,
-                estimated_wait_ms: millis(self.config.estimated_wait(ahead)),
+                estimated_wait_ms: millis(config.estimated_wait(ahead)),
             },
             Standing::Admitted {
                 position,
@@ -214,7 +246,7 @@ impl WaitingRoom {
             place,
             admitted_so_far: counted.admitted,
             joined: counted.joined,
-            admit_rate_per_s: self.config.admit_rate().get(),
+            admit_rate_per_s: config.admit_rate().get(),
             entry: None,
         }
     }
@@ -222,7 +254,7 @@ impl WaitingRoom {
     /// Whether buyers pass straight through while demand stays under the
     /// rate ([`QueueMode::Spillover`]).
     pub fn spills_over(&self) -> bool {
-        self.config.mode() == QueueMode::Spillover
+        self.config().mode() == QueueMode::Spillover
     }
 
     /// The standing of a buyer who just passed straight through at
@@ -232,7 +264,7 @@ impl WaitingRoom {
         (self.passed_through).fetch_max(position.saturating_add(1), Ordering::Relaxed);
         Standing::Admitted {
             position,
-            expires_at_ms: now_ms.saturating_add(self.config.admit_window_millis()),
+            expires_at_ms: now_ms.saturating_add(self.config().admit_window_millis()),
         }
     }
 
@@ -242,17 +274,39 @@ impl WaitingRoom {
         (counted.joined, counted.admitted)
     }
 
+    /// What an operator reads (`spike queue show`): who joined, who was
+    /// admitted, who is active, the rate and cap, and the estimated wait of
+    /// the last in line (the positions not yet admitted at the rate).
+    pub fn show(&self) -> Value {
+        let counted = self.counted.load();
+        let config = self.config();
+        let waiting = counted.joined.saturating_sub(counted.admitted);
+        json!({
+            "joined": counted.joined,
+            "admitted": counted.admitted,
+            "active": counted.active,
+            "waiting": waiting,
+            "admit_rate_per_s": config.admit_rate().get(),
+            "max_active": config.max_active().map(|m| m.get()),
+            "mode": config.mode().name(),
+            "last_in_line_wait_ms": millis(config.estimated_wait(waiting)),
+            "revoked": self.revoked.lock().unwrap_or_else(|p| p.into_inner()).len(),
+            "read_at_ms": counted.read_at_ms,
+        })
+    }
+
     /// The room's counters and rules, for `/stats`.
     pub fn stats(&self) -> Value {
         let counted = self.counted.load();
+        let config = self.config();
         json!({
             "joined": counted.joined,
             "admitted": counted.admitted,
             "sealed": counted.seal.is_some(),
             "early": counted.seal.map(|seal| seal.early),
-            "admit_rate_per_s": self.config.admit_rate().get(),
-            "mode": self.config.mode().name(),
-            "max_active": self.config.max_active().map(|m| m.get()),
+            "admit_rate_per_s": config.admit_rate().get(),
+            "mode": config.mode().name(),
+            "max_active": config.max_active().map(|m| m.get()),
             "read_at_ms": counted.read_at_ms,
         })
     }
@@ -346,6 +400,11 @@ pub enum Place {
     },
     /// Never joined this sale's waiting room.
     NotJoined,
+    /// An operator revoked the buyer's admission: they may not buy.
+    Revoked {
+        /// Why, as the operator gave it.
+        reason: String,
+    },
 }
 
 #[cfg(test)]

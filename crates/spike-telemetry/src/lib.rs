@@ -96,6 +96,10 @@ fn describe() {
         "Seats the event's sale has in all (seat-segments on a train run), as a node reads it at scrape time."
     );
     describe_gauge!(
+        "spike_sale_paused",
+        "1 while an operator has paused the event's sale, as a node follows its operator log."
+    );
+    describe_gauge!(
         "spike_queue_joined",
         "Buyers who joined the event's waiting room, as a node last read it."
     );

@@ -55,9 +55,12 @@ pub enum LogFormat {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create or inspect a sale in Redis.
+    /// Create, inspect, recover, pause or resume a sale, or read its operator log.
     #[command(subcommand)]
     Sale(SaleCommand),
+    /// Read or change a running sale's waiting room (operator key).
+    #[command(subcommand)]
+    Queue(crate::commands::control::QueueCommand),
     /// Create a train run: seats on route segments, sold by /buy/ticket?train=….
     #[command(subcommand)]
     Train(TrainCommand),

@@ -68,6 +68,7 @@ fn main() -> ExitCode {
         Command::Baseline(args) => args.threads,
         Command::Front(args) => args.threads,
         Command::Sale(_)
+        | Command::Queue(_)
         | Command::Train(_)
         | Command::NginxConf(_)
         | Command::Audit(_)
@@ -83,6 +84,10 @@ fn main() -> ExitCode {
                     Command::Sale(SaleCommand::Create(args)) => commands::sale_create(args).await,
                     Command::Sale(SaleCommand::Show(args)) => commands::sale_show(args).await,
                     Command::Sale(SaleCommand::Recover(args)) => commands::sale_recover(args).await,
+                    Command::Sale(SaleCommand::Pause(args)) => commands::sale_pause(args).await,
+                    Command::Sale(SaleCommand::Resume(args)) => commands::sale_resume(args).await,
+                    Command::Sale(SaleCommand::Log(args)) => commands::sale_log(args).await,
+                    Command::Queue(command) => commands::run_queue(command).await,
                     Command::Train(TrainCommand::Create(args)) => {
                         commands::train_create(args).await
                     }

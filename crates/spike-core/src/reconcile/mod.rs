@@ -1117,8 +1117,8 @@ mod tests {
 
     #[test]
     fn no_admission_may_overdraw_the_rate() {
-        use crate::control::RatePeriod;
         use crate::queue::AdmissionStep;
+        use crate::queue::RatePeriod;
         use std::num::NonZeroU32;
         let config = QueueConfig::new(NonZeroU32::new(10).unwrap()).unwrap();
         let step = |at_ms, admitted| AdmissionStep { at_ms, admitted };
@@ -1135,8 +1135,8 @@ mod tests {
 
     #[test]
     fn a_rate_change_starts_a_period_with_an_empty_bucket() {
-        use crate::control::RatePeriod;
         use crate::queue::AdmissionStep;
+        use crate::queue::RatePeriod;
         use std::num::NonZeroU32;
         let rate = |r| QueueConfig::new(NonZeroU32::new(r).unwrap()).unwrap();
         let step = |at_ms, admitted| AdmissionStep { at_ms, admitted };

@@ -28,6 +28,11 @@ pub struct EventState {
     pub stock: Arc<LocalStock>,
     /// Central stock reported the sale missing; refuse until it is back.
     pub(super) missing: AtomicBool,
+    /// An operator paused the sale (as its operator log says): refuse.
+    pub(super) paused: AtomicBool,
+    /// How many entries of the sale's operator log this node has applied
+    /// (held while reading and applying more, so entries apply in order).
+    pub(super) log_applied: tokio::sync::Mutex<u64>,
     /// The sale's waiting room, if it has one.
     pub queue: Option<WaitingRoom>,
     /// The sale's line to central stock, when purchases go in batches.
@@ -54,6 +59,8 @@ impl EventState {
             config,
             stock: Arc::new(LocalStock::new(remaining)),
             missing: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
+            log_applied: tokio::sync::Mutex::new(0),
             queue,
             lane,
         }
@@ -62,6 +69,11 @@ impl EventState {
     /// Whether central stock has lost this sale (the node refuses it).
     pub fn is_missing(&self) -> bool {
         self.missing.load(Ordering::Acquire)
+    }
+
+    /// Whether an operator paused the sale, as far as this node knows.
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
     }
 
     pub(super) fn set_missing(&self, missing: bool) {
@@ -84,6 +96,9 @@ impl EventState {
         }
         if self.is_missing() {
             return Some(try_again(RetryReason::SaleStateMissing, None));
+        }
+        if self.is_paused() {
+            return Some(try_again(RetryReason::Paused, None));
         }
         if !self.config.is_open_at(now) {
             return Some(Answer::NotOpen);

@@ -8,6 +8,7 @@
 //! - [`waitlist`]: a train run's waitlist orders;
 //! - [`queue`]: the waiting room;
 //! - [`order_access`]: who may reach the orders API;
+//! - [`control`]: operators' live controls and the operator log;
 //! - [`observe`]: health, stats, metrics and the sale's figures;
 //! - [`refresh`]: the background loops;
 //! - [`caller`]: who is asking, worked out once for all of them.
@@ -39,6 +40,7 @@ use crate::waiting_room::QUEUE_TICK_INTERVAL;
 use spike_http::backlog::{Discipline, DEFAULT_DISCIPLINE, DEFAULT_LOOP_DISCIPLINE};
 
 mod caller;
+mod control;
 mod event;
 mod observe;
 mod order_access;
@@ -50,6 +52,7 @@ mod refusal;
 mod tickets;
 mod waitlist;
 
+pub use control::{entry_json, CONTROL_FOLLOW_INTERVAL};
 use event::open_lane;
 pub use event::EventState;
 use outcome::Outcome;
@@ -291,6 +294,15 @@ impl<C: CentralStock> Node<C> {
                 node.tick_queues().await;
             },
         ));
+        let weak = Arc::downgrade(&node);
+        tokio::spawn(repeat(
+            weak,
+            CONTROL_FOLLOW_INTERVAL,
+            CONTROL_FOLLOW_INTERVAL,
+            |node| async move {
+                node.follow_operator_logs().await;
+            },
+        ));
         if node.limiters.any() {
             let weak = Arc::downgrade(&node);
             tokio::spawn(repeat(
@@ -451,6 +463,7 @@ impl<C: CentralStock> Node<C> {
             }
             Route::Waitlist => self.waitlist_place(query, bearer).await,
             Route::WaitlistStatus => self.waitlist_status(query, bearer).await,
+            Route::Control(request) => self.control(request, query, bearer).await,
         };
         self.answered(spec.name, answer, started)
     }

@@ -26,6 +26,7 @@ impl<C: CentralStock> Node<C> {
             gauge("spike_local_stock").set(state.stock.remaining() as f64);
             gauge("spike_local_sales").set(state.local_sales() as f64);
             gauge("spike_sold_out").set(if state.stock.is_sold_out() { 1.0 } else { 0.0 });
+            gauge("spike_sale_paused").set(if state.is_paused() { 1.0 } else { 0.0 });
             if let Ok(Some(snapshot)) = self.central.snapshot(event).await {
                 gauge("spike_order_stream_entries").set(snapshot.orders_in_stream as f64);
                 gauge("spike_central_sold").set(snapshot.sold as f64);
@@ -176,6 +177,7 @@ impl<C: CentralStock> Node<C> {
                     "local_sales": state.local_sales(),
                     "sold_out": state.stock.is_sold_out(),
                     "missing": state.is_missing(),
+                    "paused": state.is_paused(),
                     "queue": state.queue.as_ref().map(WaitingRoom::stats),
                     "train": state.train.as_ref().map(TrainState::grid),
                 })

@@ -48,6 +48,12 @@ impl<C: CentralStock> Node<C> {
         let Some(keys) = &self.admissions else {
             return Err(try_again(RetryReason::NoAdmissionKey, None));
         };
+        if let Some(reason) = room.revoked(user) {
+            return Err(Answer::NotAdmitted {
+                reason: format!("your admission was revoked by the sale's operator: {reason}"),
+                standing: None,
+            });
+        }
         if token.is_none() && room.spills_over() {
             return Ok(Entrance::AtTheDoor);
         }

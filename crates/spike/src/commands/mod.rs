@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod control;
 pub mod dashboard;
 pub mod demo;
 pub mod demo_waitlist;
@@ -14,6 +15,7 @@ pub mod token;
 
 pub use audit::run_audit;
 pub use bench::run_bench;
+pub use control::{run_queue, sale_log, sale_pause, sale_resume};
 pub use dashboard::run_dashboard;
 pub use demo::run_demo;
 pub use front::{print_nginx_conf, run_front};

@@ -30,6 +30,12 @@ pub enum SaleCommand {
     Show(SaleShowArgs),
     /// Rebuild a sale's central stock from the order ledger and the stream after Redis lost it.
     Recover(SaleRecoverArgs),
+    /// Pause a running sale on every node (through one node's admin surface, operator key).
+    Pause(super::control::PauseArgs),
+    /// Resume a paused sale.
+    Resume(super::control::PauseArgs),
+    /// Print a sale's operator log: who paused, resumed, changed or revoked what, and when.
+    Log(super::control::LogArgs),
 }
 
 /// `spike sale recover`
