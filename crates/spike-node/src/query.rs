@@ -43,6 +43,8 @@ pub struct BuyParams {
     pub request_key: Option<String>,
     /// `admission`, if given: the admission token of a sale's waiting room.
     pub admission: Option<String>,
+    /// `work`, if given: a join's proof of work (`--join-work`).
+    pub work: Option<String>,
     /// A train run's purchase: `train`, `date`, `from`, `to`, `class`,
     /// `passengers`, as given (checked against the run's layout later).
     pub ticket: TicketParams,
@@ -128,6 +130,7 @@ impl BuyParams {
                 "order_key" => set(&mut params.order_key, "order_key", value, Ok)?,
                 "request_key" => set(&mut params.request_key, "request_key", value, Ok)?,
                 "admission" => set(&mut params.admission, "admission", value, Ok)?,
+                "work" => set(&mut params.work, "work", value, Ok)?,
                 "train" => set(&mut params.ticket.train, "train", value, Ok)?,
                 "date" => set(&mut params.ticket.date, "date", value, Ok)?,
                 "from" => set(&mut params.ticket.from, "from", value, Ok)?,

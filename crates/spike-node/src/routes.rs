@@ -89,6 +89,8 @@ pub enum QueueRequest {
     Status,
     /// `GET /queue`: the waiting-room page.
     Page,
+    /// `GET /queue/challenge`: the proof of work a join needs (`--join-work`).
+    Challenge,
 }
 
 /// An operator's control or read of a running sale (admin surface,
@@ -280,7 +282,7 @@ impl RouteSpec {
 /// The routing table: every route a node serves, one row each. Adding a
 /// route is a row here, its variant of [`Route`], and its handler in the
 /// node's dispatch; a test holds `openapi.json` to this table.
-pub const ROUTES: [RouteSpec; 26] = {
+pub const ROUTES: [RouteSpec; 27] = {
     use Limits::{Buyer, Costly, None as Free};
     use Methods::{Get, GetOrPost, Post, PostOrDelete};
     use Served::{Admin, Both, Public};
@@ -308,6 +310,7 @@ pub const ROUTES: [RouteSpec; 26] = {
         row("/queue/join", Post, Public, "queue_join", Costly, |_| Ok(Route::Queue(QueueRequest::Join))),
         row("/queue/status", Get, Public, "queue_status", Buyer, |_| Ok(Route::Queue(QueueRequest::Status))),
         row("/queue", Get, Public, "queue_page", Free, |_| Ok(Route::Queue(QueueRequest::Page))),
+        row("/queue/challenge", Get, Public, "queue_challenge", Buyer, |_| Ok(Route::Queue(QueueRequest::Challenge))),
         row("/orders/{id}", Get, Public, "orders", Costly, |p| Ok(Route::Orders(OrdersRequest::Show(order(p)?)))),
         row("/orders/{id}/pay", Post, Public, "orders", Free, |p| Ok(Route::Orders(OrdersRequest::Pay(order(p)?)))),
         row("/orders/{id}/cancel", Post, Public, "orders", Costly, |p| Ok(Route::Orders(OrdersRequest::Cancel(order(p)?)))),

@@ -27,6 +27,8 @@ pub struct NodeStats {
     passed_through: AtomicU64,
     /// Buyers of spillover rooms this node sent to wait in the room.
     spilled_over: AtomicU64,
+    /// Joins refused for missing or wrong proof of work (`--join-work`).
+    work_refused: AtomicU64,
 }
 
 impl NodeStats {
@@ -74,6 +76,11 @@ impl NodeStats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts one join refused for its proof of work.
+    pub fn count_work_refused(&self) {
+        self.work_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts one purchase shed because the node's loop was congested.
     pub fn count_congestion_shed(&self) {
         self.congestion_shed.fetch_add(1, Ordering::Relaxed);
@@ -97,6 +104,7 @@ impl NodeStats {
             "ticks": self.queue_ticks.load(Ordering::Relaxed),
             "passed_through": self.passed_through.load(Ordering::Relaxed),
             "spilled_over": self.spilled_over.load(Ordering::Relaxed),
+            "work_refused": self.work_refused.load(Ordering::Relaxed),
         })
     }
 }

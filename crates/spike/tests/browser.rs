@@ -4,7 +4,9 @@
 //! reaches the stock; watches a train's seat × segment grid fill in during
 //! `spike demo --train --dashboard`; goes through a sale's waiting room (join, wait,
 //! get admitted, buy); and through a spillover room (`--queue auto`), once
-//! straight through and once behind a crowd. Screenshots go to
+//! straight through and once behind a crowd; and solves a waiting room's
+//! proof of work (`--join-work`) after a join without it was refused.
+//! Screenshots go to
 //! target/test-artifacts/.
 //! `scripts/test` installs Chromium and the npm package.
 
@@ -122,6 +124,29 @@ fn a_spillover_room_lets_a_buyer_through_then_queues_one_behind_a_crowd_in_chrom
     );
 }
 
+#[test]
+fn a_join_without_work_is_refused_and_the_page_solves_its_work_in_chromium() {
+    let (script, screenshot) = check("work");
+
+    // An embedded node selling now behind a waiting room whose joins need
+    // 18 bits of work (about 262,000 hashes on average).
+    let port = free_port();
+    let (node, tokens) = waiting_room_node(
+        port,
+        &["--stock", "5", "--queue", "--join-work", "18"],
+        &["alice", "bob"],
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    browse(
+        node,
+        port,
+        &script,
+        &[&base, "G7", &tokens],
+        &screenshot,
+        5_000,
+    );
+}
+
 /// An embedded `spike node` on `port` selling G7 with `sale` flags behind a
 /// waiting room admitting 2 a second, and a JSON object of each of
 /// `buyers`' tokens, from the key the node verifies with (a waiting room is
@@ -205,6 +230,8 @@ fn browse(
         String::from_utf8_lossy(&browser.stdout),
         String::from_utf8_lossy(&browser.stderr)
     );
+    // What the check saw (shown with --nocapture).
+    println!("{}", String::from_utf8_lossy(&browser.stdout));
     let size = std::fs::metadata(screenshot).map(|m| m.len()).unwrap_or(0);
     assert!(size > min_bytes, "screenshot written ({size} bytes)");
 }

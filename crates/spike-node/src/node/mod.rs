@@ -26,7 +26,7 @@ use spike_core::stat::StatRecord;
 use spike_core::{CentralError, CentralStock, Code, EventId, NodeId};
 use spike_http::{InFlightGate, LoopLag, RetryReason};
 
-use spike_auth::{AdmissionKeys, OperatorKey, OrderKeys, TokenVerifier};
+use spike_auth::{AdmissionKeys, JoinWork, OperatorKey, OrderKeys, TokenVerifier};
 
 use crate::batcher::{BatchSizes, DEFAULT_MAX_BATCH};
 use crate::central_thread::CentralThread;
@@ -146,6 +146,8 @@ pub struct NodeParts {
     /// Makes and checks the admission tokens of sales with a waiting room
     /// (every node of a sale must share them); required to serve one.
     pub admissions: Option<AdmissionKeys>,
+    /// The proof of work a waiting room's join must carry, if any.
+    pub join_work: Option<JoinWork>,
 }
 
 /// One request, as the node needs it.
@@ -195,6 +197,7 @@ pub struct Node<C> {
     order_keys: Option<OrderKeys>,
     operator: Option<OperatorKey>,
     admissions: Option<AdmissionKeys>,
+    join_work: Option<JoinWork>,
     stats: NodeStats,
     /// The start of every request id this node makes: its name, cut short.
     request_tag: String,
@@ -268,6 +271,7 @@ impl<C: CentralStock> Node<C> {
             order_keys: parts.order_keys,
             operator: parts.operator,
             admissions: parts.admissions,
+            join_work: parts.join_work,
             stats: NodeStats::default(),
             shutting_down: AtomicBool::new(false),
             central_gate,
@@ -454,6 +458,7 @@ impl<C: CentralStock> Node<C> {
                 self.queue_status(query, bearer).await
             }
             Route::Queue(QueueRequest::Page) => Answer::from(spike_http::Answer::Page(QUEUE_PAGE)),
+            Route::Queue(QueueRequest::Challenge) => self.queue_challenge(query, bearer),
             Route::Availability {
                 ref train,
                 ref date,

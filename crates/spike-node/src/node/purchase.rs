@@ -86,8 +86,9 @@ impl<C: CentralStock> Node<C> {
         if let Some(refusal) = state.refusal(user.as_ref(), shutting_down, SystemTime::now()) {
             return Err(Outcome::about(refusal, event, user, &state));
         }
+        let (token, work) = (params.admission.as_deref(), params.work.as_deref());
         let (admission, at_the_door) =
-            match self.entrance(&event, &state, user.as_ref(), params.admission.as_deref()) {
+            match self.entrance(&event, &state, user.as_ref(), token, work) {
                 Ok(Entrance::NoRoom) => (None, false),
                 Ok(Entrance::Admitted(position)) => (Some(position), false),
                 Ok(Entrance::AtTheDoor) => (None, true),

@@ -10,7 +10,7 @@ use hyper::StatusCode;
 use spike_core::{CentralStock, EventId, QueueJoin, Standing, UserId};
 use spike_http::RetryReason;
 
-use spike_auth::{AdmissionError, AdmissionKeys};
+use spike_auth::{AdmissionError, AdmissionKeys, Challenge};
 
 use super::caller::{Asker, Claims};
 use super::event::EventState;
@@ -41,6 +41,7 @@ impl<C: CentralStock> Node<C> {
         state: &EventState,
         user: Option<&UserId>,
         token: Option<&str>,
+        work: Option<&str>,
     ) -> Result<Entrance, Answer> {
         let (Some(room), Some(user)) = (&state.queue, user) else {
             return Ok(Entrance::NoRoom);
@@ -55,6 +56,8 @@ impl<C: CentralStock> Node<C> {
             });
         }
         if token.is_none() && room.spills_over() {
+            // Asking at the door joins: the join's proof of work first.
+            self.check_work(event, user, work)?;
             return Ok(Entrance::AtTheDoor);
         }
         let now_ms = spike_core::time::unix_millis(SystemTime::now());
@@ -172,13 +175,16 @@ impl<C: CentralStock> Node<C> {
     /// `POST /queue/join`: puts the buyer in the sale's waiting room (or
     /// finds their place) and says where they stand.
     pub(super) async fn queue_join(&self, query: Option<&str>, bearer: Option<&str>) -> Answer {
-        let (event, state, user) = match self.queue_caller(query, bearer) {
+        let (event, state, user, work) = match self.queue_caller(query, bearer) {
             Ok(found) => found,
             Err(refusal) => return refusal,
         };
         let Some(room) = &state.queue else {
             return no_queue(&event);
         };
+        if let Err(refusal) = self.check_work(&event, &user, work.as_deref()) {
+            return refusal;
+        }
         self.stats.count_queue_central_call();
         let (join_index, passed) = match self.central.join_queue(&event, &user, unguessable()).await
         {
@@ -215,7 +221,7 @@ impl<C: CentralStock> Node<C> {
     /// `GET /queue/status`: where the buyer stands, from this node's memory
     /// (a buyer this node has not seen costs one read of central stock).
     pub(super) async fn queue_status(&self, query: Option<&str>, bearer: Option<&str>) -> Answer {
-        let (event, state, user) = match self.queue_caller(query, bearer) {
+        let (event, state, user, _) = match self.queue_caller(query, bearer) {
             Ok(found) => found,
             Err(refusal) => return refusal,
         };
@@ -232,18 +238,61 @@ impl<C: CentralStock> Node<C> {
         }
     }
 
+    /// `GET /queue/challenge`: the challenge this buyer's join must carry
+    /// solved, when this node asks for proof of work (`--join-work`).
+    pub(super) fn queue_challenge(&self, query: Option<&str>, bearer: Option<&str>) -> Answer {
+        let (event, state, user, _) = match self.queue_caller(query, bearer) {
+            Ok(found) => found,
+            Err(refusal) => return refusal,
+        };
+        if state.queue.is_none() {
+            return no_queue(&event);
+        }
+        let Some(work) = &self.join_work else {
+            return Answer::refused(
+                StatusCode::NOT_FOUND,
+                "this node asks no proof of work: join at once (POST /queue/join)",
+            );
+        };
+        let now_ms = spike_core::time::unix_millis(SystemTime::now());
+        Answer::done(
+            None,
+            &challenge_json(&work.challenge(&event, &user, now_ms)),
+        )
+    }
+
+    /// The join's proof of work, when this node asks for it: 403, code -4,
+    /// with why and a fresh challenge to solve.
+    fn check_work(&self, event: &EventId, user: &UserId, work: Option<&str>) -> Result<(), Answer> {
+        let Some(join_work) = &self.join_work else {
+            return Ok(());
+        };
+        let now_ms = spike_core::time::unix_millis(SystemTime::now());
+        join_work
+            .verify(event, user, work, now_ms)
+            .map_err(|error| {
+                self.stats.count_work_refused();
+                let challenge = join_work.challenge(event, user, now_ms);
+                Answer::refused_with(
+                    StatusCode::FORBIDDEN,
+                    error.to_string(),
+                    challenge_json(&challenge),
+                )
+            })
+    }
+
     /// The event and buyer of a waiting-room request, identified as a
-    /// purchase would be.
+    /// purchase would be, and the join's proof of work if it carries one.
     pub(super) fn queue_caller(
         &self,
         query: Option<&str>,
         bearer: Option<&str>,
-    ) -> Result<(EventId, Arc<EventState>, UserId), Answer> {
+    ) -> Result<(EventId, Arc<EventState>, UserId, Option<String>), Answer> {
         let Asker {
             event,
             state,
             buyer: user,
-            ..
+            params,
         } = self
             .asker(query, bearer, Claims::Taken)
             .map_err(|refused| refused.answer)?;
@@ -251,7 +300,7 @@ impl<C: CentralStock> Node<C> {
         if let Err(retry_after) = self.limiters.check_buyer(&user) {
             return Err(Answer::rate_limited(retry_after));
         }
-        Ok((event, state, user))
+        Ok((event, state, user, params.work))
     }
 
     /// The buyer's join index: from memory, else from central stock (then
@@ -335,6 +384,15 @@ impl<C: CentralStock> Node<C> {
 /// seeds): a waiting room's shuffle seed.
 pub(super) fn unguessable() -> u64 {
     rand::random()
+}
+
+/// A challenge as answers carry it.
+fn challenge_json(challenge: &Challenge) -> serde_json::Value {
+    serde_json::json!({
+        "challenge": challenge.text,
+        "work_bits": challenge.bits,
+        "expires_at_ms": challenge.expires_at_ms,
+    })
 }
 
 /// 409: the waiting room opens for joining at `joins_open_at_ms`.

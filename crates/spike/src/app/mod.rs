@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use spike_auth::{AdmissionKeys, KeyRing, OperatorKey, OrderKeys, SecretKey, TokenVerifier};
+use spike_auth::{
+    AdmissionKeys, JoinWork, KeyRing, OperatorKey, OrderKeys, SecretKey, TokenVerifier, WorkError,
+};
 use spike_core::{CentralStock, IdError, NodeId, OrderStream, SecretUrl};
 use spike_http::{Server, ServerOptions};
 use spike_node::stat_log::{StatLogError, DEFAULT_QUEUE_LINES};
@@ -68,8 +70,13 @@ pub struct NodeSettings {
     /// them, the node makes a random key, and its order keys open orders on
     /// this node only.
     pub order_keys: Option<KeyRing>,
-    /// The payment service's keys (without them, no one can confirm a payment).
+    /// The operator's keys: the payment service confirms payments with
+    /// one, and an operator gives live controls with one (without them,
+    /// neither is possible on this node).
     pub operator_keys: Option<KeyRing>,
+    /// Zero bits of proof of work a waiting room's join must carry
+    /// (`--join-work`; none by default).
+    pub join_work_bits: Option<u8>,
     /// How both listeners treat connections (timeouts, caps, grace).
     pub server: ServerOptions,
 }
@@ -88,6 +95,7 @@ impl NodeSettings {
             token_keys: None,
             order_keys: None,
             operator_keys: None,
+            join_work_bits: None,
             server: ServerOptions::with_grace(DEFAULT_GRACE),
         }
     }
@@ -124,6 +132,9 @@ pub enum AppError {
     /// No random key could be made.
     #[error("cannot read random bytes for order keys: {0}")]
     Random(std::io::Error),
+    /// The join work's difficulty is out of range.
+    #[error("--join-work: {0}")]
+    JoinWork(#[from] WorkError),
 }
 
 /// A running node: its public and admin servers, and its pipeline if it runs one.
@@ -188,9 +199,13 @@ where
             let keys = Some(OrderKeys::new(order_keys.clone()));
             Arc::new(OrdersHttp::new(desk, keys)) as Arc<dyn OrdersApi>
         });
+        let join_work = (settings.join_work_bits)
+            .map(|bits| JoinWork::new(order_keys.clone(), bits))
+            .transpose()?;
         let parts = NodeParts {
             stat_log,
             orders: api,
+            join_work,
             tokens: settings.token_keys.map(TokenVerifier::new),
             admissions: Some(AdmissionKeys::new(order_keys.clone())),
             order_keys: Some(OrderKeys::new(order_keys)),

@@ -136,10 +136,18 @@ pub struct NodeArgs {
     /// one: this node's order keys then open orders on this node only.
     #[arg(long, env = "SPIKE_ORDER_KEY_FILE")]
     pub order_key_file: Option<PathBuf>,
-    /// The payment service's keys: `POST /orders/{id}/pay` needs one as
-    /// `Authorization: Bearer`. Without it, no payment can be confirmed here.
+    /// The operator's keys: `POST /orders/{id}/pay` (the payment service)
+    /// and the live controls on the admin surface (`spike sale pause`,
+    /// `spike queue set`, …) need one as `Authorization: Bearer`. Without
+    /// it, neither is possible on this node.
     #[arg(long, env = "SPIKE_OPERATOR_KEY_FILE")]
     pub operator_key_file: Option<PathBuf>,
+    /// Ask every waiting-room join for proof of work: a hash of the
+    /// challenge this node gives (GET /queue/challenge) with BITS leading
+    /// zero bits (1-32; 18 costs a browser about a quarter of a second).
+    /// Give every node of a sale the same.
+    #[arg(long, value_name = "BITS", value_parser = clap::value_parser!(u8).range(1..=32))]
+    pub join_work: Option<u8>,
     /// Also run the order pipeline (writer and expiry) inside this node.
     #[arg(long, requires = "database_url")]
     pub orders_worker: bool,
@@ -223,6 +231,7 @@ fn settings(args: &NodeArgs, worker: bool) -> anyhow::Result<NodeSettings> {
     settings.token_keys = keys(&args.token_key_file)?;
     settings.order_keys = keys(&args.order_key_file)?;
     settings.operator_keys = keys(&args.operator_key_file)?;
+    settings.join_work_bits = args.join_work;
     settings.orders = match &args.database_url {
         Some(ledger) => Some(OrdersSettings {
             ledger: LedgerSource::Url(ledger.clone()),

@@ -60,6 +60,7 @@ pub struct NodeSpec {
     stat_log_queue: Option<u64>,
     max_central_in_flight: Option<std::num::NonZeroUsize>,
     rate_limits: spike_node::rate_limit::RateLimits,
+    join_work: Option<u8>,
 }
 
 /// A node named `name`, serving every event, refreshing hourly.
@@ -75,10 +76,17 @@ pub fn named(name: &str) -> NodeSpec {
         stat_log_queue: None,
         max_central_in_flight: None,
         rate_limits: Default::default(),
+        join_work: None,
     }
 }
 
 impl NodeSpec {
+    /// Asks waiting-room joins for `bits` of proof of work.
+    pub fn join_work(mut self, bits: u8) -> Self {
+        self.join_work = Some(bits);
+        self
+    }
+
     /// Serves `event` (the first one given is the default).
     pub fn serving(mut self, event: &EventId) -> Self {
         self.events.push(event.clone());
@@ -160,6 +168,7 @@ pub async fn spawn_node<C: Central>(central: C, spec: NodeSpec) -> TestNode<C> {
     settings.token_keys = spec.tokens;
     settings.order_keys = Some(ring(ORDER_SECRET));
     settings.operator_keys = Some(ring(OPERATOR_KEY));
+    settings.join_work_bits = spec.join_work;
     settings.orders = spec.orders.map(|ledger| OrdersSettings {
         ledger: LedgerSource::Open(ledger),
         pipeline: None,
