@@ -84,6 +84,8 @@ pub enum Command {
     Audit(AuditArgs),
     /// Print the Lua scripts central stock runs in Redis, exactly as Redis receives them.
     Scripts(ScriptsArgs),
+    /// Ask a URL once (a node's /healthz): exit 0 on a 2xx answer, 1 otherwise (the image's health check).
+    Probe(crate::commands::probe::ProbeArgs),
     /// Print a signed buyer token (HS256 JWT) for a sale created with --auth token.
     Token(TokenArgs),
 }

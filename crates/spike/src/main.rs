@@ -73,7 +73,8 @@ fn main() -> ExitCode {
         | Command::NginxConf(_)
         | Command::Audit(_)
         | Command::Scripts(_)
-        | Command::Token(_) => NonZeroUsize::new(1),
+        | Command::Token(_)
+        | Command::Probe(_) => NonZeroUsize::new(1),
         Command::Bench(_) | Command::Demo(_) | Command::Dashboard(_) | Command::Orders(_) => None,
     };
     let result = runtime(threads)
@@ -102,6 +103,7 @@ fn main() -> ExitCode {
                     Command::Dashboard(args) => commands::run_dashboard(args).await,
                     Command::Scripts(args) => commands::print_scripts(args),
                     Command::Token(args) => commands::print_token(args),
+                    Command::Probe(args) => commands::run_probe(args).await,
                 }
             })
         });

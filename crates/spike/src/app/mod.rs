@@ -265,11 +265,12 @@ impl<C: CentralStock> NodeApp<C> {
 /// A key from the operating system's random source (the order keys of a
 /// node given none, or of the demo's nodes, which share one).
 pub fn random_keys() -> Result<KeyRing, AppError> {
-    use std::io::Read;
+    use rand::TryRngCore;
     let mut bytes = [0u8; 48];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut source| source.read_exact(&mut bytes))
-        .map_err(AppError::Random)?;
+    // The operating system's generator (getrandom(2)): no /dev needed, as
+    // in a container image's bare root filesystem.
+    (rand::rngs::OsRng.try_fill_bytes(&mut bytes))
+        .map_err(|error| AppError::Random(std::io::Error::other(error.to_string())))?;
     let key = SecretKey::new(bytes.to_vec())
         .map_err(|_| AppError::Random(std::io::Error::other("random key too short")))?;
     Ok(KeyRing::new(key, Vec::new()))

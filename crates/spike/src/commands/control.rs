@@ -6,15 +6,13 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use bytes::Bytes;
 use clap::{Args, Subcommand};
-use http_body_util::{BodyExt, Empty};
-use hyper::{Method, Request};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper::Method;
 use serde_json::Value;
 use spike_auth::KeyRing;
 use spike_core::{EventId, OperatorName, UserId};
+
+use super::http_client::exchange;
 
 /// Which node, which sale, and the operator key: what every control needs.
 #[derive(Debug, Args)]
@@ -144,19 +142,7 @@ impl AdminTarget {
             self.admin.trim_end_matches('/'),
             query.join("&")
         );
-        let request = Request::builder()
-            .method(method)
-            .uri(&url)
-            .header(hyper::header::AUTHORIZATION, format!("Bearer {key}"))
-            .body(Empty::<Bytes>::new())
-            .with_context(|| format!("{url} is not a URL"))?;
-        let client = Client::builder(TokioExecutor::new()).build_http();
-        let response = (client.request(request).await)
-            .with_context(|| format!("no answer from {}", self.admin))?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        let answer: Value = serde_json::from_slice(&body)
-            .with_context(|| format!("{path} answered {status} without JSON"))?;
+        let (status, answer) = exchange(method, &url, Some(&key), CONTROL_DEADLINE).await?;
         if !status.is_success() {
             let why = answer["data"]["reason"].as_str().or(answer["msg"].as_str());
             anyhow::bail!(
@@ -167,6 +153,9 @@ impl AdminTarget {
         Ok(answer["data"].clone())
     }
 }
+
+/// How long a control may take to be answered.
+const CONTROL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One operator log entry, on one line.
 fn entry_line(entry: &Value) -> String {

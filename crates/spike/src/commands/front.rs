@@ -33,6 +33,10 @@ pub struct NginxConfArgs {
     /// Retry-After) at once. Default: a node's own bound.
     #[arg(long, default_value_t = spike_front::DEFAULT_MAX_IN_FLIGHT_PER_UPSTREAM)]
     pub max_in_flight_per_node: NonZeroUsize,
+    /// Write the configuration to this file instead of standard output (a
+    /// container image has no shell to redirect with).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
 }
 
 /// `spike front`
@@ -68,7 +72,12 @@ pub fn print_nginx_conf(args: NginxConfArgs) -> anyhow::Result<()> {
         access_log: args.access_log,
         max_in_flight_per_node: args.max_in_flight_per_node.get(),
     };
-    print!("{}", render(&options, &args.upstreams));
+    let config = render(&options, &args.upstreams);
+    match &args.output {
+        None => print!("{config}"),
+        Some(path) => std::fs::write(path, config)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+    }
     Ok(())
 }
 
