@@ -282,32 +282,6 @@ pub enum ControlOutcome {
     NoSuchSale,
 }
 
-/// A sale's live state as the operator log leaves it: what a node follows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Controls {
-    /// Whether the sale is paused.
-    pub paused: bool,
-    /// The admission settings the latest change set, if any.
-    pub admission: Option<AdmissionSettings>,
-    /// Revoked buyers and why, oldest first.
-    pub revoked: Vec<(UserId, RevokeReason)>,
-}
-
-impl Controls {
-    /// These controls with `entry` applied.
-    pub fn apply(&mut self, entry: &OperatorEntry) {
-        match &entry.applied {
-            Applied::Paused => self.paused = true,
-            Applied::Resumed => self.paused = false,
-            Applied::Admission { now, .. } => self.admission = Some(*now),
-            Applied::Revoked { user, reason } => {
-                self.revoked.retain(|(known, _)| known != user);
-                self.revoked.push((user.clone(), reason.clone()));
-            }
-        }
-    }
-}
-
 /// The periods of a waiting room's admission: `current` (the sale's rules
 /// now) before any change, then one period per admission change of `log`,
 /// each counted from the later of the change and `origin_ms`. The first
@@ -410,30 +384,6 @@ mod tests {
     fn rates_are_bounded() {
         assert_eq!(AdmissionSettings::new(0, None), Err(ControlError::BadRate));
         assert!(AdmissionSettings::new(MAX_ADMIT_RATE + 1, None).is_err());
-    }
-
-    #[test]
-    fn the_log_leaves_the_controls_its_entries_say() {
-        let mut controls = Controls::default();
-        let alice = UserId::parse("alice").unwrap();
-        let reason = |text| RevokeReason::parse(text).unwrap();
-        for applied in [
-            Applied::Paused,
-            Applied::Revoked {
-                user: alice.clone(),
-                reason: reason("first"),
-            },
-            Applied::Resumed,
-            Applied::Paused,
-            Applied::Revoked {
-                user: alice.clone(),
-                reason: reason("second"),
-            },
-        ] {
-            controls.apply(&entry(0, applied));
-        }
-        assert!(controls.paused);
-        assert_eq!(controls.revoked, vec![(alice, reason("second"))]);
     }
 
     #[test]

@@ -211,7 +211,7 @@ async fn a_pause_on_one_node_stops_all_four_within_a_second_and_loses_nothing() 
     let resuming = Instant::now();
     let resumed = operator.resume().await;
     assert_eq!(resumed.status, StatusCode::OK, "{:?}", resumed.body);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
     stop.store(true, Ordering::Relaxed);
     for buyer in buyers {
         buyer.await.unwrap();
