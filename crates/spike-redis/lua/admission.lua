@@ -1,12 +1,12 @@
 -- admission.lua: the waiting room's admission rule, put before queue_tick.lua
 -- and queue_join.lua by src/scripts.rs. The same rule as
--- `QueueConfig::admission_target` and `paced_after` (spike-core/src/queue.rs):
+-- `QueueConfig::admission_target` and `paced_after` (spike-core/src/queue/mod.rs):
 -- `admitted` moves never back, never past who joined, never past the rate's
 -- token bucket (`paced`: milliseconds since the opening times the rate that
 -- the admissions used, 1,000 each; the bucket holds at most
 -- ADMISSION_BURST_MS of the rate), and with a max_active cap, never past that
 -- many admitted buyers who have neither bought nor let their admission
--- expire. The rate is counted from `rate_origin_ms` (queue.rs): the
+-- expire. The rate is counted from `rate_origin_ms` (queue/mod.rs): the
 -- opening, or a bucket's worth before a later seal, so that the products
 -- below stay integers under 2^53 (30 days at the fastest rate): exact; or,
 -- once an operator changed the rate (control.lua), from that change, with

@@ -9,15 +9,23 @@
 //! seed drawn at that moment, so arriving early, or with a bot, gains
 //! nothing; later arrivals keep their arrival order behind them. Positions
 //! start at 0; position `p` is admitted once `admitted > p`.
+//!
+//! Here: the configuration, the admission rule and the counters. What the
+//! admission steps say afterwards (for the audit and the counters) is in
+//! `history`; the shuffle and where a buyer stands in `standing`.
 
 use std::num::{NonZeroU32, NonZeroU64};
 use std::time::{Duration, SystemTime};
 
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha20Rng;
-
 use crate::time::unix_millis;
+
+mod history;
+mod standing;
+
+pub use history::{
+    active_at, admitted_at, admitted_by, passes_ahead_of_waiters, steps_beyond_rate, RatePeriod,
+};
+pub use standing::{QueueView, Shuffle, Standing};
 
 /// How long an admitted buyer may buy, by default.
 pub const DEFAULT_ADMIT_WINDOW: Duration = Duration::from_secs(10 * 60);
@@ -248,76 +256,6 @@ pub fn rate_origin_ms(opens_at_ms: u64, sealed_at_ms: u64) -> u64 {
     opens_at_ms.max(sealed_at_ms.saturating_sub(ADMISSION_BURST_MS))
 }
 
-/// One period of a waiting room's admission at one rate: from `from_ms`
-/// (the rate's origin for that period, see [`crate::queue::rate_origin_ms`])
-/// with `config`'s rate and cap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RatePeriod {
-    /// When the period's rate is counted from (Unix milliseconds).
-    pub from_ms: u64,
-    /// The room's rules in that period.
-    pub config: QueueConfig,
-}
-
-/// For the audit: the admission steps (oldest first) that moved faster than
-/// the token bucket of their period allows. Each period
-/// (the control module's `rate_periods`: the first from the rate's origin, see
-/// [`rate_origin_ms`], then one from each operator's change of the rate)
-/// replays its steps with its own rate, its bucket empty at its start, as
-/// central stock's is. Both the ticks and the buyers who passed straight
-/// through take their tokens from it, so none may overdraw it.
-pub fn steps_beyond_rate(periods: &[RatePeriod], steps: &[AdmissionStep]) -> u64 {
-    let mut progress = AdmissionProgress {
-        since_opening_ms: 0,
-        paced: 0,
-        joined: u64::MAX,
-        admitted: 0,
-        bought: 0,
-        expired_unbought: 0,
-    };
-    let mut beyond = 0;
-    let mut current: Option<usize> = None;
-    for step in steps {
-        let period = periods
-            .iter()
-            .rposition(|period| period.from_ms <= step.at_ms)
-            .unwrap_or(0);
-        let Some(RatePeriod { from_ms, config }) = periods.get(period) else {
-            return 0;
-        };
-        if current != Some(period) {
-            if current.is_some() {
-                progress.paced = 0;
-            }
-            current = Some(period);
-        }
-        progress.since_opening_ms = step.at_ms.saturating_sub(*from_ms);
-        if step.admitted.saturating_sub(progress.admitted) > config.rate_budget(&progress) {
-            beyond += 1;
-        }
-        progress.paced = config.paced_after(&progress, step.admitted);
-        progress.admitted = progress.admitted.max(step.admitted);
-    }
-    beyond
-}
-
-/// For the audit: the buyers who passed straight through (their positions)
-/// while someone was waiting. A pass at position `p` must be the one step
-/// that moved `admitted` from `p` to `p + 1`: everyone before it had been
-/// admitted, and nobody was admitted with it.
-pub fn passes_ahead_of_waiters(steps: &[AdmissionStep], passed: &[u64]) -> u64 {
-    let fair = |position: u64| {
-        let step = steps.partition_point(|step| step.admitted <= position);
-        let moved_to_next = steps.get(step).is_some_and(|s| s.admitted == position + 1);
-        let before = step
-            .checked_sub(1)
-            .and_then(|previous| steps.get(previous))
-            .map_or(0, |s| s.admitted);
-        moved_to_next && before == position
-    };
-    passed.iter().filter(|&&position| !fair(position)).count() as u64
-}
-
 /// What an admission step needs to know about the queue right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AdmissionProgress {
@@ -384,165 +322,6 @@ pub struct QueueCounters {
     pub remaining: u64,
     /// Admission steps after the time the caller asked from, oldest first.
     pub steps: Vec<AdmissionStep>,
-}
-
-/// The positions of the early joiners: a uniform shuffle of `0..early`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Shuffle {
-    position_of: Vec<u32>,
-}
-
-impl Shuffle {
-    /// The shuffle `seal` stands for: the same on every node and in the
-    /// audit (ChaCha20 seeded with the seal's seed drives Fisher–Yates).
-    pub fn of(seal: Seal) -> Self {
-        let early = u32::try_from(seal.early.min(MAX_EARLY_JOINERS)).unwrap_or(u32::MAX);
-        let mut position_of: Vec<u32> = (0..early).collect();
-        position_of.shuffle(&mut ChaCha20Rng::seed_from_u64(seal.seed));
-        Self { position_of }
-    }
-
-    /// The position of the buyer who joined `join_index`-th.
-    pub fn position(&self, join_index: u64) -> u64 {
-        usize::try_from(join_index)
-            .ok()
-            .and_then(|index| self.position_of.get(index))
-            .map_or(join_index, |position| u64::from(*position))
-    }
-
-    /// Buyers shuffled.
-    pub fn early(&self) -> u64 {
-        self.position_of.len() as u64
-    }
-}
-
-/// When position `position` was admitted, from the admission steps (oldest
-/// first), if it was.
-pub fn admitted_at(steps: &[AdmissionStep], position: u64) -> Option<u64> {
-    let first = steps.partition_point(|step| step.admitted <= position);
-    steps.get(first).map(|step| step.at_ms)
-}
-
-/// Positions admitted at or before `at_ms`, by `steps` (oldest first).
-pub fn admitted_by(steps: &[AdmissionStep], at_ms: u64) -> u64 {
-    let taken = steps.partition_point(|step| step.at_ms <= at_ms);
-    taken
-        .checked_sub(1)
-        .and_then(|last| steps.get(last))
-        .map_or(0, |step| step.admitted)
-}
-
-/// Admitted buyers at `now_ms` who have neither bought (`bought`: the
-/// positions that did, in any order) nor let their admission of
-/// `window_ms` expire: [`AdmissionProgress::active`], from a room's record.
-pub fn active_at(
-    steps: &[AdmissionStep],
-    bought: &[u64],
-    admitted: u64,
-    window_ms: u64,
-    now_ms: u64,
-) -> u64 {
-    let expired = admitted_by(steps, now_ms.saturating_sub(window_ms));
-    let bought_expired = bought.iter().filter(|p| **p < expired).count() as u64;
-    AdmissionProgress {
-        since_opening_ms: 0,
-        paced: 0,
-        joined: admitted,
-        admitted,
-        bought: bought.len() as u64,
-        expired_unbought: expired.saturating_sub(bought_expired),
-    }
-    .active()
-}
-
-/// Where one buyer stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Standing {
-    /// Joined before the opening: everyone has the same standing until the
-    /// shuffle.
-    WaitingForStart {
-        /// When the sale opens (Unix milliseconds).
-        opens_at_ms: u64,
-    },
-    /// Has a position, not yet admitted.
-    Waiting {
-        /// The buyer's position (0 is first).
-        position: u64,
-        /// Positions ahead of it, not yet admitted.
-        ahead: u64,
-    },
-    /// Admitted: may buy until `expires_at_ms`.
-    Admitted {
-        /// The buyer's position.
-        position: u64,
-        /// When the admission ends (Unix milliseconds).
-        expires_at_ms: u64,
-    },
-    /// Admitted, and the window passed.
-    Expired {
-        /// The buyer's position.
-        position: u64,
-    },
-    /// The sale sold out before this buyer could buy.
-    SoldOut {
-        /// The buyer's position, if the queue was sealed.
-        position: Option<u64>,
-    },
-}
-
-/// What a node knows about one queued sale, to place a buyer.
-#[derive(Debug, Clone, Copy)]
-pub struct QueueView<'a> {
-    /// The waiting room's rules.
-    pub config: &'a QueueConfig,
-    /// When the sale opens (Unix milliseconds).
-    pub opens_at_ms: u64,
-    /// The shuffle, once sealed.
-    pub shuffle: Option<&'a Shuffle>,
-    /// Positions admitted so far.
-    pub admitted: u64,
-    /// Admission steps, oldest first.
-    pub steps: &'a [AdmissionStep],
-    /// Whether the sale sold out.
-    pub sold_out: bool,
-}
-
-impl QueueView<'_> {
-    /// Where the buyer who joined `join_index`-th stands at `now_ms`.
-    pub fn standing(&self, join_index: u64, now_ms: u64) -> Standing {
-        let Some(shuffle) = self.shuffle else {
-            return if self.sold_out {
-                Standing::SoldOut { position: None }
-            } else {
-                Standing::WaitingForStart {
-                    opens_at_ms: self.opens_at_ms,
-                }
-            };
-        };
-        let position = shuffle.position(join_index);
-        if self.sold_out {
-            return Standing::SoldOut {
-                position: Some(position),
-            };
-        }
-        if position >= self.admitted {
-            return Standing::Waiting {
-                position,
-                ahead: position - self.admitted,
-            };
-        }
-        let expires_at_ms = admitted_at(self.steps, position)
-            .unwrap_or(now_ms)
-            .saturating_add(self.config.admit_window_millis());
-        if now_ms < expires_at_ms {
-            Standing::Admitted {
-                position,
-                expires_at_ms,
-            }
-        } else {
-            Standing::Expired { position }
-        }
-    }
 }
 
 #[cfg(test)]
