@@ -113,4 +113,3 @@ pub fn active_at(
     }
     .active()
 }
-

@@ -1,26 +1,31 @@
 //! Reconciling the three records of a sale — central stock, the order stream
 //! and the order ledger (plus, when given, the nodes' stat logs) — into an
 //! audit, and rebuilding central stock from the ledger after it lost state.
-//! Pure functions over what the adapters read.
+//! Pure functions over what the adapters read: the audit here, its
+//! waiting-room, waitlist and controls checks beside it, and the recovery's
+//! rebuild in `recovery`.
 
 use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
 
-use crate::central::{Holding, QueueRecord, Restoration};
+use crate::central::QueueRecord;
 use crate::code::Code;
-use crate::control::{rate_periods, OperatorEntry};
+use crate::control::OperatorEntry;
 use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
 use crate::order::{Order, OrderState};
 use crate::order_stream::StreamEntry;
-use crate::queue::{passes_ahead_of_waiters, steps_beyond_rate, QueueConfig, Shuffle};
-use crate::sale::{BuyerPolicy, SaleConfig, SaleSnapshot};
+use crate::sale::{BuyerPolicy, SaleSnapshot};
 use crate::stat::parse_line;
 use crate::time::unix_millis;
 use crate::train::{ClassOccupancy, Occupancy, Ticket, WaitEntry};
 
 mod controls;
+mod queue;
+mod recovery;
 mod waitlist;
 
+use queue::queue_lines;
+pub use recovery::{restoration, sequence_floor, EarlierFence, SEQUENCES_PER_MS};
 pub use waitlist::restored_waitlist;
 
 /// Everything an audit looks at, for one event.
@@ -410,94 +415,6 @@ pub fn audit(evidence: &Evidence<'_>) -> AuditReport {
     AuditReport { lines }
 }
 
-/// The waiting room's checks: every place given once, nobody admitted
-/// twice, nobody holding a seat without an admission of their own, no
-/// admission faster than the rate (of `room`, when central stock has the
-/// sale), and in a spillover room, nobody passing straight through while
-/// others waited.
-fn queue_lines<'a>(
-    record: &QueueRecord,
-    room: Option<&QueueConfig>,
-    operator_log: &[OperatorEntry],
-    holders: impl Iterator<Item = &'a UserId>,
-) -> Vec<AuditLine> {
-    let joined = record.joiners.len() as u64;
-    let mut places = HashSet::new();
-    let misplaced = (record.joiners.iter())
-        .filter(|(_, index)| *index >= joined || !places.insert(*index))
-        .count() as u64;
-    let place_of: HashMap<&UserId, u64> = (record.joiners.iter())
-        .map(|(user, index)| (user, *index))
-        .collect();
-    let shuffle = record.counters.seal.map(Shuffle::of);
-    let admitted = record.counters.admitted;
-    let mut positions_of: HashMap<&UserId, HashSet<u64>> = HashMap::new();
-    for (position, user) in &record.bought {
-        positions_of.entry(user).or_default().insert(*position);
-    }
-    let twice = positions_of.values().filter(|p| p.len() > 1).count() as u64;
-    let not_admitted = (record.bought.iter())
-        .filter(|(position, _)| *position >= admitted)
-        .count() as u64;
-    let not_theirs = (record.bought.iter())
-        .filter(|(position, user)| {
-            let own = (place_of.get(user), &shuffle);
-            !matches!(own, (Some(index), Some(shuffle)) if shuffle.position(*index) == *position)
-        })
-        .count() as u64;
-    let steps = &record.counters.steps;
-    let beyond_rate = room.map_or(0, |config| {
-        steps_beyond_rate(
-            &rate_periods(*config, record.origin_ms, operator_log),
-            steps,
-        )
-    });
-    let passed_ahead = passes_ahead_of_waiters(steps, &record.passed);
-    let carried: HashSet<&UserId> = record.carried.iter().collect();
-    let unadmitted_holders = holders
-        .filter(|user| !positions_of.contains_key(user) && !carried.contains(user))
-        .count() as u64;
-    vec![
-        AuditLine::figure("waiting room: buyers who joined", joined),
-        AuditLine::figure(
-            "waiting room: holders admitted before a reset (recovery)",
-            record.carried.len() as u64,
-        ),
-        AuditLine::figure("waiting room: positions admitted", admitted),
-        AuditLine::figure(
-            "waiting room: buyers who passed straight through (spillover)",
-            record.passed.len() as u64,
-        ),
-        AuditLine::check("waiting room: places given twice or skipped", misplaced, 0),
-        AuditLine::check("waiting room: buyers admitted at two positions", twice, 0),
-        AuditLine::check(
-            "waiting room: purchases at a position not admitted",
-            not_admitted,
-            0,
-        ),
-        AuditLine::check(
-            "waiting room: purchases at another buyer's position",
-            not_theirs,
-            0,
-        ),
-        AuditLine::check(
-            "waiting room: buyers holding seats without an admission",
-            unadmitted_holders,
-            0,
-        ),
-        AuditLine::check(
-            "waiting room: admission steps faster than the rate",
-            beyond_rate,
-            0,
-        ),
-        AuditLine::check(
-            "waiting room: buyers who passed ahead of a waiting buyer",
-            passed_ahead,
-            0,
-        ),
-    ]
-}
-
 /// Orders whose request was told "sold out" once it held them: the
 /// buyer holds a seat they were told they did not get.
 fn phantom_orders(evidence: &Evidence<'_>, sold_out: &[LoggedSoldOut]) -> u64 {
@@ -559,110 +476,12 @@ fn seat_lines<'a>(
     ]
 }
 
-/// Order sequences handed out per millisecond, at most, between two
-/// recoveries: the bound that makes [`restoration`]'s time floor safe
-/// (a flash sale sells about 50 a millisecond at most; see BENCHMARKS.md).
-pub const SEQUENCES_PER_MS: u64 = 1_000;
-
-/// The lowest sequence a recovery at `recovered_at` may hand out: above
-/// every sequence of a first life (see [`restoration`]).
-pub fn sequence_floor(recovered_at: SystemTime) -> u64 {
-    unix_millis(recovered_at).saturating_mul(SEQUENCES_PER_MS)
-}
-
-/// The fence an earlier recovery left on a sale's ledger: sequences up to
-/// `through` belong to lives it closed, and the life it opened started
-/// right above, at `at_ms` (Unix milliseconds on the ledger's own clock; 0
-/// when unknown). `through` 0: never recovered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EarlierFence {
-    /// The highest sequence of the lives closed so far.
-    pub through: u64,
-    /// When it was raised, on the ledger's clock.
-    pub at_ms: u64,
-}
-
-impl EarlierFence {
-    /// The fence a recovery at `now_ms` (the ledger's clock) raises, given
-    /// the highest sequence its records show: above those records, above
-    /// the time floor ([`SEQUENCES_PER_MS`] a millisecond since the epoch),
-    /// and above every sequence the life the earlier fence opened could
-    /// have handed out since (at most [`SEQUENCES_PER_MS`] a millisecond).
-    /// Both clocks are the ledger's, so a recovery run on a host whose
-    /// clock is behind never lands inside the life it closes.
-    pub fn next(&self, now_ms: u64, records: u64) -> u64 {
-        let time_floor = now_ms.saturating_mul(SEQUENCES_PER_MS);
-        let life = match self.through {
-            0 => 0,
-            through => {
-                let elapsed = now_ms.saturating_sub(self.at_ms);
-                through
-                    .saturating_add(elapsed.saturating_mul(SEQUENCES_PER_MS))
-                    .saturating_add(1)
-            }
-        };
-        records.max(time_floor).max(life)
-    }
-}
-
-/// Rebuilds central stock for a sale from the ledger plus the stream's
-/// unwritten entries: every order holding a seat holds it again, every seat
-/// given up stays given up.
-///
-/// New orders continue past every sequence any record could hold, not only
-/// the ones these records show: a sale confirmed by Redis and lost with it
-/// before any writer read it is in neither record, and its id must never be
-/// handed to another buyer. So the sequence resumes at
-/// `recovered_at` in Unix milliseconds × [`SEQUENCES_PER_MS`] (or past the
-/// highest sequence seen, if higher). Every sequence of the sale's first
-/// life is far below that floor (they count from 1), and every sequence
-/// handed out after an earlier recovery at time T is below it too, unless
-/// more than [`SEQUENCES_PER_MS`] orders a millisecond were sold on average
-/// since T.
-pub fn restoration(
-    config: SaleConfig,
-    orders: &[Order],
-    stream: &[StreamEntry],
-    fence: u64,
-) -> Restoration {
-    let in_ledger: HashSet<&OrderId> = orders.iter().map(|o| &o.id).collect();
-    let holding = (orders.iter())
-        .filter(|o| o.state.holds_seat())
-        .map(|o| Holding {
-            order: o.id.clone(),
-            user: o.user.clone(),
-            request: o.request.clone(),
-            ticket: o.ticket.clone(),
-        })
-        .chain(
-            stream
-                .iter()
-                .filter(|e| !in_ledger.contains(&e.order))
-                .map(Holding::from),
-        )
-        .collect();
-    let released = (orders.iter())
-        .filter(|o| !o.state.holds_seat())
-        .map(|o| o.id.clone())
-        .collect();
-    let last_sequence = (orders.iter().map(|o| o.sequence))
-        .chain(stream.iter().map(|e| e.sequence))
-        .chain([fence])
-        .max()
-        .unwrap_or(fence);
-    Restoration {
-        config,
-        last_sequence,
-        holding,
-        released,
-        waitlist: Vec::new(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ids::{EventId, NodeId, RequestId};
+    use crate::queue::{steps_beyond_rate, QueueConfig, Shuffle};
+    use crate::sale::SaleConfig;
 
     fn entry(sequence: u64, user: &str) -> StreamEntry {
         let event = EventId::parse("A").unwrap();
