@@ -12,6 +12,7 @@ mod confirm;
 mod connection;
 mod controls;
 mod keys;
+mod queue;
 mod scripts;
 mod stream;
 mod target;
