@@ -44,7 +44,7 @@ fn dashboard_shows_the_sale_selling_out_in_chromium() {
         ])
         .args(["--linger", "30s", "--no-progress"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(server_log("dashboard"))
         .spawn()
         .expect("start spike demo");
     let page = format!("http://127.0.0.1:{port}/dashboard");
@@ -68,7 +68,7 @@ fn dashboard_fills_a_trains_seat_segment_grid_in_chromium() {
         ])
         .args(["--linger", "30s", "--no-progress"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(server_log("train"))
         .spawn()
         .expect("start spike demo --train");
     let page = format!("http://127.0.0.1:{port}/dashboard");
@@ -177,10 +177,20 @@ fn waiting_room_node(port: u16, sale: &[&str], buyers: &[&str]) -> (std::process
         .args(["--auth", "token", "--token-key-file"])
         .arg(&keys)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(server_log(&format!("node-{port}")))
         .spawn()
         .expect("start spike node");
     (node, serde_json::Value::Object(tokens).to_string())
+}
+
+/// Where a server started for a browser check writes its log
+/// (`target/test-artifacts/NAME-server.log`), to read when a check fails.
+fn server_log(name: &str) -> Stdio {
+    let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).expect("artifact dir");
+    let log =
+        std::fs::File::create(artifacts.join(format!("{name}-server.log"))).expect("server log");
+    Stdio::from(log)
 }
 
 /// The browser check `tests/browser/NAME.mjs` and where its screenshot goes
@@ -221,14 +231,19 @@ fn browse(
         .args(args)
         .arg(screenshot)
         .output();
+    let exited = server.try_wait().ok().flatten();
     let _ = server.kill();
     let _ = server.wait();
     let browser = browser.expect("run node (scripts/test installs what it needs)");
     assert!(
         browser.status.success(),
-        "browser check failed:\n{}\n{}",
+        "browser check failed:\n{}\n{}\nthe server {}; its log is in target/test-artifacts/",
         String::from_utf8_lossy(&browser.stdout),
-        String::from_utf8_lossy(&browser.stderr)
+        String::from_utf8_lossy(&browser.stderr),
+        match exited {
+            Some(status) => format!("had exited before the check ended ({status})"),
+            None => "was still running".to_owned(),
+        }
     );
     // What the check saw (shown with --nocapture).
     println!("{}", String::from_utf8_lossy(&browser.stdout));
