@@ -70,6 +70,9 @@ pub struct NodeConfig {
     pub events: Vec<EventId>,
     /// How often sold-out events ask central stock for returned seats.
     pub refresh_interval: Duration,
+    /// How often each sale's operator log is read for controls given
+    /// through another node ([`CONTROL_FOLLOW_INTERVAL`] by default).
+    pub control_follow_interval: Duration,
     /// Export Prometheus metrics (installs the process's recorder).
     pub metrics: bool,
     /// Purchases that may wait on central stock at once; past it, new ones
@@ -118,6 +121,7 @@ impl NodeConfig {
             node_id,
             events,
             refresh_interval: DEFAULT_REFRESH_INTERVAL,
+            control_follow_interval: CONTROL_FOLLOW_INTERVAL,
             metrics: true,
             max_central_in_flight: DEFAULT_MAX_CENTRAL_IN_FLIGHT,
             rate_limits: RateLimits::default(),
@@ -298,15 +302,10 @@ impl<C: CentralStock> Node<C> {
                 node.tick_queues().await;
             },
         ));
-        let weak = Arc::downgrade(&node);
-        tokio::spawn(repeat(
-            weak,
-            CONTROL_FOLLOW_INTERVAL,
-            CONTROL_FOLLOW_INTERVAL,
-            |node| async move {
-                node.follow_operator_logs().await;
-            },
-        ));
+        let (weak, follow) = (Arc::downgrade(&node), node.config.control_follow_interval);
+        tokio::spawn(repeat(weak, follow, follow, |node| async move {
+            node.follow_operator_logs().await;
+        }));
         if node.limiters.any() {
             let weak = Arc::downgrade(&node);
             tokio::spawn(repeat(

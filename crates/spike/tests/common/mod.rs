@@ -61,6 +61,7 @@ pub struct NodeSpec {
     max_central_in_flight: Option<std::num::NonZeroUsize>,
     rate_limits: spike_node::rate_limit::RateLimits,
     join_work: Option<u8>,
+    control_follow: Option<Duration>,
 }
 
 /// A node named `name`, serving every event, refreshing hourly.
@@ -77,10 +78,17 @@ pub fn named(name: &str) -> NodeSpec {
         max_central_in_flight: None,
         rate_limits: Default::default(),
         join_work: None,
+        control_follow: None,
     }
 }
 
 impl NodeSpec {
+    /// Reads the operator log every `period` (a node's default otherwise).
+    pub fn following_controls_every(mut self, period: Duration) -> Self {
+        self.control_follow = Some(period);
+        self
+    }
+
     /// Asks waiting-room joins for `bits` of proof of work.
     pub fn join_work(mut self, bits: u8) -> Self {
         self.join_work = Some(bits);
@@ -152,6 +160,9 @@ pub struct TestNode<C> {
 pub async fn spawn_node<C: Central>(central: C, spec: NodeSpec) -> TestNode<C> {
     let mut config = NodeConfig::new(NodeId::parse(spec.name).unwrap(), spec.events);
     config.refresh_interval = spec.refresh;
+    if let Some(period) = spec.control_follow {
+        config.control_follow_interval = period;
+    }
     config.rate_limits = spec.rate_limits;
     if let Some(limit) = spec.max_central_in_flight {
         config.max_central_in_flight = limit;
