@@ -122,6 +122,12 @@ pub enum Control {
         /// What they are told.
         reason: RevokeReason,
     },
+    /// A revoked admission given back (a revocation made by mistake): the
+    /// buyer buys with their admission again, if its window still runs.
+    Reinstate {
+        /// The buyer.
+        user: UserId,
+    },
 }
 
 impl Control {
@@ -132,12 +138,16 @@ impl Control {
             Self::Resume => "resume",
             Self::Admission(_) => "admission",
             Self::Revoke { .. } => "revoke",
+            Self::Reinstate { .. } => "reinstate",
         }
     }
 
     /// Whether the control needs a waiting room.
     pub fn needs_queue(&self) -> bool {
-        matches!(self, Self::Admission(_) | Self::Revoke { .. })
+        matches!(
+            self,
+            Self::Admission(_) | Self::Revoke { .. } | Self::Reinstate { .. }
+        )
     }
 }
 
@@ -172,6 +182,11 @@ pub enum Applied {
         /// What they are told.
         reason: RevokeReason,
     },
+    /// [`Control::Reinstate`].
+    Reinstated {
+        /// The buyer.
+        user: UserId,
+    },
 }
 
 impl Applied {
@@ -182,6 +197,7 @@ impl Applied {
             Self::Resumed => "resume",
             Self::Admission { .. } => "admission",
             Self::Revoked { .. } => "revoke",
+            Self::Reinstated { .. } => "reinstate",
         }
     }
 
@@ -197,6 +213,7 @@ impl Applied {
                 was.max_active_number()
             ),
             Self::Revoked { user, reason } => format!("{user} {reason}"),
+            Self::Reinstated { user } => user.to_string(),
         }
     }
 }
@@ -259,6 +276,9 @@ impl OperatorEntry {
                     reason: RevokeReason::parse(reason).map_err(|_| bad())?,
                 }
             }
+            "reinstate" => Applied::Reinstated {
+                user: UserId::parse(arguments).map_err(|_| bad())?,
+            },
             _ => return Err(bad()),
         };
         Ok(Self {
@@ -343,6 +363,9 @@ mod tests {
                 user: UserId::parse("张三").unwrap(),
                 reason: RevokeReason::parse("bot traffic from one address").unwrap(),
             },
+            Applied::Reinstated {
+                user: UserId::parse("张三").unwrap(),
+            },
         ];
         for (index, applied) in all.into_iter().enumerate() {
             let entry = entry(index as u64, applied);
@@ -366,6 +389,8 @@ mod tests {
             "1 ops admission 5 0 0 0",
             "1 ops admission 5",
             "1 ops revoke alice",
+            "1 ops reinstate",
+            "1 ops reinstate a b",
             "1 op s pause",
         ] {
             assert!(OperatorEntry::parse(0, wire).is_err(), "{wire:?}");

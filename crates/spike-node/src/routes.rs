@@ -105,6 +105,8 @@ pub enum ControlRequest {
     Admission,
     /// `POST /control/revoke`: a buyer's admission taken back.
     Revoke,
+    /// `POST /control/reinstate`: a revoked admission given back.
+    Reinstate,
     /// `GET /control/log`: the sale's operator log.
     Log,
     /// `GET /control/queue`: the waiting room's figures.
@@ -282,7 +284,7 @@ impl RouteSpec {
 /// The routing table: every route a node serves, one row each. Adding a
 /// route is a row here, its variant of [`Route`], and its handler in the
 /// node's dispatch; a test holds `openapi.json` to this table.
-pub const ROUTES: [RouteSpec; 27] = {
+pub const ROUTES: [RouteSpec; 28] = {
     use Limits::{Buyer, Costly, None as Free};
     use Methods::{Get, GetOrPost, Post, PostOrDelete};
     use Served::{Admin, Both, Public};
@@ -330,6 +332,7 @@ pub const ROUTES: [RouteSpec; 27] = {
         row("/control/resume", Post, Admin, "control", Free, |_| Ok(Route::Control(ControlRequest::Resume))),
         row("/control/admission", Post, Admin, "control", Free, |_| Ok(Route::Control(ControlRequest::Admission))),
         row("/control/revoke", Post, Admin, "control", Free, |_| Ok(Route::Control(ControlRequest::Revoke))),
+        row("/control/reinstate", Post, Admin, "control", Free, |_| Ok(Route::Control(ControlRequest::Reinstate))),
         row("/control/log", Get, Admin, "control", Free, |_| Ok(Route::Control(ControlRequest::Log))),
         row("/control/queue", Get, Admin, "control", Free, |_| Ok(Route::Control(ControlRequest::Queue))),
     ];

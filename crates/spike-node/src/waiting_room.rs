@@ -86,6 +86,12 @@ impl WaitingRoom {
         revoked.insert(user, reason);
     }
 
+    /// Gives `user`'s revoked admission back.
+    pub fn reinstate(&self, user: &UserId) {
+        let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+        revoked.remove(user);
+    }
+
     /// Why `user`'s admission was revoked, if it was.
     pub fn revoked(&self, user: &UserId) -> Option<RevokeReason> {
         let revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());

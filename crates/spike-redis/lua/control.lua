@@ -10,9 +10,10 @@
 --                                 bucket starts empty: admission.lua), and
 --                                 'revoked:<user>' -> reason (sell.lua refuses)
 -- KEYS[3] spike:{E}:operator_log  list: every control, oldest first
--- ARGV[1] the operator, ARGV[2] the action: pause | resume | admission | revoke;
+-- ARGV[1] the operator, ARGV[2] the action: pause | resume | admission | revoke
+-- | reinstate;
 -- admission: ARGV[3] the rate, ARGV[4] the cap (0: none);
--- revoke: ARGV[3] the buyer, ARGV[4] the reason
+-- revoke: ARGV[3] the buyer, ARGV[4] the reason; reinstate: ARGV[3] the buyer
 --
 -- Returns {code, index, entry}: APPLIED with the entry's index in the log
 -- and its wire form, or NO_QUEUE | NO_SUCH_SALE with 0, '' (ControlCode in
@@ -22,7 +23,8 @@ if not rule[1] then
   return {NO_SUCH_SALE, 0, ''}
 end
 local action = ARGV[2]
-if (action == 'admission' or action == 'revoke') and tonumber(rule[2] or 0) == 0 then
+if (action == 'admission' or action == 'revoke' or action == 'reinstate')
+    and tonumber(rule[2] or 0) == 0 then
   return {NO_QUEUE, 0, ''}
 end
 local now = redis.call('TIME')
@@ -39,6 +41,9 @@ elseif action == 'admission' then
 elseif action == 'revoke' then
   arguments = ARGV[3] .. ' ' .. ARGV[4]
   redis.call('HSET', KEYS[2], 'revoked:' .. ARGV[3], ARGV[4])
+elseif action == 'reinstate' then
+  arguments = ARGV[3]
+  redis.call('HDEL', KEYS[2], 'revoked:' .. ARGV[3])
 else
   return redis.error_reply('control.lua: unknown action ' .. action)
 end

@@ -38,6 +38,9 @@ impl RedisCentral {
             Control::Revoke { user, reason } => {
                 invocation.arg(user.as_str()).arg(reason.as_str());
             }
+            Control::Reinstate { user } => {
+                invocation.arg(user.as_str());
+            }
         }
         let mut connection = self.connection().await;
         let (code, index, wire): (i64, u64, String) = self

@@ -3,7 +3,8 @@
 //! 400); a pause given to one of four nodes stops sales on all four within
 //! a second, loses nothing, and a resume sells again; a waiting room's
 //! rate changed mid-sale admits at the new rate; a revoked buyer is refused
-//! and told why; and the operator log (who, what, when) is in the audit.
+//! and told why, and buys once reinstated; and the operator log (who,
+//! what, when) is in the audit.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
@@ -492,4 +493,13 @@ async fn a_revoked_admission_is_refused_and_its_owner_told_why<C: Central>(centr
     assert_eq!(sold.code(), Code::Success, "{:?}", sold.body);
     let snapshot = central.snapshot(&event).await.unwrap().unwrap();
     assert_eq!(snapshot.sold, 1, "ann bought nothing");
+
+    // A revocation made by mistake is given back, on every node.
+    let reinstated = Operator::at(&n2, &event)
+        .control("reinstate", "&user_id=ann")
+        .await;
+    assert_eq!(reinstated.status, StatusCode::OK, "{:?}", reinstated.body);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let again = http.get(&buy("ann", &ann)).await;
+    assert_eq!(again.code(), Code::Success, "{:?}", again.body);
 }

@@ -191,4 +191,14 @@ pub async fn a_revoked_admission_buys_nothing<C: CentralStock>(central: &C, pref
         (2, 1),
         "one bought; the revoked buyer's admission runs out its window"
     );
+    let reinstated = give(central, &event, Control::Reinstate { user: user("v0") }).await;
+    assert_eq!(reinstated.applied, Applied::Reinstated { user: user("v0") });
+    let sale = central
+        .buy(&admitted(&event, "v0", "rv0b", Some(0)))
+        .await
+        .expect("buy");
+    assert!(
+        matches!(sale.verdict, Verdict::Sold { .. }),
+        "reinstated: {sale:?}"
+    );
 }

@@ -50,7 +50,11 @@ impl Book {
                     reason: reason.clone(),
                 }
             }
-            (Control::Admission(_) | Control::Revoke { .. }, None) => {
+            (Control::Reinstate { user }, Some(_)) => {
+                self.queue.revoked.remove(user);
+                Applied::Reinstated { user: user.clone() }
+            }
+            (Control::Admission(_) | Control::Revoke { .. } | Control::Reinstate { .. }, None) => {
                 return ControlOutcome::NoQueue
             }
         };

@@ -1,6 +1,7 @@
 //! Operators' live controls, on the admin surface and only with the
 //! operator key: pause and resume a sale, change its waiting room's
-//! admission rate and cap, revoke a buyer's admission, read the operator
+//! admission rate and cap, revoke a buyer's admission (and reinstate it),
+//! read the operator
 //! log and the waiting room's figures (`spike sale pause`, `spike queue
 //! show`, …). Central stock applies each control and logs it in one step;
 //! every node follows the log ([`CONTROL_FOLLOW_INTERVAL`]), so a control
@@ -99,6 +100,10 @@ impl ControlParams {
                     AdmissionSettings::new(rate, max_active).map_err(|e| e.to_string())?;
                 Ok(Control::Admission(settings))
             }
+            ControlRequest::Reinstate => {
+                let user = (self.user.clone()).ok_or("user_id is required")?;
+                Ok(Control::Reinstate { user })
+            }
             ControlRequest::Revoke => {
                 let user = (self.user.clone()).ok_or("user_id is required")?;
                 let reason = (self.reason.as_deref()).ok_or("reason is required")?;
@@ -150,6 +155,7 @@ pub fn entry_json(entry: &OperatorEntry) -> Value {
             "user_id": user.as_str(),
             "reason": reason.as_str(),
         }),
+        Applied::Reinstated { user } => json!({ "user_id": user.as_str() }),
     };
     if let (Some(shown), Value::Object(details)) = (shown.as_object_mut(), details) {
         shown.extend(details);
@@ -289,6 +295,11 @@ impl<C: CentralStock> Node<C> {
                 Applied::Revoked { user, reason } => {
                     if let Some(room) = &state.queue {
                         room.revoke(user.clone(), reason.clone());
+                    }
+                }
+                Applied::Reinstated { user } => {
+                    if let Some(room) = &state.queue {
+                        room.reinstate(user);
                     }
                 }
             }

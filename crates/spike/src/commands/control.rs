@@ -1,4 +1,4 @@
-//! `spike sale pause|resume|log` and `spike queue show|set|revoke`: an
+//! `spike sale pause|resume|log` and `spike queue show|set|revoke|reinstate`: an
 //! operator's live controls, sent to one node's admin surface with the
 //! operator key (the node applies them through central stock, and every
 //! node follows within a second).
@@ -67,6 +67,22 @@ pub enum QueueCommand {
     Set(QueueSetArgs),
     /// Revoke a buyer's admission: their purchases are refused, with your reason.
     Revoke(QueueRevokeArgs),
+    /// Give a revoked admission back (a revocation made by mistake).
+    Reinstate(QueueReinstateArgs),
+}
+
+/// `spike queue reinstate`
+#[derive(Debug, Args)]
+pub struct QueueReinstateArgs {
+    /// The node, the sale and the key.
+    #[command(flatten)]
+    pub target: AdminTarget,
+    /// Who reinstates it.
+    #[command(flatten)]
+    pub operator: Operator,
+    /// The buyer whose admission is given back.
+    #[arg(long)]
+    pub user: UserId,
 }
 
 /// `spike queue show`
@@ -171,6 +187,7 @@ fn entry_line(entry: &Value) -> String {
             cap(&entry["was_max_active"]),
             cap(&entry["max_active"]),
         ),
+        Some("reinstate") => format!(" {}", entry["user_id"].as_str().unwrap_or("?")),
         Some("revoke") => format!(
             " {}: {}",
             entry["user_id"].as_str().unwrap_or("?"),
@@ -262,6 +279,16 @@ pub async fn run_queue(command: QueueCommand) -> anyhow::Result<()> {
             let entry = args
                 .target
                 .call(Method::POST, "/control/revoke", &extra)
+                .await?;
+            println!("{}", entry_line(&entry));
+            Ok(())
+        }
+        QueueCommand::Reinstate(args) => {
+            let (by, user) = (args.operator.by.to_string(), args.user.to_string());
+            let extra = [("by", by.as_str()), ("user_id", &user)];
+            let entry = args
+                .target
+                .call(Method::POST, "/control/reinstate", &extra)
                 .await?;
             println!("{}", entry_line(&entry));
             Ok(())
