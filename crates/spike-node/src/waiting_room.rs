@@ -51,8 +51,10 @@ pub struct WaitingRoom {
     /// Positions admitted by passes through this node's door that its
     /// last read may not show yet (a spillover room).
     passed_through: AtomicU64,
-    /// Buyers whose admission an operator revoked, and why.
-    revoked: Mutex<HashMap<UserId, RevokeReason>>,
+    /// Buyers whose admission an operator revoked, and why: read on every
+    /// purchase and status of the room without a lock, replaced whole on
+    /// the rare control that changes it.
+    revoked: ArcSwap<HashMap<UserId, RevokeReason>>,
 }
 
 impl WaitingRoom {
@@ -65,7 +67,7 @@ impl WaitingRoom {
             counted: ArcSwap::from_pointee(Counted::default()),
             places: Mutex::new(HashMap::new()),
             passed_through: AtomicU64::new(0),
-            revoked: Mutex::new(HashMap::new()),
+            revoked: ArcSwap::from_pointee(HashMap::new()),
         }
     }
 
@@ -82,19 +84,28 @@ impl WaitingRoom {
 
     /// Records that an operator revoked `user`'s admission.
     pub fn revoke(&self, user: UserId, reason: RevokeReason) {
-        let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
-        revoked.insert(user, reason);
+        self.revoked.rcu(|revoked| {
+            let mut revoked = HashMap::clone(revoked);
+            revoked.insert(user.clone(), reason.clone());
+            revoked
+        });
     }
 
     /// Gives `user`'s revoked admission back.
     pub fn reinstate(&self, user: &UserId) {
-        let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
-        revoked.remove(user);
+        self.revoked.rcu(|revoked| {
+            let mut revoked = HashMap::clone(revoked);
+            revoked.remove(user);
+            revoked
+        });
     }
 
     /// Why `user`'s admission was revoked, if it was.
     pub fn revoked(&self, user: &UserId) -> Option<RevokeReason> {
-        let revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+        let revoked = self.revoked.load();
+        if revoked.is_empty() {
+            return None;
+        }
         revoked.get(user).cloned()
     }
 
@@ -296,7 +307,7 @@ impl WaitingRoom {
             "max_active": config.max_active().map(|m| m.get()),
             "mode": config.mode().name(),
             "last_in_line_wait_ms": millis(config.estimated_wait(waiting)),
-            "revoked": self.revoked.lock().unwrap_or_else(|p| p.into_inner()).len(),
+            "revoked": self.revoked.load().len(),
             "read_at_ms": counted.read_at_ms,
         })
     }

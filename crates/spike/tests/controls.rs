@@ -26,14 +26,7 @@ use spike_testkit::{unique, TestDatabase, TestRedis};
 const TOKEN_KEY: &str = "the-control-tests-login-system-signs-with-this";
 
 fn token_of(user: &str) -> String {
-    let user = spike_core::UserId::parse(user).unwrap();
-    spike_auth::mint(
-        ring(TOKEN_KEY).signing(),
-        &user,
-        SystemTime::now(),
-        Duration::from_secs(3600),
-        None,
-    )
+    token_signed_with(TOKEN_KEY, user)
 }
 
 /// A token sale of `seats` behind a waiting room admitting `rate` a second,

@@ -11,7 +11,6 @@
 mod common;
 
 use std::num::NonZeroU32;
-use std::time::{Duration, SystemTime};
 
 use common::*;
 use hyper::{Method, StatusCode};
@@ -23,14 +22,7 @@ const TOKEN_KEY: &str = "the-join-work-tests-login-system-signs-with-this";
 const BITS: u8 = 12;
 
 fn token_of(user: &str) -> String {
-    let user = spike_core::UserId::parse(user).unwrap();
-    spike_auth::mint(
-        ring(TOKEN_KEY).signing(),
-        &user,
-        SystemTime::now(),
-        Duration::from_secs(3600),
-        None,
-    )
+    token_signed_with(TOKEN_KEY, user)
 }
 
 fn queued(mode: QueueMode) -> SaleConfig {

@@ -212,21 +212,18 @@ fn cap(value: &Value) -> String {
 /// `spike sale pause`.
 pub async fn sale_pause(args: PauseArgs) -> anyhow::Result<()> {
     let by = args.operator.by.to_string();
-    let entry = args
-        .target
-        .call(Method::POST, "/control/pause", &[("by", &by)])
-        .await?;
-    println!("{}", entry_line(&entry));
-    Ok(())
+    give(&args.target, "/control/pause", &[("by", &by)]).await
 }
 
 /// `spike sale resume`.
 pub async fn sale_resume(args: PauseArgs) -> anyhow::Result<()> {
     let by = args.operator.by.to_string();
-    let entry = args
-        .target
-        .call(Method::POST, "/control/resume", &[("by", &by)])
-        .await?;
+    give(&args.target, "/control/resume", &[("by", &by)]).await
+}
+
+/// Gives one control and prints the log entry it became.
+async fn give(target: &AdminTarget, path: &str, extra: &[(&str, &str)]) -> anyhow::Result<()> {
+    let entry = target.call(Method::POST, path, extra).await?;
     println!("{}", entry_line(&entry));
     Ok(())
 }
@@ -262,12 +259,7 @@ pub async fn run_queue(command: QueueCommand) -> anyhow::Result<()> {
                 args.max_active.to_string(),
             );
             let extra = [("by", by.as_str()), ("rate", &rate), ("max_active", &cap)];
-            let entry = args
-                .target
-                .call(Method::POST, "/control/admission", &extra)
-                .await?;
-            println!("{}", entry_line(&entry));
-            Ok(())
+            give(&args.target, "/control/admission", &extra).await
         }
         QueueCommand::Revoke(args) => {
             let (by, user) = (args.operator.by.to_string(), args.user.to_string());
@@ -276,22 +268,12 @@ pub async fn run_queue(command: QueueCommand) -> anyhow::Result<()> {
                 ("user_id", &user),
                 ("reason", &args.reason),
             ];
-            let entry = args
-                .target
-                .call(Method::POST, "/control/revoke", &extra)
-                .await?;
-            println!("{}", entry_line(&entry));
-            Ok(())
+            give(&args.target, "/control/revoke", &extra).await
         }
         QueueCommand::Reinstate(args) => {
             let (by, user) = (args.operator.by.to_string(), args.user.to_string());
             let extra = [("by", by.as_str()), ("user_id", &user)];
-            let entry = args
-                .target
-                .call(Method::POST, "/control/reinstate", &extra)
-                .await?;
-            println!("{}", entry_line(&entry));
-            Ok(())
+            give(&args.target, "/control/reinstate", &extra).await
         }
     }
 }

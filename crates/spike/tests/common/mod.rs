@@ -34,6 +34,19 @@ pub const OPERATOR_KEY: &str = "the-operator-key-of-the-test-payment-service";
 /// The order-key secret every test node shares.
 pub const ORDER_SECRET: &str = "the-secret-every-test-node-makes-order-keys-with";
 
+/// `user`'s buyer token, valid for an hour, signed with `key` (as the
+/// operator's login system would mint it).
+pub fn token_signed_with(key: &str, user: &str) -> String {
+    let user = spike_core::UserId::parse(user).expect("valid test user");
+    spike_auth::mint(
+        ring(key).signing(),
+        &user,
+        std::time::SystemTime::now(),
+        Duration::from_secs(3600),
+        None,
+    )
+}
+
 /// A ring holding one key.
 pub fn ring(key: &str) -> KeyRing {
     KeyRing::new(
