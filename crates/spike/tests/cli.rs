@@ -8,7 +8,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{get_all, wait_for, Http, Running};
+use common::{get_all, get_all_past_shedding, wait_for, Http, Running};
 use spike_testkit::{free_port, unique, TestRedis};
 
 const SPIKE: &str = env!("CARGO_BIN_EXE_spike");
@@ -176,7 +176,7 @@ async fn node_process_flushes_every_stat_line_on_sigterm() {
     assert!(health.body.get("events").is_none(), "no detail in public");
 
     let urls = (0..2000).map(|_| format!("{base}/buy/ticket")).collect();
-    let replies = get_all(&http, urls, 100).await;
+    let replies = get_all_past_shedding(&http, urls, 100).await;
     assert_eq!(common::count(&replies, common::Code::Success), 300);
 
     let pid = child.id().expect("pid").to_string();

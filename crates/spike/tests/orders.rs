@@ -14,8 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    count, create_sale, drained, get_all, get_prometheus_text, named, redis_central, seats_settled,
-    spawn_node, start_pipeline, Http, TestNode, OPERATOR_KEY,
+    count, create_sale, drained, get_all_past_shedding, get_prometheus_text, named, redis_central,
+    seats_settled, spawn_node, start_pipeline, Http, TestNode, OPERATOR_KEY,
 };
 use hyper::{Method, StatusCode};
 use spike_core::order::OrderState;
@@ -176,7 +176,7 @@ async fn a_writer_on_a_redis_cluster_writes_every_order_exactly_once() {
         free_port(),
     );
 
-    let replies = get_all(&Http::new(), buy_urls(&node, 0..2_000), 100).await;
+    let replies = get_all_past_shedding(&Http::new(), buy_urls(&node, 0..2_000), 100).await;
     assert_eq!(count(&replies, Code::Success), 500, "exactly the stock");
     assert_eq!(count(&replies, Code::SoldOut), 1_500);
     drained(&central, &event).await;
@@ -227,7 +227,7 @@ async fn two_writers_one_killed_mid_batch_write_every_order_exactly_once() {
     );
 
     let urls = buy_urls(&node, 0..5_000);
-    let buying = tokio::spawn(async move { get_all(&Http::new(), urls, 64).await });
+    let buying = tokio::spawn(async move { get_all_past_shedding(&Http::new(), urls, 64).await });
     // Freeze writer A while it holds entries it has read but not acknowledged,
     // then kill it: a crash in the middle of a batch.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -389,7 +389,7 @@ where
     let (pipeline, node) = open_sale(&central, &ledger, &event, 200, window).await;
     let http = Http::new();
     let sold_at = Instant::now();
-    let replies = get_all(&http, buy_urls(&node, 0..200), 32).await;
+    let replies = get_all_past_shedding(&http, buy_urls(&node, 0..200), 32).await;
     assert_eq!(count(&replies, Code::Success), 200);
     // Payments arrive from 300 ms before to 300 ms after the deadline.
     let mut payments = Vec::new();
@@ -459,7 +459,7 @@ where
     let window = Duration::from_millis(800);
     let (pipeline, node) = open_sale(&central, &ledger, &event, 100, window).await;
     let http = Http::new();
-    let first = get_all(&http, buy_urls(&node, 0..300), 32).await;
+    let first = get_all_past_shedding(&http, buy_urls(&node, 0..300), 32).await;
     assert_eq!(count(&first, Code::Success), 100);
     let mut paid = 0;
     for reply in &first {
@@ -481,13 +481,14 @@ where
             Instant::now() < deadline,
             "only {resold} of 40 returned seats were sold again"
         );
-        let wave = get_all(&http, buy_urls(&node, next_user..next_user + 20), 20).await;
+        let wave =
+            get_all_past_shedding(&http, buy_urls(&node, next_user..next_user + 20), 20).await;
         resold += count(&wave, Code::Success);
         next_user += 20;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(resold, 40, "never more than the returned seats");
-    let late = get_all(&http, buy_urls(&node, 5_000..5_050), 10).await;
+    let late = get_all_past_shedding(&http, buy_urls(&node, 5_000..5_050), 10).await;
     assert_eq!(
         count(&late, Code::Success),
         0,
@@ -617,13 +618,13 @@ async fn redis_restarted_empty_is_recovered_from_the_ledger_without_oversell() {
     let pipeline = start_pipeline(&central, &ledger, &event);
     let node = node_with_orders(&central, &ledger, &event).await;
     let http = Http::new();
-    let before = get_all(&http, buy_urls(&node, 0..200), 32).await;
+    let before = get_all_past_shedding(&http, buy_urls(&node, 0..200), 32).await;
     assert_eq!(count(&before, Code::Success), 200);
     drained(&central, &event).await;
 
     redis.kill();
     redis.start(); // same port, empty
-    let refused = get_all(&http, buy_urls(&node, 200..230), 8).await;
+    let refused = get_all_past_shedding(&http, buy_urls(&node, 200..230), 8).await;
     assert_eq!(
         count(&refused, Code::Success),
         0,
@@ -665,13 +666,13 @@ async fn redis_restarted_empty_is_recovered_from_the_ledger_without_oversell() {
 
     // Within a second the node sells again, from the rebuilt state.
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    let again = get_all(&http, buy_urls(&node, 0..200), 32).await;
+    let again = get_all_past_shedding(&http, buy_urls(&node, 0..200), 32).await;
     assert_eq!(
         count(&again, Code::AlreadyPurchased),
         200,
         "earlier buyers still hold their orders"
     );
-    let after = get_all(&http, buy_urls(&node, 200..1_000), 32).await;
+    let after = get_all_past_shedding(&http, buy_urls(&node, 200..1_000), 32).await;
     assert_eq!(
         count(&after, Code::Success),
         300,
@@ -1151,7 +1152,7 @@ async fn entries_a_writer_read_before_redis_lost_them_stay_out_after_recovery() 
     ledger.record_sale(&event, &config).await.expect("rules");
     let node = node_with_orders(&central, &ledger, &event).await;
     let http = Http::new();
-    let first = get_all(&http, buy_urls(&node, 0..3), 3).await;
+    let first = get_all_past_shedding(&http, buy_urls(&node, 0..3), 3).await;
     assert_eq!(count(&first, Code::Success), 3);
     // A writer reads the three entries, then stalls before writing them.
     let stalled = NodeId::parse("stalled-writer").expect("id");
@@ -1177,7 +1178,7 @@ async fn entries_a_writer_read_before_redis_lost_them_stay_out_after_recovery() 
     // The new life sells its ten seats and writes them.
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     let pipeline = start_pipeline(&central, &ledger, &event);
-    let again = get_all(&http, buy_urls(&node, 100..130), 8).await;
+    let again = get_all_past_shedding(&http, buy_urls(&node, 100..130), 8).await;
     assert_eq!(count(&again, Code::Success), 10);
     drained(&central, &event).await;
     pipeline.stop().await;
@@ -1206,7 +1207,7 @@ async fn sales_only_the_stat_logs_hold_are_recovered_from_them() {
             .map(|u| node.url(&format!("/buy/ticket?user_id=u{u}&request_id=r{u}")))
             .collect()
     };
-    let first = get_all(&http, with_request_ids(&node), 8).await;
+    let first = get_all_past_shedding(&http, with_request_ids(&node), 8).await;
     assert_eq!(count(&first, Code::Success), 20);
     node.stop().await;
 
@@ -1226,7 +1227,7 @@ async fn sales_only_the_stat_logs_hold_are_recovered_from_them() {
         .stat_log(&second_log)
         .orders_from(&ledger);
     let node = spawn_node(central.clone(), spec).await;
-    let again = get_all(&http, buy_urls(&node, 0..20), 8).await;
+    let again = get_all_past_shedding(&http, buy_urls(&node, 0..20), 8).await;
     for (before, after) in first.iter().zip(&again) {
         assert_eq!(after.code(), Code::AlreadyPurchased, "{after:?}");
         assert_eq!(after.order(), before.order(), "the same order, kept");
@@ -1241,7 +1242,7 @@ async fn sales_only_the_stat_logs_hold_are_recovered_from_them() {
             )
         })
         .collect();
-    let retried = get_all(&http, proved, 8).await;
+    let retried = get_all_past_shedding(&http, proved, 8).await;
     for (before, retry) in first.iter().zip(&retried) {
         assert_eq!(retry.code(), Code::Success, "{retry:?}");
         assert_eq!(
@@ -1250,7 +1251,7 @@ async fn sales_only_the_stat_logs_hold_are_recovered_from_them() {
             "a retry with its request id finds its order"
         );
     }
-    let rest = get_all(&http, buy_urls(&node, 20..100), 8).await;
+    let rest = get_all_past_shedding(&http, buy_urls(&node, 20..100), 8).await;
     assert_eq!(
         count(&rest, Code::Success),
         30,

@@ -134,7 +134,7 @@ async fn five_thousand_buyers_on_four_nodes_never_share_a_seat_segment() {
             nodes[u % 4].url(&path)
         })
         .collect();
-    let replies = get_all(&Http::new(), urls, 200).await;
+    let replies = get_all_past_shedding(&Http::new(), urls, 200).await;
 
     let orders = orders_of(&central, &run.event()).await;
     let entries: Vec<&StreamEntry> = orders.values().collect();

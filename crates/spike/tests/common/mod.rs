@@ -459,6 +459,39 @@ pub async fn get_all(http: &Http, urls: Vec<String>, in_flight: usize) -> Vec<Re
     send_all(http, requests, in_flight).await
 }
 
+/// Like [`get_all`], but a request the node shed under load (it answered
+/// "try again in a second" and changed nothing) is sent again, as a buyer's
+/// client would, until every request has an answer that is not a shed one.
+/// Shedding is the node protecting itself on a loaded machine, not the
+/// behaviour a spec that uses this is about.
+pub async fn get_all_past_shedding(http: &Http, urls: Vec<String>, in_flight: usize) -> Vec<Reply> {
+    let mut replies = get_all(http, urls.clone(), in_flight).await;
+    for _ in 0..60 {
+        let shed: Vec<usize> = (0..replies.len())
+            .filter(|&i| was_shed(&replies[i]))
+            .collect();
+        if shed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let again = shed.iter().map(|&i| urls[i].clone()).collect();
+        for (i, reply) in shed.into_iter().zip(get_all(http, again, in_flight).await) {
+            replies[i] = reply;
+        }
+    }
+    replies
+}
+
+/// Whether the node shed this request: load shedding answers "try again"
+/// with one of the reasons that promise nothing changed.
+pub fn was_shed(reply: &Reply) -> bool {
+    use spike_http::RetryReason::{CentralBusy, Congested, Overloaded};
+    reply.code_if_any() == Some(Code::TryAgain)
+        && [CentralBusy, Congested, Overloaded]
+            .iter()
+            .any(|reason| reply.body["data"]["reason"] == reason.text())
+}
+
 /// Sends each request (method, URL, bearer) with at most `in_flight`
 /// outstanding; returns the replies in their order.
 pub async fn send_all(
