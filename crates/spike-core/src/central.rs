@@ -87,6 +87,11 @@ pub struct Restoration {
     /// A train run's waitlist, every entry (central stock's own, where it
     /// kept them, else the ledger's mirror of them).
     pub waitlist: Vec<WaitEntry>,
+    /// The sale's operator log, oldest first: restored as it is, and what
+    /// it leaves in force ([`crate::control::StandingControls`]) with it: a
+    /// pause, and every revocation. (The config already carries the last
+    /// admission change.)
+    pub operator_log: Vec<OperatorEntry>,
 }
 
 /// What joining a sale's waiting room did.
@@ -315,7 +320,8 @@ pub trait CentralStock: Send + Sync + 'static {
     /// buyers in `carried` (who hold seats bought in the lost room) are
     /// recorded as such. Buyers join again, the room is sealed anew at its
     /// next step, and nodes, seeing a new seal, follow (admission tokens are
-    /// bound to the seal). `Ok(false)` when the sale has no waiting room.
+    /// bound to the seal). The operator's revocations stand. `Ok(false)`
+    /// when the sale has no waiting room.
     fn reset_queue(
         &self,
         event: &EventId,

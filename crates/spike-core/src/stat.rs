@@ -1,11 +1,16 @@
 //! The stat log's line format: the articles' `result:1,localSales:N`, plus
 //! when, which node, code, event, user, order and request id, and on a
 //! train run's sale the seats (`ticket`). One answered request, one line.
+//!
+//! A node also writes a line for each operator control it follows
+//! ([`ControlLine`]): the stat logs then hold the operator log too, and a
+//! recovery after central stock lost everything restores it from them.
 
 use std::fmt;
 use std::time::SystemTime;
 
 use crate::code::Code;
+use crate::control::OperatorEntry;
 use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
 use crate::train::Ticket;
 
@@ -88,6 +93,49 @@ impl fmt::Display for StatLine<'_> {
         line.pop(); // the newline
         f.write_str(&String::from_utf8_lossy(&line))
     }
+}
+
+/// An operator control a node followed, as written to `stat.log`:
+/// `<at> control:<index>,node:<node>,event:<event>,entry:<wire>`, the
+/// entry's wire form ([`OperatorEntry::to_wire`]) last, since it may hold
+/// commas and spaces.
+#[derive(Debug, Clone, Copy)]
+pub struct ControlLine<'a> {
+    /// The node that followed it.
+    pub node: &'a NodeId,
+    /// The sale it controls.
+    pub event: &'a EventId,
+    /// The entry.
+    pub entry: &'a OperatorEntry,
+}
+
+impl ControlLine<'_> {
+    /// Writes the line, stamped `at`.
+    pub fn write_to(&self, out: &mut Vec<u8>, clock: &mut MillisClock, at: SystemTime) {
+        use std::io::Write;
+        out.extend_from_slice(clock.format(at).as_bytes());
+        // Writing into a Vec cannot fail.
+        let _ = writeln!(
+            out,
+            " control:{},node:{},event:{},entry:{}",
+            self.entry.index,
+            self.node,
+            self.event,
+            self.entry.to_wire()
+        );
+    }
+}
+
+/// Reads back a line written by [`ControlLine`]: the event and the entry,
+/// or `None` for any other line (an answer's, or a malformed one).
+pub fn parse_control_line(line: &str) -> Option<(&str, OperatorEntry)> {
+    let (_, fields) = line.split_once(' ')?;
+    let fields = fields.strip_prefix("control:")?;
+    let (index, rest) = fields.split_once(",node:")?;
+    let (_node, rest) = rest.split_once(",event:")?;
+    let (event, wire) = rest.split_once(",entry:")?;
+    let entry = OperatorEntry::parse(index.parse().ok()?, wire).ok()?;
+    Some((event, entry))
 }
 
 /// Formats RFC 3339 timestamps at millisecond precision, formatting each
@@ -229,6 +277,39 @@ mod tests {
         assert!(line.ends_with(",request:r,ticket:1/0/3/11.12"), "{line}");
         let parsed = parse_line(&line).unwrap();
         assert_eq!(parsed.ticket.map(str::parse), Some(Ok(ticket)));
+    }
+
+    #[test]
+    fn a_followed_control_round_trips_and_is_no_answer() {
+        let entry =
+            OperatorEntry::parse(3, "1700000000000 ops revoke u9 bot, by its pace").unwrap();
+        let (node, event) = (NodeId::parse("n1").unwrap(), EventId::parse("G1").unwrap());
+        let mut line = Vec::new();
+        ControlLine {
+            node: &node,
+            event: &event,
+            entry: &entry,
+        }
+        .write_to(&mut line, &mut MillisClock::default(), from_unix_millis(0));
+        let line = String::from_utf8(line).unwrap();
+        assert_eq!(
+            line,
+            "1970-01-01T00:00:00.000Z control:3,node:n1,event:G1,entry:1700000000000 ops revoke u9 bot, by its pace\n"
+        );
+        let line = line.trim_end();
+        assert_eq!(parse_control_line(line), Some(("G1", entry)));
+        assert_eq!(parse_line(line), None, "no answer's line");
+        assert_eq!(
+            parse_control_line("1970-01-01T00:00:00.000Z result:1,localSales:1,code:1"),
+            None
+        );
+        assert_eq!(
+            parse_control_line(
+                "1970-01-01T00:00:00.000Z control:x,node:n1,event:G1,entry:1 a pause"
+            ),
+            None,
+            "a malformed index"
+        );
     }
 
     #[test]

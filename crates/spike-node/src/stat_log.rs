@@ -17,16 +17,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use spike_core::stat::{MillisClock, StatLine, StatRecord};
-use spike_core::NodeId;
+use spike_core::control::OperatorEntry;
+use spike_core::stat::{ControlLine, MillisClock, StatLine, StatRecord};
+use spike_core::{EventId, NodeId};
 
 /// Write to the file once this many bytes are buffered.
 const BATCH_BYTES: usize = 64 * 1024;
 
 /// How long the writer sleeps when it finds nothing to write.
 const IDLE_PAUSE: Duration = Duration::from_millis(5);
+
+/// The longest a line waits in the writer's batch: under a steady stream of
+/// lines the queue may never be empty, and a sale's line must still reach
+/// the file promptly (a recovery reads the files while nodes answer).
+const MAX_BATCH_AGE: Duration = Duration::from_millis(20);
 
 /// Lines the queue holds by default before requests are refused: about two
 /// seconds of a flash crowd at 100,000 answers a second (some 30 MB).
@@ -59,6 +65,8 @@ pub struct StatLogError {
 #[derive(Debug)]
 enum Message {
     Line(StatRecord),
+    /// An operator control the node followed (see [`ControlLine`]).
+    Control(EventId, OperatorEntry),
     Close,
 }
 
@@ -121,6 +129,7 @@ impl StatLog {
             counters: Arc::clone(&counters),
             batch: Vec::with_capacity(BATCH_BYTES * 2),
             lines: 0,
+            batch_since: None,
             clock: MillisClock::default(),
         };
         let thread = std::thread::Builder::new()
@@ -164,10 +173,21 @@ impl StatLog {
         self.send(record);
     }
 
+    /// Queues the line of an operator control the node followed, so that
+    /// the stat logs hold the operator log for a recovery.
+    pub fn record_control(&self, event: &EventId, entry: &OperatorEntry) {
+        self.counters.queued.fetch_add(1, Ordering::AcqRel);
+        self.deliver(Message::Control(event.clone(), entry.clone()));
+    }
+
     /// Hands a reserved line to the writer; never blocks, never wakes it.
     fn send(&self, record: StatRecord) {
+        self.deliver(Message::Line(record));
+    }
+
+    fn deliver(&self, message: Message) {
         self.counters.accepted.fetch_add(1, Ordering::Relaxed);
-        if self.sender.send(Message::Line(record)).is_err() {
+        if self.sender.send(message).is_err() {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             self.counters.queued.fetch_sub(1, Ordering::AcqRel);
         }
@@ -196,6 +216,8 @@ struct Writer {
     counters: Arc<StatCounters>,
     batch: Vec<u8>,
     lines: u64,
+    /// When the batch's first line was taken; `None` while it is empty.
+    batch_since: Option<Instant>,
     clock: MillisClock,
 }
 
@@ -209,10 +231,17 @@ impl Writer {
                         record: &record,
                     };
                     line.write_to(&mut self.batch, &mut self.clock);
-                    self.lines += 1;
-                    if self.batch.len() >= BATCH_BYTES {
-                        self.flush();
-                    }
+                    self.taken();
+                }
+                Ok(Message::Control(event, entry)) => {
+                    let line = ControlLine {
+                        node: &self.node,
+                        event: &event,
+                        entry: &entry,
+                    };
+                    let now = std::time::SystemTime::now();
+                    line.write_to(&mut self.batch, &mut self.clock, now);
+                    self.taken();
                 }
                 Ok(Message::Close) | Err(TryRecvError::Disconnected) => {
                     self.flush();
@@ -223,6 +252,16 @@ impl Writer {
                     std::thread::sleep(IDLE_PAUSE);
                 }
             }
+        }
+    }
+
+    /// Counts a line put in the batch, and writes the batch once it is big
+    /// or old enough.
+    fn taken(&mut self) {
+        self.lines += 1;
+        let since = *self.batch_since.get_or_insert_with(Instant::now);
+        if self.batch.len() >= BATCH_BYTES || since.elapsed() >= MAX_BATCH_AGE {
+            self.flush();
         }
     }
 
@@ -245,6 +284,7 @@ impl Writer {
         self.counters.queued.fetch_sub(self.lines, Ordering::AcqRel);
         self.batch.clear();
         self.lines = 0;
+        self.batch_since = None;
     }
 }
 
@@ -264,6 +304,28 @@ mod tests {
             request: None,
             ticket: None,
         }
+    }
+
+    #[test]
+    fn a_followed_control_is_written_as_its_own_line() {
+        let dir = std::env::temp_dir().join(format!("spike-stat-ctl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("stat.log");
+        let _ = std::fs::remove_file(&path);
+        let log = StatLog::open(&path, NodeId::parse("t").unwrap()).unwrap();
+        let event = EventId::parse("G1").unwrap();
+        let entry = OperatorEntry::parse(0, "1700000000000 ops pause").unwrap();
+        log.record(record(Code::SoldOut));
+        log.record_control(&event, &entry);
+        log.close();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        let parsed = spike_core::stat::parse_control_line(lines[1]);
+        assert_eq!(parsed, Some(("G1", entry)));
+        assert_eq!(log.counters().written.load(Ordering::Relaxed), 2);
+        assert_eq!(log.counters().queued.load(Ordering::Relaxed), 0);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

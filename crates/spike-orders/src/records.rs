@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use spike_core::central::Restoration;
 use std::collections::{BTreeSet, HashSet};
 
+use spike_core::control::{recovered_log, OperatorEntry, StandingControls};
 use spike_core::reconcile::{
     audit, restoration, restored_waitlist, AuditReport, Evidence, LoggedAnswers, LoggedSale,
 };
@@ -100,7 +101,9 @@ pub async fn recover_sale<C: CentralStock + OrderStream>(
 ///    to buyers and lost with Redis: reserved, their payment window counted
 ///    from the answer, with the buyer's own request id), rebuilds central
 ///    stock from the ledger, its sequence resuming above the fence, and
-///    resets the sale's waiting room, if it has one.
+///    resets the sale's waiting room, if it has one. The operator log comes
+///    back too (central stock's, else the one the stat logs hold), and
+///    with it a pause, the last admission change and every revocation.
 pub struct Recovery<'a, C> {
     central: &'a C,
     ledger: &'a OrderLedger,
@@ -109,6 +112,9 @@ pub struct Recovery<'a, C> {
     stream: Vec<StreamEntry>,
     /// Central stock's waitlist as step 1 read it (empty when it lost it).
     waitlist: Vec<spike_core::WaitEntry>,
+    /// Central stock's operator log as step 1 read it (empty when it lost
+    /// it).
+    operator_log: Vec<OperatorEntry>,
     fence: Option<u64>,
 }
 
@@ -134,6 +140,7 @@ impl<'a, C: CentralStock + OrderStream> Recovery<'a, C> {
         };
         let stream = central.unacknowledged(event).await?;
         let waitlist = central.waitlist(event).await?;
+        let operator_log = central.operator_log(event, 0).await?;
         Ok(Self {
             central,
             ledger,
@@ -141,6 +148,7 @@ impl<'a, C: CentralStock + OrderStream> Recovery<'a, C> {
             config,
             stream,
             waitlist,
+            operator_log,
             fence: None,
         })
     }
@@ -187,7 +195,12 @@ impl<'a, C: CentralStock + OrderStream> Recovery<'a, C> {
                 .await?;
         }
         let orders = ledger.orders_of_event(event).await?;
-        let mut restored = restoration(self.config, &orders, stream, fence);
+        // The operator's controls come back with the sale: its log from
+        // central stock and the stat logs, and what that leaves in force.
+        let operator_log = recovered_log(self.operator_log.iter().chain(&logged.controls).cloned());
+        let config = StandingControls::of(&operator_log).applied_to(self.config);
+        let mut restored = restoration(config, &orders, stream, fence);
+        restored.operator_log = operator_log;
         let mirrored = ledger.waitlist(event).await?;
         restored.waitlist = restored_waitlist(&self.waitlist, &mirrored, &orders, stream);
         self.central.restore(event, &restored).await?;

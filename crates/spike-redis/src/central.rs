@@ -576,8 +576,14 @@ impl CentralStock for RedisCentral {
         // seat the waitlist needs (the recovery refills it next).
         self.restore_waitlist(&keys, &restoration.waitlist, &mut connection)
             .await?;
+        let standing = self
+            .restore_controls(&keys, &restoration.operator_log, &mut connection)
+            .await?;
         let sold = restoration.holding.len() as u64;
-        let sale = wire::sale_fields(event, &record, sold, restoration.last_sequence);
+        let mut sale = wire::sale_fields(event, &record, sold, restoration.last_sequence);
+        // In the same step that makes the sale visible: a paused sale never
+        // sells between its rebuild and its pause.
+        sale.push(("paused", u8::from(standing.paused).to_string()));
         let _: () = self
             .with_deadline(connection.hset_multiple(&keys.sale, &sale))
             .await?;

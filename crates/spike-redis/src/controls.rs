@@ -1,12 +1,16 @@
 //! Operators' controls on Redis: `lua/control.lua` applies one and appends
 //! it to the sale's operator log; the log is read back with `LRANGE`, each
-//! entry decoded by spike-core's `OperatorEntry::parse`.
+//! entry decoded by spike-core's `OperatorEntry::parse`. A restore writes
+//! the log back with what it leaves in force.
 
 use redis::AsyncCommands;
-use spike_core::control::{Control, ControlOutcome, OperatorEntry, OperatorOrder};
+use spike_core::control::{
+    Control, ControlOutcome, OperatorEntry, OperatorOrder, StandingControls,
+};
 use spike_core::{CentralError, EventId};
 
 use crate::client::RedisCentral;
+use crate::connection::RedisConnection;
 use crate::keys::EventKeys;
 use crate::scripts::ControlCode;
 
@@ -14,7 +18,56 @@ fn malformed(error: impl std::fmt::Display) -> CentralError {
     CentralError::Protocol(error.to_string())
 }
 
+/// The prefix of a revocation's field in the room's hash, as
+/// `lua/control.lua`, `lua/sell.lua` and `lua/reset_queue.lua` spell it.
+const REVOKED_FIELD: &str = "revoked:";
+
 impl RedisCentral {
+    /// A restore's operator state, written before the sale is visible: the
+    /// log as it is, and exactly the revocations it leaves standing in the
+    /// room's hash. Returns what the log leaves in force, for the sale's
+    /// `paused` field.
+    pub(crate) async fn restore_controls(
+        &self,
+        keys: &EventKeys,
+        log: &[OperatorEntry],
+        connection: &mut RedisConnection,
+    ) -> Result<StandingControls, CentralError> {
+        const CHUNK: usize = 1_000;
+        let standing = StandingControls::of(log);
+        let _: i64 = self
+            .with_deadline(connection.del(&keys.operator_log))
+            .await?;
+        let wires: Vec<String> = log.iter().map(OperatorEntry::to_wire).collect();
+        for chunk in wires.chunks(CHUNK) {
+            let _: i64 = self
+                .with_deadline(connection.rpush(&keys.operator_log, chunk))
+                .await?;
+        }
+        let fields: Vec<String> = self.with_deadline(connection.hkeys(&keys.queue)).await?;
+        let stale: Vec<&String> = (fields.iter())
+            .filter(|field| {
+                field
+                    .strip_prefix(REVOKED_FIELD)
+                    .is_some_and(|user| !standing.revoked.keys().any(|kept| kept.as_str() == user))
+            })
+            .collect();
+        for chunk in stale.chunks(CHUNK) {
+            let _: i64 = self
+                .with_deadline(connection.hdel(&keys.queue, chunk))
+                .await?;
+        }
+        let revoked: Vec<(String, &str)> = (standing.revoked.iter())
+            .map(|(user, reason)| (format!("{REVOKED_FIELD}{user}"), reason.as_str()))
+            .collect();
+        for chunk in revoked.chunks(CHUNK) {
+            let _: () = self
+                .with_deadline(connection.hset_multiple(&keys.queue, chunk))
+                .await?;
+        }
+        Ok(standing)
+    }
+
     /// [`spike_core::CentralStock::control`] on Redis.
     pub(crate) async fn control_call(
         &self,

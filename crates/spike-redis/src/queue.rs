@@ -198,9 +198,18 @@ impl RedisCentral {
             return Ok(false);
         }
         let mut connection = self.connection().await;
-        let mut room: Vec<&str> = keys.queue_keys().to_vec();
-        room.push(&keys.queue_carried);
-        let _: i64 = self.with_deadline(connection.del(&room[..])).await?;
+        // The room's hash first: `reset_queue.lua` keeps its revocations.
+        let mut invocation = self.scripts().reset_queue.prepare_invoke();
+        for key in keys
+            .queue_keys()
+            .into_iter()
+            .chain([keys.queue_carried.as_str()])
+        {
+            invocation.key(key);
+        }
+        let _kept: i64 = self
+            .with_deadline(invocation.invoke_async(&mut connection))
+            .await?;
         let names: Vec<&str> = carried.iter().map(UserId::as_str).collect();
         for chunk in names.chunks(CHUNK) {
             let _: i64 = self

@@ -221,7 +221,7 @@ fn admission_rule() -> String {
 }
 
 /// One script's name and its full source, as Redis receives it.
-fn sources() -> [(&'static str, String); 13] {
+fn sources() -> [(&'static str, String); 14] {
     [
         ("ack", include_str!("../lua/ack.lua").to_owned()),
         ("buy", selling_rules() + include_str!("../lua/buy.lua")),
@@ -263,6 +263,10 @@ fn sources() -> [(&'static str, String); 13] {
             "control",
             ControlCode::lua_prelude() + include_str!("../lua/control.lua"),
         ),
+        (
+            "reset_queue",
+            include_str!("../lua/reset_queue.lua").to_owned(),
+        ),
     ]
 }
 
@@ -295,12 +299,13 @@ pub(crate) struct Scripts {
     pub(crate) queue_tick: Script,
     pub(crate) waitlist: Script,
     pub(crate) control: Script,
+    pub(crate) reset_queue: Script,
 }
 
 impl Scripts {
     /// Every script of `lua/` with its prelude.
     pub(crate) fn load() -> Self {
-        let [ack, buy, ticket, ticket_many, occupancy, buy_many, create, snapshot, release, waitlist, queue_join, queue_tick, control] =
+        let [ack, buy, ticket, ticket_many, occupancy, buy_many, create, snapshot, release, waitlist, queue_join, queue_tick, control, reset_queue] =
             sources().map(|(_, source)| Script::new(&source));
         Self {
             ack,
@@ -316,6 +321,7 @@ impl Scripts {
             queue_tick,
             waitlist,
             control,
+            reset_queue,
         }
     }
 }

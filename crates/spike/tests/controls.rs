@@ -496,3 +496,88 @@ async fn a_revoked_admission_is_refused_and_its_owner_told_why<C: Central>(centr
     let again = http.get(&buy("ann", &ann)).await;
     assert_eq!(again.code(), Code::Success, "{:?}", again.body);
 }
+
+/// Whether `reply` is the "paused" refusal.
+fn is_paused(reply: &Reply) -> bool {
+    reply.code_if_any() == Some(Code::TryAgain)
+        && reply.body["data"]["reason"]
+            .as_str()
+            .is_some_and(|why| why.contains("paused"))
+}
+
+/// Central stock loses everything while a sale is paused: the recovery
+/// brings it back paused, with its operator log whole, from the stat log
+/// of a node that only followed the pause (another node took it); a resume
+/// sells again, and the audit passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_sale_comes_back_paused_after_central_stock_loses_everything() {
+    let mut redis = TestRedis::spawn();
+    let database = TestDatabase::postgres();
+    let central = redis_central(redis.url()).await;
+    let ledger = OrderLedger::connect(database.url()).await.unwrap();
+    let event = EventId::parse(unique("ctl-lost")).unwrap();
+    let config = SaleConfig::new(10).unwrap();
+    create_sale(&central, &event, config.clone()).await;
+    ledger.record_sale(&event, &config).await.unwrap();
+    let stat_log = tempfile_dir().join("follower.stat.log");
+    let follower = named("follower").serving(&event).stat_log(&stat_log);
+    let follower = spawn_node(central.clone(), follower).await;
+    let operated = spawn_node(central.clone(), named("operated").serving(&event)).await;
+    assert_eq!(follower.buy("early").await.code(), Code::Success);
+
+    let paused = Operator::at(&operated, &event).pause().await;
+    assert_eq!(paused.status, StatusCode::OK, "{:?}", paused.body);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let followed = loop {
+        let logged = std::fs::read_to_string(&stat_log).unwrap_or_default();
+        if logged.contains(" control:0,node:follower,") {
+            break logged;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the follower never logged the pause: {logged}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(followed.contains(" ops@test pause"), "{followed}");
+    assert!(is_paused(&follower.buy("eager").await));
+    follower.stop().await;
+    operated.stop().await;
+
+    redis.kill();
+    redis.start(); // same port, empty
+    assert!(central.snapshot(&event).await.unwrap().is_none(), "gone");
+    let records = |words: &[&str]| {
+        let mut args = words.to_vec();
+        args.extend_from_slice(&["--redis", redis.url(), "--event", event.as_str()]);
+        args.extend_from_slice(&["--database-url", database.url()]);
+        args.extend_from_slice(&["--stat-log", stat_log.to_str().unwrap()]);
+        spike(&args)
+    };
+    let (recovered, said) = records(&["sale", "recover"]);
+    assert!(recovered, "{said}");
+    let log = central.operator_log(&event, 0).await.unwrap();
+    assert_eq!(log.len(), 1, "the log is back: {log:?}");
+    assert_eq!(log[0].by.as_str(), "ops@test");
+    assert_eq!(log[0].applied, spike_core::control::Applied::Paused);
+
+    let after = named("after").serving(&event).stat_log(&stat_log);
+    let node = spawn_node(central.clone(), after).await;
+    let refused = node.buy("late").await;
+    assert!(is_paused(&refused), "still paused: {:?}", refused.body);
+    let resumed = Operator::at(&node, &event).resume().await;
+    assert_eq!(resumed.status, StatusCode::OK, "{:?}", resumed.body);
+    assert_eq!(resumed.body["data"]["index"], 1, "the log goes on");
+    let sold = node.buy("late").await;
+    assert_eq!(sold.code(), Code::Success, "{:?}", sold.body);
+    node.stop().await;
+    let pipeline = start_pipeline(&central, &ledger, &event);
+    drained(&central, &event).await;
+    pipeline.stop().await;
+    let (audited, table) = records(&["audit"]);
+    assert!(audited, "{table}");
+    assert!(
+        table.contains("orders sold while the sale was paused"),
+        "{table}"
+    );
+}

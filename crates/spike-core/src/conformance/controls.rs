@@ -1,15 +1,17 @@
 //! Conformance cases of operators' live controls: pause and resume, a
 //! waiting room's admission changed mid-sale, a revoked admission, and the
-//! operator log that records each.
+//! operator log that records each, which a restore brings back with what
+//! it leaves in force.
 
 use std::num::NonZeroU64;
 use std::time::Duration;
 
 use super::queue::{admitted, join, queued_sale, tick, user};
 use super::{create, event, purchase, sold};
-use crate::central::CentralStock;
+use crate::central::{CentralStock, Restoration};
 use crate::control::{
-    AdmissionSettings, Applied, Control, ControlOutcome, OperatorEntry, OperatorOrder, RevokeReason,
+    AdmissionSettings, Applied, Control, ControlOutcome, OperatorEntry, OperatorOrder,
+    RevokeReason, StandingControls,
 };
 use crate::ids::OperatorName;
 use crate::purchase::{PurchaseBatch, Verdict};
@@ -201,4 +203,107 @@ pub async fn a_revoked_admission_buys_nothing<C: CentralStock>(central: &C, pref
         matches!(sale.verdict, Verdict::Sold { .. }),
         "reinstated: {sale:?}"
     );
+}
+
+/// Conformance case: see its name. The sale is restored under a name
+/// central stock has never held, as after it lost everything.
+pub async fn a_restored_sale_keeps_its_operators_controls<C: CentralStock>(
+    central: &C,
+    prefix: &str,
+) {
+    let (kept, restored) = (
+        event(prefix, "controls-kept"),
+        event(prefix, "controls-restored"),
+    );
+    let config = queued_sale(10, 1000, None);
+    create(central, &kept, config.clone()).await;
+    let reason = RevokeReason::parse("resale bot").expect("reason");
+    for control in [
+        Control::Revoke {
+            user: user("w0"),
+            reason: reason.clone(),
+        },
+        Control::Revoke {
+            user: user("w2"),
+            reason: reason.clone(),
+        },
+        Control::Admission(AdmissionSettings::new(250, NonZeroU64::new(40)).expect("settings")),
+        Control::Reinstate { user: user("w2") },
+        Control::Pause,
+    ] {
+        give(central, &kept, control).await;
+    }
+    let log = central.operator_log(&kept, 0).await.expect("log");
+    assert_eq!(log.len(), 5);
+    let restoration = Restoration {
+        config: StandingControls::of(&log).applied_to(config),
+        last_sequence: 0,
+        holding: Vec::new(),
+        released: Vec::new(),
+        waitlist: Vec::new(),
+        operator_log: log.clone(),
+    };
+    central
+        .restore(&restored, &restoration)
+        .await
+        .expect("restore");
+
+    let refused = central
+        .buy(&admitted(&restored, "w1", "rw1", Some(0)))
+        .await
+        .expect("buy");
+    assert_eq!(refused.verdict, Verdict::Paused, "still paused");
+    assert_eq!(
+        central.operator_log(&restored, 0).await.expect("log"),
+        log,
+        "the log is back as it was"
+    );
+    let snapshot = central
+        .snapshot(&restored)
+        .await
+        .expect("snapshot")
+        .expect("sale");
+    let room = snapshot.config.queue().expect("a waiting room");
+    assert_eq!(
+        (room.admit_rate().get(), room.max_active()),
+        (250, NonZeroU64::new(40)),
+        "at the rate the operator set last"
+    );
+
+    // The room starts over, as a recovery resets it; the revocation
+    // stands, the reinstated buyer buys.
+    assert!(central.reset_queue(&restored, &[]).await.expect("reset"));
+    let resumed = give(central, &restored, Control::Resume).await;
+    assert_eq!(
+        resumed.index, 5,
+        "the log goes on after its restored entries"
+    );
+    for name in ["w0", "w1", "w2"] {
+        join(central, &restored, name).await;
+    }
+    assert_eq!(tick(central, &restored, 5).await.admitted, 3);
+    let revoked = central
+        .buy(&admitted(&restored, "w0", "rw0", Some(0)))
+        .await
+        .expect("buy");
+    assert_eq!(
+        revoked.verdict,
+        Verdict::NotAdmitted,
+        "the revocation stands"
+    );
+    for (name, position) in [("w1", 1), ("w2", 2)] {
+        let sale = central
+            .buy(&admitted(
+                &restored,
+                name,
+                &format!("r{name}"),
+                Some(position),
+            ))
+            .await
+            .expect("buy");
+        assert!(
+            matches!(sale.verdict, Verdict::Sold { .. }),
+            "{name}: {sale:?}"
+        );
+    }
 }

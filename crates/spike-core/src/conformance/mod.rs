@@ -84,7 +84,8 @@ macro_rules! conformance_tests {
             a_recorded_sequence_gives_the_same_seats_and_fills_as_embedded,
             a_paused_sale_sells_nothing_until_resumed,
             an_admission_change_starts_an_empty_bucket_at_the_new_rate,
-            a_revoked_admission_buys_nothing);
+            a_revoked_admission_buys_nothing,
+            a_restored_sale_keeps_its_operators_controls);
     };
     (@cases $setup:path; $($case:ident),*) => {
         $(

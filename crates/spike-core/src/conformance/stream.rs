@@ -152,6 +152,7 @@ pub async fn restore_rebuilds_the_sale_and_continues_its_sequence<C: CentralStoc
         }],
         released: vec![given_up.clone()],
         waitlist: Vec::new(),
+        operator_log: Vec::new(),
     };
     central
         .restore(&event, &restoration)

@@ -258,6 +258,7 @@ pub async fn restore_rebuilds_a_trains_seats<C: CentralStock>(central: &C, prefi
         holding: vec![held(2, "a", "0/0/2/0"), held(5, "b", "0/1/3/1.2")],
         released: vec![OrderId::for_sequence(&event, 3)],
         waitlist: Vec::new(),
+        operator_log: Vec::new(),
     };
     central
         .restore(&event, &restoration)

@@ -317,6 +317,7 @@ pub async fn a_restored_waitlist_stands_as_it_was_and_a_refill_fills_it<
         holding,
         released: vec![order_of(&second.verdict)],
         waitlist: entries.clone(),
+        operator_log: Vec::new(),
     };
     central.restore(&event, &restoration).await.unwrap();
     assert_eq!(

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use crate::central::{
     CentralError, CentralStock, CreateSaleError, QueueJoin, QueueRecord, Release, Restoration,
 };
-use crate::control::{ControlOutcome, OperatorEntry, OperatorOrder};
+use crate::control::{ControlOutcome, OperatorEntry, OperatorOrder, StandingControls};
 use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
 use crate::order_stream::{Backlog, OrderStream, StreamEntry};
 use crate::purchase::{
@@ -116,6 +116,10 @@ impl Book {
         if let Some(seats) = &mut self.seats {
             seats.as_of = self.order_seq;
         }
+        let standing = StandingControls::of(&restoration.operator_log);
+        self.operator_log = restoration.operator_log.clone();
+        self.paused = standing.paused;
+        self.queue.revoked = standing.revoked.into_iter().collect();
     }
 
     /// Hands `entries` to `consumer` as pending.
@@ -687,8 +691,11 @@ impl CentralStock for MemoryCentral {
             if book.config.queue().is_none() {
                 return false;
             }
+            // Revocations are the operator's, not the room's progress: they
+            // stand.
             book.queue = WaitingRoom {
                 carried: carried.iter().cloned().collect(),
+                revoked: std::mem::take(&mut book.queue.revoked),
                 ..WaitingRoom::default()
             };
             true

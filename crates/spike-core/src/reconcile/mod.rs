@@ -15,7 +15,7 @@ use crate::ids::{EventId, NodeId, OrderId, RequestId, UserId};
 use crate::order::{Order, OrderState};
 use crate::order_stream::StreamEntry;
 use crate::sale::{BuyerPolicy, SaleSnapshot};
-use crate::stat::parse_line;
+use crate::stat::{parse_control_line, parse_line};
 use crate::time::unix_millis;
 use crate::train::{ClassOccupancy, Occupancy, Ticket, WaitEntry};
 
@@ -63,6 +63,9 @@ pub struct LoggedAnswers {
     /// Purchases told "unknown" (503 with the request id, to resolve with
     /// `/buy/result`): central stock may or may not have sold them.
     pub unknown: Vec<RequestId>,
+    /// The operator log's entries the nodes followed (each node writes
+    /// every entry it follows; see [`crate::control::recovered_log`]).
+    pub controls: Vec<OperatorEntry>,
 }
 
 impl LoggedAnswers {
@@ -70,6 +73,12 @@ impl LoggedAnswers {
     /// that do not parse, or are about other events, are skipped.
     pub fn read_lines<'a>(&mut self, event: &EventId, lines: impl IntoIterator<Item = &'a str>) {
         for line in lines {
+            if let Some((logged_event, entry)) = parse_control_line(line) {
+                if logged_event == event.as_str() {
+                    self.controls.push(entry);
+                }
+                continue;
+            }
             let Some(parsed) = parse_line(line) else {
                 continue;
             };
@@ -701,7 +710,7 @@ mod tests {
         let logged = |sold_out| LoggedAnswers {
             sales: vec![told(&orders[0].id, "a")],
             sold_out,
-            unknown: Vec::new(),
+            ..LoggedAnswers::default()
         };
         let evidence = |logged| {
             audit(&Evidence {

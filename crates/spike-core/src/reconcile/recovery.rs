@@ -109,5 +109,6 @@ pub fn restoration(
         holding,
         released,
         waitlist: Vec::new(),
+        operator_log: Vec::new(),
     }
 }

@@ -284,6 +284,9 @@ impl<C: CentralStock> Node<C> {
             }
         };
         for entry in &entries {
+            if let Some(log) = &self.stat_log {
+                log.record_control(event, entry);
+            }
             match &entry.applied {
                 Applied::Paused => state.paused.store(true, Ordering::Release),
                 Applied::Resumed => state.paused.store(false, Ordering::Release),

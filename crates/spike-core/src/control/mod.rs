@@ -17,6 +17,10 @@ use std::num::{NonZeroU32, NonZeroU64};
 use crate::ids::{OperatorName, UserId};
 use crate::queue::{QueueConfig, RatePeriod, MAX_ADMIT_RATE};
 
+mod standing;
+
+pub use standing::{recovered_log, StandingControls};
+
 /// Longest reason a revocation may carry, in bytes.
 pub const MAX_REASON_LEN: usize = 200;
 
