@@ -556,6 +556,10 @@ async fn a_paused_sale_comes_back_paused_after_central_stock_loses_everything() 
     };
     let (recovered, said) = records(&["sale", "recover"]);
     assert!(recovered, "{said}");
+    assert!(
+        said.contains("restored: 1 entry; the sale is paused, 0 buyers revoked"),
+        "{said}"
+    );
     let log = central.operator_log(&event, 0).await.unwrap();
     assert_eq!(log.len(), 1, "the log is back: {log:?}");
     assert_eq!(log[0].by.as_str(), "ops@test");

@@ -252,6 +252,24 @@ pub async fn sale_recover(args: SaleRecoverArgs) -> anyhow::Result<()> {
             recovered.waitlist, recovered.refilled
         );
     }
+    if !restored.operator_log.is_empty() {
+        let standing = spike_core::control::StandingControls::of(&restored.operator_log);
+        println!(
+            "operator log of {event} restored: {} {}; the sale is {}, {} buyers revoked",
+            restored.operator_log.len(),
+            if restored.operator_log.len() == 1 {
+                "entry"
+            } else {
+                "entries"
+            },
+            if standing.paused {
+                "paused"
+            } else {
+                "not paused"
+            },
+            standing.revoked.len(),
+        );
+    }
     if recovered.queue_reset {
         println!(
             "waiting room of {event} reset: buyers join again (their admissions were lost with \
