@@ -95,6 +95,9 @@ impl fmt::Display for StatLine<'_> {
     }
 }
 
+/// The first field of a [`ControlLine`], which no answer's line starts with.
+const CONTROL_FIELD: &str = "control:";
+
 /// An operator control a node followed, as written to `stat.log`:
 /// `<at> control:<index>,node:<node>,event:<event>,entry:<wire>`, the
 /// entry's wire form ([`OperatorEntry::to_wire`]) last, since it may hold
@@ -117,7 +120,7 @@ impl ControlLine<'_> {
         // Writing into a Vec cannot fail.
         let _ = writeln!(
             out,
-            " control:{},node:{},event:{},entry:{}",
+            " {CONTROL_FIELD}{},node:{},event:{},entry:{}",
             self.entry.index,
             self.node,
             self.event,
@@ -130,7 +133,7 @@ impl ControlLine<'_> {
 /// or `None` for any other line (an answer's, or a malformed one).
 pub fn parse_control_line(line: &str) -> Option<(&str, OperatorEntry)> {
     let (_, fields) = line.split_once(' ')?;
-    let fields = fields.strip_prefix("control:")?;
+    let fields = fields.strip_prefix(CONTROL_FIELD)?;
     let (index, rest) = fields.split_once(",node:")?;
     let (_node, rest) = rest.split_once(",event:")?;
     let (event, wire) = rest.split_once(",entry:")?;
@@ -183,6 +186,9 @@ pub struct ParsedStatLine<'a> {
 /// Reads back a line written by [`StatLine`]'s `Display`.
 pub fn parse_line(line: &str) -> Option<ParsedStatLine<'_>> {
     let (at, fields) = line.split_once(' ')?;
+    if fields.starts_with(CONTROL_FIELD) {
+        return None; // a followed control: its reason is free text
+    }
     let mut code = None;
     let mut node = None;
     let mut event = None;
@@ -299,6 +305,10 @@ mod tests {
         let line = line.trim_end();
         assert_eq!(parse_control_line(line), Some(("G1", entry)));
         assert_eq!(parse_line(line), None, "no answer's line");
+        let forged = "1970-01-01T00:00:00.000Z control:0,node:n1,event:G1,entry:1 ops revoke u9 \
+                      x,code:1,node:n1,event:G1,user:u9,order:G1-1";
+        assert_eq!(parse_line(forged), None, "a reason never reads as a sale");
+        assert!(parse_control_line(forged).is_some());
         assert_eq!(
             parse_control_line("1970-01-01T00:00:00.000Z result:1,localSales:1,code:1"),
             None

@@ -102,7 +102,8 @@ pub async fn recover_sale<C: CentralStock + OrderStream>(
 ///    from the answer, with the buyer's own request id), rebuilds central
 ///    stock from the ledger, its sequence resuming above the fence, and
 ///    resets the sale's waiting room, if it has one. The operator log comes
-///    back too (central stock's, else the one the stat logs hold), and
+///    back too (central stock's while it has the sale, else the one the
+///    stat logs hold), and
 ///    with it a pause, the last admission change and every revocation.
 pub struct Recovery<'a, C> {
     central: &'a C,
@@ -112,9 +113,9 @@ pub struct Recovery<'a, C> {
     stream: Vec<StreamEntry>,
     /// Central stock's waitlist as step 1 read it (empty when it lost it).
     waitlist: Vec<spike_core::WaitEntry>,
-    /// Central stock's operator log as step 1 read it (empty when it lost
-    /// it).
-    operator_log: Vec<OperatorEntry>,
+    /// Central stock's operator log as step 1 read it; `None` when central
+    /// stock had lost the sale (the stat logs' copy is used then).
+    operator_log: Option<Vec<OperatorEntry>>,
     fence: Option<u64>,
 }
 
@@ -140,7 +141,10 @@ impl<'a, C: CentralStock + OrderStream> Recovery<'a, C> {
         };
         let stream = central.unacknowledged(event).await?;
         let waitlist = central.waitlist(event).await?;
-        let operator_log = central.operator_log(event, 0).await?;
+        let operator_log = match central.snapshot(event).await? {
+            Some(_) => Some(central.operator_log(event, 0).await?),
+            None => None,
+        };
         Ok(Self {
             central,
             ledger,
@@ -195,9 +199,14 @@ impl<'a, C: CentralStock + OrderStream> Recovery<'a, C> {
                 .await?;
         }
         let orders = ledger.orders_of_event(event).await?;
-        // The operator's controls come back with the sale: its log from
-        // central stock and the stat logs, and what that leaves in force.
-        let operator_log = recovered_log(self.operator_log.iter().chain(&logged.controls).cloned());
+        // The operator's controls come back with the sale, and what they
+        // leave in force: central stock's log while it has the sale (the
+        // stat logs may hold a recreated sale's older life), else the one
+        // the stat logs hold.
+        let operator_log = match self.operator_log.take() {
+            Some(log) => log,
+            None => recovered_log(logged.controls.iter().cloned()),
+        };
         let config = StandingControls::of(&operator_log).applied_to(self.config);
         let mut restored = restoration(config, &orders, stream, fence);
         restored.operator_log = operator_log;
