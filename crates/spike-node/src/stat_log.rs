@@ -261,7 +261,7 @@ impl Writer {
         self.lines += 1;
         let since = *self.batch_since.get_or_insert_with(Instant::now);
         // The clock is read every 64 lines, not every line.
-        let old = self.lines % 64 == 0 && since.elapsed() >= MAX_BATCH_AGE;
+        let old = self.lines.is_multiple_of(64) && since.elapsed() >= MAX_BATCH_AGE;
         if self.batch.len() >= BATCH_BYTES || old {
             self.flush();
         }
