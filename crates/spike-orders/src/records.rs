@@ -103,8 +103,8 @@ pub async fn recover_sale<C: CentralStock + OrderStream>(
 ///    stock from the ledger, its sequence resuming above the fence, and
 ///    resets the sale's waiting room, if it has one. The operator log comes
 ///    back too (central stock's while it has the sale, else the one the
-///    stat logs hold), and
-///    with it a pause, the last admission change and every revocation.
+///    stat logs hold), and with it a pause, the last admission change and
+///    every revocation.
 pub struct Recovery<'a, C> {
     central: &'a C,
     ledger: &'a OrderLedger,
