@@ -82,6 +82,14 @@ impl WaitingRoom {
             .store(Arc::new(settings.applied_to(self.config())));
     }
 
+    /// Forgets every operator control: the room's own settings `config`
+    /// again, and no revocation (for a node that follows a replaced
+    /// operator log from its start).
+    pub fn forget_controls(&self, config: QueueConfig) {
+        self.config.store(Arc::new(config));
+        self.revoked.store(Arc::new(HashMap::new()));
+    }
+
     /// Records that an operator revoked `user`'s admission.
     pub fn revoke(&self, user: UserId, reason: RevokeReason) {
         self.revoked.rcu(|revoked| {
@@ -442,6 +450,19 @@ mod tests {
             remaining: 10,
             steps,
         }
+    }
+
+    #[test]
+    fn forgotten_controls_leave_the_rooms_own_settings_and_no_revocation() {
+        let config = QueueConfig::new(NonZeroU32::new(10).unwrap()).unwrap();
+        let room = WaitingRoom::new(config, 1_000);
+        let user = UserId::parse("amy").unwrap();
+        room.revoke(user.clone(), RevokeReason::parse("bot").unwrap());
+        room.set_admission(AdmissionSettings::new(99, None).unwrap());
+        assert!(room.revoked(&user).is_some());
+        assert_eq!(room.config().admit_rate().get(), 99);
+        room.forget_controls(config);
+        assert_eq!((room.revoked(&user), room.config()), (None, config));
     }
 
     #[test]

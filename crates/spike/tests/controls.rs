@@ -585,3 +585,39 @@ async fn a_paused_sale_comes_back_paused_after_central_stock_loses_everything() 
         "{table}"
     );
 }
+
+/// A sale recreated under its name (`sale create --force`) starts a new
+/// operator log: a node that followed the old log's pause follows the new
+/// log from its start, sells the new sale, and takes the new log's first
+/// entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_recreated_under_its_name_is_followed_from_its_new_log() {
+    let redis = TestRedis::shared_or_spawn();
+    let central = redis_central(redis.url()).await;
+    let event = EventId::parse(unique("ctl-recreated")).unwrap();
+    let config = SaleConfig::new(10).unwrap();
+    create_sale(&central, &event, config.clone()).await;
+    let node = spawn_node(central.clone(), named("n1").serving(&event)).await;
+    let operator = Operator::at(&node, &event);
+    assert_eq!(operator.pause().await.status, StatusCode::OK);
+    assert!(is_paused(&node.buy("early").await));
+
+    central.create_sale(&event, &config, true).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let reply = node.buy("fresh").await;
+        if reply.code() == Code::Success {
+            break;
+        }
+        assert!(is_paused(&reply), "{:?}", reply.body);
+        assert!(
+            Instant::now() < deadline,
+            "the node still answers from the old log"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let paused = operator.pause().await;
+    assert_eq!(paused.body["data"]["index"], 0, "{:?}", paused.body);
+    assert!(is_paused(&node.buy("late").await));
+    node.stop().await;
+}

@@ -20,7 +20,7 @@ use spike_core::control::{
 use spike_core::{CentralStock, EventId, OperatorName, UserId};
 use spike_http::RetryReason;
 
-use super::event::EventState;
+use super::event::{EventState, FollowedLog};
 use super::refusal::{forbidden, try_again};
 use super::Node;
 use crate::answer::Answer;
@@ -273,19 +273,35 @@ impl<C: CentralStock> Node<C> {
     }
 
     /// Applies the entries of `event`'s operator log this node has not
-    /// applied yet, in order.
+    /// applied yet, in order. It reads from the last entry it applied: if
+    /// that is no longer there as it was, the log was replaced (the sale
+    /// recreated under its name, or restored shorter), and the node forgets
+    /// every control and follows the new log from its start.
     async fn follow_log(&self, event: &EventId, state: &EventState) {
-        let mut applied = state.log_applied.lock().await;
-        let entries = match self.central.operator_log(event, *applied).await {
-            Ok(entries) => entries,
-            Err(error) => {
-                tracing::debug!(%error, %event, "reading the operator log failed");
-                return;
-            }
+        let mut followed = state.log_followed.lock().await;
+        let since = followed.applied.saturating_sub(1);
+        let Some(mut entries) = self.read_operator_log(event, since).await else {
+            return;
         };
-        for entry in &entries {
+        if followed.applied > 0 {
+            if entries.first() == followed.last.as_ref() {
+                entries.remove(0);
+            } else {
+                tracing::info!(%event, "the operator log was replaced; following it from its start");
+                let Some(all) = self.read_operator_log(event, 0).await else {
+                    return;
+                };
+                entries = all;
+                state.paused.store(false, Ordering::Release);
+                if let (Some(room), Some(config)) = (&state.queue, state.config.queue()) {
+                    room.forget_controls(*config);
+                }
+                *followed = FollowedLog::default();
+            }
+        }
+        for entry in entries {
             if let Some(log) = &self.stat_log {
-                log.record_control(event, entry);
+                log.record_control(event, &entry);
             }
             match &entry.applied {
                 Applied::Paused => state.paused.store(true, Ordering::Release),
@@ -306,7 +322,20 @@ impl<C: CentralStock> Node<C> {
                     }
                 }
             }
-            *applied = entry.index + 1;
+            followed.applied = entry.index + 1;
+            followed.last = Some(entry);
+        }
+    }
+
+    /// `event`'s operator log from entry `since` on; `None` (logged) when
+    /// central stock cannot be read.
+    async fn read_operator_log(&self, event: &EventId, since: u64) -> Option<Vec<OperatorEntry>> {
+        match self.central.operator_log(event, since).await {
+            Ok(entries) => Some(entries),
+            Err(error) => {
+                tracing::debug!(%error, %event, "reading the operator log failed");
+                None
+            }
         }
     }
 }

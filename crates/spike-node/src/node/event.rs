@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::answer::Answer;
+use spike_core::control::OperatorEntry;
 use spike_core::{
     BuyerPolicy, CentralError, CentralStock, LocalStock, PurchaseBatch, SaleConfig, TicketBatch,
     TicketPurchase, TicketReply, UserId,
@@ -19,6 +20,18 @@ use crate::batcher::{BatchSizes, Lane, LaneSettings, DEFAULT_GATHER};
 use crate::train::TrainState;
 use crate::waiting_room::WaitingRoom;
 
+/// How far a node has followed a sale's operator log: how many entries it
+/// applied, and the last of them, by which it sees the log replaced (a sale
+/// recreated under its name starts a new log; a recovery that found only
+/// part of it restores a shorter one).
+#[derive(Debug, Default)]
+pub(super) struct FollowedLog {
+    /// Entries applied, from the first.
+    pub(super) applied: u64,
+    /// The last entry applied.
+    pub(super) last: Option<OperatorEntry>,
+}
+
 /// One event as this node serves it.
 #[derive(Debug)]
 pub struct EventState {
@@ -30,9 +43,9 @@ pub struct EventState {
     pub(super) missing: AtomicBool,
     /// An operator paused the sale (as its operator log says): refuse.
     pub(super) paused: AtomicBool,
-    /// How many entries of the sale's operator log this node has applied
-    /// (held while reading and applying more, so entries apply in order).
-    pub(super) log_applied: tokio::sync::Mutex<u64>,
+    /// How far this node has followed the sale's operator log (held while
+    /// reading and applying more, so entries apply in order).
+    pub(super) log_followed: tokio::sync::Mutex<FollowedLog>,
     /// The sale's waiting room, if it has one.
     pub queue: Option<WaitingRoom>,
     /// The sale's line to central stock, when purchases go in batches.
@@ -60,7 +73,7 @@ impl EventState {
             stock: Arc::new(LocalStock::new(remaining)),
             missing: AtomicBool::new(false),
             paused: AtomicBool::new(false),
-            log_applied: tokio::sync::Mutex::new(0),
+            log_followed: tokio::sync::Mutex::new(FollowedLog::default()),
             queue,
             lane,
         }
