@@ -3,11 +3,13 @@
 //! entry decoded by spike-core's `OperatorEntry::parse`. A restore writes
 //! the log back with what it leaves in force.
 
+use std::collections::HashSet;
+
 use redis::AsyncCommands;
 use spike_core::control::{
     Control, ControlOutcome, OperatorEntry, OperatorOrder, StandingControls,
 };
-use spike_core::{CentralError, EventId};
+use spike_core::{CentralError, EventId, UserId};
 
 use crate::client::RedisCentral;
 use crate::connection::RedisConnection;
@@ -45,11 +47,10 @@ impl RedisCentral {
                 .await?;
         }
         let fields: Vec<String> = self.with_deadline(connection.hkeys(&keys.queue)).await?;
+        let kept: HashSet<&str> = standing.revoked.keys().map(UserId::as_str).collect();
         let stale: Vec<&String> = (fields.iter())
             .filter(|field| {
-                field
-                    .strip_prefix(REVOKED_FIELD)
-                    .is_some_and(|user| !standing.revoked.keys().any(|kept| kept.as_str() == user))
+                (field.strip_prefix(REVOKED_FIELD)).is_some_and(|user| !kept.contains(user))
             })
             .collect();
         for chunk in stale.chunks(CHUNK) {
