@@ -82,7 +82,7 @@ impl RedisCentral {
             .key(&keys.queue)
             .key(&keys.operator_log)
             .arg(order.by.as_str())
-            .arg(order.control.action());
+            .arg(order.control.action().name());
         match &order.control {
             Control::Pause | Control::Resume => {}
             Control::Admission(settings) => {

@@ -107,6 +107,55 @@ impl AdmissionSettings {
     }
 }
 
+/// The kind of a control, named once for requests, the log's wire form and
+/// answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// [`Control::Pause`].
+    Pause,
+    /// [`Control::Resume`].
+    Resume,
+    /// [`Control::Admission`].
+    Admission,
+    /// [`Control::Revoke`].
+    Revoke,
+    /// [`Control::Reinstate`].
+    Reinstate,
+}
+
+impl Action {
+    /// Every action.
+    pub const ALL: [Self; 5] = [
+        Self::Pause,
+        Self::Resume,
+        Self::Admission,
+        Self::Revoke,
+        Self::Reinstate,
+    ];
+
+    /// Its name, as `lua/control.lua` and the log spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+            Self::Admission => "admission",
+            Self::Revoke => "revoke",
+            Self::Reinstate => "reinstate",
+        }
+    }
+
+    /// The action named `name`, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|action| action.name() == name)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One control an operator gives a running sale.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Control {
@@ -135,14 +184,14 @@ pub enum Control {
 }
 
 impl Control {
-    /// The action's name in the log and in answers.
-    pub fn action(&self) -> &'static str {
+    /// Its kind.
+    pub fn action(&self) -> Action {
         match self {
-            Self::Pause => "pause",
-            Self::Resume => "resume",
-            Self::Admission(_) => "admission",
-            Self::Revoke { .. } => "revoke",
-            Self::Reinstate { .. } => "reinstate",
+            Self::Pause => Action::Pause,
+            Self::Resume => Action::Resume,
+            Self::Admission(_) => Action::Admission,
+            Self::Revoke { .. } => Action::Revoke,
+            Self::Reinstate { .. } => Action::Reinstate,
         }
     }
 
@@ -194,14 +243,14 @@ pub enum Applied {
 }
 
 impl Applied {
-    /// The action's name (as [`Control::action`]).
-    pub fn action(&self) -> &'static str {
+    /// The kind of the control it records.
+    pub fn action(&self) -> Action {
         match self {
-            Self::Paused => "pause",
-            Self::Resumed => "resume",
-            Self::Admission { .. } => "admission",
-            Self::Revoked { .. } => "revoke",
-            Self::Reinstated { .. } => "reinstate",
+            Self::Paused => Action::Pause,
+            Self::Resumed => Action::Resume,
+            Self::Admission { .. } => Action::Admission,
+            Self::Revoked { .. } => Action::Revoke,
+            Self::Reinstated { .. } => Action::Reinstate,
         }
     }
 
@@ -252,12 +301,12 @@ impl OperatorEntry {
         let at_ms = fields.next().and_then(|f| f.parse().ok()).ok_or_else(bad)?;
         let by = fields.next().and_then(|f| OperatorName::parse(f).ok());
         let by = by.ok_or_else(bad)?;
-        let action = fields.next().ok_or_else(bad)?;
+        let action = fields.next().and_then(Action::parse).ok_or_else(bad)?;
         let arguments = fields.next().unwrap_or("");
         let applied = match action {
-            "pause" => Applied::Paused,
-            "resume" => Applied::Resumed,
-            "admission" => {
+            Action::Pause => Applied::Paused,
+            Action::Resume => Applied::Resumed,
+            Action::Admission => {
                 let numbers: Vec<u64> = (arguments.split(' '))
                     .map(|n| n.parse().map_err(|_| bad()))
                     .collect::<Result<_, _>>()?;
@@ -273,17 +322,16 @@ impl OperatorEntry {
                     was: settings(was_rate, was_cap)?,
                 }
             }
-            "revoke" => {
+            Action::Revoke => {
                 let (user, reason) = arguments.split_once(' ').ok_or_else(bad)?;
                 Applied::Revoked {
                     user: UserId::parse(user).map_err(|_| bad())?,
                     reason: RevokeReason::parse(reason).map_err(|_| bad())?,
                 }
             }
-            "reinstate" => Applied::Reinstated {
+            Action::Reinstate => Applied::Reinstated {
                 user: UserId::parse(arguments).map_err(|_| bad())?,
             },
-            _ => return Err(bad()),
         };
         Ok(Self {
             index,
@@ -382,6 +430,15 @@ mod tests {
             entry(0, Applied::Paused).to_wire(),
             "1700000000123 ops@night pause"
         );
+    }
+
+    #[test]
+    fn every_action_has_one_name_that_reads_back() {
+        for action in Action::ALL {
+            assert_eq!(Action::parse(action.name()), Some(action));
+        }
+        assert_eq!(Action::parse("explode"), None);
+        assert_eq!(Control::Pause.action(), Applied::Paused.action());
     }
 
     #[test]

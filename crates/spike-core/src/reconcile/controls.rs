@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 
 use super::AuditLine;
-use crate::control::{Applied, OperatorEntry};
+use crate::control::{Action, Applied, OperatorEntry};
 use crate::ids::OrderId;
 use crate::order::Order;
 use crate::order_stream::StreamEntry;
@@ -40,7 +40,7 @@ pub(super) fn control_lines(
     stream: &[StreamEntry],
     waitlist: &[WaitEntry],
 ) -> Vec<AuditLine> {
-    let count = |action: &str| log.iter().filter(|e| e.applied.action() == action).count() as u64;
+    let count = |action: Action| log.iter().filter(|e| e.applied.action() == action).count() as u64;
     let spans = paused_spans(log);
     let fills: HashSet<&OrderId> = (waitlist.iter())
         .filter_map(|entry| match &entry.state {
@@ -56,10 +56,16 @@ pub(super) fn control_lines(
         .collect::<HashSet<_>>()
         .len() as u64;
     vec![
-        AuditLine::figure("operator controls: pauses", count("pause")),
-        AuditLine::figure("operator controls: resumes", count("resume")),
-        AuditLine::figure("operator controls: admission changes", count("admission")),
-        AuditLine::figure("operator controls: admissions revoked", count("revoke")),
+        AuditLine::figure("operator controls: pauses", count(Action::Pause)),
+        AuditLine::figure("operator controls: resumes", count(Action::Resume)),
+        AuditLine::figure(
+            "operator controls: admission changes",
+            count(Action::Admission),
+        ),
+        AuditLine::figure(
+            "operator controls: admissions revoked",
+            count(Action::Revoke),
+        ),
         AuditLine::check(
             "orders sold while the sale was paused",
             sold_while_paused,

@@ -141,7 +141,7 @@ pub fn entry_json(entry: &OperatorEntry) -> Value {
         "index": entry.index,
         "at_ms": entry.at_ms,
         "by": entry.by.as_str(),
-        "action": entry.applied.action(),
+        "action": entry.applied.action().name(),
     });
     let details = match &entry.applied {
         Applied::Paused | Applied::Resumed => json!({}),
@@ -232,7 +232,7 @@ impl<C: CentralStock> Node<C> {
         tracing::info!(
             %event,
             by = %entry.by,
-            action = entry.applied.action(),
+            action = %entry.applied.action(),
             index = entry.index,
             "operator control applied"
         );

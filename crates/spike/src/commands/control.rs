@@ -10,6 +10,7 @@ use clap::{Args, Subcommand};
 use hyper::Method;
 use serde_json::Value;
 use spike_auth::KeyRing;
+use spike_core::control::Action;
 use spike_core::{EventId, OperatorName, UserId};
 
 use super::http_client::exchange;
@@ -179,16 +180,17 @@ fn entry_line(entry: &Value) -> String {
         let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
         humantime::format_rfc3339_millis(at).to_string()
     });
-    let details = match entry["action"].as_str() {
-        Some("admission") => format!(
+    let action = entry["action"].as_str().and_then(Action::parse);
+    let details = match action {
+        Some(Action::Admission) => format!(
             " rate {}/s → {}/s, max active {} → {}",
             entry["was_admit_rate_per_s"],
             entry["admit_rate_per_s"],
             cap(&entry["was_max_active"]),
             cap(&entry["max_active"]),
         ),
-        Some("reinstate") => format!(" {}", entry["user_id"].as_str().unwrap_or("?")),
-        Some("revoke") => format!(
+        Some(Action::Reinstate) => format!(" {}", entry["user_id"].as_str().unwrap_or("?")),
+        Some(Action::Revoke) => format!(
             " {}: {}",
             entry["user_id"].as_str().unwrap_or("?"),
             entry["reason"].as_str().unwrap_or("")
