@@ -674,16 +674,7 @@ impl RedisCentral {
     /// other sales).
     async fn seat_map_shape(&self, keys: &EventKeys) -> Result<(usize, u32), CentralError> {
         let (classes, segments): (Option<usize>, Option<u32>) = self
-            .read(|mut connection| {
-                let key = keys.sale.clone();
-                async move {
-                    redis::cmd("HMGET")
-                        .arg(key)
-                        .arg(&["train_classes", "train_segments"])
-                        .query_async(&mut connection)
-                        .await
-                }
-            })
+            .read_fields(&keys.sale, &["train_classes", "train_segments"])
             .await?;
         Ok((classes.unwrap_or(0), segments.unwrap_or(0)))
     }

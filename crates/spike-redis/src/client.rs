@@ -352,6 +352,23 @@ impl RedisCentral {
     /// with the response deadline; if the connection turns out to be gone
     /// (dropped or refused, not slow), runs it once more on the repaired one.
     /// Only for reads: a write whose connection broke may have been applied.
+    /// `HMGET key fields…` as a [`RedisCentral::read`]: one optional value
+    /// per field, in their order.
+    pub(crate) async fn read_fields<T: redis::FromRedisValue>(
+        &self,
+        key: &str,
+        fields: &[&str],
+    ) -> Result<T, CentralError> {
+        self.read(|mut connection| async move {
+            redis::cmd("HMGET")
+                .arg(key)
+                .arg(fields)
+                .query_async(&mut connection)
+                .await
+        })
+        .await
+    }
+
     pub(crate) async fn read<T, F, Fut>(&self, call: F) -> Result<T, CentralError>
     where
         F: Fn(RedisConnection) -> Fut,

@@ -227,31 +227,13 @@ impl RedisCentral {
     ) -> Result<Option<QueueCounters>, CentralError> {
         let keys = EventKeys::new(event);
         let sale: (Option<u64>, Option<u64>, Option<u64>) = self
-            .read(|mut connection| {
-                let key = keys.sale.clone();
-                async move {
-                    redis::cmd("HMGET")
-                        .arg(key)
-                        .arg(&["queue_admit_rate", "total", "sold"])
-                        .query_async(&mut connection)
-                        .await
-                }
-            })
+            .read_fields(&keys.sale, &["queue_admit_rate", "total", "sold"])
             .await?;
         let (Some(1..), Some(total), Some(sold)) = sale else {
             return Ok(None);
         };
         let state: (Option<String>, Option<u64>, Option<u64>) = self
-            .read(|mut connection| {
-                let key = keys.queue.clone();
-                async move {
-                    redis::cmd("HMGET")
-                        .arg(key)
-                        .arg(&["seed", "early", "admitted"])
-                        .query_async(&mut connection)
-                        .await
-                }
-            })
+            .read_fields(&keys.queue, &["seed", "early", "admitted"])
             .await?;
         let joined: u64 = self
             .read(|mut connection| {

@@ -33,15 +33,7 @@ fn token_of(user: &str) -> String {
 /// opening `opens_in` from now.
 fn queued_sale(seats: u64, rate: u32, opens_in: Duration) -> SaleConfig {
     let room = QueueConfig::new(NonZeroU32::new(rate).unwrap()).unwrap();
-    SaleConfig::new(seats)
-        .unwrap()
-        .with_policy(spike_core::BuyerPolicy::Identified {
-            per_user_limit: NonZeroU32::MIN,
-            auth: spike_core::sale::BuyerAuth::Token,
-        })
-        .opening_at(Some(SystemTime::now() + opens_in))
-        .with_queue(Some(room))
-        .unwrap()
+    token_sale_behind(seats, room, Some(SystemTime::now() + opens_in))
 }
 
 /// An operator at the admin surface of one node.
@@ -308,21 +300,19 @@ async fn a_rate_changed_mid_sale_admits_at_the_new_rate() {
     let key_file = dir.join("operator.key");
     std::fs::write(&key_file, OPERATOR_KEY).unwrap();
     let admin = format!("http://{}", n2.app.admin_addr());
-    let args = [
-        "queue",
-        "set",
-        "--admin",
-        &admin,
-        "--event",
-        event.as_str(),
-        "--by",
-        "ops@test",
-        "--operator-key-file",
-        key_file.to_str().unwrap(),
-        "--rate",
-        &NEW.to_string(),
-    ];
-    let (ok, said) = spike(&args);
+    // `spike WORDS… --admin … --event … --operator-key-file … EXTRA…`.
+    let operator_cli = |words: &[&str], extra: &[&str]| {
+        let mut args = words.to_vec();
+        args.extend_from_slice(&["--admin", &admin, "--event", event.as_str()]);
+        args.extend_from_slice(&["--operator-key-file", key_file.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        spike(&args)
+    };
+    let new_rate = NEW.to_string();
+    let (ok, said) = operator_cli(
+        &["queue", "set"],
+        &["--by", "ops@test", "--rate", &new_rate],
+    );
     assert!(ok, "{said}");
     assert!(said.contains("admission"), "{said}");
     tokio::time::sleep(Duration::from_millis(2_800)).await;
@@ -360,32 +350,13 @@ async fn a_rate_changed_mid_sale_admits_at_the_new_rate() {
             room.body
         );
     }
-    let (ok, said) = spike(&[
-        "queue",
-        "show",
-        "--admin",
-        &admin,
-        "--event",
-        event.as_str(),
-        "--operator-key-file",
-        key_file.to_str().unwrap(),
-        "--json",
-    ]);
+    let (ok, said) = operator_cli(&["queue", "show"], &["--json"]);
     assert!(ok, "{said}");
     let shown: serde_json::Value = serde_json::from_str(&said).unwrap();
     assert_eq!(shown["joined"], 3_000);
     assert!(shown["admitted"].as_u64().unwrap() > 0);
     assert_eq!(shown["admit_rate_per_s"], NEW);
-    let (ok, said) = spike(&[
-        "sale",
-        "log",
-        "--admin",
-        &admin,
-        "--event",
-        event.as_str(),
-        "--operator-key-file",
-        key_file.to_str().unwrap(),
-    ]);
+    let (ok, said) = operator_cli(&["sale", "log"], &[]);
     assert!(
         ok && said.contains("rate 100/s → 400/s") && said.contains("ops@test"),
         "{said}"

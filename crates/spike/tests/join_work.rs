@@ -27,14 +27,7 @@ fn token_of(user: &str) -> String {
 
 fn queued(mode: QueueMode) -> SaleConfig {
     let room = (QueueConfig::new(NonZeroU32::new(1_000).unwrap()).unwrap()).with_mode(mode);
-    SaleConfig::new(10)
-        .unwrap()
-        .with_policy(spike_core::BuyerPolicy::Identified {
-            per_user_limit: NonZeroU32::MIN,
-            auth: spike_core::sale::BuyerAuth::Token,
-        })
-        .with_queue(Some(room))
-        .unwrap()
+    token_sale_behind(10, room, None)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

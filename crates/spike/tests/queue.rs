@@ -18,18 +18,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::*;
 use hyper::{Method, StatusCode};
-use spike_core::{CentralStock, EventId, QueueConfig, SaleConfig};
+use spike_core::{CentralStock, EventId, QueueConfig};
 use spike_testkit::{unique, TestRedis};
 
 const BUYERS: usize = 2000;
 /// The key buyer tokens are signed with: a waiting room needs a token sale.
 const TOKEN_KEY: &str = "the-queue-tests-login-system-signs-with-this";
-
-/// Buyers proved by their token.
-const TOKEN_BUYERS: spike_core::BuyerPolicy = spike_core::BuyerPolicy::Identified {
-    per_user_limit: NonZeroU32::MIN,
-    auth: spike_core::sale::BuyerAuth::Token,
-};
 
 /// `user`'s token, valid for an hour.
 fn token_of(user: &str) -> String {
@@ -85,12 +79,7 @@ async fn a_crowd_is_shuffled_admitted_at_the_rate_and_only_the_admitted_buy() {
     let event = EventId::parse(unique("queue")).unwrap();
     let opens_in = Duration::from_secs(3);
     let queue = QueueConfig::new(NonZeroU32::new(RATE).unwrap()).unwrap();
-    let sale = SaleConfig::new(SEATS)
-        .unwrap()
-        .with_policy(TOKEN_BUYERS)
-        .opening_at(Some(SystemTime::now() + opens_in))
-        .with_queue(Some(queue))
-        .unwrap();
+    let sale = token_sale_behind(SEATS, queue, Some(SystemTime::now() + opens_in));
     let created = Instant::now();
     create_sale(&central, &event, sale).await;
     let keys = ring(TOKEN_KEY);
@@ -291,11 +280,7 @@ async fn status_polls_cost_central_stock_nothing_once_a_buyer_is_known() {
     let central = spike_core::MemoryCentral::new();
     let event = EventId::parse(unique("queue-poll")).unwrap();
     let queue = QueueConfig::new(NonZeroU32::new(10).unwrap()).unwrap();
-    let sale = SaleConfig::new(10)
-        .unwrap()
-        .with_policy(TOKEN_BUYERS)
-        .with_queue(Some(queue))
-        .unwrap();
+    let sale = token_sale_behind(10, queue, None);
     create_sale(&central, &event, sale).await;
     let node = spawn_node(
         central,
@@ -352,14 +337,7 @@ async fn on_a_token_sale_strangers_are_refused_401_and_join_nobody() {
     let central = spike_core::MemoryCentral::new();
     let event = EventId::parse(unique("queue-token")).unwrap();
     let queue = QueueConfig::new(NonZeroU32::new(100).unwrap()).unwrap();
-    let sale = SaleConfig::new(10)
-        .unwrap()
-        .with_policy(spike_core::BuyerPolicy::Identified {
-            per_user_limit: NonZeroU32::MIN,
-            auth: spike_core::sale::BuyerAuth::Token,
-        })
-        .with_queue(Some(queue))
-        .unwrap();
+    let sale = token_sale_behind(10, queue, None);
     create_sale(&central, &event, sale).await;
     let keys = ring(KEY);
     let node = spawn_node(central.clone(), named("n1").serving(&event).tokens(&keys)).await;

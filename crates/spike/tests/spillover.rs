@@ -44,14 +44,7 @@ fn spillover_sale() -> SaleConfig {
     let room = QueueConfig::new(NonZeroU32::new(RATE).unwrap())
         .unwrap()
         .with_mode(QueueMode::Spillover);
-    SaleConfig::new(10_000)
-        .unwrap()
-        .with_policy(spike_core::BuyerPolicy::Identified {
-            per_user_limit: NonZeroU32::MIN,
-            auth: spike_core::sale::BuyerAuth::Token,
-        })
-        .with_queue(Some(room))
-        .unwrap()
+    token_sale_behind(10_000, room, None)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -302,6 +302,28 @@ pub async fn create_sale<C: CentralStock>(central: &C, event: &EventId, config: 
         .expect("create sale");
 }
 
+/// Buyers who prove who they are with a token, one purchase each: what a
+/// waiting room needs.
+pub const TOKEN_BUYERS: spike_core::BuyerPolicy = spike_core::BuyerPolicy::Identified {
+    per_user_limit: std::num::NonZeroU32::MIN,
+    auth: spike_core::sale::BuyerAuth::Token,
+};
+
+/// A token sale of `seats` behind the waiting room `room`, opening at
+/// `opens_at` (`None`: open now).
+pub fn token_sale_behind(
+    seats: u64,
+    room: spike_core::QueueConfig,
+    opens_at: Option<std::time::SystemTime>,
+) -> SaleConfig {
+    SaleConfig::new(seats)
+        .expect("seats")
+        .with_policy(TOKEN_BUYERS)
+        .opening_at(opens_at)
+        .with_queue(Some(room))
+        .expect("a token sale may have a waiting room")
+}
+
 /// An HTTP answer: status, JSON body, and the node header.
 #[derive(Debug, Clone)]
 pub struct Reply {
